@@ -1,0 +1,1 @@
+"""Campaign-as-code, rendering, customisation and approval, cycles and the tick."""

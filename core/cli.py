@@ -1,0 +1,69 @@
+"""What every command shares: consoles, the tenant option, opening the database, errors.
+
+A command body raises :class:`UserError` for a user's mistake; :func:`run_cli` prints it as
+one red line on stderr and exits non-zero, with no traceback, after the session that was
+open has rolled back (so the database is left as it was).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from partnercast.core.db import make_engine, require_schema
+from partnercast.core.errors import NotFound, UserError
+from partnercast.core.settings import Settings, load_settings
+from partnercast.core.tenancy import plain_session
+
+console = Console()
+err_console = Console(stderr=True)
+
+TenantOption = Annotated[
+    str,
+    typer.Option(
+        "--tenant",
+        "-t",
+        envvar="PARTNERCAST_TENANT",
+        help="Slug of the tenant (vendor) to act as.",
+        show_default=False,
+    ),
+]
+
+def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:
+    """The engine for the configured database; by default it must already be migrated."""
+    engine = make_engine((settings or load_settings()).database_url)
+    if migrated:
+        require_schema(engine)
+    return engine
+
+
+def resolve_tenant(engine: Engine, slug: str) -> int:
+    """The id of the tenant named ``slug``, or a NotFound error."""
+    from partnercast.tenants.models import Tenant
+
+    with plain_session(engine) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
+    if tenant is None or tenant.id is None:
+        raise NotFound(f"no tenant {slug!r}", where="--tenant")
+    return tenant.id
+
+
+def fail(message: str, *, code: int = 1) -> None:
+    """Print one error line and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run_cli(app: typer.Typer, argv: list[str] | None = None) -> Any:
+    """Run a Typer app, turning UserError into one line and a non-zero exit code."""
+    try:
+        return app(args=argv, standalone_mode=True)
+    except UserError as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+

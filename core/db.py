@@ -1,0 +1,81 @@
+"""The database: one SQLAlchemy engine per URL, SQLite tuned for a small server, migrations.
+
+SQLite is the embedded default (WAL, foreign keys on, a busy timeout so that writers wait
+instead of failing); any other SQLAlchemy URL (PostgreSQL in production) works the same.
+The schema is owned by Alembic: :func:`upgrade` applies the migrations in
+``partnercast/core/migrations``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from partnercast.core.errors import UserError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url``; SQLite files get their folder and sane pragmas."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise UserError(f"not a database URL: {url!r}", where="database_url") from error
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config pointing at the packaged migrations and at ``engine``."""
+    script_location = resources.files("partnercast.core") / "migrations"
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent)."""
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except OperationalError as error:
+        raise UserError(f"cannot migrate the database: {error.orig}", where=str(engine.url)) from error
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_schema(engine: Engine) -> None:
+    """Fail with a clear message when the database has not been migrated."""
+    if not inspect(engine).has_table("tenant"):
+        raise UserError(
+            "the database has no partnercast tables: run `partnercast db upgrade` first",
+            where=engine.url.render_as_string(hide_password=True),
+        )

@@ -1,0 +1,80 @@
+"""The dispatch outbox and the event log: the core's own tables.
+
+A Dispatch is one scheduled publication of one touch for one partner in one cycle; its
+idempotency key makes re-planning a no-op. A Delivery is one message to one contact; the
+unique (dispatch, contact) pair is the ledger that keeps a re-tick from sending twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from partnercast.core.tenancy import TenantOwned
+from partnercast.core.timeutil import utcnow
+
+
+class Dispatch(TenantOwned, SQLModel, table=True):
+    """One publication of one touch for one partner in one cycle."""
+
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "touch_id", "cycle_id"),
+        Index("ix_dispatch_due", "state", "scheduled_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=128, unique=True)
+    enrollment_id: int = Field(foreign_key="enrollment.id", index=True)
+    touch_id: int = Field(foreign_key="touch.id")
+    cycle_id: int = Field(foreign_key="cycle.id", index=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    channel: str = Field(max_length=64)
+    scheduled_at: datetime
+    # pending -> running -> done | failed ; pending -> skipped (no approval at send time)
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = Field(default=0)
+    last_error: str = Field(default="", max_length=2000)
+    external_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    sent_count: int = Field(default=0)
+    suppressed_count: int = Field(default=0)
+    failed_count: int = Field(default=0)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Delivery(TenantOwned, SQLModel, table=True):
+    """One message of one dispatch to one contact: the per-contact delivery ledger."""
+
+    __table_args__ = (UniqueConstraint("dispatch_id", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dispatch_id: int = Field(foreign_key="dispatch.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    email: str = Field(max_length=254)
+    # pending -> sent | bounced | failed ; suppressed is final from the start
+    state: str = Field(default="pending", max_length=20)
+    message_id: str = Field(default="", max_length=255)
+    error: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Event(TenantOwned, SQLModel, table=True):
+    """Something that happened: sent, delivered, bounced, unsubscribed, approved, ..."""
+
+    __table_args__ = (Index("ix_event_kind_partner", "tenant_id", "kind", "partner_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")
+    dispatch_id: int | None = Field(default=None, foreign_key="dispatch.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    value: float | None = None
+    source: str = Field(default="engine", max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,123 @@
+"""Tenant isolation: every read and write of a tenant-owned row is scoped, or it fails.
+
+A tenant-owned table model inherits :class:`TenantOwned`. Sessions made by
+:func:`tenant_session` carry the tenant id; a listener adds ``tenant_id = :tid`` to every
+ORM query (SELECT, UPDATE, DELETE, relationship loads) that touches a tenant-owned entity,
+and a flush listener refuses to write a row stamped with another tenant. A session with no
+tenant scope that touches a tenant-owned entity raises :class:`TenantScopeError` instead
+of returning everyone's rows: the scope fails closed.
+
+Only :func:`system_session` (used by the engine's own cross-tenant housekeeping, such as
+listing tenants to tick) may see tenant-owned rows without a scope, and it says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlmodel import Field, Session as SqlModelSession
+
+from partnercast.core.errors import TenantScopeError
+
+TENANT_KEY = "partnercast.tenant_id"
+SYSTEM_KEY = "partnercast.system"
+
+
+class TenantOwned:
+    """Mixin for table models whose rows belong to one tenant."""
+
+    tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
+
+
+def _touches_tenant_rows(state: ORMExecuteState) -> bool:
+    for mapper in state.all_mappers:
+        if issubclass(mapper.class_, TenantOwned):
+            return True
+    return False
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_orm_statement(state: ORMExecuteState) -> None:
+    """Add the tenant criterion to every ORM statement, or refuse an unscoped one."""
+    info = state.session.info
+    if info.get(SYSTEM_KEY):
+        return
+    tenant_id = info.get(TENANT_KEY)
+    if tenant_id is None:
+        if _touches_tenant_rows(state):
+            raise TenantScopeError(
+                "a query on tenant-owned rows was made outside a tenant scope"
+            )
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantOwned,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+            track_closure_variables=False,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_and_check_writes(session: Session, _context: Any, _instances: Any) -> None:
+    """Stamp new rows with the session's tenant; refuse rows of any other tenant."""
+    if session.info.get(SYSTEM_KEY):
+        return
+    tenant_id = session.info.get(TENANT_KEY)
+    for obj in list(session.new) + list(session.dirty) + list(session.deleted):
+        if not isinstance(obj, TenantOwned):
+            continue
+        if tenant_id is None:
+            raise TenantScopeError(f"{type(obj).__name__} written outside a tenant scope")
+        if obj.tenant_id is None and obj in session.new:
+            obj.tenant_id = tenant_id
+        if obj.tenant_id != tenant_id:
+            raise TenantScopeError(
+                f"{type(obj).__name__} of another tenant written in tenant {tenant_id}'s scope"
+            )
+
+
+@contextmanager
+def tenant_session(engine: Engine, tenant_id: int) -> Iterator[SqlModelSession]:
+    """A session that sees and writes only ``tenant_id``'s rows. Commits on success."""
+    if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
+        raise TenantScopeError(f"tenant id must be an int, got {tenant_id!r}")
+    with SqlModelSession(engine, expire_on_commit=False) as session:
+        session.info[TENANT_KEY] = tenant_id
+        with session.begin():
+            yield session
+
+
+@contextmanager
+def plain_session(engine: Engine) -> Iterator[SqlModelSession]:
+    """A session for tables that belong to no tenant (tenants themselves). Fails closed."""
+    with SqlModelSession(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def system_session(engine: Engine, *, reason: str) -> Iterator[SqlModelSession]:
+    """An unscoped session for the engine's own cross-tenant housekeeping.
+
+    ``reason`` documents at the call site why crossing tenants is right there.
+    """
+    if not reason:
+        raise TenantScopeError("a system session needs a reason")
+    with SqlModelSession(engine, expire_on_commit=False) as session:
+        session.info[SYSTEM_KEY] = reason
+        with session.begin():
+            yield session
+
+
+def session_tenant(session: Session) -> int:
+    """The tenant id a session is scoped to; raises if it has none."""
+    tenant_id = session.info.get(TENANT_KEY)
+    if tenant_id is None:
+        raise TenantScopeError("this operation needs a tenant-scoped session")
+    return int(tenant_id)

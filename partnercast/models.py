@@ -1,0 +1,30 @@
+"""Every table model, imported in one place so that SQLModel's metadata is complete.
+
+Alembic's autogenerate and the tests use this; application code imports the model it
+needs from its own folder.
+"""
+
+from sqlmodel import SQLModel
+
+from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Campaign",
+    "CampaignVersion",
+    "Contact",
+    "Cycle",
+    "Delivery",
+    "Dispatch",
+    "Enrollment",
+    "Event",
+    "Partner",
+    "Segment",
+    "Suppression",
+    "Tenant",
+    "Touch",
+    "metadata",
+]

@@ -1,0 +1,1 @@
+"""Tenants, partners, contacts, suppressions and segments."""

@@ -1,0 +1,96 @@
+"""Table models of the tenant side: who the vendor is, its partners and their contacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from partnercast.core.tenancy import TenantOwned
+from partnercast.core.timeutil import utcnow
+
+
+class Tenant(SQLModel, table=True):
+    """A vendor: the isolation boundary. Its brand is the bottom layer of every render."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=64)
+    name: str = Field(max_length=200)
+    default_locale: str = Field(default="en", max_length=16)
+    brand: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Partner(TenantOwned, SQLModel, table=True):
+    """A channel partner (reseller, integrator) of one tenant."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=100)
+    name: str = Field(max_length=200)
+    tier: str = Field(default="registered", max_length=40)
+    region: str = Field(default="", max_length=40)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    score: float = Field(default=0.0)
+    time_zone: str = Field(default="UTC", max_length=64)
+    status: str = Field(default="active", max_length=20)
+    # Brand: what the partner's messages are signed with.
+    legal_name: str = Field(default="", max_length=200)
+    postal_address: str = Field(default="", max_length=400)
+    logo_url: str = Field(default="", max_length=500)
+    primary_color: str = Field(default="", max_length=16)
+    secondary_color: str = Field(default="", max_length=16)
+    signature: str = Field(default="", max_length=1000)
+    sender_name: str = Field(default="", max_length=200)
+    sender_email: str = Field(default="", max_length=254)
+    # The single point of contact for the weekly review.
+    contact_name: str = Field(default="", max_length=200)
+    contact_email: str = Field(default="", max_length=254)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Contact(TenantOwned, SQLModel, table=True):
+    """A partner's customer: someone the partner may email (with consent)."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "partner_id", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    external_id: str = Field(max_length=100)
+    email: str = Field(max_length=254, index=True)
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    company: str = Field(default="", max_length=200)
+    locale: str = Field(default="en", max_length=16)
+    consent: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Suppression(TenantOwned, SQLModel, table=True):
+    """An address that must never get another message from this tenant."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    reason: str = Field(max_length=40)  # unsubscribed | hard_bounce | complaint | manual
+    source: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Segment(TenantOwned, SQLModel, table=True):
+    """A named, declarative rule over partner fields (see tenants.segments)."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+    rule: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
