@@ -27,10 +27,7 @@ class Campaign(TenantOwned, SQLModel, table=True):
 class CampaignVersion(TenantOwned, SQLModel, table=True):
     """One immutable snapshot of a campaign folder: its parsed spec and template sources."""
 
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "number"),
-        UniqueConstraint("campaign_id", "content_hash"),
-    )
+    __table_args__ = (UniqueConstraint("campaign_id", "number"),)
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)

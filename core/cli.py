@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -51,6 +52,21 @@ def resolve_tenant(engine: Engine, slug: str) -> int:
     if tenant is None or tenant.id is None:
         raise NotFound(f"no tenant {slug!r}", where="--tenant")
     return tenant.id
+
+
+class HandledErrorsGroup(TyperGroup):
+    """The root command group: any UserError raised by any sub-command becomes one line.
+
+    Sessions opened by the command have rolled back by the time the error gets here, so
+    the database is left as it was.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from error
 
 
 def fail(message: str, *, code: int = 1) -> None:

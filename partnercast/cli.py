@@ -9,12 +9,13 @@ from __future__ import annotations
 import typer
 
 from partnercast import __version__
-from partnercast.core.cli import console, open_engine, run_cli
+from partnercast.core.cli import HandledErrorsGroup, console, open_engine, run_cli
 from partnercast.core.db import current_revision, upgrade
 
 app = typer.Typer(
     name="partnercast",
     help="Through-channel campaigns: build once, let partners customise and approve, run cycles.",
+    cls=HandledErrorsGroup,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -45,7 +46,14 @@ def _mount_subcommands() -> None:
     register_campaign_commands(app)
 
 
+def build_app() -> typer.Typer:
+    """The root app with every folder's commands mounted (idempotent)."""
+    if not getattr(app, "_partnercast_mounted", False):
+        _mount_subcommands()
+        app._partnercast_mounted = True  # type: ignore[attr-defined]
+    return app
+
+
 def main() -> None:
     """Console-script entry point."""
-    _mount_subcommands()
-    run_cli(app)
+    run_cli(build_app())

@@ -141,7 +141,6 @@ def upgrade() -> None:
             ["tenant.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("campaign_id", "content_hash"),
         sa.UniqueConstraint("campaign_id", "number"),
     )
     with op.batch_alter_table("campaignversion", schema=None) as batch_op:

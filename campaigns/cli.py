@@ -1,0 +1,9 @@
+"""Commands for campaigns: validate, load, enroll, customise, approve, preview, tick."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Mount this folder's commands on the root app."""

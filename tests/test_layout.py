@@ -1,0 +1,46 @@
+"""The package installs as one `partnercast` package and its schema matches its models."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+from partnercast.models import metadata
+
+
+def test_only_partnercast_is_importable_at_top_level(tmp_path) -> None:
+    code = (
+        "import importlib.util as u;"
+        "print([n for n in ('core','plugins','channels','campaigns','tenants') if u.find_spec(n)])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert importlib.util.find_spec("partnercast.core") is not None
+    assert importlib.util.find_spec("partnercast.channels.email") is not None
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_db_upgrade_command_is_idempotent(cli) -> None:
+    first = cli("db", "upgrade")
+    second = cli("db", "upgrade")
+    assert "revision 0001" in first.stdout
+    assert "revision 0001" in second.stdout
+
+
+def test_unmigrated_database_gives_one_clear_line(cli) -> None:
+    result = cli("partners", "list", "--tenant", "x", expect=1)
+    assert "partnercast db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr
