@@ -61,6 +61,7 @@ class Enrollment(TenantOwned, SQLModel, table=True):
     partner_id: int = Field(foreign_key="partner.id", index=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     version_id: int = Field(foreign_key="campaignversion.id")
+    segment_key: str = Field(default="", max_length=64)  # picks the segment variant
     state: str = Field(default="invited", max_length=32)
     auto_approve: bool = Field(default=False)
     customization: dict[str, Any] = Field(
@@ -69,6 +70,9 @@ class Enrollment(TenantOwned, SQLModel, table=True):
     note: str = Field(default="", max_length=2000)
     state_changed_at: datetime = Field(default_factory=utcnow)
     approved_at: datetime | None = None
+    # Fingerprint of (version, customisation) the partner approved: a send checks it, so
+    # content changed after approval can never go out under the partner's name.
+    approved_fingerprint: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 

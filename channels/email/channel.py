@@ -1,0 +1,216 @@
+"""The email channel: MJML compiled once per (touch, partner, locale), then a fast
+per-recipient step (merge markers filled, MIME built) over reused SMTP connections."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import html2text
+from mjml import mjml2html
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from partnercast.channels.email.message import build_message
+from partnercast.channels.email.smtp import SmtpConnection
+from partnercast.plugins import (
+    AuthError,
+    Channel,
+    Draft,
+    PermanentError,
+    PublishResult,
+    Recipient,
+    RecipientOutcome,
+    RenderRequest,
+    TransientError,
+)
+from partnercast.plugins.personalization import marker
+
+SUBJECT_MAX = 150
+
+
+class EmailAccount(BaseModel):
+    """Where and as whom a partner's email goes out. The password never shows in repr."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = 25
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_seconds: float = 30.0
+    messages_per_connection: int = 500
+    from_email: str
+    from_name: str
+    reply_to: str = ""
+
+
+class EmailContent(BaseModel):
+    """What an email touch declares in campaign.yaml besides its template."""
+
+    model_config = ConfigDict(extra="allow")
+
+    subject: str = Field(min_length=1)
+    preheader: str = ""
+
+
+def _text_converter() -> html2text.HTML2Text:
+    converter = html2text.HTML2Text()
+    converter.body_width = 0  # never wrap: a wrapped line could split a merge marker
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ignore_tables = True
+    return converter
+
+
+class EmailChannel(Channel):
+    """Email to each consenting contact of the partner."""
+
+    name: ClassVar[str] = "email"
+    title: ClassVar[str] = "Email"
+    template_suffix: ClassVar[str] = ".mjml"
+    audience: ClassVar[bool] = True
+    Account: ClassVar[type[BaseModel]] = EmailAccount
+    Content: ClassVar[type[BaseModel]] = EmailContent
+
+    def __init__(self, settings: Any = None) -> None:
+        super().__init__(settings)
+        self._connections: dict[tuple[str, int, str | None], SmtpConnection] = {}
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def render(self, request: RenderRequest) -> Draft:
+        content = EmailContent.model_validate(dict(request.content))
+        mjml_source = request.render_template(request.template)
+        try:
+            html = mjml2html(mjml_source)
+        except Exception as error:  # mjml-python raises plain exceptions for bad markup
+            raise PermanentError(f"MJML could not compile {request.template}: {error}") from error
+        text = _text_converter().handle(html).strip() + "\n"
+        subject = " ".join(request.render_string(content.subject, html=False).split())
+        preheader = request.render_string(content.preheader, html=False) if content.preheader else ""
+        return Draft(
+            channel=self.name,
+            touch_key=request.touch_key,
+            locale=request.locale,
+            nonce=request.nonce,
+            parts={"subject": subject, "html": html, "text": text, "preheader": preheader},
+            preview_html=html,
+            meta={"identity": dict(request.identity)},
+        )
+
+    def validate(self, draft: Draft) -> list[str]:
+        problems: list[str] = []
+        subject = draft.parts.get("subject", "")
+        if not subject:
+            problems.append("the subject is empty")
+        elif len(subject) > SUBJECT_MAX:
+            problems.append(f"the subject is {len(subject)} characters (at most {SUBJECT_MAX})")
+        unsubscribe = marker(draft.nonce, "unsubscribe_url")
+        if unsubscribe not in draft.parts.get("html", ""):
+            problems.append("the email has no unsubscribe link (use {{ links.unsubscribe }})")
+        identity: Mapping[str, str] = draft.meta.get("identity", {})
+        text = draft.parts.get("text", "")
+        for key, label in (("legal_name", "legal name"), ("postal_address", "postal address")):
+            value = identity.get(key, "")
+            if not value:
+                problems.append(f"the partner has no {label}: add it to the partner's brand")
+            elif " ".join(value.split()) not in " ".join(text.split()):
+                problems.append(f"the email does not show the partner's {label}")
+        return problems
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def account_for(self, sender: Mapping[str, str]) -> BaseModel | None:
+        smtp = getattr(self.settings, "smtp", None)
+        if smtp is None or not sender.get("sender_email"):
+            return None
+        return EmailAccount(
+            host=smtp.host,
+            port=smtp.port,
+            security=smtp.security,
+            username=smtp.username,
+            password=smtp.password,
+            timeout_seconds=smtp.timeout_seconds,
+            messages_per_connection=smtp.messages_per_connection,
+            from_email=sender["sender_email"],
+            from_name=sender.get("sender_name") or sender.get("name", ""),
+        )
+
+    def publish(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        recipients: Sequence[Recipient] = (),
+    ) -> PublishResult:
+        if not isinstance(account, EmailAccount):
+            raise PermanentError("the email channel needs an EmailAccount")
+        connection = self._connection(account)
+        result = PublishResult()
+        for recipient in recipients:
+            result.outcomes.append(self._send_one(connection, draft, account, recipient))
+        return result
+
+    def _send_one(
+        self, connection: SmtpConnection, draft: Draft, account: EmailAccount, recipient: Recipient
+    ) -> RecipientOutcome:
+        message = build_message(
+            draft,
+            recipient,
+            from_name=account.from_name,
+            from_email=account.from_email,
+            reply_to=account.reply_to,
+        )
+        payload = message.as_bytes()
+        for attempt in (1, 2):
+            try:
+                connection.send(account.from_email, recipient.email, payload)
+                return RecipientOutcome(recipient.delivery_id, "sent")
+            except smtplib.SMTPRecipientsRefused as error:
+                code, reply = next(iter(error.recipients.values()))
+                return _refused(recipient, code, reply)
+            except smtplib.SMTPDataError as error:
+                return _refused(recipient, error.smtp_code, error.smtp_error)
+            except smtplib.SMTPSenderRefused as error:
+                raise PermanentError(f"sender {account.from_email} refused: {error.smtp_code}") from error
+            except smtplib.SMTPAuthenticationError as error:
+                raise AuthError("SMTP authentication failed") from error
+            except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as error:
+                connection.reset()
+                if attempt == 2:
+                    return RecipientOutcome(recipient.delivery_id, "transient", str(error))
+        return RecipientOutcome(recipient.delivery_id, "transient", "not sent")
+
+    def _connection(self, account: EmailAccount) -> SmtpConnection:
+        key = (account.host, account.port, account.username)
+        if key not in self._connections:
+            password = account.password.get_secret_value() if account.password else None
+            self._connections[key] = SmtpConnection(
+                host=account.host,
+                port=account.port,
+                security=account.security,
+                username=account.username,
+                password=password,
+                timeout=account.timeout_seconds,
+                messages_per_connection=account.messages_per_connection,
+            )
+        return self._connections[key]
+
+    def close(self) -> None:
+        """Close every open SMTP connection."""
+        for connection in self._connections.values():
+            connection.close()
+        self._connections.clear()
+
+
+def _refused(recipient: Recipient, code: int, reply: bytes | str) -> RecipientOutcome:
+    detail = f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+    if 500 <= code < 600:
+        return RecipientOutcome(recipient.delivery_id, "hard_bounce", detail)
+    return RecipientOutcome(recipient.delivery_id, "transient", detail)
+
+
+__all__ = ["EmailAccount", "EmailChannel", "EmailContent", "TransientError"]

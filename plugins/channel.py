@@ -1,0 +1,158 @@
+"""The Channel contract, and the types a channel receives and returns.
+
+A channel is a class with declarative attributes (name, title, template suffix, whether
+it speaks to an audience of contacts, pydantic models of its account settings and of a
+touch's content) and a few fixed methods: ``render`` -> :class:`Draft` (what the partner
+previews), ``validate`` -> problems, ``publish`` -> :class:`PublishResult`.
+
+Errors are typed so that one failing channel never stops the others: raise
+:class:`TransientError` (retry later), :class:`PermanentError` (fail, tell the concierge)
+or :class:`AuthError` (the account must be reconnected). Per-recipient outcomes of an
+audience channel come back in the result instead of being raised.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ChannelError(Exception):
+    """Base of the errors a channel raises from ``publish``."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TransientError(ChannelError):
+    """Try again later (a timeout, a 4xx SMTP reply, HTTP 429 or 5xx)."""
+
+
+class PermanentError(ChannelError):
+    """This publication cannot succeed as it is; a person must look at it."""
+
+
+class AuthError(ChannelError):
+    """The account's credentials were refused: it must be reconnected."""
+
+
+class NoContent(BaseModel):
+    """Content model of a channel whose touches need nothing beyond the template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything a channel needs to render one touch for one partner in one locale.
+
+    ``render_template(name)`` renders ``templates/<name>.<locale><suffix>`` of the campaign
+    version in the engine's sandbox with the layered context; ``render_string(source,
+    html=...)`` renders a short template (a subject line). Contact values come out as
+    merge markers for ``nonce`` (see partnercast.plugins.personalization).
+    """
+
+    channel: str
+    touch_key: str
+    template: str
+    locale: str
+    content: Mapping[str, Any]
+    nonce: str
+    render_template: Callable[[str], str]
+    render_string: Callable[..., str]
+    identity: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Draft:
+    """A rendered touch: what the partner previews and what the channel publishes."""
+
+    channel: str
+    touch_key: str
+    locale: str
+    nonce: str
+    parts: dict[str, str]
+    preview_html: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One contact a message goes to, with the engine's ids for the delivery ledger."""
+
+    delivery_id: int
+    contact_id: int
+    email: str
+    message_id: str
+    values: Mapping[str, str]
+
+
+RecipientStatus = Literal["sent", "hard_bounce", "transient", "failed"]
+
+
+@dataclass(frozen=True)
+class RecipientOutcome:
+    """What happened to one recipient's message."""
+
+    delivery_id: int
+    status: RecipientStatus
+    detail: str = ""
+
+
+@dataclass
+class PublishResult:
+    """What a publish call did: external ids (posts) or per-recipient outcomes (email)."""
+
+    external_ids: list[str] = field(default_factory=list)
+    outcomes: list[RecipientOutcome] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == "sent")
+
+
+class Channel(ABC):
+    """Base class of every channel, built-in or third-party."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    template_suffix: ClassVar[str] = ".txt"
+    audience: ClassVar[bool] = False
+    Account: ClassVar[type[BaseModel]]
+    Content: ClassVar[type[BaseModel]] = NoContent
+
+    def __init__(self, settings: Any = None) -> None:
+        """Channels get the engine's settings (a pydantic Settings object) at construction."""
+        self.settings = settings
+
+    def account_for(self, sender: Mapping[str, str]) -> BaseModel | None:
+        """The account to publish with for a partner, when none was connected.
+
+        ``sender`` carries the partner's sender identity (sender_name, sender_email,
+        legal_name). Channels that need a partner to connect an account return None.
+        """
+        return None
+
+    @abstractmethod
+    def render(self, request: RenderRequest) -> Draft:
+        """Render a touch into a draft (no network, no side effects)."""
+
+    @abstractmethod
+    def validate(self, draft: Draft) -> list[str]:
+        """Problems that make the draft unpublishable (lengths, missing links...)."""
+
+    @abstractmethod
+    def publish(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        recipients: Sequence[Recipient] = (),
+    ) -> PublishResult:
+        """Publish the draft; for audience channels, to ``recipients`` only."""

@@ -1,0 +1,1 @@
+"""HTTP endpoints served by the engine: one-click unsubscribe today, portals later."""
