@@ -168,13 +168,17 @@ def render_limited(
     limits: RenderLimits | None = None,
     *,
     where: str | None = None,
+    source: str | None = None,
 ) -> str:
-    """Render a named template within ``limits``; any failure is one TemplateError."""
+    """Render a named template (or ``source``) within ``limits``; failures are TemplateError."""
     limits = limits or RenderLimits()
     token = _active_budget.set(_Budget(limits, time.monotonic() + limits.seconds))
     location = where or source_name
     try:
-        template = environment.get_template(source_name)
+        if source is not None:
+            template = environment.from_string(source)
+        else:
+            template = environment.get_template(source_name)
         return _collect(template.generate(dict(context)), limits)
     except TemplateBudgetExceeded as error:
         raise TemplateError(f"stopped: {error}", where=location) from error

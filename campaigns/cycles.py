@@ -1,0 +1,127 @@
+"""Cycles: one 30-60 day run of a campaign, and the dispatches planned for it.
+
+Starting a cycle plans one dispatch per (enrollment, touch) on the touch's day, from the
+version each enrollment is pinned to. Planning is idempotent (a unique key per
+enrollment, touch and cycle). When a cycle ends, dispatches that never got the partner's
+approval are skipped, never sent late.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, func, select
+
+from partnercast.campaigns import approval
+from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.campaigns.store import latest_version
+from partnercast.core import outbox
+from partnercast.core.models import Dispatch, Event
+from partnercast.core.tenancy import session_tenant
+from partnercast.core.timeutil import as_utc
+
+SCHEDULED = "scheduled"
+RUNNING = "running"
+COMPLETED = "completed"
+
+
+def start_cycle(session: Session, campaign: Campaign, starts_at: datetime) -> Cycle:
+    """Create the next cycle of ``campaign`` starting at ``starts_at`` and plan its dispatches."""
+    version = latest_version(session, campaign)
+    last = session.exec(
+        select(func.max(Cycle.number)).where(Cycle.campaign_id == campaign.id)
+    ).one()
+    start = as_utc(starts_at)
+    cycle = Cycle(
+        campaign_id=campaign.id,
+        version_id=version.id,
+        number=(last or 0) + 1,
+        starts_at=start,
+        ends_at=start + timedelta(days=version.cycle_days),
+    )
+    session.add(cycle)
+    session.flush()
+    plan_dispatches(session, cycle)
+    return cycle
+
+
+def plan_dispatches(session: Session, cycle: Cycle) -> int:
+    """Plan the cycle's dispatches for every enrollment not declined; returns how many new."""
+    tenant_id = session_tenant(session)
+    enrollments = session.exec(
+        select(Enrollment).where(
+            Enrollment.campaign_id == cycle.campaign_id, Enrollment.state != approval.DECLINED
+        )
+    ).all()
+    planned = {
+        dispatch.idempotency_key
+        for dispatch in session.exec(select(Dispatch).where(Dispatch.cycle_id == cycle.id)).all()
+    }
+    touches_by_version: dict[int, list[Touch]] = {}
+    created = 0
+    for enrollment in enrollments:
+        if enrollment.version_id not in touches_by_version:
+            touches_by_version[enrollment.version_id] = list(
+                session.exec(select(Touch).where(Touch.version_id == enrollment.version_id)).all()
+            )
+        for touch in touches_by_version[enrollment.version_id]:
+            key = outbox.idempotency_key(tenant_id, enrollment.id, touch.id, cycle.id)
+            if key in planned:
+                continue
+            session.add(
+                Dispatch(
+                    idempotency_key=key,
+                    enrollment_id=enrollment.id,
+                    touch_id=touch.id,
+                    cycle_id=cycle.id,
+                    partner_id=enrollment.partner_id,
+                    channel=touch.channel,
+                    scheduled_at=cycle.starts_at + timedelta(days=touch.day_offset - 1),
+                )
+            )
+            created += 1
+    session.flush()
+    return created
+
+
+def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
+    """Start cycles whose time has come; close ended ones. Returns the cycles it changed."""
+    changed: list[Cycle] = []
+    for cycle in session.exec(
+        select(Cycle).where(Cycle.state == SCHEDULED, Cycle.starts_at <= now)
+    ).all():
+        cycle.state = RUNNING
+        plan_dispatches(session, cycle)  # enrollments approved since planning
+        changed.append(cycle)
+    for cycle in session.exec(select(Cycle).where(Cycle.state == RUNNING, Cycle.ends_at <= now)).all():
+        _close(session, cycle, now)
+        changed.append(cycle)
+    session.flush()
+    return changed
+
+
+def _close(session: Session, cycle: Cycle, now: datetime) -> None:
+    cycle.state = COMPLETED
+    left = session.exec(
+        select(Dispatch).where(Dispatch.cycle_id == cycle.id, Dispatch.state == outbox.PENDING)
+    ).all()
+    for dispatch in left:
+        dispatch.state = outbox.SKIPPED
+        dispatch.last_error = "the cycle ended before the partner approved"
+        dispatch.finished_at = now
+        session.add(Event(kind="dispatch.skipped", occurred_at=now, partner_id=dispatch.partner_id,
+                          dispatch_id=dispatch.id, data={"reason": dispatch.last_error}))
+    session.add(Event(kind="cycle.completed", occurred_at=now, campaign_id=cycle.campaign_id,
+                      data={"cycle": cycle.number, "skipped": len(left)}))
+
+
+def campaign_cycles(session: Session, campaign: Campaign) -> list[Cycle]:
+    return list(
+        session.exec(
+            select(Cycle).where(Cycle.campaign_id == campaign.id).order_by(col(Cycle.number))
+        ).all()
+    )
+
+
+def version_of(session: Session, cycle: Cycle) -> CampaignVersion | None:
+    return session.get(CampaignVersion, cycle.version_id)

@@ -1,0 +1,361 @@
+"""Running one dispatch: check approval, render, validate, publish, record.
+
+Each batch of recipients is its own transaction: the ledger rows are committed before the
+channel sends, the outcomes after. A crash between the two leaves ``pending`` rows that
+the next run resends with the same Message-ID; nothing already sent is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from partnercast.campaigns import approval
+from partnercast.campaigns.models import CampaignVersion, Enrollment, Touch
+from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, pick_locale
+from partnercast.campaigns.spec import TouchSpec
+from partnercast.campaigns.store import version_spec
+from partnercast.core import outbox
+from partnercast.core.errors import TemplateError
+from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.settings import Settings
+from partnercast.core.tenancy import tenant_session
+from partnercast.plugins import (
+    AuthError,
+    Channel,
+    ChannelError,
+    Draft,
+    PermanentError,
+    PublishResult,
+    Recipient,
+    TransientError,
+)
+from partnercast.plugins.manager import Plugins
+from partnercast.tenants.models import Contact, Partner, Tenant
+from partnercast.tenants.suppressions import (
+    suppress,
+    suppressed_among,
+    unsubscribe_token,
+    unsubscribe_url,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(minutes=5)
+
+
+@dataclass
+class RunContext:
+    """What every dispatch run in one tick shares: plugins, settings, caches, progress."""
+
+    engine: Engine
+    settings: Settings
+    plugins: Plugins
+    batch_size: int = 500
+    on_progress: Callable[[int], None] | None = None
+    drafts: DraftCache = field(default_factory=DraftCache)
+    channels: dict[str, Channel] = field(default_factory=dict)
+
+    def channel(self, name: str) -> Channel:
+        if name not in self.channels:
+            self.channels[name] = self.plugins.channel(name, self.settings)
+        return self.channels[name]
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
+
+
+@dataclass
+class DispatchRun:
+    """Outcome of one run of one dispatch."""
+
+    dispatch_id: int
+    state: str
+    sent: int = 0
+    bounced: int = 0
+    suppressed: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    dispatch: Dispatch
+    view: PartnerView
+    touch: TouchSpec
+    channel: Channel
+
+
+def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
+    """Run one due dispatch of ``tenant_id`` as far as its approval allows."""
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        if dispatch is None or dispatch.state != outbox.PENDING:
+            return DispatchRun(dispatch_id, "gone")
+        verdict = _approval_verdict(session, dispatch)
+        if verdict is not None:
+            return _hold_or_skip(session, dispatch, verdict, now)
+        prepared = _prepare(session, ctx, dispatch)
+        dispatch.state = outbox.RUNNING
+        dispatch.attempts += 1
+    try:
+        if prepared.channel.audience:
+            run = _send_to_audience(ctx, tenant_id, prepared, now)
+        else:
+            run = _publish_once(ctx, tenant_id, prepared, now)
+    except AuthError as error:
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"account needs reconnecting: {error}")
+    except PermanentError as error:
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
+    except TemplateError as error:
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
+    except TransientError as error:
+        return _retry(ctx, tenant_id, dispatch_id, now, str(error), error.retry_after)
+    return run
+
+
+def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
+    """None when the dispatch may go out now; otherwise why not ("wait:" or "skip:")."""
+    enrollment = session.get(Enrollment, dispatch.enrollment_id)
+    partner = session.get(Partner, dispatch.partner_id)
+    if enrollment is None or partner is None:
+        return "skip:the enrollment or partner no longer exists"
+    if partner.status != "active":
+        return f"skip:the partner is {partner.status}"
+    if enrollment.state == approval.DECLINED:
+        return "skip:the partner declined this campaign"
+    if not approval.is_approved_as_is(enrollment):
+        return f"wait:waiting for the partner's approval ({enrollment.state.replace('_', ' ')})"
+    return None
+
+
+def _hold_or_skip(session: Session, dispatch: Dispatch, verdict: str, now: datetime) -> DispatchRun:
+    kind, reason = verdict.split(":", 1)
+    if kind == "wait":
+        dispatch.last_error = reason
+        return DispatchRun(dispatch.id or 0, "waiting", reason=reason)
+    dispatch.state = outbox.SKIPPED
+    dispatch.last_error = reason
+    dispatch.finished_at = now
+    outbox.record_event(session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason})
+    return DispatchRun(dispatch.id or 0, outbox.SKIPPED, reason=reason)
+
+
+def _prepare(session: Session, ctx: RunContext, dispatch: Dispatch) -> _Prepared:
+    enrollment = session.get(Enrollment, dispatch.enrollment_id)
+    touch_row = session.get(Touch, dispatch.touch_id)
+    partner = session.get(Partner, dispatch.partner_id)
+    tenant = session.get(Tenant, dispatch.tenant_id)
+    version = session.get(CampaignVersion, touch_row.version_id) if touch_row else None
+    if enrollment is None or touch_row is None or partner is None or tenant is None or version is None:
+        raise PermanentError("the dispatch refers to rows that no longer exist")
+    spec = version_spec(version)
+    touch = next(t for t in spec.touches if t.key == touch_row.key)
+    view = PartnerView(
+        tenant=tenant,
+        partner=partner,
+        spec=spec,
+        templates=version.templates,
+        segment_key=enrollment.segment_key,
+        customization=dict(enrollment.customization),
+    )
+    return _Prepared(dispatch, view, touch, ctx.channel(dispatch.channel))
+
+
+def _draft(ctx: RunContext, prepared: _Prepared, locale: str, dispatch: Dispatch) -> Draft:
+    draft = ctx.drafts.get_or_render(prepared.channel, prepared.view, prepared.touch, locale)
+    problems = prepared.channel.validate(draft)
+    if problems:
+        raise PermanentError("; ".join(problems))
+    vetoes = ctx.plugins.before_publish(dispatch, draft)
+    if vetoes:
+        raise PermanentError("vetoed: " + "; ".join(vetoes))
+    return draft
+
+
+def _contact_batches(ctx: RunContext, tenant_id: int, partner_id: int) -> Iterator[list[Contact]]:
+    """The partner's consenting contacts in keyset batches: never all in memory at once."""
+    last_id = 0
+    while True:
+        with tenant_session(ctx.engine, tenant_id) as session:
+            batch = list(
+                session.exec(
+                    select(Contact)
+                    .where(Contact.partner_id == partner_id, Contact.consent == True)  # noqa: E712
+                    .where(col(Contact.id) > last_id)
+                    .order_by(col(Contact.id))
+                    .limit(ctx.batch_size)
+                ).all()
+            )
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1].id or last_id
+
+
+def _send_to_audience(ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime) -> DispatchRun:
+    dispatch = prepared.dispatch
+    channel = prepared.channel
+    account = channel.account_for(identity(prepared.view))
+    if account is None:
+        raise PermanentError(f"the partner has no {channel.title} sender set up (sender_email)")
+    run = DispatchRun(dispatch.id or 0, outbox.DONE)
+    transient = 0
+    for contacts in _contact_batches(ctx, tenant_id, dispatch.partner_id):
+        pending, by_contact = _open_batch(ctx, tenant_id, dispatch.id or 0, contacts)
+        groups: dict[str, list[Recipient]] = defaultdict(list)
+        for delivery in pending:
+            contact = by_contact[delivery.contact_id]
+            locale = pick_locale(contact.locale, prepared.view.spec, prepared.view.partner.languages)
+            groups[locale].append(_recipient(ctx, tenant_id, dispatch, delivery, contact))
+        results: list[PublishResult] = []
+        for locale, recipients in groups.items():
+            draft = _draft(ctx, prepared, locale, dispatch)
+            results.append(channel.publish(draft, account, idempotency_key=dispatch.idempotency_key, recipients=recipients))
+        counts = _record_outcomes(ctx, tenant_id, dispatch.id or 0, results, by_contact, now)
+        run.sent += counts["sent"]
+        run.bounced += counts["bounced"]
+        transient += counts["transient"]
+        if ctx.on_progress:
+            ctx.on_progress(len(contacts))
+    if transient:
+        return _retry(ctx, tenant_id, dispatch.id or 0, now, f"{transient} messages were deferred", None)
+    return _finish(ctx, tenant_id, dispatch.id or 0, outbox.DONE, now, "", run)
+
+
+def _open_batch(
+    ctx: RunContext, tenant_id: int, dispatch_id: int, contacts: list[Contact]
+) -> tuple[list[Delivery], dict[int, Contact]]:
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        suppressed = suppressed_among(session, [contact.email for contact in contacts])
+        addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
+        pending = outbox.open_deliveries(session, dispatch, addressees, suppressed)
+        domain = ctx.settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0] or "partnercast"
+        for delivery in pending:
+            if not delivery.message_id:
+                delivery.message_id = outbox.message_id(delivery, domain)
+    return pending, {contact.id or 0: contact for contact in contacts}
+
+
+def _recipient(ctx: RunContext, tenant_id: int, dispatch: Dispatch, delivery: Delivery, contact: Contact) -> Recipient:
+    token = unsubscribe_token(ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0)
+    return Recipient(
+        delivery_id=delivery.id or 0,
+        contact_id=contact.id or 0,
+        email=contact.email,
+        message_id=delivery.message_id,
+        values={
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "company": contact.company,
+            "email": contact.email,
+            "unsubscribe_url": unsubscribe_url(ctx.settings, token),
+        },
+    )
+
+
+def _record_outcomes(
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    results: list[PublishResult],
+    by_contact: dict[int, Contact],
+    now: datetime,
+) -> dict[str, int]:
+    counts = {"sent": 0, "bounced": 0, "transient": 0}
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        outcomes = {o.delivery_id: o for result in results for o in result.outcomes}
+        deliveries = session.exec(select(Delivery).where(col(Delivery.id).in_(list(outcomes)))).all()
+        for delivery in deliveries:
+            outcome = outcomes[delivery.id or 0]
+            if outcome.status == "sent":
+                delivery.state, delivery.sent_at = outbox.SENT, now
+                counts["sent"] += 1
+            elif outcome.status == "hard_bounce":
+                delivery.state, delivery.error = outbox.BOUNCED, outcome.detail[:1000]
+                suppress(session, delivery.email, reason="hard_bounce", source=outcome.detail)
+                session.add(Event(kind="bounced", occurred_at=now, partner_id=dispatch.partner_id,
+                                  dispatch_id=dispatch_id, contact_id=delivery.contact_id,
+                                  data={"detail": outcome.detail[:500]}))
+                counts["bounced"] += 1
+            elif outcome.status == "failed":
+                delivery.state, delivery.error = outbox.FAILED, outcome.detail[:1000]
+            else:
+                delivery.error = outcome.detail[:1000]
+                counts["transient"] += 1
+        dispatch.sent_count += counts["sent"]
+        dispatch.failed_count += counts["bounced"]
+    return counts
+
+
+def _publish_once(ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime) -> DispatchRun:
+    """Non-audience channels (a post, a page): one publication per dispatch."""
+    channel = prepared.channel
+    account = channel.account_for(identity(prepared.view))
+    if account is None:
+        raise AuthError(f"the partner has not connected a {channel.title} account")
+    locale = pick_locale("", prepared.view.spec, prepared.view.partner.languages)
+    draft = _draft(ctx, prepared, locale, prepared.dispatch)
+    result = channel.publish(draft, account, idempotency_key=prepared.dispatch.idempotency_key)
+    run = DispatchRun(prepared.dispatch.id or 0, outbox.DONE, sent=1)
+    return _finish(ctx, tenant_id, prepared.dispatch.id or 0, outbox.DONE, now, "", run, result.external_ids)
+
+
+def _finish(
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    state: str,
+    now: datetime,
+    reason: str,
+    run: DispatchRun | None = None,
+    external_ids: list[str] | None = None,
+) -> DispatchRun:
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch.state = state
+        dispatch.last_error = reason[:2000]
+        dispatch.finished_at = now
+        if external_ids:
+            dispatch.external_ids = list(external_ids)
+        outbox.record_event(
+            session, f"dispatch.{state}", dispatch, occurred_at=now, value=float(dispatch.sent_count),
+            data={"reason": reason[:500], "sent": dispatch.sent_count, "suppressed": dispatch.suppressed_count},
+        )
+        suppressed = dispatch.suppressed_count
+    if state == outbox.FAILED:
+        log.warning("dispatch %s failed: %s", dispatch_id, reason)
+    result = run or DispatchRun(dispatch_id, state, reason=reason)
+    result.state, result.reason, result.suppressed = state, reason, suppressed
+    return result
+
+
+def _retry(
+    ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime, reason: str, retry_after: float | None
+) -> DispatchRun:
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        attempts = dispatch.attempts
+    if attempts >= MAX_ATTEMPTS:
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"gave up after {attempts} attempts: {reason}")
+    delay = timedelta(seconds=retry_after) if retry_after else RETRY_BASE * (2 ** (attempts - 1))
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch.state = outbox.PENDING
+        dispatch.scheduled_at = now + delay
+        dispatch.last_error = f"retrying: {reason}"[:2000]
+    return DispatchRun(dispatch_id, "retrying", reason=reason)
+
+
+__all__ = ["ChannelError", "DispatchRun", "RunContext", "run_dispatch"]

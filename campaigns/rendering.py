@@ -1,0 +1,188 @@
+"""Rendering a touch for a partner: the layered context, and drafts cached per variant.
+
+The context is layered, each layer overriding the one before it:
+tenant brand < campaign < segment variant < locale < partner brand < partner
+customisation < contact. The contact layer is made of merge markers, so a touch renders
+(and its MJML compiles) once per (touch, partner, locale) and is then personalised per
+recipient by the channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+
+from partnercast.campaigns.partner_text import partner_text
+from partnercast.campaigns.sandbox import render_limited, template_environment
+from partnercast.campaigns.spec import CampaignSpec, TouchSpec, localize
+from partnercast.plugins import Channel, Draft, RenderRequest
+from partnercast.plugins.personalization import marker, new_nonce
+from partnercast.tenants.models import Partner, Tenant
+
+BRAND_KEYS = ("legal_name", "postal_address", "logo_url", "primary_color", "secondary_color", "signature")
+CONTACT_TOKENS = ("first_name", "last_name", "company", "email")
+
+
+def pick_locale(contact_locale: str, spec: CampaignSpec, partner_languages: list[str]) -> str:
+    """The campaign locale a contact reads: theirs, else the partner's, else the default."""
+    for candidate in (contact_locale, *partner_languages):
+        if not candidate:
+            continue
+        if candidate in spec.locales:
+            return candidate
+        language = candidate.replace("-", "_").split("_")[0]
+        if language in spec.locales:
+            return language
+    return spec.default_locale
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    """Everything about one partner's enrollment that shapes what it sends."""
+
+    tenant: Tenant
+    partner: Partner
+    spec: CampaignSpec
+    templates: Mapping[str, str]
+    segment_key: str
+    customization: Mapping[str, Any]
+
+
+def identity(view: PartnerView) -> dict[str, str]:
+    """Who the partner's messages go out as."""
+    brand = _brand(view)
+    return {
+        "name": view.partner.name,
+        "legal_name": brand.get("legal_name", ""),
+        "postal_address": brand.get("postal_address", ""),
+        "sender_name": view.partner.sender_name or view.partner.name,
+        "sender_email": view.partner.sender_email,
+    }
+
+
+def _brand(view: PartnerView) -> dict[str, Any]:
+    brand = {key: value for key, value in view.tenant.brand.items() if value}
+    brand["name"] = view.tenant.name
+    for key in BRAND_KEYS:
+        value = getattr(view.partner, key, "")
+        if value:
+            brand[key] = value
+    brand["name"] = view.partner.name
+    return brand
+
+
+def _localized(values: Mapping[str, Any], locale: str, spec: CampaignSpec) -> dict[str, Any]:
+    return {name: localize(value, locale, spec.default_locale) for name, value in values.items()}
+
+
+def layered_context(view: PartnerView, touch: TouchSpec, locale: str, nonce: str, *, html: bool) -> dict[str, Any]:
+    """The template context for one partner, touch and locale (contact values as markers)."""
+    spec = view.spec
+    variant = spec.variants.get(view.segment_key)
+    variables = _localized(spec.variables, locale, spec)
+    fields = {name: definition.default for name, definition in spec.editable_fields.items()}
+    if variant is not None:
+        variables.update(_localized(variant.variables, locale, spec))
+        fields.update(variant.defaults)
+    fields.update(view.customization)
+    fields = _localized(fields, locale, spec)
+    rendered_fields = {
+        name: _field_value(value, spec, name, nonce, html=html) for name, value in fields.items()
+    }
+    return {
+        "brand": _brand(view),
+        "partner": {
+            "name": view.partner.name,
+            "contact_name": view.partner.contact_name,
+            "contact_email": view.partner.contact_email,
+            "region": view.partner.region,
+            "tier": view.partner.tier,
+        },
+        "campaign": {"key": spec.key, "name": spec.name},
+        "vars": variables,
+        "fields": rendered_fields,
+        "locked": _localized(spec.locked, locale, spec),
+        "contact": {token: Markup(marker(nonce, token)) for token in CONTACT_TOKENS},
+        "links": {"unsubscribe": Markup(marker(nonce, "unsubscribe_url"))},
+        "touch": {"key": touch.key, "day": touch.day},
+        "locale": locale,
+    }
+
+
+def _field_value(value: Any, spec: CampaignSpec, name: str, nonce: str, *, html: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    definition = spec.editable_fields.get(name)
+    tokens = definition.merge_tokens if definition is not None else []
+    return partner_text(value, tokens, nonce, html=html)
+
+
+def touch_content(touch: TouchSpec, locale: str, spec: CampaignSpec) -> dict[str, str]:
+    """The channel content a touch declares (subject, preheader...), in one locale."""
+    content: dict[str, str] = {}
+    for key in ("subject", "preheader"):
+        value = getattr(touch, key, None)
+        if value:
+            content[key] = localize(value, locale, spec.default_locale)
+    return content
+
+
+@dataclass
+class DraftCache:
+    """Drafts by (touch, partner content, locale): MJML compiles once per variant."""
+
+    drafts: dict[str, Draft] = field(default_factory=dict)
+
+    def get_or_render(self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
+        key = _cache_key(view, touch, locale)
+        if key not in self.drafts:
+            self.drafts[key] = render_touch(channel, view, touch, locale)
+        return self.drafts[key]
+
+
+def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
+    body = json.dumps(
+        [view.tenant.id, view.partner.id, view.spec.key, touch.key, locale, view.segment_key,
+         view.customization, _brand(view)],
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
+    """Render one touch for one partner and locale through its channel."""
+    nonce = new_nonce()
+    html_env = template_environment(view.templates, autoescape=True)
+    text_env = template_environment({}, autoescape=False)
+    html_context = layered_context(view, touch, locale, nonce, html=True)
+    text_context = layered_context(view, touch, locale, nonce, html=False)
+    suffix = channel.template_suffix
+
+    def render_template(name: str) -> str:
+        path = f"{name}.{locale}{suffix}"
+        return render_limited(html_env, path, html_context, where=f"templates/{path}")
+
+    def render_string(source: str, *, html: bool = False) -> str:
+        environment = html_env if html else text_env
+        context = html_context if html else text_context
+        return render_limited(
+            environment, "<inline>", context, where=f"touch {touch.key!r}", source=source
+        )
+
+    request = RenderRequest(
+        channel=channel.name,
+        touch_key=touch.key,
+        template=touch.template,
+        locale=locale,
+        content=touch_content(touch, locale, view.spec),
+        nonce=nonce,
+        render_template=render_template,
+        render_string=render_string,
+        identity=identity(view),
+    )
+    return channel.render(request)
