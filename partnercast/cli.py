@@ -6,6 +6,8 @@ assembles them, then lets plugins add theirs through the ``register_commands`` h
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from partnercast import __version__
@@ -38,12 +40,64 @@ def db_upgrade() -> None:
     console.print(f"database at revision {current_revision(engine)}: {url}")
 
 
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8025, help="Port to listen on."),
+) -> None:
+    """Serve the engine's HTTP endpoints (one-click unsubscribe) until interrupted."""
+    from partnercast.core.settings import load_settings
+    from partnercast.web.app import make_http_server
+
+    settings = load_settings()
+    server = make_http_server(open_engine(settings), settings, host, port)
+    console.print(f"serving on http://{host}:{server.server_port} (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
+def demo(
+    folder: Path = typer.Option(Path("partnercast-demo"), help="Folder for the demo's database and output."),
+    partners: int = typer.Option(40, min=6, max=400, help="How many partners to create."),
+    contacts: int = typer.Option(2400, min=100, max=200_000, help="How many contacts in all."),
+) -> None:
+    """Run the whole story on a fresh SQLite database: partners, a campaign, a 45-day cycle."""
+    from partnercast.demo import run_demo
+
+    run_demo(folder, partners=partners, contacts=contacts)
+
+
+def plugins_command() -> None:
+    """List the loaded plugins, where they come from, and the channels they add."""
+    from rich.table import Table
+
+    from partnercast.plugins.manager import default_plugins
+
+    loaded = default_plugins()
+    table = Table("plugin", "distribution", "version", "status")
+    for info in loaded.infos:
+        table.add_row(info.name, info.distribution, info.version, f"[red]{info.error}[/]" if info.error else "loaded")
+    console.print(table)
+    channels = ", ".join(f"{name} ({cls.title})" for name, cls in sorted(loaded.channel_classes().items()))
+    console.print(f"channels: {channels or 'none'}")
+
+
 def _mount_subcommands() -> None:
     from partnercast.campaigns.cli import register as register_campaign_commands
+    from partnercast.campaigns.workflow_cli import register as register_workflow_commands
+    from partnercast.plugins.manager import default_plugins
     from partnercast.tenants.cli import register as register_tenant_commands
 
     register_tenant_commands(app)
     register_campaign_commands(app)
+    register_workflow_commands(app)
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+    app.command("plugins")(plugins_command)
+    default_plugins().register_commands(app)
 
 
 def build_app() -> typer.Typer:

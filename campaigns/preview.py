@@ -1,0 +1,77 @@
+"""Previewing a touch for a partner: exactly what a contact would get, without sending."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from partnercast.campaigns.enrollment import enrollment_spec, find_enrollment
+from partnercast.campaigns.models import CampaignVersion
+from partnercast.campaigns.rendering import PartnerView, pick_locale, render_touch
+from partnercast.core.errors import NotFound, UserError
+from partnercast.core.settings import Settings
+from partnercast.plugins.manager import Plugins, default_plugins
+from partnercast.plugins.personalization import Personalizer
+from partnercast.tenants.models import Contact, Partner, Tenant
+
+SAMPLE_CONTACT = {"first_name": "Alex", "last_name": "Example", "company": "Example GmbH",
+                  "email": "alex@example.com"}
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    subject: str
+    html: str
+    text: str
+    locale: str
+    problems: list[str]
+
+
+def render_preview(
+    session: Session,
+    settings: Settings,
+    campaign_key: str,
+    partner_external_id: str,
+    touch_key: str,
+    locale: str | None = None,
+    *,
+    plugins: Plugins | None = None,
+) -> PreviewResult:
+    """Render ``touch_key`` for the partner, personalised for a sample contact."""
+    enrollment = find_enrollment(session, campaign_key, partner_external_id)
+    spec = enrollment_spec(session, enrollment)
+    touch = next((t for t in spec.touches if t.key == touch_key), None)
+    if touch is None:
+        known = ", ".join(t.key for t in spec.touches)
+        raise NotFound(f"no touch {touch_key!r} in {campaign_key!r} (touches: {known})", where="--touch")
+    partner = session.get(Partner, enrollment.partner_id)
+    tenant = session.get(Tenant, enrollment.tenant_id)
+    version = session.get(CampaignVersion, enrollment.version_id)
+    if partner is None or tenant is None or version is None:
+        raise NotFound("the enrollment's partner or campaign version is missing")
+    chosen = locale or pick_locale("", spec, partner.languages)
+    if chosen not in spec.locales:
+        raise UserError(f"locale {chosen!r} is not one of the campaign's ({', '.join(spec.locales)})", where="--locale")
+    view = PartnerView(tenant, partner, spec, version.templates, enrollment.segment_key, dict(enrollment.customization))
+    channel = (plugins or default_plugins()).channel(touch.channel, settings)
+    draft = render_touch(channel, view, touch, chosen)
+    values = {**_sample_contact(session, partner), "unsubscribe_url": f"{settings.public_base_url}/u/preview"}
+    fill = Personalizer(draft.nonce).fill
+    return PreviewResult(
+        subject=fill(draft.parts.get("subject", ""), values, html_escape=False),
+        html=fill(draft.preview_html or draft.parts.get("html", ""), values, html_escape=True),
+        text=fill(draft.parts.get("text", ""), values, html_escape=False),
+        locale=chosen,
+        problems=channel.validate(draft),
+    )
+
+
+def _sample_contact(session: Session, partner: Partner) -> dict[str, str]:
+    contact = session.exec(
+        select(Contact).where(Contact.partner_id == partner.id).order_by(col(Contact.id)).limit(1)
+    ).first()
+    if contact is None:
+        return dict(SAMPLE_CONTACT)
+    return {"first_name": contact.first_name, "last_name": contact.last_name,
+            "company": contact.company, "email": contact.email}

@@ -1,0 +1,233 @@
+"""Commands that run a campaign: enroll, customise, approve, preview, cycles, tick, status.
+
+Every command acts inside one tenant (``--tenant``) and names partners by their external
+id and campaigns by their key, exactly as the user knows them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+from sqlmodel import col, func, select
+
+from partnercast.campaigns import approval
+from partnercast.campaigns.cycles import campaign_cycles, start_cycle
+from partnercast.campaigns.enrollment import (
+    customise,
+    enroll_partners,
+    find_enrollment,
+    set_auto_approve,
+)
+from partnercast.campaigns.models import Enrollment
+from partnercast.campaigns.preview import render_preview
+from partnercast.campaigns.store import get_campaign
+from partnercast.campaigns.ticking import tick
+from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.errors import UserError
+from partnercast.core.models import Dispatch
+from partnercast.core.settings import load_settings
+from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.tenants.models import Partner
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign key, as in campaign.yaml.")]
+PartnerArg = Annotated[str, typer.Argument(help="Partner external id.")]
+NoteOption = Annotated[str, typer.Option("--note", help="A note for the concierge.")]
+
+
+def parse_when(value: str | None, *, option: str) -> datetime:
+    """An ISO date or datetime from the command line (UTC when no offset), or now."""
+    if not value:
+        return utcnow()
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError as error:
+        raise UserError(f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option) from error
+
+
+def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
+    """Invite every active partner in the campaign's target segments."""
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        report = enroll_partners(session, get_campaign(session, campaign))
+    console.print(f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
+                  f"{report.not_targeted} not in a target segment")
+
+
+def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
+    """List the campaign's enrollments and their approval states."""
+    engine = open_engine()
+    table = Table("partner", "name", "segment", "state", "auto", "version", title=f"enrollments in {campaign}")
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        found = get_campaign(session, campaign)
+        rows = session.exec(
+            select(Enrollment, Partner).join(Partner, col(Partner.id) == Enrollment.partner_id)
+            .where(Enrollment.campaign_id == found.id).order_by(col(Partner.external_id))
+        ).all()
+        for enrollment, partner in rows:
+            table.add_row(partner.external_id, partner.name, enrollment.segment_key,
+                          enrollment.state.replace("_", " "), "yes" if enrollment.auto_approve else "",
+                          str(enrollment.version_id))
+    console.print(table)
+
+
+def _parse_assignments(assignments: list[str], locale: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, raw = assignment.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"expected FIELD=VALUE, got {assignment!r}", where="--set")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        values[name.strip()] = {locale: value} if locale and isinstance(value, str) else value
+    return values
+
+
+def _load_values_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UserError(f"cannot read: {error.strerror}", where=str(path)) from error
+    except yaml.YAMLError as error:
+        raise UserError(f"not valid YAML: {error}", where=str(path)) from error
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping of field: value", where=str(path))
+    return data
+
+
+def customise_command(
+    campaign: CampaignArg,
+    partner: PartnerArg,
+    tenant: TenantOption,
+    assignments: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeatable).")] = [],  # noqa: B006
+    values_file: Annotated[Path | None, typer.Option("--file", help="YAML file of field: value.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Set text values for this locale only.")] = None,
+    submit: Annotated[bool, typer.Option("--submit", help="Submit for the partner's approval.")] = False,
+) -> None:
+    """Change a partner's editable fields (refused with the field and reason if invalid)."""
+    values = _load_values_file(values_file) if values_file else {}
+    values.update(_parse_assignments(assignments, locale))
+    if not values and not submit:
+        raise UserError("nothing to change: give --set FIELD=VALUE or --file")
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        enrollment = find_enrollment(session, campaign, partner)
+        if values:
+            if locale:
+                for name, value in list(values.items()):
+                    current = enrollment.customization.get(name)
+                    if isinstance(value, dict) and isinstance(current, dict):
+                        values[name] = {**current, **value}
+            customise(session, enrollment, values, actor="cli")
+        if submit:
+            approval.transition(session, enrollment, "submit", actor="cli")
+        state = enrollment.state
+    console.print(f"{partner}: {state.replace('_', ' ')}")
+
+
+def _transition_command(action: str, help_text: str) -> Any:
+    def command(campaign: CampaignArg, partner: PartnerArg, tenant: TenantOption, note: NoteOption = "") -> None:
+        engine = open_engine()
+        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+            enrollment = find_enrollment(session, campaign, partner)
+            state = approval.transition(session, enrollment, action, actor="cli", note=note)
+        console.print(f"{partner}: {state.replace('_', ' ')}")
+
+    command.__doc__ = help_text
+    return command
+
+
+def auto_approve(
+    campaign: CampaignArg,
+    partner: PartnerArg,
+    tenant: TenantOption,
+    enabled: Annotated[bool, typer.Option("--on/--off", help="Turn auto-approval on or off.")] = True,
+) -> None:
+    """Record the partner's choice to approve this campaign's sends automatically."""
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        set_auto_approve(session, find_enrollment(session, campaign, partner), enabled)
+    console.print(f"{partner}: auto-approval {'on' if enabled else 'off'}")
+
+
+def preview(
+    campaign: CampaignArg,
+    partner: PartnerArg,
+    tenant: TenantOption,
+    touch: Annotated[str, typer.Option(help="Touch key.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")],
+    locale: Annotated[str | None, typer.Option(help="Locale (default: the partner's).")] = None,
+) -> None:
+    """Render one touch for one partner and locale to a file, as a contact would see it."""
+    engine = open_engine()
+    settings = load_settings()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        result = render_preview(session, settings, campaign, partner, touch, locale)
+    try:
+        out.write_text(result.html, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write: {error.strerror}", where=str(out)) from error
+    console.print(f"[bold]{result.subject}[/] ({result.locale}) -> {out}")
+    for problem in result.problems:
+        console.print(f"[yellow]problem:[/] {problem}")
+
+
+def cycle_start(
+    campaign: CampaignArg,
+    tenant: TenantOption,
+    at: Annotated[str | None, typer.Option("--at", help="Start (ISO datetime, UTC); default now.")] = None,
+) -> None:
+    """Start the next cycle of a campaign and plan its dispatches."""
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        cycle = start_cycle(session, get_campaign(session, campaign), parse_when(at, option="--at"))
+        planned = session.exec(select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)).one()
+    console.print(f"cycle {cycle.number}: {cycle.starts_at:%Y-%m-%d} to {cycle.ends_at:%Y-%m-%d}, {planned} dispatches planned")
+
+
+def tick_command(
+    now: Annotated[str | None, typer.Option("--now", help="Instant to run (ISO, UTC); default now.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant.")] = None,
+) -> None:
+    """Run everything due at NOW: start and close cycles, send due touches."""
+    engine = open_engine()
+    tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
+    report = tick(engine, load_settings(), parse_when(now, option="--now"), tenant_ids=tenant_ids)
+    states = ", ".join(f"{count} {state}" for state, count in sorted(report.states.items())) or "nothing due"
+    console.print(f"tick: {states}; {report.sent} messages sent")
+
+
+def status(campaign: CampaignArg, tenant: TenantOption) -> None:
+    """Per partner: approval state and touches sent, delivered and suppressed."""
+    from partnercast.campaigns.reporting import partner_rows, partner_table
+
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        found = get_campaign(session, campaign)
+        rows = partner_rows(session, found)
+        cycles = campaign_cycles(session, found)
+    console.print(partner_table(rows, title=f"{campaign}: {len(cycles)} cycle(s)"))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the workflow commands at the top level, and `cycle` as a group."""
+    app.command("enroll")(enroll)
+    app.command("enrollments")(enrollments)
+    app.command("customise")(customise_command)
+    app.command("submit")(_transition_command("submit", "Submit the customised campaign for the partner's approval."))
+    app.command("approve")(_transition_command("approve", "Record the partner's approval of what was submitted."))
+    app.command("request-changes")(_transition_command("request_changes", "Record that the partner asks for changes."))
+    app.command("decline")(_transition_command("decline", "Record that the partner declines the campaign."))
+    app.command("auto-approve")(auto_approve)
+    app.command("preview")(preview)
+    app.command("tick")(tick_command)
+    app.command("status")(status)
+    cycle_app = typer.Typer(help="Campaign cycles.", no_args_is_help=True)
+    cycle_app.command("start")(cycle_start)
+    app.add_typer(cycle_app, name="cycle")
