@@ -3,7 +3,7 @@
 The demo starts one so that it needs nothing else installed or running; tests use the same
 class. Every message received is parsed back with Python's email parser; addresses at
 ``bounce.example`` are refused with a permanent 550, as a real server refuses an unknown
-mailbox.
+mailbox, and those at ``defer.example`` with a temporary 451.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 BOUNCE_DOMAIN = "bounce.example"
+DEFER_DOMAIN = "defer.example"
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Received:
     count: int = 0
     unparsable: int = 0
     refused: int = 0
+    sessions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -40,11 +42,19 @@ class _Handler:
         self.save_to = save_to
         self.save_first = save_first
 
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:  # noqa: N802, E501
+        session.host_name = hostname
+        with self.received.lock:
+            self.received.sessions += 1
+        return responses
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
         if address.lower().endswith("@" + BOUNCE_DOMAIN):
             with self.received.lock:
                 self.received.refused += 1
             return "550 5.1.1 mailbox unavailable"
+        if address.lower().endswith("@" + DEFER_DOMAIN):
+            return "451 4.3.0 try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -1,0 +1,112 @@
+"""The sandbox: partner text is inert, and runaway templates are stopped with a clear error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from partnercast.campaigns.partner_text import partner_text, template_syntax_problems
+from partnercast.campaigns.sandbox import RenderLimits, render_limited, template_environment
+from partnercast.core.errors import TemplateError
+from partnercast.plugins.personalization import Personalizer, marker
+
+
+def render(source: str, context: dict | None = None, limits: RenderLimits | None = None) -> str:
+    environment = template_environment({"t.mjml": source})
+    return render_limited(environment, "t.mjml", context or {}, limits)
+
+
+RUNAWAY = [
+    pytest.param("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                 "loops more than", id="nested-loops-for-ever"),
+    pytest.param("{% set s = 'ab' * 500 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}"
+                 "{% endfor %}{% endfor %}", "loops more than", id="loops-over-strings"),
+    pytest.param("{{ 'x' * 1000000000 }}", "repeats a value", id="string-times-a-billion"),
+    pytest.param("{{ ([1] * 1000) * 100000 }}", "repeats a value", id="list-multiplication"),
+    pytest.param("{{ '{:>999999999}'.format('a') }}", "format width", id="str-format-width"),
+    pytest.param("{{ '%999999999s' % 'a' }}", "format width", id="percent-format-width"),
+    pytest.param("{{ 'a'|center(999999999) }}", "too large", id="center-filter"),
+    pytest.param("{% for i in range(100000) %}{{ 'x' * 60 }}{% endfor %}", "output is over",
+                 id="gigabytes-of-output"),
+    pytest.param("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion", id="recursion"),
+]
+
+
+@pytest.mark.parametrize(("source", "reason"), RUNAWAY)
+def test_runaway_templates_are_stopped_quickly(source: str, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TemplateError) as caught:
+        render(source)
+    assert reason in str(caught.value)
+    assert "t.mjml" in str(caught.value)
+    assert time.monotonic() - started < 5
+
+
+def test_slow_template_hits_the_deadline() -> None:
+    source = "{% for i in range(100000) %}{{ i|string|length }}{% endfor %}" * 50
+    with pytest.raises(TemplateError, match="longer than"):
+        render(source, limits=RenderLimits(seconds=0.05, iterations=10_000_000))
+
+
+def test_sandbox_refuses_python_internals() -> None:
+    with pytest.raises(TemplateError, match="unsafe"):
+        render("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+
+
+def test_template_variables_are_html_escaped() -> None:
+    assert render("<p>{{ name }}</p>", {"name": "<script>alert(1)</script>"}) == (
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>"
+    )
+
+
+def test_syntax_error_names_file_and_line() -> None:
+    with pytest.raises(TemplateError, match=r"t\.mjml: line 2: "):
+        render("ok\n{% if %}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("{{ ''.__class__.__mro__ }}", id="python-internals"),
+        pytest.param("{% for x in range(10) %}x{% endfor %}", id="statement"),
+        pytest.param("{{ config }}", id="unknown-token"),
+        pytest.param("Hello {# comment #}", id="comment"),
+    ],
+)
+def test_partner_text_with_template_code_is_refused(text: str) -> None:
+    assert template_syntax_problems(text, ["first_name"]) != []
+
+
+def test_partner_text_allows_only_its_merge_tokens() -> None:
+    assert template_syntax_problems("Hi {{ first_name }}, welcome", ["first_name"]) == []
+    assert template_syntax_problems("Hi {{ company }}", ["first_name"]) == [
+        "merge token '{{ company }}' is not allowed here (allowed: {{ first_name }})"
+    ]
+
+
+def test_partner_text_renders_as_inert_escaped_data() -> None:
+    nonce = "abc123"
+    evil = "<script>x()</script> {{ ''.__class__.__mro__ }} {{ first_name }}"
+    value = partner_text(evil, ["first_name"], nonce, html=True)
+    html = render("<p>{{ field }}</p>", {"field": value})
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "''.__class__.__mro__" in html.replace("&#39;", "'")  # shown, never evaluated
+    assert marker(nonce, "first_name") in html
+    filled = Personalizer(nonce).fill(html, {"first_name": "<b>Ann</b>"}, html_escape=True)
+    assert "&lt;b&gt;Ann&lt;/b&gt;" in filled
+
+
+def test_a_contact_value_cannot_forge_a_marker() -> None:
+    personalizer = Personalizer("n1")
+    text = f"Hi {marker('n1', 'first_name')}"
+    forged = marker("n1", "email")
+    out = personalizer.fill(text, {"first_name": forged, "email": "secret@x"}, html_escape=False)
+    assert out == f"Hi {forged}"  # filled once, never re-scanned
+    assert "secret@x" not in out
+
+
+def test_contact_values_never_carry_line_breaks() -> None:
+    out = Personalizer("n").fill(marker("n", "first_name"), {"first_name": "A\r\nBcc: x@y"}, html_escape=False)
+    assert "\n" not in out and "\r" not in out
