@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner, Result
 
 from partnercast.core.db import make_engine, upgrade
@@ -47,6 +51,58 @@ def make_tenant(engine: Engine, slug: str, name: str | None = None) -> int:
         session.add(tenant)
     assert tenant.id is not None
     return tenant.id
+
+
+POSTGRES_URL_VARIABLE = "PARTNERCAST_TEST_POSTGRES_URL"
+
+
+def _postgres_admin_url() -> str | None:
+    return os.environ.get(POSTGRES_URL_VARIABLE)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a reachable PostgreSQL server, or a skip that says why there is none."""
+    url = _postgres_admin_url()
+    if not url:
+        pytest.skip(f"{POSTGRES_URL_VARIABLE} is not set: no PostgreSQL to test against")
+    probe = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with probe.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError as error:
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL_VARIABLE} does not answer: {error.orig}")
+    finally:
+        probe.dispose()
+    yield url
+
+
+@pytest.fixture
+def postgres_engine(postgres_server: str) -> Iterator[Engine]:
+    """A migrated engine on a brand-new PostgreSQL database, dropped afterwards."""
+    name = f"partnercast_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_engine(request: pytest.FixtureRequest, database_url: str) -> Iterator[Engine]:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_engine")
+        return
+    yield request.getfixturevalue("engine")
 
 
 @pytest.fixture
