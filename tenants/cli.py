@@ -1,9 +1,297 @@
-"""Commands for tenants, partners, contacts and segments."""
+"""Commands for tenants, partners, contacts and segments.
+
+Every tenant-scoped command opens a session scoped to ``--tenant``: what it reads and
+writes is that tenant's rows only. A user's mistake is a UserError, which the root group
+prints as one line (exit 1) after the session rolled back.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
+from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.tenants import partners as partner_queries
+from partnercast.tenants.importing import ImportReport, import_contacts, import_partners
+from partnercast.tenants.models import Partner
+from partnercast.tenants.registry import create_tenant, list_tenants
+from partnercast.tenants.segments import (
+    load_segments_file,
+    partner_segments,
+    segment_members,
+    segments_with_counts,
+)
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session
+
+IMPORT_EXIT_CODES = (
+    "Exit code 0 when at least one row was kept (created, updated or unchanged), even if "
+    "other rows were rejected: those are listed with their line numbers. Exit code 1 when "
+    "every row was rejected or the file itself is unusable (missing, not UTF-8, not CSV, "
+    "unknown or missing columns); then nothing is written."
+)
+
+tenants_app = typer.Typer(
+    help="Tenants: the vendors, each an isolated space.", no_args_is_help=True
+)
+partners_app = typer.Typer(help="A tenant's channel partners.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Partners' contacts (their customers).", no_args_is_help=True)
+segments_app = typer.Typer(help="Named rules that group partners.", no_args_is_help=True)
+
+FileArgument = Annotated[Path, typer.Argument(help="Path of the file.", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
     """Mount this folder's commands on the root app."""
+    app.add_typer(tenants_app, name="tenants")
+    app.add_typer(partners_app, name="partners")
+    app.add_typer(contacts_app, name="contacts")
+    app.add_typer(segments_app, name="segments")
+
+
+@contextmanager
+def _scoped(slug: str) -> Iterator[Session]:
+    """A session scoped to the tenant ``slug``; commits when the block succeeds."""
+    engine = open_engine()
+    try:
+        tenant_id = resolve_tenant(engine, slug)
+        with tenant_session(engine, tenant_id) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+# --- tenants ------------------------------------------------------------------------------
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, hyphens.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    locale: Annotated[str, typer.Option("--locale", help="Default locale (CLDR id).")] = "en",
+    legal_name: Annotated[str, typer.Option("--legal-name", help="Legal entity name.")] = "",
+    postal_address: Annotated[
+        str, typer.Option("--postal-address", help="Postal address for email footers.")
+    ] = "",
+    logo_url: Annotated[str, typer.Option("--logo-url", help="http(s) URL of the logo.")] = "",
+    primary_color: Annotated[str, typer.Option("--primary-color", help="#rrggbb.")] = "",
+    secondary_color: Annotated[str, typer.Option("--secondary-color", help="#rrggbb.")] = "",
+) -> None:
+    """Create a tenant (refuses a slug that is taken)."""
+    brand = {
+        "legal_name": legal_name,
+        "postal_address": postal_address,
+        "logo_url": logo_url,
+        "primary_color": primary_color,
+        "secondary_color": secondary_color,
+    }
+    engine = open_engine()
+    try:
+        with plain_session(engine) as session:
+            tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand)
+    finally:
+        engine.dispose()
+    console.print(f"created tenant {tenant.slug} ({tenant.name})", markup=False, highlight=False)
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List the tenants."""
+    engine = open_engine()
+    try:
+        with plain_session(engine) as session:
+            tenants = list_tenants(session)
+    finally:
+        engine.dispose()
+    table = Table("slug", "name", "locale", "legal name", title=f"{len(tenants)} tenants")
+    for tenant in tenants:
+        _add_row(
+            table,
+            tenant.slug,
+            tenant.name,
+            tenant.default_locale,
+            tenant.brand.get("legal_name", ""),
+        )
+    console.print(table)
+
+
+# --- partners -----------------------------------------------------------------------------
+
+
+@partners_app.command(
+    "import", help=f"Create or update partners from a CSV file. {IMPORT_EXIT_CODES}"
+)
+def partners_import(file: FileArgument, tenant: TenantOption) -> None:
+    with _scoped(tenant) as session:
+        report = import_partners(session, file)
+    _print_report(report, "partners")
+
+
+@partners_app.command("list")
+def partners_list(
+    tenant: TenantOption,
+    segment: Annotated[
+        str | None, typer.Option("--segment", help="Only the members of this segment.")
+    ] = None,
+) -> None:
+    """List the tenant's partners, or one segment's members."""
+    with _scoped(tenant) as session:
+        if segment is None:
+            partners = partner_queries.list_partners(session)
+        else:
+            partners = segment_members(session, segment)
+    title = f"{len(partners)} partners" + (f" in segment {segment}" if segment else "")
+    table = Table("external id", "name", "tier", "region", "languages", "score", "status")
+    table.title = title
+    for partner in partners:
+        _add_row(
+            table,
+            partner.external_id,
+            partner.name,
+            partner.tier,
+            partner.region,
+            ", ".join(partner.languages),
+            f"{partner.score:g}",
+            partner.status,
+        )
+    console.print(table)
+
+
+@partners_app.command("show")
+def partners_show(
+    external_id: Annotated[str, typer.Argument(help="The partner's external id.")],
+    tenant: TenantOption,
+) -> None:
+    """Show one partner: profile, brand, point of contact, segments, contact count."""
+    with _scoped(tenant) as session:
+        partner = partner_queries.get_partner(session, external_id)
+        segments = partner_segments(session, partner)
+        contacts = partner_queries.count_contacts(session, partner)
+    table = Table("field", "value", title=f"partner {partner.external_id}", show_header=False)
+    for label, value in _partner_fields(partner):
+        _add_row(table, label, value)
+    _add_row(table, "segments", ", ".join(segments) or "-")
+    _add_row(table, "contacts", str(contacts))
+    console.print(table)
+
+
+def _partner_fields(partner: Partner) -> list[tuple[str, str]]:
+    return [
+        ("name", partner.name),
+        ("tier", partner.tier),
+        ("region", partner.region),
+        ("languages", ", ".join(partner.languages)),
+        ("tags", ", ".join(partner.tags)),
+        ("score", f"{partner.score:g}"),
+        ("time zone", partner.time_zone),
+        ("status", partner.status),
+        ("legal name", partner.legal_name),
+        ("postal address", partner.postal_address),
+        ("logo", partner.logo_url),
+        ("colours", " ".join(c for c in (partner.primary_color, partner.secondary_color) if c)),
+        ("sender", _named_address(partner.sender_name, partner.sender_email)),
+        ("point of contact", _named_address(partner.contact_name, partner.contact_email)),
+        ("signature", partner.signature),
+    ]
+
+
+def _named_address(name: str, address: str) -> str:
+    return f"{name} <{address}>" if name and address else name or address
+
+
+# --- contacts -----------------------------------------------------------------------------
+
+
+@contacts_app.command(
+    "import",
+    help=(
+        "Create or update a partner's contacts from a CSV file. Give '-' as PARTNER to "
+        f"take each row's partner from a 'partner' column. {IMPORT_EXIT_CODES}"
+    ),
+)
+def contacts_import(
+    partner: Annotated[str, typer.Argument(help="The partner's external id, or '-'.")],
+    file: FileArgument,
+    tenant: TenantOption,
+) -> None:
+    with _scoped(tenant) as session:
+        report = import_contacts(session, file, None if partner == "-" else partner)
+    _print_report(report, "contacts")
+
+
+@contacts_app.command("list")
+def contacts_list(
+    partner: Annotated[str, typer.Argument(help="The partner's external id.")],
+    tenant: TenantOption,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many rows to show.")] = 20,
+) -> None:
+    """Count a partner's contacts and show the first ones."""
+    with _scoped(tenant) as session:
+        owner = partner_queries.get_partner(session, partner)
+        total = partner_queries.count_contacts(session, owner)
+        contacts = partner_queries.list_contacts(session, owner, limit=limit)
+    table = Table("external id", "email", "name", "company", "locale", "consent")
+    table.title = f"{total} contacts of {owner.external_id}" + (
+        f" (first {len(contacts)})" if total > len(contacts) else ""
+    )
+    for contact in contacts:
+        _add_row(
+            table,
+            contact.external_id,
+            contact.email,
+            f"{contact.first_name} {contact.last_name}".strip(),
+            contact.company,
+            contact.locale,
+            "yes" if contact.consent else "no",
+        )
+    console.print(table)
+
+
+# --- segments -----------------------------------------------------------------------------
+
+
+@segments_app.command("load")
+def segments_load(file: FileArgument, tenant: TenantOption) -> None:
+    """Create or update segments from a YAML file (all or nothing; others are kept)."""
+    with _scoped(tenant) as session:
+        loaded = load_segments_file(session, file)
+    console.print(
+        f"loaded {len(loaded)} segments: {', '.join(s.key for s in loaded)}", markup=False
+    )
+
+
+@segments_app.command("list")
+def segments_list(tenant: TenantOption) -> None:
+    """List the tenant's segments with their member counts."""
+    with _scoped(tenant) as session:
+        counted = segments_with_counts(session)
+    table = Table("key", "name", "members", title=f"{len(counted)} segments")
+    for segment, members in counted:
+        _add_row(table, segment.key, segment.name, str(members))
+    console.print(table)
+
+
+def _add_row(table: Table, *cells: str) -> None:
+    """A row of user data, shown as text (a '[' in a name is not Rich markup)."""
+    table.add_row(*(Text(cell) for cell in cells))
+
+
+def _print_report(report: ImportReport, noun: str) -> None:
+    """Summary line, then the rejected rows; exit 1 when no row at all was kept."""
+    console.print(
+        f"{noun}: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
+        highlight=False,
+    )
+    if report.rejected:
+        table = Table("line", "reason", title="rejected rows")
+        for rejection in report.rejected:
+            _add_row(table, str(rejection.line), rejection.reason)
+        console.print(table)
+        if report.kept == 0:
+            fail(f"every row was rejected; no {noun} imported")
