@@ -122,11 +122,15 @@ def _index_lines(
             if key is None:
                 continue
             if key in seen:
+                # The YAML loader keeps the last value: index that one, flag the repeat.
                 problems.append(
                     f"{source}:{line}: duplicate key {key!r} (first on line {seen[key]})"
                 )
-                continue
-            seen[key] = line
+                stale = (*path, key)
+                for known in [k for k in lines if k[: len(stale)] == stale]:
+                    del lines[known]
+            else:
+                seen[key] = line
             lines[(*path, key)] = line
             _index_lines(value_node, (*path, key), lines, problems, source)
     elif isinstance(node, yaml.SequenceNode):
