@@ -20,7 +20,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlmodel import Field, Session as SqlModelSession
+from sqlalchemy.sql.util import find_tables
+from sqlmodel import Field, SQLModel
+from sqlmodel import Session as SqlModelSession
 
 from partnercast.core.errors import TenantScopeError
 
@@ -34,11 +36,31 @@ class TenantOwned:
     tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
 
 
-def _touches_tenant_rows(state: ORMExecuteState) -> bool:
-    for mapper in state.all_mappers:
-        if issubclass(mapper.class_, TenantOwned):
-            return True
-    return False
+def _tenant_tables() -> set[str]:
+    """Names of every tenant-owned table (the registry grows as models are imported)."""
+    return {
+        mapper.local_table.name
+        for mapper in SQLModel._sa_registry.mappers
+        if issubclass(mapper.class_, TenantOwned)
+    }
+
+
+def _tenant_tables_in(state: ORMExecuteState) -> tuple[set[str], set[str]]:
+    """(every tenant-owned table the statement touches, those reached through a model)."""
+    tables = find_tables(state.statement, include_joins=True, include_aliases=True, include_crud=True)
+    owned = _tenant_tables()
+    touched = {table.name for table in tables if getattr(table, "name", None) in owned}
+    as_entities = {
+        table.name
+        for table in tables
+        if getattr(table, "name", None) in owned and "parententity" in table._annotations
+    }
+    as_entities |= {
+        mapper.local_table.name
+        for mapper in state.all_mappers
+        if issubclass(mapper.class_, TenantOwned)
+    }
+    return touched | as_entities, as_entities
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -47,13 +69,20 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     info = state.session.info
     if info.get(SYSTEM_KEY):
         return
+    touched, as_entities = _tenant_tables_in(state)
+    if not touched:
+        return
     tenant_id = info.get(TENANT_KEY)
     if tenant_id is None:
-        if _touches_tenant_rows(state):
-            raise TenantScopeError(
-                "a query on tenant-owned rows was made outside a tenant scope"
-            )
-        return
+        raise TenantScopeError(
+            f"a query on tenant-owned rows ({', '.join(sorted(touched))}) was made outside a tenant scope"
+        )
+    unfiltered = touched - as_entities
+    if unfiltered and not state.is_column_load and not state.is_relationship_load:
+        # A plain Table (not an ORM entity) gets no tenant criterion: refuse rather than leak.
+        raise TenantScopeError(
+            f"query tenant-owned tables through their models, not as plain tables: {', '.join(sorted(unfiltered))}"
+        )
     state.statement = state.statement.options(
         with_loader_criteria(
             TenantOwned,

@@ -72,3 +72,31 @@ def test_new_rows_are_stamped_with_the_scope(any_engine: Engine) -> None:
 def test_a_tenant_scope_must_be_an_int(engine: Engine) -> None:
     with pytest.raises(TenantScopeError), tenant_session(engine, "1"):  # type: ignore[arg-type]
         pass
+
+
+def test_counting_through_select_from_is_scoped_or_refused(any_engine: Engine) -> None:
+    from sqlalchemy import func
+
+    a, _, _, _ = _twins(any_engine)
+    with tenant_session(any_engine, a) as session:
+        assert session.exec(select(func.count()).select_from(Contact)).one() == 1
+    with pytest.raises(TenantScopeError), plain_session(any_engine) as session:
+        session.exec(select(func.count()).select_from(Contact)).one()
+
+
+def test_plain_tables_of_tenant_rows_are_refused(any_engine: Engine) -> None:
+    from sqlalchemy import func
+
+    a, _, _, _ = _twins(any_engine)
+    with pytest.raises(TenantScopeError, match="through their models"), tenant_session(any_engine, a) as session:
+        session.exec(select(func.count()).select_from(Contact.__table__)).one()
+
+
+def test_a_released_savepoint_still_rolls_back_with_its_transaction(any_engine: Engine) -> None:
+    a, _, _, _ = _twins(any_engine)
+    with pytest.raises(RuntimeError), tenant_session(any_engine, a) as session:
+        with session.begin_nested():
+            session.add(Partner(external_id="P-savepoint", name="kept only if committed"))
+        raise RuntimeError("the outer transaction fails")
+    with tenant_session(any_engine, a) as session:
+        assert session.exec(select(Partner).where(Partner.external_id == "P-savepoint")).first() is None
