@@ -39,11 +39,17 @@ STATES = (INVITED, CUSTOMISING, SUBMITTED, APPROVED, CHANGES_REQUESTED, DECLINED
 
 # action -> (states it may start from, state it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "customise": (frozenset({INVITED, CUSTOMISING, CHANGES_REQUESTED, SUBMITTED, APPROVED}), CUSTOMISING),
+    "customise": (
+        frozenset({INVITED, CUSTOMISING, CHANGES_REQUESTED, SUBMITTED, APPROVED}),
+        CUSTOMISING,
+    ),
     "submit": (frozenset({INVITED, CUSTOMISING, CHANGES_REQUESTED}), SUBMITTED),
     "approve": (frozenset({SUBMITTED}), APPROVED),
     "request_changes": (frozenset({SUBMITTED}), CHANGES_REQUESTED),
-    "decline": (frozenset({INVITED, CUSTOMISING, SUBMITTED, CHANGES_REQUESTED, APPROVED}), DECLINED),
+    "decline": (
+        frozenset({INVITED, CUSTOMISING, SUBMITTED, CHANGES_REQUESTED, APPROVED}),
+        DECLINED,
+    ),
     "reinvite": (frozenset({DECLINED}), INVITED),
 }
 
@@ -65,7 +71,9 @@ def fingerprint(enrollment: Enrollment) -> str:
 
 def is_approved_as_is(enrollment: Enrollment) -> bool:
     """True only when approved and the content is exactly what was approved."""
-    return enrollment.state == APPROVED and enrollment.approved_fingerprint == fingerprint(enrollment)
+    return enrollment.state == APPROVED and enrollment.approved_fingerprint == fingerprint(
+        enrollment
+    )
 
 
 def transition(
@@ -83,7 +91,8 @@ def transition(
     allowed_from, target = TRANSITIONS[action]
     if enrollment.state not in allowed_from:
         raise TransitionRefused(
-            f"cannot {action.replace('_', ' ')} an enrollment that is {enrollment.state.replace('_', ' ')}",
+            f"cannot {action.replace('_', ' ')} an enrollment that is "
+            f"{enrollment.state.replace('_', ' ')}",
             where=f"enrollment {enrollment.id}",
         )
     if action == "submit" and enrollment.auto_approve:
@@ -109,8 +118,12 @@ def transition(
             campaign_id=enrollment.campaign_id,
             enrollment_id=enrollment.id,
             source=actor,
-            data={"from": previous, "action": action, "note": note[:500],
-                  "auto": action == "submit" and target == APPROVED},
+            data={
+                "from": previous,
+                "action": action,
+                "note": note[:500],
+                "auto": action == "submit" and target == APPROVED,
+            },
         )
     )
     session.flush()

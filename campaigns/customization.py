@@ -27,7 +27,9 @@ def check_customization(spec: CampaignSpec, values: dict[str, Any]) -> dict[str,
         definition = spec.editable_fields.get(name)
         if definition is None:
             editable = ", ".join(sorted(spec.editable_fields)) or "none"
-            problems.append(f"field {name!r} is not editable in this campaign (editable: {editable})")
+            problems.append(
+                f"field {name!r} is not editable in this campaign (editable: {editable})"
+            )
             continue
         field_problems, clean = _check_value(spec, name, definition, value)
         problems.extend(field_problems)
@@ -42,7 +44,11 @@ def check_customization(spec: CampaignSpec, values: dict[str, Any]) -> dict[str,
 def _missing_required(spec: CampaignSpec, values: dict[str, Any]) -> list[str]:
     missing = []
     for name, definition in spec.editable_fields.items():
-        if definition.required and definition.default in (None, "", {}) and values.get(name) in (None, "", {}):
+        if (
+            definition.required
+            and definition.default in (None, "", {})
+            and values.get(name) in (None, "", {})
+        ):
             missing.append(f"field {name!r} is required")
     return missing
 
@@ -54,9 +60,14 @@ def _check_value(
         problems: list[str] = []
         for locale, text in value.items():
             if locale not in spec.locales:
-                problems.append(f"field {name!r}: locale {locale!r} is not one of the campaign's ({', '.join(spec.locales)})")
+                problems.append(
+                    f"field {name!r}: locale {locale!r} is not one of the campaign's "
+                    f"({', '.join(spec.locales)})"
+                )
                 continue
-            problems.extend(f"{problem} ({locale})" for problem in _check_scalar(name, definition, text))
+            problems.extend(
+                f"{problem} ({locale})" for problem in _check_scalar(name, definition, text)
+            )
         return problems, value
     problems = _check_scalar(name, definition, value)
     return problems, value

@@ -93,7 +93,9 @@ def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
         cycle.state = RUNNING
         plan_dispatches(session, cycle)  # enrollments approved since planning
         changed.append(cycle)
-    for cycle in session.exec(select(Cycle).where(Cycle.state == RUNNING, Cycle.ends_at <= now)).all():
+    for cycle in session.exec(
+        select(Cycle).where(Cycle.state == RUNNING, Cycle.ends_at <= now)
+    ).all():
         _close(session, cycle, now)
         changed.append(cycle)
     session.flush()
@@ -109,10 +111,23 @@ def _close(session: Session, cycle: Cycle, now: datetime) -> None:
         dispatch.state = outbox.SKIPPED
         dispatch.last_error = "the cycle ended before the partner approved"
         dispatch.finished_at = now
-        session.add(Event(kind="dispatch.skipped", occurred_at=now, partner_id=dispatch.partner_id,
-                          dispatch_id=dispatch.id, data={"reason": dispatch.last_error}))
-    session.add(Event(kind="cycle.completed", occurred_at=now, campaign_id=cycle.campaign_id,
-                      data={"cycle": cycle.number, "skipped": len(left)}))
+        session.add(
+            Event(
+                kind="dispatch.skipped",
+                occurred_at=now,
+                partner_id=dispatch.partner_id,
+                dispatch_id=dispatch.id,
+                data={"reason": dispatch.last_error},
+            )
+        )
+    session.add(
+        Event(
+            kind="cycle.completed",
+            occurred_at=now,
+            campaign_id=cycle.campaign_id,
+            data={"cycle": cycle.number, "skipped": len(left)},
+        )
+    )
 
 
 def campaign_cycles(session: Session, campaign: Campaign) -> list[Cycle]:

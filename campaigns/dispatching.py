@@ -113,7 +113,9 @@ def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         else:
             run = _publish_once(ctx, tenant_id, prepared, now)
     except AuthError as error:
-        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"account needs reconnecting: {error}")
+        return _finish(
+            ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"account needs reconnecting: {error}"
+        )
     except PermanentError as error:
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except TemplateError as error:
@@ -146,7 +148,9 @@ def _hold_or_skip(session: Session, dispatch: Dispatch, verdict: str, now: datet
     dispatch.state = outbox.SKIPPED
     dispatch.last_error = reason
     dispatch.finished_at = now
-    outbox.record_event(session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason})
+    outbox.record_event(
+        session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason}
+    )
     return DispatchRun(dispatch.id or 0, outbox.SKIPPED, reason=reason)
 
 
@@ -156,7 +160,13 @@ def _prepare(session: Session, ctx: RunContext, dispatch: Dispatch) -> _Prepared
     partner = session.get(Partner, dispatch.partner_id)
     tenant = session.get(Tenant, dispatch.tenant_id)
     version = session.get(CampaignVersion, touch_row.version_id) if touch_row else None
-    if enrollment is None or touch_row is None or partner is None or tenant is None or version is None:
+    if (
+        enrollment is None
+        or touch_row is None
+        or partner is None
+        or tenant is None
+        or version is None
+    ):
         raise PermanentError("the dispatch refers to rows that no longer exist")
     spec = version_spec(version)
     touch = next(t for t in spec.touches if t.key == touch_row.key)
@@ -202,7 +212,9 @@ def _contact_batches(ctx: RunContext, tenant_id: int, partner_id: int) -> Iterat
         last_id = batch[-1].id or last_id
 
 
-def _send_to_audience(ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime) -> DispatchRun:
+def _send_to_audience(
+    ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime
+) -> DispatchRun:
     dispatch = prepared.dispatch
     channel = prepared.channel
     account = channel.account_for(identity(prepared.view))
@@ -215,12 +227,18 @@ def _send_to_audience(ctx: RunContext, tenant_id: int, prepared: _Prepared, now:
         groups: dict[str, list[Recipient]] = defaultdict(list)
         for delivery in pending:
             contact = by_contact[delivery.contact_id]
-            locale = pick_locale(contact.locale, prepared.view.spec, prepared.view.partner.languages)
+            locale = pick_locale(
+                contact.locale, prepared.view.spec, prepared.view.partner.languages
+            )
             groups[locale].append(_recipient(ctx, tenant_id, dispatch, delivery, contact))
         results: list[PublishResult] = []
         for locale, recipients in groups.items():
             draft = _draft(ctx, prepared, locale, dispatch)
-            results.append(channel.publish(draft, account, idempotency_key=dispatch.idempotency_key, recipients=recipients))
+            results.append(
+                channel.publish(
+                    draft, account, idempotency_key=dispatch.idempotency_key, recipients=recipients
+                )
+            )
         counts = _record_outcomes(ctx, tenant_id, dispatch.id or 0, results, by_contact, now)
         run.sent += counts["sent"]
         run.bounced += counts["bounced"]
@@ -228,7 +246,9 @@ def _send_to_audience(ctx: RunContext, tenant_id: int, prepared: _Prepared, now:
         if ctx.on_progress:
             ctx.on_progress(len(contacts))
     if transient:
-        return _retry(ctx, tenant_id, dispatch.id or 0, now, f"{transient} messages were deferred", None)
+        return _retry(
+            ctx, tenant_id, dispatch.id or 0, now, f"{transient} messages were deferred", None
+        )
     return _finish(ctx, tenant_id, dispatch.id or 0, outbox.DONE, now, "", run)
 
 
@@ -240,15 +260,22 @@ def _open_batch(
         suppressed = suppressed_among(session, [contact.email for contact in contacts])
         addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
         pending = outbox.open_deliveries(session, dispatch, addressees, suppressed)
-        domain = ctx.settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0] or "partnercast"
+        domain = (
+            ctx.settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0]
+            or "partnercast"
+        )
         for delivery in pending:
             if not delivery.message_id:
                 delivery.message_id = outbox.message_id(delivery, domain)
     return pending, {contact.id or 0: contact for contact in contacts}
 
 
-def _recipient(ctx: RunContext, tenant_id: int, dispatch: Dispatch, delivery: Delivery, contact: Contact) -> Recipient:
-    token = unsubscribe_token(ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0)
+def _recipient(
+    ctx: RunContext, tenant_id: int, dispatch: Dispatch, delivery: Delivery, contact: Contact
+) -> Recipient:
+    token = unsubscribe_token(
+        ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0
+    )
     return Recipient(
         delivery_id=delivery.id or 0,
         contact_id=contact.id or 0,
@@ -276,7 +303,9 @@ def _record_outcomes(
     with tenant_session(ctx.engine, tenant_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         outcomes = {o.delivery_id: o for result in results for o in result.outcomes}
-        deliveries = session.exec(select(Delivery).where(col(Delivery.id).in_(list(outcomes)))).all()
+        deliveries = session.exec(
+            select(Delivery).where(col(Delivery.id).in_(list(outcomes)))
+        ).all()
         for delivery in deliveries:
             outcome = outcomes[delivery.id or 0]
             if outcome.status == "sent":
@@ -285,9 +314,16 @@ def _record_outcomes(
             elif outcome.status == "hard_bounce":
                 delivery.state, delivery.error = outbox.BOUNCED, outcome.detail[:1000]
                 suppress(session, delivery.email, reason="hard_bounce", source=outcome.detail)
-                session.add(Event(kind="bounced", occurred_at=now, partner_id=dispatch.partner_id,
-                                  dispatch_id=dispatch_id, contact_id=delivery.contact_id,
-                                  data={"detail": outcome.detail[:500]}))
+                session.add(
+                    Event(
+                        kind="bounced",
+                        occurred_at=now,
+                        partner_id=dispatch.partner_id,
+                        dispatch_id=dispatch_id,
+                        contact_id=delivery.contact_id,
+                        data={"detail": outcome.detail[:500]},
+                    )
+                )
                 counts["bounced"] += 1
             elif outcome.status == "failed":
                 delivery.state, delivery.error = outbox.FAILED, outcome.detail[:1000]
@@ -299,7 +335,9 @@ def _record_outcomes(
     return counts
 
 
-def _publish_once(ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime) -> DispatchRun:
+def _publish_once(
+    ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime
+) -> DispatchRun:
     """Non-audience channels (a post, a page): one publication per dispatch."""
     channel = prepared.channel
     account = channel.account_for(identity(prepared.view))
@@ -309,7 +347,9 @@ def _publish_once(ctx: RunContext, tenant_id: int, prepared: _Prepared, now: dat
     draft = _draft(ctx, prepared, locale, prepared.dispatch)
     result = channel.publish(draft, account, idempotency_key=prepared.dispatch.idempotency_key)
     run = DispatchRun(prepared.dispatch.id or 0, outbox.DONE, sent=1)
-    return _finish(ctx, tenant_id, prepared.dispatch.id or 0, outbox.DONE, now, "", run, result.external_ids)
+    return _finish(
+        ctx, tenant_id, prepared.dispatch.id or 0, outbox.DONE, now, "", run, result.external_ids
+    )
 
 
 def _finish(
@@ -330,8 +370,16 @@ def _finish(
         if external_ids:
             dispatch.external_ids = list(external_ids)
         outbox.record_event(
-            session, f"dispatch.{state}", dispatch, occurred_at=now, value=float(dispatch.sent_count),
-            data={"reason": reason[:500], "sent": dispatch.sent_count, "suppressed": dispatch.suppressed_count},
+            session,
+            f"dispatch.{state}",
+            dispatch,
+            occurred_at=now,
+            value=float(dispatch.sent_count),
+            data={
+                "reason": reason[:500],
+                "sent": dispatch.sent_count,
+                "suppressed": dispatch.suppressed_count,
+            },
         )
         suppressed = dispatch.suppressed_count
     if state == outbox.FAILED:
@@ -342,13 +390,25 @@ def _finish(
 
 
 def _retry(
-    ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime, reason: str, retry_after: float | None
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    now: datetime,
+    reason: str,
+    retry_after: float | None,
 ) -> DispatchRun:
     with tenant_session(ctx.engine, tenant_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         attempts = dispatch.attempts
     if attempts >= MAX_ATTEMPTS:
-        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"gave up after {attempts} attempts: {reason}")
+        return _finish(
+            ctx,
+            tenant_id,
+            dispatch_id,
+            outbox.FAILED,
+            now,
+            f"gave up after {attempts} attempts: {reason}",
+        )
     delay = timedelta(seconds=retry_after) if retry_after else RETRY_BASE * (2 ** (attempts - 1))
     with tenant_session(ctx.engine, tenant_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)

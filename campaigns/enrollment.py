@@ -33,7 +33,9 @@ class EnrollReport:
     not_targeted: int = 0
 
 
-def enroll_partners(session: Session, campaign: Campaign, *, now: datetime | None = None) -> EnrollReport:
+def enroll_partners(
+    session: Session, campaign: Campaign, *, now: datetime | None = None
+) -> EnrollReport:
     """Invite every active partner in the campaign's target segments (idempotent)."""
     version = latest_version(session, campaign)
     spec = version_spec(version)
@@ -63,7 +65,9 @@ def _segment_rules(session: Session, spec: CampaignSpec) -> list[tuple[str, Any]
     rows = {row.key: row for row in session.exec(select(Segment)).all()}
     missing = [key for key in spec.segments if key not in rows]
     if missing:
-        raise UserError(f"the campaign targets segments this tenant does not have: {', '.join(missing)}")
+        raise UserError(
+            f"the campaign targets segments this tenant does not have: {', '.join(missing)}"
+        )
     return [(key, parse_rule(rows[key].rule)) for key in spec.segments]
 
 
@@ -149,13 +153,17 @@ def set_auto_approve(session: Session, enrollment: Enrollment, enabled: bool) ->
     session.flush()
 
 
-def move_to_version(session: Session, enrollment: Enrollment, version: CampaignVersion, *, actor: str) -> None:
+def move_to_version(
+    session: Session, enrollment: Enrollment, version: CampaignVersion, *, actor: str
+) -> None:
     """Pin an enrollment to another campaign version; the partner must approve again."""
     if version.campaign_id != enrollment.campaign_id:
         raise UserError("that version belongs to another campaign")
     check_customization(version_spec(version), dict(enrollment.customization))
     enrollment.version_id = version.id
     if enrollment.state in (approval.APPROVED, approval.SUBMITTED):
-        approval.transition(session, enrollment, "customise", actor=actor, note=f"moved to version {version.number}")
+        approval.transition(
+            session, enrollment, "customise", actor=actor, note=f"moved to version {version.number}"
+        )
     session.add(enrollment)
     session.flush()

@@ -26,8 +26,10 @@ def template_syntax_problems(text: str, allowed_tokens: Collection[str]) -> list
     problems: list[str] = []
     for match in MERGE_TOKEN.finditer(text):
         if match.group(1) not in allowed_tokens:
-            allowed = ", ".join("{{ %s }}" % token for token in allowed_tokens) or "none"
-            problems.append(f"merge token {match.group(0)!r} is not allowed here (allowed: {allowed})")
+            allowed = ", ".join(f"{{{{ {token} }}}}" for token in allowed_tokens) or "none"
+            problems.append(
+                f"merge token {match.group(0)!r} is not allowed here (allowed: {allowed})"
+            )
     remainder = MERGE_TOKEN.sub("", text)
     if TEMPLATE_SYNTAX.search(remainder):
         problems.append("template code is not allowed in partner text; write plain text")
@@ -44,7 +46,7 @@ def partner_text(
         if index % 2 == 1 and piece in allowed_tokens:
             out.append(marker(nonce, piece))
         elif index % 2 == 1:
-            literal = "{{ %s }}" % piece
+            literal = f"{{{{ {piece} }}}}"
             out.append(str(escape(literal)) if html else literal)
         elif html:
             out.append(str(escape(piece)).replace("\n", Markup("<br>\n")))

@@ -15,8 +15,12 @@ from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.plugins.personalization import Personalizer
 from partnercast.tenants.models import Contact, Partner, Tenant
 
-SAMPLE_CONTACT = {"first_name": "Alex", "last_name": "Example", "company": "Example GmbH",
-                  "email": "alex@example.com"}
+SAMPLE_CONTACT = {
+    "first_name": "Alex",
+    "last_name": "Example",
+    "company": "Example GmbH",
+    "email": "alex@example.com",
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ def render_preview(
     touch = next((t for t in spec.touches if t.key == touch_key), None)
     if touch is None:
         known = ", ".join(t.key for t in spec.touches)
-        raise NotFound(f"no touch {touch_key!r} in {campaign_key!r} (touches: {known})", where="--touch")
+        raise NotFound(
+            f"no touch {touch_key!r} in {campaign_key!r} (touches: {known})", where="--touch"
+        )
     partner = session.get(Partner, enrollment.partner_id)
     tenant = session.get(Tenant, enrollment.tenant_id)
     version = session.get(CampaignVersion, enrollment.version_id)
@@ -52,11 +58,24 @@ def render_preview(
         raise NotFound("the enrollment's partner or campaign version is missing")
     chosen = locale or pick_locale("", spec, partner.languages)
     if chosen not in spec.locales:
-        raise UserError(f"locale {chosen!r} is not one of the campaign's ({', '.join(spec.locales)})", where="--locale")
-    view = PartnerView(tenant, partner, spec, version.templates, enrollment.segment_key, dict(enrollment.customization))
+        raise UserError(
+            f"locale {chosen!r} is not one of the campaign's ({', '.join(spec.locales)})",
+            where="--locale",
+        )
+    view = PartnerView(
+        tenant,
+        partner,
+        spec,
+        version.templates,
+        enrollment.segment_key,
+        dict(enrollment.customization),
+    )
     channel = (plugins or default_plugins()).channel(touch.channel, settings)
     draft = render_touch(channel, view, touch, chosen)
-    values = {**_sample_contact(session, partner), "unsubscribe_url": f"{settings.public_base_url}/u/preview"}
+    values = {
+        **_sample_contact(session, partner),
+        "unsubscribe_url": f"{settings.public_base_url}/u/preview",
+    }
     fill = Personalizer(draft.nonce).fill
     return PreviewResult(
         subject=fill(draft.parts.get("subject", ""), values, html_escape=False),
@@ -73,5 +92,9 @@ def _sample_contact(session: Session, partner: Partner) -> dict[str, str]:
     ).first()
     if contact is None:
         return dict(SAMPLE_CONTACT)
-    return {"first_name": contact.first_name, "last_name": contact.last_name,
-            "company": contact.company, "email": contact.email}
+    return {
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "company": contact.company,
+        "email": contact.email,
+    }

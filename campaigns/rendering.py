@@ -24,7 +24,14 @@ from partnercast.plugins import Channel, Draft, RenderRequest
 from partnercast.plugins.personalization import marker, new_nonce
 from partnercast.tenants.models import Partner, Tenant
 
-BRAND_KEYS = ("legal_name", "postal_address", "logo_url", "primary_color", "secondary_color", "signature")
+BRAND_KEYS = (
+    "legal_name",
+    "postal_address",
+    "logo_url",
+    "primary_color",
+    "secondary_color",
+    "signature",
+)
 CONTACT_TOKENS = ("first_name", "last_name", "company", "email")
 
 
@@ -80,7 +87,9 @@ def _localized(values: Mapping[str, Any], locale: str, spec: CampaignSpec) -> di
     return {name: localize(value, locale, spec.default_locale) for name, value in values.items()}
 
 
-def layered_context(view: PartnerView, touch: TouchSpec, locale: str, nonce: str, *, html: bool) -> dict[str, Any]:
+def layered_context(
+    view: PartnerView, touch: TouchSpec, locale: str, nonce: str, *, html: bool
+) -> dict[str, Any]:
     """The template context for one partner, touch and locale (contact values as markers)."""
     spec = view.spec
     variant = spec.variants.get(view.segment_key)
@@ -138,7 +147,9 @@ class DraftCache:
 
     drafts: dict[str, Draft] = field(default_factory=dict)
 
-    def get_or_render(self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
+    def get_or_render(
+        self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str
+    ) -> Draft:
         key = _cache_key(view, touch, locale)
         if key not in self.drafts:
             self.drafts[key] = render_touch(channel, view, touch, locale)
@@ -147,9 +158,18 @@ class DraftCache:
 
 def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
     body = json.dumps(
-        [view.tenant.id, view.partner.id, view.spec.key, touch.key, locale, view.segment_key,
-         view.customization, _brand(view)],
-        sort_keys=True, default=str,
+        [
+            view.tenant.id,
+            view.partner.id,
+            view.spec.key,
+            touch.key,
+            locale,
+            view.segment_key,
+            view.customization,
+            _brand(view),
+        ],
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(body.encode()).hexdigest()
 

@@ -32,12 +32,15 @@ def partner_rows(session: Session, campaign: Campaign) -> list[PartnerRow]:
     """One row per enrolled partner, counted from the dispatches and the delivery ledger."""
     rows: dict[int, PartnerRow] = {}
     enrolled = session.exec(
-        select(Enrollment, Partner).join(Partner, col(Partner.id) == Enrollment.partner_id)
-        .where(Enrollment.campaign_id == campaign.id).order_by(col(Partner.external_id))
+        select(Enrollment, Partner)
+        .join(Partner, col(Partner.id) == Enrollment.partner_id)
+        .where(Enrollment.campaign_id == campaign.id)
+        .order_by(col(Partner.external_id))
     ).all()
     for enrollment, partner in enrolled:
-        rows[enrollment.id or 0] = PartnerRow(partner.external_id, partner.name, enrollment.segment_key,
-                                              enrollment.state)
+        rows[enrollment.id or 0] = PartnerRow(
+            partner.external_id, partner.name, enrollment.segment_key, enrollment.state
+        )
     dispatch_counts = session.exec(
         select(Dispatch.enrollment_id, Dispatch.state, func.count())
         .join(Enrollment, col(Enrollment.id) == Dispatch.enrollment_id)
@@ -76,8 +79,14 @@ def partner_rows(session: Session, campaign: Campaign) -> list[PartnerRow]:
     return list(rows.values())
 
 
-_STATE_STYLE = {"approved": "green", "declined": "red", "changes_requested": "yellow",
-                "submitted": "cyan", "invited": "dim", "customising": "blue"}
+_STATE_STYLE = {
+    "approved": "green",
+    "declined": "red",
+    "changes_requested": "yellow",
+    "submitted": "cyan",
+    "invited": "dim",
+    "customising": "blue",
+}
 
 
 def partner_table(rows: list[PartnerRow], *, title: str) -> Table:
@@ -86,14 +95,27 @@ def partner_table(rows: list[PartnerRow], *, title: str) -> Table:
     table.add_column("name")
     table.add_column("segment")
     table.add_column("state")
-    for header, attribute in (("touches", "touches_done"), ("sent", "sent"), ("delivered", "delivered"),
-                              ("bounced", "bounced"), ("suppressed", "suppressed")):
+    for header, attribute in (
+        ("touches", "touches_done"),
+        ("sent", "sent"),
+        ("delivered", "delivered"),
+        ("bounced", "bounced"),
+        ("suppressed", "suppressed"),
+    ):
         total = sum(getattr(row, attribute) for row in rows)
         table.add_column(header, justify="right", footer=f"{total:,}")
     for row in rows:
         style = _STATE_STYLE.get(row.state, "")
         state = row.state.replace("_", " ")
-        table.add_row(row.external_id, row.name, row.segment, f"[{style}]{state}[/]" if style else state,
-                      str(row.touches_done), f"{row.sent:,}", f"{row.delivered:,}", f"{row.bounced:,}",
-                      f"{row.suppressed:,}")
+        table.add_row(
+            row.external_id,
+            row.name,
+            row.segment,
+            f"[{style}]{state}[/]" if style else state,
+            str(row.touches_done),
+            f"{row.sent:,}",
+            f"{row.delivered:,}",
+            f"{row.bounced:,}",
+            f"{row.suppressed:,}",
+        )
     return table

@@ -146,9 +146,9 @@ class BudgetedSandbox(SandboxedEnvironment):
             raise TemplateBudgetExceeded("exponent is too large")
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(count, int):
-                    if len(sequence) * count > budget.limits.output_chars:
-                        raise TemplateBudgetExceeded("template repeats a value too many times")
+                repeats = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if repeats and len(sequence) * count > budget.limits.output_chars:
+                    raise TemplateBudgetExceeded("template repeats a value too many times")
         if operator == "%" and isinstance(left, str) and _WIDE_FORMAT_SPEC.search(left):
             raise TemplateBudgetExceeded("format width is too large")
         return budget.check_size(super().call_binop(context, operator, left, right))

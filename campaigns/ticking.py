@@ -63,7 +63,11 @@ def tick(
 
 def _tenant_ids(engine: Engine) -> list[int]:
     with plain_session(engine) as session:
-        return [tenant_id for tenant_id in session.exec(select(Tenant.id).order_by(Tenant.id)).all() if tenant_id]
+        return [
+            tenant_id
+            for tenant_id in session.exec(select(Tenant.id).order_by(Tenant.id)).all()
+            if tenant_id
+        ]
 
 
 def _tick_tenant(ctx: RunContext, tenant_id: int, now: datetime) -> list[DispatchRun]:

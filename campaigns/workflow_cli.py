@@ -47,7 +47,9 @@ def parse_when(value: str | None, *, option: str) -> datetime:
     try:
         return as_utc(datetime.fromisoformat(value))
     except ValueError as error:
-        raise UserError(f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option) from error
+        raise UserError(
+            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option
+        ) from error
 
 
 def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
@@ -55,24 +57,35 @@ def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
     engine = open_engine()
     with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
         report = enroll_partners(session, get_campaign(session, campaign))
-    console.print(f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
-                  f"{report.not_targeted} not in a target segment")
+    console.print(
+        f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
+        f"{report.not_targeted} not in a target segment"
+    )
 
 
 def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
     """List the campaign's enrollments and their approval states."""
     engine = open_engine()
-    table = Table("partner", "name", "segment", "state", "auto", "version", title=f"enrollments in {campaign}")
+    table = Table(
+        "partner", "name", "segment", "state", "auto", "version", title=f"enrollments in {campaign}"
+    )
     with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
         found = get_campaign(session, campaign)
         rows = session.exec(
-            select(Enrollment, Partner).join(Partner, col(Partner.id) == Enrollment.partner_id)
-            .where(Enrollment.campaign_id == found.id).order_by(col(Partner.external_id))
+            select(Enrollment, Partner)
+            .join(Partner, col(Partner.id) == Enrollment.partner_id)
+            .where(Enrollment.campaign_id == found.id)
+            .order_by(col(Partner.external_id))
         ).all()
         for enrollment, partner in rows:
-            table.add_row(partner.external_id, partner.name, enrollment.segment_key,
-                          enrollment.state.replace("_", " "), "yes" if enrollment.auto_approve else "",
-                          str(enrollment.version_id))
+            table.add_row(
+                partner.external_id,
+                partner.name,
+                enrollment.segment_key,
+                enrollment.state.replace("_", " "),
+                "yes" if enrollment.auto_approve else "",
+                str(enrollment.version_id),
+            )
     console.print(table)
 
 
@@ -106,9 +119,15 @@ def customise_command(
     partner: PartnerArg,
     tenant: TenantOption,
     assignments: Annotated[list[str], typer.Option("--set", help="FIELD=VALUE (repeatable).")] = [],  # noqa: B006
-    values_file: Annotated[Path | None, typer.Option("--file", help="YAML file of field: value.")] = None,
-    locale: Annotated[str | None, typer.Option(help="Set text values for this locale only.")] = None,
-    submit: Annotated[bool, typer.Option("--submit", help="Submit for the partner's approval.")] = False,
+    values_file: Annotated[
+        Path | None, typer.Option("--file", help="YAML file of field: value.")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="Set text values for this locale only.")
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Submit for the partner's approval.")
+    ] = False,
 ) -> None:
     """Change a partner's editable fields (refused with the field and reason if invalid)."""
     values = _load_values_file(values_file) if values_file else {}
@@ -132,7 +151,9 @@ def customise_command(
 
 
 def _transition_command(action: str, help_text: str) -> Any:
-    def command(campaign: CampaignArg, partner: PartnerArg, tenant: TenantOption, note: NoteOption = "") -> None:
+    def command(
+        campaign: CampaignArg, partner: PartnerArg, tenant: TenantOption, note: NoteOption = ""
+    ) -> None:
         engine = open_engine()
         with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
             enrollment = find_enrollment(session, campaign, partner)
@@ -147,7 +168,9 @@ def auto_approve(
     campaign: CampaignArg,
     partner: PartnerArg,
     tenant: TenantOption,
-    enabled: Annotated[bool, typer.Option("--on/--off", help="Turn auto-approval on or off.")] = True,
+    enabled: Annotated[
+        bool, typer.Option("--on/--off", help="Turn auto-approval on or off.")
+    ] = True,
 ) -> None:
     """Record the partner's choice to approve this campaign's sends automatically."""
     engine = open_engine()
@@ -181,25 +204,40 @@ def preview(
 def cycle_start(
     campaign: CampaignArg,
     tenant: TenantOption,
-    at: Annotated[str | None, typer.Option("--at", help="Start (ISO datetime, UTC); default now.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Start (ISO datetime, UTC); default now.")
+    ] = None,
 ) -> None:
     """Start the next cycle of a campaign and plan its dispatches."""
     engine = open_engine()
     with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
         cycle = start_cycle(session, get_campaign(session, campaign), parse_when(at, option="--at"))
-        planned = session.exec(select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)).one()
-    console.print(f"cycle {cycle.number}: {cycle.starts_at:%Y-%m-%d} to {cycle.ends_at:%Y-%m-%d}, {planned} dispatches planned")
+        planned = session.exec(
+            select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)
+        ).one()
+    console.print(
+        f"cycle {cycle.number}: {cycle.starts_at:%Y-%m-%d} to {cycle.ends_at:%Y-%m-%d}, "
+        f"{planned} dispatches planned"
+    )
 
 
 def tick_command(
-    now: Annotated[str | None, typer.Option("--now", help="Instant to run (ISO, UTC); default now.")] = None,
-    tenant: Annotated[str | None, typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant.")] = None,
+    now: Annotated[
+        str | None, typer.Option("--now", help="Instant to run (ISO, UTC); default now.")
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."),
+    ] = None,
 ) -> None:
     """Run everything due at NOW: start and close cycles, send due touches."""
     engine = open_engine()
     tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
     report = tick(engine, load_settings(), parse_when(now, option="--now"), tenant_ids=tenant_ids)
-    states = ", ".join(f"{count} {state}" for state, count in sorted(report.states.items())) or "nothing due"
+    states = (
+        ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
+        or "nothing due"
+    )
     console.print(f"tick: {states}; {report.sent} messages sent")
 
 
@@ -220,10 +258,18 @@ def register(app: typer.Typer) -> None:
     app.command("enroll")(enroll)
     app.command("enrollments")(enrollments)
     app.command("customise")(customise_command)
-    app.command("submit")(_transition_command("submit", "Submit the customised campaign for the partner's approval."))
-    app.command("approve")(_transition_command("approve", "Record the partner's approval of what was submitted."))
-    app.command("request-changes")(_transition_command("request_changes", "Record that the partner asks for changes."))
-    app.command("decline")(_transition_command("decline", "Record that the partner declines the campaign."))
+    app.command("submit")(
+        _transition_command("submit", "Submit the customised campaign for the partner's approval.")
+    )
+    app.command("approve")(
+        _transition_command("approve", "Record the partner's approval of what was submitted.")
+    )
+    app.command("request-changes")(
+        _transition_command("request_changes", "Record that the partner asks for changes.")
+    )
+    app.command("decline")(
+        _transition_command("decline", "Record that the partner declines the campaign.")
+    )
     app.command("auto-approve")(auto_approve)
     app.command("preview")(preview)
     app.command("tick")(tick_command)

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from typer.core import TyperGroup
 
 from partnercast.core.db import make_engine, require_schema
 from partnercast.core.errors import NotFound, UserError
@@ -34,6 +34,7 @@ TenantOption = Annotated[
         show_default=False,
     ),
 ]
+
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:
     """The engine for the configured database; by default it must already be migrated."""
@@ -82,4 +83,3 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> Any:
     except UserError as error:
         err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
-

@@ -71,7 +71,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as error:
-        raise UserError(f"cannot migrate the database: {error.orig}", where=str(engine.url)) from error
+        raise UserError(
+            f"cannot migrate the database: {error.orig}", where=str(engine.url)
+        ) from error
 
 
 def current_revision(engine: Engine) -> str | None:

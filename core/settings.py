@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.secret_key.get_secret_value().startswith(
             "development-only"
         ):
-            raise UserError("set PARTNERCAST_SECRET_KEY: the development key is not allowed in production")
+            raise UserError(
+                "set PARTNERCAST_SECRET_KEY: the development key is not allowed in production"
+            )
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -73,7 +75,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         values = {**file_values, **env_values, "smtp": smtp, **overrides}
         settings = Settings(**values)
     except ValidationError as error:
-        raise UserError(_summarise(error), where=str(path) if file_values else "settings") from error
+        raise UserError(
+            _summarise(error), where=str(path) if file_values else "settings"
+        ) from error
     settings.check_safe()
     return settings
 

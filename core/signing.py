@@ -19,7 +19,9 @@ class InvalidToken(UserError):
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=f"partnercast.{purpose}")
+    return URLSafeTimedSerializer(
+        settings.secret_key.get_secret_value(), salt=f"partnercast.{purpose}"
+    )
 
 
 def sign(settings: Settings, purpose: str, payload: Any) -> str:

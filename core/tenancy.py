@@ -47,7 +47,9 @@ def _tenant_tables() -> set[str]:
 
 def _tenant_tables_in(state: ORMExecuteState) -> tuple[set[str], set[str]]:
     """(every tenant-owned table the statement touches, those reached through a model)."""
-    tables = find_tables(state.statement, include_joins=True, include_aliases=True, include_crud=True)
+    tables = find_tables(
+        state.statement, include_joins=True, include_aliases=True, include_crud=True
+    )
     owned = _tenant_tables()
     touched = {table.name for table in tables if getattr(table, "name", None) in owned}
     as_entities = {
@@ -75,13 +77,15 @@ def _scope_orm_statement(state: ORMExecuteState) -> None:
     tenant_id = info.get(TENANT_KEY)
     if tenant_id is None:
         raise TenantScopeError(
-            f"a query on tenant-owned rows ({', '.join(sorted(touched))}) was made outside a tenant scope"
+            f"a query on tenant-owned rows ({', '.join(sorted(touched))}) "
+            "was made outside a tenant scope"
         )
     unfiltered = touched - as_entities
     if unfiltered and not state.is_column_load and not state.is_relationship_load:
         # A plain Table (not an ORM entity) gets no tenant criterion: refuse rather than leak.
         raise TenantScopeError(
-            f"query tenant-owned tables through their models, not as plain tables: {', '.join(sorted(unfiltered))}"
+            "query tenant-owned tables through their models, not as plain tables: "
+            + ", ".join(sorted(unfiltered))
         )
     state.statement = state.statement.options(
         with_loader_criteria(

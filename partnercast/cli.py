@@ -60,7 +60,9 @@ def serve(
 
 
 def demo(
-    folder: Path = typer.Option(Path("partnercast-demo"), help="Folder for the demo's database and output."),
+    folder: Path = typer.Option(
+        Path("partnercast-demo"), help="Folder for the demo's database and output."
+    ),
     partners: int = typer.Option(40, min=6, max=400, help="How many partners to create."),
     contacts: int = typer.Option(2400, min=100, max=200_000, help="How many contacts in all."),
 ) -> None:
@@ -79,9 +81,16 @@ def plugins_command() -> None:
     loaded = default_plugins()
     table = Table("plugin", "distribution", "version", "status")
     for info in loaded.infos:
-        table.add_row(info.name, info.distribution, info.version, f"[red]{info.error}[/]" if info.error else "loaded")
+        table.add_row(
+            info.name,
+            info.distribution,
+            info.version,
+            f"[red]{info.error}[/]" if info.error else "loaded",
+        )
     console.print(table)
-    channels = ", ".join(f"{name} ({cls.title})" for name, cls in sorted(loaded.channel_classes().items()))
+    channels = ", ".join(
+        f"{name} ({cls.title})" for name, cls in sorted(loaded.channel_classes().items())
+    )
     console.print(f"channels: {channels or 'none'}")
 
 

@@ -24,7 +24,11 @@ from sqlmodel import col, func, select
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
-from partnercast.campaigns.enrollment import customise, enroll_partners, find_enrollment, set_auto_approve
+from partnercast.campaigns.enrollment import (
+    customise,
+    enroll_partners,
+    set_auto_approve,
+)
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.preview import render_preview
@@ -36,7 +40,8 @@ from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
 from partnercast.core.settings import Settings, SmtpSettings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.demo_data import TENANT, contact_rows, partner_rows as make_partner_rows, write_csv
+from partnercast.demo_data import TENANT, contact_rows, write_csv
+from partnercast.demo_data import partner_rows as make_partner_rows
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.smtp_sink import SmtpSink, free_port
 from partnercast.tenants.importing import import_contacts, import_partners
@@ -45,7 +50,11 @@ from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
 
 CYCLE_START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-DECLINERS = {3: "Not our focus this quarter", 17: "We run our own security campaign", 31: "No budget until Q2"}
+DECLINERS = {
+    3: "Not our focus this quarter",
+    17: "We run our own security campaign",
+    31: "No budget until Q2",
+}
 ASKS_FOR_CHANGES = 9
 NEVER_ANSWERS = 24
 AUTO_APPROVERS = (12, 27)
@@ -76,7 +85,10 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
         engine = make_engine(settings.database_url)
         upgrade(engine)
         _step(f"database: {folder / 'partnercast.db'} (migrated)")
-        _step(f"SMTP server for the demo: 127.0.0.1:{sink.port}; unsubscribe endpoint: {settings.public_base_url}")
+        _step(
+            f"SMTP server for the demo: 127.0.0.1:{sink.port}; "
+            f"unsubscribe endpoint: {settings.public_base_url}"
+        )
         server = make_http_server(engine, settings, "127.0.0.1", web_port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
@@ -113,11 +125,15 @@ def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -
         partner_report = import_partners(session, partners_csv)
     with tenant_session(engine, tenant_id) as session:
         contact_report = import_contacts(session, contacts_csv, None)
-    _step(f"tenant [bold]{TENANT['name']}[/] with {len(segments)} segments: "
-          + ", ".join(segment.key for segment in segments))
+    _step(
+        f"tenant [bold]{TENANT['name']}[/] with {len(segments)} segments: "
+        + ", ".join(segment.key for segment in segments)
+    )
     _step(f"partners imported from {partners_csv.name}: {partner_report.created} created")
-    _step(f"contacts imported from {contacts_csv.name}: {contact_report.created} created, "
-          f"{len(contact_report.rejected)} rejected:")
+    _step(
+        f"contacts imported from {contacts_csv.name}: {contact_report.created} created, "
+        f"{len(contact_report.rejected)} rejected:"
+    )
     for rejection in contact_report.rejected:
         console.print(f"    [yellow]line {rejection.line}:[/] {rejection.reason}", highlight=False)
     return tenant_id
@@ -130,27 +146,38 @@ def _load_campaign(engine: Engine, tenant_id: int) -> None:
         result = store_campaign(session, loaded)
         report = enroll_partners(session, result.campaign)
     spec = loaded.spec
-    _step(f"campaign [bold]{spec.name}[/] ({spec.cycle_days} days, {len(spec.touches)} touches, "
-          f"locales {', '.join(spec.locales)}) stored as version {result.version.number}")
+    _step(
+        f"campaign [bold]{spec.name}[/] ({spec.cycle_days} days, {len(spec.touches)} touches, "
+        f"locales {', '.join(spec.locales)}) stored as version {result.version.number}"
+    )
     _step(f"{len(report.invited)} partners invited by segment")
 
 
 def _partner_copy(partner: Partner, number: int) -> dict[str, object]:
-    city = partner.postal_address.split(",")[-2].strip() if "," in partner.postal_address else partner.region
+    city = (
+        partner.postal_address.split(",")[-2].strip()
+        if "," in partner.postal_address
+        else partner.region
+    )
     if "de" in partner.languages:
         return {
-            "headline": {"de": f"{{{{ first_name }}}}, Ihre Hybrid Cloud sicher in 45 Tagen – mit {partner.name}",
-                         "en": f"{{{{ first_name }}}}, secure your hybrid cloud in 45 days with {partner.name}"},
-            "intro": {"de": f"Als Ihr Partner in {city} prüfen wir Ihre Cloud-Umgebung und zeigen, "
-                            "wo Northwind Shield Lücken schließt.",
-                      "en": f"As your partner in {city}, we review your cloud set-up and show where "
-                            "Northwind Shield closes the gaps."},
+            "headline": {
+                "de": "{{ first_name }}, Ihre Hybrid Cloud sicher in 45 Tagen – mit "
+                + partner.name,
+                "en": "{{ first_name }}, secure your hybrid cloud in 45 days with " + partner.name,
+            },
+            "intro": {
+                "de": f"Als Ihr Partner in {city} prüfen wir Ihre Cloud-Umgebung und zeigen, "
+                "wo Northwind Shield Lücken schließt.",
+                "en": f"As your partner in {city}, we review your cloud set-up and show where "
+                "Northwind Shield closes the gaps.",
+            },
             "signature_line": partner.signature,
         }
     return {
         "headline": f"{{{{ first_name }}}}, lock down your hybrid cloud with {partner.name}",
         "intro": f"Our team in {city} has helped {10 + number} companies like {{{{ company }}}} "
-                 "secure their cloud. Here is what we would look at first.",
+        "secure their cloud. Here is what we would look at first.",
         "signature_line": partner.signature,
     }
 
@@ -160,15 +187,19 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
     with tenant_session(engine, tenant_id) as session:
         campaign = get_campaign(session, "cloud-security")
         enrolled = session.exec(
-            select(Enrollment, Partner).join(Partner, col(Partner.id) == Enrollment.partner_id)
-            .where(Enrollment.campaign_id == campaign.id).order_by(col(Partner.external_id))
+            select(Enrollment, Partner)
+            .join(Partner, col(Partner.id) == Enrollment.partner_id)
+            .where(Enrollment.campaign_id == campaign.id)
+            .order_by(col(Partner.external_id))
         ).all()
         for enrollment, partner in enrolled:
             number = int(partner.external_id[1:])
             if number == TRIES_BAD_TEXT:
                 _show_refused_customisation(session, enrollment, partner)
             if number in DECLINERS:
-                approval.transition(session, enrollment, "decline", actor="partner", note=DECLINERS[number])
+                approval.transition(
+                    session, enrollment, "decline", actor="partner", note=DECLINERS[number]
+                )
             elif number == NEVER_ANSWERS:
                 approval.transition(session, enrollment, "submit", actor="concierge")
             else:
@@ -177,42 +208,70 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
                     set_auto_approve(session, enrollment, True)
                 approval.transition(session, enrollment, "submit", actor="concierge")
                 if number == ASKS_FOR_CHANGES:
-                    approval.transition(session, enrollment, "request_changes", actor="partner",
-                                        note="Please add our own event date before we approve.")
+                    approval.transition(
+                        session,
+                        enrollment,
+                        "request_changes",
+                        actor="partner",
+                        note="Please add our own event date before we approve.",
+                    )
                 elif enrollment.state == approval.SUBMITTED:
                     approval.transition(session, enrollment, "approve", actor="partner")
             counts[enrollment.state] = counts.get(enrollment.state, 0) + 1
-    _step("partners responded: " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items())))
+    _step(
+        "partners responded: "
+        + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+    )
     previews = folder / "previews"
     previews.mkdir(exist_ok=True)
     with tenant_session(engine, tenant_id) as session:
         for external_id, locale in (("P001", "de"), ("P015", "en")):
-            result = render_preview(session, settings, "cloud-security", external_id, "intro", locale)
-            (previews / f"{external_id}-intro-{locale}.html").write_text(result.html, encoding="utf-8")
+            result = render_preview(
+                session, settings, "cloud-security", external_id, "intro", locale
+            )
+            (previews / f"{external_id}-intro-{locale}.html").write_text(
+                result.html, encoding="utf-8"
+            )
     _step(f"previews written to {previews}")
 
 
 def _show_refused_customisation(session, enrollment: Enrollment, partner: Partner) -> None:  # type: ignore[no-untyped-def]
-    bad = {"headline": "{{ ''.__class__.__mro__ }} " + "Act now! " * 12, "offer_terms": "50% off everything"}
+    bad = {
+        "headline": "{{ ''.__class__.__mro__ }} " + "Act now! " * 12,
+        "offer_terms": "50% off everything",
+    }
     try:
         with session.begin_nested():
             customise(session, enrollment, bad, actor="partner")
     except Problems as refused:
-        console.print(f"  [yellow]{partner.external_id} tried to save an invalid customisation; refused:[/]")
+        console.print(
+            f"  [yellow]{partner.external_id} tried to save an invalid customisation; refused:[/]"
+        )
         for problem in refused.problems:
             console.print(f"    - {problem}", highlight=False)
 
 
 def _expected_messages(engine: Engine, tenant_id: int) -> int:
     with tenant_session(engine, tenant_id) as session:
-        approved = [e.partner_id for e in session.exec(select(Enrollment).where(Enrollment.state == approval.APPROVED)).all()]
+        approved = [
+            e.partner_id
+            for e in session.exec(
+                select(Enrollment).where(Enrollment.state == approval.APPROVED)
+            ).all()
+        ]
         contacts = session.exec(
-            select(func.count()).select_from(Contact).where(col(Contact.partner_id).in_(approved), Contact.consent == True)  # noqa: E712
+            select(func.count())
+            .select_from(Contact)
+            .where(col(Contact.partner_id).in_(approved), Contact.consent == True)  # noqa: E712
         ).one()
         campaign = get_campaign(session, "cloud-security")
         from partnercast.campaigns.store import latest_version, version_spec
 
-        touches = sum(1 for t in version_spec(latest_version(session, campaign)).touches if t.channel == "email")
+        touches = sum(
+            1
+            for t in version_spec(latest_version(session, campaign)).touches
+            if t.channel == "email"
+        )
     return int(contacts) * touches
 
 
@@ -222,8 +281,12 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
         days = (cycle.ends_at - cycle.starts_at).days
     _step(f"cycle {cycle.number} runs {days} days from {CYCLE_START:%Y-%m-%d} on a simulated clock")
     total = _expected_messages(engine, tenant_id)
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     unsubscribed = 0
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("day  0", total=total)
@@ -235,21 +298,27 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
                 unsubscribed = _some_recipients_unsubscribe(sink)
         progress.update(task, completed=total)
     again = tick(engine, settings, CYCLE_START + timedelta(days=days, hours=1))
-    _step(f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email")
+    _step(
+        f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email"
+    )
     _step(f"ticking the last day again sends {again.sent} messages: dispatch is idempotent")
 
 
 def _some_recipients_unsubscribe(sink: SmtpSink) -> int:
     """Recipients press 'unsubscribe' in their mail client: RFC 8058 POSTs to the link."""
     with sink.received.lock:
-        messages = list(sink.received.messages[:: max(1, len(sink.received.messages) // UNSUBSCRIBERS)])
+        messages = list(
+            sink.received.messages[:: max(1, len(sink.received.messages) // UNSUBSCRIBERS)]
+        )
     done = 0
     for message in messages[:UNSUBSCRIBERS]:
         match = re.search(r"<(https?://[^>]+)>", str(message["List-Unsubscribe"]))
         if not match:
             continue
-        request = urllib.request.Request(match.group(1), data=b"List-Unsubscribe=One-Click", method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own local server
+        request = urllib.request.Request(
+            match.group(1), data=b"List-Unsubscribe=One-Click", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             done += response.status == 200
     return done
 
@@ -257,11 +326,14 @@ def _some_recipients_unsubscribe(sink: SmtpSink) -> int:
 def _report(engine: Engine, tenant_id: int, sink: SmtpSink, folder: Path) -> None:
     with tenant_session(engine, tenant_id) as session:
         rows = partner_rows(session, get_campaign(session, "cloud-security"))
-    console.print(partner_table(rows, title="cloud-security, cycle 1: each partner's state and touches"))
+    console.print(
+        partner_table(rows, title="cloud-security, cycle 1: each partner's state and touches")
+    )
     received = sink.received
     console.print(
-        f"The SMTP server received [bold]{received.count:,}[/] messages and refused {received.refused} "
-        f"(hard bounces, now suppressed); {received.count - received.unparsable:,} parsed back as "
+        f"The SMTP server received [bold]{received.count:,}[/] messages "
+        f"and refused {received.refused} (hard bounces, now suppressed); "
+        f"{received.count - received.unparsable:,} parsed back as "
         "multipart MIME with a plain-text part, List-Unsubscribe and List-Unsubscribe-Post headers."
     )
     if received.unparsable:
@@ -271,9 +343,11 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSink, folder: Path) -> Non
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
         "  partnercast status cloud-security --tenant northwind\n"
         "  partnercast enrollments cloud-security --tenant northwind\n"
-        "  partnercast preview cloud-security P002 --tenant northwind --touch intro --locale de -o intro.html\n"
+        "  partnercast preview cloud-security P002 --tenant northwind --touch intro"
+        " --locale de -o intro.html\n"
         f"  open {folder / 'previews'} and {folder / 'outbox'} (sample .eml files)\n"
-        "  partnercast campaign validate examples/campaigns/cloud-security   # then break it and run again\n"
+        "  partnercast campaign validate examples/campaigns/cloud-security"
+        "   # then break a copy and run it again\n"
         "  partnercast --help",
         highlight=False,
     )

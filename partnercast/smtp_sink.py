@@ -42,13 +42,17 @@ class _Handler:
         self.save_to = save_to
         self.save_first = save_first
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:  # noqa: N802, E501
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         session.host_name = hostname
         with self.received.lock:
             self.received.sessions += 1
         return responses
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         if address.lower().endswith("@" + BOUNCE_DOMAIN):
             with self.received.lock:
                 self.received.refused += 1
@@ -58,7 +62,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
         try:
             message = message_from_bytes(raw, policy=default_policy)
@@ -86,7 +90,9 @@ def free_port() -> int:
 class SmtpSink:
     """Start with ``with SmtpSink() as sink:``; ``sink.port`` is where to send."""
 
-    def __init__(self, *, keep: int = 100_000, save_to: Path | None = None, save_first: int = 0) -> None:
+    def __init__(
+        self, *, keep: int = 100_000, save_to: Path | None = None, save_first: int = 0
+    ) -> None:
         self.received = Received(keep=keep)
         self.port = free_port()
         if save_to is not None:

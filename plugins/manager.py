@@ -136,7 +136,9 @@ def load_plugins(extra: list[Any] | None = None) -> Plugins:
             plugin = entry.load()
             pm.register(plugin, name=entry.name)
         except Exception as error:  # a broken plugin is reported, the others still load
-            infos.append(PluginInfo(entry.name, dist_name, dist_version, f"{type(error).__name__}: {error}"))
+            infos.append(
+                PluginInfo(entry.name, dist_name, dist_version, f"{type(error).__name__}: {error}")
+            )
             log.warning("plugin %s failed to load: %s", entry.name, error)
             continue
         infos.append(PluginInfo(entry.name, dist_name, dist_version))

@@ -48,7 +48,9 @@ def suppressed_among(session: Session, emails: Iterable[str]) -> set[str]:
     return set(rows.all())
 
 
-def unsubscribe_token(settings: Settings, *, tenant_id: int, contact_id: int, dispatch_id: int) -> str:
+def unsubscribe_token(
+    settings: Settings, *, tenant_id: int, contact_id: int, dispatch_id: int
+) -> str:
     return sign(settings, UNSUBSCRIBE, [tenant_id, contact_id, dispatch_id])
 
 
@@ -71,7 +73,9 @@ def unsubscribe_by_token(engine: Engine, settings: Settings, token: str) -> Unsu
         contact = session.get(Contact, int(contact_id))
         if contact is None:
             raise InvalidToken("this link is not valid")
-        added = suppress(session, contact.email, reason="unsubscribed", source=f"link:{dispatch_id}")
+        added = suppress(
+            session, contact.email, reason="unsubscribed", source=f"link:{dispatch_id}"
+        )
         if added:
             session.add(
                 Event(

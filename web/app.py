@@ -33,8 +33,15 @@ button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head><body>{body}</body><
 
 def _page(start_response: StartResponse, status: str, title: str, body: str) -> list[bytes]:
     payload = _PAGE.format(title=html.escape(title), body=body).encode()
-    start_response(status, [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(payload))),
-                            ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(payload))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ],
+    )
     return [payload]
 
 
@@ -57,24 +64,38 @@ class EngineApp:
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:
         if method == "GET":
-            body = ("<h1>Unsubscribe</h1><p>Stop all emails from this sender?</p>"
-                    f'<form method="post" action="/u/{html.escape(token)}">'
-                    '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                    "<button type=submit>Unsubscribe</button></form>")
+            body = (
+                "<h1>Unsubscribe</h1><p>Stop all emails from this sender?</p>"
+                f'<form method="post" action="/u/{html.escape(token)}">'
+                '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+                "<button type=submit>Unsubscribe</button></form>"
+            )
             return _page(start_response, "200 OK", "Unsubscribe", body)
         if method != "POST":
-            return _page(start_response, "405 Method Not Allowed", "Not allowed", "<h1>Not allowed</h1>")
+            return _page(
+                start_response, "405 Method Not Allowed", "Not allowed", "<h1>Not allowed</h1>"
+            )
         try:
             result = unsubscribe_by_token(self.engine, self.settings, token)
         except InvalidToken as error:
-            return _page(start_response, "400 Bad Request", "Link not valid", f"<h1>{html.escape(error.message)}</h1>")
+            return _page(
+                start_response,
+                "400 Bad Request",
+                "Link not valid",
+                f"<h1>{html.escape(error.message)}</h1>",
+            )
         log.info("unsubscribed a contact (new=%s)", result.newly_suppressed)
-        return _page(start_response, "200 OK", "Unsubscribed",
-                     f"<h1>You are unsubscribed</h1><p>{html.escape(result.email)} will get no more emails from this sender.</p>")
+        return _page(
+            start_response,
+            "200 OK",
+            "Unsubscribed",
+            f"<h1>You are unsubscribed</h1><p>{html.escape(result.email)} "
+            "will get no more emails from this sender.</p>",
+        )
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
 
@@ -84,5 +105,10 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 def make_http_server(engine: Engine, settings: Settings, host: str, port: int) -> WSGIServer:
     """A threaded HTTP server for the engine's endpoints (port 0 picks a free port)."""
-    return make_server(host, port, EngineApp(engine, settings), server_class=ThreadingWSGIServer,
-                       handler_class=_QuietHandler)
+    return make_server(
+        host,
+        port,
+        EngineApp(engine, settings),
+        server_class=ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )

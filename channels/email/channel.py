@@ -89,7 +89,9 @@ class EmailChannel(Channel):
             raise PermanentError(f"MJML could not compile {request.template}: {error}") from error
         text = _text_converter().handle(html).strip() + "\n"
         subject = " ".join(request.render_string(content.subject, html=False).split())
-        preheader = request.render_string(content.preheader, html=False) if content.preheader else ""
+        preheader = (
+            request.render_string(content.preheader, html=False) if content.preheader else ""
+        )
         return Draft(
             channel=self.name,
             touch_key=request.touch_key,
@@ -175,7 +177,9 @@ class EmailChannel(Channel):
             except smtplib.SMTPDataError as error:
                 return _refused(recipient, error.smtp_code, error.smtp_error)
             except smtplib.SMTPSenderRefused as error:
-                raise PermanentError(f"sender {account.from_email} refused: {error.smtp_code}") from error
+                raise PermanentError(
+                    f"sender {account.from_email} refused: {error.smtp_code}"
+                ) from error
             except smtplib.SMTPAuthenticationError as error:
                 raise AuthError("SMTP authentication failed") from error
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as error:

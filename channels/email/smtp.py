@@ -62,7 +62,9 @@ class SmtpConnection:
         except smtplib.SMTPAuthenticationError as error:
             raise AuthError(f"SMTP login refused by {self.host}:{self.port}") from error
         except (OSError, smtplib.SMTPException) as error:
-            raise TransientError(f"cannot connect to SMTP {self.host}:{self.port}: {error}") from error
+            raise TransientError(
+                f"cannot connect to SMTP {self.host}:{self.port}: {error}"
+            ) from error
         return smtp
 
     def reset(self) -> None:

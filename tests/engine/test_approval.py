@@ -47,11 +47,21 @@ class _FakeSession:
 
 
 def _enrollment(state: str, *, auto: bool = False) -> Enrollment:
-    return Enrollment(id=1, tenant_id=1, partner_id=1, campaign_id=1, version_id=1, state=state,
-                      auto_approve=auto, customization={"headline": "Hi"})
+    return Enrollment(
+        id=1,
+        tenant_id=1,
+        partner_id=1,
+        campaign_id=1,
+        version_id=1,
+        state=state,
+        auto_approve=auto,
+        customization={"headline": "Hi"},
+    )
 
 
-@pytest.mark.parametrize(("start", "action", "end"), ALLOWED, ids=[f"{s}-{a}" for s, a, _ in ALLOWED])
+@pytest.mark.parametrize(
+    ("start", "action", "end"), ALLOWED, ids=[f"{s}-{a}" for s, a, _ in ALLOWED]
+)
 def test_allowed_moves(start: str, action: str, end: str) -> None:
     session = _FakeSession()
     enrollment = _enrollment(start)
@@ -84,5 +94,3 @@ def test_changing_content_after_approval_voids_it() -> None:
     enrollment.customization = {"headline": "Hi"}
     enrollment.version_id = 2
     assert not approval.is_approved_as_is(enrollment)
-
-

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from email.policy import default as default_policy
-
 import pytest
 from pydantic import SecretStr
 
@@ -16,33 +14,59 @@ from partnercast.smtp_sink import SmtpSink
 NONCE = "feed01"
 MJML = (
     "<mjml><mj-body><mj-section><mj-column>"
-    f"<mj-text>Hello {marker(NONCE, 'first_name')} &amp; team at {marker(NONCE, 'company')}</mj-text>"
+    f"<mj-text>Hello {marker(NONCE, 'first_name')} &amp; team at "
+    f"{marker(NONCE, 'company')}</mj-text>"
     "<mj-text>Northwind Partner GmbH, Hauptstraße 1, 10115 Berlin</mj-text>"
     f'<mj-button href="{marker(NONCE, "unsubscribe_url")}">Unsubscribe</mj-button>'
     "</mj-column></mj-section></mj-body></mjml>"
 )
-IDENTITY = {"name": "Northwind Partner", "legal_name": "Northwind Partner GmbH",
-            "postal_address": "Hauptstraße 1, 10115 Berlin", "sender_name": "Ann at Northwind",
-            "sender_email": "ann@partner.example"}
+IDENTITY = {
+    "name": "Northwind Partner",
+    "legal_name": "Northwind Partner GmbH",
+    "postal_address": "Hauptstraße 1, 10115 Berlin",
+    "sender_name": "Ann at Northwind",
+    "sender_email": "ann@partner.example",
+}
 
 
 def _request(mjml: str = MJML, subject: str = "Hi " + marker(NONCE, "first_name")) -> RenderRequest:
-    return RenderRequest(channel="email", touch_key="intro", template="email/intro", locale="en",
-                         content={"subject": subject}, nonce=NONCE,
-                         render_template=lambda name: mjml,
-                         render_string=lambda source, html=False: source, identity=IDENTITY)
+    return RenderRequest(
+        channel="email",
+        touch_key="intro",
+        template="email/intro",
+        locale="en",
+        content={"subject": subject},
+        nonce=NONCE,
+        render_template=lambda name: mjml,
+        render_string=lambda source, html=False: source,
+        identity=IDENTITY,
+    )
 
 
 def _recipient(number: int, email: str, first: str = "Ann") -> Recipient:
-    return Recipient(delivery_id=number, contact_id=number, email=email,
-                     message_id=f"<pc.{number}.x@test.example>",
-                     values={"first_name": first, "last_name": "L", "company": "Acme <Labs>",
-                             "email": email, "unsubscribe_url": f"https://pc.example/u/tok{number}"})
+    return Recipient(
+        delivery_id=number,
+        contact_id=number,
+        email=email,
+        message_id=f"<pc.{number}.x@test.example>",
+        values={
+            "first_name": first,
+            "last_name": "L",
+            "company": "Acme <Labs>",
+            "email": email,
+            "unsubscribe_url": f"https://pc.example/u/tok{number}",
+        },
+    )
 
 
 def _account(port: int, **extra: object) -> EmailAccount:
-    return EmailAccount(host="127.0.0.1", port=port, from_email="ann@partner.example",
-                        from_name="Ann at Northwind", **extra)
+    return EmailAccount(
+        host="127.0.0.1",
+        port=port,
+        from_email="ann@partner.example",
+        from_name="Ann at Northwind",
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -62,9 +86,17 @@ def test_render_compiles_mjml_once_with_markers_and_a_text_part() -> None:
 @pytest.mark.parametrize(
     ("mjml", "problem"),
     [
-        pytest.param(MJML.replace(marker(NONCE, "unsubscribe_url"), "https://x"), "no unsubscribe link", id="no-unsubscribe"),
-        pytest.param(MJML.replace("Hauptstraße 1, 10115 Berlin", ""), "postal address", id="no-address"),
-        pytest.param(MJML.replace("Northwind Partner GmbH, ", ""), "legal name", id="no-legal-name"),
+        pytest.param(
+            MJML.replace(marker(NONCE, "unsubscribe_url"), "https://x"),
+            "no unsubscribe link",
+            id="no-unsubscribe",
+        ),
+        pytest.param(
+            MJML.replace("Hauptstraße 1, 10115 Berlin", ""), "postal address", id="no-address"
+        ),
+        pytest.param(
+            MJML.replace("Northwind Partner GmbH, ", ""), "legal name", id="no-legal-name"
+        ),
     ],
 )
 def test_validate_refuses_non_compliant_email(mjml: str, problem: str) -> None:
@@ -102,8 +134,12 @@ def test_messages_arrive_as_real_mime_with_one_click_unsubscribe(sink: SmtpSink)
 def test_bounces_and_deferrals_are_per_recipient_outcomes(sink: SmtpSink) -> None:
     channel = EmailChannel()
     draft = channel.render(_request())
-    recipients = [_recipient(1, "a@example.com"), _recipient(2, "gone@bounce.example"),
-                  _recipient(3, "later@defer.example"), _recipient(4, "b@example.com")]
+    recipients = [
+        _recipient(1, "a@example.com"),
+        _recipient(2, "gone@bounce.example"),
+        _recipient(3, "later@defer.example"),
+        _recipient(4, "b@example.com"),
+    ]
     result = channel.publish(draft, _account(sink.port), idempotency_key="k", recipients=recipients)
     channel.close()
     assert [o.status for o in result.outcomes] == ["sent", "hard_bounce", "transient", "sent"]
@@ -116,8 +152,12 @@ def test_unreachable_server_is_transient() -> None:
     channel = EmailChannel()
     draft = channel.render(_request())
     with pytest.raises(TransientError, match="cannot connect"):
-        channel.publish(draft, _account(free_port(), timeout_seconds=2), idempotency_key="k",
-                        recipients=[_recipient(1, "a@example.com")])
+        channel.publish(
+            draft,
+            _account(free_port(), timeout_seconds=2),
+            idempotency_key="k",
+            recipients=[_recipient(1, "a@example.com")],
+        )
 
 
 def test_password_never_shows_in_repr() -> None:

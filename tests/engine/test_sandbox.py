@@ -18,17 +18,27 @@ def render(source: str, context: dict | None = None, limits: RenderLimits | None
 
 
 RUNAWAY = [
-    pytest.param("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-                 "loops more than", id="nested-loops-for-ever"),
-    pytest.param("{% set s = 'ab' * 500 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}"
-                 "{% endfor %}{% endfor %}", "loops more than", id="loops-over-strings"),
+    pytest.param(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "loops more than",
+        id="nested-loops-for-ever",
+    ),
+    pytest.param(
+        "{% set s = 'ab' * 500 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}"
+        "{% endfor %}{% endfor %}",
+        "loops more than",
+        id="loops-over-strings",
+    ),
     pytest.param("{{ 'x' * 1000000000 }}", "repeats a value", id="string-times-a-billion"),
     pytest.param("{{ ([1] * 1000) * 100000 }}", "repeats a value", id="list-multiplication"),
     pytest.param("{{ '{:>999999999}'.format('a') }}", "format width", id="str-format-width"),
     pytest.param("{{ '%999999999s' % 'a' }}", "format width", id="percent-format-width"),
     pytest.param("{{ 'a'|center(999999999) }}", "too large", id="center-filter"),
-    pytest.param("{% for i in range(100000) %}{{ 'x' * 60 }}{% endfor %}", "output is over",
-                 id="gigabytes-of-output"),
+    pytest.param(
+        "{% for i in range(100000) %}{{ 'x' * 60 }}{% endfor %}",
+        "output is over",
+        id="gigabytes-of-output",
+    ),
     pytest.param("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion", id="recursion"),
 ]
 
@@ -108,5 +118,7 @@ def test_a_contact_value_cannot_forge_a_marker() -> None:
 
 
 def test_contact_values_never_carry_line_breaks() -> None:
-    out = Personalizer("n").fill(marker("n", "first_name"), {"first_name": "A\r\nBcc: x@y"}, html_escape=False)
+    out = Personalizer("n").fill(
+        marker("n", "first_name"), {"first_name": "A\r\nBcc: x@y"}, html_escape=False
+    )
     assert "\n" not in out and "\r" not in out

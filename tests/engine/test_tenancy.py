@@ -23,13 +23,17 @@ def _twins(engine: Engine) -> tuple[int, int, int, int]:
             partner = Partner(external_id="P1", name="Same", legal_name=f"{tenant.name} Ltd")
             session.add(partner)
             session.flush()
-            session.add(Contact(partner_id=partner.id, external_id="C1", email="x@example.com", consent=True))
+            session.add(
+                Contact(
+                    partner_id=partner.id, external_id="C1", email="x@example.com", consent=True
+                )
+            )
         ids.append(partner.id)
     return a.id, b.id, ids[0], ids[1]
 
 
 def test_each_tenant_sees_only_its_rows(any_engine: Engine) -> None:
-    a, b, partner_a, partner_b = _twins(any_engine)
+    a, _b, partner_a, partner_b = _twins(any_engine)
     with tenant_session(any_engine, a) as session:
         partners = session.exec(select(Partner)).all()
         assert [p.id for p in partners] == [partner_a]
@@ -88,7 +92,10 @@ def test_plain_tables_of_tenant_rows_are_refused(any_engine: Engine) -> None:
     from sqlalchemy import func
 
     a, _, _, _ = _twins(any_engine)
-    with pytest.raises(TenantScopeError, match="through their models"), tenant_session(any_engine, a) as session:
+    with (
+        pytest.raises(TenantScopeError, match="through their models"),
+        tenant_session(any_engine, a) as session,
+    ):
         session.exec(select(func.count()).select_from(Contact.__table__)).one()
 
 
@@ -99,4 +106,7 @@ def test_a_released_savepoint_still_rolls_back_with_its_transaction(any_engine: 
             session.add(Partner(external_id="P-savepoint", name="kept only if committed"))
         raise RuntimeError("the outer transaction fails")
     with tenant_session(any_engine, a) as session:
-        assert session.exec(select(Partner).where(Partner.external_id == "P-savepoint")).first() is None
+        assert (
+            session.exec(select(Partner).where(Partner.external_id == "P-savepoint")).first()
+            is None
+        )
