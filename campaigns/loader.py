@@ -1,0 +1,651 @@
+"""Reading a campaign folder (campaign-as-code) and reporting every problem in it at once.
+
+A campaign folder holds ``campaign.yaml`` (see :mod:`partnercast.campaigns.spec`) and
+``templates/`` with one file per touch template and locale,
+``templates/<template>.<locale><suffix>`` (the suffix is the channel's: ``.mjml`` for
+email), plus partials whose file name starts with ``_`` (no locale) that templates include.
+
+:func:`read_campaign` checks everything it can and raises one :class:`Problems` listing
+each problem as ``file:line: message``: YAML syntax and duplicate keys, the spec's rules
+(lines found by mapping pydantic's error paths back onto the YAML nodes), Jinja syntax,
+references to names the renderer does not provide, touches without a template for a
+locale, email templates that do not show the unsubscribe link and the sender's legal
+name and postal address.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import nodes
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ValidationError
+
+from partnercast.campaigns.spec import (
+    CAMPAIGN_RULE,
+    CampaignSpec,
+    EditableField,
+    Loc,
+    TouchSpec,
+    VariantSpec,
+    localized_parts,
+)
+from partnercast.core.errors import Problems, UserError
+
+SPEC_FILE = "campaign.yaml"
+TEMPLATES_DIR = "templates"
+MAX_FILE_BYTES = 1_000_000
+IGNORED_FILES = frozenset({"Thumbs.db", "desktop.ini", "__pycache__"})
+
+# What the renderer puts in a template's context (campaigns.rendering.layered_context).
+# vars, fields and locked hold the campaign's own names; locale is a plain string.
+FIXED_NAMESPACES: Mapping[str, frozenset[str]] = {
+    "brand": frozenset(
+        {
+            "name",
+            "legal_name",
+            "postal_address",
+            "logo_url",
+            "primary_color",
+            "secondary_color",
+            "signature",
+        }
+    ),
+    "partner": frozenset({"name", "contact_name", "contact_email", "region", "tier"}),
+    "campaign": frozenset({"key", "name"}),
+    "contact": frozenset({"first_name", "last_name", "company", "email"}),
+    "links": frozenset({"unsubscribe"}),
+    "touch": frozenset({"key", "day"}),
+}
+CAMPAIGN_NAMESPACES = {
+    "vars": "a variable",
+    "fields": "an editable field",
+    "locked": "a locked zone",
+}
+CONTEXT_NAMES = frozenset({*FIXED_NAMESPACES, *CAMPAIGN_NAMESPACES, "locale"})
+# Names Jinja itself provides inside loops, macros and call blocks.
+JINJA_IMPLICIT = frozenset({"loop", "caller", "varargs", "kwargs", "self", "super"})
+EMAIL_MUST_SHOW = {
+    ("links", "unsubscribe"): "the unsubscribe link",
+    ("brand", "legal_name"): "the legal name",
+    ("brand", "postal_address"): "the postal address",
+}
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    """A checked campaign folder: its spec, template sources and content hash.
+
+    ``templates`` is keyed by path relative to ``templates/`` (``email/intro.en.mjml``),
+    with line endings normalised, so ``content_hash`` is the same on every machine for an
+    unchanged folder.
+    """
+
+    folder: Path
+    spec: CampaignSpec
+    templates: dict[str, str]
+    content_hash: str
+
+
+def read_campaign(folder: Path, channel_suffixes: Mapping[str, str]) -> LoadedCampaign:
+    """Read and check the campaign in ``folder``; raise Problems listing everything wrong.
+
+    ``channel_suffixes`` maps each known channel's name to its template file suffix
+    (``{"email": ".mjml"}``). A missing folder or ``campaign.yaml`` is a UserError.
+    """
+    spec_path = _spec_path(folder)
+    report = _Report()
+    root, data = _read_yaml(spec_path, report)
+    spec = _validate_spec(data, root, report) if data is not None else None
+    templates = _read_templates(folder / TEMPLATES_DIR, channel_suffixes, report)
+    _TemplateChecker(templates, spec, root, channel_suffixes, report).check()
+    if spec is not None and root is not None:
+        _check_touches(spec, root, templates, channel_suffixes, report)
+    if report.problems or spec is None:
+        raise Problems(report.lines(), subject=str(folder))
+    return LoadedCampaign(folder, spec, templates, content_hash(spec, templates))
+
+
+def content_hash(spec: CampaignSpec, templates: Mapping[str, str]) -> str:
+    """sha256 over a canonical JSON of the spec and every template source."""
+    payload = {"spec": spec.model_dump(mode="json"), "templates": dict(sorted(templates.items()))}
+    canonical = json.dumps(
+        payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --- problems -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Report:
+    problems: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def add(self, file: str, line: int | None, message: str) -> None:
+        self.problems.append((file, line or 0, message))
+
+    def lines(self) -> list[str]:
+        ordered = sorted(
+            dict.fromkeys(self.problems), key=lambda p: (p[0] != SPEC_FILE, p[0], p[1])
+        )
+        return [
+            f"{file}:{line}: {msg}" if line else f"{file}: {msg}" for file, line, msg in ordered
+        ]
+
+
+def _spec_path(folder: Path) -> Path:
+    if not folder.exists():
+        raise UserError("no such campaign folder", where=str(folder))
+    if not folder.is_dir():
+        raise UserError(
+            "not a folder (a campaign is a folder with campaign.yaml)", where=str(folder)
+        )
+    spec_path = folder / SPEC_FILE
+    if not spec_path.is_file():
+        raise UserError(f"no {SPEC_FILE} in the campaign folder", where=str(folder))
+    return spec_path
+
+
+def _read_text(path: Path, name: str, report: _Report) -> str | None:
+    """A file's text (UTF-8, line endings normalised), or None with a problem."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        report.add(name, None, f"file is larger than {MAX_FILE_BYTES:,} bytes")
+        return None
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        report.add(name, None, f"not UTF-8 text ({error.reason} at byte {error.start})")
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- campaign.yaml ------------------------------------------------------------------------
+
+
+class _CampaignYaml(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 scalars: no implicit dates, only true/false are booleans.
+
+    (YAML 1.1 reads ``no`` as false, which is Norwegian's locale id, and turns
+    ``2025-03-01`` into a date object where a date field wants text.)
+    """
+
+
+_CampaignYaml.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CampaignYaml.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _read_yaml(path: Path, report: _Report) -> tuple[yaml.Node | None, dict[str, Any] | None]:
+    """The composed node tree (for line numbers) and the data, or Nones with problems."""
+    text = _read_text(path, SPEC_FILE, report)
+    if text is None:
+        return None, None
+    loader = _CampaignYaml(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            report.add(SPEC_FILE, None, "the file is empty")
+            return None, None
+        duplicates = _duplicate_keys(root)
+        for line, message in duplicates:
+            report.add(SPEC_FILE, line, message)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        report.add(SPEC_FILE, mark.line + 1 if mark else None, f"invalid YAML: {error.problem}")
+        return None, None
+    except yaml.YAMLError as error:
+        report.add(SPEC_FILE, None, f"invalid YAML: {error}")
+        return None, None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        report.add(SPEC_FILE, root.start_mark.line + 1, "must be a mapping (key: ..., name: ...)")
+        return None, None
+    return root, data
+
+
+def _duplicate_keys(root: yaml.Node) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    line = key.start_mark.line + 1
+                    if key.value in first_line:
+                        found.append(
+                            (
+                                line,
+                                f"duplicate key {key.value!r} "
+                                f"(first at line {first_line[key.value]})",
+                            )
+                        )
+                    first_line.setdefault(key.value, line)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return found
+
+
+def _line_of(root: yaml.Node, loc: Loc) -> int:
+    """The line of the YAML node at a pydantic ``loc`` (the deepest part that exists).
+
+    For a mapping entry the key's line is used: with a block value it is the line that
+    names what is wrong.
+    """
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(node, yaml.MappingNode):
+            entry = _entry(node, str(part))
+            if entry is None:
+                return line
+            line = entry[0].start_mark.line + 1
+            node = entry[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _entry(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    matches = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+    return matches[-1] if matches else None
+
+
+def _validate_spec(
+    data: dict[str, Any], root: yaml.Node | None, report: _Report
+) -> CampaignSpec | None:
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as error:
+        for problem_loc, message in _spec_errors(error):
+            report.add(SPEC_FILE, _line_of(root, problem_loc) if root else None, message)
+        return None
+
+
+def _spec_errors(error: ValidationError) -> Iterator[tuple[Loc, str]]:
+    for detail in error.errors():
+        loc = tuple(detail["loc"])
+        ctx = detail.get("ctx") or {}
+        if detail["type"] == CAMPAIGN_RULE and "violations" in ctx:
+            yield from ((tuple(v_loc), message) for v_loc, message in ctx["violations"])
+        elif detail["type"] == CAMPAIGN_RULE:
+            yield loc, ctx.get("message", detail["msg"])
+        else:
+            yield loc, _friendly(detail, loc)
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _friendly(detail: Any, loc: Loc) -> str:
+    """Pydantic's error in the words of a campaign.yaml author."""
+    kind, ctx, value = detail["type"], detail.get("ctx") or {}, detail.get("input")
+    path = _dotted(loc)
+    if loc and loc[-1] == "[key]":
+        return f"{_dotted(loc[:-2]) or 'campaign'}: {ctx.get('message', detail['msg'])}"
+    if kind == "extra_forbidden":
+        return _unknown_key(loc)
+    if kind == "missing":
+        parent = _dotted(loc[:-1])
+        return f"{parent} needs {loc[-1]!r}" if parent else f"missing required key {loc[-1]!r}"
+    simple = {
+        "int_type": "must be a whole number",
+        "int_parsing": "must be a whole number",
+        "bool_type": "must be true or false",
+        "string_type": "must be text",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping",
+    }
+    if kind in simple:
+        return f"{path} {simple[kind]}, got {_shown(value)}"
+    if kind == "literal_error":
+        return f"{path} must be one of {ctx.get('expected')}, got {_shown(value)}"
+    if kind == "too_short":
+        return f"{path} must not be empty"
+    if kind == "string_too_short":
+        return f"{path} must not be empty"
+    if kind == "string_too_long":
+        return f"{path} must be at most {ctx.get('max_length')} characters"
+    return f"{path}: {ctx.get('message', detail['msg'])}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _unknown_key(loc: Loc) -> str:
+    key = str(loc[-1])
+    parent = _dotted(loc[:-1])
+    model = _model_at(loc[:-1])
+    where = f" in {parent}" if parent else ""
+    hint = ""
+    if model is not None:
+        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{where}{hint}"
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    shapes: dict[tuple[str, int], type[BaseModel]] = {
+        ("editable_fields", 2): EditableField,
+        ("variants", 2): VariantSpec,
+        ("touches", 2): TouchSpec,
+    }
+    if not loc:
+        return CampaignSpec
+    return shapes.get((str(loc[0]), len(loc)))
+
+
+# --- templates/ ---------------------------------------------------------------------------
+
+
+def _read_templates(
+    folder: Path, channel_suffixes: Mapping[str, str], report: _Report
+) -> dict[str, str]:
+    """Every template source under ``folder``, keyed by its path relative to it."""
+    templates: dict[str, str] = {}
+    if not folder.is_dir():
+        report.add(f"{TEMPLATES_DIR}/", None, "the templates folder is missing")
+        return templates
+    suffixes = sorted(set(channel_suffixes.values()))
+    for path in _template_files(folder, report):
+        relative = unicodedata.normalize("NFC", path.relative_to(folder).as_posix())
+        name = f"{TEMPLATES_DIR}/{relative}"
+        if not any(relative.endswith(suffix) for suffix in suffixes):
+            known = ", ".join(suffixes) or "none"
+            report.add(name, None, f"not a template of a known channel (suffixes: {known})")
+            continue
+        text = _read_text(path, name, report)
+        if text is not None:
+            templates[relative] = text
+    return dict(sorted(templates.items()))
+
+
+def _template_files(folder: Path, report: _Report) -> Iterator[Path]:
+    """Plain files under ``folder``, skipping hidden and OS clutter files; no symlinks."""
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        base = Path(current)
+        dirs[:] = sorted(d for d in dirs if not _ignored(d))
+        for entry in [*dirs, *sorted(files)]:
+            path = base / entry
+            if path.is_symlink():
+                relative = path.relative_to(folder.parent).as_posix()
+                report.add(
+                    relative, None, "is a symbolic link; a campaign folder holds plain files"
+                )
+        for entry in sorted(files):
+            path = base / entry
+            if not _ignored(entry) and not path.is_symlink():
+                yield path
+
+
+def _ignored(name: str) -> bool:
+    return name.startswith(".") or name.endswith("~") or name in IGNORED_FILES
+
+
+def _is_partial(relative: str) -> bool:
+    return relative.rsplit("/", 1)[-1].startswith("_")
+
+
+class _TemplateChecker:
+    """Jinja syntax, context references and email obligations of every template."""
+
+    def __init__(
+        self,
+        templates: Mapping[str, str],
+        spec: CampaignSpec | None,
+        yaml_root: yaml.Node | None,
+        channel_suffixes: Mapping[str, str],
+        report: _Report,
+    ) -> None:
+        self.templates = templates
+        self.spec = spec
+        self.yaml_root = yaml_root
+        self.suffixes = channel_suffixes
+        self.report = report
+        self.environment = SandboxedEnvironment(autoescape=True)
+        self.trees: dict[str, nodes.Template] = {}
+
+    def check(self) -> None:
+        for relative, source in self.templates.items():
+            name = f"{TEMPLATES_DIR}/{relative}"
+            self._check_file_name(relative, name)
+            tree = self._parse(source, name, None, "")
+            if tree is not None:
+                self.trees[relative] = tree
+                self._check_references(tree, name, None, "")
+                self._check_includes(tree, name)
+        self._check_email_obligations()
+        if self.spec is not None:
+            self._check_touch_texts(self.spec)
+
+    def _parse(
+        self, source: str, file: str, line: int | None, prefix: str
+    ) -> nodes.Template | None:
+        try:
+            return self.environment.parse(source)
+        except TemplateSyntaxError as error:
+            at = line if line is not None else error.lineno
+            self.report.add(file, at, f"{prefix}{error.message}")
+            return None
+
+    def _check_file_name(self, relative: str, name: str) -> None:
+        if _is_partial(relative):
+            return
+        suffix = max((s for s in self.suffixes.values() if relative.endswith(s)), key=len)
+        stem = relative[: -len(suffix)]
+        if "." not in stem.rsplit("/", 1)[-1]:
+            self.report.add(name, None, f"a template file is named <template>.<locale>{suffix}")
+            return
+        locale = stem.rsplit(".", 1)[1]
+        if self.spec is not None and locale not in self.spec.locales:
+            self.report.add(
+                name,
+                None,
+                f"locale {locale!r} is not one of the campaign's locales "
+                f"({', '.join(self.spec.locales)})",
+            )
+
+    def _check_references(
+        self, tree: nodes.Template, file: str, line: int | None, prefix: str
+    ) -> None:
+        local = _local_names(tree) | JINJA_IMPLICIT | set(self.environment.globals)
+        for name in tree.find_all(nodes.Name):
+            if name.ctx == "load" and name.name not in local and name.name not in CONTEXT_NAMES:
+                known = ", ".join(sorted(CONTEXT_NAMES))
+                self.report.add(
+                    file,
+                    line or name.lineno,
+                    f"{prefix}unknown name {name.name!r} (known: {known})",
+                )
+        for namespace, attr, lineno in _references(tree, local):
+            message = self._reference_problem(namespace, attr)
+            if message:
+                self.report.add(file, line or lineno, f"{prefix}{message}")
+
+    def _reference_problem(self, namespace: str, attr: str) -> str | None:
+        if namespace in FIXED_NAMESPACES:
+            known_fixed = FIXED_NAMESPACES[namespace]
+            if attr in known_fixed:
+                return None
+            return f"{namespace}.{attr} is not known (known: {', '.join(sorted(known_fixed))})"
+        if self.spec is None or namespace not in CAMPAIGN_NAMESPACES:
+            return None
+        names = {
+            "vars": self.spec.variables,
+            "fields": self.spec.editable_fields,
+            "locked": self.spec.locked,
+        }[namespace]
+        if attr in names:
+            return None
+        known = ", ".join(sorted(names)) or "none"
+        noun = CAMPAIGN_NAMESPACES[namespace]
+        return f"{namespace}.{attr} is not {noun} of this campaign (known: {known})"
+
+    def _check_includes(self, tree: nodes.Template, file: str) -> None:
+        for included, lineno in _included(tree):
+            if included not in self.templates:
+                self.report.add(file, lineno, f"includes {included!r}, which is not in templates/")
+
+    def _check_email_obligations(self) -> None:
+        suffix = self.suffixes.get("email")
+        if not suffix:
+            return
+        for relative in self.trees:
+            if _is_partial(relative) or not relative.endswith(suffix):
+                continue
+            shown = self._reachable_references(relative)
+            for needed, what in EMAIL_MUST_SHOW.items():
+                if needed not in shown:
+                    self.report.add(
+                        f"{TEMPLATES_DIR}/{relative}", None, f"email template must show {what}"
+                    )
+
+    def _reachable_references(self, start: str) -> set[tuple[str, str]]:
+        """(namespace, attr) pairs used by a template or anything it includes."""
+        shown: set[tuple[str, str]] = set()
+        pending, visited = [start], set()
+        while pending:
+            relative = pending.pop()
+            tree = self.trees.get(relative)
+            if relative in visited or tree is None:
+                continue
+            visited.add(relative)
+            local = _local_names(tree)
+            shown |= {(ns, attr) for ns, attr, _ in _references(tree, local)}
+            pending.extend(name for name, _ in _included(tree))
+        return shown
+
+    def _check_touch_texts(self, spec: CampaignSpec) -> None:
+        """Subjects and preheaders are Jinja strings: same syntax and reference checks."""
+        for index, touch in enumerate(spec.touches):
+            for part in ("subject", "preheader"):
+                value = getattr(touch, part)
+                for loc, text in localized_parts(value, ("touches", index, part)):
+                    locale = f" ({loc[-1]})" if loc[-1] != part else ""
+                    prefix = f"touch {touch.key!r} {part}{locale}: "
+                    line = self._yaml_line(loc)
+                    tree = self._parse(text, SPEC_FILE, line, prefix)
+                    if tree is not None:
+                        self._check_references(tree, SPEC_FILE, line, prefix)
+
+    def _yaml_line(self, loc: Loc) -> int | None:
+        return _line_of(self.yaml_root, loc) if self.yaml_root is not None else None
+
+
+def _local_names(tree: nodes.Template) -> set[str]:
+    """Names a template defines for itself: loop targets, set, macro args, imports."""
+    names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    names |= {macro.name for macro in tree.find_all(nodes.Macro)}
+    for node in tree.find_all(nodes.Import):
+        names.add(node.target)
+    for node in tree.find_all(nodes.FromImport):
+        names |= {n if isinstance(n, str) else n[1] for n in node.names}
+    return names
+
+
+def _references(tree: nodes.Template, local: set[str]) -> Iterator[tuple[str, str, int]]:
+    """(namespace, attribute, line) of each ``ns.attr`` or ``ns['attr']`` in the template."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.ctx == "load"):
+            continue
+        if (
+            base.name in local
+            or base.name not in FIXED_NAMESPACES.keys() | CAMPAIGN_NAMESPACES.keys()
+        ):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield base.name, node.attr, node.lineno
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield base.name, node.arg.value, node.lineno
+
+
+def _included(tree: nodes.Template) -> Iterator[tuple[str, int]]:
+    """Templates named by include, import or extends (constant names only)."""
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str):
+            yield node.template.value, node.lineno
+
+
+# --- touches against templates ------------------------------------------------------------
+
+
+def _check_touches(
+    spec: CampaignSpec,
+    root: yaml.Node,
+    templates: Mapping[str, str],
+    channel_suffixes: Mapping[str, str],
+    report: _Report,
+) -> None:
+    for index, touch in enumerate(spec.touches):
+        suffix = channel_suffixes.get(touch.channel)
+        if suffix is None:
+            known = ", ".join(sorted(channel_suffixes)) or "none"
+            report.add(
+                SPEC_FILE,
+                _line_of(root, ("touches", index, "channel")),
+                f"touch {touch.key!r} has unknown channel {touch.channel!r} (known: {known})",
+            )
+            continue
+        if touch.channel == "email" and not touch.subject:
+            report.add(
+                SPEC_FILE,
+                _line_of(root, ("touches", index)),
+                f"touch {touch.key!r} is an email and needs a subject",
+            )
+        for locale in spec.locales:
+            expected = touch.template_file(locale, suffix)
+            if expected not in templates:
+                report.add(
+                    SPEC_FILE,
+                    _line_of(root, ("touches", index, "template")),
+                    f"touch {touch.key!r} has no template for locale {locale!r} "
+                    f"(expected {TEMPLATES_DIR}/{expected})",
+                )
