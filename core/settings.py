@@ -68,16 +68,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Build settings: defaults < config file < environment < explicit overrides."""
     path = config_file or Path(os.environ.get("PARTNERCAST_CONFIG", DEFAULT_CONFIG_FILE))
     file_values = _read_config_file(path) if path.exists() else {}
+    where = str(path) if file_values else "settings"
     smtp_file = file_values.pop("smtp", {})
     try:
         env_values = {k: v for k, v in Settings().model_dump().items() if _set_in_env(k)}
-        smtp = SmtpSettings(**{**smtp_file, **_env_smtp()})
-        values = {**file_values, **env_values, "smtp": smtp, **overrides}
-        settings = Settings(**values)
     except ValidationError as error:
-        raise UserError(
-            _summarise(error), where=str(path) if file_values else "settings"
-        ) from error
+        raise UserError(_summarise(error), where="environment") from error
+    try:
+        smtp = SmtpSettings(**{**smtp_file, **_env_smtp()})
+    except ValidationError as error:
+        raise UserError(_summarise(error, prefix="smtp."), where=where) from error
+    try:
+        settings = Settings(**{**file_values, **env_values, "smtp": smtp, **overrides})
+    except ValidationError as error:
+        raise UserError(_summarise(error), where=where) from error
     settings.check_safe()
     return settings
 
@@ -90,7 +94,7 @@ def _env_smtp() -> dict[str, Any]:
     return SmtpSettings().model_dump(exclude_unset=True)
 
 
-def _summarise(error: ValidationError) -> str:
+def _summarise(error: ValidationError, prefix: str = "") -> str:
     first = error.errors()[0]
-    location = ".".join(str(part) for part in first["loc"])
+    location = prefix + ".".join(str(part) for part in first["loc"])
     return f"setting {location}: {first['msg']}"

@@ -69,12 +69,6 @@ def _account(port: int, **extra: object) -> EmailAccount:
     )
 
 
-@pytest.fixture
-def sink():
-    with SmtpSink() as running:
-        yield running
-
-
 def test_render_compiles_mjml_once_with_markers_and_a_text_part() -> None:
     draft = EmailChannel().render(_request())
     assert "<html" in draft.parts["html"].lower()
