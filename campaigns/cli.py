@@ -1,9 +1,145 @@
-"""Commands for campaigns: validate, load, enroll, customise, approve, preview, tick."""
+"""Commands for campaign folders: validate, load, list, show.
+
+``validate`` needs no database. The others act as ``--tenant``, in a session scoped to it.
+Problems and other user errors are printed by the root group on stderr, one line each,
+with exit code 1.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from partnercast.campaigns.models import CampaignVersion
+from partnercast.campaigns.spec import localize
+from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.tenancy import tenant_session
+
+campaign_app = typer.Typer(help="Campaigns as code: folders of campaign.yaml and templates.")
+
+FolderArgument = Annotated[
+    Path, typer.Argument(help="The campaign folder (campaign.yaml and templates/).")
+]
 
 
 def register(app: typer.Typer) -> None:
     """Mount this folder's commands on the root app."""
+    app.add_typer(campaign_app, name="campaign", no_args_is_help=True)
+
+
+def _channel_suffixes() -> dict[str, str]:
+    """Template suffix of every known channel, by channel name."""
+    try:
+        from partnercast.plugins.manager import channel_template_suffixes
+    except ImportError:
+        # Fallback until the plugin manager lands everywhere; remove it then.
+        return {"email": ".mjml"}
+    return channel_template_suffixes()
+
+
+@campaign_app.command("validate")
+def validate(folder: FolderArgument) -> None:
+    """Check a campaign folder and print every problem (no database needed)."""
+    from partnercast.campaigns.loader import read_campaign
+
+    spec = read_campaign(folder, _channel_suffixes()).spec
+    console.print(
+        f"ok: {spec.key} v? — {len(spec.touches)} touches, locales {', '.join(spec.locales)}",
+        highlight=False,
+    )
+
+
+@campaign_app.command("load")
+def load(folder: FolderArgument, tenant: TenantOption) -> None:
+    """Store a campaign folder as the tenant's next version (unchanged content: no-op)."""
+    from partnercast.campaigns.loader import read_campaign
+    from partnercast.campaigns.store import store_campaign
+
+    loaded = read_campaign(folder, _channel_suffixes())
+    engine = open_engine()
+    try:
+        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+            result = store_campaign(session, loaded)
+    finally:
+        engine.dispose()
+    key, number = result.campaign.key, result.version.number
+    if result.created:
+        console.print(f"{key}: stored version {number}", highlight=False)
+    else:
+        console.print(f"{key}: unchanged (version {number})", highlight=False)
+
+
+@campaign_app.command("list")
+def list_command(tenant: TenantOption) -> None:
+    """The tenant's campaigns and their latest version."""
+    from partnercast.campaigns.store import campaign_versions, list_campaigns
+
+    engine = open_engine()
+    table = Table("key", "name", "versions", "latest", "cycle days", title="campaigns")
+    try:
+        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+            for campaign in list_campaigns(session):
+                versions = campaign_versions(session, campaign)
+                latest = versions[-1] if versions else None
+                table.add_row(
+                    campaign.key,
+                    escape(campaign.name),
+                    str(len(versions)),
+                    str(latest.number) if latest else "-",
+                    str(latest.cycle_days) if latest else "-",
+                )
+    finally:
+        engine.dispose()
+    console.print(table)
+
+
+@campaign_app.command("show")
+def show(
+    key: Annotated[str, typer.Argument(help="The campaign's key.")], tenant: TenantOption
+) -> None:
+    """One campaign: its versions, and the touches of its latest version."""
+    from partnercast.campaigns.store import (
+        campaign_versions,
+        get_campaign,
+        latest_version,
+        version_spec,
+    )
+
+    engine = open_engine()
+    try:
+        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+            campaign = get_campaign(session, key)
+            versions = campaign_versions(session, campaign)
+            spec = version_spec(latest_version(session, campaign))
+    finally:
+        engine.dispose()
+    console.print(f"[bold]{escape(spec.name)}[/] ({campaign.key})", highlight=False)
+    console.print(
+        f"{spec.cycle_days}-day cycle · locales {', '.join(spec.locales)} · "
+        f"segments {', '.join(spec.segments)} · "
+        f"auto-approval {'allowed' if spec.auto_approve_allowed else 'not allowed'}",
+        highlight=False,
+    )
+    console.print(_versions_table(versions, campaign.latest_version_id))
+    touches = Table("day", "touch", "channel", "template", "subject", title="touches (latest)")
+    for touch in sorted(spec.touches, key=lambda t: t.day):
+        subject = localize(touch.subject, spec.default_locale, spec.default_locale) or ""
+        touches.add_row(str(touch.day), touch.key, touch.channel, touch.template, escape(subject))
+    console.print(touches)
+
+
+def _versions_table(versions: list[CampaignVersion], latest_id: int | None) -> Table:
+    table = Table("version", "created", "cycle days", "content hash", "", title="versions")
+    for version in versions:
+        table.add_row(
+            str(version.number),
+            f"{version.created_at:%Y-%m-%d %H:%M}",
+            str(version.cycle_days),
+            version.content_hash[:12],
+            "latest" if version.id == latest_id else "",
+        )
+    return table

@@ -109,7 +109,8 @@ def read_campaign(folder: Path, channel_suffixes: Mapping[str, str]) -> LoadedCa
     root, data = _read_yaml(spec_path, report)
     spec = _validate_spec(data, root, report) if data is not None else None
     templates = _read_templates(folder / TEMPLATES_DIR, channel_suffixes, report)
-    _TemplateChecker(templates, spec, root, channel_suffixes, report).check()
+    names = _campaign_names(spec, data)
+    _TemplateChecker(templates, spec, names, root, channel_suffixes, report).check()
     if spec is not None and root is not None:
         _check_touches(spec, root, templates, channel_suffixes, report)
     if report.problems or spec is None:
@@ -382,6 +383,27 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     return shapes.get((str(loc[0]), len(loc)))
 
 
+def _campaign_names(
+    spec: CampaignSpec | None, data: Mapping[str, Any] | None
+) -> dict[str, frozenset[str]]:
+    """Names templates may use under vars, fields and locked.
+
+    From the spec when it is valid, else from whatever sections of the raw YAML are
+    mappings, so template references are checked even while campaign.yaml has problems.
+    """
+    sections = {"vars": "variables", "fields": "editable_fields", "locked": "locked"}
+    if spec is not None:
+        return {ns: frozenset(getattr(spec, section)) for ns, section in sections.items()}
+    names: dict[str, frozenset[str]] = {}
+    if data is None:
+        return names
+    for namespace, section in sections.items():
+        value = data.get(section, {})
+        if isinstance(value, Mapping):
+            names[namespace] = frozenset(str(key) for key in value)
+    return names
+
+
 # --- templates/ ---------------------------------------------------------------------------
 
 
@@ -440,12 +462,14 @@ class _TemplateChecker:
         self,
         templates: Mapping[str, str],
         spec: CampaignSpec | None,
+        names: Mapping[str, frozenset[str]],
         yaml_root: yaml.Node | None,
         channel_suffixes: Mapping[str, str],
         report: _Report,
     ) -> None:
         self.templates = templates
         self.spec = spec
+        self.names = names
         self.yaml_root = yaml_root
         self.suffixes = channel_suffixes
         self.report = report
@@ -515,14 +539,8 @@ class _TemplateChecker:
             if attr in known_fixed:
                 return None
             return f"{namespace}.{attr} is not known (known: {', '.join(sorted(known_fixed))})"
-        if self.spec is None or namespace not in CAMPAIGN_NAMESPACES:
-            return None
-        names = {
-            "vars": self.spec.variables,
-            "fields": self.spec.editable_fields,
-            "locked": self.spec.locked,
-        }[namespace]
-        if attr in names:
+        names = self.names.get(namespace)
+        if names is None or attr in names:
             return None
         known = ", ".join(sorted(names)) or "none"
         noun = CAMPAIGN_NAMESPACES[namespace]
@@ -541,20 +559,30 @@ class _TemplateChecker:
             if _is_partial(relative) or not relative.endswith(suffix):
                 continue
             shown = self._reachable_references(relative)
+            if shown is None:
+                continue
             for needed, what in EMAIL_MUST_SHOW.items():
                 if needed not in shown:
                     self.report.add(
                         f"{TEMPLATES_DIR}/{relative}", None, f"email template must show {what}"
                     )
 
-    def _reachable_references(self, start: str) -> set[tuple[str, str]]:
-        """(namespace, attr) pairs used by a template or anything it includes."""
+    def _reachable_references(self, start: str) -> set[tuple[str, str]] | None:
+        """(namespace, attr) pairs used by a template or anything it includes.
+
+        None when one of those templates did not parse: its syntax error is reported, and
+        guessing what it would show would only add noise.
+        """
         shown: set[tuple[str, str]] = set()
         pending, visited = [start], set()
         while pending:
             relative = pending.pop()
+            if relative in visited:
+                continue
             tree = self.trees.get(relative)
-            if relative in visited or tree is None:
+            if tree is None:
+                if relative in self.templates:
+                    return None
                 continue
             visited.add(relative)
             local = _local_names(tree)

@@ -536,7 +536,7 @@ def _value_violations(
         violations, parts = [], [(loc, value)]
     for part_loc, text in parts:
         violations += [
-            Violation(part_loc, f"{_dotted(part_loc)} {problem}")
+            Violation(part_loc, f"{_dotted(part_loc)}: {problem}")
             for problem in definition.value_problems(text)
         ]
     return violations
