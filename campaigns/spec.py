@@ -21,6 +21,7 @@ covers every locale of the campaign. :func:`localize` picks the text for one loc
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ def _localized_text(value: Any) -> str | LocalizedMapping:
 
 
 def _variable_value(value: Any) -> str | int | float | bool | LocalizedMapping:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _plain(f"must be a finite number, got {value}")
     if isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, Mapping):

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from .conftest import CampaignFolder
 
+if TYPE_CHECKING:  # the shared fixtures' runner, for the annotations only
+    from conftest import Cli
 
-def test_validate_prints_ok_for_the_example(cli, example: Path) -> None:
+
+def test_validate_prints_ok_for_the_example(cli: Cli, example: Path) -> None:
     result = cli("campaign", "validate", str(example))
 
     assert result.stdout == "ok: cloud-security v? — 3 touches, locales en, de\n"
 
 
-def test_validate_prints_every_problem_on_stderr_and_exits_1(cli, folder: CampaignFolder) -> None:
+def test_validate_prints_every_problem_on_stderr_and_exits_1(
+    cli: Cli, folder: CampaignFolder
+) -> None:
     folder.edit("campaign.yaml", "cycle_days: 45", "cycle_days: 90")
     folder.edit("templates/email/intro.de.mjml", "{{ fields.intro }}", "{{ fields.intro }")
     cycle_line = folder.line("campaign.yaml", "cycle_days:")
@@ -34,14 +40,14 @@ def test_validate_prints_every_problem_on_stderr_and_exits_1(cli, folder: Campai
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_validate_a_missing_folder_is_one_line(cli, tmp_path: Path) -> None:
+def test_validate_a_missing_folder_is_one_line(cli: Cli, tmp_path: Path) -> None:
     result = cli("campaign", "validate", str(tmp_path / "nowhere"), expect=1)
 
     assert result.stderr.strip() == f"error: {tmp_path / 'nowhere'}: no such campaign folder"
 
 
 def test_load_twice_stores_then_reports_unchanged(
-    cli, engine: Engine, tenant_a: int, add_segments: Callable[..., None], example: Path
+    cli: Cli, engine: Engine, tenant_a: int, add_segments: Callable[..., None], example: Path
 ) -> None:
     add_segments(tenant_a)
 
@@ -53,7 +59,11 @@ def test_load_twice_stores_then_reports_unchanged(
 
 
 def test_load_a_changed_folder_stores_version_2(
-    cli, engine: Engine, tenant_a: int, add_segments: Callable[..., None], folder: CampaignFolder
+    cli: Cli,
+    engine: Engine,
+    tenant_a: int,
+    add_segments: Callable[..., None],
+    folder: CampaignFolder,
 ) -> None:
     add_segments(tenant_a)
     cli("campaign", "load", str(folder.path), "--tenant", "vendor-a")
@@ -65,7 +75,7 @@ def test_load_a_changed_folder_stores_version_2(
 
 
 def test_load_without_the_segments_writes_nothing(
-    cli, engine: Engine, tenant_a: int, example: Path
+    cli: Cli, engine: Engine, tenant_a: int, example: Path
 ) -> None:
     result = cli("campaign", "load", str(example), "--tenant", "vendor-a", expect=1)
 
@@ -74,14 +84,14 @@ def test_load_without_the_segments_writes_nothing(
     assert "cloud-security" not in cli("campaign", "list", "--tenant", "vendor-a").stdout
 
 
-def test_load_for_an_unknown_tenant_is_refused(cli, engine: Engine, example: Path) -> None:
+def test_load_for_an_unknown_tenant_is_refused(cli: Cli, engine: Engine, example: Path) -> None:
     result = cli("campaign", "load", str(example), "--tenant", "nobody", expect=1)
 
     assert result.stderr.strip() == "error: --tenant: no tenant 'nobody'"
 
 
 def test_list_and_show_see_only_the_tenants_own_campaign(
-    cli,
+    cli: Cli,
     engine: Engine,
     tenant_a: int,
     tenant_b: int,

@@ -356,6 +356,13 @@ ROWS = [
         ],
     ),
     Row(
+        "variable-not-a-finite-number",
+        lambda f: f.edit(YAML, "demo_minutes: 30", "demo_minutes: .nan"),
+        lambda f: [
+            at(f, YAML, "demo_minutes:", "variables.demo_minutes: must be a finite number, got nan")
+        ],
+    ),
+    Row(
         "variant-for-an-untargeted-segment",
         lambda f: f.edit(YAML, "  registered-apac:\n", "  registered-emea:\n"),
         lambda f: [
