@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import Field, SQLModel
 from sqlmodel import Session as SqlModelSession
@@ -36,32 +37,43 @@ class TenantOwned:
     tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
 
 
-def _tenant_tables() -> set[str]:
-    """Names of every tenant-owned table (the registry grows as models are imported)."""
-    return {
-        mapper.local_table.name
-        for mapper in SQLModel._sa_registry.mappers
-        if issubclass(mapper.class_, TenantOwned)
-    }
+_owned_cache: tuple[int, frozenset[str]] = (-1, frozenset())
+
+
+def _tenant_tables() -> frozenset[str]:
+    """Names of every tenant-owned table (recomputed only when new models are mapped)."""
+    global _owned_cache
+    mappers = SQLModel._sa_registry.mappers
+    if _owned_cache[0] != len(mappers):
+        owned = frozenset(
+            mapper.local_table.name for mapper in mappers if issubclass(mapper.class_, TenantOwned)
+        )
+        _owned_cache = (len(mappers), owned)
+    return _owned_cache[1]
 
 
 def _tenant_tables_in(state: ORMExecuteState) -> tuple[set[str], set[str]]:
-    """(every tenant-owned table the statement touches, those reached through a model)."""
-    tables = find_tables(
-        state.statement, include_joins=True, include_aliases=True, include_crud=True
-    )
+    """(every tenant-owned table the statement touches, those reached through a model).
+
+    A table reached through a model (an entity in the FROM list, or a mapper the ORM
+    loads) gets the tenant criterion; one named only as a plain Table would not.
+    """
+    statement = state.statement
     owned = _tenant_tables()
+    tables = find_tables(statement, include_joins=True, include_aliases=True, include_crud=True)
     touched = {table.name for table in tables if getattr(table, "name", None) in owned}
     as_entities = {
-        table.name
-        for table in tables
-        if getattr(table, "name", None) in owned and "parententity" in table._annotations
-    }
-    as_entities |= {
         mapper.local_table.name
         for mapper in state.all_mappers
         if issubclass(mapper.class_, TenantOwned)
     }
+    if touched <= as_entities or not isinstance(statement, Select):
+        return touched | as_entities, as_entities
+    # Only now (a count over select_from, say) pay for resolving the FROM list.
+    for from_clause in statement.get_final_froms():
+        for table in find_tables(from_clause, include_joins=True, include_aliases=True):
+            if getattr(table, "name", None) in owned and "parententity" in table._annotations:
+                as_entities.add(table.name)
     return touched | as_entities, as_entities
 
 

@@ -1,5 +1,5 @@
 """``python -m partnercast`` runs the CLI."""
 
-from partnercast.core.cli import main
+from partnercast.cli import main
 
 main()

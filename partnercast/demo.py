@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+from email import message_from_bytes
 import shutil
 import threading
 import urllib.request
@@ -43,7 +44,7 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo_data import TENANT, contact_rows, write_csv
 from partnercast.demo_data import partner_rows as make_partner_rows
 from partnercast.plugins.manager import channel_template_suffixes
-from partnercast.smtp_sink import SmtpSink, free_port
+from partnercast.smtp_sink import SmtpSinkProcess, free_port
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.segments import load_segments_file
@@ -75,7 +76,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     folder = folder.resolve()
     _fresh_folder(folder)
     console.rule("[bold]partnercast demo")
-    with SmtpSink(save_to=folder / "outbox", save_first=5) as sink:
+    with SmtpSinkProcess(save_to=folder / "outbox", save_first=UNSUBSCRIBERS * 4) as sink:
         web_port = free_port()
         settings = load_settings(
             database_url=f"sqlite:///{folder / 'partnercast.db'}",
@@ -99,7 +100,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
         finally:
             server.shutdown()
             server.server_close()
-        _report(engine, tenant_id, sink, folder)
+    _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     engine.dispose()
 
 
@@ -275,7 +276,7 @@ def _expected_messages(engine: Engine, tenant_id: int) -> int:
     return int(contacts) * touches
 
 
-def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSink) -> None:
+def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> None:
     with tenant_session(engine, tenant_id) as session:
         cycle = start_cycle(session, get_campaign(session, "cloud-security"), CYCLE_START)
         days = (cycle.ends_at - cycle.starts_at).days
@@ -304,12 +305,13 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
     _step(f"ticking the last day again sends {again.sent} messages: dispatch is idempotent")
 
 
-def _some_recipients_unsubscribe(sink: SmtpSink) -> int:
+def _some_recipients_unsubscribe(sink: SmtpSinkProcess) -> int:
     """Recipients press 'unsubscribe' in their mail client: RFC 8058 POSTs to the link."""
-    with sink.received.lock:
-        messages = list(
-            sink.received.messages[:: max(1, len(sink.received.messages) // UNSUBSCRIBERS)]
-        )
+    saved = sink.saved()
+    messages = [
+        message_from_bytes(path.read_bytes())
+        for path in saved[:: max(1, len(saved) // UNSUBSCRIBERS)]
+    ]
     done = 0
     for message in messages[:UNSUBSCRIBERS]:
         match = re.search(r"<(https?://[^>]+)>", str(message["List-Unsubscribe"]))
@@ -323,13 +325,13 @@ def _some_recipients_unsubscribe(sink: SmtpSink) -> int:
     return done
 
 
-def _report(engine: Engine, tenant_id: int, sink: SmtpSink, folder: Path) -> None:
+def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path) -> None:
     with tenant_session(engine, tenant_id) as session:
         rows = partner_rows(session, get_campaign(session, "cloud-security"))
     console.print(
         partner_table(rows, title="cloud-security, cycle 1: each partner's state and touches")
     )
-    received = sink.received
+    received = sink.counts
     console.print(
         f"The SMTP server received [bold]{received.count:,}[/] messages "
         f"and refused {received.refused} (hard bounces, now suppressed); "

@@ -25,15 +25,26 @@ DEFER_DOMAIN = "defer.example"
 
 @dataclass
 class Received:
-    """What the sink got: parsed messages (kept up to ``keep``) and counts."""
+    """What the sink got: raw messages (kept up to ``keep``) and counts.
+
+    Every message is parsed on arrival with the email package's parser (the fast compat32
+    policy) and counted as unparsable unless it is multipart with a text/plain part and a
+    Message-ID; ``messages`` gives them parsed with the modern policy, for inspection.
+    """
 
     keep: int = 100_000
-    messages: list[EmailMessage] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
     count: int = 0
     unparsable: int = 0
     refused: int = 0
     sessions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        with self.lock:
+            raw = list(self.raw)
+        return [message_from_bytes(data, policy=default_policy) for data in raw]  # type: ignore[misc]
 
 
 class _Handler:
@@ -64,21 +75,26 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
-        try:
-            message = message_from_bytes(raw, policy=default_policy)
-            parsed = message.get_body(("plain",)) is not None and message["Message-ID"] is not None
-        except Exception:  # a broken message is counted, not fatal to the sink
-            parsed = False
+        parsed = _looks_right(raw)
         with self.received.lock:
             self.received.count += 1
             number = self.received.count
             if not parsed:
                 self.received.unparsable += 1
-            elif len(self.received.messages) < self.received.keep:
-                self.received.messages.append(message)  # type: ignore[arg-type]
+            elif len(self.received.raw) < self.received.keep:
+                self.received.raw.append(raw)
         if self.save_to is not None and number <= self.save_first:
             (self.save_to / f"message-{number:03d}.eml").write_bytes(raw)
         return "250 Message accepted for delivery"
+
+
+def _looks_right(raw: bytes) -> bool:
+    try:
+        message = message_from_bytes(raw)
+    except Exception:  # a broken message is counted, not fatal to the sink
+        return False
+    types = [part.get_content_type() for part in message.walk()]
+    return message.is_multipart() and "text/plain" in types and message["Message-ID"] is not None
 
 
 def free_port() -> int:
@@ -106,3 +122,80 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+
+@dataclass
+class SinkCounts:
+    """What a sink in another process received, as counted there."""
+
+    count: int = 0
+    unparsable: int = 0
+    refused: int = 0
+    sessions: int = 0
+
+
+def _serve_in_child(
+    port: int, save_to: Path | None, save_first: int, counts: Any, stop: Any
+) -> None:
+    sink = SmtpSink(keep=0, save_to=save_to, save_first=save_first)
+    sink.port = port
+    sink._controller = Controller(
+        _Handler(sink.received, save_to, save_first), hostname="127.0.0.1", port=port
+    )
+    with sink:
+        counts[4] = 1  # ready
+        while not stop.wait(0.1):
+            _publish_counts(sink.received, counts)
+        _publish_counts(sink.received, counts)
+
+
+def _publish_counts(received: Received, counts: Any) -> None:
+    with received.lock:
+        counts[0], counts[1] = received.count, received.unparsable
+        counts[2], counts[3] = received.refused, received.sessions
+
+
+class SmtpSinkProcess:
+    """The same sink in a process of its own, so that it does not share our CPU and GIL.
+
+    It keeps no messages in memory: it counts them, checks each one parses, and saves the
+    first ``save_first`` as .eml files in ``save_to``.
+    """
+
+    def __init__(self, *, save_to: Path | None = None, save_first: int = 0) -> None:
+        import multiprocessing
+
+        self._mp = multiprocessing.get_context("spawn")
+        self.port = free_port()
+        self.save_to = save_to
+        if save_to is not None:
+            save_to.mkdir(parents=True, exist_ok=True)
+        self._counts = self._mp.Array("q", 5, lock=False)
+        self._stop = self._mp.Event()
+        self._process = self._mp.Process(
+            target=_serve_in_child,
+            args=(self.port, save_to, save_first, self._counts, self._stop),
+            daemon=True,
+        )
+
+    @property
+    def counts(self) -> SinkCounts:
+        return SinkCounts(*self._counts[:4])
+
+    def saved(self) -> list[Path]:
+        return sorted(self.save_to.glob("message-*.eml")) if self.save_to else []
+
+    def __enter__(self) -> SmtpSinkProcess:
+        import time
+
+        self._process.start()
+        deadline = time.monotonic() + 20
+        while not self._counts[4]:
+            if time.monotonic() > deadline or not self._process.is_alive():
+                raise RuntimeError("the local SMTP server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._process.join(timeout=10)

@@ -11,7 +11,7 @@ import html2text
 from mjml import mjml2html
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from partnercast.channels.email.message import build_message
+from partnercast.channels.email.message import build_message, message_bytes
 from partnercast.channels.email.smtp import SmtpConnection
 from partnercast.plugins import (
     AuthError,
@@ -166,7 +166,7 @@ class EmailChannel(Channel):
             from_email=account.from_email,
             reply_to=account.reply_to,
         )
-        payload = message.as_bytes()
+        payload = message_bytes(message)
         for attempt in (1, 2):
             try:
                 connection.send(account.from_email, recipient.email, payload)
