@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 import re
-from email import message_from_bytes
 import shutil
 import threading
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from importlib import resources
 from pathlib import Path
 
