@@ -79,6 +79,7 @@ def partner_rows(session: Session, campaign: Campaign) -> list[PartnerRow]:
     return list(rows.values())
 
 
+_STATE_LABEL = {"changes_requested": "changes req."}
 _STATE_STYLE = {
     "approved": "green",
     "declined": "red",
@@ -89,27 +90,30 @@ _STATE_STYLE = {
 }
 
 
-def partner_table(rows: list[PartnerRow], *, title: str) -> Table:
-    table = Table(title=title, show_footer=True)
-    table.add_column("partner", footer=f"{len(rows)} partners")
-    table.add_column("name")
-    table.add_column("segment")
-    table.add_column("state")
+def partner_table(rows: list[PartnerRow], *, title: str, show_names: bool = True) -> Table:
+    table = Table(title=title, show_footer=True, pad_edge=False, collapse_padding=True)
+    table.add_column("partner", footer=f"{len(rows)}", no_wrap=True)
+    if show_names:
+        table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("segment", no_wrap=True)
+    table.add_column("state", no_wrap=True)
     for header, attribute in (
-        ("touches", "touches_done"),
+        ("touch", "touches_done"),
         ("sent", "sent"),
-        ("delivered", "delivered"),
-        ("bounced", "bounced"),
-        ("suppressed", "suppressed"),
+        ("deliv.", "delivered"),
+        ("bounce", "bounced"),
+        ("suppr.", "suppressed"),
     ):
         total = sum(getattr(row, attribute) for row in rows)
-        table.add_column(header, justify="right", footer=f"{total:,}")
+        table.add_column(
+            header, justify="right", footer=f"{total:,}", no_wrap=True, min_width=len(header)
+        )
     for row in rows:
         style = _STATE_STYLE.get(row.state, "")
-        state = row.state.replace("_", " ")
-        table.add_row(
+        state = _STATE_LABEL.get(row.state, row.state)
+        cells = [
             row.external_id,
-            row.name,
+            *([row.name] if show_names else []),
             row.segment,
             f"[{style}]{state}[/]" if style else state,
             str(row.touches_done),
@@ -117,5 +121,6 @@ def partner_table(rows: list[PartnerRow], *, title: str) -> Table:
             f"{row.delivered:,}",
             f"{row.bounced:,}",
             f"{row.suppressed:,}",
-        )
+        ]
+        table.add_row(*cells)
     return table

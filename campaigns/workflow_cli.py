@@ -250,7 +250,11 @@ def status(campaign: CampaignArg, tenant: TenantOption) -> None:
         found = get_campaign(session, campaign)
         rows = partner_rows(session, found)
         cycles = campaign_cycles(session, found)
-    console.print(partner_table(rows, title=f"{campaign}: {len(cycles)} cycle(s)"))
+    console.print(
+        partner_table(
+            rows, show_names=console.width >= 100, title=f"{campaign}: {len(cycles)} cycle(s)"
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -329,7 +329,11 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
     with tenant_session(engine, tenant_id) as session:
         rows = partner_rows(session, get_campaign(session, "cloud-security"))
     console.print(
-        partner_table(rows, title="cloud-security, cycle 1: each partner's state and touches")
+        partner_table(
+            rows,
+            show_names=console.width >= 100,
+            title="cloud-security, cycle 1: each partner's state and touches",
+        )
     )
     received = sink.counts
     console.print(
