@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session
+
 from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.tenants import partners as partner_queries
@@ -25,9 +29,6 @@ from partnercast.tenants.segments import (
     segment_members,
     segments_with_counts,
 )
-from rich.table import Table
-from rich.text import Text
-from sqlmodel import Session
 
 IMPORT_EXIT_CODES = (
     "Exit code 0 when at least one row was kept (created, updated or unchanged), even if "

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, SQLModel, select
+
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import utcnow
 from partnercast.tenants import values
 from partnercast.tenants.csvfile import CsvFile, CsvRow, RowShapeError, read_csv
 from partnercast.tenants.models import Contact, Partner, Tenant
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel, select
 
 Outcome = Literal["created", "updated", "unchanged"]
 Row = TypeVar("Row", bound=SQLModel)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func
+from sqlmodel import Session, select
+
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.models import Contact, Partner
-from sqlalchemy import func
-from sqlmodel import Session, select
 
 
 def get_partner(session: Session, external_id: str) -> Partner:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
 from partnercast.core.errors import UserError
 from partnercast.tenants import values
 from partnercast.tenants.models import Tenant
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 BRAND_KEYS = ("legal_name", "postal_address", "logo_url", "primary_color", "secondary_color")
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+
 from partnercast.core.errors import Problems
 from partnercast.tenants import values
 from partnercast.tenants.models import Partner
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 FieldName = Literal["tier", "region", "languages", "tags", "score", "status", "time_zone"]
 Operator = Literal["eq", "ne", "in", "not_in", "contains", "contains_any", "gt", "gte", "lt", "lte"]

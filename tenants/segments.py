@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlmodel import Session, select
+
 from partnercast.core.errors import NotFound, Problems, UserError
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.csvfile import read_text
 from partnercast.tenants.models import Partner, Segment
 from partnercast.tenants.rules import Rule, build_rule, check_rule, parse_rule, partner_matches
-from sqlmodel import Session, select
 
 __all__ = [
     "Rule",

@@ -4,8 +4,8 @@ per-recipient step (merge markers filled, MIME built) over reused SMTP connectio
 from __future__ import annotations
 
 import smtplib
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
 import html2text
@@ -159,7 +159,8 @@ class EmailChannel(Channel):
             queued: list[Future[RecipientOutcome]] = []
             for recipient in recipients:
                 payload = self._payload(draft, account, recipient)
-                queued.append(sender.submit(self._send_one, connection, account, recipient, payload))
+                send = sender.submit(self._send_one, connection, account, recipient, payload)
+                queued.append(send)
             try:
                 result.outcomes.extend(future.result() for future in queued)
             except BaseException:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.tenants.importing import Rejection, import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
-from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tenants"
 

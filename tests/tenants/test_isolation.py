@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Segment
 from partnercast.tenants.partners import get_partner, list_contacts
 from partnercast.tenants.segments import load_segments_file, segment_members
-from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tenants"
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from partnercast.core.errors import UserError
-from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.importing import Rejection, import_partners
-from partnercast.tenants.models import Partner
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+
+from partnercast.core.errors import UserError
+from partnercast.core.tenancy import tenant_session
+from partnercast.tenants.importing import Rejection, import_partners
+from partnercast.tenants.models import Partner
 
 
 def partners_of(engine: Engine, tenant_id: int) -> dict[str, Partner]:

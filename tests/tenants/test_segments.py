@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
 from partnercast.core.errors import NotFound, Problems, UserError
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.importing import import_partners
@@ -17,8 +20,6 @@ from partnercast.tenants.segments import (
     segment_members,
     segments_with_counts,
 )
-from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tenants"
 
