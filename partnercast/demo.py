@@ -51,16 +51,38 @@ from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
 
 CYCLE_START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-DECLINERS = {
-    3: "Not our focus this quarter",
-    17: "We run our own security campaign",
-    31: "No budget until Q2",
-}
-ASKS_FOR_CHANGES = 9
-NEVER_ANSWERS = 24
-AUTO_APPROVERS = (12, 27)
-TRIES_BAD_TEXT = 5
+DECLINE_NOTES = (
+    "Not our focus this quarter",
+    "We run our own security campaign",
+    "No budget until Q2",
+)
+TRIES_BAD_TEXT = 4  # the fifth partner tries to save template code and a locked zone
 UNSUBSCRIBERS = 12
+
+
+def assign_roles(count: int) -> dict[int, str]:
+    """Who does what, by position among ``count`` partners (the rest approve).
+
+    Three decline, one asks for changes, one never answers, two choose auto-approval;
+    spread over the list (so over the segments) and the same for any size.
+    """
+    wanted = [
+        ("decline:0", 0.06),
+        ("changes", 0.22),
+        ("decline:1", 0.42),
+        ("auto", 0.30),
+        ("silent", 0.60),
+        ("auto", 0.67),
+        ("decline:2", 0.77),
+    ]
+    roles: dict[int, str] = {}
+    for role, share in wanted:
+        position = min(count - 1, max(1, round(share * count)))
+        while position in roles and position < count - 1:
+            position += 1
+        if position not in roles:
+            roles[position] = role
+    return roles
 
 
 def _example(*parts: str) -> Path:
@@ -193,22 +215,22 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
             .where(Enrollment.campaign_id == campaign.id)
             .order_by(col(Partner.external_id))
         ).all()
-        for enrollment, partner in enrolled:
-            number = int(partner.external_id[1:])
-            if number == TRIES_BAD_TEXT:
+        roles = assign_roles(len(enrolled))
+        for position, (enrollment, partner) in enumerate(enrolled):
+            role = roles.get(position, "approve")
+            if position == TRIES_BAD_TEXT:
                 _show_refused_customisation(session, enrollment, partner)
-            if number in DECLINERS:
-                approval.transition(
-                    session, enrollment, "decline", actor="partner", note=DECLINERS[number]
-                )
-            elif number == NEVER_ANSWERS:
+            if role.startswith("decline"):
+                note = DECLINE_NOTES[int(role.split(":")[1])]
+                approval.transition(session, enrollment, "decline", actor="partner", note=note)
+            elif role == "silent":
                 approval.transition(session, enrollment, "submit", actor="concierge")
             else:
-                customise(session, enrollment, _partner_copy(partner, number), actor="partner")
-                if number in AUTO_APPROVERS:
+                customise(session, enrollment, _partner_copy(partner, position), actor="partner")
+                if role == "auto":
                     set_auto_approve(session, enrollment, True)
                 approval.transition(session, enrollment, "submit", actor="concierge")
-                if number == ASKS_FOR_CHANGES:
+                if role == "changes":
                     approval.transition(
                         session,
                         enrollment,
@@ -225,8 +247,11 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
     )
     previews = folder / "previews"
     previews.mkdir(exist_ok=True)
+    german = next((p.external_id for _, p in enrolled if "de" in p.languages), None)
+    english = next((p.external_id for _, p in enrolled if "de" not in p.languages), None)
+    wanted = [(german, "de"), (english, "en")]
     with tenant_session(engine, tenant_id) as session:
-        for external_id, locale in (("P001", "de"), ("P015", "en")):
+        for external_id, locale in [(e, loc) for e, loc in wanted if e]:
             result = render_preview(
                 session, settings, "cloud-security", external_id, "intro", locale
             )
