@@ -87,6 +87,21 @@ def _localized(values: Mapping[str, Any], locale: str, spec: CampaignSpec) -> di
     return {name: localize(value, locale, spec.default_locale) for name, value in values.items()}
 
 
+def _overlay(values: dict[str, Any], layer: Mapping[str, Any], spec: CampaignSpec) -> None:
+    """Lay ``layer`` over ``values``, locale by locale.
+
+    A layer that sets a field for some locales only (a partner writing just the German
+    headline) leaves the lower layer's text in the other locales.
+    """
+    for name, value in layer.items():
+        below = values.get(name)
+        if isinstance(value, Mapping) and below is not None:
+            base = dict(below) if isinstance(below, Mapping) else dict.fromkeys(spec.locales, below)
+            values[name] = {**base, **value}
+        else:
+            values[name] = value
+
+
 def layered_context(
     view: PartnerView, touch: TouchSpec, locale: str, nonce: str, *, html: bool
 ) -> dict[str, Any]:
@@ -97,8 +112,8 @@ def layered_context(
     fields = {name: definition.default for name, definition in spec.editable_fields.items()}
     if variant is not None:
         variables.update(_localized(variant.variables, locale, spec))
-        fields.update(variant.defaults)
-    fields.update(view.customization)
+        _overlay(fields, variant.defaults, spec)
+    _overlay(fields, view.customization, spec)
     fields = _localized(fields, locale, spec)
     rendered_fields = {
         name: _field_value(value, spec, name, nonce, html=html) for name, value in fields.items()
