@@ -66,7 +66,7 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply migrations up to ``revision`` (idempotent)."""
     try:
         command.upgrade(alembic_config(engine), revision)
