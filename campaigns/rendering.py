@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from markupsafe import Markup
@@ -146,9 +146,11 @@ def _field_value(value: Any, spec: CampaignSpec, name: str, nonce: str, *, html:
     return partner_text(value, tokens, nonce, html=html)
 
 
-def touch_content(touch: TouchSpec, locale: str, spec: CampaignSpec) -> dict[str, str]:
+def touch_content(touch: TouchSpec, locale: str, spec: CampaignSpec) -> dict[str, Any]:
     """The channel content a touch declares (subject, preheader...), in one locale."""
-    content: dict[str, str] = {}
+    content: dict[str, Any] = {
+        key: localize(value, locale, spec.default_locale) for key, value in touch.content.items()
+    }
     for key in ("subject", "preheader"):
         value = getattr(touch, key, None)
         if value:
@@ -189,14 +191,14 @@ def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
-    """Render one touch for one partner and locale through its channel."""
-    nonce = new_nonce()
+def _renderers(
+    view: PartnerView, touch: TouchSpec, locale: str, nonce: str, suffix: str
+) -> tuple[Callable[[str], str], Callable[..., str]]:
+    """render_template and render_string over one partner view's layered context."""
     html_env = template_environment(view.templates, autoescape=True)
     text_env = template_environment({}, autoescape=False)
     html_context = layered_context(view, touch, locale, nonce, html=True)
     text_context = layered_context(view, touch, locale, nonce, html=False)
-    suffix = channel.template_suffix
 
     def render_template(name: str) -> str:
         path = f"{name}.{locale}{suffix}"
@@ -209,6 +211,16 @@ def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: 
             environment, "<inline>", context, where=f"touch {touch.key!r}", source=source
         )
 
+    return render_template, render_string
+
+
+def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
+    """Render one touch for one partner and locale through its channel."""
+    nonce = new_nonce()
+    suffix = channel.template_suffix
+    render_template, render_string = _renderers(view, touch, locale, nonce, suffix)
+    vendor_view = replace(view, customization={})
+    vendor_template, vendor_string = _renderers(vendor_view, touch, locale, nonce, suffix)
     request = RenderRequest(
         channel=channel.name,
         touch_key=touch.key,
@@ -219,5 +231,7 @@ def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: 
         render_template=render_template,
         render_string=render_string,
         identity=identity(view),
+        render_vendor_template=vendor_template,
+        render_vendor_string=vendor_string,
     )
     return channel.render(request)

@@ -314,6 +314,9 @@ class TouchSpec(_Model):
     template: str
     subject: LocalizedText | None = None
     preheader: LocalizedText | None = None
+    content: dict[str, Any] = Field(default_factory=dict)
+    """Channel-specific content (post options, ad keywords...), checked by the channel's
+    ``Content`` model; values may be localised texts."""
 
     @field_validator("day")
     @classmethod

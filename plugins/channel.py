@@ -54,7 +54,12 @@ class RenderRequest:
     ``render_template(name)`` renders ``templates/<name>.<locale><suffix>`` of the campaign
     version in the engine's sandbox with the layered context; ``render_string(source,
     html=...)`` renders a short template (a subject line). Contact values come out as
-    merge markers for ``nonce`` (see partnercast.plugins.personalization).
+    merge markers for ``nonce`` (see partnercast.plugins.personalization). ``content`` is
+    the touch's channel content from campaign.yaml, in this locale. ``identity`` is who
+    the message goes out as (name, legal_name, postal_address, sender_name, sender_email).
+    ``render_vendor_template`` and ``render_vendor_string`` render the same with the
+    vendor's defaults only (no partner customisation), so that a channel can refuse a
+    post that is word for word the vendor's.
     """
 
     channel: str
@@ -66,6 +71,8 @@ class RenderRequest:
     render_template: Callable[[str], str]
     render_string: Callable[..., str]
     identity: Mapping[str, str] = field(default_factory=dict)
+    render_vendor_template: Callable[[str], str] | None = None
+    render_vendor_string: Callable[..., str] | None = None
 
 
 @dataclass
