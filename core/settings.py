@@ -28,6 +28,7 @@ class SmtpSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 25
     security: Literal["none", "starttls", "ssl"] = "none"
+    ca_file: str | None = None  # trust a private relay's CA (TLS is always verified)
     username: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = 30.0

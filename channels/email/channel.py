@@ -38,6 +38,7 @@ class EmailAccount(BaseModel):
     host: str
     port: int = 25
     security: Literal["none", "starttls", "ssl"] = "none"
+    ca_file: str | None = None
     username: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = 30.0
@@ -133,6 +134,7 @@ class EmailChannel(Channel):
             host=smtp.host,
             port=smtp.port,
             security=smtp.security,
+            ca_file=smtp.ca_file,
             username=smtp.username,
             password=smtp.password,
             timeout_seconds=smtp.timeout_seconds,
@@ -213,6 +215,7 @@ class EmailChannel(Channel):
                 host=account.host,
                 port=account.port,
                 security=account.security,
+                ca_file=account.ca_file,
                 username=account.username,
                 password=password,
                 timeout=account.timeout_seconds,

@@ -19,11 +19,13 @@ class SmtpConnection:
         port: int,
         security: str,
         username: str | None,
+        ca_file: str | None = None,
         password: str | None,
         timeout: float,
         messages_per_connection: int,
     ) -> None:
         self.host, self.port, self.security = host, port, security
+        self._ca_file = ca_file
         self._username, self._password = username, password
         self.timeout = timeout
         self.messages_per_connection = messages_per_connection
@@ -51,12 +53,12 @@ class SmtpConnection:
         try:
             if self.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                    self.host, self.port, timeout=self.timeout, context=self._tls_context()
                 )
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=self._tls_context())
             if self._username:
                 smtp.login(self._username, self._password or "")
         except smtplib.SMTPAuthenticationError as error:
@@ -66,6 +68,10 @@ class SmtpConnection:
                 f"cannot connect to SMTP {self.host}:{self.port}: {error}"
             ) from error
         return smtp
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verified TLS: the system's CAs, or the configured CA file for a private relay."""
+        return ssl.create_default_context(cafile=self._ca_file)
 
     def reset(self) -> None:
         """Drop a broken connection without the QUIT handshake."""
