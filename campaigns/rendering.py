@@ -233,5 +233,7 @@ def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: 
         identity=identity(view),
         render_vendor_template=vendor_template,
         render_vendor_string=vendor_string,
+        campaign_key=view.spec.key,
+        partner_external_id=view.partner.external_id,
     )
     return channel.render(request)

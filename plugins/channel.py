@@ -59,7 +59,9 @@ class RenderRequest:
     the message goes out as (name, legal_name, postal_address, sender_name, sender_email).
     ``render_vendor_template`` and ``render_vendor_string`` render the same with the
     vendor's defaults only (no partner customisation), so that a channel can refuse a
-    post that is word for word the vendor's.
+    post that is word for word the vendor's. ``campaign_key`` and ``partner_external_id``
+    (the partner's id in the vendor's records) let a channel tag links per campaign and
+    partner (UTM parameters); both are empty when the engine does not know them.
     """
 
     channel: str
@@ -73,6 +75,8 @@ class RenderRequest:
     identity: Mapping[str, str] = field(default_factory=dict)
     render_vendor_template: Callable[[str], str] | None = None
     render_vendor_string: Callable[..., str] | None = None
+    campaign_key: str = ""
+    partner_external_id: str = ""
 
 
 @dataclass
