@@ -115,18 +115,22 @@ class XChannel(PublishingChannel):
 
     def fetch_metrics(
         self, account: BaseModel, external_ids: Sequence[str]
-    ) -> dict[str, dict[str, int]]:
-        """Public metrics (impressions, likes, reposts, replies...) of each post, by id."""
+    ) -> list[dict[str, Any]]:
+        """Public metrics (impressions, likes, reposts, replies...), one dict per id, in order.
+
+        Each dict holds ``external_id`` and X's ``public_metrics`` counts; a post X no
+        longer returns (deleted) has its ``external_id`` only.
+        """
         checked = self.checked_account(account)
         client = _client(checked)
-        metrics: dict[str, dict[str, int]] = {}
+        found: dict[str, dict[str, int]] = {}
         for start in range(0, len(external_ids), IDS_PER_LOOKUP):
             ids = list(external_ids[start : start + IDS_PER_LOOKUP])
             with _x_errors("reading metrics", checked):
                 response = client.get_tweets(ids, tweet_fields=["public_metrics"], user_auth=True)
             for tweet in response.data or []:
-                metrics[str(tweet.id)] = dict(tweet.public_metrics or {})
-        return metrics
+                found[str(tweet.id)] = dict(tweet.public_metrics or {})
+        return [{"external_id": i, **found.get(i, {})} for i in external_ids]
 
 
 @contextmanager

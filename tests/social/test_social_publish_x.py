@@ -225,7 +225,7 @@ def test_fetch_metrics_reads_public_metrics(x_account: XAccount) -> None:
                 ]
             },
         )
-        found = XChannel().fetch_metrics(x_account, [TWEET_ID])
+        found = XChannel().fetch_metrics(x_account, [TWEET_ID, "404"])
         query = mock.calls[0].request.url
-    assert found == {TWEET_ID: metrics}
+    assert found == [{"external_id": TWEET_ID, **metrics}, {"external_id": "404"}]
     assert "tweet.fields=public_metrics" in query and f"ids={TWEET_ID}" in query

@@ -45,7 +45,8 @@ def test_posts_reach_the_standin_over_http(
     assert post_request.headers["LinkedIn-Version"] == "202605"
     assert post.external_ids[0].startswith("urn:li:share:")
     metrics = x.fetch_metrics(x_here, tweet.external_ids)
-    assert metrics[tweet.external_ids[0]]["like_count"] == 0
+    assert metrics == [{"external_id": tweet.external_ids[0], **metrics[0]}]
+    assert metrics[0]["like_count"] == 0
 
 
 def test_standin_failures_come_back_typed(
