@@ -1,0 +1,264 @@
+"""A local stand-in for the Google Ads API and Google's OAuth token endpoint.
+
+For demos and tests, never for production: it answers the three calls the search channel
+makes, shaped like Google's documented responses, and records what it received::
+
+    with GoogleAdsStandIn() as standin:
+        account = standin.account()          # a SearchAccount pointed at the stand-in
+        SearchChannel().publish(draft, account, idempotency_key="k1")
+        standin.received                     # [Received(path, headers, body), ...]
+
+- ``POST /token`` (form, ``grant_type=refresh_token``) -> ``{"access_token", "expires_in",
+  "token_type"}``; a refresh token ``"revoked"`` gets ``400 invalid_grant``.
+- ``POST /<version>/customers/<cid>/googleAds:search`` (``{"query"}``) -> ``{"results":
+  [{"campaign": {"resourceName", "campaignBudget"}}]}`` for ``campaign.name = '...'``.
+- ``POST /<version>/customers/<cid>/googleAds:mutate`` (``{"mutateOperations"}``) ->
+  ``{"mutateOperationResponses": [{"campaignBudgetResult": {"resourceName": ...}}, ...]}``,
+  temporary (negative) ids replaced by real ones; a campaign name used before gets
+  ``400`` with a ``GoogleAdsFailure`` (``campaignError: DUPLICATE_CAMPAIGN_NAME``).
+
+Calls without ``Authorization: Bearer`` and ``developer-token`` get ``401 UNAUTHENTICATED``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from partnercast.channels.search.models import SearchAccount
+
+RESULT_KEYS = {
+    "campaignBudgetOperation": ("campaignBudgetResult", "campaignBudgets"),
+    "campaignOperation": ("campaignResult", "campaigns"),
+    "adGroupOperation": ("adGroupResult", "adGroups"),
+    "adGroupAdOperation": ("adGroupAdResult", "adGroupAds"),
+    "adGroupCriterionOperation": ("adGroupCriterionResult", "adGroupCriteria"),
+    "campaignCriterionOperation": ("campaignCriterionResult", "campaignCriteria"),
+}
+_API_PATH = re.compile(r"^/(v\d+)/customers/(\d+)/googleAds:(search|mutate)$")
+_NAME_QUERY = re.compile(r"campaign\.name\s*=\s*'((?:[^'\\]|\\.)*)'")
+
+
+@dataclass
+class Received:
+    """One request the stand-in answered (credentials in headers are kept as "<set>")."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    received: list[Received] = field(default_factory=list)
+    campaigns: dict[str, dict[str, str]] = field(default_factory=dict)
+    next_id: int = 1000
+    tokens: int = 0
+
+
+class GoogleAdsStandIn:
+    """The stand-in server, on ``host`` and a free port, answering from a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = _State()
+        self._server = ThreadingHTTPServer((host, port), _handler(self.state))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL to use as ``SearchAccount.api_base``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def oauth_url(self) -> str:
+        return f"{self.url}/token"
+
+    @property
+    def received(self) -> list[Received]:
+        with self.state.lock:
+            return list(self.state.received)
+
+    @property
+    def campaigns(self) -> dict[str, dict[str, str]]:
+        """Created campaigns by name: their resource names (campaign, budget, ...)."""
+        with self.state.lock:
+            return {name: dict(ids) for name, ids in self.state.campaigns.items()}
+
+    def account(self, **overrides: Any) -> SearchAccount:
+        """A SearchAccount pointed at the stand-in, with placeholder credentials."""
+        values: dict[str, Any] = {
+            "customer_id": "123-456-7890",
+            "developer_token": "standin-developer-token",
+            "client_id": "standin-client.apps.example",
+            "client_secret": "standin-client-secret",
+            "refresh_token": "standin-refresh-token",
+            "api_base": self.url,
+            "oauth_url": self.oauth_url,
+            **overrides,
+        }
+        return SearchAccount(**values)
+
+    def start(self) -> GoogleAdsStandIn:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="google-ads-standin", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> GoogleAdsStandIn:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "GoogleAdsStandIn/1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: no stderr noise
+            return
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length).decode("utf-8", "replace")
+            headers = {k.lower(): _redacted(k, v) for k, v in self.headers.items()}
+            if self.path == "/token":
+                form = {k: v[0] for k, v in parse_qs(raw).items()}
+                self._record(headers, {k: v for k, v in form.items() if k == "grant_type"})
+                self._send(*_token(state, form))
+                return
+            match = _API_PATH.match(self.path)
+            try:
+                body = json.loads(raw or "{}")
+            except ValueError:
+                body = None
+            self._record(headers, body)
+            if match is None or not isinstance(body, dict):
+                self._send(404, _error(404, "NOT_FOUND", f"no such method {self.path}"))
+            elif not self.headers.get("Authorization", "").startswith("Bearer standin-"):
+                self._send(401, _error(401, "UNAUTHENTICATED", "missing or invalid token"))
+            elif not self.headers.get("developer-token"):
+                self._send(401, _error(401, "UNAUTHENTICATED", "missing developer-token"))
+            elif match.group(3) == "search":
+                self._send(200, _search(state, str(body.get("query", ""))))
+            else:
+                self._send(*_mutate(state, match.group(2), body.get("mutateOperations") or []))
+
+        def _record(self, headers: dict[str, str], body: Any) -> None:
+            with state.lock:
+                state.received.append(Received(self.path, headers, body))
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def _redacted(name: str, value: str) -> str:
+    return "<set>" if name.lower() in ("authorization", "developer-token") else value
+
+
+def _token(state: _State, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    if form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
+        return 400, {"error": "unsupported_grant_type"}
+    if form.get("refresh_token") == "revoked":
+        return 400, {"error": "invalid_grant", "error_description": "Token has been revoked."}
+    with state.lock:
+        state.tokens += 1
+        number = state.tokens
+    body = {"access_token": f"standin-access-{number}", "expires_in": 3599}
+    return 200, {**body, "token_type": "Bearer", "scope": "https://www.googleapis.com/auth/adwords"}
+
+
+def _search(state: _State, query: str) -> dict[str, Any]:
+    match = _NAME_QUERY.search(query)
+    name = re.sub(r"\\(.)", r"\1", match.group(1)) if match else None
+    with state.lock:
+        found = state.campaigns.get(name) if name is not None else None
+    body: dict[str, Any] = {"fieldMask": "campaign.resourceName,campaign.campaignBudget"}
+    if found:
+        campaign = {"resourceName": found["campaigns"], "campaignBudget": found["campaignBudgets"]}
+        body["results"] = [{"campaign": campaign}]
+    return body
+
+
+def _mutate(state: _State, customer: str, operations: list[Any]) -> tuple[int, dict[str, Any]]:
+    with state.lock:
+        names: dict[str, str] = {}  # temporary resource name -> real one
+        created: dict[str, str] = {}
+        responses: list[dict[str, Any]] = []
+        campaign_name = ""
+        for index, operation in enumerate(operations):
+            kind = next(iter(operation), "") if isinstance(operation, dict) else ""
+            if kind not in RESULT_KEYS or "create" not in operation[kind]:
+                return 400, _failure(index, kind or "operation", "requestError", "UNKNOWN")
+            create = operation[kind]["create"]
+            result_key, collection = RESULT_KEYS[kind]
+            state.next_id += 1
+            new_id = str(state.next_id)
+            if collection in ("adGroupAds", "adGroupCriteria"):
+                parent = names.get(create.get("adGroup", ""), "").rsplit("/", 1)[-1]
+                new_id = f"{parent}~{new_id}"
+            elif collection == "campaignCriteria":
+                parent = names.get(create.get("campaign", ""), "").rsplit("/", 1)[-1]
+                new_id = f"{parent}~{new_id}"
+            resource = f"customers/{customer}/{collection}/{new_id}"
+            if "resourceName" in create:
+                names[create["resourceName"]] = resource
+            if collection == "campaigns":
+                campaign_name = create.get("name", "")
+                if campaign_name in state.campaigns:
+                    return 400, _failure(
+                        index, "campaign_operation", "campaignError", "DUPLICATE_CAMPAIGN_NAME"
+                    )
+            created.setdefault(collection, resource)
+            responses.append({result_key: {"resourceName": resource}})
+        if campaign_name:
+            state.campaigns[campaign_name] = created
+        return 200, {"mutateOperationResponses": responses}
+
+
+def _error(code: int, status: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def _failure(index: int, field_name: str, error_kind: str, code: str) -> dict[str, Any]:
+    body = _error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+    body["error"]["details"] = [
+        {
+            "@type": "type.googleapis.com/google.ads.googleads.v21.errors.GoogleAdsFailure",
+            "errors": [
+                {
+                    "errorCode": {error_kind: code},
+                    "message": f"stand-in: {code.replace('_', ' ').lower()}",
+                    "location": {
+                        "fieldPathElements": [
+                            {"fieldName": "mutate_operations", "index": index},
+                            {"fieldName": field_name},
+                        ]
+                    },
+                }
+            ],
+            "requestId": "standin",
+        }
+    ]
+    return body
