@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -21,9 +22,10 @@ from partnercast.campaigns.models import CampaignVersion, Enrollment, Touch
 from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, pick_locale
 from partnercast.campaigns.spec import TouchSpec
 from partnercast.campaigns.store import version_spec
-from partnercast.core import outbox
-from partnercast.core.errors import TemplateError
+from partnercast.core import accounts, outbox
+from partnercast.core.errors import TemplateError, UserError
 from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
 from partnercast.plugins import (
@@ -62,6 +64,13 @@ class RunContext:
     on_progress: Callable[[int], None] | None = None
     drafts: DraftCache = field(default_factory=DraftCache)
     channels: dict[str, Channel] = field(default_factory=dict)
+    _box: SecretBox | None = None
+
+    def box(self) -> SecretBox:
+        """The secrets box, built on first use (only runs that load an account need it)."""
+        if self._box is None:
+            self._box = secret_box(self.settings)
+        return self._box
 
     def channel(self, name: str) -> Channel:
         if name not in self.channels:
@@ -112,10 +121,12 @@ def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
             run = _send_to_audience(ctx, tenant_id, prepared, now)
         else:
             run = _publish_once(ctx, tenant_id, prepared, now)
+    except AccountNeedsReconnect as error:  # still waiting for the partner to reconnect
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except AuthError as error:
-        return _finish(
-            ctx, tenant_id, dispatch_id, outbox.FAILED, now, f"account needs reconnecting: {error}"
-        )
+        _mark_needs_reconnect(ctx, tenant_id, prepared, str(error))
+        reason = f"account needs reconnecting: {error}"
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, reason)
     except PermanentError as error:
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except TemplateError as error:
@@ -123,6 +134,45 @@ def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
     except TransientError as error:
         return _retry(ctx, tenant_id, dispatch_id, now, str(error), error.retry_after)
     return run
+
+
+class AccountNeedsReconnect(AuthError):
+    """The partner's stored account was refused before: fail fast until it is reconnected."""
+
+
+def _account(ctx: RunContext, tenant_id: int, prepared: _Prepared) -> BaseModel | None:
+    """The partner's connected account for the channel, else the channel's own default."""
+    channel = prepared.channel
+    with tenant_session(ctx.engine, tenant_id) as session:
+        row = accounts.find_account(
+            session, partner_id=prepared.dispatch.partner_id, channel=channel.name
+        )
+    if row is None:
+        return channel.account_for(identity(prepared.view))
+    if row.status == accounts.NEEDS_RECONNECT:
+        raise AccountNeedsReconnect(
+            f"the partner's {channel.title} account needs reconnecting: {row.last_error}"
+        )
+    try:
+        return accounts.load_account(row, type(channel).Account, ctx.box())
+    except SecretsError as error:
+        raise PermanentError(str(error)) from error
+    except UserError as error:  # the channel's Account model changed under the stored row
+        raise AuthError(f"the stored account is no longer valid: {error}") from error
+
+
+def _mark_needs_reconnect(
+    ctx: RunContext, tenant_id: int, prepared: _Prepared, reason: str
+) -> None:
+    with tenant_session(ctx.engine, tenant_id) as session:
+        row = accounts.find_account(
+            session, partner_id=prepared.dispatch.partner_id, channel=prepared.channel.name
+        )
+        if row is not None:
+            accounts.mark_needs_reconnect(row, reason)
+            session.add(row)
+    if row is not None:
+        log.warning("the %s account of partner %s needs reconnecting", row.channel, row.partner_id)
 
 
 def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
@@ -217,7 +267,7 @@ def _send_to_audience(
 ) -> DispatchRun:
     dispatch = prepared.dispatch
     channel = prepared.channel
-    account = channel.account_for(identity(prepared.view))
+    account = _account(ctx, tenant_id, prepared)
     if account is None:
         raise PermanentError(f"the partner has no {channel.title} sender set up (sender_email)")
     run = DispatchRun(dispatch.id or 0, outbox.DONE)
@@ -338,18 +388,35 @@ def _record_outcomes(
 def _publish_once(
     ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime
 ) -> DispatchRun:
-    """Non-audience channels (a post, a page): one publication per dispatch."""
+    """Non-audience channels (a post, a page): one publication per dispatch.
+
+    The external ids are committed as soon as the channel returns them: a dispatch that
+    has them is never published again, whatever happened after. Between the network's
+    answer and that commit, the channel's use of ``idempotency_key`` is what keeps a
+    retried dispatch from posting twice.
+    """
     channel = prepared.channel
-    account = channel.account_for(identity(prepared.view))
+    dispatch_id = prepared.dispatch.id or 0
+    if prepared.dispatch.external_ids:
+        run = DispatchRun(dispatch_id, outbox.DONE)
+        return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "already published", run)
+    account = _account(ctx, tenant_id, prepared)
     if account is None:
         raise AuthError(f"the partner has not connected a {channel.title} account")
     locale = pick_locale("", prepared.view.spec, prepared.view.partner.languages)
     draft = _draft(ctx, prepared, locale, prepared.dispatch)
     result = channel.publish(draft, account, idempotency_key=prepared.dispatch.idempotency_key)
-    run = DispatchRun(prepared.dispatch.id or 0, outbox.DONE, sent=1)
-    return _finish(
-        ctx, tenant_id, prepared.dispatch.id or 0, outbox.DONE, now, "", run, result.external_ids
-    )
+    _record_external_ids(ctx, tenant_id, dispatch_id, result.external_ids)
+    run = DispatchRun(dispatch_id, outbox.DONE, sent=1)
+    return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run, result.external_ids)
+
+
+def _record_external_ids(
+    ctx: RunContext, tenant_id: int, dispatch_id: int, external_ids: list[str]
+) -> None:
+    with tenant_session(ctx.engine, tenant_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch.external_ids = list(external_ids)
 
 
 def _finish(

@@ -45,14 +45,24 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("development-only-secret-key-change-me")
     public_base_url: str = "http://127.0.0.1:8025"
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # Fernet keys for secrets at rest (channel accounts): the first encrypts, all decrypt,
+    # so a new key goes first and the old ones stay until `partnercast accounts
+    # rotate-keys` has re-encrypted everything. Empty: a key derived from secret_key
+    # (development only). From the environment as a JSON list.
+    encryption_keys: list[SecretStr] = Field(default_factory=list)
 
     def check_safe(self) -> None:
-        """Refuse the development secret outside development."""
-        if self.environment == "production" and self.secret_key.get_secret_value().startswith(
-            "development-only"
-        ):
+        """Refuse the development secret, and derived encryption keys, outside development."""
+        if self.environment != "production":
+            return
+        if self.secret_key.get_secret_value().startswith("development-only"):
             raise UserError(
                 "set PARTNERCAST_SECRET_KEY: the development key is not allowed in production"
+            )
+        if not self.encryption_keys:
+            raise UserError(
+                "set PARTNERCAST_ENCRYPTION_KEYS (a JSON list of Fernet keys): "
+                "keys derived from the secret key are for development only"
             )
 
 

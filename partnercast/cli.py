@@ -79,6 +79,7 @@ def plugins_command() -> None:
     from partnercast.plugins.manager import default_plugins
 
     loaded = default_plugins()
+    classes = loaded.channel_classes()  # first: a plugin failing to register shows in the table
     table = Table("plugin", "distribution", "version", "status")
     for info in loaded.infos:
         table.add_row(
@@ -88,13 +89,12 @@ def plugins_command() -> None:
             f"[red]{info.error}[/]" if info.error else "loaded",
         )
     console.print(table)
-    channels = ", ".join(
-        f"{name} ({cls.title})" for name, cls in sorted(loaded.channel_classes().items())
-    )
+    channels = ", ".join(f"{name} ({cls.title})" for name, cls in sorted(classes.items()))
     console.print(f"channels: {channels or 'none'}")
 
 
 def _mount_subcommands() -> None:
+    from partnercast.accounts_cli import register as register_account_commands
     from partnercast.campaigns.cli import register as register_campaign_commands
     from partnercast.campaigns.workflow_cli import register as register_workflow_commands
     from partnercast.plugins.manager import default_plugins
@@ -103,6 +103,7 @@ def _mount_subcommands() -> None:
     register_tenant_commands(app)
     register_campaign_commands(app)
     register_workflow_commands(app)
+    register_account_commands(app)
     app.command("serve")(serve)
     app.command("demo")(demo)
     app.command("plugins")(plugins_command)

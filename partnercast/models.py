@@ -7,6 +7,7 @@ needs from its own folder.
 from sqlmodel import SQLModel
 
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.core.accounts import ChannelAccount
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
 
@@ -15,6 +16,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "Campaign",
     "CampaignVersion",
+    "ChannelAccount",
     "Contact",
     "Cycle",
     "Delivery",

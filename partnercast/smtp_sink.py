@@ -4,10 +4,16 @@ The demo starts one so that it needs nothing else installed or running; tests us
 class. Every message received is parsed back with Python's email parser; addresses at
 ``bounce.example`` are refused with a permanent 550, as a real server refuses an unknown
 mailbox, and those at ``defer.example`` with a temporary 451.
+
+Tests inject other failures by setting ``sink.fault``: ``"rcpt:<code>"`` answers every
+recipient with that code, ``"drop"`` closes the connection at DATA, ``"stall"`` never
+answers DATA (the client times out), ``"refuse-login"`` refuses every login. With
+``logins={user: password}`` the sink offers AUTH (without TLS: a test server only).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -18,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 BOUNCE_DOMAIN = "bounce.example"
 DEFER_DOMAIN = "defer.example"
@@ -52,6 +59,8 @@ class _Handler:
         self.received = received
         self.save_to = save_to
         self.save_first = save_first
+        self.fault: str | None = None
+        self.stopping = False
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -64,6 +73,8 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
+        if self.fault and self.fault.startswith("rcpt:"):
+            return f"{self.fault[5:]} injected failure"
         if address.lower().endswith("@" + BOUNCE_DOMAIN):
             with self.received.lock:
                 self.received.refused += 1
@@ -74,6 +85,11 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.fault == "drop":
+            server.transport.abort()
+            return "421 dropped"
+        while self.fault == "stall" and not self.stopping:
+            await asyncio.sleep(0.05)  # the server hangs; the client's timeout fires
         raw = envelope.original_content or envelope.content
         parsed = _looks_right(raw)
         with self.received.lock:
@@ -107,20 +123,46 @@ class SmtpSink:
     """Start with ``with SmtpSink() as sink:``; ``sink.port`` is where to send."""
 
     def __init__(
-        self, *, keep: int = 100_000, save_to: Path | None = None, save_first: int = 0
+        self,
+        *,
+        keep: int = 100_000,
+        save_to: Path | None = None,
+        save_first: int = 0,
+        logins: dict[str, str] | None = None,
     ) -> None:
         self.received = Received(keep=keep)
         self.port = free_port()
         if save_to is not None:
             save_to.mkdir(parents=True, exist_ok=True)
-        handler = _Handler(self.received, save_to, save_first)
-        self._controller = Controller(handler, hostname="127.0.0.1", port=self.port)
+        self._handler = _Handler(self.received, save_to, save_first)
+        auth: dict[str, Any] = {}
+        if logins is not None:
+            auth = {"auth_require_tls": False, "authenticator": self._authenticator(logins)}
+        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port, **auth)
+
+    @property
+    def fault(self) -> str | None:
+        return self._handler.fault
+
+    @fault.setter
+    def fault(self, value: str | None) -> None:
+        self._handler.fault = value
+
+    def _authenticator(self, logins: dict[str, str]) -> Any:
+        def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+            if self._handler.fault == "refuse-login" or not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            user, password = data.login.decode(), data.password.decode()
+            return AuthResult(success=logins.get(user) == password, handled=False)
+
+        return check
 
     def __enter__(self) -> SmtpSink:
         self._controller.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._handler.stopping = True
         self._controller.stop()
 
 

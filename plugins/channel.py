@@ -152,6 +152,20 @@ class Channel(ABC):
     @abstractmethod
     def render(self, request: RenderRequest) -> Draft:
         """Render a touch into a draft (no network, no side effects)."""
+    def fetch_metrics(
+        self, account: BaseModel, external_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Metrics of published posts (views, clicks...), one dict per external id.
+
+        Optional: the default says the channel does not support it. The engine calls it
+        from a periodic job, only when :meth:`supports_metrics` is true.
+        """
+        raise NotImplementedError(f"the {self.name} channel does not fetch metrics")
+
+    @classmethod
+    def supports_metrics(cls) -> bool:
+        return cls.fetch_metrics is not Channel.fetch_metrics
+
 
     @abstractmethod
     def validate(self, draft: Draft) -> list[str]:
@@ -166,4 +180,11 @@ class Channel(ABC):
         idempotency_key: str,
         recipients: Sequence[Recipient] = (),
     ) -> PublishResult:
-        """Publish the draft; for audience channels, to ``recipients`` only."""
+        """Publish the draft; for audience channels, to ``recipients`` only.
+
+        ``idempotency_key`` is the same for every attempt of one dispatch: send it to the
+        network as its idempotency key or client-side id (an Idempotency-Key header, a
+        post name, a client reference), or look it up before posting, so that a retried
+        dispatch never makes a second post. Raise TransientError, PermanentError or
+        AuthError, chained ``from`` the cause; never put a secret in their messages.
+        """

@@ -43,6 +43,17 @@ def register_commands(app: typer.Typer) -> None:
 
 
 @hookspec
+def register_jobs(register: Callable[..., None]) -> None:
+    """Register periodic jobs (fetch metrics, refresh tokens, clean up).
+
+    Called once when the plugin manager loads. Call ``register(name, function, every=
+    timedelta(...))`` for each job; ``function(now)`` receives the instant it runs for.
+    The core's one scheduler service runs them (plugins never import APScheduler); a
+    job name is unique across plugins. Returns nothing.
+    """
+
+
+@hookspec
 def template_filters() -> dict[str, Callable[..., Any]] | None:
     """Return extra Jinja filters, as a mapping of name to function.
 

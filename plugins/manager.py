@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -37,6 +38,16 @@ class PluginInfo:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Job:
+    """A periodic job a plugin registered; the core's scheduler runs ``function(now)``."""
+
+    name: str
+    function: Callable[[datetime], None]
+    every: timedelta
+    plugin: str
+
+
 @dataclass
 class Plugins:
     """The loaded plugin manager and what the core asks of it, one method per hook."""
@@ -59,9 +70,23 @@ class Plugins:
                     )
                 found[channel_class.name] = channel_class
 
-            self.pm.hook.register_channels(register=register)
+            for impl in self.pm.hook.register_channels.get_hookimpls():
+                try:
+                    impl.function(register=register)
+                except PartnercastError:
+                    raise  # a duplicate or malformed channel is the installer's to fix
+                except Exception as error:  # one broken plugin never hides the others
+                    self._report(impl.plugin_name, error)
             self._channels = found
         return self._channels
+
+    def _report(self, plugin_name: str, error: Exception) -> None:
+        log.warning("plugin %s failed to register channels: %s", plugin_name, error)
+        message = f"{type(error).__name__}: {error}"
+        self.infos = [
+            PluginInfo(i.name, i.distribution, i.version, message) if i.name == plugin_name else i
+            for i in self.infos
+        ]
 
     def channel(self, name: str, settings: Any = None) -> Channel:
         classes = self.channel_classes()
@@ -69,6 +94,29 @@ class Plugins:
             known = ", ".join(sorted(classes)) or "none"
             raise UserError(f"no channel {name!r} is installed (installed: {known})")
         return classes[name](settings)
+
+    def jobs(self) -> list[Job]:
+        """Every periodic job plugins registered (names unique, intervals positive)."""
+        found: dict[str, Job] = {}
+        for impl in self.pm.hook.register_jobs.get_hookimpls():
+
+            def register(
+                name: str,
+                function: Callable[[datetime], None],
+                *,
+                every: timedelta,
+                _plugin: str = impl.plugin_name,
+            ) -> None:
+                if name in found:
+                    raise PartnercastError(
+                        f"two plugins register the job {name!r}: {found[name].plugin} and {_plugin}"
+                    )
+                if every <= timedelta(0):
+                    raise PartnercastError(f"job {name!r} must run every positive interval")
+                found[name] = Job(name, function, every, _plugin)
+
+            impl.function(register=register)
+        return list(found.values())
 
     def register_commands(self, app: Any) -> None:
         self.pm.hook.register_commands(app=app)

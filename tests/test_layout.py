@@ -36,8 +36,8 @@ def test_migrations_match_the_models(engine: Engine) -> None:
 def test_db_upgrade_command_is_idempotent(cli) -> None:
     first = cli("db", "upgrade")
     second = cli("db", "upgrade")
-    assert "revision 0001" in first.stdout
-    assert "revision 0001" in second.stdout
+    assert "database at revision" in first.stdout
+    assert first.stdout == second.stdout  # the second run finds nothing left to apply
 
 
 def test_unmigrated_database_gives_one_clear_line(cli) -> None:

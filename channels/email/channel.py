@@ -78,7 +78,9 @@ class EmailChannel(Channel):
 
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)
-        self._connections: dict[tuple[str, int, str | None], SmtpConnection] = {}
+        # Keyed by everything that makes a session: two partners on one relay with their
+        # own logins must never share a connection (nor send with each other's login).
+        self._connections: dict[tuple[Any, ...], SmtpConnection] = {}
 
     # --- rendering ----------------------------------------------------------------------
 
@@ -208,9 +210,9 @@ class EmailChannel(Channel):
         return RecipientOutcome(recipient.delivery_id, "transient", "not sent")
 
     def _connection(self, account: EmailAccount) -> SmtpConnection:
-        key = (account.host, account.port, account.username)
+        password = account.password.get_secret_value() if account.password else None
+        key = (account.host, account.port, account.security, account.username, password)
         if key not in self._connections:
-            password = account.password.get_secret_value() if account.password else None
             self._connections[key] = SmtpConnection(
                 host=account.host,
                 port=account.port,

@@ -31,6 +31,9 @@ class SmtpConnection:
         self.messages_per_connection = messages_per_connection
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        # A refused login is final for this connection: trying again for every queued
+        # message would only hammer the server (and may lock the partner's account).
+        self._login_refused = ""
 
     def __repr__(self) -> str:  # never shows credentials
         return f"SmtpConnection({self.host}:{self.port}, {self.security})"
@@ -42,6 +45,8 @@ class SmtpConnection:
         self._sent_on_connection += 1
 
     def _connection(self) -> smtplib.SMTP:
+        if self._login_refused:
+            raise AuthError(self._login_refused)
         if self._smtp is not None and self._sent_on_connection >= self.messages_per_connection:
             self.close()
         if self._smtp is None:
@@ -62,7 +67,8 @@ class SmtpConnection:
             if self._username:
                 smtp.login(self._username, self._password or "")
         except smtplib.SMTPAuthenticationError as error:
-            raise AuthError(f"SMTP login refused by {self.host}:{self.port}") from error
+            self._login_refused = f"SMTP login refused by {self.host}:{self.port}"
+            raise AuthError(self._login_refused) from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransientError(
                 f"cannot connect to SMTP {self.host}:{self.port}: {error}"

@@ -63,7 +63,12 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
     with pytest.raises(UserError, match="PARTNERCAST_SECRET_KEY"):
         load_settings()
     monkeypatch.setenv("PARTNERCAST_SECRET_KEY", "a-real-secret-from-the-vault")
-    assert load_settings().environment == "production"
+    with pytest.raises(UserError, match="PARTNERCAST_ENCRYPTION_KEYS"):
+        load_settings()
+    monkeypatch.setenv("PARTNERCAST_ENCRYPTION_KEYS", '["' + "k" * 43 + '="]')
+    settings = load_settings()
+    assert settings.environment == "production"
+    assert "k" * 43 not in repr(settings)
 
 
 def test_secrets_never_show_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,106 @@
+"""``partnercast accounts``: connect partners' channel accounts, list them, rotate keys.
+
+Secrets are typed by the channel's Account model (``SecretStr``); a secret field not
+given with ``--set`` is prompted for with hidden input. Nothing here ever prints a
+secret: listings show ``****``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from sqlmodel import select
+
+from partnercast.core import accounts
+from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.errors import NotFound, UserError
+from partnercast.core.secrets import secret_box
+from partnercast.core.settings import load_settings
+from partnercast.core.tenancy import system_session, tenant_session
+from partnercast.plugins.manager import default_plugins
+from partnercast.tenants.models import Partner
+
+accounts_app = typer.Typer(help="Partners' channel accounts (secrets encrypted at rest).")
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="An account setting as key=value (repeatable).", show_default=False),
+]
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {key.strip() or item!r}: expected key=value")
+        values[key.strip()] = value
+    return values
+
+
+@accounts_app.command("connect")
+def connect(
+    partner: Annotated[str, typer.Argument(help="The partner's external id.")],
+    channel: Annotated[str, typer.Argument(help="The channel name (see `partnercast plugins`).")],
+    tenant: TenantOption,
+    settings: SetOption = None,
+) -> None:
+    """Connect (or reconnect) a partner's account on a channel."""
+    config = load_settings()
+    model = default_plugins().channel(channel, config).Account
+    values: dict[str, Any] = _pairs(settings or [])
+    for name in accounts.secret_fields(model):
+        if name not in values and model.model_fields[name].is_required():
+            values[name] = typer.prompt(f"{name}", hide_input=True)
+    account = accounts.validate_account(model, values, channel)
+    engine = open_engine(config)
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        row = session.exec(select(Partner).where(Partner.external_id == partner)).first()
+        if row is None or row.id is None:
+            raise NotFound(f"no partner {partner!r}", where=tenant)
+        stored = accounts.connect_account(
+            session, partner_id=row.id, channel=channel, account=account, box=secret_box(config)
+        )
+        shown = _shown(stored.settings, accounts.secret_fields(model))
+    console.print(f"connected {partner} to {channel}: {shown}", highlight=False)
+
+
+def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:
+    parts = [f"{key}={value}" for key, value in sorted(settings.items()) if value is not None]
+    return ", ".join(parts + [f"{name}=****" for name in secret_names])
+
+
+@accounts_app.command("list")
+def list_accounts(tenant: TenantOption) -> None:
+    """List the tenant's channel accounts (secrets shown as ****)."""
+    engine = open_engine()
+    table = Table("partner", "channel", "status", "settings", "last error")
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        rows = session.exec(
+            select(accounts.ChannelAccount, Partner)
+            .join(Partner, Partner.id == accounts.ChannelAccount.partner_id)
+            .order_by(Partner.external_id, accounts.ChannelAccount.channel)
+        ).all()
+        for row, partner in rows:
+            secret_note = ["secrets=****"] if row.secrets else []
+            settings = ", ".join(
+                [f"{k}={v}" for k, v in sorted(row.settings.items()) if v is not None] + secret_note
+            )
+            table.add_row(partner.external_id, row.channel, row.status, settings, row.last_error)
+    console.print(table)
+
+
+@accounts_app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret with the first encryption key (all tenants)."""
+    config = load_settings()
+    engine = open_engine(config)
+    with system_session(engine, reason="key rotation re-encrypts every tenant's secrets") as s:
+        count = accounts.rotate_secrets(s, secret_box(config))
+    console.print(f"re-encrypted the secrets of {count} accounts with the first key")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(accounts_app, name="accounts")
