@@ -235,5 +235,6 @@ def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: 
         render_vendor_string=vendor_string,
         campaign_key=view.spec.key,
         partner_external_id=view.partner.external_id,
+        tenant_key=view.tenant.slug,
     )
     return channel.render(request)

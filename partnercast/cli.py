@@ -44,7 +44,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8025, help="Port to listen on."),
 ) -> None:
-    """Serve the engine's HTTP endpoints (one-click unsubscribe) until interrupted."""
+    """Serve the engine's HTTP endpoints (unsubscribe, microsites) until interrupted."""
     from partnercast.core.settings import load_settings
     from partnercast.web.app import make_http_server
 
@@ -99,10 +99,12 @@ def _mount_subcommands() -> None:
     from partnercast.campaigns.workflow_cli import register as register_workflow_commands
     from partnercast.plugins.manager import default_plugins
     from partnercast.tenants.cli import register as register_tenant_commands
+    from partnercast.web.cli import register as register_web_commands
 
     register_tenant_commands(app)
     register_campaign_commands(app)
     register_workflow_commands(app)
+    register_web_commands(app)
     register_account_commands(app)
     app.command("serve")(serve)
     app.command("demo")(demo)

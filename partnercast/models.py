@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.core.accounts import ChannelAccount
 from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
 
 metadata = SQLModel.metadata
@@ -23,6 +24,7 @@ __all__ = [
     "Dispatch",
     "Enrollment",
     "Event",
+    "Lead",
     "Partner",
     "Segment",
     "Suppression",

@@ -61,7 +61,9 @@ class RenderRequest:
     vendor's defaults only (no partner customisation), so that a channel can refuse a
     post that is word for word the vendor's. ``campaign_key`` and ``partner_external_id``
     (the partner's id in the vendor's records) let a channel tag links per campaign and
-    partner (UTM parameters); both are empty when the engine does not know them.
+    partner (UTM parameters); ``tenant_key`` (the tenant's slug) with them names a
+    partner's own page (the microsite's address). All are empty when the engine does not
+    know them.
     """
 
     channel: str
@@ -77,6 +79,7 @@ class RenderRequest:
     render_vendor_string: Callable[..., str] | None = None
     campaign_key: str = ""
     partner_external_id: str = ""
+    tenant_key: str = ""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The engine's own HTTP endpoints, as a small WSGI application.
 
-Today: RFC 8058 one-click unsubscribe. ``POST /u/<token>`` (what mail clients send, with
+RFC 8058 one-click unsubscribe, and the microsites' landing pages and lead forms under
+``/p/`` (see :mod:`partnercast.web.microsite`). ``POST /u/<token>`` (what mail clients send, with
 the body ``List-Unsubscribe=One-Click``) suppresses the address at once; ``GET /u/<token>``
 (a person clicking the link) shows a page with a confirm button, because link scanners
 fetch URLs with GET and must not unsubscribe anyone.
@@ -17,9 +18,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy.engine import Engine
 
+from partnercast.channels.microsite.urls import PREFIX as MICROSITE_PREFIX
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
+from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.suppressions import unsubscribe_by_token
+from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +52,19 @@ def _page(start_response: StartResponse, status: str, title: str, body: str) -> 
 class EngineApp:
     """The WSGI application: routes requests to the engine's handlers."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        plugins: Plugins | None = None,
+        microsite: MicrositeOptions | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.microsite = MicrositeRoutes(
+            engine, settings, plugins or default_plugins(), microsite or MicrositeOptions()
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -60,6 +74,8 @@ class EngineApp:
             return [b"ok\n"]
         if path.startswith("/u/") and len(path) > 3:
             return self._unsubscribe(path[3:], method, start_response)
+        if path.startswith(MICROSITE_PREFIX):
+            return self.microsite(environ, start_response)
         return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:
@@ -103,12 +119,20 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def make_http_server(engine: Engine, settings: Settings, host: str, port: int) -> WSGIServer:
+def make_http_server(
+    engine: Engine,
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    plugins: Plugins | None = None,
+    microsite: MicrositeOptions | None = None,
+) -> WSGIServer:
     """A threaded HTTP server for the engine's endpoints (port 0 picks a free port)."""
     return make_server(
         host,
         port,
-        EngineApp(engine, settings),
+        EngineApp(engine, settings, plugins=plugins, microsite=microsite),
         server_class=ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )
