@@ -9,6 +9,14 @@ from sqlmodel import SQLModel
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.core.accounts import ChannelAccount
 from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.tenants.concierge_models import (
+    Concierge,
+    ConciergeSettings,
+    ConciergeTask,
+    PartnerAssignment,
+    PartnerReadiness,
+    Review,
+)
 from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
 
@@ -18,6 +26,9 @@ __all__ = [
     "Campaign",
     "CampaignVersion",
     "ChannelAccount",
+    "Concierge",
+    "ConciergeSettings",
+    "ConciergeTask",
     "Contact",
     "Cycle",
     "Delivery",
@@ -26,6 +37,9 @@ __all__ = [
     "Event",
     "Lead",
     "Partner",
+    "PartnerAssignment",
+    "PartnerReadiness",
+    "Review",
     "Segment",
     "Suppression",
     "Tenant",
