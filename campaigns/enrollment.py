@@ -23,6 +23,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.models import Event
 from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner, Segment
+from partnercast.tenants.readiness import missing_items, readiness_by_partner
 from partnercast.tenants.segments import parse_rule, partner_matches
 
 
@@ -31,12 +32,17 @@ class EnrollReport:
     invited: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     not_targeted: int = 0
+    not_ready: dict[str, list[str]] = field(default_factory=dict)  # partner -> what it misses
 
 
 def enroll_partners(
     session: Session, campaign: Campaign, *, now: datetime | None = None
 ) -> EnrollReport:
-    """Invite every active partner in the campaign's target segments (idempotent)."""
+    """Invite every active partner in the campaign's target segments (idempotent).
+
+    A campaign with ``require_readiness`` skips partners that miss an item of the
+    readiness checklist; the report says what each one misses.
+    """
     version = latest_version(session, campaign)
     spec = version_spec(version)
     rules = _segment_rules(session, spec)
@@ -47,13 +53,26 @@ def enroll_partners(
         ).all()
     }
     report = EnrollReport()
-    partners = session.exec(select(Partner).where(Partner.status == "active").order_by(Partner.id))
-    for partner in partners.all():
+    active = session.exec(select(Partner).where(Partner.status == "active").order_by(Partner.id))
+    partners = active.all()
+    checklists = (
+        readiness_by_partner(session, [p.id or 0 for p in partners])
+        if spec.require_readiness
+        else None
+    )
+    for partner in partners:
         segment_key = next((key for key, rule in rules if partner_matches(rule, partner)), None)
+        missing = (
+            missing_items(partner, checklists.get(partner.id or 0))
+            if checklists is not None
+            else []
+        )
         if segment_key is None:
             report.not_targeted += 1
         elif partner.id in existing:
             report.already.append(partner.external_id)
+        elif missing:
+            report.not_ready[partner.external_id] = missing
         else:
             _invite(session, campaign, version, partner, segment_key, now or utcnow())
             report.invited.append(partner.external_id)

@@ -361,6 +361,8 @@ class CampaignSpec(_Model):
     """Keys of the tenant's segments this campaign targets, in order of preference."""
     auto_approve_allowed: StrictBool = False
     """Whether partners may choose to have every touch approved automatically."""
+    require_readiness: StrictBool = False
+    """Whether only partners that meet the whole readiness checklist are enrolled."""
     variables: dict[Name, VariableValue] = Field(default_factory=dict)
     """Campaign variables, ``vars.<name>`` in templates."""
     locked: dict[Name, LocalizedText] = Field(default_factory=dict)

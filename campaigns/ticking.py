@@ -23,6 +23,7 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.models import Tenant
+from partnercast.tenants.task_scan import scan
 
 
 @dataclass
@@ -79,7 +80,10 @@ def _tick_tenant(ctx: RunContext, tenant_id: int, now: datetime) -> list[Dispatc
         with tenant_session(ctx.engine, tenant_id) as session:
             due = [d.id for d in outbox.due_dispatches(session, now, limit=200) if d.id not in seen]
         if not due:
-            return runs
+            break
         for dispatch_id in due:
             seen.add(dispatch_id)
             runs.append(run_dispatch(ctx, tenant_id, dispatch_id, now))
+    with tenant_session(ctx.engine, tenant_id) as session:
+        scan(session, now)  # concierge tasks from the state this tick left behind
+    return runs

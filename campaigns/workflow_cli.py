@@ -61,6 +61,12 @@ def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
         f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
         f"{report.not_targeted} not in a target segment"
     )
+    for external_id, missing in report.not_ready.items():
+        console.print(
+            f"not ready, skipped: {external_id} misses {', '.join(missing)}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
