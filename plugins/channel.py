@@ -152,9 +152,6 @@ class Channel(ABC):
         """
         return None
 
-    @abstractmethod
-    def render(self, request: RenderRequest) -> Draft:
-        """Render a touch into a draft (no network, no side effects)."""
     def fetch_metrics(
         self, account: BaseModel, external_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
@@ -169,6 +166,9 @@ class Channel(ABC):
     def supports_metrics(cls) -> bool:
         return cls.fetch_metrics is not Channel.fetch_metrics
 
+    @abstractmethod
+    def render(self, request: RenderRequest) -> Draft:
+        """Render a touch into a draft (no network, no side effects)."""
 
     @abstractmethod
     def validate(self, draft: Draft) -> list[str]:
