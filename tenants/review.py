@@ -19,8 +19,9 @@ from sqlmodel import Session, col, select
 from partnercast.campaigns.models import Campaign, Enrollment, Touch
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
-from partnercast.tenants.concierge import OPEN_STATUSES
+from partnercast.tenants.concierge import OPEN_STATUSES, concierge_settings
 from partnercast.tenants.concierge_models import Concierge, ConciergeTask, Review
+from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Partner
 from partnercast.tenants.task_scan import PENDING_APPROVAL_STATES
 
@@ -39,7 +40,7 @@ class Agenda:
     went_out: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     open_tasks: list[dict[str, Any]] = field(default_factory=list)
-    leads_without_followup: list[dict[str, Any]] | None = None  # None: not tracked yet
+    leads_without_followup: list[dict[str, Any]] = field(default_factory=list)
     next_touches: list[dict[str, Any]] = field(default_factory=list)
     awaiting_approval: list[dict[str, Any]] = field(default_factory=list)
 
@@ -160,16 +161,37 @@ def _results(session: Session, partner: Partner, start: datetime, end: datetime)
     }
 
 
-def _leads_since(session: Session, partner: Partner, start: datetime) -> int | None:
-    """Hook: new leads since ``start``. None until the Lead table (migration 0003) lands."""
-    return None
+def _leads_since(session: Session, partner: Partner, start: datetime) -> int:
+    """New leads the partner received since ``start``."""
+    count = session.exec(
+        select(func.count(Lead.id)).where(
+            Lead.partner_id == partner.id, col(Lead.created_at) > start
+        )
+    ).one()
+    return int(count)
 
 
 def _leads_without_followup(
     session: Session, partner: Partner, now: datetime
-) -> list[dict[str, Any]] | None:
-    """Hook: leads older than the follow-up delay with no follow-up. None: not tracked yet."""
-    return None
+) -> list[dict[str, Any]]:
+    """Leads still at stage ``lead`` after the tenant's follow-up delay, oldest first."""
+    hours = concierge_settings(session).lead_followup_hours
+    rows = session.exec(
+        select(Lead)
+        .where(
+            Lead.partner_id == partner.id,
+            Lead.stage == "lead",
+            col(Lead.created_at) <= now - timedelta(hours=hours),
+        )
+        .order_by(col(Lead.created_at))
+    ).all()
+    return [
+        {
+            "lead": f"{lead.name} ({lead.company or lead.email})",
+            "since": as_utc(lead.created_at).date().isoformat(),
+        }
+        for lead in rows
+    ]
 
 
 def _open_tasks(session: Session, partner: Partner, now: datetime) -> list[dict[str, Any]]:

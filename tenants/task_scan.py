@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, Enrollment
+from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
 from partnercast.tenants.concierge import (
@@ -41,6 +42,7 @@ from partnercast.tenants.concierge_models import (
     PartnerReadiness,
     Review,
 )
+from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Partner
 
 log = logging.getLogger(__name__)
@@ -123,14 +125,25 @@ def approval_pending_causes(ctx: ScanContext) -> list[Cause]:
 
 
 def account_reconnect_causes(ctx: ScanContext) -> list[Cause]:
-    """Hook: channel accounts that need reconnecting (an auth error from a channel).
+    """Channel accounts marked as needing reconnecting (a channel answered with an auth error).
 
-    The ChannelAccount table (plugin framework work, migration 0002) is not in this tree
-    yet. When it lands, return one Cause per account in its "needs reconnecting" state,
-    keyed ``reconnect:a<account id>:<since>``; the rest of the scan needs no change.
-    Until then an auth failure still reaches the concierge as a failed dispatch.
+    The key carries the moment the account changed, so a reconnect that fails again later
+    is a new episode.
     """
-    return []
+    rows = ctx.session.exec(
+        select(ChannelAccount)
+        .join(Partner, col(Partner.id) == ChannelAccount.partner_id)
+        .where(ChannelAccount.status == NEEDS_RECONNECT, Partner.status == "active")
+    ).all()
+    return [
+        Cause(
+            f"reconnect:a{account.id}:{int(as_utc(account.updated_at).timestamp())}",
+            ACCOUNT_RECONNECT,
+            account.partner_id,
+            f"reconnect the {account.channel} account: {account.last_error[:150]}".rstrip(": "),
+        )
+        for account in rows
+    ]
 
 
 def dispatch_failed_causes(ctx: ScanContext) -> list[Cause]:
@@ -230,13 +243,29 @@ def _bounce_causes(ctx: ScanContext, dispatch_ids: list[int]) -> list[Cause]:
 
 
 def lead_followup_causes(ctx: ScanContext) -> list[Cause]:
-    """Hook: new leads with no follow-up after ``lead_followup_hours`` (48 by default).
+    """New leads still at stage ``lead`` after ``lead_followup_hours`` (48 by default).
 
-    The Lead table (microsite work, migration 0003) is not in this tree yet. When it
-    lands, return one Cause per lead created before ``now - lead_followup_hours`` that has
-    no follow-up recorded, keyed ``lead:l<lead id>``; a follow-up then closes the task.
+    Moving a lead on (MQL, SQL, ... or lost) is its follow-up, and closes the task.
     """
-    return []
+    rows = ctx.session.exec(
+        select(Lead)
+        .join(Partner, col(Partner.id) == Lead.partner_id)
+        .where(
+            Lead.stage == "lead",
+            col(Lead.created_at) <= ctx.now - timedelta(hours=ctx.conf.lead_followup_hours),
+            Partner.status == "active",
+        )
+    ).all()
+    return [
+        Cause(
+            f"lead:l{lead.id}",
+            LEAD_FOLLOWUP,
+            lead.partner_id,
+            f"follow up lead {lead.name} ({lead.company or lead.email}), "
+            f"in since {as_utc(lead.created_at):%Y-%m-%d %H:%M}",
+        )
+        for lead in rows
+    ]
 
 
 def weekly_review_causes(ctx: ScanContext) -> list[Cause]:

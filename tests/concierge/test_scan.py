@@ -10,12 +10,14 @@ from sqlmodel import Session, select
 from support.world import START, World, respond, run_days, start
 
 from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import as_utc
 from partnercast.smtp_sink import BOUNCE_DOMAIN
 from partnercast.tenants import capacity, concierge, readiness, review
 from partnercast.tenants.concierge_models import ConciergeTask
+from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Contact
 from partnercast.tenants.partners import get_partner
 from partnercast.tenants.task_scan import scan, schedule_weekly_reviews
@@ -189,3 +191,50 @@ def test_the_database_refuses_a_second_open_task_for_one_cause(world: World) -> 
                 )
             )
         session.flush()
+
+
+def test_an_account_that_needs_reconnecting_opens_a_task_until_reconnected(world: World) -> None:
+    with tenant_session(world.engine, world.tenant_id) as session:
+        concierge.update_settings(session, {"approval_pending_days": 365})  # only this kind
+        account = ChannelAccount(
+            partner_id=_partner_id(session, "P004"),
+            channel="linkedin",
+            status=NEEDS_RECONNECT,
+            last_error="token expired",
+            updated_at=START,
+        )
+        session.add(account)
+    assert _scan(world, START) == (1, 0)
+    (task,) = _tasks(world, "account_reconnect")
+    assert "linkedin" in task.title and "token expired" in task.title
+    assert _scan(world, START) == (0, 0)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        row = session.exec(select(ChannelAccount)).one()
+        row.status, row.updated_at = "connected", START + timedelta(hours=1)
+    assert _scan(world, START + timedelta(hours=1)) == (0, 1)
+
+
+def test_a_lead_left_at_stage_lead_for_48_hours_opens_a_task(world: World) -> None:
+    with tenant_session(world.engine, world.tenant_id) as session:
+        concierge.update_settings(session, {"approval_pending_days": 365})  # only this kind
+        lead = Lead(
+            partner_id=_partner_id(session, "P005"),
+            email="ops@example.org",
+            name="Ops Lead",
+            created_at=START,
+            stage_changed_at=START,
+        )
+        session.add(lead)
+    assert _scan(world, START + timedelta(hours=47)) == (0, 0)
+    assert _scan(world, START + timedelta(hours=49)) == (1, 0)
+    (task,) = _tasks(world, "lead_followup")
+    assert "Ops Lead" in task.title
+    with tenant_session(world.engine, world.tenant_id) as session:
+        partner = get_partner(session, "P005")
+        agenda = review.build_agenda(session, partner, START + timedelta(hours=49))
+        assert [row["lead"] for row in agenda.leads_without_followup] == [
+            "Ops Lead (ops@example.org)"
+        ]
+        assert agenda.results["leads"] == 1
+        session.exec(select(Lead)).one().stage = "mql"
+    assert _scan(world, START + timedelta(hours=50)) == (0, 1)
