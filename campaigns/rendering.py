@@ -32,6 +32,8 @@ BRAND_KEYS = (
     "secondary_color",
     "signature",
 )
+MARKUP_SUFFIXES = (".mjml", ".html", ".htm", ".xml", ".svg")
+"""Template suffixes rendered with HTML autoescaping; any other (.txt) renders as plain text."""
 CONTACT_TOKENS = ("first_name", "last_name", "company", "email")
 
 
@@ -196,13 +198,15 @@ def _renderers(
 ) -> tuple[Callable[[str], str], Callable[..., str]]:
     """render_template and render_string over one partner view's layered context."""
     html_env = template_environment(view.templates, autoescape=True)
-    text_env = template_environment({}, autoescape=False)
+    text_env = template_environment(view.templates, autoescape=False)
     html_context = layered_context(view, touch, locale, nonce, html=True)
     text_context = layered_context(view, touch, locale, nonce, html=False)
+    markup = suffix.lower() in MARKUP_SUFFIXES
 
     def render_template(name: str) -> str:
         path = f"{name}.{locale}{suffix}"
-        return render_limited(html_env, path, html_context, where=f"templates/{path}")
+        environment, context = (html_env, html_context) if markup else (text_env, text_context)
+        return render_limited(environment, path, context, where=f"templates/{path}")
 
     def render_string(source: str, *, html: bool = False) -> str:
         environment = html_env if html else text_env

@@ -168,13 +168,12 @@ _SECTION = re.compile(r"^\[(headlines|descriptions)\]$")
 def _sections(rendered: str) -> dict[str, list[str]]:
     """The ``[headlines]`` and ``[descriptions]`` lines of a rendered template file.
 
-    The engine renders templates with HTML autoescaping, so entities are turned back into
-    text here: ads are plain text, and the preview escapes again.
+    The engine renders ``.txt`` templates as plain text; the preview escapes what it shows.
     """
     sections: dict[str, list[str]] = {"headlines": [], "descriptions": []}
     current: str | None = None
     for number, raw in enumerate(rendered.splitlines(), start=1):
-        line = " ".join(html.unescape(raw).split())
+        line = " ".join(raw.split())
         if not line or line.startswith("#"):
             continue
         match = _SECTION.match(line)

@@ -72,11 +72,10 @@ def normalized(text: str) -> str:
 def plain_text(rendered: str) -> str:
     """A rendered text template as plain text.
 
-    The engine renders every template with HTML autoescaping (``&`` arrives as ``&amp;``);
-    a post is plain text, so the escapes are undone. Lines keep their breaks, trailing
-    spaces and blank lines at both ends go.
+    The engine renders ``.txt`` templates as plain text (no HTML escaping). Lines keep
+    their breaks; trailing spaces and blank lines at both ends go.
     """
-    lines = [line.rstrip() for line in html.unescape(rendered).splitlines()]
+    lines = [line.rstrip() for line in rendered.splitlines()]
     return "\n".join(lines).strip()
 
 

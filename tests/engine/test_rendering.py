@@ -116,3 +116,22 @@ def test_mjml_compiles_once_per_touch_partner_and_locale(
     touches = 3
     assert calls["compile"] == variants * touches
     assert sink.received.count > calls["compile"]  # fewer compiles than messages
+
+
+def test_text_templates_render_without_html_escaping(world: World) -> None:
+    from partnercast.campaigns.rendering import _renderers
+
+    view = _view(world, "P001", {"signature_line": "R&D <team> 'Ops'"})
+    templates = {
+        **view.templates,
+        "social/t.en.txt": "{{ fields.signature_line }}",
+        "web/t.en.html": "<p>{{ fields.signature_line }}</p>",
+    }
+    from dataclasses import replace
+
+    view = replace(view, templates=templates)
+    touch = view.spec.touches[0]
+    text_template, _ = _renderers(view, touch, "en", "n", ".txt")
+    html_template, _ = _renderers(view, touch, "en", "n", ".html")
+    assert text_template("social/t") == "R&D <team> 'Ops'"
+    assert html_template("web/t") == "<p>R&amp;D &lt;team&gt; &#39;Ops&#39;</p>"

@@ -188,8 +188,8 @@ def test_an_empty_post_is_refused(make_request) -> None:
     ]
 
 
-def test_autoescaped_template_output_becomes_plain_text(make_request) -> None:
-    draft = XChannel().render(make_request("R&amp;D &lt;fast&gt; &#39;now&#39;\n\n"))
+def test_plain_text_stays_plain_and_the_preview_escapes_it(make_request) -> None:
+    draft = XChannel().render(make_request("R&D <fast> 'now'\n\n"))
     assert draft.parts["text"] == "R&D <fast> 'now'"
     assert (
         "R&amp;D &lt;fast&gt;" in draft.preview_html
