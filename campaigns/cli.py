@@ -32,12 +32,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _channel_suffixes() -> dict[str, str]:
-    """Template suffix of every known channel, by channel name."""
-    try:
-        from partnercast.plugins.manager import channel_template_suffixes
-    except ImportError:
-        # Fallback until the plugin manager lands everywhere; remove it then.
-        return {"email": ".mjml"}
+    """Template suffix of every installed channel, by channel name."""
+    from partnercast.plugins.manager import channel_template_suffixes
+
     return channel_template_suffixes()
 
 

@@ -12,10 +12,11 @@ from sqlalchemy.engine import Engine
 from partnercast.campaigns.loader import LoadedCampaign, read_campaign
 from partnercast.core.errors import Problems
 from partnercast.core.tenancy import tenant_session
+from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.tenants.models import Segment
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "cloud-security"
-SUFFIXES = {"email": ".mjml"}
+SUFFIXES = channel_template_suffixes()  # the installed channels, as the CLI uses
 EXAMPLE_SEGMENTS = ("gold-emea", "silver-na", "registered-apac")
 
 

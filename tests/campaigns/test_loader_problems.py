@@ -134,7 +134,13 @@ ROWS = [
         "unknown-channel",
         lambda f: f.edit(YAML, "channel: email", "channel: sms"),
         lambda f: [
-            at(f, YAML, "channel: sms", "touch 'intro' has unknown channel 'sms' (known: email)")
+            at(
+                f,
+                YAML,
+                "channel: sms",
+                "touch 'intro' has unknown channel 'sms' (known: email, linkedin, microsite, "
+                "search, x)",
+            )
         ],
     ),
     Row(
@@ -426,8 +432,10 @@ ROWS = [
     ),
     Row(
         "stray-file-in-templates",
-        lambda f: (f.path / "templates" / "notes.txt").write_text("todo", encoding="utf-8"),
-        lambda f: ["templates/notes.txt: not a template of a known channel (suffixes: .mjml)"],
+        lambda f: (f.path / "templates" / "notes.md").write_text("todo", encoding="utf-8"),
+        lambda f: [
+            "templates/notes.md: not a template of a known channel (suffixes: .html, .mjml, .txt)"
+        ],
     ),
     Row(
         "template-for-an-undeclared-locale",

@@ -41,8 +41,9 @@ def _mailable(world: World, external_ids: tuple[str, ...]) -> list[str]:
 
 def _touches(world: World) -> int:
     from partnercast.campaigns.loader import read_campaign
+    from partnercast.plugins.manager import channel_template_suffixes
 
-    loaded = read_campaign(CAMPAIGN, {"email": ".mjml"})
+    loaded = read_campaign(CAMPAIGN, channel_template_suffixes())
     return sum(1 for touch in loaded.spec.touches if touch.channel == "email")
 
 
