@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
+from partnercast import demo_digital
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.enrollment import (
@@ -36,6 +37,8 @@ from partnercast.campaigns.preview import render_preview
 from partnercast.campaigns.reporting import partner_rows, partner_table
 from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.campaigns.ticking import tick
+from partnercast.channels.search.standin import GoogleAdsStandIn
+from partnercast.channels.social.standin import SocialStandIn
 from partnercast.core.cli import console
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
@@ -114,16 +117,33 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
         )
         server = make_http_server(engine, settings, "127.0.0.1", web_port)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            tenant_id = _set_up_tenant(engine, folder, partners, contacts)
-            _load_campaign(engine, tenant_id)
-            _partners_respond(engine, settings, tenant_id, folder)
-            _run_cycle(engine, settings, tenant_id, sink)
-        finally:
-            server.shutdown()
-            server.server_close()
+        with SocialStandIn() as social, GoogleAdsStandIn() as ads:
+            _step(
+                f"stand-ins of the X and LinkedIn APIs at {social.url} and of the Google Ads API "
+                f"at {ads.url}: local fakes shaped like the real APIs, nothing leaves this machine"
+            )
+            try:
+                tenant_id = _set_up_tenant(engine, folder, partners, contacts)
+                _load_campaign(engine, tenant_id)
+                _partners_respond(engine, settings, tenant_id, folder)
+                approved = demo_digital.set_up(
+                    engine, settings, tenant_id, social, ads, assign_roles(partners), CYCLE_START
+                )
+                _step(
+                    f"campaign [bold]{demo_digital.CAMPAIGN}[/] (landing page, X, LinkedIn, search "
+                    f"ad): {approved} partners approved and connected their accounts"
+                )
+                _run_cycle(engine, settings, tenant_id, sink)
+                page = demo_digital.a_visitor_fills_the_form(engine, settings, tenant_id)
+                if page:
+                    _step(f"a visitor sent the lead form on {page}")
+            finally:
+                server.shutdown()
+                server.server_close()
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
+    demo_digital.report(engine, tenant_id, social, ads)
     engine.dispose()
+    _try_next(folder)
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -369,6 +389,9 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
     )
     if received.unparsable:
         raise UserError(f"{received.unparsable} messages did not parse back: this is a bug")
+
+
+def _try_next(folder: Path) -> None:
     console.rule("[bold]try next")
     console.print(
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
@@ -379,6 +402,10 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
         f"  open {folder / 'previews'} and {folder / 'outbox'} (sample .eml files)\n"
         "  partnercast campaign validate examples/campaigns/cloud-security"
         "   # then break a copy and run it again\n"
+        "  partnercast serve   # then open /p/northwind/P001/cloud-security-digital/\n"
+        "  partnercast tasks --tenant northwind          # what the concierge should do next\n"
+        "  partnercast review P001 --tenant northwind    # the weekly review agenda\n"
+        "  partnercast plugins                           # the channels that are installed\n"
         "  partnercast --help",
         highlight=False,
     )

@@ -23,6 +23,13 @@ def test_demo_runs_the_whole_story(cli, tmp_path: Path) -> None:
     assert "recipients clicked one-click unsubscribe" in out
     assert "ticking the last day again sends 0 messages" in out
     assert "try next" in out
+    # the digital campaign: every channel published, the sock-puppet post refused
+    assert "stand-ins of the X and LinkedIn APIs" in out
+    assert "social posts were refused because the partner kept the suggested" in " ".join(
+        out.split()
+    )
+    assert "The X stand-in received" in out
+    assert "Leads from the landing pages' forms: 1" in out
     saved = sorted((folder / "outbox").glob("*.eml"))
     assert saved, "the demo's SMTP server saves the first messages it receives"
     for path in saved:
