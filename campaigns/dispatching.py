@@ -66,6 +66,9 @@ class RunContext:
     channels: dict[str, Channel] = field(default_factory=dict)
     _box: SecretBox | None = None
 
+    def __post_init__(self) -> None:
+        self.drafts.filters = self.plugins.template_filters()
+
     def box(self) -> SecretBox:
         """The secrets box, built on first use (only runs that load an account need it)."""
         if self._box is None:
@@ -451,6 +454,8 @@ def _finish(
         suppressed = dispatch.suppressed_count
     if state == outbox.FAILED:
         log.warning("dispatch %s failed: %s", dispatch_id, reason)
+    if state == outbox.DONE:
+        ctx.plugins.after_publish(dispatch, PublishResult(external_ids=list(dispatch.external_ids)))
     result = run or DispatchRun(dispatch_id, state, reason=reason)
     result.state, result.reason, result.suppressed = state, reason, suppressed
     return result

@@ -70,8 +70,9 @@ def render_preview(
         enrollment.segment_key,
         dict(enrollment.customization),
     )
-    channel = (plugins or default_plugins()).channel(touch.channel, settings)
-    draft = render_touch(channel, view, touch, chosen)
+    loaded = plugins or default_plugins()
+    channel = loaded.channel(touch.channel, settings)
+    draft = render_touch(channel, view, touch, chosen, loaded.template_filters())
     values = {
         **_sample_contact(session, partner),
         "unsubscribe_url": f"{settings.public_base_url}/u/preview",

@@ -165,13 +165,14 @@ class DraftCache:
     """Drafts by (touch, partner content, locale): MJML compiles once per variant."""
 
     drafts: dict[str, Draft] = field(default_factory=dict)
+    filters: Mapping[str, Callable[..., Any]] | None = None
 
     def get_or_render(
         self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str
     ) -> Draft:
         key = _cache_key(view, touch, locale)
         if key not in self.drafts:
-            self.drafts[key] = render_touch(channel, view, touch, locale)
+            self.drafts[key] = render_touch(channel, view, touch, locale, self.filters)
         return self.drafts[key]
 
 
@@ -194,11 +195,16 @@ def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
 
 
 def _renderers(
-    view: PartnerView, touch: TouchSpec, locale: str, nonce: str, suffix: str
+    view: PartnerView,
+    touch: TouchSpec,
+    locale: str,
+    nonce: str,
+    suffix: str,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
 ) -> tuple[Callable[[str], str], Callable[..., str]]:
     """render_template and render_string over one partner view's layered context."""
-    html_env = template_environment(view.templates, autoescape=True)
-    text_env = template_environment(view.templates, autoescape=False)
+    html_env = template_environment(view.templates, autoescape=True, filters=filters)
+    text_env = template_environment(view.templates, autoescape=False, filters=filters)
     html_context = layered_context(view, touch, locale, nonce, html=True)
     text_context = layered_context(view, touch, locale, nonce, html=False)
     markup = suffix.lower() in MARKUP_SUFFIXES
@@ -218,13 +224,22 @@ def _renderers(
     return render_template, render_string
 
 
-def render_touch(channel: Channel, view: PartnerView, touch: TouchSpec, locale: str) -> Draft:
-    """Render one touch for one partner and locale through its channel."""
+def render_touch(
+    channel: Channel,
+    view: PartnerView,
+    touch: TouchSpec,
+    locale: str,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
+) -> Draft:
+    """Render one touch for one partner and locale through its channel.
+
+    ``filters`` are extra Jinja filters from plugins (the ``template_filters`` hook).
+    """
     nonce = new_nonce()
     suffix = channel.template_suffix
-    render_template, render_string = _renderers(view, touch, locale, nonce, suffix)
+    render_template, render_string = _renderers(view, touch, locale, nonce, suffix, filters)
     vendor_view = replace(view, customization={})
-    vendor_template, vendor_string = _renderers(vendor_view, touch, locale, nonce, suffix)
+    vendor_template, vendor_string = _renderers(vendor_view, touch, locale, nonce, suffix, filters)
     request = RenderRequest(
         channel=channel.name,
         touch_key=touch.key,

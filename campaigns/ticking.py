@@ -18,6 +18,7 @@ from sqlmodel import select
 from partnercast.campaigns.cycles import advance_cycles
 from partnercast.campaigns.dispatching import DispatchRun, RunContext, run_dispatch
 from partnercast.core import outbox
+from partnercast.core.event_bus import subscribed
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
@@ -52,13 +53,16 @@ def tick(
 ) -> TickReport:
     """Advance cycles and run every dispatch due at ``now``, tenant by tenant."""
     moment = as_utc(now)
-    ctx = RunContext(engine, settings, plugins or default_plugins(), on_progress=on_progress)
+    loaded = plugins or default_plugins()
+    ctx = RunContext(engine, settings, loaded, on_progress=on_progress)
     report = TickReport()
-    try:
-        for tenant_id in tenant_ids or _tenant_ids(engine):
-            report.runs.extend(_tick_tenant(ctx, tenant_id, moment))
-    finally:
-        ctx.close()
+    # Plugins handed in (a test, an embedding app) hear this tick's events too.
+    with subscribed(loaded.on_event):
+        try:
+            for tenant_id in tenant_ids or _tenant_ids(engine):
+                report.runs.extend(_tick_tenant(ctx, tenant_id, moment))
+        finally:
+            ctx.close()
     return report
 
 

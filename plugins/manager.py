@@ -198,8 +198,16 @@ def load_plugins(extra: list[Any] | None = None) -> Plugins:
 
 @lru_cache(maxsize=1)
 def default_plugins() -> Plugins:
-    """The process-wide plugins, loaded on first use (never at import)."""
-    return load_plugins()
+    """The process-wide plugins, loaded on first use (never at import).
+
+    Their ``on_event`` hook is subscribed to the core's event bus, so every committed
+    event reaches the plugins.
+    """
+    from partnercast.core.event_bus import subscribe
+
+    plugins = load_plugins()
+    subscribe(plugins.on_event)
+    return plugins
 
 
 def channel_template_suffixes() -> dict[str, str]:

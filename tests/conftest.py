@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
+from support.world import World, build_world
 from typer.testing import CliRunner, Result
 
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.tenancy import plain_session
+from partnercast.smtp_sink import SmtpSink
 from partnercast.tenants.models import Tenant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,3 +138,16 @@ class Cli:
 @pytest.fixture
 def cli(database_url: str) -> Cli:
     return Cli(CliRunner())
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) in this process; read back what it received."""
+    with SmtpSink() as running:
+        yield running
+
+
+@pytest.fixture
+def world(engine: Engine, tmp_path: Path, sink: SmtpSink) -> World:
+    """One vendor, six partners, the sample email campaign, all enrolled."""
+    return build_world(engine, tmp_path / "world", sink.port)

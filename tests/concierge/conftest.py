@@ -1,29 +1,14 @@
-"""Concierge test fixtures: the engine tests' world (real SMTP sink) and plain partners."""
+"""Concierge test fixtures: plain partners (world and sink live in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.engine import Engine
-from support.world import World, build_world
 
 from partnercast.core.tenancy import tenant_session
-from partnercast.smtp_sink import SmtpSink
 from partnercast.tenants.models import Partner
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
-
-
-@pytest.fixture
-def world(engine: Engine, tmp_path: Path, sink: SmtpSink) -> World:
-    return build_world(engine, tmp_path / "world", sink.port)
-
 
 AddPartners = Callable[..., list[int]]
 

@@ -1,0 +1,72 @@
+"""Telling observers about events once they are committed.
+
+Any code path that records an :class:`~partnercast.core.models.Event` (a send, a bounce,
+an approval, an unsubscribe) just adds the row. When its transaction commits, every
+subscriber is called with each new event; a rolled-back event is never announced. The
+plugin manager subscribes its ``on_event`` hook here, so core never imports plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from partnercast.core.models import Event
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[Event], None]
+_subscribers: list[Subscriber] = []
+_PENDING = "partnercast.new_events"
+
+
+def subscribe(callback: Subscriber) -> None:
+    if callback not in _subscribers:
+        _subscribers.append(callback)
+
+
+def unsubscribe(callback: Subscriber) -> None:
+    if callback in _subscribers:
+        _subscribers.remove(callback)
+
+
+@contextmanager
+def subscribed(callback: Subscriber) -> Iterator[None]:
+    """Subscribe for the duration of a block (a tick run with its own plugins, a test)."""
+    already = callback in _subscribers
+    subscribe(callback)
+    try:
+        yield
+    finally:
+        if not already:
+            unsubscribe(callback)
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _context: Any) -> None:
+    if not _subscribers:
+        return
+    new = [obj for obj in session.new if isinstance(obj, Event)]
+    if new:
+        session.info.setdefault(_PENDING, []).extend(new)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce(session: Session) -> None:
+    events = session.info.pop(_PENDING, [])
+    for recorded in events:
+        for callback in list(_subscribers):
+            try:
+                callback(recorded)
+            except Exception:  # an observer must never break the engine
+                log.exception("an event subscriber failed")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
