@@ -8,7 +8,7 @@ with exit code 1.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +31,13 @@ def register(app: typer.Typer) -> None:
     app.add_typer(campaign_app, name="campaign", no_args_is_help=True)
 
 
+def _channel_contents() -> dict[str, Any]:
+    """Content model of every installed channel, so touch content is checked at load."""
+    from partnercast.plugins.manager import channel_content_models
+
+    return channel_content_models()
+
+
 def _channel_suffixes() -> dict[str, str]:
     """Template suffix of every installed channel, by channel name."""
     from partnercast.plugins.manager import channel_template_suffixes
@@ -43,7 +50,7 @@ def validate(folder: FolderArgument) -> None:
     """Check a campaign folder and print every problem (no database needed)."""
     from partnercast.campaigns.loader import read_campaign
 
-    spec = read_campaign(folder, _channel_suffixes()).spec
+    spec = read_campaign(folder, _channel_suffixes(), _channel_contents()).spec
     console.print(
         f"ok: {spec.key} v? — {len(spec.touches)} touches, locales {', '.join(spec.locales)}",
         highlight=False,
@@ -56,7 +63,7 @@ def load(folder: FolderArgument, tenant: TenantOption) -> None:
     from partnercast.campaigns.loader import read_campaign
     from partnercast.campaigns.store import store_campaign
 
-    loaded = read_campaign(folder, _channel_suffixes())
+    loaded = read_campaign(folder, _channel_suffixes(), _channel_contents())
     engine = open_engine()
     try:
         with tenant_session(engine, resolve_tenant(engine, tenant)) as session:

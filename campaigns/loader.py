@@ -39,6 +39,7 @@ from partnercast.campaigns.spec import (
     Loc,
     TouchSpec,
     VariantSpec,
+    localize,
     localized_parts,
 )
 from partnercast.core.errors import Problems, UserError
@@ -98,11 +99,17 @@ class LoadedCampaign:
     content_hash: str
 
 
-def read_campaign(folder: Path, channel_suffixes: Mapping[str, str]) -> LoadedCampaign:
+def read_campaign(
+    folder: Path,
+    channel_suffixes: Mapping[str, str],
+    channel_contents: Mapping[str, type[BaseModel]] | None = None,
+) -> LoadedCampaign:
     """Read and check the campaign in ``folder``; raise Problems listing everything wrong.
 
     ``channel_suffixes`` maps each known channel's name to its template file suffix
-    (``{"email": ".mjml"}``). A missing folder or ``campaign.yaml`` is a UserError.
+    (``{"email": ".mjml"}``); ``channel_contents`` optionally maps channel names to their
+    Content models, so that each touch's content is checked, locale by locale, with the
+    line it is on. A missing folder or ``campaign.yaml`` is a UserError.
     """
     spec_path = _spec_path(folder)
     report = _Report()
@@ -113,6 +120,7 @@ def read_campaign(folder: Path, channel_suffixes: Mapping[str, str]) -> LoadedCa
     _TemplateChecker(templates, spec, names, root, channel_suffixes, report).check()
     if spec is not None and root is not None:
         _check_touches(spec, root, templates, channel_suffixes, report)
+        _check_touch_content(spec, root, channel_contents or {}, report)
     if report.problems or spec is None:
         raise Problems(report.lines(), subject=str(folder))
     return LoadedCampaign(folder, spec, templates, content_hash(spec, templates))
@@ -677,3 +685,37 @@ def _check_touches(
                     f"touch {touch.key!r} has no template for locale {locale!r} "
                     f"(expected {TEMPLATES_DIR}/{expected})",
                 )
+
+
+def _check_touch_content(
+    spec: CampaignSpec,
+    root: yaml.Node,
+    contents: Mapping[str, type[BaseModel]],
+    report: _Report,
+) -> None:
+    """Each touch's channel content against the channel's own Content model."""
+    for index, touch in enumerate(spec.touches):
+        model = contents.get(touch.channel)
+        if model is None:
+            continue
+        seen: set[str] = set()
+        for locale in spec.locales:
+            content = {
+                key: localize(value, locale, spec.default_locale)
+                for key, value in touch.content.items()
+            }
+            for key in ("subject", "preheader"):
+                value = getattr(touch, key)
+                if value:
+                    content[key] = localize(value, locale, spec.default_locale)
+            try:
+                model.model_validate(content)
+            except ValidationError as error:
+                for detail in error.errors():
+                    field_path = ".".join(str(part) for part in detail["loc"]) or "content"
+                    message = f"touch {touch.key!r} content: {field_path}: {detail['msg']}"
+                    if message in seen:
+                        continue
+                    seen.add(message)
+                    where = ("touches", index, "content", *detail["loc"])
+                    report.add(SPEC_FILE, _line_of(root, where), message)

@@ -210,6 +210,11 @@ def default_plugins() -> Plugins:
     return plugins
 
 
+def channel_content_models() -> dict[str, Any]:
+    """The Content model of every installed channel, by channel name."""
+    return {name: cls.Content for name, cls in default_plugins().channel_classes().items()}
+
+
 def channel_template_suffixes() -> dict[str, str]:
     """Template file suffix of every installed channel, by channel name."""
     return {name: cls.template_suffix for name, cls in default_plugins().channel_classes().items()}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from .conftest import CampaignFolder
+from .conftest import EXAMPLE, CampaignFolder
 
 if TYPE_CHECKING:  # the shared fixtures' runner, for the annotations only
     from conftest import Cli
@@ -113,3 +113,21 @@ def test_list_and_show_see_only_the_tenants_own_campaign(
         assert touch in shown
     assert "latest" in shown
     assert elsewhere.stderr.strip() == "error: no campaign 'cloud-security'"
+
+
+def test_touch_content_is_checked_against_each_channel_with_its_line(cli, tmp_path) -> None:
+    import shutil
+
+    digital = EXAMPLE.parent / "cloud-security-digital"
+    broken = tmp_path / "digital"
+    shutil.copytree(digital, broken)
+    spec = broken / "campaign.yaml"
+    text = spec.read_text(encoding="utf-8").replace(
+        "daily_budget_micros: 20000000", "daily_budget_micros: lots"
+    )
+    spec.write_text(text, encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "daily_budget_micros" in row)
+    assert "ok:" in cli("campaign", "validate", str(digital)).stdout
+    result = cli("campaign", "validate", str(broken), expect=1)
+    assert f"campaign.yaml:{line}: touch 'search-ad' content: daily_budget_micros:" in result.stderr
+    assert "Traceback" not in result.stderr
