@@ -3,6 +3,10 @@
 Each batch of recipients is its own transaction: the ledger rows are committed before the
 channel sends, the outcomes after. A crash between the two leaves ``pending`` rows that
 the next run resends with the same Message-ID; nothing already sent is sent again.
+
+The dispatch has been claimed (core.outbox.claim_due) under ``ctx.lease``: every
+transaction that writes for it starts with ``outbox.fence``, so a worker whose lease was
+taken over gets :class:`LeaseLost` there, changes nothing, and drops the dispatch.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -62,6 +67,7 @@ class RunContext:
     plugins: Plugins
     batch_size: int = 500
     on_progress: Callable[[int], None] | None = None
+    lease: outbox.Lease | None = None
     drafts: DraftCache = field(default_factory=DraftCache)
     channels: dict[str, Channel] = field(default_factory=dict)
     _box: SecretBox | None = None
@@ -74,6 +80,12 @@ class RunContext:
         if self._box is None:
             self._box = secret_box(self.settings)
         return self._box
+
+    def held(self) -> outbox.Lease:
+        """The lease the dispatches of this run are claimed under."""
+        if self.lease is None:
+            raise outbox.LeaseLost("dispatches are run only once claimed under a lease")
+        return self.lease
 
     def channel(self, name: str) -> Channel:
         if name not in self.channels:
@@ -107,11 +119,34 @@ class _Prepared:
     channel: Channel
 
 
+LEASE_LOST = "lease_lost"
+
+
 def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
-    """Run one due dispatch of ``tenant_id`` as far as its approval allows."""
+    """Run one claimed dispatch of ``tenant_id`` as far as its approval allows.
+
+    A dispatch left ``running`` by a worker that died is resumed: the ledger knows who
+    has been sent to already.
+    """
+    try:
+        return _run_claimed(ctx, tenant_id, dispatch_id, now)
+    except outbox.LeaseLost as error:
+        log.warning("dispatch %s dropped: %s", dispatch_id, error)
+        return DispatchRun(dispatch_id, LEASE_LOST, reason=str(error))
+
+
+@contextmanager
+def fenced(ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[Session]:
+    """A tenant session whose transaction first checks (and renews) our lease."""
     with tenant_session(ctx.engine, tenant_id) as session:
+        outbox.fence(session, dispatch_id, ctx.held())
+        yield session
+
+
+def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
-        if dispatch is None or dispatch.state != outbox.PENDING:
+        if dispatch is None or dispatch.state not in (outbox.PENDING, outbox.RUNNING):
             return DispatchRun(dispatch_id, "gone")
         verdict = _approval_verdict(session, dispatch)
         if verdict is not None:
@@ -167,7 +202,7 @@ def _account(ctx: RunContext, tenant_id: int, prepared: _Prepared) -> BaseModel 
 def _mark_needs_reconnect(
     ctx: RunContext, tenant_id: int, prepared: _Prepared, reason: str
 ) -> None:
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, prepared.dispatch.id or 0) as session:
         row = accounts.find_account(
             session, partner_id=prepared.dispatch.partner_id, channel=prepared.channel.name
         )
@@ -195,6 +230,7 @@ def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
 
 def _hold_or_skip(session: Session, dispatch: Dispatch, verdict: str, now: datetime) -> DispatchRun:
     kind, reason = verdict.split(":", 1)
+    outbox.end_lease(dispatch)
     if kind == "wait":
         dispatch.last_error = reason
         return DispatchRun(dispatch.id or 0, "waiting", reason=reason)
@@ -308,7 +344,7 @@ def _send_to_audience(
 def _open_batch(
     ctx: RunContext, tenant_id: int, dispatch_id: int, contacts: list[Contact]
 ) -> tuple[list[Delivery], dict[int, Contact]]:
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         suppressed = suppressed_among(session, [contact.email for contact in contacts])
         addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
@@ -353,7 +389,7 @@ def _record_outcomes(
     now: datetime,
 ) -> dict[str, int]:
     counts = {"sent": 0, "bounced": 0, "transient": 0}
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         outcomes = {o.delivery_id: o for result in results for o in result.outcomes}
         deliveries = session.exec(
@@ -417,7 +453,7 @@ def _publish_once(
 def _record_external_ids(
     ctx: RunContext, tenant_id: int, dispatch_id: int, external_ids: list[str]
 ) -> None:
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         dispatch.external_ids = list(external_ids)
 
@@ -432,8 +468,9 @@ def _finish(
     run: DispatchRun | None = None,
     external_ids: list[str] | None = None,
 ) -> DispatchRun:
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
+        outbox.end_lease(dispatch)
         dispatch.state = state
         dispatch.last_error = reason[:2000]
         dispatch.finished_at = now
@@ -482,12 +519,13 @@ def _retry(
             f"gave up after {attempts} attempts: {reason}",
         )
     delay = timedelta(seconds=retry_after) if retry_after else RETRY_BASE * (2 ** (attempts - 1))
-    with tenant_session(ctx.engine, tenant_id) as session:
+    with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
+        outbox.end_lease(dispatch)
         dispatch.state = outbox.PENDING
         dispatch.scheduled_at = now + delay
         dispatch.last_error = f"retrying: {reason}"[:2000]
     return DispatchRun(dispatch_id, "retrying", reason=reason)
 
 
-__all__ = ["ChannelError", "DispatchRun", "RunContext", "run_dispatch"]
+__all__ = ["LEASE_LOST", "ChannelError", "DispatchRun", "RunContext", "run_dispatch"]

@@ -1,8 +1,10 @@
 """tick(now): the one function that turns everything due at ``now`` into sent work.
 
 Tests and the demo call it on a simulated clock to run a whole 45-day cycle in seconds;
-the worker (a later issue) calls it on real time. Running it twice for the same instant,
-or after a crash, sends nothing twice: see core.outbox.
+the worker (core.worker, ``partnercast worker``) calls it on real time. Dispatches are
+claimed under a lease before they run (core.outbox.claim_due), so several workers share
+the work and none runs a dispatch another one holds. Running it twice for the same
+instant, or after a crash, sends nothing twice: see core.outbox.
 """
 
 from __future__ import annotations
@@ -26,12 +28,19 @@ from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.models import Tenant
 from partnercast.tenants.task_scan import scan
 
+# The owner of leases taken by a plain tick(now) (tests, the demo, `partnercast tick`).
+# Fixed on purpose: a tick reclaims its owner's live leases, so ticking again after a crash
+# resumes what the crashed tick held instead of waiting for its lease to expire.
+TICK_WORKER = "tick"
+CLAIM_BATCH = 200
+
 
 @dataclass
 class TickReport:
     """What one tick did, summed over tenants."""
 
     runs: list[DispatchRun] = field(default_factory=list)
+    stopped: bool = False  # asked to stop before everything due was run
 
     @property
     def states(self) -> Counter[str]:
@@ -50,20 +59,72 @@ def tick(
     plugins: Plugins | None = None,
     tenant_ids: list[int] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    worker_id: str = TICK_WORKER,
+    lease_seconds: float = outbox.DEFAULT_LEASE_SECONDS,
+    clock: Callable[[], datetime] | None = None,
+    claim_batch: int = CLAIM_BATCH,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TickReport:
-    """Advance cycles and run every dispatch due at ``now``, tenant by tenant."""
+    """Advance cycles, then claim and run every dispatch due at ``now``.
+
+    ``clock`` is what leases are checked against while the tick runs (default: ``now``
+    itself, for a simulated clock; the worker passes real time). ``should_stop`` is
+    polled between dispatches: once it is true nothing more is claimed, the claims not
+    yet started are released, and the dispatch in flight finishes.
+    """
     moment = as_utc(now)
     loaded = plugins or default_plugins()
-    ctx = RunContext(engine, settings, loaded, on_progress=on_progress)
+    lease = outbox.Lease(worker_id, clock or (lambda: moment), lease_seconds)
+    ctx = RunContext(engine, settings, loaded, on_progress=on_progress, lease=lease)
     report = TickReport()
+    tenants = tenant_ids or _tenant_ids(engine)
     # Plugins handed in (a test, an embedding app) hear this tick's events too.
     with subscribed(loaded.on_event):
         try:
-            for tenant_id in tenant_ids or _tenant_ids(engine):
-                report.runs.extend(_tick_tenant(ctx, tenant_id, moment))
+            for tenant_id in tenants:
+                with tenant_session(engine, tenant_id) as session:
+                    advance_cycles(session, moment)
+            report.stopped = _run_due(ctx, moment, tenants, claim_batch, should_stop, report)
+            for tenant_id in tenants:
+                with tenant_session(engine, tenant_id) as session:
+                    scan(session, moment)  # concierge tasks from the state this tick left
         finally:
             ctx.close()
     return report
+
+
+def _run_due(
+    ctx: RunContext,
+    now: datetime,
+    tenants: list[int],
+    claim_batch: int,
+    should_stop: Callable[[], bool],
+    report: TickReport,
+) -> bool:
+    """Claim due dispatches in batches and run them; True when stopped early."""
+    lease = ctx.held()
+    seen: set[int] = set()  # a dispatch left waiting is not claimed again in this tick
+    while not should_stop():
+        claims = outbox.claim_due(
+            ctx.engine,
+            now,
+            lease.owner,
+            limit=claim_batch,
+            lease_seconds=lease.seconds,
+            tenant_ids=tenants,
+            exclude=seen,
+            reclaim_own=True,
+        )
+        if not claims:
+            return False
+        for index, claim in enumerate(claims):
+            if should_stop():
+                rest = [c.dispatch_id for c in claims[index:]]
+                outbox.release(ctx.engine, rest, lease)
+                return True
+            seen.add(claim.dispatch_id)
+            report.runs.append(run_dispatch(ctx, claim.tenant_id, claim.dispatch_id, now))
+    return True
 
 
 def _tenant_ids(engine: Engine) -> list[int]:
@@ -73,21 +134,3 @@ def _tenant_ids(engine: Engine) -> list[int]:
             for tenant_id in session.exec(select(Tenant.id).order_by(Tenant.id)).all()
             if tenant_id
         ]
-
-
-def _tick_tenant(ctx: RunContext, tenant_id: int, now: datetime) -> list[DispatchRun]:
-    with tenant_session(ctx.engine, tenant_id) as session:
-        advance_cycles(session, now)
-    runs: list[DispatchRun] = []
-    seen: set[int] = set()
-    while True:
-        with tenant_session(ctx.engine, tenant_id) as session:
-            due = [d.id for d in outbox.due_dispatches(session, now, limit=200) if d.id not in seen]
-        if not due:
-            break
-        for dispatch_id in due:
-            seen.add(dispatch_id)
-            runs.append(run_dispatch(ctx, tenant_id, dispatch_id, now))
-    with tenant_session(ctx.engine, tenant_id) as session:
-        scan(session, now)  # concierge tasks from the state this tick left behind
-    return runs

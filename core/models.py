@@ -23,6 +23,7 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "touch_id", "cycle_id"),
         Index("ix_dispatch_due", "state", "scheduled_at"),
+        Index("ix_dispatch_lease", "state", "lease_until"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -43,6 +44,12 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     failed_count: int = Field(default=0)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    # The lease of the worker running it (core.outbox.claim_due): every write a worker
+    # makes to a claimed dispatch is fenced on (lease_owner, lease_until); an expired
+    # lease makes the dispatch claimable again, so abandoned work is taken over.
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_until: datetime | None = None
+    claimed_at: datetime | None = None
 
 
 class Delivery(TenantOwned, SQLModel, table=True):

@@ -5,19 +5,45 @@ Dispatches are planned ahead with an idempotency key; deliveries are written (st
 So a tick that runs twice, or after a crash, finds every contact already in the ledger
 and sends nothing twice; a delivery left ``pending`` by a crash is retried with the same
 Message-ID, so that a receiver can drop the duplicate.
+
+Claims, leases and fencing (several workers, several hosts):
+
+* :func:`claim_due` leases due dispatches of every tenant to one worker in ONE statement,
+  ``UPDATE dispatch SET lease_owner = :me, lease_until = :now + lease ... WHERE id IN
+  (SELECT id ... claimable ... LIMIT n) AND <claimable again> RETURNING id, tenant_id``.
+  On PostgreSQL the inner SELECT is ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+  skip each other's rows instead of queueing; the outer WHERE is re-evaluated on the
+  latest row version, so a row is never leased twice. On SQLite writers are serialised
+  by the database lock (the statement is the first of its transaction, so it waits on the
+  busy timeout rather than failing): a second worker is safe but gains nothing.
+* Claimable: pending and due with no live lease, or running with an expired (or no)
+  lease, which is a worker that died mid-dispatch. ``tick(now)`` uses a fixed owner and
+  also takes its own live leases (``reclaim_own``), so ticking again after a crash
+  resumes at once.
+* :func:`fence` is called in the same transaction as every later write to a claimed
+  dispatch (start, ledger rows, outcomes, finish, retry): ``UPDATE dispatch SET
+  lease_until = <renewed> WHERE id = :id AND lease_owner = :me AND lease_until > :now``
+  must match one row, else :class:`LeaseLost` is raised and the transaction rolls back.
+  The row lock it takes serialises it against a takeover, so either the write commits
+  before another worker claims the dispatch, or it changes nothing. Each fenced write
+  also renews the lease: a long dispatch keeps it as long as it makes progress.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from partnercast.core.errors import PartnercastError
 from partnercast.core.models import Delivery, Dispatch, Event
-from partnercast.core.tenancy import session_tenant
+from partnercast.core.tenancy import session_tenant, system_session
+from partnercast.core.timeutil import as_utc
 
 PENDING = "pending"
 RUNNING = "running"
@@ -49,6 +75,181 @@ def due_dispatches(session: Session, now: datetime, *, limit: int = 100) -> list
         .limit(limit)
     )
     return list(session.exec(statement).all())
+
+
+DEFAULT_LEASE_SECONDS = 300
+
+
+class LeaseLost(PartnercastError):
+    """This worker's lease on a dispatch expired and was (or may be) taken over."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's right to write one or more claimed dispatches, until it expires.
+
+    ``clock`` gives the instant fences compare against: real time for the worker, the
+    simulated instant for ``tick(now)`` on a fake clock.
+    """
+
+    owner: str
+    clock: Callable[[], datetime]
+    seconds: float = DEFAULT_LEASE_SECONDS
+
+    def now(self) -> datetime:
+        return as_utc(self.clock())
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+
+@dataclass(frozen=True)
+class Claim:
+    dispatch_id: int
+    tenant_id: int
+
+
+def _claimable(now: datetime, owner: str | None) -> object:
+    free = [col(Dispatch.lease_until).is_(None), col(Dispatch.lease_until) < now]
+    if owner is not None:
+        free.append(Dispatch.lease_owner == owner)
+    expired = or_(*free)
+    return or_(
+        and_(Dispatch.state == PENDING, Dispatch.scheduled_at <= now, expired),
+        and_(Dispatch.state == RUNNING, expired),
+    )
+
+
+def claim_due(
+    engine: Engine,
+    now: datetime,
+    worker_id: str,
+    *,
+    limit: int = 50,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    tenant_ids: Collection[int] | None = None,
+    exclude: Collection[int] = (),
+    reclaim_own: bool = False,
+) -> list[Claim]:
+    """Lease up to ``limit`` due dispatches of any tenant to ``worker_id``; oldest first.
+
+    Crosses tenants on purpose (a worker serves them all); each claim carries its
+    tenant, and the dispatch is then run in that tenant's scoped session.
+    ``reclaim_own`` also takes rows whose live lease ``worker_id`` already holds (a fixed
+    id ticking again after a crash); ``exclude`` leaves out ids the caller has seen.
+    """
+    moment = as_utc(now)
+    condition = _claimable(moment, worker_id if reclaim_own else None)
+    candidates = select(Dispatch.id).where(condition)
+    if tenant_ids is not None:
+        candidates = candidates.where(col(Dispatch.tenant_id).in_(list(tenant_ids)))
+    if exclude:
+        candidates = candidates.where(col(Dispatch.id).not_in(list(exclude)))
+    candidates = (
+        candidates.order_by(col(Dispatch.scheduled_at), col(Dispatch.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
+    )
+    statement = (
+        update(Dispatch)
+        .where(col(Dispatch.id).in_(candidates.scalar_subquery()), condition)
+        .values(
+            lease_owner=worker_id,
+            lease_until=moment + timedelta(seconds=lease_seconds),
+            claimed_at=moment,
+        )
+        .returning(col(Dispatch.id), col(Dispatch.tenant_id))
+        .execution_options(synchronize_session=False)
+    )
+    with system_session(engine, reason="a worker claims due dispatches of every tenant") as s:
+        rows = s.execute(statement).all()
+    claims = [Claim(int(row[0]), int(row[1])) for row in rows]
+    return sorted(claims, key=lambda claim: claim.dispatch_id)
+
+
+def fence(session: Session, dispatch_id: int, lease: Lease) -> None:
+    """Check, in the caller's transaction, that ``lease`` still holds ``dispatch_id``.
+
+    Renews the lease as it checks. Raises :class:`LeaseLost` when it does not hold: the
+    caller's transaction must then roll back (raising does that in our sessions).
+    """
+    now = lease.now()
+    result = session.execute(
+        update(Dispatch)
+        .where(
+            Dispatch.id == dispatch_id,
+            Dispatch.lease_owner == lease.owner,
+            col(Dispatch.lease_until) > now,
+        )
+        .values(lease_until=now + lease.duration)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"worker {lease.owner} no longer holds dispatch {dispatch_id}")
+
+
+def end_lease(dispatch: Dispatch) -> None:
+    """Clear the lease on a dispatch being finished or put back (after :func:`fence`)."""
+    dispatch.lease_owner = None
+    dispatch.lease_until = None
+
+
+def release(engine: Engine, dispatch_ids: Collection[int], lease: Lease) -> int:
+    """Give back leases this worker holds (shutting down): others may claim them at once."""
+    if not dispatch_ids:
+        return 0
+    statement = (
+        update(Dispatch)
+        .where(col(Dispatch.id).in_(list(dispatch_ids)), Dispatch.lease_owner == lease.owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    with system_session(engine, reason="a worker gives back the dispatches it leased") as s:
+        return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def release_owned(engine: Engine, owner: str) -> int:
+    """Give back every lease ``owner`` still holds (a worker's last act before it exits)."""
+    statement = (
+        update(Dispatch)
+        .where(Dispatch.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    with system_session(engine, reason="a stopping worker gives back all its leases") as s:
+        return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+QUEUE_BUCKETS = ("due", "running", "retrying", "scheduled", "done", "failed", "skipped")
+
+
+def queue_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
+    """Dispatches per channel and bucket, as the queue stands at ``now``.
+
+    running: leased to a live worker; due: pending and due, or running under an expired
+    lease (abandoned, to be taken over); retrying: pending again after a failed attempt;
+    scheduled: pending, not due yet. Counted in the database, in the caller's scope (a
+    tenant session for one tenant, a system session for all).
+    """
+    moment = as_utc(now)
+    live = and_(col(Dispatch.lease_until).is_not(None), col(Dispatch.lease_until) > moment)
+    active = col(Dispatch.state).in_([PENDING, RUNNING])
+    bucket = case(
+        (and_(active, live), "running"),
+        (Dispatch.state == RUNNING, "due"),
+        (and_(Dispatch.state == PENDING, Dispatch.scheduled_at <= moment), "due"),
+        (and_(Dispatch.state == PENDING, Dispatch.attempts > 0), "retrying"),
+        (Dispatch.state == PENDING, "scheduled"),
+        else_=Dispatch.state,
+    ).label("bucket")
+    rows = session.exec(  # type: ignore[call-overload]
+        select(Dispatch.channel, bucket, func.count()).group_by(Dispatch.channel, bucket)
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for channel, name, count in rows:
+        counts.setdefault(channel, dict.fromkeys(QUEUE_BUCKETS, 0))[name] = int(count)
+    return counts
 
 
 @dataclass(frozen=True)

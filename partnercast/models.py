@@ -17,6 +17,7 @@ from partnercast.tenants.concierge_models import (
     PartnerReadiness,
     Review,
 )
+from partnercast.tenants.funnel_models import CrmSecret, LeadStage, Rollup, Spend
 from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
 
@@ -30,17 +31,21 @@ __all__ = [
     "ConciergeSettings",
     "ConciergeTask",
     "Contact",
+    "CrmSecret",
     "Cycle",
     "Delivery",
     "Dispatch",
     "Enrollment",
     "Event",
     "Lead",
+    "LeadStage",
     "Partner",
     "PartnerAssignment",
     "PartnerReadiness",
     "Review",
+    "Rollup",
     "Segment",
+    "Spend",
     "Suppression",
     "Tenant",
     "Touch",

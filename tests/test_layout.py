@@ -32,7 +32,7 @@ def test_the_migrations_have_one_head() -> None:
     from partnercast.core.db import alembic_config, make_engine
 
     script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
-    assert script.get_heads() == ["0005"]
+    assert script.get_heads() == ["0007"]
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -45,7 +45,7 @@ def test_migrations_match_the_models(engine: Engine) -> None:
 def test_db_upgrade_command_is_idempotent(cli) -> None:
     first = cli("db", "upgrade")
     second = cli("db", "upgrade")
-    assert "database at revision 0005:" in first.stdout  # one head: the branches are merged
+    assert "database at revision 0007:" in first.stdout  # one head: the branches are merged
     assert first.stdout == second.stdout  # the second run finds nothing left to apply
 
 

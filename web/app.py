@@ -23,6 +23,8 @@ from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.suppressions import unsubscribe_by_token
+from partnercast.web.crm import PREFIX as CRM_PREFIX
+from partnercast.web.crm import CrmRoutes
 from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class EngineApp:
         self.microsite = MicrositeRoutes(
             engine, settings, plugins or default_plugins(), microsite or MicrositeOptions()
         )
+        self.crm = CrmRoutes(engine, settings)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -76,6 +79,8 @@ class EngineApp:
             return self._unsubscribe(path[3:], method, start_response)
         if path.startswith(MICROSITE_PREFIX):
             return self.microsite(environ, start_response)
+        if path.startswith(CRM_PREFIX):
+            return self.crm(environ, start_response)
         return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:

@@ -1,0 +1,94 @@
+"""The worker process: the scheduler drives tick and the plugins' jobs on real time.
+
+A worker has an id unique across hosts and restarts (``host:pid:random``): the owner of
+its leases. It stops on SIGTERM or SIGINT: no more claims, the dispatch in flight
+finishes (the tick polls :meth:`Worker.stopping` between dispatches and releases the
+claims it has not started), the scheduler shuts down waiting for its running jobs, any
+lease still held is given back, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import FrameType
+
+from sqlalchemy.engine import Engine
+
+from partnercast.core import outbox
+from partnercast.core.scheduler import PeriodicJob, build_scheduler
+
+log = logging.getLogger(__name__)
+
+TICK_JOB = "partnercast.tick"
+
+# tick(now, should_stop) -> anything: what the worker runs at every interval.
+TickFunction = Callable[[datetime, Callable[[], bool]], object]
+
+
+def new_worker_id() -> str:
+    """An id no other worker, here or on another host, now or after a restart, will use."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Runs ``tick`` every ``interval`` plus ``jobs`` until asked to stop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        tick: TickFunction,
+        *,
+        interval: float,
+        jobs: list[PeriodicJob] | None = None,
+        worker_id: str | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.id = worker_id or new_worker_id()
+        self.interval = interval
+        self._tick = tick
+        self._jobs = list(jobs or [])
+        self._stop = threading.Event()
+        self._on_ready = on_ready
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if signum is not None:
+            log.info("worker %s: signal %s, stopping", self.id, signum)
+        self._stop.set()
+
+    def _run_tick(self, now: datetime) -> None:
+        if not self.stopping():
+            self._tick(now, self.stopping)
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or :meth:`request_stop`); returns the exit code."""
+        previous = {
+            signum: signal.signal(signum, self.request_stop)
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        jobs = [PeriodicJob(TICK_JOB, self._run_tick, timedelta(seconds=self.interval))]
+        scheduler = build_scheduler(self.engine, jobs + self._jobs)
+        scheduler.start()
+        try:
+            if self._on_ready:
+                self._on_ready()
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
+            released = outbox.release_owned(self.engine, self.id)
+            if released:
+                log.info("worker %s gave back %d leases", self.id, released)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0

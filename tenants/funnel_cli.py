@@ -1,0 +1,290 @@
+"""Commands for the funnel: CRM lead stages, the CRM webhook secret, spend, metrics,
+the contender score and the reports.
+
+Each acts inside ``--tenant`` only. Loading this module keeps the rollups up to date in
+the process (see :mod:`partnercast.tenants.rollups`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session, select
+
+from partnercast.campaigns.models import Campaign
+from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
+from partnercast.core.errors import NotFound, UserError
+from partnercast.core.settings import load_settings
+from partnercast.core.tenancy import tenant_session
+from partnercast.tenants import rollups
+from partnercast.tenants.crm_import import import_leads
+from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret
+from partnercast.tenants.metrics import FUNNEL, GROUPINGS, ROI_TARGET, FunnelRow, funnel, total
+from partnercast.tenants.models import Partner
+from partnercast.tenants.reports import write_reports
+from partnercast.tenants.score import score_partners
+from partnercast.tenants.spend import KINDS, add_spend, list_spend
+
+MARKETING = FUNNEL[:6]
+SALES = FUNNEL[6:]
+
+leads_app = typer.Typer(
+    help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
+)
+crm_app = typer.Typer(help="The CRM webhook.", no_args_is_help=True)
+spend_app = typer.Typer(
+    help="MDF and other investment per partner and campaign.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `leads`, `crm`, `spend`, `metrics`, `score` and `report`."""
+    rollups.install()
+    app.add_typer(leads_app, name="leads")
+    app.add_typer(crm_app, name="crm")
+    app.add_typer(spend_app, name="spend")
+    app.command("metrics")(metrics_command)
+    app.command("score")(score_command)
+    app.command("report")(report_command)
+
+
+@contextmanager
+def _scoped(slug: str) -> Iterator[Session]:
+    engine = open_engine()
+    try:
+        with tenant_session(engine, resolve_tenant(engine, slug)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _row(table: Table, *cells: object) -> None:
+    table.add_row(*(Text("" if cell is None else str(cell)) for cell in cells))
+
+
+@leads_app.command("import")
+def leads_import(
+    file: Annotated[Path, typer.Argument(help="CRM export (CSV).", show_default=False)],
+    tenant: TenantOption,
+) -> None:
+    """Apply lead stages from a CRM export: columns partner, stage (lead|mql|sql|opportunity|
+    won|lost), lead_id or email, and optionally name, campaign, deal_value, currency,
+    occurred_at. Importing the same file again changes nothing; rejected rows are listed
+    with their line. Exit 1 when every row was rejected."""
+    rollups.install()
+    with _scoped(tenant) as session:
+        report = import_leads(session, file)
+    console.print(
+        f"lead stages: {report.created} new leads, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
+        highlight=False,
+    )
+    if report.rejected:
+        table = Table("line", "reason", title="rejected rows")
+        for rejection in report.rejected:
+            _row(table, rejection.line, rejection.reason)
+        console.print(table)
+        if report.kept == 0:
+            fail("every row was rejected; nothing imported")
+
+
+@crm_app.command("secret")
+def crm_secret(tenant: TenantOption) -> None:
+    """Make a new webhook signing secret (the old one stops working) and print it once."""
+    settings = load_settings()
+    with _scoped(tenant) as session:
+        secret = new_secret(session, settings)
+    console.print(secret, markup=False, highlight=False)
+    console.print(
+        f"POST /crm/{tenant}/leads with {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>. "
+        "Keep the secret now: it is stored encrypted and will not be shown again.",
+        markup=False,
+        highlight=False,
+        style="dim",
+    )
+
+
+@spend_app.command("add")
+def spend_add(
+    partner: Annotated[str, typer.Argument(help="The partner's external id.")],
+    campaign: Annotated[str, typer.Argument(help="The campaign key.")],
+    amount: Annotated[float, typer.Argument(help="How much.")],
+    tenant: TenantOption,
+    kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")] = "mdf",
+    currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. EUR.")] = "",
+    note: Annotated[str, typer.Option("--note", help="What it paid for.")] = "",
+) -> None:
+    """Record MDF or other investment in one partner's campaign."""
+    with _scoped(tenant) as session:
+        row = add_spend(session, partner, campaign, amount, kind=kind, currency=currency, note=note)
+    console.print(f"spend {row.id}: {row.amount:,.2f} {row.currency} {row.kind}", highlight=False)
+
+
+@spend_app.command("list")
+def spend_list(
+    tenant: TenantOption,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's.")] = None,
+) -> None:
+    """List spend rows."""
+    with _scoped(tenant) as session:
+        partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
+        campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
+        pid = _partner_id(partners, partner) if partner else None
+        rows = list_spend(session, partner_id=pid)
+    table = Table("id", "partner", "campaign", "kind", "amount", "currency", "note")
+    table.title = f"{len(rows)} spend rows, total {sum(r.amount for r in rows):,.2f}"
+    for r in rows:
+        _row(
+            table,
+            r.id,
+            partners.get(r.partner_id),
+            campaigns.get(r.campaign_id),
+            r.kind,
+            f"{r.amount:,.2f}",
+            r.currency,
+            r.note,
+        )
+    console.print(table)
+
+
+def _partner_id(partners: dict[int | None, str], external_id: str) -> int:
+    for pid, key in partners.items():
+        if key == external_id and pid is not None:
+            return pid
+    raise NotFound(f"no partner {external_id!r}")
+
+
+def _numbers_table(by: str, columns: tuple[str, ...], title: str) -> Table:
+    """A table whose numbers never wrap (the group label does)."""
+    table = Table(title=title)
+    table.add_column(by, ratio=1)
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    return table
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _fmt_roi(row: FunnelRow) -> Text:
+    if row.roi_pipeline is None:
+        return Text("n/a", style="dim")
+    mark = "✓" if row.meets_target else "✗"
+    return Text(f"{row.roi_pipeline:.1f}x {mark}", style="green" if row.meets_target else "red")
+
+
+def metrics_command(
+    tenant: TenantOption,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
+    by: Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")] = "partner",
+    partner: Annotated[
+        str | None, typer.Option("--partner", help="Only this partner's own numbers.")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
+    ] = False,
+) -> None:
+    """The funnel with conversion rates, pipeline and won value, and ROI against 20x."""
+    if by not in GROUPINGS:
+        raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
+    with _scoped(tenant) as session:
+        if rebuild:
+            rollups.rebuild_rollups(session)
+        campaign_id = None
+        if campaign:
+            found = session.exec(select(Campaign).where(Campaign.key == campaign)).first()
+            if found is None:
+                raise NotFound(f"no campaign {campaign!r}", where="--campaign")
+            campaign_id = found.id
+        partner_id = None
+        if partner:
+            partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
+            partner_id = _partner_id(partners, partner)
+        rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
+    rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
+    scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
+    marketing = _numbers_table(by, MARKETING, f"marketing funnel{scope}")
+    for row in rows:
+        marketing.add_row(Text(row.label), *(str(row.counts.get(m, 0)) for m in MARKETING))
+    console.print(marketing)
+    sales = _numbers_table(by, (*SALES, "MQL>SQL"), f"sales funnel{scope}")
+    for row in rows:
+        counts = (str(row.counts.get(m, 0)) for m in SALES)
+        sales.add_row(Text(row.label), *counts, _fmt_rate(row.rate("sql", "mql")))
+    console.print(sales)
+    money = _numbers_table(by, ("pipeline", "won value", "spend", "ROI"), f"return{scope}")
+    for row in rows:
+        money.add_row(
+            Text(row.label),
+            f"{row.pipeline:,.0f}",
+            f"{row.won_value:,.0f}",
+            "-" if row.spend is None else f"{row.spend:,.0f}",
+            _fmt_roi(row),
+        )
+    console.print(money)
+    console.print(
+        f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
+        highlight=False,
+    )
+
+
+def score_command(
+    tenant: TenantOption,
+    partner: Annotated[str | None, typer.Argument(help="One partner (all when left out).")] = None,
+) -> None:
+    """The contender score (0-100) with each component's weight and value."""
+    with _scoped(tenant) as session:
+        cards = score_partners(session, partner)
+    if partner and not cards:
+        raise NotFound(f"no partner {partner!r}")
+    if partner:
+        card = cards[0]
+        table = Table("component", "group", "weight", "value", "points", "why")
+        table.title = f"{card.external_id} {card.name}: {card.score:.0f} / 100"
+        for c in card.components:
+            _row(
+                table,
+                c.name,
+                c.group,
+                f"{c.weight:.0f}",
+                f"{c.value:.2f}",
+                f"{c.points:.1f}",
+                c.detail,
+            )
+        console.print(table)
+        console.print(Text(f"what holds it back: {card.weakest.name} ({card.weakest.detail})"))
+        return
+    table = Table("partner", "name", "score", "what holds it back", title="contender scores")
+    for card in cards:
+        _row(
+            table,
+            card.external_id,
+            card.name,
+            f"{card.score:.0f}",
+            f"{card.weakest.name}: {card.weakest.detail}",
+        )
+    console.print(table)
+
+
+def report_command(
+    tenant: TenantOption,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the reports into.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
+    with _scoped(tenant) as session:
+        files = write_reports(session, out)
+    console.print(f"programme report: {files.programme}", markup=False, highlight=False)
+    console.print(
+        f"{len(files.partners)} partner reports under {out / 'partners'}",
+        markup=False,
+        highlight=False,
+    )

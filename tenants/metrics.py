@@ -1,0 +1,257 @@
+"""Funnel metrics per partner, campaign, segment and cycle, from rollups and the ledger.
+
+Leads, stages, visits, form fills and unsubscribes come from the Rollup rows (kept up to
+date as events arrive); sent, delivered and bounced come from the Delivery ledger grouped
+in the database. Marketing ROI is pipeline (or won) value over spend, against the
+programme's 20x target.
+
+:func:`partner_metrics` is what a partner may see: every query it makes is filtered to
+that one partner, so it cannot return another partner's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from partnercast.campaigns.models import Campaign, Cycle, Enrollment
+from partnercast.core.models import Delivery, Dispatch
+from partnercast.tenants.funnel_models import Rollup, Spend
+from partnercast.tenants.models import Partner
+
+ROI_TARGET = 20.0
+FUNNEL = (
+    "sent",
+    "delivered",
+    "bounced",
+    "unsubscribed",
+    "visits",
+    "forms",
+    "leads",
+    "mql",
+    "sql",
+    "opportunity",
+    "won",
+    "lost",
+)
+# (name, numerator, denominator)
+RATES = (
+    ("delivery rate", "delivered", "sent"),
+    ("visit to form", "forms", "visits"),
+    ("lead to MQL", "mql", "leads"),
+    ("MQL to SQL", "sql", "mql"),
+    ("SQL to opportunity", "opportunity", "sql"),
+    ("opportunity to won", "won", "opportunity"),
+)
+GROUPINGS = ("partner", "campaign", "segment", "cycle", "total")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One number for one partner, campaign and cycle (0 where unknown)."""
+
+    partner_id: int
+    campaign_id: int
+    cycle_id: int
+    metric: str
+    count: int
+    value: float = 0.0
+
+
+@dataclass
+class FunnelRow:
+    """The funnel of one group (a partner, a campaign, a segment, a cycle, or everything)."""
+
+    key: str
+    label: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL, 0))
+    pipeline: float = 0.0
+    won_value: float = 0.0
+    spend: float | None = 0.0
+
+    def rate(self, numerator: str, denominator: str) -> float | None:
+        bottom = self.counts.get(denominator, 0)
+        return self.counts.get(numerator, 0) / bottom if bottom else None
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return {name: self.rate(top, bottom) for name, top, bottom in RATES}
+
+    @property
+    def roi_pipeline(self) -> float | None:
+        return self.pipeline / self.spend if self.spend else None
+
+    @property
+    def roi_won(self) -> float | None:
+        return self.won_value / self.spend if self.spend else None
+
+    @property
+    def meets_target(self) -> bool:
+        """Pipeline (or won) value at least 20 times the spend."""
+        best = max(self.roi_pipeline or 0.0, self.roi_won or 0.0)
+        return best >= ROI_TARGET
+
+    def add(self, cell: Cell) -> None:
+        self.counts[cell.metric] = self.counts.get(cell.metric, 0) + cell.count
+        if cell.metric == "opportunity":
+            self.pipeline += cell.value
+        elif cell.metric == "won":
+            self.won_value += cell.value
+
+
+def cells(
+    session: Session, *, partner_id: int | None = None, campaign_id: int | None = None
+) -> list[Cell]:
+    """Every funnel number of the tenant (or of one partner / campaign), ungrouped."""
+    rollups = select(Rollup)
+    if partner_id is not None:
+        rollups = rollups.where(Rollup.partner_id == partner_id)
+    if campaign_id is not None:
+        rollups = rollups.where(Rollup.campaign_id == campaign_id)
+    found = [
+        Cell(r.partner_id, r.campaign_id, r.cycle_id, r.metric, r.count, r.value)
+        for r in session.exec(rollups).all()
+    ]
+    return found + _delivery_cells(session, partner_id, campaign_id)
+
+
+def _delivery_cells(
+    session: Session, partner_id: int | None, campaign_id: int | None
+) -> list[Cell]:
+    query = (
+        select(
+            Dispatch.partner_id,
+            Enrollment.campaign_id,
+            Dispatch.cycle_id,
+            Delivery.state,
+            func.count(),
+        )
+        .select_from(Delivery)
+        .join(Dispatch, Dispatch.id == Delivery.dispatch_id)
+        .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)
+        .where(Delivery.state.in_(("sent", "bounced")))  # type: ignore[attr-defined]
+        .group_by(Dispatch.partner_id, Enrollment.campaign_id, Dispatch.cycle_id, Delivery.state)
+    )
+    if partner_id is not None:
+        query = query.where(Dispatch.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(Enrollment.campaign_id == campaign_id)
+    out: list[Cell] = []
+    for partner, campaign, cycle, state, count in session.exec(query).all():
+        out.append(Cell(partner, campaign, cycle, "sent", count))
+        out.append(Cell(partner, campaign, cycle, "delivered" if state == "sent" else state, count))
+    return out
+
+
+def spend_cells(
+    session: Session, *, partner_id: int | None = None, campaign_id: int | None = None
+) -> list[tuple[int, int, float]]:
+    """(partner, campaign, total spend) rows."""
+    query = select(Spend.partner_id, Spend.campaign_id, func.sum(Spend.amount)).group_by(
+        Spend.partner_id, Spend.campaign_id
+    )
+    if partner_id is not None:
+        query = query.where(Spend.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(Spend.campaign_id == campaign_id)
+    return [(p, c, float(total or 0)) for p, c, total in session.exec(query).all()]
+
+
+def funnel(
+    session: Session,
+    *,
+    by: str = "partner",
+    campaign_id: int | None = None,
+    partner_id: int | None = None,
+) -> list[FunnelRow]:
+    """Funnel rows grouped ``by`` partner, campaign, segment, cycle, or one total row.
+
+    Spend belongs to a partner and campaign, not to a cycle: grouped by cycle, spend and
+    ROI are left out (None).
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {GROUPINGS}")
+    keyer = _keyer(session, by)
+    rows: dict[str, FunnelRow] = {}
+
+    def row_for(partner: int, campaign: int, cycle: int) -> FunnelRow:
+        key, label = keyer(partner, campaign, cycle)
+        if key not in rows:
+            rows[key] = FunnelRow(key, label, spend=None if by == "cycle" else 0.0)
+        return rows[key]
+
+    for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id):
+        row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
+    if by != "cycle":
+        for partner, campaign, amount in spend_cells(
+            session, partner_id=partner_id, campaign_id=campaign_id
+        ):
+            target = row_for(partner, campaign, 0)
+            target.spend = (target.spend or 0.0) + amount
+    return sorted(rows.values(), key=lambda row: row.key)
+
+
+def total(rows: Iterable[FunnelRow], label: str = "total") -> FunnelRow:
+    """All rows added up."""
+    out = FunnelRow("total", label)
+    for row in rows:
+        for metric, count in row.counts.items():
+            out.counts[metric] = out.counts.get(metric, 0) + count
+        out.pipeline += row.pipeline
+        out.won_value += row.won_value
+        if row.spend is None:
+            out.spend = None
+        elif out.spend is not None:
+            out.spend += row.spend
+    return out
+
+
+def partner_metrics(session: Session, partner_id: int) -> FunnelRow:
+    """One partner's own funnel and return: no other partner's rows are ever read."""
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise LookupError(f"no partner {partner_id}")
+    rows = funnel(session, by="partner", partner_id=partner_id)
+    mine = [row for row in rows if row.key == f"p{partner_id:09d}"]
+    return (
+        total(mine, label=partner.name) if mine else FunnelRow(f"p{partner_id:09d}", partner.name)
+    )
+
+
+def partner_cycles(session: Session, partner_id: int) -> list[FunnelRow]:
+    """One partner's funnel per cycle (for its trend), in cycle order."""
+    return funnel(session, by="cycle", partner_id=partner_id)
+
+
+def _keyer(session: Session, by: str) -> Callable[[int, int, int], tuple[str, str]]:
+    if by == "total":
+        return lambda p, c, y: ("total", "total")
+    if by == "partner":
+        names = {p.id: f"{p.external_id} {p.name}" for p in session.exec(select(Partner)).all()}
+        return lambda p, c, y: (f"p{p:09d}", names.get(p, "(no partner)"))
+    campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
+    if by == "campaign":
+        return lambda p, c, y: (f"c{c:09d}", campaigns.get(c, "(no campaign)"))
+    if by == "segment":
+        segments = {
+            (e.partner_id, e.campaign_id): e.segment_key or "(none)"
+            for e in session.exec(select(Enrollment)).all()
+        }
+        return lambda p, c, y: (
+            "s" + segments.get((p, c), "(none)"),
+            segments.get((p, c), "(none)"),
+        )
+    cycles = {
+        y.id: (campaigns.get(y.campaign_id, "?"), y.number) for y in session.exec(select(Cycle))
+    }
+
+    def by_cycle(p: int, c: int, y: int) -> tuple[str, str]:
+        if y not in cycles:
+            return "y~", "(no cycle)"
+        key, number = cycles[y]
+        return f"y{key}#{number:05d}", f"{key} cycle {number}"
+
+    return by_cycle

@@ -1,0 +1,288 @@
+"""The programme report for the vendor and one report per partner: HTML, PNG charts, CSV.
+
+A partner's report is built only from :func:`partner_metrics`, its own score card and its
+own cycles, so it cannot carry another partner's numbers or name. The vendor's report has
+every partner.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from partnercast.core.tenancy import session_tenant
+from partnercast.core.timeutil import utcnow
+from partnercast.tenants import report_charts as charts
+from partnercast.tenants.metrics import (
+    FUNNEL,
+    ROI_TARGET,
+    FunnelRow,
+    funnel,
+    partner_cycles,
+    partner_metrics,
+    total,
+)
+from partnercast.tenants.models import Partner, Tenant
+from partnercast.tenants.score import ScoreCard, score_partners
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#0f172a}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #cbd5e1;
+padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}
+img{max-width:100%;display:block;margin:1rem 0}.ok{color:#15803d}.no{color:#b91c1c}"""
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    programme: Path
+    partners: dict[str, Path]
+
+
+def write_reports(session: Session, out: Path) -> ReportFiles:
+    """Write the vendor's report and every partner's into ``out`` (created if needed)."""
+    tenant = session.get(Tenant, session_tenant(session))
+    assert tenant is not None
+    out.mkdir(parents=True, exist_ok=True)
+    rows = funnel(session, by="partner")
+    cards = score_partners(session)
+    programme = _programme(session, tenant, rows, cards, out)
+    partners: dict[str, Path] = {}
+    by_id = {card.partner_id: card for card in cards}
+    for partner in session.exec(select(Partner).order_by(col(Partner.external_id))).all():
+        folder = out / "partners" / _safe(partner.external_id)
+        partners[partner.external_id] = _partner_report(
+            session, tenant, partner, by_id.get(partner.id or 0), folder
+        )
+    return ReportFiles(programme, partners)
+
+
+def _programme(
+    session: Session, tenant: Tenant, rows: list[FunnelRow], cards: list[ScoreCard], out: Path
+) -> Path:
+    overall = total(rows)
+    cycles = funnel(session, by="cycle")
+    charts.funnel_chart(overall.counts, f"{tenant.name}: programme funnel", out / "funnel.png")
+    charts.roi_chart(
+        [row.label for row in rows],
+        [row.roi_pipeline for row in rows],
+        ROI_TARGET,
+        "Marketing ROI per partner (pipeline / spend)",
+        out / "roi.png",
+    )
+    top = cards[:15]
+    charts.score_chart(
+        [(card.external_id, 100.0, card.score) for card in top],
+        "Contender score (top partners)",
+        out / "scores.png",
+    )
+    _trend(cycles, "Programme trend across cycles", out / "trend.png")
+    _write_funnel_csv(out / "funnel.csv", [*rows, overall])
+    _write_cycles_csv(out / "cycles.csv", cycles)
+    _write_scores_csv(out / "scores.csv", cards)
+    body = [
+        f"<h1>{html.escape(tenant.name)}: programme report</h1>",
+        f"<p>Written {utcnow():%Y-%m-%d %H:%M} UTC. ROI target: {ROI_TARGET:.0f}x.</p>",
+        _summary(overall),
+        '<img src="funnel.png" alt="programme funnel">',
+        '<img src="roi.png" alt="ROI per partner against the target">',
+        _funnel_table(rows),
+        '<img src="scores.png" alt="contender scores">',
+        _scores_table(cards),
+        '<img src="trend.png" alt="trend across cycles">',
+        '<p>Data: <a href="funnel.csv">funnel.csv</a>, <a href="cycles.csv">cycles.csv</a>, '
+        '<a href="scores.csv">scores.csv</a></p>',
+    ]
+    return _page(out / "index.html", f"{tenant.name} programme report", body)
+
+
+def _partner_report(
+    session: Session, tenant: Tenant, partner: Partner, card: ScoreCard | None, folder: Path
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    mine = partner_metrics(session, partner.id or 0)
+    cycles = partner_cycles(session, partner.id or 0)
+    charts.funnel_chart(mine.counts, f"{partner.name}: your funnel", folder / "funnel.png")
+    charts.roi_chart(
+        [partner.name], [mine.roi_pipeline], ROI_TARGET, "Your return", folder / "roi.png"
+    )
+    _trend(cycles, "Your results across cycles", folder / "trend.png")
+    _write_funnel_csv(folder / "funnel.csv", [mine])
+    _write_cycles_csv(folder / "cycles.csv", cycles)
+    body = [
+        f"<h1>{html.escape(partner.name)}: your results with {html.escape(tenant.name)}</h1>",
+        _summary(mine),
+        '<img src="funnel.png" alt="your funnel">',
+        '<img src="roi.png" alt="your return against the target">',
+        '<img src="trend.png" alt="your trend across cycles">',
+    ]
+    if card is not None:
+        charts.score_chart(
+            [(c.name, c.weight, c.points) for c in card.components],
+            f"Your score: {card.score:.0f} / 100",
+            folder / "score.png",
+        )
+        _write_scores_csv(folder / "score.csv", [card])
+        body += [
+            '<img src="score.png" alt="your score components">',
+            _components_table(card),
+        ]
+    body.append(
+        '<p>Data: <a href="funnel.csv">funnel.csv</a>, <a href="cycles.csv">cycles.csv</a></p>'
+    )
+    return _page(folder / "index.html", f"{partner.name} report", body)
+
+
+def _trend(cycles: list[FunnelRow], title: str, path: Path) -> None:
+    named = [row for row in cycles if row.key != "y~"]
+    charts.trend_chart(
+        [row.label for row in named],
+        {
+            "leads": [row.counts["leads"] for row in named],
+            "MQL": [row.counts["mql"] for row in named],
+            "opportunities": [row.counts["opportunity"] for row in named],
+            "won": [row.counts["won"] for row in named],
+        },
+        title,
+        path,
+    )
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _roi(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}x"
+
+
+def _summary(row: FunnelRow) -> str:
+    mark = (
+        '<span class="ok">meets the 20x target</span>'
+        if row.meets_target
+        else '<span class="no">below the 20x target</span>'
+    )
+    return (
+        f"<p>Pipeline {_money(row.pipeline)}, won {_money(row.won_value)}, spend "
+        f"{_money(row.spend)}: pipeline ROI {_roi(row.roi_pipeline)}, won ROI "
+        f"{_roi(row.roi_won)} ({mark}).</p>"
+    )
+
+
+def _funnel_table(rows: list[FunnelRow]) -> str:
+    head = "".join(f"<th>{m}</th>" for m in (*FUNNEL, "pipeline", "won value", "spend", "ROI"))
+    lines = [f"<table><tr><th>partner</th>{head}</tr>"]
+    for row in rows:
+        cells = "".join(f"<td>{row.counts.get(m, 0)}</td>" for m in FUNNEL)
+        lines.append(
+            f"<tr><td>{html.escape(row.label)}</td>{cells}<td>{_money(row.pipeline)}</td>"
+            f"<td>{_money(row.won_value)}</td><td>{_money(row.spend)}</td>"
+            f"<td>{_roi(row.roi_pipeline)}</td></tr>"
+        )
+    return "".join(lines) + "</table>"
+
+
+def _scores_table(cards: list[ScoreCard]) -> str:
+    lines = ["<table><tr><th>partner</th><th>score</th><th>what holds it back</th></tr>"]
+    for card in cards:
+        lines.append(
+            f"<tr><td>{html.escape(card.external_id)} {html.escape(card.name)}</td>"
+            f"<td>{card.score:.0f}</td><td>{html.escape(card.weakest.name)}: "
+            f"{html.escape(card.weakest.detail)}</td></tr>"
+        )
+    return "".join(lines) + "</table>"
+
+
+def _components_table(card: ScoreCard) -> str:
+    lines = ["<table><tr><th>component</th><th>weight</th><th>points</th><th>why</th></tr>"]
+    for c in card.components:
+        lines.append(
+            f"<tr><td>{html.escape(c.name)}</td><td>{c.weight:.0f}</td><td>{c.points:.1f}</td>"
+            f"<td>{html.escape(c.detail)}</td></tr>"
+        )
+    lines.append("</table>")
+    lines.append(
+        f"<p>What holds you back: <b>{html.escape(card.weakest.name)}</b> "
+        f"({html.escape(card.weakest.detail)}).</p>"
+    )
+    return "".join(lines)
+
+
+def _page(path: Path, title: str, body: list[str]) -> Path:
+    path.write_text(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        f"{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _write_funnel_csv(path: Path, rows: list[FunnelRow]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "group",
+                *FUNNEL,
+                "pipeline",
+                "won_value",
+                "spend",
+                "roi_pipeline",
+                "roi_won",
+                "meets_20x",
+            ]
+        )
+        for row in rows:
+            writer.writerow(
+                [
+                    row.label,
+                    *(row.counts.get(m, 0) for m in FUNNEL),
+                    row.pipeline,
+                    row.won_value,
+                    "" if row.spend is None else row.spend,
+                    "" if row.roi_pipeline is None else round(row.roi_pipeline, 3),
+                    "" if row.roi_won is None else round(row.roi_won, 3),
+                    row.meets_target,
+                ]
+            )
+
+
+def _write_cycles_csv(path: Path, rows: list[FunnelRow]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cycle", *FUNNEL, "pipeline", "won_value"])
+        for row in rows:
+            writer.writerow(
+                [row.label, *(row.counts.get(m, 0) for m in FUNNEL), row.pipeline, row.won_value]
+            )
+
+
+def _write_scores_csv(path: Path, cards: list[ScoreCard]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["partner", "score", "component", "group", "weight", "value", "points", "detail"]
+        )
+        for card in cards:
+            for c in card.components:
+                writer.writerow(
+                    [
+                        card.external_id,
+                        card.score,
+                        c.name,
+                        c.group,
+                        c.weight,
+                        round(c.value, 4),
+                        c.points,
+                        c.detail,
+                    ]
+                )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"

@@ -1,0 +1,232 @@
+"""The contender score: an explainable 0-100 per partner.
+
+Seven components, each a value from 0 to 1 times its weight (the weights add up to 100):
+engagement (how fast the partner approves, how much it really changed the vendor's copy,
+how many of its dispatches went out), outcomes (its leads against the tenant's best, MQL
+to SQL conversion, pipeline per unit of spend against the 20x target) and the trend of its
+leads and opportunities from one cycle to the next. The component that loses the most
+points is named as what holds the partner back.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlmodel import Session, col, select
+
+from partnercast.campaigns.models import CampaignVersion, Enrollment
+from partnercast.campaigns.spec import localize
+from partnercast.core.models import Dispatch, Event
+from partnercast.tenants.metrics import ROI_TARGET, FunnelRow, funnel, partner_cycles
+from partnercast.tenants.models import Partner
+
+WEIGHTS: dict[str, float] = {
+    "approval speed": 15,
+    "customisation": 15,
+    "activity": 10,
+    "leads": 20,
+    "MQL to SQL": 15,
+    "pipeline per spend": 15,
+    "trend": 10,
+}
+GROUPS = {
+    "approval speed": "engagement",
+    "customisation": "engagement",
+    "activity": "engagement",
+    "leads": "outcomes",
+    "MQL to SQL": "outcomes",
+    "pipeline per spend": "outcomes",
+    "trend": "trend",
+}
+FAST_DAYS, SLOW_DAYS = 1.0, 14.0
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    weight: float
+    value: float  # 0..1
+    detail: str
+
+    @property
+    def group(self) -> str:
+        return GROUPS[self.name]
+
+    @property
+    def points(self) -> float:
+        return round(self.weight * self.value, 1)
+
+    @property
+    def lost(self) -> float:
+        return self.weight * (1 - self.value)
+
+
+@dataclass(frozen=True)
+class ScoreCard:
+    partner_id: int
+    external_id: str
+    name: str
+    components: tuple[Component, ...]
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.weight * c.value for c in self.components), 1)
+
+    @property
+    def weakest(self) -> Component:
+        """What holds the partner back: the component that loses the most points."""
+        return max(self.components, key=lambda c: (c.lost, c.weight))
+
+
+def score_partners(session: Session, external_id: str | None = None) -> list[ScoreCard]:
+    """Score cards of every partner of the tenant (or one), best first.
+
+    Lead counts are compared with the tenant's best partner, so the whole tenant's funnel
+    is read even when one partner is asked for.
+    """
+    partners = list(session.exec(select(Partner).order_by(col(Partner.external_id))).all())
+    rows = {row.key: row for row in funnel(session, by="partner")}
+    best_leads = max((row.counts["leads"] for row in rows.values()), default=0)
+    best_pipeline = max((row.pipeline for row in rows.values()), default=0.0)
+    cards = []
+    for partner in partners:
+        if external_id is not None and partner.external_id != external_id:
+            continue
+        row = rows.get(f"p{partner.id:09d}") or FunnelRow("", partner.name)
+        cards.append(score_partner(session, partner, row, best_leads, best_pipeline))
+    return sorted(cards, key=lambda card: (-card.score, card.external_id))
+
+
+def score_partner(
+    session: Session, partner: Partner, row: FunnelRow, best_leads: int, best_pipeline: float
+) -> ScoreCard:
+    pid = partner.id or 0
+    components = (
+        _approval_speed(session, pid),
+        _customisation(session, pid),
+        _activity(session, pid),
+        _leads(row, best_leads),
+        _mql_to_sql(row),
+        _pipeline_per_spend(row, best_pipeline),
+        _trend(session, pid),
+    )
+    return ScoreCard(pid, partner.external_id, partner.name, components)
+
+
+def _component(name: str, value: float, detail: str) -> Component:
+    return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail)
+
+
+def _approval_speed(session: Session, partner_id: int) -> Component:
+    events = session.exec(
+        select(Event)
+        .where(
+            Event.partner_id == partner_id,
+            col(Event.kind).in_(("enrollment.invited", "enrollment.approved")),
+        )
+        .order_by(col(Event.occurred_at))
+    ).all()
+    invited: dict[int, Any] = {}
+    days: list[float] = []
+    for event_row in events:
+        key = event_row.enrollment_id or 0
+        if event_row.kind == "enrollment.invited":
+            invited.setdefault(key, event_row.occurred_at)
+        elif key in invited:
+            days.append((event_row.occurred_at - invited.pop(key)).total_seconds() / 86400)
+    if not days:
+        pending = "invited, never approved" if invited else "no enrollment"
+        return _component("approval speed", 0.0, pending)
+    median = statistics.median(days)
+    value = 1 - (median - FAST_DAYS) / (SLOW_DAYS - FAST_DAYS)
+    return _component("approval speed", value, f"median {median:.1f} days to approve")
+
+
+def _customisation(session: Session, partner_id: int) -> Component:
+    """How far the partner's text is from the fields' defaults (rapidfuzz ratio)."""
+    changes: list[float] = []
+    enrollments = session.exec(select(Enrollment).where(Enrollment.partner_id == partner_id))
+    for enrollment in enrollments.all():
+        version = session.get(CampaignVersion, enrollment.version_id)
+        if version is None:
+            continue
+        spec = version.spec or {}
+        locale = spec.get("default_locale", "en")
+        for name, definition in (spec.get("editable_fields") or {}).items():
+            if definition.get("type") not in ("text", None):
+                continue
+            default = str(localize(definition.get("default") or "", locale, locale) or "")
+            given = enrollment.customization.get(name)
+            if given in (None, ""):
+                changes.append(0.0)
+                continue
+            text = str(localize(given, locale, locale))
+            changes.append(1 - fuzz.ratio(text, default) / 100)
+    if not changes:
+        return _component("customisation", 0.0, "no editable text fields")
+    mean = sum(changes) / len(changes)
+    return _component(
+        "customisation", mean, f"{mean:.0%} of the copy changed over {len(changes)} fields"
+    )
+
+
+def _activity(session: Session, partner_id: int) -> Component:
+    dispatches = session.exec(
+        select(Dispatch.state).where(
+            Dispatch.partner_id == partner_id,
+            col(Dispatch.state).in_(("done", "skipped", "failed")),
+        )
+    ).all()
+    if not dispatches:
+        return _component("activity", 0.0, "no finished dispatch yet")
+    done = sum(1 for state in dispatches if state == "done")
+    return _component(
+        "activity", done / len(dispatches), f"{done} of {len(dispatches)} dispatches went out"
+    )
+
+
+def _leads(row: FunnelRow, best: int) -> Component:
+    leads = row.counts.get("leads", 0)
+    if not best:
+        return _component("leads", 0.0, "no partner has leads yet")
+    return _component("leads", leads / best, f"{leads} leads (best partner: {best})")
+
+
+def _mql_to_sql(row: FunnelRow) -> Component:
+    rate = row.rate("sql", "mql")
+    if rate is None:
+        return _component("MQL to SQL", 0.0, "no MQL yet")
+    return _component(
+        "MQL to SQL", rate, f"{row.counts['sql']} of {row.counts['mql']} MQLs became SQL"
+    )
+
+
+def _pipeline_per_spend(row: FunnelRow, best_pipeline: float) -> Component:
+    roi = row.roi_pipeline
+    if roi is None:
+        if not row.pipeline:
+            return _component("pipeline per spend", 0.0, "no spend and no pipeline")
+        share = row.pipeline / best_pipeline if best_pipeline else 0.0
+        return _component(
+            "pipeline per spend", share, f"pipeline {row.pipeline:,.0f}, no spend recorded"
+        )
+    return _component(
+        "pipeline per spend", roi / ROI_TARGET, f"{roi:.1f}x spend (target {ROI_TARGET:.0f}x)"
+    )
+
+
+def _trend(session: Session, partner_id: int) -> Component:
+    per_cycle = [
+        row.counts["leads"] + row.counts["opportunity"]
+        for row in partner_cycles(session, partner_id)
+        if row.key != "y~"
+    ]
+    if len(per_cycle) < 2:
+        return _component("trend", 0.5, "one cycle or none: no trend yet")
+    previous, last = per_cycle[-2], per_cycle[-1]
+    change = (last - previous) / max(previous, 1)
+    value = 0.5 + 0.5 * max(-1.0, min(1.0, change))
+    return _component("trend", value, f"leads+opportunities {previous} -> {last} last cycle")

@@ -1,0 +1,128 @@
+"""Rollups equal a scan of the events; funnel counts, ROI against 20x; partners see only
+their own numbers, tenants only theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import func, select
+from support.funnel_world import Funnel, add_form_lead, write_csv
+
+from partnercast.core.models import Delivery
+from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.tenants import rollups
+from partnercast.tenants.crm_import import import_leads
+from partnercast.tenants.metrics import funnel as funnel_rows
+from partnercast.tenants.metrics import partner_metrics, total
+from partnercast.tenants.models import Tenant
+from partnercast.tenants.spend import add_spend
+
+HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+
+
+@pytest.fixture
+def results(funnel: Funnel, tmp_path: Path) -> Funnel:
+    add_form_lead(funnel, "P001", "a1@c.example", visits=3)
+    add_form_lead(funnel, "P001", "a2@c.example")
+    add_form_lead(funnel, "P002", "b1@c.example", visits=2)
+    csv = write_csv(
+        tmp_path / "crm.csv",
+        HEADER
+        + "P001,a1@c.example,,mql,,,2026-12-05\n"
+        + "P001,a1@c.example,,sql,,,2026-12-06\n"
+        + "P001,a1@c.example,,opportunity,30000,EUR,2026-12-07\n"
+        + "P001,a2@c.example,,mql,,,2026-12-05\n"
+        + "P002,b1@c.example,,won,4000,EUR,2026-12-09\n"
+        + "P002,b9@c.example,cloud-security,lost,,,2026-12-09\n",
+    )
+    with funnel.session() as session:
+        assert not import_leads(session, csv).rejected
+        add_spend(session, "P001", "cloud-security", 1000)
+        add_spend(session, "P002", "cloud-security", 500, kind="other")
+    return funnel
+
+
+def test_rollups_equal_a_scan_of_the_event_log(results: Funnel) -> None:
+    with results.session() as session:
+        stored = rollups.stored_rollups(session)
+        assert stored == rollups.scan_rollups(session)
+        assert stored  # something was counted
+        rollups.rebuild_rollups(session)
+        assert rollups.stored_rollups(session) == stored
+
+
+def test_funnel_counts_rates_values_and_roi(results: Funnel) -> None:
+    p1, p2 = results.partners["P001"], results.partners["P002"]
+    with results.session() as session:
+        a = partner_metrics(session, p1)
+        b = partner_metrics(session, p2)
+        sent = session.exec(
+            select(func.count()).select_from(Delivery).where(Delivery.state == "sent")
+        ).one()
+        everything = total(funnel_rows(session, by="partner"))
+    assert a.counts["visits"] == 4 and a.counts["forms"] == 2 and a.counts["leads"] == 2
+    assert (a.counts["mql"], a.counts["sql"], a.counts["opportunity"]) == (2, 1, 1)
+    assert a.rate("sql", "mql") == 0.5
+    assert a.pipeline == 30000 and a.spend == 1000
+    assert a.roi_pipeline == 30 and a.meets_target
+    # b1 went straight to won (through opportunity); b9 was lost, a new CRM lead
+    assert (b.counts["leads"], b.counts["opportunity"], b.counts["won"], b.counts["lost"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
+    assert b.won_value == 4000 and b.roi_won == 8 and not b.meets_target
+    assert everything.counts["delivered"] == sent > 0
+    assert everything.counts["sent"] >= sent
+
+
+def test_groupings_add_up_to_the_same_total(results: Funnel) -> None:
+    with results.session() as session:
+        totals = {
+            by: total(funnel_rows(session, by=by)).counts
+            for by in ("partner", "campaign", "segment", "cycle", "total")
+        }
+    first = totals["partner"]
+    assert all(counts == first for counts in totals.values())
+
+
+def test_partner_metrics_never_show_another_partners_numbers(results: Funnel) -> None:
+    p3 = results.partners["P003"]
+    with results.session() as session:
+        nothing = partner_metrics(session, p3)
+    assert nothing.counts["leads"] == 0 and nothing.pipeline == 0 and nothing.spend == 0
+    assert nothing.counts["visits"] == 0
+
+
+def test_another_tenant_sees_none_of_it(results: Funnel) -> None:
+    with plain_session(results.engine) as session:
+        other = Tenant(slug="southwind", name="Southwind")
+        session.add(other)
+    with tenant_session(results.engine, other.id or 0) as session:
+        rows = funnel_rows(session, by="partner")
+        assert rows == []
+        with pytest.raises(LookupError):
+            partner_metrics(session, results.partners["P001"])
+
+
+def test_metrics_command_prints_the_target(results: Funnel, cli) -> None:
+    out = cli("metrics", "--tenant", "northwind", "--by", "partner")
+    assert "target 20x" in out.stdout and "30.0x" in out.stdout
+    by_cycle = cli("metrics", "--tenant", "northwind", "--by", "cycle")
+    assert "cloud-security cycle 1" in by_cycle.stdout
+    mine = cli("metrics", "--tenant", "northwind", "--partner", "P002")
+    assert "P001" not in mine.stdout
+    cli("metrics", "--tenant", "northwind", "--by", "nonsense", expect=1)
+
+
+def test_spend_commands(results: Funnel, cli) -> None:
+    cli("spend", "add", "P003", "cloud-security", "250", "--kind", "mdf", "--tenant", "northwind")
+    listed = cli("spend", "list", "--tenant", "northwind")
+    assert "total 1,750.00" in listed.stdout
+    bad = cli(
+        "spend", "add", "P003", "cloud-security", "5", "--kind", "gift", "-t", "northwind", expect=1
+    )
+    assert "kind" in bad.stderr
+    cli("spend", "add", "P404", "cloud-security", "5", "-t", "northwind", expect=1)

@@ -1,0 +1,114 @@
+"""The contender score (components, weights, what holds a partner back) and the reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+from support.funnel_world import Funnel, add_form_lead, write_csv
+
+from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.tenants.crm_import import import_leads
+from partnercast.tenants.models import Partner
+from partnercast.tenants.reports import write_reports
+from partnercast.tenants.score import WEIGHTS, score_partners
+from partnercast.tenants.spend import add_spend
+
+HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+
+
+@pytest.fixture
+def results(funnel: Funnel, tmp_path: Path) -> Funnel:
+    for n in range(3):
+        add_form_lead(funnel, "P001", f"a{n}@c.example")
+    add_form_lead(funnel, "P002", "b0@c.example")
+    csv = write_csv(
+        tmp_path / "crm.csv",
+        HEADER
+        + "P001,a0@c.example,,mql,,,\n"
+        + "P001,a1@c.example,,mql,,,\n"
+        + "P001,a0@c.example,,opportunity,50000,,\n"
+        + "P002,b0@c.example,,mql,,,\n",
+    )
+    with funnel.session() as session:
+        assert not import_leads(session, csv).rejected
+        add_spend(session, "P001", "cloud-security", 1000)
+        add_spend(session, "P002", "cloud-security", 1000)
+    return funnel
+
+
+def test_weights_add_up_to_100_and_each_component_explains_itself(results: Funnel) -> None:
+    assert sum(WEIGHTS.values()) == 100
+    with results.session() as session:
+        cards = {card.external_id: card for card in score_partners(session)}
+    p1 = cards["P001"]
+    assert 0 <= p1.score <= 100
+    assert [c.name for c in p1.components] == list(WEIGHTS)
+    assert all(c.detail for c in p1.components)
+    named = {c.name: c for c in p1.components}
+    assert named["leads"].value == 1.0  # the best partner for leads
+    assert named["pipeline per spend"].value == 1.0  # 50x against the 20x target
+    assert named["MQL to SQL"].value == 0.5  # a0 reached sql on its way to opportunity
+    assert named["activity"].value == 1.0
+    assert p1.score > cards["P002"].score > cards["P006"].score
+    # P002 has one MQL that never became an SQL: that is what holds it back
+    assert cards["P002"].weakest.name in {"MQL to SQL", "leads", "pipeline per spend"}
+    assert cards["P006"].weakest.name == "leads"  # never enrolled into action, no leads
+
+
+def test_customising_the_copy_raises_the_customisation_component(results: Funnel) -> None:
+    def customisation(external_id: str) -> float:
+        with results.session() as session:
+            card = score_partners(session, external_id)[0]
+        return next(c.value for c in card.components if c.name == "customisation")
+
+    before = customisation("P001")
+    with results.session() as session:
+        enrollment = find_enrollment(session, "cloud-security", "P001")
+        enrollment.customization = {
+            **enrollment.customization,
+            "headline": "Quartz engineers harden hybrid clouds before auditors arrive",
+            "intro": "We have run forty audits this year; here is what we learned.",
+        }
+        session.add(enrollment)
+    assert customisation("P001") > before
+
+
+def test_score_command_names_what_holds_a_partner_back(results: Funnel, cli) -> None:
+    one = cli("score", "--tenant", "northwind", "P002")
+    assert "what holds it back" in one.stdout and "weight" in one.stdout
+    everyone = cli("score", "--tenant", "northwind")
+    assert "P001" in everyone.stdout and "P006" in everyone.stdout
+    cli("score", "--tenant", "northwind", "P404", expect=1)
+
+
+def test_reports_are_written_and_a_partner_report_holds_only_its_own_data(
+    results: Funnel, tmp_path: Path
+) -> None:
+    out = tmp_path / "reports"
+    with results.session() as session:
+        files = write_reports(session, out)
+        names = {p.external_id: p.name for p in session.exec(select(Partner)).all()}
+    for name in ("index.html", "funnel.png", "roi.png", "scores.png", "trend.png", "funnel.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "funnel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    programme = files.programme.read_text()
+    assert all(name in programme for name in names.values())
+    for external_id, path in files.partners.items():
+        folder = path.parent
+        assert {"index.html", "funnel.png", "roi.png", "trend.png", "score.png", "funnel.csv"} <= {
+            f.name for f in folder.iterdir()
+        }
+        text = "".join(f.read_text() for f in folder.iterdir() if f.suffix in (".html", ".csv"))
+        assert names[external_id] in text
+        others = [n for eid, n in names.items() if eid != external_id]
+        leaked = [n for n in others if n in text]
+        assert not leaked, (external_id, leaked)
+        others_ids = [eid for eid in names if eid != external_id]
+        assert not [eid for eid in others_ids if eid in text]
+
+
+def test_report_command(results: Funnel, cli, tmp_path: Path) -> None:
+    out = cli("report", "--tenant", "northwind", "--out", str(tmp_path / "r"))
+    assert "programme report" in out.stdout and "6 partner reports" in out.stdout
