@@ -93,6 +93,101 @@ def plugins_command() -> None:
     console.print(f"channels: {channels or 'none'}")
 
 
+def worker(
+    interval: float = typer.Option(5.0, min=0.2, help="Seconds between ticks."),
+    once: bool = typer.Option(False, "--once", help="Run one tick and exit (cron, tests)."),
+    now: str | None = typer.Option(
+        None, "--now", help="With --once: the instant to tick for (ISO, UTC); default now."
+    ),
+    lease: float = typer.Option(300.0, min=5, help="Seconds a claimed dispatch stays leased."),
+    batch: int = typer.Option(20, min=1, help="Dispatches claimed at a time."),
+) -> None:
+    """Run due work on real time until SIGTERM/Ctrl+C: ticks and the plugins' jobs.
+
+    Several workers may run against one PostgreSQL database, on any hosts: dispatches are
+    claimed under leases. On SQLite a second worker is safe but gains nothing.
+    """
+    import logging
+
+    from partnercast.campaigns.ticking import tick
+    from partnercast.campaigns.workflow_cli import parse_when
+    from partnercast.core.scheduler import PeriodicJob
+    from partnercast.core.settings import load_settings
+    from partnercast.core.timeutil import utcnow
+    from partnercast.core.worker import Worker, new_worker_id
+    from partnercast.plugins.manager import default_plugins
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    plugins = default_plugins()
+    worker_id = new_worker_id()
+
+    def run_tick(moment, should_stop=lambda: False):  # type: ignore[no-untyped-def]
+        return tick(
+            engine,
+            settings,
+            moment,
+            plugins=plugins,
+            worker_id=worker_id,
+            lease_seconds=lease,
+            clock=utcnow,
+            claim_batch=batch,
+            should_stop=should_stop,
+        )
+
+    if once:
+        report = run_tick(parse_when(now, option="--now"))
+        states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
+        console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
+        return
+    if now:
+        raise typer.BadParameter("--now goes with --once only", param_hint="--now")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
+    running = Worker(
+        engine,
+        run_tick,
+        interval=interval,
+        jobs=jobs,
+        worker_id=worker_id,
+        on_ready=lambda: console.print(
+            f"worker {worker_id} started: tick every {interval:g}s, "
+            f"{len(jobs)} plugin jobs (Ctrl+C or SIGTERM to stop)"
+        ),
+    )
+    code = running.run()
+    console.print(f"worker {worker_id} stopped")
+    raise typer.Exit(code)
+
+
+def queue(
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
+    ),
+) -> None:
+    """The dispatch queue per channel: due, running (leased), retrying, done, failed."""
+    from rich.table import Table
+
+    from partnercast.core.cli import resolve_tenant
+    from partnercast.core.outbox import QUEUE_BUCKETS, queue_counts
+    from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.core.timeutil import utcnow
+
+    engine = open_engine()
+    if tenant:
+        scope = tenant_session(engine, resolve_tenant(engine, tenant))
+    else:
+        scope = system_session(engine, reason="the operator's queue view counts every tenant")
+    with scope as session:
+        counts = queue_counts(session, utcnow())
+    table = Table("channel", *QUEUE_BUCKETS, title=f"queue ({tenant or 'all tenants'})")
+    for channel in sorted(counts):
+        table.add_row(channel, *(str(counts[channel].get(b, 0)) for b in QUEUE_BUCKETS))
+    total = {b: sum(c.get(b, 0) for c in counts.values()) for b in QUEUE_BUCKETS}
+    table.add_row("[bold]all[/]", *(f"[bold]{total[b]}[/]" for b in QUEUE_BUCKETS))
+    console.print(table)
+
+
 def _mount_subcommands() -> None:
     from partnercast.accounts_cli import register as register_account_commands
     from partnercast.campaigns.cli import register as register_campaign_commands
@@ -113,6 +208,8 @@ def _mount_subcommands() -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
     app.command("plugins")(plugins_command)
+    app.command("worker")(worker)
+    app.command("queue")(queue)
     default_plugins().register_commands(app)
 
 
