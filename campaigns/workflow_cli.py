@@ -239,7 +239,16 @@ def tick_command(
     """Run everything due at NOW: start and close cycles, send due touches."""
     engine = open_engine()
     tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
-    report = tick(engine, load_settings(), parse_when(now, option="--now"), tenant_ids=tenant_ids)
+    from partnercast.core.worker import new_worker_id
+
+    # Its own worker id: two `partnercast tick` runs at once never run the same dispatch.
+    report = tick(
+        engine,
+        load_settings(),
+        parse_when(now, option="--now"),
+        tenant_ids=tenant_ids,
+        worker_id=new_worker_id(),
+    )
     states = (
         ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
         or "nothing due"
