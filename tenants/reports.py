@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import utcnow
 from partnercast.tenants import report_charts as charts
@@ -45,7 +46,8 @@ class ReportFiles:
 def write_reports(session: Session, out: Path) -> ReportFiles:
     """Write the vendor's report and every partner's into ``out`` (created if needed)."""
     tenant = session.get(Tenant, session_tenant(session))
-    assert tenant is not None
+    if tenant is None:
+        raise NotFound("the session's tenant does not exist")
     out.mkdir(parents=True, exist_ok=True)
     rows = funnel(session, by="partner")
     cards = score_partners(session)

@@ -30,6 +30,10 @@ def test_demo_runs_the_whole_story(cli, tmp_path: Path) -> None:
     )
     assert "The X stand-in received" in out
     assert "Leads from the landing pages' forms: 1" in out
+    # results: spend, CRM stages and reports with real chart images
+    assert "lead stages imported from a CRM export" in out
+    assert (folder / "reports" / "index.html").is_file()
+    assert (folder / "reports" / "roi.png").stat().st_size > 5_000
     saved = sorted((folder / "outbox").glob("*.eml"))
     assert saved, "the demo's SMTP server saves the first messages it receives"
     for path in saved:
