@@ -209,7 +209,8 @@ def main() -> None:
     print(f"ceiling : {ceiling:,.0f} msg/s (pre-built 28 KB messages, 1 connection)")
     print(f"naive   : {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)")
     print(
-        f"ratios  : engine/ceiling {engine_mps / ceiling:.0%}, engine/naive {engine_mps / naive:.1f}x"
+        f"ratios  : engine/ceiling {engine_mps / ceiling:.0%}, "
+        f"engine/naive {engine_mps / naive:.1f}x"
     )
     print(f"peak RSS: {peak_mb:,.0f} MB")
 
