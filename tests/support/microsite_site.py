@@ -19,13 +19,15 @@ from partnercast.tenants.models import Partner
 from support.world import CAMPAIGN, World
 
 FIXTURES = Path(__file__).parents[1] / "microsite" / "fixtures" / "cloud-security"
+# The landing-page templates are the digital sample campaign's own, not a copy.
+LANDING_TEMPLATES = CAMPAIGN.parent / "cloud-security-digital" / "templates" / "microsite"
 TOKEN = re.compile(r'name="token" value="([^"]+)"')
 
 
 def microsite_campaign(folder: Path) -> Path:
     """A copy of the sample campaign with the landing page of fixtures/ merged in."""
     shutil.copytree(CAMPAIGN, folder)
-    shutil.copytree(FIXTURES / "templates", folder / "templates", dirs_exist_ok=True)
+    shutil.copytree(LANDING_TEMPLATES, folder / "templates" / "microsite", dirs_exist_ok=True)
     spec = yaml.safe_load((folder / "campaign.yaml").read_text(encoding="utf-8"))
     extra = yaml.safe_load((FIXTURES / "campaign-microsite.yaml").read_text(encoding="utf-8"))
     spec["editable_fields"].update(extra["editable_fields"])
