@@ -45,11 +45,17 @@ def serve(
     port: int = typer.Option(8025, help="Port to listen on."),
 ) -> None:
     """Serve the engine's HTTP endpoints (unsubscribe, microsites) until interrupted."""
+    from partnercast.core.errors import UserError
     from partnercast.core.settings import load_settings
     from partnercast.web.app import make_http_server
 
     settings = load_settings()
-    server = make_http_server(open_engine(settings), settings, host, port)
+    try:
+        server = make_http_server(open_engine(settings), settings, host, port)
+    except OSError as error:  # port taken, no permission, unknown interface
+        raise UserError(
+            f"cannot listen on {host}:{port}: {error.strerror}", where="serve"
+        ) from error
     console.print(f"serving on http://{host}:{server.server_port} (Ctrl+C to stop)")
     try:
         server.serve_forever()

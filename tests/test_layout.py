@@ -53,3 +53,15 @@ def test_unmigrated_database_gives_one_clear_line(cli) -> None:
     result = cli("partners", "list", "--tenant", "x", expect=1)
     assert "partnercast db upgrade" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_taken_port_is_one_clear_line(cli, engine) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), expect=1)
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
