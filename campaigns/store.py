@@ -100,16 +100,31 @@ def version_touches(session: Session, version: CampaignVersion) -> list[Touch]:
     return list(session.exec(statement).all())
 
 
+_SPECS: dict[str, CampaignSpec] = {}
+_SPECS_MAX = 256
+
+
 def version_spec(version: CampaignVersion) -> CampaignSpec:
-    """The spec a version was stored with, as a model again."""
+    """The spec a version was stored with, as a model again.
+
+    Versions never change and their content hash names their content, so each spec is
+    validated once per process, not once per dispatch (this runs on the send path).
+    """
+    cached = _SPECS.get(version.content_hash)
+    if cached is not None:
+        return cached
     try:
-        return CampaignSpec.model_validate(version.spec)
+        spec = CampaignSpec.model_validate(version.spec)
     except ValidationError as error:
         # Stored specs were valid when stored; this means the spec rules changed since.
         raise PartnercastError(
             f"campaign version {version.id} (number {version.number}) no longer passes "
             f"the campaign rules: {error}"
         ) from error
+    if len(_SPECS) >= _SPECS_MAX:
+        _SPECS.clear()
+    _SPECS[version.content_hash] = spec
+    return spec
 
 
 # --- helpers ------------------------------------------------------------------------------
