@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from partnercast.campaigns import approval
 from partnercast.campaigns.models import CampaignVersion, Enrollment, Touch
 from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, pick_locale
+from partnercast.campaigns.send_windows import RESCHEDULED, hold_outside_window
 from partnercast.campaigns.spec import TouchSpec
 from partnercast.campaigns.store import version_spec
 from partnercast.core import accounts, outbox
@@ -151,6 +152,9 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         verdict = _approval_verdict(session, dispatch)
         if verdict is not None:
             return _hold_or_skip(session, dispatch, verdict, now)
+        held = hold_outside_window(session, dispatch, now)  # 3 a.m. local: not now
+        if held is not None:
+            return DispatchRun(dispatch_id, RESCHEDULED, reason=held)
         prepared = _prepare(session, ctx, dispatch)
         dispatch.state = outbox.RUNNING
         dispatch.attempts += 1

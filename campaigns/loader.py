@@ -127,12 +127,34 @@ def read_campaign(
 
 
 def content_hash(spec: CampaignSpec, templates: Mapping[str, str]) -> str:
-    """sha256 over a canonical JSON of the spec and every template source."""
-    payload = {"spec": spec.model_dump(mode="json"), "templates": dict(sorted(templates.items()))}
+    """sha256 over a canonical JSON of the spec and every template source.
+
+    Keys added to the format later (``send_window``, ``waves``) are left out while they
+    hold their default, so a campaign that does not use them keeps the hash it had
+    before they existed and reloading it adds no version.
+    """
+    payload = {"spec": _hashed_spec(spec), "templates": dict(sorted(templates.items()))}
     canonical = json.dumps(
         payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+LATER_KEYS: Mapping[str, Any] = {"send_window": None, "waves": []}
+"""Campaign keys added after the first stored versions, with their defaults."""
+LATER_TOUCH_KEYS: Mapping[str, Any] = {"send_window": None}
+
+
+def _hashed_spec(spec: CampaignSpec) -> dict[str, Any]:
+    dumped = spec.model_dump(mode="json")
+    for key, default in LATER_KEYS.items():
+        if dumped.get(key) == default:
+            dumped.pop(key, None)
+    for touch in dumped.get("touches", []):
+        for key, default in LATER_TOUCH_KEYS.items():
+            if touch.get(key) == default:
+                touch.pop(key, None)
+    return dumped
 
 
 # --- problems -----------------------------------------------------------------------------

@@ -64,6 +64,12 @@ _SEGMENT_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TEMPLATE = re.compile(r"[a-z0-9][a-z0-9_-]*(?:/[a-z0-9][a-z0-9_-]*)*")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _./&-]{0,39}")
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Day names of a send window, in ``date.weekday()`` order."""
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 # --- small value types --------------------------------------------------------------------
@@ -298,6 +304,135 @@ class VariantSpec(_Model):
     defaults: dict[Name, Any] = Field(default_factory=dict)
 
 
+def _clock(value: Any) -> str:
+    """A local time of day, ``HH:MM`` (24-hour clock; ``24:00`` is the end of the day)."""
+    if not isinstance(value, str):
+        raise _plain(f'must be a time of day in quotes, such as "09:00", got {value!r}')
+    match = _CLOCK.fullmatch(value.strip())
+    if match is None:
+        raise _plain(f'{value!r} is not a time of day (HH:MM, such as "09:00")')
+    hours, minutes = int(match[1]), int(match[2])
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        raise _plain(f"{value!r} is not a time of day (00:00 to 24:00)")
+    return f"{hours:02d}:{minutes:02d}"
+
+
+Clock = Annotated[str, PlainValidator(_clock)]
+
+
+def clock_minutes(value: str) -> int:
+    """Minutes since midnight of an ``HH:MM`` clock value (``24:00`` is 1440)."""
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class SendWindow(_Model):
+    """When a touch may go out, in each partner's own time zone.
+
+    ``days`` are the local weekdays on which it may go out; ``start`` to ``end`` the local
+    hours (end excluded). A window never crosses midnight: write ``end: "24:00"`` for the
+    end of the day. See :mod:`partnercast.campaigns.send_windows` for the arithmetic.
+    """
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
+    start: Clock
+    end: Clock
+
+    @field_validator("days")
+    @classmethod
+    def _days_unique(cls, days: list[str]) -> list[str]:
+        repeated = sorted({day for day in days if days.count(day) > 1}, key=WEEKDAYS.index)
+        if repeated:
+            raise _plain(f"days lists {', '.join(repeated)} more than once")
+        return days
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_in_the_day(cls, start: str) -> str:
+        if start == "24:00":
+            raise _plain("start must be before 24:00")
+        return start
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: str, info: ValidationInfo) -> str:
+        start = info.data.get("start")
+        if start is not None and clock_minutes(end) <= clock_minutes(start):
+            raise _plain(
+                f"end {end} is not after start {start} (a window cannot cross midnight; "
+                'use end: "24:00" and a second touch, or start earlier)'
+            )
+        return end
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The allowed days as ``date.weekday()`` numbers (Monday is 0)."""
+        return frozenset(WEEKDAYS.index(day) for day in self.days)
+
+    def describe(self) -> str:
+        """``mon-fri 09:00-11:00`` (local time)."""
+        return f"{_day_ranges(self.days)} {self.start}-{self.end}"
+
+
+def _day_ranges(days: list[str]) -> str:
+    numbers = sorted(WEEKDAYS.index(day) for day in days)
+    if len(numbers) == len(WEEKDAYS):
+        return "every day"
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(
+        WEEKDAYS[run[0]] if len(run) == 1 else f"{WEEKDAYS[run[0]]}-{WEEKDAYS[run[-1]]}"
+        for run in runs
+    )
+
+
+def _region(value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise _plain(
+            f"{value!r} is not a region name (up to 40 letters, digits, spaces and -_./&, "
+            "as in the partners' region column)"
+        )
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region)]
+
+
+class WaveSpec(_Model):
+    """Partners of some regions, whose touches all move ``offset_days`` later.
+
+    A partner belongs to the first wave naming its region (case does not matter); a wave
+    with ``others: true`` takes every partner whose region no wave names.
+    """
+
+    regions: list[Region] = Field(default_factory=list)
+    others: StrictBool = False
+    """The catch-all: partners whose region no wave names."""
+    offset_days: StrictInt
+    """Days after the cycle's own touch days (0: on the touch's day)."""
+
+    @field_validator("offset_days")
+    @classmethod
+    def _offset_not_negative(cls, offset: int) -> int:
+        if offset < 0:
+            raise _plain(f"must be 0 or more days after the cycle start, got {offset}")
+        return offset
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> WaveSpec:
+        if not self.regions and not self.others:
+            raise _plain("a wave names regions, or is the catch-all (others: true), or both")
+        return self
+
+    def label(self) -> str:
+        names = [*self.regions, *(["others"] if self.others else [])]
+        return "+".join(names)
+
+
 class TouchSpec(_Model):
     """One channel action on one day of the cycle.
 
@@ -317,6 +452,8 @@ class TouchSpec(_Model):
     content: dict[str, Any] = Field(default_factory=dict)
     """Channel-specific content (post options, ad keywords...), checked by the channel's
     ``Content`` model; values may be localised texts."""
+    send_window: SendWindow | None = None
+    """Overrides the campaign's ``send_window`` for this touch."""
 
     @field_validator("day")
     @classmethod
@@ -371,6 +508,10 @@ class CampaignSpec(_Model):
     """What partners may customise, ``fields.<name>`` in templates."""
     variants: dict[SegmentKey, VariantSpec] = Field(default_factory=dict)
     """Per-segment overrides, keyed by a key of ``segments``."""
+    send_window: SendWindow | None = None
+    """When touches may go out, in each partner's local time; none: at the cycle's time."""
+    waves: list[WaveSpec] = Field(default_factory=list)
+    """Partner regions whose touches go out some days later; none: everyone together."""
     touches: list[TouchSpec] = Field(min_length=1)
 
     @field_validator("cycle_days")
@@ -444,6 +585,37 @@ class CampaignSpec(_Model):
         _raise_violations(violations)
         return variants
 
+    @field_validator("waves")
+    @classmethod
+    def _waves_distinct(cls, waves: list[WaveSpec]) -> list[WaveSpec]:
+        violations: list[Violation] = []
+        named: dict[str, int] = {}
+        catch_all: int | None = None
+        for index, wave in enumerate(waves):
+            for position, region in enumerate(wave.regions):
+                first = named.get(region.casefold())
+                if first is not None:
+                    violations.append(
+                        Violation(
+                            ("waves", index, "regions", position),
+                            f"region {region!r} is already in waves[{first}] "
+                            "(a partner's region belongs to one wave)",
+                        )
+                    )
+                named.setdefault(region.casefold(), index)
+            if wave.others:
+                if catch_all is not None:
+                    violations.append(
+                        Violation(
+                            ("waves", index, "others"),
+                            f"waves[{catch_all}] is already the catch-all (others: true); "
+                            "only one wave can be",
+                        )
+                    )
+                catch_all = index if catch_all is None else catch_all
+        _raise_violations(violations)
+        return waves
+
     @field_validator("touches")
     @classmethod
     def _touches_fit(cls, touches: list[TouchSpec], info: ValidationInfo) -> Any:
@@ -473,6 +645,8 @@ class CampaignSpec(_Model):
                 value = getattr(touch, part)
                 if value is not None:
                     violations += _coverage(value, (*loc, part), info)
+            if cycle_days is not None and touch.day <= cycle_days:
+                violations += _timing_violations(index, touch, cycle_days, info)
         _raise_violations(violations)
         return touches
 
@@ -488,6 +662,24 @@ class CampaignSpec(_Model):
     def variant(self, segment_key: str) -> VariantSpec | None:
         """The overrides for partners of ``segment_key``, if the campaign has any."""
         return self.variants.get(segment_key)
+
+    def window_for(self, touch: TouchSpec) -> SendWindow | None:
+        """The send window of ``touch``: its own, else the campaign's, else none."""
+        return touch.send_window or self.send_window
+
+    def wave_for(self, region: str) -> tuple[int, WaveSpec] | None:
+        """The wave (index, wave) of a partner in ``region``; None without a matching wave.
+
+        The first wave naming the region (case-insensitive), else the catch-all wave.
+        """
+        wanted = region.strip().casefold()
+        for index, wave in enumerate(self.waves):
+            if wanted and any(wanted == name.casefold() for name in wave.regions):
+                return index, wave
+        for index, wave in enumerate(self.waves):
+            if wave.others:
+                return index, wave
+        return None
 
 
 def _repeats(field: str, values: list[str], noun: str) -> list[Violation]:
@@ -586,4 +778,51 @@ def _variant_violations(
             )
             continue
         violations += _value_violations(fields[name], value, (*loc, "defaults", name), info)
+    return violations
+
+
+def window_slack_days(window: SendWindow) -> int:
+    """The most days a window can move a touch later: the longest run of closed weekdays,
+    plus one for a touch whose day's window has already closed."""
+    allowed = window.weekdays
+    longest = 0
+    for first in range(len(WEEKDAYS)):
+        run = 0
+        while run < len(WEEKDAYS) and (first + run) % len(WEEKDAYS) not in allowed:
+            run += 1
+        longest = max(longest, run)
+    return longest + 1
+
+
+def _timing_violations(
+    index: int, touch: TouchSpec, cycle_days: int, info: ValidationInfo
+) -> list[Violation]:
+    """Waves and send windows must not push a touch past the cycle's last day."""
+    violations: list[Violation] = []
+    waves: list[WaveSpec] = info.data.get("waves") or []
+    for wave_index, wave in enumerate(waves):
+        if touch.day + wave.offset_days > cycle_days:
+            violations.append(
+                Violation(
+                    ("waves", wave_index, "offset_days"),
+                    f"wave {wave.label()} moves touch {touch.key!r} (day {touch.day}) "
+                    f"{wave.offset_days} days later, to day {touch.day + wave.offset_days}, "
+                    f"after the cycle's {cycle_days} days",
+                )
+            )
+    window = touch.send_window or info.data.get("send_window")
+    latest = touch.day + max((wave.offset_days for wave in waves), default=0)
+    if window is not None and latest <= cycle_days:
+        slack = window_slack_days(window)
+        if latest + slack > cycle_days:
+            where = " (in its last wave)" if waves else ""
+            violations.append(
+                Violation(
+                    ("touches", index, "day"),
+                    f"touch {touch.key!r} on day {latest}{where} may wait up to {slack} "
+                    f"days for its send window ({window.describe()}), past the cycle's "
+                    f"{cycle_days} days; give it day {cycle_days - slack - latest + touch.day} "
+                    "or earlier",
+                )
+            )
     return violations
