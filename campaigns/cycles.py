@@ -1,9 +1,14 @@
 """Cycles: one 30-60 day run of a campaign, and the dispatches planned for it.
 
 Starting a cycle plans one dispatch per (enrollment, touch) on the touch's day, from the
-version each enrollment is pinned to. Planning is idempotent (a unique key per
-enrollment, touch and cycle). When a cycle ends, dispatches that never got the partner's
-approval are skipped, never sent late.
+version each enrollment is pinned to: ``cycle start + (day - 1) days``, moved by the
+partner's wave and into the send window in the partner's local time when the version
+declares them (:mod:`partnercast.campaigns.send_windows`). Planning is idempotent (a
+unique key per enrollment, touch and cycle). When a cycle ends, dispatches still pending
+are skipped, never sent late: those that never got the partner's approval, and those a
+send window moved past the cycle's end (the spec's checks make that rare: a touch must
+leave room before the cycle's end for its wave and window; it happens when a worker was
+down or retries ran out the clock).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from sqlmodel import Session, col, func, select
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
-from partnercast.campaigns.store import latest_version
+from partnercast.campaigns.send_windows import planned_time
+from partnercast.campaigns.spec import CampaignSpec
+from partnercast.campaigns.store import latest_version, version_spec
 from partnercast.core import outbox
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc
+from partnercast.tenants.models import Partner
 
 SCHEDULED = "scheduled"
 RUNNING = "running"
@@ -58,16 +66,29 @@ def plan_dispatches(session: Session, cycle: Cycle) -> int:
         for dispatch in session.exec(select(Dispatch).where(Dispatch.cycle_id == cycle.id)).all()
     }
     touches_by_version: dict[int, list[Touch]] = {}
+    specs: dict[int, CampaignSpec] = {}
+    partners = _partners(session, [enrollment.partner_id for enrollment in enrollments])
     created = 0
     for enrollment in enrollments:
         if enrollment.version_id not in touches_by_version:
             touches_by_version[enrollment.version_id] = list(
                 session.exec(select(Touch).where(Touch.version_id == enrollment.version_id)).all()
             )
+            version = session.get(CampaignVersion, enrollment.version_id)
+            if version is not None:
+                specs[enrollment.version_id] = version_spec(version)
+        spec = specs.get(enrollment.version_id)
+        partner = partners.get(enrollment.partner_id)
         for touch in touches_by_version[enrollment.version_id]:
             key = outbox.idempotency_key(tenant_id, enrollment.id, touch.id, cycle.id)
             if key in planned:
                 continue
+            if spec is None or partner is None:
+                scheduled_at = cycle.starts_at + timedelta(days=touch.day_offset - 1)
+            else:
+                scheduled_at = planned_time(
+                    spec, touch.key, partner, cycle.starts_at, touch.day_offset
+                )
             session.add(
                 Dispatch(
                     idempotency_key=key,
@@ -76,12 +97,19 @@ def plan_dispatches(session: Session, cycle: Cycle) -> int:
                     cycle_id=cycle.id,
                     partner_id=enrollment.partner_id,
                     channel=touch.channel,
-                    scheduled_at=cycle.starts_at + timedelta(days=touch.day_offset - 1),
+                    scheduled_at=scheduled_at,
                 )
             )
             created += 1
     session.flush()
     return created
+
+
+def _partners(session: Session, ids: list[int]) -> dict[int, Partner]:
+    if not ids:
+        return {}
+    rows = session.exec(select(Partner).where(col(Partner.id).in_(sorted(set(ids))))).all()
+    return {partner.id or 0: partner for partner in rows}
 
 
 def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
@@ -107,9 +135,13 @@ def _close(session: Session, cycle: Cycle, now: datetime) -> None:
     left = session.exec(
         select(Dispatch).where(Dispatch.cycle_id == cycle.id, Dispatch.state == outbox.PENDING)
     ).all()
+    ends_at = as_utc(cycle.ends_at)
     for dispatch in left:
         dispatch.state = outbox.SKIPPED
-        dispatch.last_error = "the cycle ended before the partner approved"
+        if as_utc(dispatch.scheduled_at) >= ends_at:
+            dispatch.last_error = "the cycle ended before the touch's send window opened"
+        else:
+            dispatch.last_error = "the cycle ended before the partner approved"
         dispatch.finished_at = now
         session.add(
             Event(

@@ -37,8 +37,10 @@ from partnercast.campaigns.spec import (
     CampaignSpec,
     EditableField,
     Loc,
+    SendWindow,
     TouchSpec,
     VariantSpec,
+    WaveSpec,
     localize,
     localized_parts,
 )
@@ -206,10 +208,12 @@ def _read_text(path: Path, name: str, report: _Report) -> str | None:
 
 
 class _CampaignYaml(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 scalars: no implicit dates, only true/false are booleans.
+    """SafeLoader with YAML 1.2 scalars: no implicit dates, only true/false are booleans,
+    no base-60 integers.
 
-    (YAML 1.1 reads ``no`` as false, which is Norwegian's locale id, and turns
-    ``2025-03-01`` into a date object where a date field wants text.)
+    (YAML 1.1 reads ``no`` as false, which is Norwegian's locale id, turns
+    ``2025-03-01`` into a date object where a date field wants text, and ``11:00`` into
+    the number 660 where a send window wants a time of day.)
     """
 
 
@@ -217,12 +221,18 @@ _CampaignYaml.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+        if tag
+        not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _CampaignYaml.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CampaignYaml.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
 )
 
 
@@ -407,6 +417,9 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
         ("editable_fields", 2): EditableField,
         ("variants", 2): VariantSpec,
         ("touches", 2): TouchSpec,
+        ("touches", 3): SendWindow,
+        ("send_window", 1): SendWindow,
+        ("waves", 2): WaveSpec,
     }
     if not loc:
         return CampaignSpec
