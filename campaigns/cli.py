@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from partnercast.campaigns.models import CampaignVersion
-from partnercast.campaigns.spec import localize
+from partnercast.campaigns.spec import CampaignSpec, localize
 from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
 from partnercast.core.tenancy import tenant_session
 
@@ -128,12 +128,32 @@ def show(
         f"auto-approval {'allowed' if spec.auto_approve_allowed else 'not allowed'}",
         highlight=False,
     )
+    if spec.send_window or spec.waves:
+        console.print(_timing_line(spec), highlight=False)
     console.print(_versions_table(versions, campaign.latest_version_id))
     touches = Table("day", "touch", "channel", "template", "subject", title="touches (latest)")
+    windowed = any(spec.window_for(touch) for touch in spec.touches)
+    if windowed:
+        touches.add_column("send window (local)")
     for touch in sorted(spec.touches, key=lambda t: t.day):
         subject = localize(touch.subject, spec.default_locale, spec.default_locale) or ""
-        touches.add_row(str(touch.day), touch.key, touch.channel, touch.template, escape(subject))
+        window = spec.window_for(touch)
+        extra = [window.describe() if window else "any time"] if windowed else []
+        touches.add_row(
+            str(touch.day), touch.key, touch.channel, touch.template, escape(subject), *extra
+        )
     console.print(touches)
+
+
+def _timing_line(spec: CampaignSpec) -> str:
+    """Send window and waves in one line (times are each partner's local time)."""
+    parts = []
+    if spec.send_window:
+        parts.append(f"send window {spec.send_window.describe()} in each partner's time zone")
+    if spec.waves:
+        waves = ", ".join(f"{w.label()} +{w.offset_days}d" for w in spec.waves)
+        parts.append(f"waves {waves}")
+    return " · ".join(parts)
 
 
 def _versions_table(versions: list[CampaignVersion], latest_id: int | None) -> Table:

@@ -272,6 +272,31 @@ def status(campaign: CampaignArg, tenant: TenantOption) -> None:
     )
 
 
+def schedule(
+    campaign: CampaignArg,
+    tenant: TenantOption,
+    cycle: Annotated[int | None, typer.Option(help="Cycle number (default: the latest).")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Preview a cycle starting then (ISO, UTC); nothing is written."),
+    ] = None,
+) -> None:
+    """When each touch goes out to each partner, in the partner's local time."""
+    from partnercast.campaigns.schedule import cycle_schedule, preview_schedule, schedule_table
+
+    engine = open_engine()
+    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        found = get_campaign(session, campaign)
+        if start is not None:
+            when = parse_when(start, option="--start")
+            rows = preview_schedule(session, found, when)
+            title = f"{campaign}: a cycle starting {when:%Y-%m-%d %H:%M} UTC (preview)"
+        else:
+            planned, rows = cycle_schedule(session, found, cycle)
+            title = f"{campaign}: cycle {planned.number} from {planned.starts_at:%Y-%m-%d}"
+    console.print(schedule_table(rows, title=title))
+
+
 def register(app: typer.Typer) -> None:
     """Mount the workflow commands at the top level, and `cycle` as a group."""
     app.command("enroll")(enroll)
@@ -293,6 +318,7 @@ def register(app: typer.Typer) -> None:
     app.command("preview")(preview)
     app.command("tick")(tick_command)
     app.command("status")(status)
+    app.command("schedule")(schedule)
     cycle_app = typer.Typer(help="Campaign cycles.", no_args_is_help=True)
     cycle_app.command("start")(cycle_start)
     app.add_typer(cycle_app, name="cycle")
