@@ -180,7 +180,15 @@ def _problems(tmp_path: Path, block: str, edit: tuple[str, str] | None = None) -
 
 
 def _line(tmp_path: Path, needle: str, nth: int = 1) -> int:
-    return CampaignFolder(tmp_path / "c").line("campaign.yaml", needle, nth=nth)
+    """The line of the ``nth`` non-comment line holding ``needle`` (the sample has a
+    commented-out send window)."""
+    text = (tmp_path / "c" / "campaign.yaml").read_text(encoding="utf-8")
+    hits = [
+        number
+        for number, line in enumerate(text.splitlines(), 1)
+        if needle in line and not line.lstrip().startswith("#")
+    ]
+    return hits[nth - 1]
 
 
 def test_wrong_days_times_and_keys_are_each_reported_on_their_line(tmp_path: Path) -> None:
@@ -259,3 +267,20 @@ def test_a_window_that_may_push_a_touch_past_the_cycle_end(tmp_path: Path) -> No
     folder = CampaignFolder(windowed_campaign(tmp_path / "ok", every_day))
     folder.edit("campaign.yaml", "day: 35", "day: 41")
     assert folder.read().spec.touch("last-call").day == 41  # one day of slack: 41+2+1 <= 45
+
+
+def test_the_samples_commented_send_window_block_is_valid(folder: CampaignFolder) -> None:
+    before = folder.read()
+    text = folder.text("campaign.yaml")
+    start = text.index("# send_window:")
+    end = text.index("\ntouches:")
+    block = text[start:end].replace("# ", "", -1)
+    (folder.path / "campaign.yaml").write_text(text[:start] + block + text[end:], "utf-8")
+    spec = folder.read().spec
+    assert spec.send_window == WEEKDAYS_9_TO_11
+    assert [(w.regions, w.others, w.offset_days) for w in spec.waves] == [
+        (["EMEA"], False, 0),
+        (["NA"], False, 1),
+        (["APAC"], True, 2),
+    ]
+    assert before.spec.send_window is None  # as shipped: commented out
