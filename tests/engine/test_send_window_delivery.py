@@ -23,6 +23,7 @@ from support.windowed_world import START, ZONES, build_windowed_world
 from support.world import World
 
 from partnercast.campaigns.cycles import start_cycle
+from partnercast.campaigns.dispatching import RETRY_BASE
 from partnercast.campaigns.models import Cycle, Touch
 from partnercast.campaigns.send_windows import RESCHEDULED
 from partnercast.campaigns.store import get_campaign
@@ -235,3 +236,38 @@ def test_an_unknown_partner_time_zone_falls_back_to_utc_with_a_warning(
     for moment in times:
         at = as_utc(moment)
         assert at.weekday() < 5 and 9 <= at.hour < 11  # the window, read in UTC
+
+
+def test_a_retry_backoff_that_runs_past_the_window_waits_for_the_next_one(
+    windowed: World, sink: SmtpSink
+) -> None:
+    """Deferred at 10:58 Berlin time, retried five minutes later: after the window, so the
+    retry waits for Monday morning instead of going out at 11:03."""
+    with tenant_session(windowed.engine, windowed.tenant_id) as session:
+        berlin_intros = session.exec(
+            select(Dispatch)
+            .join(Touch, col(Touch.id) == Dispatch.touch_id)
+            .join(Partner, col(Partner.id) == Dispatch.partner_id)
+            .where(Partner.region == "EMEA", Touch.key == "intro")
+        ).all()
+        assert len(berlin_intros) == 2
+        near_the_end = datetime.fromisoformat("2026-10-23T08:58:00+00:00")  # Fri 10:58 CEST
+        for dispatch in berlin_intros:
+            dispatch.scheduled_at = near_the_end
+        ids = [dispatch.id for dispatch in berlin_intros]
+    sink.fault = "rcpt:451"
+    deferred = tick(windowed.engine, windowed.settings, near_the_end)
+    assert deferred.states["retrying"] == 2 and sink.received.count == 0
+    sink.fault = None
+    retry_at = near_the_end + RETRY_BASE  # 11:03 CEST, the window has closed
+    retried = tick(windowed.engine, windowed.settings, retry_at)
+    assert retried.states[RESCHEDULED] == 2 and retried.sent == 0
+    assert sink.received.count == 0
+    with tenant_session(windowed.engine, windowed.tenant_id) as session:
+        moved = [session.get(Dispatch, dispatch_id) for dispatch_id in ids]
+        mondays = sorted(as_utc(d.scheduled_at) for d in moved if d is not None)
+    for moment in mondays:  # Monday 26 October, inside the window, winter time
+        local = moment.astimezone(ZoneInfo("Europe/Berlin"))
+        assert local.date().isoformat() == "2026-10-26" and 9 <= local.hour < 11
+    monday = tick(windowed.engine, windowed.settings, mondays[-1])
+    assert monday.sent == sink.received.count > 0
