@@ -64,12 +64,17 @@ def load(folder: FolderArgument, tenant: TenantOption) -> None:
     from partnercast.campaigns.store import store_campaign
 
     loaded = read_campaign(folder, _channel_suffixes(), _channel_contents())
+    from partnercast.campaigns.send_windows import wave_region_warnings
+
     engine = open_engine()
     try:
         with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
             result = store_campaign(session, loaded)
+            warnings = wave_region_warnings(session, loaded.spec)
     finally:
         engine.dispose()
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     key, number = result.campaign.key, result.version.number
     if result.created:
         console.print(f"{key}: stored version {number}", highlight=False)

@@ -31,7 +31,7 @@ import logging
 import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from partnercast.campaigns.models import CampaignVersion, Cycle, Touch
 from partnercast.campaigns.spec import CampaignSpec, SendWindow, clock_minutes
@@ -143,6 +143,33 @@ def wave_offset(spec: CampaignSpec, partner: Partner) -> int:
     """Days the partner's wave moves its touches (0 without waves or without its wave)."""
     found = spec.wave_for(partner.region)
     return found[1].offset_days if found else 0
+
+
+def wave_region_warnings(session: Session, spec: CampaignSpec) -> list[str]:
+    """Waves that name a region no partner of the tenant has, and partner regions that no
+    wave names when there is no catch-all wave (those partners go on offset 0)."""
+    if not spec.waves:
+        return []
+    regions = {
+        (region or "").strip().casefold(): (region or "").strip()
+        for region in session.exec(select(Partner.region).distinct()).all()
+    }
+    warnings = [
+        f"waves[{index}] names region {name!r}, which no partner has "
+        f"(partner regions: {', '.join(sorted(r for r in regions.values() if r)) or 'none'})"
+        for index, wave in enumerate(spec.waves)
+        for name in wave.regions
+        if name.casefold() not in regions
+    ]
+    if not any(wave.others for wave in spec.waves):
+        named = {name.casefold() for wave in spec.waves for name in wave.regions}
+        left = sorted(shown or "(no region)" for key, shown in regions.items() if key not in named)
+        if left:
+            warnings.append(
+                f"partners in {', '.join(left)} are in no wave and go out on the touches' "
+                "own days (add others: true to a wave to place them)"
+            )
+    return warnings
 
 
 def nominal_time(cycle_start: datetime, touch_day: int, offset_days: int) -> datetime:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from support.windowed_world import build_windowed_world
+from support.windowed_world import build_windowed_world, windowed_campaign
 
 from partnercast.core import cli as core_cli
 from partnercast.smtp_sink import SmtpSink
@@ -60,3 +60,19 @@ def test_show_and_schedule_give_each_partner_its_local_time(
     assert first[:8] == berlin[0][:8] and first[8] == "pending"  # as previewed
     missing = cli("schedule", "cloud-security", "--tenant", "northwind", "--cycle", "7", expect=1)
     assert "has no cycle 7" in missing.stderr
+
+
+def test_load_warns_about_wave_regions_no_partner_has_and_partners_in_no_wave(
+    cli, engine: Engine, tmp_path: Path, sink: SmtpSink, wide: None
+) -> None:
+    build_windowed_world(engine, tmp_path / "world", sink.port)
+    waves = "waves:\n  - regions: [EMEA, LATAM]\n    offset_days: 0\n\n"
+    folder = windowed_campaign(tmp_path / "other", waves)
+    loaded = cli("campaign", "load", str(folder), "--tenant", "northwind")
+    assert loaded.stdout.splitlines() == [
+        "warning: waves[0] names region 'LATAM', which no partner has (partner regions: "
+        "APAC, EMEA, NA)",
+        "warning: partners in APAC, NA are in no wave and go out on the touches' own days "
+        "(add others: true to a wave to place them)",
+        "cloud-security: stored version 2",
+    ]

@@ -21,12 +21,14 @@ from partnercast.campaigns.send_windows import (
     SPREAD_SHARE,
     first_send_time,
     next_send_time,
+    planned_time,
     spread_of,
     window_on,
     zone_of,
 )
 from partnercast.campaigns.spec import SendWindow, window_slack_days
 from partnercast.core.errors import Problems
+from partnercast.tenants.models import Partner
 
 from .conftest import SUFFIXES, CampaignFolder
 
@@ -284,3 +286,16 @@ def test_the_samples_commented_send_window_block_is_valid(folder: CampaignFolder
         (["APAC"], True, 2),
     ]
     assert before.spec.send_window is None  # as shipped: commented out
+
+
+def test_waves_without_a_window_only_move_the_day(tmp_path: Path) -> None:
+    waves = "waves:\n  - regions: [APAC]\n    offset_days: 2\n\n"
+    spec = read_campaign(windowed_campaign(tmp_path / "c", waves), SUFFIXES).spec
+    start = utc("2026-12-01 09:00")
+    tokyo = Partner(id=1, external_id="P1", name="T", region="apac", time_zone="Asia/Tokyo")
+    berlin = Partner(id=2, external_id="P2", name="B", region="EMEA", time_zone="Europe/Berlin")
+    assert planned_time(spec, "follow-up", tokyo, start, 14) == utc("2026-12-16 09:00")
+    assert planned_time(spec, "follow-up", berlin, start, 14) == utc("2026-12-14 09:00")
+    # Without waves or a window, planning is what it always was.
+    plain = read_campaign(windowed_campaign(tmp_path / "p", ""), SUFFIXES).spec
+    assert planned_time(plain, "intro", tokyo, start, 1) == start
