@@ -50,6 +50,10 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_until: datetime | None = None
     claimed_at: datetime | None = None
+    # Set (and committed) just before a non-audience channel is asked to publish: with no
+    # external ids, it says an earlier attempt may have posted, so the network is asked
+    # (Channel.find_published) before posting again.
+    publish_started_at: datetime | None = None
 
 
 class Delivery(TenantOwned, SQLModel, table=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,8 @@ def test_the_migrations_have_one_head() -> None:
     from partnercast.core.db import alembic_config, make_engine
 
     script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
-    assert script.get_heads() == ["0007"]
+    heads = script.get_heads()
+    assert len(heads) == 1, f"the migrations have {len(heads)} heads: {heads}"
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
@@ -45,7 +47,7 @@ def test_migrations_match_the_models(engine: Engine) -> None:
 def test_db_upgrade_command_is_idempotent(cli) -> None:
     first = cli("db", "upgrade")
     second = cli("db", "upgrade")
-    assert "database at revision 0007:" in first.stdout  # one head: the branches are merged
+    assert re.search(r"database at revision \d{4}:", first.stdout)  # one head, applied
     assert first.stdout == second.stdout  # the second run finds nothing left to apply
 
 
