@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -165,6 +166,31 @@ class Channel(ABC):
     @classmethod
     def supports_metrics(cls) -> bool:
         return cls.fetch_metrics is not Channel.fetch_metrics
+
+    def find_published(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        since: datetime | None = None,
+    ) -> list[str] | None:
+        """Ask the network whether this dispatch's post already exists.
+
+        The engine calls it before publishing again a dispatch whose earlier attempt may
+        have reached the network (a crash after the call, a timeout, a dropped
+        connection) and has no external ids. ``since`` is when that attempt started
+        (UTC); a post made before it is not this dispatch's. Return the post's external
+        ids (as ``publish`` would have), ``[]`` when the network certainly holds no such
+        post, or None when the channel cannot tell. Raise the typed errors as ``publish``
+        does. The default cannot tell: the engine then never posts blindly, it fails the
+        dispatch as uncertain and a concierge checks the partner's feed.
+        """
+        return None
+
+    @classmethod
+    def supports_lookup(cls) -> bool:
+        return cls.find_published is not Channel.find_published
 
     @abstractmethod
     def render(self, request: RenderRequest) -> Draft:
