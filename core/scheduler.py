@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import BigInteger
 from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
 
 from partnercast.core.timeutil import utcnow
 
@@ -36,6 +38,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
+
+
+class JobRun(SQLModel, table=True):
+    """The last run slot of a periodic job that some worker took (see :func:`take_run`)."""
+
+    __tablename__ = "job_run"
+
+    name: str = Field(primary_key=True, max_length=200)
+    slot: int = Field(sa_type=BigInteger)  # floor(epoch seconds / interval)
+    owner: str = Field(default="", max_length=128)
+    started_at: datetime
+
 
 # name -> function(now): filled by build_scheduler in the process that runs the jobs.
 _registered: dict[str, Callable[[datetime], object]] = {}

@@ -8,7 +8,10 @@ from sqlmodel import SQLModel
 
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.core.accounts import ChannelAccount
+from partnercast.core.heartbeat import WorkerHeartbeat
 from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.ratelimit import ProviderBucket, RateBucket
+from partnercast.core.scheduler import JobRun
 from partnercast.tenants.concierge_models import (
     Concierge,
     ConciergeSettings,
@@ -37,11 +40,14 @@ __all__ = [
     "Dispatch",
     "Enrollment",
     "Event",
+    "JobRun",
     "Lead",
     "LeadStage",
     "Partner",
     "PartnerAssignment",
     "PartnerReadiness",
+    "ProviderBucket",
+    "RateBucket",
     "Review",
     "Rollup",
     "Segment",
@@ -49,5 +55,6 @@ __all__ = [
     "Suppression",
     "Tenant",
     "Touch",
+    "WorkerHeartbeat",
     "metadata",
 ]
