@@ -11,17 +11,30 @@ left as they are, so that they stay clickable.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import quote, urlencode
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from partnercast.channels.social.post import PublishingChannel
+from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
 
 LINKEDIN_API = "https://api.linkedin.com/rest"
 LINKEDIN_VERSION = "202605"
 MAX_COMMENTARY = 3000
+LOOKUP_COUNT = 50
+IDS_PER_STATISTICS = 20
+SHARE_STATISTICS = {
+    "impression_count": "impressionCount",
+    "click_count": "clickCount",
+    "like_count": "likeCount",
+    "comment_count": "commentCount",
+    "share_count": "shareCount",
+}
+"""Our metric names -> LinkedIn's totalShareStatistics fields."""
 _RESERVED = re.compile(r"[\\|{}@\[\]()<>#*_~]")
 # A link or a hashtag stays as written; everything else has its markup characters escaped.
 _KEEP = re.compile(r"https?://[^\s<>\"']+|(?<![\w#])#\w+")
@@ -104,21 +117,129 @@ class LinkedInChannel(PublishingChannel):
             )
         return post_urn
 
-    def _send(self, account: LinkedInAccount, body: dict[str, Any]) -> requests.Response:
+    def find_posts(self, text: str, account: LinkedInAccount, since: datetime | None) -> list[str]:
+        """The author's posts since ``since`` whose commentary is ``text`` as posted.
+
+        The Posts API's finder by author (``GET /posts?author=<urn>&q=author``, header
+        ``X-RestLi-Method: FINDER``, newest first with ``sortBy=CREATED``) answers
+        ``{"elements": [{"id", "author", "commentary", "createdAt" (epoch ms), ...}],
+        "paging": {...}}``. It needs read access to the author's posts
+        (``r_member_social`` or ``r_organization_social``); without it LinkedIn answers
+        403 and the engine cannot tell (the dispatch fails as uncertain).
+        """
+        query = urlencode(
+            {
+                "author": account.author_urn,
+                "q": "author",
+                "count": LOOKUP_COUNT,
+                "sortBy": "CREATED",
+            }
+        )
+        response = self._send(account, None, f"posts?{query}", finder=True)
+        body = _json(response)
+        wanted = normalized(little_text(text))
+        since_ms = int(since.timestamp() * 1000) if since is not None else 0
+        found = [
+            str(element.get("id"))
+            for element in body.get("elements") or []
+            if isinstance(element, dict)
+            and element.get("id")
+            and normalized(str(element.get("commentary", ""))) == wanted
+            and int(element.get("createdAt") or 0) >= since_ms
+        ]
+        return list(reversed(found))  # oldest first
+
+    def fetch_metrics(
+        self, account: BaseModel, external_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Counts per post (``external_id`` plus what LinkedIn gives), in order.
+
+        An organisation's posts: ``GET /organizationalEntityShareStatistics?q=
+        organizationalEntity&organizationalEntity=<org>&shares=List(...)`` whose elements
+        carry ``totalShareStatistics`` (impressionCount, clickCount, likeCount,
+        commentCount, shareCount; needs ``r_organization_social``). A member's posts:
+        ``GET /socialActions/<post urn>`` (``likesSummary.totalLikes``,
+        ``commentsSummary.aggregatedTotalComments``); LinkedIn shows members no
+        impressions through this API. A post LinkedIn no longer knows keeps its
+        ``external_id`` only.
+        """
+        checked: LinkedInAccount = self.checked_account(account)
+        if checked.author_urn.startswith("urn:li:organization:"):
+            found = self._share_statistics(checked, external_ids)
+        else:
+            found = {urn: self._social_actions(checked, urn) for urn in external_ids}
+        return [{"external_id": urn, **found.get(urn, {})} for urn in external_ids]
+
+    def _share_statistics(
+        self, account: LinkedInAccount, urns: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for start in range(0, len(urns), IDS_PER_STATISTICS):
+            chunk = urns[start : start + IDS_PER_STATISTICS]
+            shares = [u for u in chunk if u.startswith("urn:li:share:")]
+            posts = [u for u in chunk if not u.startswith("urn:li:share:")]
+            query = "q=organizationalEntity&organizationalEntity=" + quote(account.author_urn, "")
+            if shares:
+                query += "&shares=" + _restli_list(shares)
+            if posts:
+                query += "&ugcPosts=" + _restli_list(posts)
+            response = self._send(account, None, f"organizationalEntityShareStatistics?{query}")
+            for element in _json(response).get("elements") or []:
+                urn = element.get("share") or element.get("ugcPost")
+                stats = element.get("totalShareStatistics") or {}
+                if isinstance(urn, str) and isinstance(stats, dict):
+                    found[urn] = {
+                        key: int(stats.get(name) or 0) for key, name in SHARE_STATISTICS.items()
+                    }
+        return found
+
+    def _social_actions(self, account: LinkedInAccount, urn: str) -> dict[str, int]:
+        try:
+            response = self._send(account, None, f"socialActions/{quote(urn, '')}")
+        except PermanentError as error:
+            if " 404" in str(error).split(":")[0]:
+                return {}  # deleted
+            raise
+        body = _json(response)
+        likes = body.get("likesSummary") or {}
+        comments = body.get("commentsSummary") or {}
+        return {
+            "like_count": int(likes.get("totalLikes") or 0),
+            "comment_count": int(
+                comments.get("aggregatedTotalComments")
+                or comments.get("totalFirstLevelComments")
+                or 0
+            ),
+        }
+
+    def _send(
+        self,
+        account: LinkedInAccount,
+        body: dict[str, Any] | None,
+        resource: str = "posts",
+        *,
+        finder: bool = False,
+    ) -> requests.Response:
+        """POST ``body`` to ``resource`` (or GET it when ``body`` is None)."""
         headers = {
             "Authorization": f"Bearer {account.access_token.get_secret_value()}",
             "LinkedIn-Version": account.api_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
-        url = f"{account.api_base_url}/posts"
+        if finder:
+            headers["X-RestLi-Method"] = "FINDER"
+        url = f"{account.api_base_url}/{resource}"
         try:
-            response = self._session.post(
-                url, json=body, headers=headers, timeout=account.timeout_seconds
-            )
+            if body is None:
+                response = self._session.get(url, headers=headers, timeout=account.timeout_seconds)
+            else:
+                response = self._session.post(
+                    url, json=body, headers=headers, timeout=account.timeout_seconds
+                )
         except requests.Timeout as error:
             raise TransientError(
-                f"LinkedIn did not answer in {account.timeout_seconds:g} s "
-                "(the post may or may not have been made)"
+                f"LinkedIn did not answer in {account.timeout_seconds:g} s"
+                + (" (the post may or may not have been made)" if body is not None else "")
             ) from error
         except requests.ConnectionError as error:
             raise TransientError(f"cannot reach LinkedIn: {error}") from error
@@ -141,6 +262,19 @@ def _raise_for_status(response: requests.Response) -> None:
     if status >= 500:
         raise TransientError(message)
     raise PermanentError(message)
+
+
+def _restli_list(urns: Sequence[str]) -> str:
+    """Rest.li 2.0 ``List(a,b)``: each URN percent-encoded, the parentheses and commas not."""
+    return "List(" + ",".join(quote(urn, "") for urn in urns) + ")"
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _message(response: requests.Response) -> str:

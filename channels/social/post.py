@@ -14,6 +14,7 @@ import re
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -226,18 +227,40 @@ def _partner_copy_problems(draft: Draft) -> list[str]:
 class PublishingChannel(SocialChannel):
     """Publishing shared by the networks: checks, then one post per idempotency key.
 
-    Neither network's API takes an idempotency key, and neither can be asked cheaply
-    "did I already post this?". The engine records the external ids of every dispatch
-    and never publishes a dispatch that has them. This channel adds a second line of
-    defence inside one process: a key it has published returns the same ids again
-    without a second post. A publish whose outcome is unknown (the connection dropped
-    after the request went out) comes back as a TransientError whose message says so;
-    X itself refuses an identical second tweet (403, "duplicate content").
+    Neither network's API takes an idempotency key. The engine records the external ids
+    of every dispatch and never publishes a dispatch that has them; when an attempt may
+    have posted without its ids being recorded (a crash, a timeout, a dropped
+    connection), the engine calls :meth:`find_published`, which reads the account's own
+    recent posts and matches this post's exact text made since the attempt started.
+    Inside one process, a key already published returns the same ids without a call.
+    X itself also refuses an identical second tweet (403, "duplicate content").
     """
+
+    LOOKUP_SKEW: ClassVar[timedelta] = timedelta(minutes=5)
+    """How far before the attempt's start a post still counts (clocks differ)."""
 
     @abstractmethod
     def post(self, text: str, account: Any) -> str:
         """Publish ``text`` with ``account``; return the network's id of the post."""
+
+    @abstractmethod
+    def find_posts(self, text: str, account: Any, since: datetime | None) -> list[str]:
+        """Ids of the account's posts made since ``since`` whose text is ``text``."""
+
+    def find_published(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        since: datetime | None = None,
+    ) -> list[str] | None:
+        checked = self.checked_account(account)
+        if idempotency_key in self._published:
+            return list(self._published[idempotency_key].external_ids)
+        start = since - self.LOOKUP_SKEW if since is not None else None
+        found = self.find_posts(draft.parts.get("text", ""), checked, start)
+        return found[:1]
 
     def publish(
         self,

@@ -10,9 +10,11 @@ stand-in, say) with the account's timeout.
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, ClassVar
 
 import requests
@@ -21,13 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from twitter_text import parse_tweet
 
 from partnercast.channels.social.logs import secrets_redacted
-from partnercast.channels.social.post import PublishingChannel
+from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
 
 TWEEPY_HOST = "https://api.twitter.com"
 """The host tweepy.Client hard-codes in ``BaseClient.request``."""
 MAX_WEIGHTED_LENGTH = 280
 IDS_PER_LOOKUP = 100
+TIMELINE_PAGES = 3
+"""At most 300 of the account's posts since an uncertain attempt are read."""
 
 
 class XAccount(BaseModel):
@@ -113,6 +117,41 @@ class XChannel(PublishingChannel):
             raise PermanentError(f"X answered without a post id: {response!r}")
         return str(data["id"])
 
+    def find_posts(self, text: str, account: XAccount, since: datetime | None) -> list[str]:
+        """The account's posts since ``since`` whose text, links expanded, is ``text``.
+
+        Reads ``GET /2/users/me`` then ``GET /2/users/:id/tweets`` (the user's timeline,
+        newest first, ``start_time``-bounded, retweets and replies excluded). X answers a
+        post's ``text`` with every link shortened to ``https://t.co/...`` and ``&<>``
+        HTML-escaped; ``entities.urls`` gives each short link's ``expanded_url``.
+        """
+        client = _client(account)
+        wanted = normalized(text)
+        found: list[str] = []
+        with _x_errors("looking up recent posts", account):
+            me = client.get_me(user_auth=True)
+            user_id = me.data.id if me.data is not None else None
+            if user_id is None:
+                raise PermanentError("X did not say which user the account is")
+            token = None
+            for _page in range(TIMELINE_PAGES):
+                response = client.get_users_tweets(
+                    user_id,
+                    start_time=since,
+                    max_results=100,
+                    exclude=["retweets", "replies"],
+                    tweet_fields=["created_at", "entities"],
+                    pagination_token=token,
+                    user_auth=True,
+                )
+                for tweet in response.data or []:
+                    if normalized(expanded_text(tweet.text, tweet.entities)) == wanted:
+                        found.append(str(tweet.id))
+                token = (response.meta or {}).get("next_token")
+                if not token:
+                    break
+        return list(reversed(found))  # oldest first
+
     def fetch_metrics(
         self, account: BaseModel, external_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
@@ -159,6 +198,16 @@ def _x_errors(doing: str, account: XAccount) -> Iterator[None]:
             raise TransientError(f"cannot reach X while {doing}: {error}") from error
         except tweepy.errors.TweepyException as error:
             raise PermanentError(f"X client error while {doing}: {error}") from error
+
+
+def expanded_text(text: str, entities: Mapping[str, Any] | None) -> str:
+    """A post's text as written: t.co links expanded, X's HTML escapes undone."""
+    text = html.unescape(text)
+    for url in (entities or {}).get("urls") or []:
+        short, expanded = url.get("url"), url.get("expanded_url")
+        if isinstance(short, str) and isinstance(expanded, str) and short:
+            text = text.replace(short, expanded)
+    return text
 
 
 def _message(error: tweepy.errors.HTTPException) -> str:
