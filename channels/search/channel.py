@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +19,7 @@ from partnercast.channels.search.models import SearchAccount, SearchContent
 from partnercast.channels.search.operations import (
     campaign_name,
     lookup_query,
+    metrics_query,
     mutate_operations,
     resource_names,
 )
@@ -117,6 +119,48 @@ class SearchChannel(Channel):
         by_kind = {name.split("/")[2]: name for name in created}
         ids = [by_kind.get("campaigns", ""), by_kind.get("campaignBudgets", "")]
         return PublishResult(external_ids=[i for i in ids if i])
+
+    def find_published(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        since: datetime | None = None,
+    ) -> list[str] | None:
+        """The campaign a previous attempt created, found by its name (which embeds the
+        idempotency key): a GAQL lookup, certain either way. ``since`` is not needed."""
+        if not isinstance(account, SearchAccount):
+            raise PermanentError("the search channel needs a SearchAccount")
+        ad = _require(draft)
+        return _existing(GoogleAdsClient(account), campaign_name(ad, idempotency_key))
+
+    def fetch_metrics(
+        self, account: BaseModel, external_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Lifetime impressions, clicks, cost and conversions per campaign, in order.
+
+        One ``googleAds:searchStream`` of :func:`metrics_query` over the campaign resource
+        names among ``external_ids`` (a budget's name is skipped); each dict holds
+        ``external_id`` and ``impression_count``, ``click_count``, ``cost_micros``,
+        ``conversions``. A campaign Google no longer returns keeps ``external_id`` only.
+        """
+        if not isinstance(account, SearchAccount):
+            raise PermanentError("the search channel needs a SearchAccount")
+        campaigns = [i for i in external_ids if "/campaigns/" in i]
+        found: dict[str, dict[str, Any]] = {}
+        if campaigns:
+            for row in GoogleAdsClient(account).search_stream(metrics_query(campaigns)):
+                name = (row.get("campaign") or {}).get("resourceName")
+                metrics = row.get("metrics") or {}
+                if isinstance(name, str):
+                    found[name] = {
+                        "impression_count": int(metrics.get("impressions") or 0),
+                        "click_count": int(metrics.get("clicks") or 0),
+                        "cost_micros": int(metrics.get("costMicros") or 0),
+                        "conversions": float(metrics.get("conversions") or 0.0),
+                    }
+        return [{"external_id": i, **found.get(i, {})} for i in external_ids]
 
     # --- Google Ads Editor --------------------------------------------------------------
 

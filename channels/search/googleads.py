@@ -94,6 +94,18 @@ class GoogleAdsClient:
         rows = body.get("results") or []
         return [row for row in rows if isinstance(row, dict)]
 
+    def search_stream(self, query: str) -> list[dict[str, Any]]:
+        """Every row of a GAQL query (``googleAds:searchStream``: a JSON array of batches,
+        each ``{"results": [...], "fieldMask", "requestId"}``), the batches joined."""
+        batches = self._call("googleAds:searchStream", {"query": query})
+        if isinstance(batches, dict):  # a single batch object
+            batches = [batches]
+        rows: list[dict[str, Any]] = []
+        for batch in batches if isinstance(batches, list) else []:
+            if isinstance(batch, dict):
+                rows.extend(row for row in batch.get("results") or [] if isinstance(row, dict))
+        return rows
+
     def mutate(self, operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run ``operations`` atomically (``googleAds:mutate``); their responses in order."""
         body = self._post(
@@ -117,6 +129,10 @@ class GoogleAdsClient:
         return headers
 
     def _post(self, method: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        body = self._call(method, payload)
+        return body if isinstance(body, dict) else {}
+
+    def _call(self, method: str, payload: Mapping[str, Any]) -> Any:
         url = self._url(method)
         headers = self._headers()
         log.debug("POST %s (%d operations)", url, len(payload.get("mutateOperations", [])))
@@ -128,10 +144,12 @@ class GoogleAdsClient:
             raise TransientError(f"Google Ads did not answer {method} in time") from error
         except requests.RequestException as error:
             raise TransientError(f"cannot reach Google Ads: {_kind(error)}") from error
-        body = _json(response)
         if response.ok:
-            return body
-        raise api_error(response.status_code, body, response)
+            try:
+                return response.json()
+            except ValueError:
+                return {}
+        raise api_error(response.status_code, _json(response), response)
 
 
 def api_error(

@@ -43,6 +43,16 @@ def lookup_query(name: str) -> str:
     )
 
 
+def metrics_query(campaigns: list[str]) -> str:
+    """GAQL for the lifetime metrics of ``campaigns`` (resource names, digits and slashes)."""
+    names = ", ".join(f"'{_clean(name)}'" for name in campaigns)
+    return (
+        "SELECT campaign.resource_name, metrics.impressions, metrics.clicks, "
+        "metrics.cost_micros, metrics.conversions FROM campaign "
+        f"WHERE campaign.resource_name IN ({names})"
+    )
+
+
 def mutate_operations(ad: SearchAd, customer_id: str, name: str) -> list[dict[str, Any]]:
     """The mutateOperations, in dependency order, for one partner's campaign."""
     base = f"customers/{customer_id}"

@@ -12,6 +12,11 @@ makes, shaped like Google's documented responses, and records what it received::
   "token_type"}``; a refresh token ``"revoked"`` gets ``400 invalid_grant``.
 - ``POST /<version>/customers/<cid>/googleAds:search`` (``{"query"}``) -> ``{"results":
   [{"campaign": {"resourceName", "campaignBudget"}}]}`` for ``campaign.name = '...'``.
+- ``POST /<version>/customers/<cid>/googleAds:searchStream`` (``{"query"}``, GAQL with
+  ``campaign.resource_name IN ('...')``) -> a JSON array of one batch ``[{"results":
+  [{"campaign": {"resourceName"}, "metrics": {"impressions", "clicks", "costMicros",
+  "conversions"}}], "fieldMask", "requestId"}]`` (int64 values as strings, as Google's
+  JSON mapping has them); ``set_metrics(resource_name, ...)`` sets the numbers.
 - ``POST /<version>/customers/<cid>/googleAds:mutate`` (``{"mutateOperations"}``) ->
   ``{"mutateOperationResponses": [{"campaignBudgetResult": {"resourceName": ...}}, ...]}``,
   temporary (negative) ids replaced by real ones; a campaign name used before gets
@@ -40,7 +45,8 @@ RESULT_KEYS = {
     "adGroupCriterionOperation": ("adGroupCriterionResult", "adGroupCriteria"),
     "campaignCriterionOperation": ("campaignCriterionResult", "campaignCriteria"),
 }
-_API_PATH = re.compile(r"^/(v\d+)/customers/(\d+)/googleAds:(search|mutate)$")
+_API_PATH = re.compile(r"^/(v\d+)/customers/(\d+)/googleAds:(searchStream|search|mutate)$")
+_RESOURCE_IN = re.compile(r"campaign\.resource_name\s+IN\s*\(([^)]*)\)", re.I)
 _NAME_QUERY = re.compile(r"campaign\.name\s*=\s*'((?:[^'\\]|\\.)*)'")
 
 
@@ -60,6 +66,7 @@ class _State:
     campaigns: dict[str, dict[str, str]] = field(default_factory=dict)
     next_id: int = 1000
     tokens: int = 0
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class GoogleAdsStandIn:
@@ -90,6 +97,24 @@ class GoogleAdsStandIn:
         """Created campaigns by name: their resource names (campaign, budget, ...)."""
         with self.state.lock:
             return {name: dict(ids) for name, ids in self.state.campaigns.items()}
+
+    def set_metrics(
+        self,
+        campaign: str,
+        *,
+        impressions: int = 0,
+        clicks: int = 0,
+        cost_micros: int = 0,
+        conversions: float = 0.0,
+    ) -> None:
+        """What searchStream answers for the campaign ``campaign`` (its resource name)."""
+        with self.state.lock:
+            self.state.metrics[campaign] = {
+                "impressions": str(impressions),
+                "clicks": str(clicks),
+                "costMicros": str(cost_micros),
+                "conversions": float(conversions),
+            }
 
     def account(self, **overrides: Any) -> SearchAccount:
         """A SearchAccount pointed at the stand-in, with placeholder credentials."""
@@ -155,6 +180,8 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 self._send(401, _error(401, "UNAUTHENTICATED", "missing developer-token"))
             elif match.group(3) == "search":
                 self._send(200, _search(state, str(body.get("query", ""))))
+            elif match.group(3) == "searchStream":
+                self._send(200, _search_stream(state, str(body.get("query", ""))))
             else:
                 self._send(*_mutate(state, match.group(2), body.get("mutateOperations") or []))
 
@@ -162,7 +189,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.received.append(Received(self.path, headers, body))
 
-        def _send(self, status: int, body: dict[str, Any]) -> None:
+        def _send(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -199,6 +226,26 @@ def _search(state: _State, query: str) -> dict[str, Any]:
         campaign = {"resourceName": found["campaigns"], "campaignBudget": found["campaignBudgets"]}
         body["results"] = [{"campaign": campaign}]
     return body
+
+
+def _search_stream(state: _State, query: str) -> list[dict[str, Any]]:
+    match = _RESOURCE_IN.search(query)
+    wanted = re.findall(r"'([^']*)'", match.group(1)) if match else []
+    with state.lock:
+        known = {ids["campaigns"] for ids in state.campaigns.values()}
+        rows = [
+            {
+                "campaign": {"resourceName": name},
+                "metrics": dict(
+                    state.metrics.get(name)
+                    or {"impressions": "0", "clicks": "0", "costMicros": "0", "conversions": 0.0}
+                ),
+            }
+            for name in wanted
+            if name in known
+        ]
+    mask = "campaign.resourceName,metrics.impressions,metrics.clicks,metrics.costMicros,"
+    return [{"results": rows, "fieldMask": mask + "metrics.conversions", "requestId": "standin"}]
 
 
 def _mutate(state: _State, customer: str, operations: list[Any]) -> tuple[int, dict[str, Any]]:
