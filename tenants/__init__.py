@@ -1,1 +1,24 @@
-"""Tenants, partners, contacts, suppressions and segments."""
+"""Tenants, partners, contacts, suppressions and segments.
+
+Importing this package registers the funnel rollups' flush listener. Every process that
+writes a tenant-owned row imports it (each such row's foreign key names ``tenant.id``, a
+table of :mod:`partnercast.tenants.models`), so no code path that records an event can
+leave the rollups behind, whether or not it started through the CLI or the web app.
+"""
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+
+def _keep_rollups(session: Session, context: Any) -> None:
+    # Imported on first flush, not here: rollups needs campaign models, which need this
+    # package; by the first flush every model is loaded.
+    from partnercast.tenants.rollups import after_flush
+
+    after_flush(session, context)
+
+
+if not event.contains(Session, "after_flush", _keep_rollups):
+    event.listen(Session, "after_flush", _keep_rollups)

@@ -1,9 +1,9 @@
-"""Funnel metrics per partner, campaign, segment and cycle, from rollups and the ledger.
+"""Funnel metrics per partner, campaign, segment and cycle, from the rollups.
 
-Leads, stages, visits, form fills and unsubscribes come from the Rollup rows (kept up to
-date as events arrive); sent, delivered and bounced come from the Delivery ledger grouped
-in the database. Marketing ROI is pipeline (or won) value over spend, against the
-programme's 20x target.
+Every count (sent, delivered and bounced from the delivery ledger; visits, form fills,
+leads, stages and unsubscribes from events) comes from the Rollup rows, kept up to date
+as they are written, grouped in the database; nothing scans the event log or the ledger.
+Marketing ROI is pipeline (or won) value over spend, against the programme's 20x target.
 
 :func:`partner_metrics` is what a partner may see: every query it makes is filtered to
 that one partner, so it cannot return another partner's numbers.
@@ -18,7 +18,6 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from partnercast.campaigns.models import Campaign, Cycle, Enrollment
-from partnercast.core.models import Delivery, Dispatch
 from partnercast.tenants.funnel_models import Rollup, Spend
 from partnercast.tenants.models import Partner
 
@@ -102,47 +101,55 @@ class FunnelRow:
             self.won_value += cell.value
 
 
+# The rollup columns each grouping needs; the others are summed away in the database.
+GROUP_COLUMNS = {
+    "partner": ("partner_id",),
+    "campaign": ("campaign_id",),
+    "segment": ("partner_id", "campaign_id"),
+    "cycle": ("cycle_id",),
+    "total": (),
+}
+
+
 def cells(
-    session: Session, *, partner_id: int | None = None, campaign_id: int | None = None
+    session: Session,
+    *,
+    partner_id: int | None = None,
+    campaign_id: int | None = None,
+    keep: tuple[str, ...] = ("partner_id", "campaign_id", "cycle_id"),
 ) -> list[Cell]:
-    """Every funnel number of the tenant (or of one partner / campaign), ungrouped."""
-    rollups = select(Rollup)
-    if partner_id is not None:
-        rollups = rollups.where(Rollup.partner_id == partner_id)
-    if campaign_id is not None:
-        rollups = rollups.where(Rollup.campaign_id == campaign_id)
-    found = [
-        Cell(r.partner_id, r.campaign_id, r.cycle_id, r.metric, r.count, r.value)
-        for r in session.exec(rollups).all()
-    ]
-    return found + _delivery_cells(session, partner_id, campaign_id)
+    """Every funnel number of the tenant (or of one partner / campaign).
 
-
-def _delivery_cells(
-    session: Session, partner_id: int | None, campaign_id: int | None
-) -> list[Cell]:
-    query = (
-        select(
-            Dispatch.partner_id,
-            Enrollment.campaign_id,
-            Dispatch.cycle_id,
-            Delivery.state,
-            func.count(),
-        )
-        .select_from(Delivery)
-        .join(Dispatch, Dispatch.id == Delivery.dispatch_id)
-        .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)
-        .where(Delivery.state.in_(("sent", "bounced")))  # type: ignore[attr-defined]
-        .group_by(Dispatch.partner_id, Enrollment.campaign_id, Dispatch.cycle_id, Delivery.state)
-    )
+    All of them come from the Rollup rows, which the flush listener keeps up to date (sent,
+    delivered and bounced included), summed in the database over every column not in
+    ``keep`` (those come back as 0): one indexed, grouped query whatever the size of the
+    event log.
+    """
+    kept = [getattr(Rollup, name) for name in keep]
+    query = select(
+        *kept,
+        Rollup.metric,
+        func.sum(Rollup.count),
+        func.sum(Rollup.value),  # type: ignore[call-overload]
+    ).group_by(*kept, Rollup.metric)
     if partner_id is not None:
-        query = query.where(Dispatch.partner_id == partner_id)
+        query = query.where(Rollup.partner_id == partner_id)
     if campaign_id is not None:
-        query = query.where(Enrollment.campaign_id == campaign_id)
+        query = query.where(Rollup.campaign_id == campaign_id)
     out: list[Cell] = []
-    for partner, campaign, cycle, state, count in session.exec(query).all():
-        out.append(Cell(partner, campaign, cycle, "sent", count))
-        out.append(Cell(partner, campaign, cycle, "delivered" if state == "sent" else state, count))
+    for row in session.exec(query).all():
+        ids = dict(zip(keep, row[: len(keep)], strict=True))
+        metric, count, value = row[len(keep) :]
+        out.append(
+            Cell(
+                ids.get("partner_id", 0),
+                ids.get("campaign_id", 0),
+                ids.get("cycle_id", 0),
+                metric,
+                int(count or 0),
+                float(value or 0.0),
+            )
+        )
     return out
 
 
@@ -183,7 +190,8 @@ def funnel(
             rows[key] = FunnelRow(key, label, spend=None if by == "cycle" else 0.0)
         return rows[key]
 
-    for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id):
+    keep = GROUP_COLUMNS[by]
+    for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id, keep=keep):
         row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
     if by != "cycle":
         for partner, campaign, amount in spend_cells(

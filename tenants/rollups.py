@@ -1,13 +1,16 @@
 """Funnel rollups kept up to date as events are written, never by scanning the event log.
 
-:func:`install` registers an ``after_flush`` listener: every new Event flushed in any
-session adds to its Rollup rows in the same transaction (an atomic upsert on the unique
-key), so a rolled-back event never counts and a committed one counts exactly once. A
+A Session ``after_flush`` listener, registered when :mod:`partnercast.tenants` is imported
+(so in every process that writes tenant rows: the CLI, the web app, the worker, an app
+that embeds the engine, a test), adds every new Event and every delivery whose state
+became sent or bounced to its Rollup rows in the same transaction (an atomic upsert on the
+unique key): a rolled-back event never counts and a committed one counts exactly once. A
 flushed row is new only once, which makes the rollups idempotent.
 
-:func:`scan_rollups` computes the same totals from the event log; it is the reference
-the tests compare against, and :func:`rebuild_rollups` uses it to backfill a tenant whose
-events were written before the listener was installed.
+:func:`scan_rollups` computes the same totals from the event log and the delivery ledger;
+it is the reference the tests compare against, and :func:`rebuild_rollups` uses it to
+recompute a tenant after a bulk import that went around the ORM (``partnercast metrics
+rebuild``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -25,7 +28,7 @@ from sqlmodel import delete
 from sqlmodel import select as sm_select
 
 from partnercast.campaigns.models import Enrollment
-from partnercast.core.models import Dispatch, Event
+from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.funnel_models import Rollup
 from partnercast.tenants.leads import STAGES, Lead
@@ -37,7 +40,7 @@ STAGE_METRIC |= {"won": "won", "lost": "lost"}
 SIMPLE = {"visit": "visits", "unsubscribed": "unsubscribed", "complained": "complained"}
 
 
-def metric_deltas(event_row: Event) -> list[tuple[str, int, float]]:
+def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
     """(metric, count, value) additions one event makes to its rollups.
 
     A form fill is also a new lead; a CRM stage event carries the stages it newly reached
@@ -60,39 +63,48 @@ def metric_deltas(event_row: Event) -> list[tuple[str, int, float]]:
     return []
 
 
-def _ids(connection: Connection, event_row: Event) -> tuple[int, int, int]:
-    """(partner, campaign, cycle) of an event; 0 where the event does not say."""
+def _ids(
+    connection: Connection, event_row: Any, places: dict[tuple[str, int], Any] | None = None
+) -> tuple[int, int, int]:
+    """(partner, campaign, cycle) of an event; 0 where the event does not say.
+
+    ``places`` caches the dispatch and lead look-ups across the events of one scan.
+    """
+    places = {} if places is None else places
     data = event_row.data or {}
     partner = event_row.partner_id or 0
     campaign = event_row.campaign_id or 0
     cycle = int(data.get("cycle_id") or 0)
     if event_row.dispatch_id and not (campaign and cycle):
-        table = Dispatch.__table__  # type: ignore[attr-defined]
-        enrollment = Enrollment.__table__  # type: ignore[attr-defined]
-        row = connection.execute(
-            select(table.c.cycle_id, enrollment.c.campaign_id)
-            .join(enrollment, enrollment.c.id == table.c.enrollment_id)
-            .where(table.c.id == event_row.dispatch_id)
-        ).first()
-        if row is not None:
-            cycle = cycle or row[0] or 0
-            campaign = campaign or row[1] or 0
+        key = ("dispatch", event_row.dispatch_id)
+        if key not in places:
+            places[key] = _dispatch_place(connection, event_row.dispatch_id)
+        _, dispatch_campaign, dispatch_cycle = places[key]
+        cycle = cycle or dispatch_cycle
+        campaign = campaign or dispatch_campaign
     if data.get("lead_id") and not cycle:
-        lead = Lead.__table__  # type: ignore[attr-defined]
-        found = connection.execute(
-            select(lead.c.cycle_id).where(lead.c.id == int(data["lead_id"]))
-        ).first()
-        cycle = (found[0] if found else 0) or 0
+        key = ("lead", int(data["lead_id"]))
+        if key not in places:
+            lead = Lead.__table__  # type: ignore[attr-defined]
+            found = connection.execute(select(lead.c.cycle_id).where(lead.c.id == key[1])).first()
+            places[key] = (found[0] if found else 0) or 0
+        cycle = places[key]
     return partner, campaign, cycle
 
 
-def _totals(connection: Connection, events: Iterable[Event]) -> dict[Key, list[float]]:
+def _totals(
+    connection: Connection,
+    events: Iterable[Any],
+    places: dict[tuple[str, int], Any] | None = None,
+) -> dict[Key, list[float]]:
+    """Rollup additions of ``events`` (Event objects or rows with the same attributes)."""
     totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    places = {} if places is None else places
     for row in events:
         deltas = metric_deltas(row)
         if not deltas:
             continue
-        partner, campaign, cycle = _ids(connection, row)
+        partner, campaign, cycle = _ids(connection, row, places)
         for metric, count, value in deltas:
             entry = totals[(row.tenant_id, partner, campaign, cycle, metric)]
             entry[0] += count
@@ -118,26 +130,145 @@ def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
         connection.execute(statement)
 
 
-def _after_flush(session: Session, _context: Any) -> None:
+# What a delivery in each state adds to the funnel: a bounced message was still sent.
+DELIVERY_METRICS = {"sent": ("sent", "delivered"), "bounced": ("sent", "bounced")}
+
+
+def _delivery_changes(session: Session) -> list[tuple[Delivery, str | None, str]]:
+    """(delivery, state before, state now) for every delivery whose state this flush set."""
+    out: list[tuple[Delivery, str | None, str]] = []
+    for obj in session.new:
+        if isinstance(obj, Delivery) and obj.state in DELIVERY_METRICS:
+            out.append((obj, None, obj.state))
+    for obj in session.dirty:
+        if not isinstance(obj, Delivery):
+            continue
+        history = inspect(obj).attrs.state.history
+        if not history.has_changes():
+            continue
+        before = history.deleted[0] if history.deleted else None
+        if before != obj.state:
+            out.append((obj, before, obj.state))
+    return out
+
+
+def _delivery_totals(
+    connection: Connection, changes: list[tuple[Delivery, str | None, str]]
+) -> dict[Key, list[float]]:
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    places: dict[int, tuple[int, int, int]] = {}
+    for delivery, before, after in changes:
+        if delivery.dispatch_id not in places:
+            places[delivery.dispatch_id] = _dispatch_place(connection, delivery.dispatch_id)
+        partner, campaign, cycle = places[delivery.dispatch_id]
+        for state, sign in ((before, -1), (after, 1)):
+            for metric in DELIVERY_METRICS.get(state or "", ()):
+                totals[(delivery.tenant_id, partner, campaign, cycle, metric)][0] += sign
+    return totals
+
+
+def _dispatch_place(connection: Connection, dispatch_id: int) -> tuple[int, int, int]:
+    """(partner, campaign, cycle) of a dispatch."""
+    table = Dispatch.__table__  # type: ignore[attr-defined]
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    row = connection.execute(
+        select(table.c.partner_id, enrollment.c.campaign_id, table.c.cycle_id)
+        .join(enrollment, enrollment.c.id == table.c.enrollment_id)
+        .where(table.c.id == dispatch_id)
+    ).first()
+    return (row[0] or 0, row[1] or 0, row[2] or 0) if row else (0, 0, 0)
+
+
+def _merge(into: dict[Key, list[float]], more: dict[Key, list[float]]) -> dict[Key, list[float]]:
+    for key, (count, value) in more.items():
+        entry = into.setdefault(key, [0, 0.0])
+        entry[0] += count
+        entry[1] += value
+    return into
+
+
+def after_flush(session: Session, _context: Any) -> None:
+    """Add this flush's new events and delivery outcomes to their rollups."""
     new = [obj for obj in session.new if isinstance(obj, Event)]
-    if not new:
+    changes = _delivery_changes(session)
+    if not new and not changes:
         return
     connection = session.connection()
-    _upsert(connection, _totals(connection, new))
+    totals = _totals(connection, new)
+    if changes:
+        _merge(totals, _delivery_totals(connection, changes))
+    _upsert(connection, {key: v for key, v in totals.items() if v[0] or v[1]})
 
 
 def install() -> None:
-    """Keep rollups up to date from now on in this process (safe to call again)."""
-    if not event.contains(Session, "after_flush", _after_flush):
-        event.listen(Session, "after_flush", _after_flush)
+    """Kept for callers written before the listener was structural: it does nothing now.
+
+    The listener is registered when :mod:`partnercast.tenants` is imported, which every
+    process that writes a tenant-owned row does (their foreign keys name ``tenant.id``).
+    """
 
 
-def scan_rollups(session: Session) -> dict[Key, tuple[int, float]]:
-    """The rollups of the session's tenant computed by scanning its events (a reference)."""
+def scan_rollups(
+    session: Session, partner_ids: Iterable[int] | None = None
+) -> dict[Key, tuple[int, float]]:
+    """The rollups of the session's tenant computed from scratch (the reference).
+
+    Streams the event log as plain rows (a few hundred thousand a second) and groups the
+    delivery ledger in the database; ``partner_ids`` limits both to those partners (how
+    the benchmark checks a sample of a large database).
+    """
     session_tenant(session)
-    events = session.exec(sm_select(Event)).all()  # type: ignore[attr-defined]
-    totals = _totals(session.connection(), events)
+    wanted = sorted(set(partner_ids)) if partner_ids is not None else None
+    columns = (
+        Event.tenant_id,
+        Event.kind,
+        Event.partner_id,
+        Event.campaign_id,
+        Event.dispatch_id,
+        Event.value,
+        Event.data,
+    )
+    query = sm_select(*columns)
+    if wanted is not None:
+        query = query.where(Event.partner_id.in_(wanted))  # type: ignore[union-attr]
+    connection = session.connection()
+    places: dict[tuple[str, int], int] = {}
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    result = session.execute(query.execution_options(yield_per=20_000))
+    for rows in result.partitions():
+        _merge(totals, _totals(connection, rows, places))
+    _merge(totals, _scanned_deliveries(session, wanted))
     return {key: (int(c), round(v, 6)) for key, (c, v) in totals.items() if c or v}
+
+
+def _scanned_deliveries(session: Session, wanted: list[int] | None) -> dict[Key, list[float]]:
+    query = (
+        sm_select(
+            Delivery.tenant_id,
+            Dispatch.partner_id,
+            Enrollment.campaign_id,
+            Dispatch.cycle_id,
+            Delivery.state,
+            func.count(),
+        )
+        .join(Dispatch, Dispatch.id == Delivery.dispatch_id)  # type: ignore[arg-type]
+        .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)  # type: ignore[arg-type]
+        .where(Delivery.state.in_(tuple(DELIVERY_METRICS)))  # type: ignore[attr-defined]
+        .group_by(
+            Delivery.tenant_id,
+            Dispatch.partner_id,
+            Enrollment.campaign_id,
+            Dispatch.cycle_id,
+            Delivery.state,
+        )
+    )
+    if wanted is not None:
+        query = query.where(Dispatch.partner_id.in_(wanted))  # type: ignore[attr-defined]
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    for tenant, partner, campaign, cycle, state, count in session.exec(query).all():
+        for metric in DELIVERY_METRICS[state]:
+            totals[(tenant, partner or 0, campaign or 0, cycle or 0, metric)][0] += count
+    return totals
 
 
 def stored_rollups(session: Session) -> dict[Key, tuple[int, float]]:
@@ -154,20 +285,21 @@ def stored_rollups(session: Session) -> dict[Key, tuple[int, float]]:
 
 
 def rebuild_rollups(session: Session) -> int:
-    """Recompute the tenant's rollups from its events (backfill); returns rows written."""
+    """Recompute the tenant's rollups from its events and deliveries; returns rows written.
+
+    What an operator runs (``partnercast metrics rebuild``) after a bulk import that went
+    around the ORM, or after a fix to how events count.
+    """
+    tenant_id = session_tenant(session)
     totals = scan_rollups(session)
     session.exec(delete(Rollup))  # type: ignore[call-overload]
-    for (tenant_id, partner, campaign, cycle, metric), (count, value) in totals.items():
-        session.add(
-            Rollup(
-                tenant_id=tenant_id,
-                partner_id=partner,
-                campaign_id=campaign,
-                cycle_id=cycle,
-                metric=metric,
-                count=count,
-                value=value,
-            )
-        )
+    keys = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
+    rows = [
+        {**dict(zip(keys, key, strict=True)), "count": count, "value": value}
+        for key, (count, value) in totals.items()
+        if key[0] == tenant_id
+    ]
+    for start in range(0, len(rows), 5_000):
+        session.execute(insert(Rollup), rows[start : start + 5_000])
     session.flush()
-    return len(totals)
+    return len(rows)

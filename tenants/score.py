@@ -11,16 +11,17 @@ points is named as what holds the partner back.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns.models import CampaignVersion, Enrollment
+from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment
 from partnercast.campaigns.spec import localize
 from partnercast.core.models import Dispatch, Event
-from partnercast.tenants.metrics import ROI_TARGET, FunnelRow, funnel, partner_cycles
+from partnercast.tenants.metrics import ROI_TARGET, FunnelRow, cells, funnel
 from partnercast.tenants.models import Partner
 
 WEIGHTS: dict[str, float] = {
@@ -81,37 +82,104 @@ class ScoreCard:
         return max(self.components, key=lambda c: (c.lost, c.weight))
 
 
+@dataclass
+class _Facts:
+    """What the engagement and trend components need, read in a few grouped queries."""
+
+    approvals: dict[int, list[tuple[str, int, Any]]] = field(default_factory=dict)
+    enrollments: dict[int, list[Enrollment]] = field(default_factory=dict)
+    versions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finished: dict[int, dict[str, int]] = field(default_factory=dict)
+    per_cycle: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+def _facts(session: Session, partner_id: int | None = None) -> _Facts:
+    """Read every partner's (or one partner's) facts at once: a constant number of queries."""
+    facts = _Facts()
+    approvals = select(Event.partner_id, Event.enrollment_id, Event.kind, Event.occurred_at).where(
+        col(Event.kind).in_(("enrollment.invited", "enrollment.approved"))
+    )
+    enrollments = select(Enrollment)
+    finished = (
+        select(Dispatch.partner_id, Dispatch.state, func.count())
+        .where(col(Dispatch.state).in_(("done", "skipped", "failed")))
+        .group_by(Dispatch.partner_id, Dispatch.state)
+    )
+    if partner_id is not None:
+        approvals = approvals.where(Event.partner_id == partner_id)
+        enrollments = enrollments.where(Enrollment.partner_id == partner_id)
+        finished = finished.where(Dispatch.partner_id == partner_id)
+    for pid, enrollment_id, kind, at in session.exec(
+        approvals.order_by(col(Event.occurred_at), col(Event.id))
+    ).all():
+        facts.approvals.setdefault(pid or 0, []).append((kind, enrollment_id or 0, at))
+    for enrollment in session.exec(enrollments).all():
+        facts.enrollments.setdefault(enrollment.partner_id, []).append(enrollment)
+    version_ids = {e.version_id for rows in facts.enrollments.values() for e in rows}
+    if version_ids:
+        for version in session.exec(
+            select(CampaignVersion).where(col(CampaignVersion.id).in_(version_ids))
+        ).all():
+            facts.versions[version.id or 0] = version.spec or {}
+    for pid, state, count in session.exec(finished).all():
+        facts.finished.setdefault(pid, {})[state] = count
+    cycles = {
+        cycle.id: f"{key}#{cycle.number:05d}"
+        for cycle, key in session.exec(
+            select(Cycle, Campaign.key).join(Campaign, Campaign.id == Cycle.campaign_id)
+        ).all()
+    }
+    for cell in cells(session, partner_id=partner_id, keep=("partner_id", "cycle_id")):
+        if cell.metric in ("leads", "opportunity") and cell.cycle_id in cycles:
+            mine = facts.per_cycle.setdefault(cell.partner_id, {})
+            key = cycles[cell.cycle_id]
+            mine[key] = mine.get(key, 0) + cell.count
+    return facts
+
+
 def score_partners(session: Session, external_id: str | None = None) -> list[ScoreCard]:
     """Score cards of every partner of the tenant (or one), best first.
 
     Lead counts are compared with the tenant's best partner, so the whole tenant's funnel
-    is read even when one partner is asked for.
+    is read even when one partner is asked for. Everything is read in a fixed number of
+    grouped queries (not a few per partner), so 1,000 partners score in well under a
+    second (bench/funnel_scale.py).
     """
-    partners = list(session.exec(select(Partner).order_by(col(Partner.external_id))).all())
+    query = select(Partner).order_by(col(Partner.external_id))
+    if external_id is not None:
+        query = query.where(Partner.external_id == external_id)
+    partners = list(session.exec(query).all())
     rows = {row.key: row for row in funnel(session, by="partner")}
     best_leads = max((row.counts["leads"] for row in rows.values()), default=0)
     best_pipeline = max((row.pipeline for row in rows.values()), default=0.0)
+    one = partners[0].id if external_id is not None and partners else None
+    facts = _facts(session, one)
     cards = []
     for partner in partners:
-        if external_id is not None and partner.external_id != external_id:
-            continue
         row = rows.get(f"p{partner.id:09d}") or FunnelRow("", partner.name)
-        cards.append(score_partner(session, partner, row, best_leads, best_pipeline))
+        cards.append(_card(facts, partner, row, best_leads, best_pipeline))
     return sorted(cards, key=lambda card: (-card.score, card.external_id))
 
 
 def score_partner(
     session: Session, partner: Partner, row: FunnelRow, best_leads: int, best_pipeline: float
 ) -> ScoreCard:
+    """One partner's card, given its funnel row and the tenant's best figures."""
+    return _card(_facts(session, partner.id or 0), partner, row, best_leads, best_pipeline)
+
+
+def _card(
+    facts: _Facts, partner: Partner, row: FunnelRow, best_leads: int, best_pipeline: float
+) -> ScoreCard:
     pid = partner.id or 0
     components = (
-        _approval_speed(session, pid),
-        _customisation(session, pid),
-        _activity(session, pid),
+        _approval_speed(facts.approvals.get(pid, [])),
+        _customisation(facts.enrollments.get(pid, []), facts.versions),
+        _activity(facts.finished.get(pid, {})),
         _leads(row, best_leads),
         _mql_to_sql(row),
         _pipeline_per_spend(row, best_pipeline),
-        _trend(session, pid),
+        _trend(facts.per_cycle.get(pid, {})),
     )
     return ScoreCard(pid, partner.external_id, partner.name, components)
 
@@ -120,23 +188,14 @@ def _component(name: str, value: float, detail: str) -> Component:
     return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail)
 
 
-def _approval_speed(session: Session, partner_id: int) -> Component:
-    events = session.exec(
-        select(Event)
-        .where(
-            Event.partner_id == partner_id,
-            col(Event.kind).in_(("enrollment.invited", "enrollment.approved")),
-        )
-        .order_by(col(Event.occurred_at))
-    ).all()
+def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
     invited: dict[int, Any] = {}
     days: list[float] = []
-    for event_row in events:
-        key = event_row.enrollment_id or 0
-        if event_row.kind == "enrollment.invited":
-            invited.setdefault(key, event_row.occurred_at)
+    for kind, key, at in events:
+        if kind == "enrollment.invited":
+            invited.setdefault(key, at)
         elif key in invited:
-            days.append((event_row.occurred_at - invited.pop(key)).total_seconds() / 86400)
+            days.append((at - invited.pop(key)).total_seconds() / 86400)
     if not days:
         pending = "invited, never approved" if invited else "no enrollment"
         return _component("approval speed", 0.0, pending)
@@ -145,15 +204,13 @@ def _approval_speed(session: Session, partner_id: int) -> Component:
     return _component("approval speed", value, f"median {median:.1f} days to approve")
 
 
-def _customisation(session: Session, partner_id: int) -> Component:
+def _customisation(enrollments: list[Enrollment], versions: dict[int, dict[str, Any]]) -> Component:
     """How far the partner's text is from the fields' defaults (rapidfuzz ratio)."""
     changes: list[float] = []
-    enrollments = session.exec(select(Enrollment).where(Enrollment.partner_id == partner_id))
-    for enrollment in enrollments.all():
-        version = session.get(CampaignVersion, enrollment.version_id)
-        if version is None:
+    for enrollment in enrollments:
+        if enrollment.version_id not in versions:
             continue
-        spec = version.spec or {}
+        spec = versions[enrollment.version_id]
         locale = spec.get("default_locale", "en")
         for name, definition in (spec.get("editable_fields") or {}).items():
             if definition.get("type") not in ("text", None):
@@ -173,19 +230,12 @@ def _customisation(session: Session, partner_id: int) -> Component:
     )
 
 
-def _activity(session: Session, partner_id: int) -> Component:
-    dispatches = session.exec(
-        select(Dispatch.state).where(
-            Dispatch.partner_id == partner_id,
-            col(Dispatch.state).in_(("done", "skipped", "failed")),
-        )
-    ).all()
-    if not dispatches:
+def _activity(states: dict[str, int]) -> Component:
+    finished = sum(states.values())
+    if not finished:
         return _component("activity", 0.0, "no finished dispatch yet")
-    done = sum(1 for state in dispatches if state == "done")
-    return _component(
-        "activity", done / len(dispatches), f"{done} of {len(dispatches)} dispatches went out"
-    )
+    done = states.get("done", 0)
+    return _component("activity", done / finished, f"{done} of {finished} dispatches went out")
 
 
 def _leads(row: FunnelRow, best: int) -> Component:
@@ -218,12 +268,8 @@ def _pipeline_per_spend(row: FunnelRow, best_pipeline: float) -> Component:
     )
 
 
-def _trend(session: Session, partner_id: int) -> Component:
-    per_cycle = [
-        row.counts["leads"] + row.counts["opportunity"]
-        for row in partner_cycles(session, partner_id)
-        if row.key != "y~"
-    ]
+def _trend(per_cycle_by_key: dict[str, int]) -> Component:
+    per_cycle = [per_cycle_by_key[key] for key in sorted(per_cycle_by_key)]
     if len(per_cycle) < 2:
         return _component("trend", 0.5, "one cycle or none: no trend yet")
     previous, last = per_cycle[-2], per_cycle[-1]
