@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from partnercast.plugins.utm import tag_url
 
 # http(s) links in free text; trailing punctuation belongs to the sentence, not the link.
 _URL = re.compile(r"https?://[^\s<>\"']+")
@@ -37,15 +38,6 @@ class Utm:
             "utm_term": self.partner,
         }
         return {key: value for key, value in values.items() if value}
-
-
-def tag_url(url: str, parameters: Mapping[str, str]) -> str:
-    """``url`` with each parameter it does not already carry appended to its query."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {key for key, _ in query}
-    query += [(key, value) for key, value in parameters.items() if key not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def tag_links(text: str, parameters: Mapping[str, str]) -> str:
