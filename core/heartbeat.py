@@ -1,10 +1,33 @@
-"""Worker heartbeats: which workers are alive, and SQLite's one-worker rule."""
+"""Worker heartbeats: which workers are alive, and SQLite's one-worker rule.
+
+Every ``partnercast worker`` writes a row (id, host, pid, last_seen) when it starts,
+renews ``last_seen`` every :data:`BEAT_SECONDS`, and deletes it when it stops. A row is
+live while it was seen within :data:`EXPIRY_SECONDS`; on the worker's own host a row is
+also dead as soon as its process is (``os.kill(pid, 0)``, zombies included), so a worker
+that was SIGKILLed can be restarted at once.
+
+SQLite takes one worker: :func:`register` refuses to start a second while a live one
+holds the database (one clear line). The check and the insert are one transaction whose
+first statement is a write, so two workers starting at once cannot both pass. PostgreSQL
+takes any number; there the rows are what ``partnercast status`` lists.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+import socket
+from datetime import datetime, timedelta
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import delete, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel, col, select
+
+from partnercast.core.errors import UserError
+from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import as_utc, utcnow
+
+BEAT_SECONDS = 1.0
+EXPIRY_SECONDS = 10.0
 
 
 class WorkerHeartbeat(SQLModel, table=True):
@@ -17,3 +40,96 @@ class WorkerHeartbeat(SQLModel, table=True):
     pid: int
     started_at: datetime
     last_seen: datetime
+
+
+class AnotherWorker(UserError):
+    """A live worker already serves this SQLite database."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, killed but not reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def is_live(row: WorkerHeartbeat, now: datetime, host: str | None = None) -> bool:
+    """Seen within the expiry, and, on this host, its process still running."""
+    if as_utc(row.last_seen) < as_utc(now) - timedelta(seconds=EXPIRY_SECONDS):
+        return False
+    if row.host == (host or socket.gethostname()):
+        return pid_alive(row.pid)
+    return True
+
+
+def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> None:
+    """Record this worker; on SQLite refuse to if another live worker serves the database.
+
+    Dead rows (expired, or of a process gone from this host) are removed on the way.
+    """
+    moment = now or utcnow()
+    host, pid = socket.gethostname(), os.getpid()
+    sqlite = engine.dialect.name == "sqlite"
+    with plain_session(engine) as session:
+        # First statement a write: SQLite's write lock now, so the check below is serialised.
+        session.execute(
+            delete(WorkerHeartbeat).where(
+                col(WorkerHeartbeat.last_seen) < moment - timedelta(seconds=EXPIRY_SECONDS)
+            )
+        )
+        for row in session.exec(select(WorkerHeartbeat)).all():
+            if not is_live(row, moment, host):
+                session.delete(row)
+            elif sqlite:
+                raise AnotherWorker(
+                    f"another worker ({row.host}:{row.pid}) is already serving this SQLite "
+                    "database; SQLite takes one worker — use PostgreSQL to run several"
+                )
+        session.add(
+            WorkerHeartbeat(
+                worker_id=worker_id, host=host, pid=pid, started_at=moment, last_seen=moment
+            )
+        )
+
+
+def beat(engine: Engine, worker_id: str) -> bool:
+    """Renew this worker's row; False if it was gone (removed as dead): it is written again."""
+    moment = utcnow()
+    with plain_session(engine) as session:
+        found = session.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
+            .values(last_seen=moment)
+        ).rowcount  # type: ignore[attr-defined]
+        if not found:
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=moment,
+                    last_seen=moment,
+                )
+            )
+    return bool(found)
+
+
+def unregister(engine: Engine, worker_id: str) -> None:
+    with plain_session(engine) as session:
+        session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))  # type: ignore[arg-type]
+
+
+def live_workers(engine: Engine, *, now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """The workers seen lately (on this host: whose process still runs), oldest first."""
+    moment = now or utcnow()
+    with plain_session(engine) as session:
+        rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.started_at)))
+        return [row for row in rows.all() if is_live(row, moment)]

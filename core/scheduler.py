@@ -7,11 +7,14 @@ run time is in the database) and the table never grows.
 
 What APScheduler 3 does NOT guarantee: it has no locking between processes sharing a job
 store. Each running scheduler wakes up on its own and may run a due job at the same time
-as another one (3.x documents sharing a store between schedulers as unsupported). So a
-periodic job must be safe to run twice: ``tick`` is, because the dispatch claims
-(core.outbox.claim_due) decide who sends what and the concierge scan is idempotent; plugin
-jobs must be idempotent too. Making a periodic job run once across workers (a lease per
-job run) is left to a later step of issue 5.
+as another one (3.x documents sharing a store between schedulers as unsupported). So each
+periodic job run takes a lease first (:func:`take_run`): runs are on a fixed grid (the
+interval trigger starts at :data:`GRID_ORIGIN`, so every worker computes the same run
+instants), a run's slot is ``floor(epoch seconds / interval)``, and a conditional
+``UPDATE job_run SET slot = :slot WHERE name = :name AND slot < :slot`` (or the INSERT of
+the job's first row) matches for exactly one worker: the others skip that run. ``tick``
+opts out (``once=False``): it runs in every worker, its dispatch claims
+(core.outbox.claim_due) decide who sends what.
 
 The stored job is ``run_registered(name)``, a module-level function (the job store keeps
 a textual reference and pickled arguments, never a closure); the process that runs it
@@ -21,15 +24,18 @@ looks ``name`` up among the functions it registered at start-up.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
+from partnercast.core.tenancy import plain_session
 from partnercast.core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_TABLE = "apscheduler_jobs"
+# Every worker's interval triggers start here, so that their run instants coincide.
+GRID_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class JobRun(SQLModel, table=True):
@@ -51,42 +59,94 @@ class JobRun(SQLModel, table=True):
     started_at: datetime
 
 
-# name -> function(now): filled by build_scheduler in the process that runs the jobs.
-_registered: dict[str, Callable[[datetime], object]] = {}
-
-
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A function the scheduler runs every ``every``; it receives the instant it runs for."""
+    """A function the scheduler runs every ``every``; it receives the instant it runs for.
+
+    ``once``: each scheduled run happens in one worker only (a job run lease); False for a
+    job that is safe, and meant, to run in every worker at once (tick).
+    """
 
     name: str
     function: Callable[[datetime], object]
     every: timedelta
+    once: bool = True
+
+
+@dataclass(frozen=True)
+class _Registration:
+    job: PeriodicJob
+    engine: Engine
+    owner: str
+
+
+# name -> what to run: filled by build_scheduler in the process that runs the jobs.
+_registered: dict[str, _Registration] = {}
+
+
+def slot_of(moment: datetime, every: timedelta) -> int:
+    """The run slot ``moment`` falls in: which multiple of ``every`` since the epoch."""
+    return math.floor(moment.timestamp() / every.total_seconds())
+
+
+def take_run(engine: Engine, name: str, slot: int, owner: str) -> bool:
+    """True for exactly one caller per (``name``, ``slot``), across processes and hosts.
+
+    On PostgreSQL a second UPDATE of the row waits for the first to commit, then finds
+    ``slot < :slot`` false; on SQLite writers are serialised. The first run of a job
+    inserts its row; of two inserting at once, the unique key lets one win.
+    """
+    claim = (
+        update(JobRun)
+        .where(JobRun.name == name, JobRun.slot < slot)  # type: ignore[arg-type]
+        .values(slot=slot, owner=owner, started_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    with plain_session(engine) as session:  # job_run belongs to no tenant
+        if session.execute(claim).rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        if session.get(JobRun, name) is not None:
+            return False
+        try:
+            with session.begin_nested():
+                session.add(JobRun(name=name, slot=slot, owner=owner, started_at=utcnow()))
+            return True
+        except IntegrityError:  # another worker inserted it first, maybe for an older slot
+            return session.execute(claim).rowcount == 1  # type: ignore[attr-defined]
 
 
 def run_registered(name: str) -> None:
     """Run the function this process registered as ``name`` (what the job store stores)."""
-    function = _registered.get(name)
-    if function is None:  # a job another version of the code stored: leave it alone
+    registration = _registered.get(name)
+    if registration is None:  # a job another version of the code stored: leave it alone
         log.warning("no function registered for scheduled job %r in this process", name)
         return
+    job = registration.job
+    now = utcnow()
     try:
-        function(utcnow())
+        if job.once and not take_run(
+            registration.engine, name, slot_of(now, job.every), registration.owner
+        ):
+            log.debug("scheduled job %r: this run is another worker's", name)
+            return
+        job.function(now)
     except Exception:
         log.exception("scheduled job %r failed", name)
 
 
 def build_scheduler(
-    engine: Engine, jobs: list[PeriodicJob], *, start_now: bool = True
+    engine: Engine, jobs: list[PeriodicJob], *, start_now: bool = True, owner: str = ""
 ) -> BackgroundScheduler:
     """A BackgroundScheduler holding ``jobs`` in the database (not started).
 
     ``coalesce`` runs a job once however many runs were missed; ``max_instances=1``
-    never overlaps a job with itself in this process.
+    never overlaps a job with itself in this process. ``owner`` (the worker id) is
+    recorded on the job runs this scheduler takes.
     """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler as Scheduler
+    from apscheduler.triggers.interval import IntervalTrigger
 
     scheduler = Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
@@ -94,16 +154,16 @@ def build_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         timezone=UTC,
     )
+    first_run = {"next_run_time": datetime.now(UTC)} if start_now else {}
     for job in jobs:
-        _registered[job.name] = job.function
+        _registered[job.name] = _Registration(job, engine, owner)
         scheduler.add_job(
             run_registered,
-            "interval",
-            seconds=job.every.total_seconds(),
+            IntervalTrigger(seconds=job.every.total_seconds(), start_date=GRID_ORIGIN),
             args=[job.name],
             id=job.name,
             name=job.name,
             replace_existing=True,
-            next_run_time=datetime.now(UTC) if start_now else None,
+            **first_run,
         )
     return scheduler

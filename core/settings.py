@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # rotate-keys` has re-encrypted everything. Empty: a key derived from secret_key
     # (development only). From the environment as a JSON list.
     encryption_keys: list[SecretStr] = Field(default_factory=list)
+    # Provider-wide caps per channel, shared by every tenant and worker (core/ratelimit.py):
+    # {"google_ads": {"per_day": 15000}}; from the environment as JSON.
+    rate_limits: dict[str, dict[str, int]] = Field(default_factory=dict)
 
     def check_safe(self) -> None:
         """Refuse the development secret, and derived encryption keys, outside development."""

@@ -5,6 +5,10 @@ its leases. It stops on SIGTERM or SIGINT: no more claims, the dispatch in fligh
 finishes (the tick polls :meth:`Worker.stopping` between dispatches and releases the
 claims it has not started), the scheduler shuts down waiting for its running jobs, any
 lease still held is given back, and the process exits 0.
+
+While it runs, its heartbeat row (core.heartbeat) says it is alive; on SQLite a second
+worker is refused while that row is live (one clear line). Periodic jobs other than tick
+run once per scheduled run across all workers (core.scheduler.take_run).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from types import FrameType
 
 from sqlalchemy.engine import Engine
 
-from partnercast.core import outbox
+from partnercast.core import heartbeat, outbox
 from partnercast.core.scheduler import PeriodicJob, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -70,22 +74,42 @@ class Worker:
         if not self.stopping():
             self._tick(now, self.stopping)
 
+    def _beat(self) -> None:
+        try:
+            heartbeat.beat(self.engine, self.id)
+        except Exception:  # a busy database must not stop the worker: the next beat retries
+            log.exception("worker %s: heartbeat failed", self.id)
+
+    def _unregister(self) -> None:
+        try:
+            heartbeat.unregister(self.engine, self.id)
+        except Exception:
+            log.exception("worker %s: could not remove its heartbeat", self.id)
+
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or :meth:`request_stop`); returns the exit code."""
         previous = {
             signum: signal.signal(signum, self.request_stop)
             for signum in (signal.SIGTERM, signal.SIGINT)
         }
-        jobs = [PeriodicJob(TICK_JOB, self._run_tick, timedelta(seconds=self.interval))]
-        scheduler = build_scheduler(self.engine, jobs + self._jobs)
+        every = timedelta(seconds=self.interval)
+        jobs = [PeriodicJob(TICK_JOB, self._run_tick, every, once=False)]
+        try:
+            heartbeat.register(self.engine, self.id)  # SQLite: refuses a second worker
+        except BaseException:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            raise
+        scheduler = build_scheduler(self.engine, jobs + self._jobs, owner=self.id)
         scheduler.start()
         try:
             if self._on_ready:
                 self._on_ready()
-            while not self._stop.wait(0.5):
-                pass
+            while not self._stop.wait(heartbeat.BEAT_SECONDS):
+                self._beat()
         finally:
             scheduler.shutdown(wait=True)
+            self._unregister()
             released = outbox.release_owned(self.engine, self.id)
             if released:
                 log.info("worker %s gave back %d leases", self.id, released)

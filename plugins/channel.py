@@ -140,6 +140,9 @@ class Channel(ABC):
     audience: ClassVar[bool] = False
     Account: ClassVar[type[BaseModel]]
     Content: ClassVar[type[BaseModel]] = NoContent
+    # Default send limits of one account, e.g. {"per_minute": 30, "per_day": 500} (keys
+    # per_second/minute/hour/day); a partner's own rate_per_* account fields override them.
+    rate_limits: ClassVar[Mapping[str, int]] = {}
 
     def __init__(self, settings: Any = None) -> None:
         """Channels get the engine's settings (a pydantic Settings object) at construction."""
