@@ -33,6 +33,7 @@ class SmtpSettings(BaseSettings):
     password: SecretStr | None = None
     timeout_seconds: float = 30.0
     messages_per_connection: int = Field(default=500, ge=1)
+    connections: int = Field(default=2, ge=1, le=16)  # parallel SMTP connections per worker
 
 
 class Settings(BaseSettings):

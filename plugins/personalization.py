@@ -45,6 +45,39 @@ class Personalizer:
 
         return self._pattern.sub(replace, text)
 
+    def compile(self, text: str, *, html_escape: bool) -> Filler:
+        """``text`` split at its markers once, to be filled for many recipients.
+
+        Filling a compiled text joins its pieces with the values: no regex scan per
+        recipient, which matters when one draft becomes thousands of messages a second.
+        """
+        return Filler(self._pattern.split(text), html_escape=html_escape)
+
+
+class Filler:
+    """A text split at its markers: static pieces at even indexes, names at odd ones."""
+
+    __slots__ = ("_html_escape", "_pieces")
+
+    def __init__(self, pieces: list[str], *, html_escape: bool) -> None:
+        self._pieces = pieces
+        self._html_escape = html_escape
+
+    @property
+    def names(self) -> list[str]:
+        return self._pieces[1::2]
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        pieces = self._pieces
+        if len(pieces) == 1:
+            return pieces[0]
+        out = pieces.copy()
+        escape = self._html_escape
+        for index in range(1, len(pieces), 2):
+            value = _single_line(values.get(pieces[index], ""))
+            out[index] = html.escape(value, quote=True) if escape else value
+        return "".join(out)
+
 
 def _single_line(value: str) -> str:
     """Contact data never carries line breaks into a message (header injection)."""

@@ -3,20 +3,22 @@ per-recipient step (merge markers filled, MIME built) over reused SMTP connectio
 
 from __future__ import annotations
 
+import queue
 import smtplib
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
 import html2text
 from mjml import mjml2html
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from partnercast.channels.email.message import build_message, message_bytes
+from partnercast.channels.email.message import MessageTemplate
 from partnercast.channels.email.smtp import SmtpConnection
 from partnercast.plugins import (
     AuthError,
     Channel,
+    DeliveryJournal,
     Draft,
     PermanentError,
     PublishResult,
@@ -43,6 +45,8 @@ class EmailAccount(BaseModel):
     password: SecretStr | None = None
     timeout_seconds: float = 30.0
     messages_per_connection: int = 500
+    # Parallel SMTP connections per send: a partner's own server may want 1.
+    connections: int = Field(default=2, ge=1, le=16)
     from_email: str
     from_name: str
     reply_to: str = ""
@@ -73,6 +77,7 @@ class EmailChannel(Channel):
     title: ClassVar[str] = "Email"
     template_suffix: ClassVar[str] = ".mjml"
     audience: ClassVar[bool] = True
+    journals_deliveries: ClassVar[bool] = True
     Account: ClassVar[type[BaseModel]] = EmailAccount
     Content: ClassVar[type[BaseModel]] = EmailContent
 
@@ -141,6 +146,7 @@ class EmailChannel(Channel):
             password=smtp.password,
             timeout_seconds=smtp.timeout_seconds,
             messages_per_connection=smtp.messages_per_connection,
+            connections=smtp.connections,
             from_email=sender["sender_email"],
             from_name=sender.get("sender_name") or sender.get("name", ""),
         )
@@ -152,66 +158,77 @@ class EmailChannel(Channel):
         *,
         idempotency_key: str,
         recipients: Sequence[Recipient] = (),
+        journal: DeliveryJournal | None = None,
     ) -> PublishResult:
+        """Send the draft to ``recipients`` over ``account.connections`` SMTP connections.
+
+        This thread builds each message from a template made once per call (bytes split at
+        the merge markers); one sender thread per connection takes them from a short
+        queue and talks SMTP, mostly waiting on the network without the GIL, so building
+        and sending overlap. Each connection has at most one message on the wire, noted in
+        ``journal`` before it goes (see DeliveryJournal).
+        """
         if not isinstance(account, EmailAccount):
             raise PermanentError("the email channel needs an EmailAccount")
-        connection = self._connection(account)
-        result = PublishResult()
-        # One sender thread talks SMTP (mostly waiting on the server, without the GIL) while
-        # this thread builds the next messages: the two overlap instead of adding up.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtp-send") as sender:
-            queued: list[Future[RecipientOutcome]] = []
-            for recipient in recipients:
-                payload = self._payload(draft, account, recipient)
-                send = sender.submit(self._send_one, connection, account, recipient, payload)
-                queued.append(send)
-            try:
-                result.outcomes.extend(future.result() for future in queued)
-            except BaseException:
-                for future in queued:
-                    future.cancel()
-                raise
-        return result
-
-    @staticmethod
-    def _payload(draft: Draft, account: EmailAccount, recipient: Recipient) -> bytes:
-        message = build_message(
+        if not recipients:
+            return PublishResult()
+        template = MessageTemplate(
             draft,
-            recipient,
             from_name=account.from_name,
             from_email=account.from_email,
             reply_to=account.reply_to,
         )
-        return message_bytes(message)
+        lanes = [
+            _Lane(self._connection(account, number), account, journal)
+            for number in range(min(account.connections, len(recipients)))
+        ]
+        # Log in on one connection first: a refused login (or an unreachable server) is
+        # then one attempt, not one per connection hammering the partner's server.
+        lanes[0].connection.ensure_open()
+        work: queue.Queue[tuple[Recipient, bytes] | None] = queue.Queue(maxsize=32 * len(lanes))
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=lane.run, args=(work, stop), name=f"smtp-lane-{n}")
+            for n, lane in enumerate(lanes)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for recipient in recipients:
+                if stop.is_set():
+                    break
+                item = (recipient, template.render(recipient))
+                while not stop.is_set():
+                    try:
+                        work.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            for _ in lanes:
+                while True:
+                    try:
+                        work.put(None, timeout=0.2)
+                        break
+                    except queue.Full:
+                        if not any(thread.is_alive() for thread in threads):
+                            break
+            for thread in threads:
+                thread.join()
+        errors = [lane.error for lane in lanes if lane.error is not None]
+        if errors:
+            raise errors[0]
+        order = {recipient.delivery_id: index for index, recipient in enumerate(recipients)}
+        outcomes = sorted(
+            (o for lane in lanes for o in lane.outcomes), key=lambda o: order[o.delivery_id]
+        )
+        return PublishResult(outcomes=outcomes)
 
-    @staticmethod
-    def _send_one(
-        connection: SmtpConnection, account: EmailAccount, recipient: Recipient, payload: bytes
-    ) -> RecipientOutcome:
-        for attempt in (1, 2):
-            try:
-                connection.send(account.from_email, recipient.email, payload)
-                return RecipientOutcome(recipient.delivery_id, "sent")
-            except smtplib.SMTPRecipientsRefused as error:
-                code, reply = next(iter(error.recipients.values()))
-                return _refused(recipient, code, reply)
-            except smtplib.SMTPDataError as error:
-                return _refused(recipient, error.smtp_code, error.smtp_error)
-            except smtplib.SMTPSenderRefused as error:
-                raise PermanentError(
-                    f"sender {account.from_email} refused: {error.smtp_code}"
-                ) from error
-            except smtplib.SMTPAuthenticationError as error:
-                raise AuthError("SMTP authentication failed") from error
-            except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as error:
-                connection.reset()
-                if attempt == 2:
-                    return RecipientOutcome(recipient.delivery_id, "transient", str(error))
-        return RecipientOutcome(recipient.delivery_id, "transient", "not sent")
-
-    def _connection(self, account: EmailAccount) -> SmtpConnection:
+    def _connection(self, account: EmailAccount, lane: int = 0) -> SmtpConnection:
         password = account.password.get_secret_value() if account.password else None
-        key = (account.host, account.port, account.security, account.username, password)
+        # Keyed by everything that makes a session: two partners on one relay with their
+        # own logins must never share a connection (nor send with each other's login).
+        key = (account.host, account.port, account.security, account.username, password, lane)
         if key not in self._connections:
             self._connections[key] = SmtpConnection(
                 host=account.host,
@@ -230,6 +247,70 @@ class EmailChannel(Channel):
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
+
+
+class _Lane:
+    """One SMTP connection's sender thread: takes built messages, sends, notes outcomes."""
+
+    def __init__(
+        self, connection: SmtpConnection, account: EmailAccount, journal: DeliveryJournal | None
+    ) -> None:
+        self.connection = connection
+        self.account = account
+        self.journal = journal
+        self.outcomes: list[RecipientOutcome] = []
+        self.error: BaseException | None = None
+
+    def run(self, work: queue.Queue[tuple[Recipient, bytes] | None], stop: threading.Event) -> None:
+        previous: RecipientOutcome | None = None
+        try:
+            while True:
+                item = work.get()
+                if item is None:
+                    break
+                if stop.is_set():
+                    continue  # drain: another lane failed or the lease was lost
+                recipient, payload = item
+                if self.journal is not None and not self.journal.record(
+                    previous, recipient.delivery_id
+                ):
+                    previous = None
+                    stop.set()
+                    continue
+                previous = _send_one(self.connection, self.account, recipient, payload)
+                self.outcomes.append(previous)
+            if self.journal is not None and previous is not None:
+                self.journal.record(previous, None)
+        except BaseException as error:  # handed to publish(), which raises it
+            self.error = error
+            stop.set()
+            while work.get() is not None:  # let publish() finish queueing
+                pass
+
+
+def _send_one(
+    connection: SmtpConnection, account: EmailAccount, recipient: Recipient, payload: bytes
+) -> RecipientOutcome:
+    for attempt in (1, 2):
+        try:
+            connection.send(account.from_email, recipient.email, payload)
+            return RecipientOutcome(recipient.delivery_id, "sent")
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = next(iter(error.recipients.values()))
+            return _refused(recipient, code, reply)
+        except smtplib.SMTPDataError as error:
+            return _refused(recipient, error.smtp_code, error.smtp_error)
+        except smtplib.SMTPSenderRefused as error:
+            raise PermanentError(
+                f"sender {account.from_email} refused: {error.smtp_code}"
+            ) from error
+        except smtplib.SMTPAuthenticationError as error:
+            raise AuthError("SMTP authentication failed") from error
+        except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as error:
+            connection.reset()
+            if attempt == 2:
+                return RecipientOutcome(recipient.delivery_id, "transient", str(error))
+    return RecipientOutcome(recipient.delivery_id, "transient", "not sent")
 
 
 def _refused(recipient: Recipient, code: int, reply: bytes | str) -> RecipientOutcome:

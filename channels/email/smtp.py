@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 import ssl
 from types import TracebackType
@@ -31,6 +32,7 @@ class SmtpConnection:
         self.messages_per_connection = messages_per_connection
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._pipelining = False
         # A refused login is final for this connection: trying again for every queued
         # message would only hammer the server (and may lock the partner's account).
         self._login_refused = ""
@@ -39,10 +41,65 @@ class SmtpConnection:
         return f"SmtpConnection({self.host}:{self.port}, {self.security})"
 
     def send(self, sender: str, recipient: str, payload: bytes) -> None:
-        """Send one message; raises smtplib errors for the caller to classify."""
+        """Send one message (CRLF line endings); raises smtplib errors for the caller.
+
+        One SMTP transaction: with PIPELINING (RFC 2920, which postfix, Exim and the big
+        providers offer) MAIL, RCPT and DATA go in one write and their three replies are
+        read after, so a message costs two round trips instead of four. The payload is
+        dot-stuffed here with one bytes.replace (in C) rather than smtplib's regexes.
+        """
         smtp = self._connection()
-        smtp.sendmail(sender, [recipient], payload)
+        data = payload.replace(b"\r\n.", b"\r\n..")
+        if data.startswith(b"."):
+            data = b"." + data
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        commands = (
+            f"MAIL FROM:{smtplib.quoteaddr(sender)}",
+            f"RCPT TO:{smtplib.quoteaddr(recipient)}",
+            "DATA",
+        )
+        if self._pipelining:
+            smtp.send("".join(command + "\r\n" for command in commands).encode("utf-8"))
+            mail, rcpt, data_reply = smtp.getreply(), smtp.getreply(), smtp.getreply()
+        else:
+            mail = smtp.docmd(commands[0])
+            rcpt = smtp.docmd(commands[1]) if mail[0] == 250 else (503, b"no MAIL")
+            data_reply = smtp.docmd("DATA") if rcpt[0] in (250, 251) else (503, b"no RCPT")
+        for code, _ in (mail, rcpt, data_reply):
+            if code == 421:  # the server is closing the channel: a transient failure
+                self.reset()
+                raise smtplib.SMTPServerDisconnected("421 service not available")
+        if data_reply[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            smtp.send(b".\r\n")  # a server that said 354 anyway: end the empty message
+            smtp.getreply()
+        if mail[0] != 250:
+            self._rset(smtp)
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            self._rset(smtp)
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        if data_reply[0] != 354:
+            self._rset(smtp)
+            raise smtplib.SMTPDataError(*data_reply)
+        smtp.send(data + b".\r\n")
+        code, reply = smtp.getreply()
+        if code == 421:
+            self.reset()
+            raise smtplib.SMTPServerDisconnected("421 service not available")
+        if code != 250:
+            self._rset(smtp)
+            raise smtplib.SMTPDataError(code, reply)
         self._sent_on_connection += 1
+
+    @staticmethod
+    def _rset(smtp: smtplib.SMTP) -> None:
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            smtp.rset()
+
+    def ensure_open(self) -> None:
+        """Connect (and log in) now; raises AuthError or TransientError like a send."""
+        self._connection()
 
     def _connection(self) -> smtplib.SMTP:
         if self._login_refused:
@@ -52,6 +109,7 @@ class SmtpConnection:
         if self._smtp is None:
             self._smtp = self._open()
             self._sent_on_connection = 0
+            self._pipelining = bool(self._smtp.has_extn("pipelining"))
         return self._smtp
 
     def _open(self) -> smtplib.SMTP:
@@ -64,6 +122,7 @@ class SmtpConnection:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.security == "starttls":
                     smtp.starttls(context=self._tls_context())
+            smtp.ehlo_or_helo_if_needed()
             if self._username:
                 smtp.login(self._username, self._password or "")
         except smtplib.SMTPAuthenticationError as error:

@@ -180,7 +180,7 @@ def test_starttls_with_login_delivers(starttls_server, certificate) -> None:
     port, inbox = starttls_server
     assert _send(port, "starttls", certificate[0]) == ["sent", "sent", "sent"]
     assert len(inbox.messages) == 3
-    assert inbox.logins == [USER]  # one login: the connection is reused
+    assert inbox.logins == [USER, USER]  # one login per connection (two), each reused
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

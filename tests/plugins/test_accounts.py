@@ -193,5 +193,6 @@ def test_dispatches_use_the_connected_account_and_a_refused_one_needs_reconnecti
     # the first touch tried and was refused; the later ones failed fast, without a login
     assert len(failed) > 1 and all(d.partner_id != p001.id for d in done)
     # P001's first touch was refused at login; its later touches failed fast, never
-    # reaching the relay: one session per P005 touch, plus that one refused login.
-    assert relay.received.sessions == len(done) + 1
+    # reaching the relay: two sessions (the account's two connections) per P005 touch,
+    # plus that one refused login (tried on one connection only).
+    assert relay.received.sessions == 2 * len(done) + 1
