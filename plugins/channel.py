@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -131,6 +131,24 @@ class PublishResult:
         return sum(1 for outcome in self.outcomes if outcome.status == "sent")
 
 
+class DeliveryJournal(Protocol):
+    """Where an audience channel notes each message as it goes on the wire.
+
+    The engine passes one to ``publish(journal=...)`` when the channel declares
+    ``journals_deliveries = True``. Before handing recipient k to a connection, the channel
+    calls ``record(done, handing_over=k)`` with the outcome of the previous message on
+    that same connection (None for the first), and ``record(done, None)`` after the last.
+    Each call is one committed write, so if the process dies, the only messages whose fate
+    is unknown are the one per connection that was on the wire: they are resent with the
+    same Message-ID (or, at most once, not at all), every other contact is known sent or
+    not sent. ``record`` returns False when the engine may no longer send for this
+    dispatch (its lease was taken over): the channel stops that connection at once.
+    Called from the channel's sender threads; implementations are thread-safe.
+    """
+
+    def record(self, done: RecipientOutcome | None, handing_over: int | None) -> bool: ...
+
+
 class Channel(ABC):
     """Base class of every channel, built-in or third-party."""
 
@@ -138,6 +156,8 @@ class Channel(ABC):
     title: ClassVar[str]
     template_suffix: ClassVar[str] = ".txt"
     audience: ClassVar[bool] = False
+    # An audience channel whose publish() accepts journal= (see DeliveryJournal).
+    journals_deliveries: ClassVar[bool] = False
     Account: ClassVar[type[BaseModel]]
     Content: ClassVar[type[BaseModel]] = NoContent
     # Default send limits of one account, e.g. {"per_minute": 30, "per_day": 500} (keys
