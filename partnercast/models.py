@@ -20,6 +20,7 @@ from partnercast.tenants.concierge_models import (
     PartnerReadiness,
     Review,
 )
+from partnercast.tenants.engagement import Engagement
 from partnercast.tenants.funnel_models import CrmSecret, LeadStage, Rollup, Spend
 from partnercast.tenants.leads import Lead
 from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
@@ -38,6 +39,7 @@ __all__ = [
     "Cycle",
     "Delivery",
     "Dispatch",
+    "Engagement",
     "Enrollment",
     "Event",
     "JobRun",
