@@ -12,6 +12,7 @@ taken over gets :class:`LeaseLost` there, changes nothing, and drops the dispatc
 from __future__ import annotations
 
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins import (
     AuthError,
     Channel,
@@ -57,6 +59,10 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(minutes=5)
+RETRY_MIN = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=6)
+UNCERTAIN = "uncertain: check the partner's feed"
+"""How a post that may or may not exist fails: the concierge's task note starts so."""
 
 
 @dataclass
@@ -431,35 +437,80 @@ def _record_outcomes(
 def _publish_once(
     ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime
 ) -> DispatchRun:
-    """Non-audience channels (a post, a page): one publication per dispatch.
+    """Non-audience channels (a post, a page): one publication per dispatch, never two.
 
     The external ids are committed as soon as the channel returns them: a dispatch that
-    has them is never published again, whatever happened after. Between the network's
-    answer and that commit, the channel's use of ``idempotency_key`` is what keeps a
-    retried dispatch from posting twice.
+    has them is never published again. Before the channel is called, the dispatch's
+    ``publish_started_at`` is committed. A dispatch found with that marker and no ids may
+    have posted (a crash between the network's answer and the commit, or a timeout): the
+    channel is asked (``Channel.find_published``) whether the post exists. Found: its ids
+    are recorded and nothing is posted. Certainly absent: it is published. The channel
+    cannot tell: the dispatch fails as uncertain, and the concierge's failed-dispatch task
+    says to check the partner's feed. A TransientError while publishing is uncertain in
+    the same way (the post may exist): retried, and so looked up first, only when the
+    channel can look it up.
     """
     channel = prepared.channel
-    dispatch_id = prepared.dispatch.id or 0
-    if prepared.dispatch.external_ids:
+    dispatch = prepared.dispatch
+    dispatch_id = dispatch.id or 0
+    if dispatch.external_ids:
         run = DispatchRun(dispatch_id, outbox.DONE)
         return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "already published", run)
     account = _account(ctx, tenant_id, prepared)
     if account is None:
         raise AuthError(f"the partner has not connected a {channel.title} account")
     locale = pick_locale("", prepared.view.spec, prepared.view.partner.languages)
-    draft = _draft(ctx, prepared, locale, prepared.dispatch)
-    result = channel.publish(draft, account, idempotency_key=prepared.dispatch.idempotency_key)
+    draft = _draft(ctx, prepared, locale, dispatch)
+    key = dispatch.idempotency_key
+    if dispatch.publish_started_at is not None:
+        try:
+            found = channel.find_published(
+                draft, account, idempotency_key=key, since=dispatch.publish_started_at
+            )
+        except PermanentError as error:
+            found, why = None, f"{channel.title} could not be asked: {error}"
+        else:
+            why = f"the {channel.title} channel cannot look posts up"
+        if found is None:
+            reason = f"{UNCERTAIN}: an earlier attempt may have published it and {why}"
+            return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, reason)
+        if found:
+            _record_external_ids(ctx, tenant_id, dispatch_id, found)
+            run = DispatchRun(dispatch_id, outbox.DONE, sent=1)
+            reason = "found on the network: an earlier attempt had published it"
+            return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, reason, run, found)
+    _record_external_ids(ctx, tenant_id, dispatch_id, [], mark=True, started=utcnow())
+    try:
+        result = channel.publish(draft, account, idempotency_key=key)
+    except TransientError as error:
+        if channel.supports_lookup():
+            raise  # retried later, after asking the network
+        reason = f"{UNCERTAIN}: {error}"
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, reason)
+    except (PermanentError, AuthError):
+        _record_external_ids(ctx, tenant_id, dispatch_id, [], mark=True)  # refused: no post
+        raise
     _record_external_ids(ctx, tenant_id, dispatch_id, result.external_ids)
     run = DispatchRun(dispatch_id, outbox.DONE, sent=1)
     return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run, result.external_ids)
 
 
 def _record_external_ids(
-    ctx: RunContext, tenant_id: int, dispatch_id: int, external_ids: list[str]
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    external_ids: list[str],
+    *,
+    mark: bool = False,
+    started: datetime | None = None,
 ) -> None:
+    """Commit the post's ids; with ``mark``, set (or clear) ``publish_started_at`` too."""
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
-        dispatch.external_ids = list(external_ids)
+        if external_ids:
+            dispatch.external_ids = list(external_ids)
+        if mark:
+            dispatch.publish_started_at = started
 
 
 def _finish(
@@ -510,19 +561,17 @@ def _retry(
     reason: str,
     retry_after: float | None,
 ) -> DispatchRun:
+    """Put the dispatch back, due after :func:`retry_delay`; fail it after MAX_ATTEMPTS."""
     with tenant_session(ctx.engine, tenant_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         attempts = dispatch.attempts
+        uncertain = dispatch.publish_started_at is not None and not dispatch.external_ids
     if attempts >= MAX_ATTEMPTS:
-        return _finish(
-            ctx,
-            tenant_id,
-            dispatch_id,
-            outbox.FAILED,
-            now,
-            f"gave up after {attempts} attempts: {reason}",
-        )
-    delay = timedelta(seconds=retry_after) if retry_after else RETRY_BASE * (2 ** (attempts - 1))
+        given_up = f"gave up after {attempts} attempts: {reason}"
+        if uncertain:  # a post that may exist: the concierge looks before anyone re-posts
+            given_up = f"{UNCERTAIN}: {given_up}"
+        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, given_up)
+    delay = retry_delay(attempts, retry_after, _RANDOM)
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         outbox.end_lease(dispatch)
@@ -530,6 +579,28 @@ def _retry(
         dispatch.scheduled_at = now + delay
         dispatch.last_error = f"retrying: {reason}"[:2000]
     return DispatchRun(dispatch_id, "retrying", reason=reason)
+
+
+_RANDOM = random.Random()
+"""The jitter's source; tests seed their own through :func:`retry_delay`."""
+
+
+def retry_delay(
+    attempts: int, retry_after: float | None, rng: random.Random | None = None
+) -> timedelta:
+    """How long to wait before attempt ``attempts + 1``: exponential back-off, full jitter.
+
+    The ceiling doubles from RETRY_BASE with each attempt, up to RETRY_CAP; the delay is
+    drawn uniformly between RETRY_MIN and that ceiling, so that many dispatches failing
+    together (one provider down) do not all come back at the same instant. A Retry-After
+    (``retry_after`` seconds, parsed by the channel) is a floor: jitter never shortens it.
+    """
+    ceiling = min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+    low = min(RETRY_MIN, ceiling).total_seconds()
+    seconds = (rng or _RANDOM).uniform(low, ceiling.total_seconds())
+    if retry_after is not None and retry_after > 0:
+        seconds = max(seconds, float(retry_after))
+    return timedelta(seconds=seconds)
 
 
 __all__ = ["LEASE_LOST", "ChannelError", "DispatchRun", "RunContext", "run_dispatch"]
