@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -116,6 +117,18 @@ class MicrositeChannel(Channel):
         if not path:
             raise PermanentError("the page has no address (tenant, partner or campaign missing)")
         return PublishResult(external_ids=[page_url(account.base_url, path)])
+
+    def find_published(
+        self,
+        draft: Draft,
+        account: BaseModel,
+        *,
+        idempotency_key: str,
+        since: datetime | None = None,
+    ) -> list[str] | None:
+        """Publishing posts nothing anywhere (the engine serves the page): the lookup is
+        the publication itself, certain and repeatable."""
+        return self.publish(draft, account, idempotency_key=idempotency_key).external_ids
 
 
 def _path(request: RenderRequest) -> str:
