@@ -257,8 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _x_user(self) -> str:
         """The user id X would find: the numeric prefix of the OAuth access token."""
         match = _OAUTH_TOKEN.search(self.headers.get("Authorization", ""))
-        prefix = unquote(match.group(1)).split("-", 1)[0] if match else ""
-        return prefix if prefix.isdigit() else "1"
+        token = unquote(match.group(1)) if match else ""
+        prefix = token.split("-", 1)[0]
+        if prefix.isdigit():
+            return prefix
+        return str(int(hashlib.sha1(token.encode()).hexdigest()[:12], 16))  # stable per token
 
     def _x_me(self) -> None:
         if not self.headers.get("Authorization", "").startswith("OAuth "):
