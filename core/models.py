@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -65,8 +66,13 @@ class Delivery(TenantOwned, SQLModel, table=True):
     dispatch_id: int = Field(foreign_key="dispatch.id", index=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
     email: str = Field(max_length=254)
-    # pending -> sent | bounced | failed ; suppressed is final from the start
+    # pending -> sending (on the wire, outcome not yet noted) -> sent | bounced | failed;
+    # suppressed is final from the start; uncertain is final (at-most-once tenants): the
+    # message was on the wire when its worker died, and is not sent again.
     state: str = Field(default="pending", max_length=20)
+    # True when the message may have reached the contact before a crash: resent with the
+    # same Message-ID (at least once, the default) or left alone (at most once).
+    uncertain: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     message_id: str = Field(default="", max_length=255)
     error: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow)

@@ -19,6 +19,12 @@ class Tenant(SQLModel, table=True):
     slug: str = Field(unique=True, index=True, max_length=64)
     name: str = Field(max_length=200)
     default_locale: str = Field(default="en", max_length=16)
+    # What happens to an email that was on the wire when its worker died (core.journal):
+    # at_least_once resends it with the same Message-ID; at_most_once never resends it and
+    # tells the concierge.
+    delivery_guarantee: str = Field(
+        default="at_least_once", max_length=20, sa_column_kwargs={"server_default": "at_least_once"}
+    )
     brand: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
