@@ -111,7 +111,8 @@ def worker(
     """Run due work on real time until SIGTERM/Ctrl+C: ticks and the plugins' jobs.
 
     Several workers may run against one PostgreSQL database, on any hosts: dispatches are
-    claimed under leases. On SQLite a second worker is safe but gains nothing.
+    claimed under leases, and each periodic job runs once per scheduled run. SQLite takes
+    one worker: a second is refused while the first is alive (--once is not a worker).
     """
     import logging
 
@@ -194,6 +195,114 @@ def queue(
     console.print(table)
 
 
+def status(
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
+    ),
+) -> None:
+    """The queue per channel, send rates against their limits, accounts, live workers.
+
+    Without --tenant: every tenant (the operator's or a concierge agency's view).
+    """
+    from rich.table import Table
+
+    from partnercast.core.cli import resolve_tenant
+    from partnercast.core.outbox import QUEUE_BUCKETS
+    from partnercast.core.settings import load_settings
+    from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.core.timeutil import as_utc, utcnow
+    from partnercast.plugins.manager import default_plugins
+    from partnercast.status import gather
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    now = utcnow()
+    if tenant:
+        scope = tenant_session(engine, resolve_tenant(engine, tenant))
+    else:
+        scope = system_session(engine, reason="the operator's status view covers every tenant")
+    with scope as session:
+        report = gather(engine, session, now, default_plugins().channel_classes(), settings)
+    where = tenant or "all tenants"
+
+    def rate(value: float) -> str:
+        return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+    queue = Table(
+        "channel",
+        *QUEUE_BUCKETS,
+        "sent/min",
+        "sent/h",
+        "taken/min",
+        "limit",
+        title=f"queue and send rates ({where})",
+    )
+    for name, rates in report.channels.items():
+        counts = report.queue.get(name, {})
+        queue.add_row(
+            name,
+            *(str(counts.get(bucket, 0)) for bucket in QUEUE_BUCKETS),
+            str(rates.sent_minute),
+            str(rates.sent_hour),
+            rate(rates.taken_minute),
+            report.channel_limits.get(name, "none"),
+        )
+    console.print(queue)
+
+    accounts = Table(
+        *(["tenant"] if not tenant else []),
+        "partner",
+        "channel",
+        "account",
+        "limit",
+        "sent/min",
+        "sent/h",
+        "taken/min",
+        "taken/h",
+        title=f"accounts ({where})",
+    )
+    for account in report.accounts:
+        style = "red" if account.needs_reconnect else None
+        accounts.add_row(
+            *([account.tenant] if not tenant else []),
+            account.partner,
+            account.channel,
+            account.status,
+            account.limit,
+            str(account.rates.sent_minute),
+            str(account.rates.sent_hour),
+            rate(account.rates.taken_minute),
+            rate(account.rates.taken_hour),
+            style=style,
+        )
+    if report.accounts:
+        console.print(accounts)
+    reconnect = [a for a in report.accounts if a.needs_reconnect]
+    if reconnect:
+        names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)
+        console.print(f"[red]{len(reconnect)} accounts need reconnecting:[/] {names}")
+    else:
+        console.print("no account needs reconnecting")
+
+    if report.providers:
+        providers = Table("channel", "provider cap", "taken/min", "taken/h", title="provider caps")
+        for cap in report.providers:
+            providers.add_row(cap.channel, cap.limit, rate(cap.taken_minute), rate(cap.taken_hour))
+        console.print(providers)
+
+    if not report.workers:
+        console.print("no live worker")
+        return
+    workers = Table("worker", "host", "pid", "running for", "last seen", title="live workers")
+    for row in report.workers:
+        running = (now - as_utc(row.started_at)).total_seconds()
+        seen = (now - as_utc(row.last_seen)).total_seconds()
+        workers.add_row(
+            row.worker_id, row.host, str(row.pid), f"{running:.0f}s", f"{max(seen, 0):.0f}s ago"
+        )
+    console.print(workers)
+
+
 def _mount_subcommands() -> None:
     from partnercast.accounts_cli import register as register_account_commands
     from partnercast.campaigns.cli import register as register_campaign_commands
@@ -216,6 +325,7 @@ def _mount_subcommands() -> None:
     app.command("plugins")(plugins_command)
     app.command("worker")(worker)
     app.command("queue")(queue)
+    app.command("status")(status)
     default_plugins().register_commands(app)
 
 

@@ -1,0 +1,228 @@
+"""What ``partnercast status`` shows: the queue, send rates, limits, accounts and workers.
+
+Everything is read in the caller's session: a tenant session shows one tenant's queue,
+accounts and rates; a system session (the operator, with no --tenant) shows every
+tenant's, each account labelled with its tenant. Provider-wide caps and live workers
+belong to no tenant and are shown to both.
+
+Rates: "sent" comes from the ledger (Delivery.sent_at for channels with an audience,
+Dispatch.finished_at of done dispatches for posts); "taken" from the rate buckets
+(tokens the throttle granted), so a limit can be compared with what it let through.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from partnercast.campaigns.throttle import account_limits, provider_limits
+from partnercast.core import outbox
+from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
+from partnercast.core.heartbeat import WorkerHeartbeat, live_workers
+from partnercast.core.models import Delivery, Dispatch
+from partnercast.core.ratelimit import ProviderBucket, RateBucket, limits_from, taken_recently
+from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import as_utc
+from partnercast.plugins.channel import Channel
+
+Key = tuple[int, int, str]  # tenant, partner, channel
+
+
+@dataclass
+class Rates:
+    sent_minute: int = 0
+    sent_hour: int = 0
+    taken_minute: float = 0.0
+    taken_hour: float = 0.0
+
+
+@dataclass
+class AccountStatus:
+    tenant: str
+    partner: str
+    channel: str
+    status: str
+    limit: str
+    rates: Rates
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.status == NEEDS_RECONNECT
+
+
+@dataclass
+class ProviderStatus:
+    channel: str
+    limit: str
+    taken_minute: float
+    taken_hour: float
+
+
+@dataclass
+class Status:
+    queue: dict[str, dict[str, int]]
+    channels: dict[str, Rates]
+    channel_limits: dict[str, str]
+    accounts: list[AccountStatus]
+    providers: list[ProviderStatus]
+    workers: list[WorkerHeartbeat] = field(default_factory=list)
+
+
+def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int, int, str], Rates]:
+    """Messages (audience channels) and posts (others) sent in the last minute and hour."""
+    minute, hour = now - timedelta(minutes=1), now - timedelta(hours=1)
+    rates: dict[tuple[int, int, str], Rates] = defaultdict(Rates)
+    messages = session.exec(  # type: ignore[call-overload]
+        select(
+            Dispatch.tenant_id,
+            Dispatch.partner_id,
+            Dispatch.channel,
+            func.sum(case((col(Delivery.sent_at) >= minute, 1), else_=0)),
+            func.count(),
+        )
+        .join(Delivery, col(Delivery.dispatch_id) == col(Dispatch.id))
+        .where(Delivery.state == outbox.SENT, col(Delivery.sent_at) >= hour)
+        .group_by(Dispatch.tenant_id, Dispatch.partner_id, Dispatch.channel)
+    ).all()
+    posts = session.exec(  # type: ignore[call-overload]
+        select(
+            Dispatch.tenant_id,
+            Dispatch.partner_id,
+            Dispatch.channel,
+            func.sum(case((col(Dispatch.finished_at) >= minute, 1), else_=0)),
+            func.count(),
+        )
+        .where(Dispatch.state == outbox.DONE, col(Dispatch.finished_at) >= hour)
+        .group_by(Dispatch.tenant_id, Dispatch.partner_id, Dispatch.channel)
+    ).all()
+    for tenant_id, partner_id, channel, last_minute, last_hour in messages:
+        rate = rates[(tenant_id, partner_id, channel)]
+        rate.sent_minute += int(last_minute or 0)
+        rate.sent_hour += int(last_hour or 0)
+    for tenant_id, partner_id, channel, last_minute, last_hour in posts:
+        if channel in audience:
+            continue
+        rate = rates[(tenant_id, partner_id, channel)]
+        rate.sent_minute += int(last_minute or 0)
+        rate.sent_hour += int(last_hour or 0)
+    return rates
+
+
+def _limit_text(limits: list[Any]) -> str:
+    return ", ".join(str(limit) for limit in limits) or "none"
+
+
+def gather(
+    engine: Engine,
+    session: Session,
+    now: datetime,
+    channels: dict[str, type[Channel]],
+    settings: Any,
+) -> Status:
+    """The status as seen from ``session`` (tenant-scoped or system) at ``now``."""
+    from partnercast.tenants.models import Partner, Tenant
+
+    moment = as_utc(now)
+    audience = {name for name, cls in channels.items() if cls.audience}
+    queue = outbox.queue_counts(session, moment)
+    sent = _sent(session, moment, audience)
+
+    account_rows = session.exec(select(ChannelAccount)).all()
+    buckets = session.exec(select(RateBucket)).all()
+    partners = {p.id: p for p in session.exec(select(Partner)).all()}
+    tenant_ids = {p.tenant_id for p in partners.values()}
+    with plain_session(engine) as plain:
+        slugs = {
+            t.id: t.slug
+            for t in plain.exec(select(Tenant).where(col(Tenant.id).in_(tenant_ids))).all()
+        }
+
+    keys: dict[Key, ChannelAccount | None] = {}
+    for row in account_rows:
+        keys[(row.tenant_id, row.partner_id, row.channel)] = row
+    taken: dict[Key, Rates] = defaultdict(Rates)
+    for bucket in buckets:
+        if bucket.partner_id is None:
+            continue
+        key = (bucket.tenant_id, bucket.partner_id, bucket.channel)
+        keys.setdefault(key, None)
+        last_minute, last_hour = taken_recently(bucket, moment)
+        # Several buckets (per minute, per day) count the same sends: keep the largest.
+        taken[key].taken_minute = max(taken[key].taken_minute, last_minute)
+        taken[key].taken_hour = max(taken[key].taken_hour, last_hour)
+    for key in sent:  # an account with sends lately shows its rate even with no limit
+        keys.setdefault(key, None)
+
+    accounts: list[AccountStatus] = []
+    for key, row in keys.items():
+        tenant_id, partner_id, channel_name = key
+        partner = partners.get(partner_id)
+        channel_cls = channels.get(channel_name)
+        limits = (
+            account_limits(channel_cls, row.settings if row else None)
+            if channel_cls
+            else limits_from(row.settings if row else {})
+        )
+        rates = Rates(
+            sent[key].sent_minute if key in sent else 0,
+            sent[key].sent_hour if key in sent else 0,
+            taken[key].taken_minute,
+            taken[key].taken_hour,
+        )
+        accounts.append(
+            AccountStatus(
+                tenant=slugs.get(tenant_id, str(tenant_id)),
+                partner=partner.external_id if partner else str(partner_id),
+                channel=channel_name,
+                status=row.status if row else "default",
+                limit=_limit_text(limits),
+                rates=rates,
+            )
+        )
+    accounts.sort(key=lambda a: (a.tenant, a.channel, a.partner))
+
+    per_channel: dict[str, Rates] = defaultdict(Rates)
+    for (_t, _p, channel_name), rate in sent.items():
+        per_channel[channel_name].sent_minute += rate.sent_minute
+        per_channel[channel_name].sent_hour += rate.sent_hour
+    for (_t, _p, channel_name), rate in taken.items():
+        per_channel[channel_name].taken_minute += rate.taken_minute
+        per_channel[channel_name].taken_hour += rate.taken_hour
+    names = set(queue) | set(per_channel)
+    channel_limits = {
+        name: _limit_text(limits_from(dict(getattr(channels.get(name), "rate_limits", {}) or {})))
+        + " per account"
+        for name in names
+    }
+    return Status(
+        queue=queue,
+        channels={name: per_channel[name] for name in sorted(names)},
+        channel_limits=channel_limits,
+        accounts=accounts,
+        providers=_providers(engine, moment, settings),
+        workers=live_workers(engine, now=moment),
+    )
+
+
+def _providers(engine: Engine, now: datetime, settings: Any) -> list[ProviderStatus]:
+    """Provider-wide caps (system-level: the same for every tenant) and what they let through."""
+    caps = dict(getattr(settings, "rate_limits", None) or {})
+    with plain_session(engine) as session:  # provider_bucket belongs to no tenant
+        buckets = session.exec(select(ProviderBucket)).all()
+    taken: dict[str, tuple[float, float]] = {}
+    for bucket in buckets:
+        minute, hour = taken_recently(bucket, now)
+        old = taken.get(bucket.channel, (0.0, 0.0))
+        taken[bucket.channel] = (max(old[0], minute), max(old[1], hour))
+    return [
+        ProviderStatus(
+            name, _limit_text(provider_limits(settings, name)), *taken.get(name, (0.0, 0.0))
+        )
+        for name in sorted(set(caps) | set(taken))
+    ]
