@@ -595,9 +595,10 @@ def retry_delay(
     together (one provider down) do not all come back at the same instant. A Retry-After
     (``retry_after`` seconds, parsed by the channel) is a floor: jitter never shortens it.
     """
-    ceiling = min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
-    low = min(RETRY_MIN, ceiling).total_seconds()
-    seconds = (rng or _RANDOM).uniform(low, ceiling.total_seconds())
+    exponent = min(max(attempts - 1, 0), 32)  # past the cap anyway; no overflow
+    ceiling = min(RETRY_BASE.total_seconds() * 2**exponent, RETRY_CAP.total_seconds())
+    low = min(RETRY_MIN.total_seconds(), ceiling)
+    seconds = (rng or _RANDOM).uniform(low, ceiling)
     if retry_after is not None and retry_after > 0:
         seconds = max(seconds, float(retry_after))
     return timedelta(seconds=seconds)
