@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.search.models import SearchAccount
 from partnercast.plugins import AuthError, ChannelError, PermanentError, TransientError
 
@@ -226,11 +227,7 @@ def _json(response: requests.Response) -> dict[str, Any]:
 def _retry_after(response: requests.Response | None) -> float | None:
     if response is None:
         return None
-    value = response.headers.get("Retry-After", "")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None  # an HTTP date: let the engine's own back-off decide
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _seconds(value: Any) -> float | None:

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
 
@@ -291,5 +292,4 @@ def _message(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    header = response.headers.get("Retry-After", "").strip()
-    return float(header) if header.isdigit() else None
+    return retry_after_seconds(response.headers.get("Retry-After"))

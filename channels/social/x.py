@@ -22,6 +22,7 @@ import tweepy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from twitter_text import parse_tweet
 
+from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.social.logs import secrets_redacted
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
@@ -217,9 +218,9 @@ def _message(error: tweepy.errors.HTTPException) -> str:
 
 def _retry_after(error: tweepy.errors.TooManyRequests) -> float | None:
     """Seconds to wait: Retry-After if X sends it, else until x-rate-limit-reset."""
-    header = error.response.headers.get("retry-after", "")
-    if header.strip().isdigit():
-        return float(header)
+    seconds = retry_after_seconds(error.response.headers.get("retry-after"))
+    if seconds is not None:
+        return seconds
     if error.reset_time is not None:
         return max(1.0, error.reset_time - time.time())
     return None
