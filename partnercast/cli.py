@@ -280,7 +280,7 @@ def status(
     reconnect = [a for a in report.accounts if a.needs_reconnect]
     if reconnect:
         names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)
-        console.print(f"[red]{len(reconnect)} accounts need reconnecting:[/] {names}")
+        console.print(f"[red]accounts needing reconnection ({len(reconnect)}):[/] {names}")
     else:
         console.print("no account needs reconnecting")
 

@@ -195,11 +195,10 @@ def gather(
         per_channel[channel_name].taken_minute += rate.taken_minute
         per_channel[channel_name].taken_hour += rate.taken_hour
     names = set(queue) | set(per_channel)
-    channel_limits = {
-        name: _limit_text(limits_from(dict(getattr(channels.get(name), "rate_limits", {}) or {})))
-        + " per account"
-        for name in names
-    }
+    channel_limits = {}
+    for name in names:
+        declared = limits_from(dict(getattr(channels.get(name), "rate_limits", {}) or {}))
+        channel_limits[name] = f"{_limit_text(declared)} per account" if declared else "none"
     return Status(
         queue=queue,
         channels={name: per_channel[name] for name in sorted(names)},

@@ -125,7 +125,7 @@ def test_status_for_one_tenant_shows_its_queue_rates_limits_and_accounts_only(
     assert accounts[("P003", "email")][2:6] == ["default", "none", "3", "5"]
     assert "777/day" not in out and "globex" not in out  # nothing of the other tenant
     assert ("P004", "email") not in accounts and ("P002", "email") not in accounts
-    assert "1 accounts need reconnecting: P001 (email)" in out
+    assert "accounts needing reconnection (1): P001 (email)" in out
     [cap] = _table_rows(out, "provider caps")
     assert cap == ["email", "5000/hour", "30", "30"]
     [worker] = _table_rows(out, "live workers")
