@@ -2,8 +2,8 @@
 
 A channel author describes the channel once, in a :class:`ChannelCase`, and gets one
 pytest test per check (render, validate, account settings, secrets, every failure the
-network can produce, idempotency), each with its own id, so that one failure never hides
-the others::
+network can produce, idempotency, the lookup of a post an earlier attempt made), each
+with its own id, so that one failure never hides the others::
 
     from partnercast.plugins.testing import ChannelCase, ChannelConformance, HttpTransport
 
@@ -438,7 +438,50 @@ def _publish_rows(case: ChannelCase) -> list[Check]:
         else ""
     )
     rows.append(Check("publish/idempotent", lambda: _publish_idempotent(case), skip))
+    rows += _lookup_rows(case)
     return rows
+
+
+def _lookup_rows(case: ChannelCase) -> list[Check]:
+    """find_published, for channels that post (audience channels have the ledger)."""
+    if case.channel.audience:
+        skip = "audience channels are deduplicated by the engine's delivery ledger"
+    elif not case.channel.supports_lookup():
+        skip = (
+            "the channel cannot look posts up (no find_published): the engine fails an "
+            "uncertain publish for a person to check instead of posting again"
+        )
+    else:
+        skip = ""
+    return [
+        Check("lookup/nothing-before-publish", lambda: _lookup_nothing(case), skip),
+        Check("lookup/finds-what-another-instance-posted", lambda: _lookup_finds(case), skip),
+    ]
+
+
+def _lookup_nothing(case: ChannelCase) -> None:
+    channel = case.make_channel(case.channel)
+    with _transport(case).succeeding() as network:
+        found = channel.find_published(
+            case.draft(channel), case.account(), idempotency_key="kit-lookup-none"
+        )
+    _close(channel)
+    _expect(found is None or found == [], f"find_published found {found!r} on an empty network")
+    _expect(network.posts == 0, "find_published must not post")
+
+
+def _lookup_finds(case: ChannelCase) -> None:
+    first, second = case.make_channel(case.channel), case.make_channel(case.channel)
+    with _transport(case).succeeding() as network:
+        made = case.publish(first, key="kit-lookup")
+        found = second.find_published(
+            case.draft(second), case.account(), idempotency_key="kit-lookup"
+        )
+    _close(first)
+    _close(second)
+    _expect(found is not None, "find_published cannot tell, right after a successful post")
+    _expect(found == made.external_ids, f"find_published found {found!r}, not {made.external_ids}")
+    _expect(network.posts == 1, f"the lookup made {network.posts - 1} more posts")
 
 
 def _publish_succeeds(case: ChannelCase) -> None:
@@ -493,11 +536,22 @@ def _expect_outcomes(case: ChannelCase, failure: Failure, result: PublishResult)
 
 
 def _publish_idempotent(case: ChannelCase) -> None:
-    """The same key twice, from two channel instances (a retry in another process)."""
+    """The same key twice, from two channel instances (a retry in another process).
+
+    As the engine retries an uncertain publish: a channel with ``find_published`` is
+    asked first and publishes again only when the network certainly holds no such post;
+    one without it must make the network deduplicate (an idempotency key it honours).
+    """
     first, second = case.make_channel(case.channel), case.make_channel(case.channel)
     with _transport(case).succeeding() as network:
         one = case.publish(first, key="kit-idempotent")
-        two = case.publish(second, key="kit-idempotent")
+        found = None
+        if case.channel.supports_lookup():
+            found = second.find_published(
+                case.draft(second), case.account(), idempotency_key="kit-idempotent"
+            )
+            _expect(found is not None, "find_published cannot tell: the engine would not retry")
+        two = PublishResult(external_ids=found) if found else case.publish(second, "kit-idempotent")
     _close(first)
     _close(second)
     _expect(network.posts == 1, f"the same idempotency key made {network.posts} posts")

@@ -1,20 +1,23 @@
 """Both social channels through the plugin framework's conformance kit.
 
-One row is expected to fail, on purpose: ``publish/idempotent`` publishes the same key
-from two channel instances (a retry in another process) and wants one post. Neither X
-nor LinkedIn takes an idempotency key or can be asked cheaply for a post by a client
-id, so across processes it is the engine's dispatch ledger (external ids recorded per
-dispatch, never published twice) that guarantees one post; within one instance the
-channel returns the first ids again (see test_the_same_key_twice_posts_once).
+``publish/idempotent`` publishes the same key from two channel instances (a retry in
+another process) and wants one post. Neither X nor LinkedIn takes an idempotency key:
+the second instance is asked ``find_published`` first, as the engine does, and finds the
+first post by the account's recent posts (X: ``/2/users/me`` and the user's timeline;
+LinkedIn: the Posts API finder by author), which the fakes below answer from the posts
+they received, in the documented shapes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -28,13 +31,11 @@ from partnercast.plugins.testing import (
     HttpTransport,
     checks,
     run_check,
+    run_conformance,
     simple_request,
 )
+from partnercast.plugins.testing_http import HttpNetwork
 
-CROSS_PROCESS_IDEMPOTENCY = (
-    "neither network takes an idempotency key: across processes the engine's dispatch "
-    "ledger prevents a second post"
-)
 GOOD_CONTENT = {"link": "https://northwind.example/shield", "hashtags": ["CloudSecurity"]}
 BAD_CONTENT = {
     "bad-hashtag": {"hashtags": ["not a tag"]},
@@ -53,11 +54,17 @@ def _request(channel: str) -> Any:
 @dataclass
 class _Network:
     posts: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
 
 
 @dataclass
 class LinkedInTransport(HttpTransport):
-    """The kit's HTTP fake, answering success as LinkedIn does: 201, id in x-restli-id."""
+    """The kit's HTTP fake, answering as LinkedIn does: a post is 201 with its id in
+    x-restli-id; the finder by author lists the author's posts, newest first."""
 
     calls: list[requests.PreparedRequest] = field(default_factory=list)
 
@@ -67,11 +74,44 @@ class LinkedInTransport(HttpTransport):
 
         def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
             network.posts += 1
+            network.bodies.append({**json.loads(request.body or "{}"), "createdAt": _now_ms()})
             return 201, {"x-restli-id": f"urn:li:share:{network.posts}"}, ""
+
+        def finder(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+            author = parse_qs(urlsplit(request.url or "").query).get("author", [""])[0]
+            elements = [
+                {"id": f"urn:li:share:{number}", "lifecycleState": "PUBLISHED", **body}
+                for number, body in enumerate(network.bodies, start=1)
+                if body.get("author") == author
+            ]
+            page = {"elements": elements[::-1], "paging": {"start": 0, "count": 50, "links": []}}
+            return 200, {"Content-Type": "application/json"}, json.dumps(page)
 
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             mock.add_callback(self.method, self.url, callback=answer)
+            mock.add_callback("GET", self.url, callback=finder)
             yield network
+
+
+def _x_timeline(mock: responses.RequestsMock, network: HttpNetwork) -> None:
+    """X's ``GET /2/users/me`` and ``GET /2/users/:id/tweets``, from the posts received."""
+    me = {"data": {"id": "1234", "name": "Kit", "username": "kit"}}
+    mock.add("GET", "https://api.twitter.com/2/users/me", json=me)
+
+    def timeline(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        tweets = [
+            {
+                "id": str(number),
+                "text": json.loads(call.body or "{}").get("text", ""),
+                "edit_history_tweet_ids": [str(number)],
+            }
+            for number, call in enumerate(network.calls, start=1)
+        ][::-1]
+        meta = {"result_count": len(tweets)}
+        body = {"data": tweets, "meta": meta} if tweets else {"meta": meta}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    mock.add_callback("GET", "https://api.twitter.com/2/users/1234/tweets", callback=timeline)
 
 
 X_CASE = ChannelCase(
@@ -104,6 +144,7 @@ X_CASE = ChannelCase(
         "https://api.twitter.com/2/tweets",
         ok_status=201,
         ok_body=lambda _request, number: {"data": {"id": str(number), "text": "."}},
+        extra=_x_timeline,
     ),
 )
 LINKEDIN_CASE = ChannelCase(
@@ -124,13 +165,34 @@ def _rows() -> list[Any]:
     rows = []
     for case in (X_CASE, LINKEDIN_CASE):
         for row in checks(case):
-            marks = []
-            if row.id == "publish/idempotent":
-                marks.append(pytest.mark.xfail(strict=True, reason=CROSS_PROCESS_IDEMPOTENCY))
-            rows.append(pytest.param(row, marks=marks, id=f"{case.channel.name}:{row.id}"))
+            rows.append(pytest.param(row, id=f"{case.channel.name}:{row.id}"))
     return rows
 
 
 @pytest.mark.parametrize("row", _rows())
 def test_conformance(row: Check) -> None:
     run_check(row)
+
+
+class _BlindX(XChannel):
+    """Says "no such post" without asking: the kit must catch the second post."""
+
+    def find_published(self, draft, account, *, idempotency_key, since=None):  # type: ignore[no-untyped-def]
+        return []
+
+
+class _ShrugX(XChannel):
+    """Cannot tell: the engine would fail the dispatch, so the kit must say so."""
+
+    def find_published(self, draft, account, *, idempotency_key, since=None):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_the_kit_catches_a_lookup_that_lies_or_cannot_tell() -> None:
+    blind = run_conformance(replace(X_CASE, channel=_BlindX))
+    assert "2 posts" in blind["publish/idempotent"]
+    assert "lookup/finds-what-another-instance-posted" in blind
+    shrug = run_conformance(replace(X_CASE, channel=_ShrugX))
+    assert "cannot tell" in shrug["publish/idempotent"]
+    assert "cannot tell" in shrug["lookup/finds-what-another-instance-posted"]
+    assert "lookup/nothing-before-publish" not in shrug
