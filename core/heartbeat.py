@@ -1,10 +1,12 @@
 """Worker heartbeats: which workers are alive, and SQLite's one-worker rule.
 
 Every ``partnercast worker`` writes a row (id, host, pid, last_seen) when it starts,
-renews ``last_seen`` every :data:`BEAT_SECONDS`, and deletes it when it stops. A row is
-live while it was seen within :data:`EXPIRY_SECONDS`; on the worker's own host a row is
-also dead as soon as its process is (``os.kill(pid, 0)``, zombies included), so a worker
-that was SIGKILLed can be restarted at once.
+renews ``last_seen`` every :data:`BEAT_SECONDS`, and deletes it when it stops. A row of
+another host is live while it was seen within :data:`EXPIRY_SECONDS`. On the worker's own
+host the process table decides: the row is live while its process runs (``os.kill(pid,
+0)``, zombies counted as dead) and beat within :data:`SAME_HOST_STALE_SECONDS` (a guard
+against a reused pid). So a worker that was SIGKILLed can be restarted at once, and one
+whose beat waited on a busy SQLite database is not taken for dead.
 
 SQLite takes one worker: :func:`register` refuses to start a second while a live one
 holds the database (one clear line). The check and the insert are one transaction whose
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
@@ -28,6 +30,7 @@ from partnercast.core.timeutil import as_utc, utcnow
 
 BEAT_SECONDS = 1.0
 EXPIRY_SECONDS = 10.0
+SAME_HOST_STALE_SECONDS = 300.0
 
 
 class WorkerHeartbeat(SQLModel, table=True):
@@ -62,28 +65,28 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_live(row: WorkerHeartbeat, now: datetime, host: str | None = None) -> bool:
-    """Seen within the expiry, and, on this host, its process still running."""
-    if as_utc(row.last_seen) < as_utc(now) - timedelta(seconds=EXPIRY_SECONDS):
-        return False
+    """On this host: its process runs (and beat lately); elsewhere: seen within the expiry."""
+    age = (as_utc(now) - as_utc(row.last_seen)).total_seconds()
     if row.host == (host or socket.gethostname()):
-        return pid_alive(row.pid)
-    return True
+        return age < SAME_HOST_STALE_SECONDS and pid_alive(row.pid)
+    return age < EXPIRY_SECONDS
 
 
 def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> None:
     """Record this worker; on SQLite refuse to if another live worker serves the database.
 
-    Dead rows (expired, or of a process gone from this host) are removed on the way.
+    Dead rows are removed on the way.
     """
     moment = now or utcnow()
     host, pid = socket.gethostname(), os.getpid()
     sqlite = engine.dialect.name == "sqlite"
     with plain_session(engine) as session:
-        # First statement a write: SQLite's write lock now, so the check below is serialised.
+        # First statement a write (it matches no row): SQLite's write lock is taken now,
+        # waiting on the busy timeout, so the check below is serialised.
         session.execute(
-            delete(WorkerHeartbeat).where(
-                col(WorkerHeartbeat.last_seen) < moment - timedelta(seconds=EXPIRY_SECONDS)
-            )
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
+            .values(last_seen=moment)
         )
         for row in session.exec(select(WorkerHeartbeat)).all():
             if not is_live(row, moment, host):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -146,3 +148,38 @@ def test_postgres_takes_several_workers(postgres_engine: Engine, workers) -> Non
         process.send_signal(signal.SIGTERM)
     assert [process.wait(timeout=20) for process, _ in started] == [0, 0, 0]
     assert live_workers(postgres_engine) == []
+
+
+def _row(engine: Engine, pid: int, seen_ago: float) -> None:
+    seen = utcnow() - timedelta(seconds=seen_ago)
+    with plain_session(engine) as session:
+        session.add(
+            WorkerHeartbeat(
+                worker_id=f"here:{pid}",
+                host=socket.gethostname(),
+                pid=pid,
+                started_at=seen,
+                last_seen=seen,
+            )
+        )
+
+
+def test_on_this_host_the_process_table_decides(engine: Engine) -> None:
+    """A live process whose beat is late (a busy database) still holds the slot; a killed
+    one that its parent has not reaped yet (a zombie) does not."""
+    _row(engine, os.getpid(), seen_ago=60)
+    with pytest.raises(heartbeat.AnotherWorker):
+        heartbeat.register(engine, "second")
+    with plain_session(engine) as session:
+        session.execute(delete(WorkerHeartbeat))
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while heartbeat.pid_alive(zombie.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        _row(engine, zombie.pid, seen_ago=0)
+        heartbeat.register(engine, "second")  # the zombie's row is dead
+        assert [row.worker_id for row in _rows(engine)] == ["second"]
+    finally:
+        zombie.wait()
