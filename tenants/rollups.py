@@ -38,6 +38,11 @@ Key = tuple[int, int, int, int, str]  # tenant, partner, campaign, cycle, metric
 STAGE_METRIC = {"lead": "leads", "mql": "mql", "sql": "sql", "opportunity": "opportunity"}
 STAGE_METRIC |= {"won": "won", "lost": "lost"}
 SIMPLE = {"visit": "visits", "unsubscribed": "unsubscribed", "complained": "complained"}
+# Social and search metrics (tenants/channel_metrics.py): each event's value is the
+# difference from the dispatch's last recorded total; counts add to the rollup's count,
+# money and conversions to its value.
+CHANNEL_COUNTS = ("impressions", "engagements", "link_clicks")
+CHANNEL_VALUES = ("ad_cost", "ad_conversions")
 
 
 def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
@@ -49,6 +54,10 @@ def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
     kind, data = event_row.kind, event_row.data or {}
     if kind in SIMPLE:
         return [(SIMPLE[kind], 1, 0.0)]
+    if kind in CHANNEL_COUNTS:
+        return [(kind, round(float(event_row.value or 0.0)), 0.0)]
+    if kind in CHANNEL_VALUES:
+        return [(kind, 0, float(event_row.value or 0.0))]
     if kind == "form":
         return [("forms", 1, 0.0), ("leads", 1, 0.0)]
     if kind in STAGES:
