@@ -25,14 +25,19 @@ from partnercast.core.tenancy import tenant_session
 from partnercast.tenants import rollups
 from partnercast.tenants.crm_import import import_leads
 from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret
-from partnercast.tenants.metrics import FUNNEL, GROUPINGS, ROI_TARGET, FunnelRow, funnel, total
+from partnercast.tenants.metrics import (
+    GROUPINGS,
+    MARKETING,
+    ROI_TARGET,
+    SALES,
+    FunnelRow,
+    funnel,
+    total,
+)
 from partnercast.tenants.models import Partner
 from partnercast.tenants.reports import write_reports
 from partnercast.tenants.score import score_partners
 from partnercast.tenants.spend import KINDS, add_spend, list_spend
-
-MARKETING = FUNNEL[:6]
-SALES = FUNNEL[6:]
 
 leads_app = typer.Typer(
     help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
@@ -182,6 +187,17 @@ def _fmt_roi(row: FunnelRow) -> Text:
 
 def metrics_command(
     tenant: TenantOption,
+    action: Annotated[
+        str | None,
+        typer.Argument(
+            help="fetch: ask the channels (X, LinkedIn, Google Ads) for the metrics of "
+            "the posts and ads of the last --days days and record them (docs/funnel.md).",
+            show_default=False,
+        ),
+    ] = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="With fetch: dispatches done in the last N days.")
+    ] = 30,
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
     by: Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")] = "partner",
     partner: Annotated[
@@ -192,6 +208,10 @@ def metrics_command(
     ] = False,
 ) -> None:
     """The funnel with conversion rates, pipeline and won value, and ROI against 20x."""
+    if action is not None:
+        from partnercast.tenants.channel_metrics import fetch_command
+
+        return fetch_command(action, tenant, days)
     if by not in GROUPINGS:
         raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
     with _scoped(tenant) as session:
@@ -210,6 +230,9 @@ def metrics_command(
         rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
     rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
     scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
+    if len(rows) > PLAIN_ABOVE:
+        _plain_metrics(by, scope, rows)
+        return
     marketing = _numbers_table(by, MARKETING, f"marketing funnel{scope}")
     for row in rows:
         marketing.add_row(Text(row.label), *(str(row.counts.get(m, 0)) for m in MARKETING))
@@ -229,6 +252,70 @@ def metrics_command(
             _fmt_roi(row),
         )
     console.print(money)
+    console.print(
+        f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
+        highlight=False,
+    )
+
+
+# Above this many rows, tables are printed as plain aligned text: rich lays out 1,000
+# partners' rows in seconds, the query that fills them takes a fraction of one.
+PLAIN_ABOVE = 60
+
+
+def _plain(
+    title: str,
+    header: tuple[str, ...],
+    lines: list[tuple[str, ...]],
+    left: frozenset[int] = frozenset({0}),
+) -> None:
+    """A fixed-width table: the ``left`` columns left-aligned, the numbers right-aligned."""
+    widths = [max(len(cells[i]) for cells in (header, *lines)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded).rstrip()
+
+    out = [title, line(header), "  ".join("-" * width for width in widths)]
+    out += [line(cells) for cells in lines]
+    console.print("\n".join(out) + "\n", markup=False, highlight=False, soft_wrap=True)
+
+
+def _plain_metrics(by: str, scope: str, rows: list[FunnelRow]) -> None:
+    _plain(
+        f"marketing funnel{scope}",
+        (by, *MARKETING),
+        [(row.label, *(str(row.counts.get(m, 0)) for m in MARKETING)) for row in rows],
+    )
+    _plain(
+        f"sales funnel{scope}",
+        (by, *SALES, "MQL>SQL"),
+        [
+            (
+                row.label,
+                *(str(row.counts.get(m, 0)) for m in SALES),
+                _fmt_rate(row.rate("sql", "mql")),
+            )
+            for row in rows
+        ],
+    )
+    _plain(
+        f"return{scope}",
+        (by, "pipeline", "won value", "spend", "ROI"),
+        [
+            (
+                row.label,
+                f"{row.pipeline:,.0f}",
+                f"{row.won_value:,.0f}",
+                "-" if row.spend is None else f"{row.spend:,.0f}",
+                _fmt_roi(row).plain,
+            )
+            for row in rows
+        ],
+    )
     console.print(
         f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
         highlight=False,
@@ -260,6 +347,14 @@ def score_command(
             )
         console.print(table)
         console.print(Text(f"what holds it back: {card.weakest.name} ({card.weakest.detail})"))
+        return
+    if len(cards) > PLAIN_ABOVE:
+        lines = [
+            (c.external_id, c.name, f"{c.score:.0f}", f"{c.weakest.name}: {c.weakest.detail}")
+            for c in cards
+        ]
+        header = ("partner", "name", "score", "what holds it back")
+        _plain("contender scores", header, lines, left=frozenset({0, 1, 3}))
         return
     table = Table("partner", "name", "score", "what holds it back", title="contender scores")
     for card in cards:

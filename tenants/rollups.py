@@ -2,12 +2,12 @@
 
 A Session ``after_flush`` listener, registered when :mod:`partnercast.tenants` is imported
 (so in every process that writes tenant rows: the CLI, the web app, the worker, an app
-that embeds the engine, a test), adds every new Event and every delivery whose state
-became sent or bounced to its Rollup rows in the same transaction (an atomic upsert on the
+that embeds the engine, a test), adds every new Event and every change of a dispatch's
+tally of messages sent to its Rollup rows in the same transaction (an atomic upsert on the
 unique key): a rolled-back event never counts and a committed one counts exactly once. A
 flushed row is new only once, which makes the rollups idempotent.
 
-:func:`scan_rollups` computes the same totals from the event log and the delivery ledger;
+:func:`scan_rollups` computes the same totals from the event log and the dispatches;
 it is the reference the tests compare against, and :func:`rebuild_rollups` uses it to
 recompute a tenant after a bulk import that went around the ORM (``partnercast metrics
 rebuild``).
@@ -28,7 +28,7 @@ from sqlmodel import delete
 from sqlmodel import select as sm_select
 
 from partnercast.campaigns.models import Enrollment
-from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.funnel_models import Rollup
 from partnercast.tenants.leads import STAGES, Lead
@@ -43,6 +43,9 @@ SIMPLE = {"visit": "visits", "unsubscribed": "unsubscribed", "complained": "comp
 # money and conversions to its value.
 CHANNEL_COUNTS = ("impressions", "engagements", "link_clicks")
 CHANNEL_VALUES = ("ad_cost", "ad_conversions")
+# Email tracking (web/tracking.py): every hit adds to the total, the first genuine one
+# of each message (data["unique"]) to the unique count.
+TRACKED = {"opened": ("opens", "opened"), "clicked": ("clicks", "clicked")}
 
 
 def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
@@ -58,8 +61,13 @@ def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
         return [(kind, round(float(event_row.value or 0.0)), 0.0)]
     if kind in CHANNEL_VALUES:
         return [(kind, 0, float(event_row.value or 0.0))]
+    if kind == "bounced":  # one per hard bounce (campaigns.dispatching); it was sent too
+        return [("sent", 1, 0.0), ("bounced", 1, 0.0)]
     if kind == "form":
         return [("forms", 1, 0.0), ("leads", 1, 0.0)]
+    if kind in TRACKED:
+        every, unique = TRACKED[kind]
+        return [(every, 1, 0.0), *([(unique, 1, 0.0)] if data.get("unique") else [])]
     if kind in STAGES:
         value = float(event_row.value or 0.0)
         if data.get("adjust"):
@@ -139,40 +147,36 @@ def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
         connection.execute(statement)
 
 
-# What a delivery in each state adds to the funnel: a bounced message was still sent.
-DELIVERY_METRICS = {"sent": ("sent", "delivered"), "bounced": ("sent", "bounced")}
+def _sent_changes(session: Session) -> list[tuple[Dispatch, int]]:
+    """(dispatch, change) for every dispatch whose ``sent_count`` this flush changed.
 
-
-def _delivery_changes(session: Session) -> list[tuple[Delivery, str | None, str]]:
-    """(delivery, state before, state now) for every delivery whose state this flush set."""
-    out: list[tuple[Delivery, str | None, str]] = []
+    Messages sent are counted from the dispatch's own tally, which the send path sets from
+    the delivery ledger (however the ledger rows themselves were written, set-based UPDATEs
+    included); a bounce is counted from its ``bounced`` event.
+    """
+    out: list[tuple[Dispatch, int]] = []
     for obj in session.new:
-        if isinstance(obj, Delivery) and obj.state in DELIVERY_METRICS:
-            out.append((obj, None, obj.state))
+        if isinstance(obj, Dispatch) and obj.sent_count:
+            out.append((obj, obj.sent_count))
     for obj in session.dirty:
-        if not isinstance(obj, Delivery):
+        if not isinstance(obj, Dispatch):
             continue
-        history = inspect(obj).attrs.state.history
-        if not history.has_changes():
-            continue
-        before = history.deleted[0] if history.deleted else None
-        if before != obj.state:
-            out.append((obj, before, obj.state))
+        history = inspect(obj).attrs.sent_count.history
+        if history.has_changes():
+            before = history.deleted[0] if history.deleted else 0
+            if (obj.sent_count or 0) != (before or 0):
+                out.append((obj, (obj.sent_count or 0) - (before or 0)))
     return out
 
 
-def _delivery_totals(
-    connection: Connection, changes: list[tuple[Delivery, str | None, str]]
+def _sent_totals(
+    connection: Connection, changes: list[tuple[Dispatch, int]]
 ) -> dict[Key, list[float]]:
     totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
-    places: dict[int, tuple[int, int, int]] = {}
-    for delivery, before, after in changes:
-        if delivery.dispatch_id not in places:
-            places[delivery.dispatch_id] = _dispatch_place(connection, delivery.dispatch_id)
-        partner, campaign, cycle = places[delivery.dispatch_id]
-        for state, sign in ((before, -1), (after, 1)):
-            for metric in DELIVERY_METRICS.get(state or "", ()):
-                totals[(delivery.tenant_id, partner, campaign, cycle, metric)][0] += sign
+    for dispatch, change in changes:
+        partner, campaign, cycle = _dispatch_place(connection, dispatch.id or 0)
+        for metric in ("sent", "delivered"):
+            totals[(dispatch.tenant_id, partner, campaign, cycle, metric)][0] += change
     return totals
 
 
@@ -199,13 +203,13 @@ def _merge(into: dict[Key, list[float]], more: dict[Key, list[float]]) -> dict[K
 def after_flush(session: Session, _context: Any) -> None:
     """Add this flush's new events and delivery outcomes to their rollups."""
     new = [obj for obj in session.new if isinstance(obj, Event)]
-    changes = _delivery_changes(session)
+    changes = _sent_changes(session)
     if not new and not changes:
         return
     connection = session.connection()
     totals = _totals(connection, new)
     if changes:
-        _merge(totals, _delivery_totals(connection, changes))
+        _merge(totals, _sent_totals(connection, changes))
     _upsert(connection, {key: v for key, v in totals.items() if v[0] or v[1]})
 
 
@@ -222,9 +226,9 @@ def scan_rollups(
 ) -> dict[Key, tuple[int, float]]:
     """The rollups of the session's tenant computed from scratch (the reference).
 
-    Streams the event log as plain rows (a few hundred thousand a second) and groups the
-    delivery ledger in the database; ``partner_ids`` limits both to those partners (how
-    the benchmark checks a sample of a large database).
+    Streams the event log as plain rows (a few hundred thousand a second) and sums the
+    dispatches' tallies of messages sent in the database; ``partner_ids`` limits both to
+    those partners (how the benchmark checks a sample of a large database).
     """
     session_tenant(session)
     wanted = sorted(set(partner_ids)) if partner_ids is not None else None
@@ -246,37 +250,32 @@ def scan_rollups(
     result = session.execute(query.execution_options(yield_per=20_000))
     for rows in result.partitions():
         _merge(totals, _totals(connection, rows, places))
-    _merge(totals, _scanned_deliveries(session, wanted))
+    _merge(totals, _scanned_sends(session, wanted))
     return {key: (int(c), round(v, 6)) for key, (c, v) in totals.items() if c or v}
 
 
-def _scanned_deliveries(session: Session, wanted: list[int] | None) -> dict[Key, list[float]]:
+def _scanned_sends(session: Session, wanted: list[int] | None) -> dict[Key, list[float]]:
+    """Messages sent per partner, campaign and cycle: the dispatches' tallies, summed."""
     query = (
         sm_select(
-            Delivery.tenant_id,
+            Dispatch.tenant_id,
             Dispatch.partner_id,
             Enrollment.campaign_id,
             Dispatch.cycle_id,
-            Delivery.state,
-            func.count(),
+            func.sum(Dispatch.sent_count),
         )
-        .join(Dispatch, Dispatch.id == Delivery.dispatch_id)  # type: ignore[arg-type]
         .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)  # type: ignore[arg-type]
-        .where(Delivery.state.in_(tuple(DELIVERY_METRICS)))  # type: ignore[attr-defined]
+        .where(Dispatch.sent_count != 0)
         .group_by(
-            Delivery.tenant_id,
-            Dispatch.partner_id,
-            Enrollment.campaign_id,
-            Dispatch.cycle_id,
-            Delivery.state,
+            Dispatch.tenant_id, Dispatch.partner_id, Enrollment.campaign_id, Dispatch.cycle_id
         )
     )
     if wanted is not None:
         query = query.where(Dispatch.partner_id.in_(wanted))  # type: ignore[attr-defined]
     totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
-    for tenant, partner, campaign, cycle, state, count in session.exec(query).all():
-        for metric in DELIVERY_METRICS[state]:
-            totals[(tenant, partner or 0, campaign or 0, cycle or 0, metric)][0] += count
+    for tenant, partner, campaign, cycle, count in session.exec(query).all():
+        for metric in ("sent", "delivered"):
+            totals[(tenant, partner or 0, campaign or 0, cycle or 0, metric)][0] += int(count or 0)
     return totals
 
 

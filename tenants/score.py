@@ -87,7 +87,7 @@ class _Facts:
     """What the engagement and trend components need, read in a few grouped queries."""
 
     approvals: dict[int, list[tuple[str, int, Any]]] = field(default_factory=dict)
-    enrollments: dict[int, list[Enrollment]] = field(default_factory=dict)
+    enrollments: dict[int, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     versions: dict[int, dict[str, Any]] = field(default_factory=dict)
     finished: dict[int, dict[str, int]] = field(default_factory=dict)
     per_cycle: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -99,7 +99,7 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     approvals = select(Event.partner_id, Event.enrollment_id, Event.kind, Event.occurred_at).where(
         col(Event.kind).in_(("enrollment.invited", "enrollment.approved"))
     )
-    enrollments = select(Enrollment)
+    enrollments = select(Enrollment.partner_id, Enrollment.version_id, Enrollment.customization)
     finished = (
         select(Dispatch.partner_id, Dispatch.state, func.count())
         .where(col(Dispatch.state).in_(("done", "skipped", "failed")))
@@ -113,9 +113,9 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
         approvals.order_by(col(Event.occurred_at), col(Event.id))
     ).all():
         facts.approvals.setdefault(pid or 0, []).append((kind, enrollment_id or 0, at))
-    for enrollment in session.exec(enrollments).all():
-        facts.enrollments.setdefault(enrollment.partner_id, []).append(enrollment)
-    version_ids = {e.version_id for rows in facts.enrollments.values() for e in rows}
+    for pid, version_id, customization in session.exec(enrollments).all():
+        facts.enrollments.setdefault(pid, []).append((version_id, customization or {}))
+    version_ids = {version for rows in facts.enrollments.values() for version, _ in rows}
     if version_ids:
         for version in session.exec(
             select(CampaignVersion).where(col(CampaignVersion.id).in_(version_ids))
@@ -129,8 +129,11 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
             select(Cycle, Campaign.key).join(Campaign, Campaign.id == Cycle.campaign_id)
         ).all()
     }
-    for cell in cells(session, partner_id=partner_id, keep=("partner_id", "cycle_id")):
-        if cell.metric in ("leads", "opportunity") and cell.cycle_id in cycles:
+    trend = ("leads", "opportunity")
+    for cell in cells(
+        session, partner_id=partner_id, keep=("partner_id", "cycle_id"), metrics=trend
+    ):
+        if cell.cycle_id in cycles:
             mine = facts.per_cycle.setdefault(cell.partner_id, {})
             key = cycles[cell.cycle_id]
             mine[key] = mine.get(key, 0) + cell.count
@@ -158,7 +161,8 @@ def score_partners(session: Session, external_id: str | None = None) -> list[Sco
     for partner in partners:
         row = rows.get(f"p{partner.id:09d}") or FunnelRow("", partner.name)
         cards.append(_card(facts, partner, row, best_leads, best_pipeline))
-    return sorted(cards, key=lambda card: (-card.score, card.external_id))
+    scores = {card.partner_id: card.score for card in cards}
+    return sorted(cards, key=lambda card: (-scores[card.partner_id], card.external_id))
 
 
 def score_partner(
@@ -204,19 +208,21 @@ def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
     return _component("approval speed", value, f"median {median:.1f} days to approve")
 
 
-def _customisation(enrollments: list[Enrollment], versions: dict[int, dict[str, Any]]) -> Component:
+def _customisation(
+    enrollments: list[tuple[int, dict[str, Any]]], versions: dict[int, dict[str, Any]]
+) -> Component:
     """How far the partner's text is from the fields' defaults (rapidfuzz ratio)."""
     changes: list[float] = []
-    for enrollment in enrollments:
-        if enrollment.version_id not in versions:
+    for version_id, customization in enrollments:
+        if version_id not in versions:
             continue
-        spec = versions[enrollment.version_id]
+        spec = versions[version_id]
         locale = spec.get("default_locale", "en")
         for name, definition in (spec.get("editable_fields") or {}).items():
             if definition.get("type") not in ("text", None):
                 continue
             default = str(localize(definition.get("default") or "", locale, locale) or "")
-            given = enrollment.customization.get(name)
+            given = customization.get(name)
             if given in (None, ""):
                 changes.append(0.0)
                 continue
