@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
@@ -32,7 +32,12 @@ class LeadBase(SQLModel):
 class Lead(TenantOwned, LeadBase, table=True):
     """A lead of one partner, attributed to a campaign, touch and cycle where known."""
 
-    __table_args__ = (Index("ix_lead_partner_stage", "tenant_id", "partner_id", "stage"),)
+    __table_args__ = (
+        Index("ix_lead_partner_stage", "tenant_id", "partner_id", "stage"),
+        # The partner's CRM's own id for the lead: how CRM records find it again even after
+        # its email changed. NULL for leads the CRM has not spoken of (NULLs never clash).
+        UniqueConstraint("tenant_id", "partner_id", "crm_id", name="uq_lead_crm_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     partner_id: int = Field(foreign_key="partner.id", index=True)
@@ -45,6 +50,7 @@ class Lead(TenantOwned, LeadBase, table=True):
     locale: str = Field(default="en", max_length=16)
     stage: str = Field(default="lead", max_length=20)
     source: str = Field(default="microsite", max_length=64)
+    crm_id: str | None = Field(default=None, max_length=100)
     utm: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     stage_changed_at: datetime = Field(default_factory=utcnow)
