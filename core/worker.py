@@ -26,7 +26,7 @@ from types import FrameType
 from sqlalchemy.engine import Engine
 
 from partnercast.core import heartbeat, outbox
-from partnercast.core.scheduler import PeriodicJob, build_scheduler
+from partnercast.core.scheduler import JOB_TABLE, PeriodicJob, build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class Worker:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             raise
+        _create_job_table(self.engine)
         scheduler = build_scheduler(self.engine, jobs + self._jobs, owner=self.id)
         scheduler.start()
         try:
@@ -116,3 +117,23 @@ class Worker:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 0
+
+
+def _create_job_table(engine: Engine) -> None:
+    """Create APScheduler's job table before its job store does, tolerating a twin.
+
+    The job store creates it on start (check, then CREATE): workers started together on
+    a new database race there, and on PostgreSQL the loser's CREATE fails (a unique
+    violation in pg_type) and the worker exited with a traceback (the crash test saw it).
+    """
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    table = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE).jobs_t
+    try:
+        table.create(engine, checkfirst=True)
+    except DBAPIError:
+        if not inspect(engine).has_table(JOB_TABLE):
+            raise
+        log.info("the scheduler's job table was created by another worker just now")
