@@ -75,6 +75,7 @@ def tick(
     moment = as_utc(now)
     loaded = plugins or default_plugins()
     lease = outbox.Lease(worker_id, clock or (lambda: moment), lease_seconds)
+    began = lease.now()  # claims are made at ``moment`` plus the time the tick has run
     ctx = RunContext(engine, settings, loaded, on_progress=on_progress, lease=lease)
     report = TickReport()
     tenants = tenant_ids or _tenant_ids(engine)
@@ -84,7 +85,7 @@ def tick(
             for tenant_id in tenants:
                 with tenant_session(engine, tenant_id) as session:
                     advance_cycles(session, moment)
-            report.stopped = _run_due(ctx, moment, tenants, claim_batch, should_stop, report)
+            report.stopped = _run_due(ctx, moment, began, tenants, claim_batch, should_stop, report)
             for tenant_id in tenants:
                 with tenant_session(engine, tenant_id) as session:
                     scan(session, moment)  # concierge tasks from the state this tick left
@@ -96,6 +97,7 @@ def tick(
 def _run_due(
     ctx: RunContext,
     now: datetime,
+    began: datetime,
     tenants: list[int],
     claim_batch: int,
     should_stop: Callable[[], bool],
@@ -107,7 +109,9 @@ def _run_due(
     while not should_stop():
         claims = outbox.claim_due(
             ctx.engine,
-            now,
+            # Not ``now`` itself: on real time a tick longer than the lease would hand out
+            # leases already expired (its fences fail) and never see others expire.
+            now + (lease.now() - began),
             lease.owner,
             limit=claim_batch,
             lease_seconds=lease.seconds,
