@@ -146,14 +146,19 @@ def claim_due(
         candidates = candidates.where(col(Dispatch.tenant_id).in_(list(tenant_ids)))
     if exclude:
         candidates = candidates.where(col(Dispatch.id).not_in(list(exclude)))
+    # A CTE, evaluated once. As ``id IN (subquery)`` PostgreSQL may plan a nested-loop semi
+    # join that rescans the subquery per outer row; each rescan skips the rows just claimed
+    # and yields the next one, so LIMIT 1 claimed every due row (the crash test saw it).
     candidates = (
         candidates.order_by(col(Dispatch.scheduled_at), col(Dispatch.id))
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
+        .cte("claimable")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     statement = (
         update(Dispatch)
-        .where(col(Dispatch.id).in_(candidates.scalar_subquery()), condition)
+        .where(col(Dispatch.id).in_(select(candidates.c.id)), condition)
         .values(
             lease_owner=worker_id,
             lease_until=moment + timedelta(seconds=lease_seconds),
