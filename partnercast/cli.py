@@ -123,6 +123,7 @@ def worker(
     from partnercast.core.timeutil import utcnow
     from partnercast.core.worker import Worker, new_worker_id
     from partnercast.plugins.manager import default_plugins
+    from partnercast.tenants import channel_metrics
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -151,6 +152,7 @@ def worker(
         raise typer.BadParameter("--now goes with --once only", param_hint="--now")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
+    jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
     running = Worker(
         engine,
         run_tick,

@@ -183,3 +183,16 @@ def test_the_command(published: Published, cli, monkeypatch: pytest.MonkeyPatch)
     assert "Traceback" not in wrong.stderr
     funnel_table = cli("metrics", "--tenant", "northwind", "--by", "total")
     assert "marketing funnel" in funnel_table.stdout
+
+
+def test_the_worker_job_fetches_every_tenant(published: Published) -> None:
+    from partnercast.tenants.channel_metrics import JOB_EVERY, job
+
+    for world in (published.a, published.b):
+        [first, *_] = published.done(world, "x")
+        published.social.set_metrics(first.external_ids[0], impression_count=3)
+    periodic = job(published.a.engine, published.a.settings, default_plugins())
+    assert periodic.name == "channel-metrics" and periodic.every == JOB_EVERY and periodic.once
+    report = periodic.function(FETCH)
+    assert report.events == 2
+    assert len(published.events(published.a)) == len(published.events(published.b)) == 1
