@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns import approval
+from partnercast.campaigns import approval, throttle
 from partnercast.campaigns.models import CampaignVersion, Enrollment, Touch
 from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, pick_locale
 from partnercast.campaigns.send_windows import RESCHEDULED, hold_outside_window
@@ -31,6 +32,7 @@ from partnercast.campaigns.spec import TouchSpec
 from partnercast.campaigns.store import version_spec
 from partnercast.core import accounts, outbox
 from partnercast.core.errors import TemplateError, UserError
+from partnercast.core.journal import LedgerJournal
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
@@ -127,6 +129,9 @@ class _Prepared:
 
 
 LEASE_LOST = "lease_lost"
+THROTTLED = "throttled"  # put back until the rate limits' buckets refill
+AT_MOST_ONCE = "at_most_once"  # Tenant.delivery_guarantee
+UNCERTAIN_EVENT = "deliveries.uncertain"
 
 
 def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
@@ -314,63 +319,150 @@ def _contact_batches(ctx: RunContext, tenant_id: int, partner_id: int) -> Iterat
 def _send_to_audience(
     ctx: RunContext, tenant_id: int, prepared: _Prepared, now: datetime
 ) -> DispatchRun:
+    """Send to the partner's consenting contacts, batch by batch, under the rate limits.
+
+    Each batch: ledger rows committed (core.outbox.open_deliveries), tokens taken from the
+    account's and provider's buckets (campaigns.throttle), the messages sent with each one
+    journaled as it goes on the wire (core.journal), outcomes recorded. When the buckets
+    grant fewer than a batch needs, what was granted goes and the dispatch is put back
+    until the buckets refill, without counting an attempt.
+    """
     dispatch = prepared.dispatch
+    dispatch_id = dispatch.id or 0
     channel = prepared.channel
     account = _account(ctx, tenant_id, prepared)
     if account is None:
         raise PermanentError(f"the partner has no {channel.title} sender set up (sender_email)")
-    run = DispatchRun(dispatch.id or 0, outbox.DONE)
+    at_most_once = prepared.view.tenant.delivery_guarantee == AT_MOST_ONCE
+    journal = (
+        LedgerJournal(ctx.engine, tenant_id, dispatch_id, ctx.held())
+        if channel.journals_deliveries
+        else None
+    )
+    run = DispatchRun(dispatch_id, outbox.DONE)
     transient = 0
-    for contacts in _contact_batches(ctx, tenant_id, dispatch.partner_id):
-        pending, by_contact = _open_batch(ctx, tenant_id, dispatch.id or 0, contacts)
-        groups: dict[str, list[Recipient]] = defaultdict(list)
-        for delivery in pending:
-            contact = by_contact[delivery.contact_id]
-            locale = pick_locale(
-                contact.locale, prepared.view.spec, prepared.view.partner.languages
+    come_back: throttle.Allowance | None = None
+    try:
+        for contacts in _contact_batches(ctx, tenant_id, dispatch.partner_id):
+            pending, by_contact = _open_batch(
+                ctx,
+                tenant_id,
+                dispatch_id,
+                contacts,
+                journaled=journal is not None,
+                at_most_once=at_most_once,
             )
-            groups[locale].append(_recipient(ctx, tenant_id, dispatch, delivery, contact))
-        results: list[PublishResult] = []
-        for locale, recipients in groups.items():
-            draft = _draft(ctx, prepared, locale, dispatch)
-            results.append(
-                channel.publish(
-                    draft, account, idempotency_key=dispatch.idempotency_key, recipients=recipients
+            if pending:
+                allowance = throttle.allowance(
+                    ctx.engine,
+                    ctx.settings,
+                    tenant_id=tenant_id,
+                    partner_id=dispatch.partner_id,
+                    channel=channel,
+                    account=account,
+                    n=len(pending),
+                    now=now,
                 )
-            )
-        counts = _record_outcomes(ctx, tenant_id, dispatch.id or 0, results, by_contact, now)
-        run.sent += counts["sent"]
-        run.bounced += counts["bounced"]
-        transient += counts["transient"]
-        if ctx.on_progress:
-            ctx.on_progress(len(contacts))
+                if not allowance.all:
+                    pending, come_back = pending[: allowance.may_send], allowance
+            results = _publish_batch(ctx, prepared, account, pending, by_contact, journal)
+            if journal is not None and journal.lost:
+                raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
+            counts = _record_outcomes(ctx, tenant_id, dispatch_id, results, now)
+            run.sent += counts["sent"]
+            run.bounced += counts["bounced"]
+            transient += counts["transient"]
+            if ctx.on_progress:
+                ctx.on_progress(len(contacts))
+            if come_back is not None:
+                break
+    finally:
+        if journal is not None:
+            journal.close()
+    if come_back is not None and come_back.retry_at is not None:
+        reason = f"rate limited by {come_back.limited_by}"
+        return _put_back(ctx, tenant_id, dispatch_id, come_back.retry_at, reason, run)
     if transient:
-        return _retry(
-            ctx, tenant_id, dispatch.id or 0, now, f"{transient} messages were deferred", None
+        return _retry(ctx, tenant_id, dispatch_id, now, f"{transient} messages were deferred", None)
+    return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run)
+
+
+def _publish_batch(
+    ctx: RunContext,
+    prepared: _Prepared,
+    account: BaseModel,
+    pending: list[outbox.Pending],
+    by_contact: dict[int, Contact],
+    journal: LedgerJournal | None,
+) -> list[PublishResult]:
+    """Publish one batch, one call per locale (each locale is its own draft)."""
+    dispatch = prepared.dispatch
+    groups: dict[str, list[Recipient]] = defaultdict(list)
+    for delivery in pending:
+        contact = by_contact[delivery.contact_id]
+        locale = pick_locale(contact.locale, prepared.view.spec, prepared.view.partner.languages)
+        groups[locale].append(_recipient(ctx, dispatch.tenant_id, dispatch, delivery, contact))
+    results: list[PublishResult] = []
+    for locale, recipients in groups.items():
+        draft = _draft(ctx, prepared, locale, dispatch)
+        extra = {"journal": journal} if journal is not None else {}
+        results.append(
+            prepared.channel.publish(
+                draft,
+                account,
+                idempotency_key=dispatch.idempotency_key,
+                recipients=recipients,
+                **extra,
+            )
         )
-    return _finish(ctx, tenant_id, dispatch.id or 0, outbox.DONE, now, "", run)
+        if journal is not None and journal.lost:
+            break
+    return results
 
 
 def _open_batch(
-    ctx: RunContext, tenant_id: int, dispatch_id: int, contacts: list[Contact]
-) -> tuple[list[Delivery], dict[int, Contact]]:
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    contacts: list[Contact],
+    *,
+    journaled: bool,
+    at_most_once: bool,
+) -> tuple[list[outbox.Pending], dict[int, Contact]]:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         suppressed = suppressed_among(session, [contact.email for contact in contacts])
         addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
-        pending = outbox.open_deliveries(session, dispatch, addressees, suppressed)
-        domain = (
-            ctx.settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0]
-            or "partnercast"
+        opened = outbox.open_deliveries(
+            session,
+            dispatch,
+            addressees,
+            suppressed,
+            domain=_message_domain(ctx.settings),
+            journaled=journaled,
+            at_most_once=at_most_once,
         )
-        for delivery in pending:
-            if not delivery.message_id:
-                delivery.message_id = outbox.message_id(delivery, domain)
-    return pending, {contact.id or 0: contact for contact in contacts}
+        if opened.uncertain_kept or opened.uncertain_resent:
+            outbox.record_event(
+                session,
+                UNCERTAIN_EVENT,
+                dispatch,
+                value=float(opened.uncertain_kept + opened.uncertain_resent),
+                data={"resent": opened.uncertain_resent, "not_resent": opened.uncertain_kept},
+            )
+    return opened.pending, {contact.id or 0: contact for contact in contacts}
+
+
+def _message_domain(settings: Settings) -> str:
+    return settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0] or "partnercast"
 
 
 def _recipient(
-    ctx: RunContext, tenant_id: int, dispatch: Dispatch, delivery: Delivery, contact: Contact
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch: Dispatch,
+    delivery: outbox.Pending,
+    contact: Contact,
 ) -> Recipient:
     token = unsubscribe_token(
         ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0
@@ -395,22 +487,31 @@ def _record_outcomes(
     tenant_id: int,
     dispatch_id: int,
     results: list[PublishResult],
-    by_contact: dict[int, Contact],
     now: datetime,
 ) -> dict[str, int]:
+    """Settle one batch's outcomes in the ledger (set-based: sent rows in one UPDATE).
+
+    ``sent`` rows may already say so (the journal notes them as they go); bounces
+    suppress the address and become events; transient ones wait for the retry.
+    """
     counts = {"sent": 0, "bounced": 0, "transient": 0}
+    outcomes = [o for result in results for o in result.outcomes]
+    sent_ids = [o.delivery_id for o in outcomes if o.status == "sent"]
+    others = {o.delivery_id: o for o in outcomes if o.status != "sent"}
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
-        outcomes = {o.delivery_id: o for result in results for o in result.outcomes}
-        deliveries = session.exec(
-            select(Delivery).where(col(Delivery.id).in_(list(outcomes)))
-        ).all()
-        for delivery in deliveries:
-            outcome = outcomes[delivery.id or 0]
-            if outcome.status == "sent":
-                delivery.state, delivery.sent_at = outbox.SENT, now
-                counts["sent"] += 1
-            elif outcome.status == "hard_bounce":
+        if sent_ids:
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id).in_(sent_ids), Delivery.state != outbox.SENT)
+                .values(state=outbox.SENT, sent_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        counts["sent"] = len(sent_ids)
+        rows = session.exec(select(Delivery).where(col(Delivery.id).in_(list(others)))).all()
+        for delivery in rows if others else ():
+            outcome = others[delivery.id or 0]
+            if outcome.status == "hard_bounce":
                 delivery.state, delivery.error = outbox.BOUNCED, outcome.detail[:1000]
                 suppress(session, delivery.email, reason="hard_bounce", source=outcome.detail)
                 session.add(
@@ -427,10 +528,8 @@ def _record_outcomes(
             elif outcome.status == "failed":
                 delivery.state, delivery.error = outbox.FAILED, outcome.detail[:1000]
             else:
-                delivery.error = outcome.detail[:1000]
+                delivery.state, delivery.error = outbox.PENDING, outcome.detail[:1000]
                 counts["transient"] += 1
-        dispatch.sent_count += counts["sent"]
-        dispatch.failed_count += counts["bounced"]
     return counts
 
 
@@ -531,6 +630,7 @@ def _finish(
         dispatch.finished_at = now
         if external_ids:
             dispatch.external_ids = list(external_ids)
+        _recount(session, dispatch)
         outbox.record_event(
             session,
             f"dispatch.{state}",
@@ -551,6 +651,41 @@ def _finish(
     result = run or DispatchRun(dispatch_id, state, reason=reason)
     result.state, result.reason, result.suppressed = state, reason, suppressed
     return result
+
+
+def _recount(session: Session, dispatch: Dispatch) -> None:
+    """The dispatch's counters from its ledger (right even after a crash mid-batch)."""
+    counts = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(Delivery.state, func.count())
+            .where(Delivery.dispatch_id == dispatch.id)
+            .group_by(Delivery.state)
+        ).all()
+    )
+    if counts:
+        dispatch.sent_count = int(counts.get(outbox.SENT, 0))
+        dispatch.suppressed_count = int(counts.get(outbox.SUPPRESSED, 0))
+        dispatch.failed_count = int(counts.get(outbox.BOUNCED, 0) + counts.get(outbox.FAILED, 0))
+
+
+def _put_back(
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    when: datetime,
+    reason: str,
+    run: DispatchRun,
+) -> DispatchRun:
+    """Pending again at ``when`` (rate limited): not a failure, so no attempt is counted."""
+    with fenced(ctx, tenant_id, dispatch_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        outbox.end_lease(dispatch)
+        dispatch.state = outbox.PENDING
+        dispatch.attempts = max(0, dispatch.attempts - 1)
+        dispatch.scheduled_at = when
+        dispatch.last_error = reason[:2000]
+    run.state, run.reason = THROTTLED, reason
+    return run
 
 
 def _retry(

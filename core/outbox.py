@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, func, insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -52,18 +52,14 @@ FAILED = "failed"
 SKIPPED = "skipped"
 
 SENT = "sent"
+SENDING = "sending"  # on the wire, outcome not yet noted (core/journal.py)
 SUPPRESSED = "suppressed"
 BOUNCED = "bounced"
+UNCERTAIN = "uncertain"  # at most once: was on the wire in a crash, never resent
 
 
 def idempotency_key(tenant_id: int, enrollment_id: int, touch_id: int, cycle_id: int) -> str:
     return f"t{tenant_id}:e{enrollment_id}:touch{touch_id}:c{cycle_id}"
-
-
-def message_id(delivery: Delivery, domain: str) -> str:
-    """A Message-ID that is the same every time this delivery is (re)sent."""
-    digest = hashlib.sha256(f"{delivery.tenant_id}:{delivery.id}".encode()).hexdigest()[:16]
-    return f"<pc.{delivery.id}.{digest}@{domain}>"
 
 
 def due_dispatches(session: Session, now: datetime, *, limit: int = 100) -> list[Dispatch]:
@@ -263,46 +259,132 @@ class Addressee:
     email: str
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A ledger row to send now (``id`` is the delivery id)."""
+
+    id: int
+    contact_id: int
+    email: str
+    message_id: str
+    uncertain: bool = False
+
+
+@dataclass
+class Opened:
+    """What :func:`open_deliveries` found and wrote for one batch."""
+
+    pending: list[Pending]
+    uncertain_resent: int = 0
+    uncertain_kept: int = 0  # at most once: on the wire in a crash, not sent again
+
+
+def message_id_for(tenant_id: int, dispatch_id: int, contact_id: int, domain: str) -> str:
+    """A Message-ID that is the same every time this touch is (re)sent to this contact."""
+    digest = hashlib.sha256(f"{tenant_id}:{dispatch_id}:{contact_id}".encode()).hexdigest()[:16]
+    return f"<pc.{dispatch_id}.{contact_id}.{digest}@{domain}>"
+
+
 def open_deliveries(
-    session: Session, dispatch: Dispatch, addressees: Sequence[Addressee], suppressed: set[str]
-) -> list[Delivery]:
+    session: Session,
+    dispatch: Dispatch,
+    addressees: Sequence[Addressee],
+    suppressed: set[str],
+    *,
+    domain: str,
+    journaled: bool = True,
+    at_most_once: bool = False,
+) -> Opened:
     """Write the ledger rows for one batch; return those still to be sent.
 
-    Contacts already in the ledger for this dispatch are not added again: sent ones are
-    left alone, pending ones (a crash between write and send) are returned to be retried.
-    Suppressed addresses get a final ``suppressed`` row and are never returned.
+    Contacts already in the ledger for this dispatch are not added again: final rows
+    (sent, bounced, failed, suppressed, uncertain) are left alone and ``pending`` ones
+    (written, never handed over) are sent. A ``sending`` row was on the wire when a worker
+    died (core/journal.py): it is resent flagged uncertain, with the same Message-ID, or,
+    for an at-most-once tenant, kept ``uncertain`` and never resent. With a channel that
+    does not journal each message, a leftover ``pending`` row may have gone too, and is
+    treated the same way. Suppressed addresses get a final ``suppressed`` row.
+
+    Set-based (one SELECT, one multi-row INSERT, a few UPDATEs per batch): this runs for
+    every 500 contacts on the path that sends thousands of emails a second.
     """
+    tenant_id = session_tenant(session)
     ids = [addressee.contact_id for addressee in addressees]
     existing = {
-        delivery.contact_id: delivery
-        for delivery in session.exec(
-            select(Delivery).where(
+        row.contact_id: row
+        for row in session.execute(
+            select(Delivery.id, Delivery.contact_id, Delivery.state, Delivery.message_id).where(
                 Delivery.dispatch_id == dispatch.id, col(Delivery.contact_id).in_(ids)
             )
         ).all()
     }
-    to_send: list[Delivery] = []
+    new_rows: list[dict[str, object]] = []
+    opened = Opened(pending=[])
+    resend: list[int] = []
+    keep: list[int] = []
+    now_suppressed: list[int] = []
     for addressee in addressees:
-        delivery = existing.get(addressee.contact_id)
-        if delivery is None:
-            state = SUPPRESSED if addressee.email.lower() in suppressed else PENDING
-            delivery = Delivery(
-                tenant_id=session_tenant(session),
-                dispatch_id=dispatch.id,
-                contact_id=addressee.contact_id,
-                email=addressee.email,
-                state=state,
+        blocked = addressee.email.lower() in suppressed
+        row = existing.get(addressee.contact_id)
+        if row is None:
+            new_rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "dispatch_id": dispatch.id,
+                    "contact_id": addressee.contact_id,
+                    "email": addressee.email,
+                    "state": SUPPRESSED if blocked else PENDING,
+                    "message_id": message_id_for(
+                        tenant_id, dispatch.id or 0, addressee.contact_id, domain
+                    ),
+                }
             )
-            session.add(delivery)
-            if state == SUPPRESSED:
-                dispatch.suppressed_count += 1
-        if delivery.state == PENDING and addressee.email.lower() in suppressed:
-            delivery.state = SUPPRESSED
-            dispatch.suppressed_count += 1
-        if delivery.state == PENDING:
-            to_send.append(delivery)
-    session.flush()
-    return to_send
+            continue
+        if row.state not in (PENDING, SENDING):
+            continue
+        may_have_gone = row.state == SENDING or not journaled
+        if blocked:
+            now_suppressed.append(row.id)
+        elif may_have_gone and at_most_once:
+            keep.append(row.id)
+        else:
+            if may_have_gone:
+                resend.append(row.id)
+            opened.pending.append(
+                Pending(row.id, row.contact_id, addressee.email, row.message_id, may_have_gone)
+            )
+    if new_rows:
+        inserted = session.execute(
+            insert(Delivery).returning(col(Delivery.id), col(Delivery.contact_id)), new_rows
+        ).all()
+        by_contact = {int(contact_id): int(delivery_id) for delivery_id, contact_id in inserted}
+        for row in new_rows:
+            if row["state"] == PENDING:
+                contact_id = int(row["contact_id"])  # type: ignore[call-overload]
+                opened.pending.append(
+                    Pending(
+                        by_contact[contact_id],
+                        contact_id,
+                        str(row["email"]),
+                        str(row["message_id"]),
+                    )
+                )
+        dispatch.suppressed_count += sum(1 for row in new_rows if row["state"] == SUPPRESSED)
+    for row_ids, values in (
+        (now_suppressed, {"state": SUPPRESSED}),
+        (resend, {"state": PENDING, "uncertain": True}),
+        (keep, {"state": UNCERTAIN, "uncertain": True}),
+    ):
+        if row_ids:
+            session.execute(
+                update(Delivery)
+                .where(col(Delivery.id).in_(row_ids))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+    dispatch.suppressed_count += len(now_suppressed)
+    opened.uncertain_resent, opened.uncertain_kept = len(resend), len(keep)
+    return opened
 
 
 def record_event(session: Session, kind: str, dispatch: Dispatch, **fields: object) -> Event:

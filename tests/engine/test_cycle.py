@@ -91,20 +91,23 @@ def test_a_crash_between_ledger_and_send_resends_only_the_pending_with_the_same_
     original = EmailChannel.publish
     calls = {"n": 0}
 
-    def crash_once(self, draft, account, *, idempotency_key, recipients=()):  # type: ignore[no-untyped-def]
+    def crash_once(self, draft, account, *, idempotency_key, recipients=(), **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
             half = list(recipients)[: len(recipients) // 2]
-            original(self, draft, account, idempotency_key=idempotency_key, recipients=half)
+            original(
+                self, draft, account, idempotency_key=idempotency_key, recipients=half, **kwargs
+            )
             raise KeyboardInterrupt("the worker died mid-batch")
         return original(
-            self, draft, account, idempotency_key=idempotency_key, recipients=recipients
+            self, draft, account, idempotency_key=idempotency_key, recipients=recipients, **kwargs
         )
 
     monkeypatch.setattr(EmailChannel, "publish", crash_once)
     with pytest.raises(KeyboardInterrupt):
         run_days(world, 0, 0)
     sent_before = sink.received.count
+    assert 0 < sent_before
     with tenant_session(world.engine, world.tenant_id) as session:
         dispatch = session.exec(select(Dispatch).where(Dispatch.state == "running")).one()
         dispatch.state = "pending"  # what lease expiry does for a dead worker (issue 5)
@@ -113,10 +116,9 @@ def test_a_crash_between_ledger_and_send_resends_only_the_pending_with_the_same_
     recipients = Counter(str(message["To"]) for message in sink.received.messages)
     expected = [e for e in _mailable(world, ("P001",)) if not e.endswith("@" + BOUNCE_DOMAIN)]
     assert sorted(recipients) == expected
-    duplicates = [to for to, n in recipients.items() if n > 1]
-    # Only the half that was in flight when the worker died arrive twice, with the same id.
-    assert len(duplicates) <= sent_before
-    assert all(n <= 2 for n in ids.values())
+    # The journal noted every message the first run handed over and saw accepted, and
+    # that run died between messages: nobody gets the touch twice.
+    assert max(recipients.values()) == 1 and max(ids.values()) == 1
     with tenant_session(world.engine, world.tenant_id) as session:
         pending = session.exec(select(Delivery).where(Delivery.state == "pending")).all()
     assert pending == []

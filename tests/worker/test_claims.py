@@ -13,6 +13,7 @@ from worker.worker_support import NOW, add_due_dispatches, snapshot
 from partnercast.campaigns import dispatching
 from partnercast.campaigns.dispatching import LEASE_LOST, RunContext, run_dispatch
 from partnercast.core import outbox
+from partnercast.core.journal import LedgerJournal
 from partnercast.core.models import Dispatch
 from partnercast.core.tenancy import system_session
 from partnercast.plugins.manager import default_plugins
@@ -107,13 +108,19 @@ def test_a_worker_that_lost_its_lease_changes_nothing(bulk_world: World) -> None
         lambda: dispatching._finish(old, tenant_id, dispatch_id, outbox.DONE, later, "done"),
         lambda: dispatching._finish(old, tenant_id, dispatch_id, outbox.FAILED, later, "x"),
         lambda: dispatching._retry(old, tenant_id, dispatch_id, later, "deferred", None),
-        lambda: dispatching._record_outcomes(old, tenant_id, dispatch_id, [], {}, later),
+        lambda: dispatching._record_outcomes(old, tenant_id, dispatch_id, [], later),
         lambda: dispatching._record_external_ids(old, tenant_id, dispatch_id, ["post-1"]),
-        lambda: dispatching._open_batch(old, tenant_id, dispatch_id, []),
+        lambda: dispatching._open_batch(
+            old, tenant_id, dispatch_id, [], journaled=True, at_most_once=False
+        ),
     ]
     for write in writes:
         with pytest.raises(outbox.LeaseLost):
             write()
+    # Nor can it note a message in the delivery journal: the sender stops at once.
+    journal = LedgerJournal(bulk_world.engine, tenant_id, dispatch_id, old.held())
+    assert journal.record(None, 1) is False and journal.lost
+    journal.close()
     assert snapshot(bulk_world.engine, dispatch_id) == before
 
     # Even its own lease, once expired and not yet taken, no longer lets it write.
