@@ -128,6 +128,9 @@ def worker(
     settings = load_settings()
     engine = open_engine(settings)
     plugins = default_plugins()
+    # Import every channel now: done lazily it took the first dispatch's lease (seconds
+    # of imports, e.g. twitter-text's regexes, after the claim, before the first fence).
+    plugins.channel_classes()
     worker_id = new_worker_id()
 
     def run_tick(moment, should_stop=lambda: False):  # type: ignore[no-untyped-def]
