@@ -1,7 +1,13 @@
 """Lead stages from the partner's CRM: a CSV import and the records of a signed webhook.
 
-Each record names a lead (``lead_id``, the id partnercast gave it, or its ``email``), the
-partner, optionally the campaign, the stage it reached and the deal value. A stage a lead
+Each record names the partner, a lead, the stage it reached and the deal value, and
+optionally the campaign and the UTM codes of the link that brought the lead. The lead is
+found, in this order, by ``lead_id`` (the id partnercast gave it), by ``crm_id`` (the CRM's
+own id for it, unique per partner: a lead whose email changed in the CRM keeps its
+history, and CSV rows and webhook records with the same ``crm_id`` move the same lead), by
+``email`` (among the partner's leads not yet bound to another CRM id, those whose campaign
+and touch match the UTM codes first), and otherwise created, attributed to the campaign
+and touch that ``utm_campaign`` and ``utm_content`` name. A stage a lead
 already reached changes nothing (a different deal value is recorded as an adjustment), so
 importing the same file twice is a no-op. Every record is checked before anything is
 written and then written in its own SAVEPOINT: a bad record is rejected with its line (or
@@ -25,7 +31,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns.models import Campaign, Cycle, Enrollment
+from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.core.models import Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc, utcnow
@@ -37,7 +43,18 @@ from partnercast.tenants.leads import STAGES, Lead
 from partnercast.tenants.models import Partner
 
 REQUIRED = ("partner", "stage")
-OPTIONAL = ("lead_id", "email", "name", "campaign", "deal_value", "currency", "occurred_at")
+UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
+OPTIONAL = (
+    "lead_id",
+    "crm_id",
+    "email",
+    "name",
+    "campaign",
+    "deal_value",
+    "currency",
+    "occurred_at",
+    *UTM,
+)
 ORDER = ("lead", "mql", "sql", "opportunity", "won")
 VALUED = ("opportunity", "won")
 
@@ -55,18 +72,31 @@ class StageUpdate:
     value: float
     currency: str
     occurred_at: datetime
+    crm_id: str = ""
+    touch_id: int | None = None
+    utm: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class _Lookups:
     partners: dict[str, Partner]
     campaigns: dict[str, Campaign]
+    touches: dict[tuple[int, str], int]  # (campaign id, touch key) -> touch id
 
     @classmethod
     def load(cls, session: Session) -> _Lookups:
+        touches = {
+            (campaign_id, key): touch_id
+            for touch_id, key, campaign_id in session.exec(
+                select(Touch.id, Touch.key, CampaignVersion.campaign_id)
+                .join(CampaignVersion, CampaignVersion.id == Touch.version_id)
+                .order_by(col(CampaignVersion.number))  # the latest version's touch wins
+            ).all()
+        }
         return cls(
             {p.external_id: p for p in session.exec(select(Partner)).all()},
             {c.key: c for c in session.exec(select(Campaign)).all()},
+            touches,
         )
 
 
@@ -135,6 +165,10 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
     campaign = lookups.campaigns.get(get["campaign"]) if get["campaign"] else None
     if get["campaign"] and campaign is None:
         problems.append(f"unknown campaign {get['campaign']!r}")
+    campaign, touch_id = _utm_attribution(get, lookups, campaign, problems)
+    crm_id = get["crm_id"]
+    if len(crm_id) > 100 or not crm_id.isprintable():
+        problems.append(f"crm_id {crm_id[:40]!r} must be at most 100 printable characters")
     stage = get["stage"].lower()
     if stage not in STAGES:
         problems.append(f"stage {get['stage']!r} is not one of {', '.join(STAGES)}")
@@ -150,8 +184,9 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
             email = values.email(get["email"])
         except values.BadValue as error:
             problems.append(str(error))
-    if lead_id is None and not email and not any("lead_id" in p or "email" in p for p in problems):
-        problems.append("give lead_id or email")
+    named = any(word in p for p in problems for word in ("lead_id", "email", "crm_id"))
+    if lead_id is None and not email and not crm_id and not named:
+        problems.append("give lead_id or email (or crm_id)")
     value = _amount(get["deal_value"], problems)
     currency = get["currency"].upper()
     if currency and not (len(currency) == 3 and currency.isalpha()):
@@ -164,9 +199,46 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
             problems.append(f"occurred_at {get['occurred_at']!r} is not an ISO date or datetime")
     if problems or partner is None:
         raise values.BadValue("; ".join(problems))
+    utm = tuple((key, get[key][:200]) for key in UTM if get[key])
     return StageUpdate(
-        partner, campaign, lead_id, email, get["name"][:200], stage, value, currency, occurred_at
+        partner,
+        campaign,
+        lead_id,
+        email,
+        get["name"][:200],
+        stage,
+        value,
+        currency,
+        occurred_at,
+        crm_id=crm_id,
+        touch_id=touch_id,
+        utm=utm,
     )
+
+
+def _utm_attribution(
+    get: Mapping[str, str], lookups: _Lookups, campaign: Campaign | None, problems: list[str]
+) -> tuple[Campaign | None, int | None]:
+    """The campaign and touch the UTM codes name (utm_campaign: campaign key, utm_content:
+    touch key), checked against the record's own ``campaign``."""
+    code, content = get["utm_campaign"], get["utm_content"]
+    if code:
+        named = lookups.campaigns.get(code)
+        if named is None:
+            problems.append(f"utm_campaign {code!r} is not a campaign of this tenant")
+        elif campaign is not None and named.id != campaign.id:
+            problems.append(f"campaign {get['campaign']!r} and utm_campaign {code!r} disagree")
+        campaign = campaign or named
+    if not content:
+        return campaign, None
+    if campaign is None:
+        if not code:
+            problems.append("utm_content names a touch: give utm_campaign or campaign too")
+        return campaign, None
+    touch_id = lookups.touches.get((campaign.id or 0, content))
+    if touch_id is None:
+        problems.append(f"utm_content {content!r} is not a touch of campaign {campaign.key!r}")
+    return campaign, touch_id
 
 
 def _amount(cell: str, problems: list[str]) -> float:
@@ -185,7 +257,7 @@ def _amount(cell: str, problems: list[str]) -> float:
 
 def apply_update(session: Session, update: StageUpdate) -> Outcome:
     """Record one stage change (or nothing, when the lead already reached that stage)."""
-    lead, created = _find_or_create_lead(session, update)
+    lead, created, relinked = _find_or_create_lead(session, update)
     reached_rows = {
         row.stage: row
         for row in session.exec(select(LeadStage).where(LeadStage.lead_id == lead.id)).all()
@@ -200,7 +272,7 @@ def apply_update(session: Session, update: StageUpdate) -> Outcome:
             session.add(previous)
             session.add(_event(lead, update, reached=[], adjust=delta))
             return "updated"
-        return "unchanged"
+        return "updated" if relinked else "unchanged"
     reached = _newly_reached(update.stage, set(reached_rows))
     for stage in reached:
         session.add(
@@ -246,21 +318,12 @@ def _baseline(session: Session, lead: Lead) -> dict[str, LeadStage]:
     return rows
 
 
-def _find_or_create_lead(session: Session, update: StageUpdate) -> tuple[Lead, bool]:
+def _find_or_create_lead(session: Session, update: StageUpdate) -> tuple[Lead, bool, bool]:
+    """(lead, created, relinked): relinked when the record bound a CRM id or a new email."""
     partner_id = update.partner.id
-    if update.lead_id is not None:
-        lead = session.get(Lead, update.lead_id)
-        if lead is None or lead.partner_id != partner_id:
-            raise values.BadValue(
-                f"no lead {update.lead_id} of partner {update.partner.external_id!r}"
-            )
-        return lead, False
-    query = select(Lead).where(Lead.partner_id == partner_id, Lead.email == update.email)
-    if update.campaign is not None:
-        query = query.where(Lead.campaign_id == update.campaign.id)
-    lead = session.exec(query.order_by(col(Lead.id).desc())).first()
+    lead = _by_lead_id(session, update) or _by_crm_id(session, update) or _by_email(session, update)
     if lead is not None:
-        return lead, False
+        return lead, False, _relink(session, lead, update)
     campaign_id = update.campaign.id if update.campaign else None
     enrollment = None
     if campaign_id is not None:
@@ -273,17 +336,75 @@ def _find_or_create_lead(session: Session, update: StageUpdate) -> tuple[Lead, b
         partner_id=partner_id or 0,
         campaign_id=campaign_id,
         enrollment_id=enrollment.id if enrollment else None,
+        touch_id=update.touch_id,
         cycle_id=_cycle_at(session, campaign_id, update.occurred_at),
         email=update.email,
-        name=update.name or update.email.split("@")[0],
+        name=update.name or (update.email.split("@")[0] if update.email else update.crm_id),
         stage=update.stage,
         source="crm",
+        crm_id=update.crm_id or None,
+        utm=dict(update.utm),
         created_at=update.occurred_at,
         stage_changed_at=update.occurred_at,
     )
     session.add(lead)
     session.flush()
-    return lead, True
+    return lead, True, False
+
+
+def _by_lead_id(session: Session, update: StageUpdate) -> Lead | None:
+    if update.lead_id is None:
+        return None
+    lead = session.get(Lead, update.lead_id)
+    if lead is None or lead.partner_id != update.partner.id:
+        raise values.BadValue(f"no lead {update.lead_id} of partner {update.partner.external_id!r}")
+    return lead
+
+
+def _by_crm_id(session: Session, update: StageUpdate) -> Lead | None:
+    if not update.crm_id:
+        return None
+    return session.exec(
+        select(Lead).where(Lead.partner_id == update.partner.id, Lead.crm_id == update.crm_id)
+    ).first()
+
+
+def _by_email(session: Session, update: StageUpdate) -> Lead | None:
+    """The partner's lead with this email and no other CRM id; UTM-matching ones first."""
+    if not update.email:
+        return None
+    query = select(Lead).where(Lead.partner_id == update.partner.id, Lead.email == update.email)
+    if update.campaign is not None:
+        query = query.where(Lead.campaign_id == update.campaign.id)
+    found = [
+        lead
+        for lead in session.exec(query.order_by(col(Lead.id).desc())).all()
+        if lead.crm_id in (None, update.crm_id or None)
+    ]
+    if update.touch_id is not None:
+        found.sort(key=lambda lead: lead.touch_id != update.touch_id)  # stable: newest next
+    return found[0] if found else None
+
+
+def _relink(session: Session, lead: Lead, update: StageUpdate) -> bool:
+    """Bind the CRM id to the lead and take the CRM's current email; True when changed."""
+    changed = False
+    if update.crm_id and lead.crm_id != update.crm_id:
+        if lead.crm_id:
+            raise values.BadValue(
+                f"lead {lead.id} has crm_id {lead.crm_id!r}, not {update.crm_id!r}"
+            )
+        taken = _by_crm_id(session, update)
+        if taken is not None and taken.id != lead.id:
+            raise values.BadValue(f"crm_id {update.crm_id!r} is lead {taken.id}'s already")
+        lead.crm_id = update.crm_id
+        changed = True
+    if update.crm_id and update.email and lead.email != update.email:
+        lead.email = update.email  # the CRM's record changed its email: same lead, same history
+        changed = True
+    if changed:
+        session.add(lead)
+    return changed
 
 
 def _cycle_at(session: Session, campaign_id: int | None, moment: datetime) -> int | None:
