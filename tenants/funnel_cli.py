@@ -26,6 +26,7 @@ from partnercast.tenants import rollups
 from partnercast.tenants.crm_import import import_leads
 from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret
 from partnercast.tenants.metrics import (
+    ENGAGEMENT,
     GROUPINGS,
     MARKETING,
     ROI_TARGET,
@@ -79,9 +80,10 @@ def leads_import(
     tenant: TenantOption,
 ) -> None:
     """Apply lead stages from a CRM export: columns partner, stage (lead|mql|sql|opportunity|
-    won|lost), lead_id or email, and optionally name, campaign, deal_value, currency,
-    occurred_at. Importing the same file again changes nothing; rejected rows are listed
-    with their line. Exit 1 when every row was rejected."""
+    won|lost), crm_id, lead_id or email, and optionally name, campaign, deal_value, currency,
+    occurred_at and utm_source/medium/campaign/content/term. A lead is found by lead_id,
+    then crm_id, then email. Importing the same file again changes nothing; rejected rows
+    are listed with their line. Exit 1 when every row was rejected."""
     rollups.install()
     with _scoped(tenant) as session:
         report = import_leads(session, file)
@@ -237,6 +239,16 @@ def metrics_command(
     for row in rows:
         marketing.add_row(Text(row.label), *(str(row.counts.get(m, 0)) for m in MARKETING))
     console.print(marketing)
+    columns = (*ENGAGEMENT, "open rate", "click rate")
+    engagement = _numbers_table(by, columns, f"email engagement{scope} (opened, clicked: unique)")
+    for row in rows:
+        engagement.add_row(
+            Text(row.label),
+            *(str(row.counts.get(m, 0)) for m in ENGAGEMENT),
+            _fmt_rate(row.rates["open rate"]),
+            _fmt_rate(row.rates["click rate"]),
+        )
+    console.print(engagement)
     sales = _numbers_table(by, (*SALES, "MQL>SQL"), f"sales funnel{scope}")
     for row in rows:
         counts = (str(row.counts.get(m, 0)) for m in SALES)
@@ -289,6 +301,19 @@ def _plain_metrics(by: str, scope: str, rows: list[FunnelRow]) -> None:
         f"marketing funnel{scope}",
         (by, *MARKETING),
         [(row.label, *(str(row.counts.get(m, 0)) for m in MARKETING)) for row in rows],
+    )
+    _plain(
+        f"email engagement{scope} (opened, clicked: unique)",
+        (by, *ENGAGEMENT, "open rate", "click rate"),
+        [
+            (
+                row.label,
+                *(str(row.counts.get(m, 0)) for m in ENGAGEMENT),
+                _fmt_rate(row.rates["open rate"]),
+                _fmt_rate(row.rates["click rate"]),
+            )
+            for row in rows
+        ],
     )
     _plain(
         f"sales funnel{scope}",
