@@ -30,6 +30,7 @@ from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, p
 from partnercast.campaigns.send_windows import RESCHEDULED, hold_outside_window
 from partnercast.campaigns.spec import TouchSpec
 from partnercast.campaigns.store import version_spec
+from partnercast.campaigns.tracking_links import TRACKING_VALUE, draft_tracker, recipient_token
 from partnercast.core import accounts, outbox
 from partnercast.core.errors import TemplateError, UserError
 from partnercast.core.journal import LedgerJournal
@@ -83,6 +84,7 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self.drafts.filters = self.plugins.template_filters()
+        self.drafts.track = draft_tracker(self.settings)
 
     def box(self) -> SecretBox:
         """The secrets box, built on first use (only runs that load an account need it)."""
@@ -478,6 +480,12 @@ def _recipient(
             "company": contact.company,
             "email": contact.email,
             "unsubscribe_url": unsubscribe_url(ctx.settings, token),
+            TRACKING_VALUE: recipient_token(
+                ctx.settings,
+                tenant_id=tenant_id,
+                dispatch_id=dispatch.id or 0,
+                contact_id=contact.id or 0,
+            ),
         },
     )
 

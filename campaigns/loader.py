@@ -142,7 +142,7 @@ def content_hash(spec: CampaignSpec, templates: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-LATER_KEYS: Mapping[str, Any] = {"send_window": None, "waves": []}
+LATER_KEYS: Mapping[str, Any] = {"send_window": None, "waves": [], "tracking": None}
 """Campaign keys added after the first stored versions, with their defaults."""
 LATER_TOUCH_KEYS: Mapping[str, Any] = {"send_window": None}
 

@@ -166,13 +166,18 @@ class DraftCache:
 
     drafts: dict[str, Draft] = field(default_factory=dict)
     filters: Mapping[str, Callable[..., Any]] | None = None
+    track: Callable[[Draft, PartnerView, TouchSpec], Draft] | None = None
+    """Open/click tracking applied once to each new draft of an audience channel."""
 
     def get_or_render(
         self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str
     ) -> Draft:
         key = _cache_key(view, touch, locale)
         if key not in self.drafts:
-            self.drafts[key] = render_touch(channel, view, touch, locale, self.filters)
+            draft = render_touch(channel, view, touch, locale, self.filters)
+            if self.track is not None and channel.audience:
+                draft = self.track(draft, view, touch)
+            self.drafts[key] = draft
         return self.drafts[key]
 
 

@@ -477,6 +477,17 @@ class TouchSpec(_Model):
         return f"{self.template}.{locale}{suffix}"
 
 
+class TrackingSpec(_Model):
+    """What the engine measures of an email touch (campaigns/tracking_links.py).
+
+    Both on by default; ``opens: false`` leaves the pixel out for privacy, ``clicks:
+    false`` leaves links as they are (no redirect, no UTM added).
+    """
+
+    opens: StrictBool = True
+    clicks: StrictBool = True
+
+
 class CampaignSpec(_Model):
     """A whole campaign, as written in ``campaign.yaml``.
 
@@ -512,6 +523,8 @@ class CampaignSpec(_Model):
     """When touches may go out, in each partner's local time; none: at the cycle's time."""
     waves: list[WaveSpec] = Field(default_factory=list)
     """Partner regions whose touches go out some days later; none: everyone together."""
+    tracking: TrackingSpec | None = None
+    """Open and click tracking of email touches; none: both on."""
     touches: list[TouchSpec] = Field(min_length=1)
 
     @field_validator("cycle_days")

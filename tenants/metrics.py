@@ -25,21 +25,12 @@ from partnercast.tenants.funnel_models import Rollup, Spend
 from partnercast.tenants.models import Partner
 
 ROI_TARGET = 20.0
-MARKETING = (
-    "sent",
-    "delivered",
-    "bounced",
-    "unsubscribed",
-    "opened",
-    "clicked",
-    "visits",
-    "forms",
-)
-"""``opened`` and ``clicked`` count messages opened / clicked at least once by a reader
-(unique per message, bots excluded); ``opens`` and ``clicks`` count every hit."""
+MARKETING = ("sent", "delivered", "bounced", "unsubscribed", "visits", "forms")
 SALES = ("leads", "mql", "sql", "opportunity", "won", "lost")
-TRACKING_TOTALS = ("opens", "clicks")
-FUNNEL = (*MARKETING, *SALES, *TRACKING_TOTALS)
+ENGAGEMENT = ("opened", "opens", "clicked", "clicks")
+"""Email tracking: ``opened`` and ``clicked`` count messages opened / clicked at least once
+by a reader (unique per message, bots left out); ``opens`` and ``clicks`` count every hit."""
+FUNNEL = (*MARKETING[:4], "opened", "clicked", *MARKETING[4:], *SALES, "opens", "clicks")
 # (name, numerator, denominator)
 RATES = (
     ("delivery rate", "delivered", "sent"),

@@ -1,7 +1,8 @@
 """The engine's own HTTP endpoints, as a small WSGI application.
 
-RFC 8058 one-click unsubscribe, and the microsites' landing pages and lead forms under
-``/p/`` (see :mod:`partnercast.web.microsite`). ``POST /u/<token>`` (what mail clients send, with
+RFC 8058 one-click unsubscribe, the microsites' landing pages and lead forms under
+``/p/`` (see :mod:`partnercast.web.microsite`), email click and open tracking under ``/t/``
+(see :mod:`partnercast.web.tracking`). ``POST /u/<token>`` (what mail clients send, with
 the body ``List-Unsubscribe=One-Click``) suppresses the address at once; ``GET /u/<token>``
 (a person clicking the link) shows a page with a confirm button, because link scanners
 fetch URLs with GET and must not unsubscribe anyone.
@@ -26,6 +27,8 @@ from partnercast.tenants.suppressions import unsubscribe_by_token
 from partnercast.web.crm import PREFIX as CRM_PREFIX
 from partnercast.web.crm import CrmRoutes
 from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
+from partnercast.web.tracking import PREFIX as TRACKING_PREFIX
+from partnercast.web.tracking import TrackingRoutes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class EngineApp:
             engine, settings, plugins or default_plugins(), microsite or MicrositeOptions()
         )
         self.crm = CrmRoutes(engine, settings)
+        self.tracking = TrackingRoutes(engine, settings)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -81,6 +85,8 @@ class EngineApp:
             return self.microsite(environ, start_response)
         if path.startswith(CRM_PREFIX):
             return self.crm(environ, start_response)
+        if path.startswith(TRACKING_PREFIX):
+            return self.tracking(environ, start_response)
         return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:

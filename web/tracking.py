@@ -1,0 +1,267 @@
+"""The link tracker and the open pixel: ``/t/c/<link>/<recipient>`` and ``/t/o/<recipient>.gif``.
+
+The link token (signed once per draft, campaigns/tracking_links.py) names the tenant,
+partner, campaign, touch, link index and target; the recipient token (one per message)
+names the tenant, dispatch and contact. A hit is recorded only when both verify, name the
+same tenant, and the dispatch (read in that tenant's scope) belongs to the link's partner
+and touch. Anything else is the same neutral 404 page: never a redirect to a URL the
+engine did not sign, and never a row written in another tenant.
+
+Every hit is an ``opened`` / ``clicked`` Event (all kept: totals). A hit is flagged as a
+bot in ``data["bot"]`` (and never counted as unique) when it is a HEAD request, comes from
+a known link scanner's user agent, or arrives within two seconds of the message being
+sent (security gateways fetch links on delivery). The first unflagged hit per message
+and kind is the unique one (tenants/engagement.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from partnercast.campaigns.models import Enrollment, Touch
+from partnercast.campaigns.tracking_links import (
+    CLICK_PATH,
+    OPEN_PATH,
+    LinkToken,
+    RecipientToken,
+    read_link_token,
+    read_recipient_token,
+)
+from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.settings import Settings
+from partnercast.core.signing import InvalidToken
+from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
+from partnercast.tenants.engagement import Engagement
+from partnercast.web.microsite import PIXEL
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+PREFIX = "/t/"
+TOO_SOON = timedelta(seconds=2)
+SCANNERS = (
+    "bot",
+    "crawler",
+    "spider",
+    "scanner",
+    "preview",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "go-http-client",
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "messagelabs",
+    "safelinks",
+)
+"""User-agent fragments of link scanners and scripts (lower case); browsers have none."""
+
+_NOT_FOUND = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found</title>'
+    b"</head><body><h1>Not found</h1><p>This link is not valid.</p></body></html>"
+)
+_NO_CACHE = [
+    ("Cache-Control", "no-store, no-cache, must-revalidate, private"),
+    ("Pragma", "no-cache"),
+    ("Expires", "0"),
+]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request to the tracker."""
+
+    kind: str  # opened | clicked
+    method: str
+    user_agent: str
+    at: datetime
+
+
+def bot_reason(hit: Hit, sent_at: datetime | None) -> str:
+    """Why ``hit`` looks like a machine rather than a reader ('' when it does not)."""
+    if hit.method == "HEAD":
+        return "head"
+    agent = hit.user_agent.lower()
+    if not agent:
+        return "no user agent"
+    for fragment in SCANNERS:
+        if fragment in agent:
+            return f"user agent {fragment}"
+    if sent_at is not None:
+        sent = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=hit.at.tzinfo)
+        if timedelta(0) <= hit.at - sent < TOO_SOON:
+            return "within 2 s of sending"
+    return ""
+
+
+@dataclass(frozen=True)
+class _Place:
+    partner_id: int
+    campaign_id: int
+    enrollment_id: int
+    cycle_id: int
+    touch_key: str
+    sent_at: datetime | None
+
+
+def _place(engine: Engine, rcpt: RecipientToken, link: LinkToken | None) -> _Place | None:
+    """Where a hit belongs, read in the recipient token's tenant only; None: not ours."""
+    with tenant_session(engine, rcpt.tenant_id) as session:
+        dispatch = session.get(Dispatch, rcpt.dispatch_id)
+        if dispatch is None:
+            return None
+        touch = session.get(Touch, dispatch.touch_id)
+        enrollment = session.get(Enrollment, dispatch.enrollment_id)
+        delivery = session.exec(
+            select(Delivery).where(
+                Delivery.dispatch_id == rcpt.dispatch_id, Delivery.contact_id == rcpt.contact_id
+            )
+        ).first()
+        if touch is None or enrollment is None or delivery is None:
+            return None
+        if link is not None and (
+            link.partner_id != dispatch.partner_id or link.touch_key != touch.key
+        ):
+            return None
+        return _Place(
+            dispatch.partner_id,
+            enrollment.campaign_id,
+            enrollment.id or 0,
+            dispatch.cycle_id or 0,
+            touch.key,
+            delivery.sent_at,
+        )
+
+
+def record_hit(
+    engine: Engine, rcpt: RecipientToken, place: _Place, hit: Hit, extra: dict[str, Any]
+) -> bool:
+    """Write the hit's event (and, for the first genuine one, its Engagement row).
+
+    Returns whether the hit was unique. The write transaction starts with a write, so on
+    SQLite it waits for the lock instead of failing on a stale read snapshot.
+    """
+    bot = bot_reason(hit, place.sent_at)
+    unique = False
+    with tenant_session(engine, rcpt.tenant_id) as session:
+        if not bot:
+            table = Engagement.__table__  # type: ignore[attr-defined]
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            statement = (
+                insert(table)
+                .values(
+                    tenant_id=rcpt.tenant_id,
+                    dispatch_id=rcpt.dispatch_id,
+                    contact_id=rcpt.contact_id,
+                    kind=hit.kind,
+                    first_at=hit.at,
+                )
+                .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
+                .returning(table.c.id)
+            )
+            unique = session.connection().execute(statement).first() is not None
+        data: dict[str, Any] = {
+            "cycle_id": place.cycle_id,
+            "touch": place.touch_key,
+            "unique": unique,
+            **extra,
+        }
+        if bot:
+            data["bot"] = bot
+        session.add(
+            Event(
+                kind=hit.kind,
+                occurred_at=hit.at,
+                partner_id=place.partner_id,
+                campaign_id=place.campaign_id,
+                enrollment_id=place.enrollment_id,
+                dispatch_id=rcpt.dispatch_id,
+                contact_id=rcpt.contact_id,
+                source="email-tracking",
+                data=data,
+            )
+        )
+    return unique
+
+
+class TrackingRoutes:
+    """The WSGI handler for everything under ``/t/``."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if method not in ("GET", "HEAD"):
+            return _not_found(start_response, method)
+        hit_kind = "clicked" if path.startswith(CLICK_PATH) else "opened"
+        hit = Hit(hit_kind, method, environ.get("HTTP_USER_AGENT", "")[:300], utcnow())
+        try:
+            if path.startswith(CLICK_PATH):
+                return self._click(path[len(CLICK_PATH) :], hit, start_response)
+            if path.startswith(OPEN_PATH) and path.endswith(".gif"):
+                return self._open(path[len(OPEN_PATH) : -len(".gif")], hit, start_response)
+        except InvalidToken:
+            pass
+        return _not_found(start_response, method)
+
+    def _click(self, rest: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
+        link_part, _, rcpt_part = rest.partition("/")
+        link = read_link_token(self.settings, link_part)
+        rcpt = read_recipient_token(self.settings, rcpt_part)
+        if link.tenant_id != rcpt.tenant_id:
+            raise InvalidToken("this link is not valid")
+        place = _place(self.engine, rcpt, link)
+        if place is None:
+            raise InvalidToken("this link is not valid")
+        record_hit(self.engine, rcpt, place, hit, {"link": link.index, "url": link.target[:500]})
+        start_response(
+            "302 Found",
+            [
+                ("Location", link.target),
+                ("Content-Length", "0"),
+                ("Referrer-Policy", "no-referrer"),
+                *_NO_CACHE,
+            ],
+        )
+        return [b""]
+
+    def _open(self, token: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
+        rcpt = read_recipient_token(self.settings, token)
+        place = _place(self.engine, rcpt, None)
+        if place is None:
+            raise InvalidToken("this link is not valid")
+        record_hit(self.engine, rcpt, place, hit, {})
+        start_response(
+            "200 OK",
+            [("Content-Type", "image/gif"), ("Content-Length", str(len(PIXEL))), *_NO_CACHE],
+        )
+        return [b"" if hit.method == "HEAD" else PIXEL]
+
+
+def _not_found(start_response: StartResponse, method: str) -> list[bytes]:
+    start_response(
+        "404 Not Found",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(_NOT_FOUND))),
+            ("X-Content-Type-Options", "nosniff"),
+            *_NO_CACHE,
+        ],
+    )
+    return [b"" if method == "HEAD" else _NOT_FOUND]
