@@ -25,7 +25,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns.models import Campaign, Enrollment
+from partnercast.campaigns.models import Campaign, Enrollment, Touch
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
@@ -53,6 +53,8 @@ DISPATCH_FAILED = "dispatch_failed"
 BOUNCE_RATE = "bounce_rate"
 LEAD_FOLLOWUP = "lead_followup"
 WEEKLY_REVIEW = "weekly_review"
+UNCERTAIN_DELIVERY = "uncertain_delivery"
+UNCERTAIN_EVENT = "deliveries.uncertain"  # campaigns.dispatching records it
 
 PENDING_APPROVAL_STATES = ("invited", "customising", "submitted", "changes_requested")
 
@@ -313,6 +315,51 @@ def _last_reviews(session: Session, partner_ids: list[int]) -> dict[int, Review]
     return {row.partner_id: row for row in rows}
 
 
+def uncertain_delivery_causes(ctx: ScanContext) -> list[Cause]:
+    """Dispatches of an at-most-once tenant with messages that may not have arrived.
+
+    A worker died while those messages were on the wire, and the tenant sends at most
+    once, so they were not resent (core.outbox.open_deliveries): the partner should check.
+    Read from the ``deliveries.uncertain`` events (the (tenant, kind) index finds them and
+    there are few: one per batch resumed after a crash), never from the delivery table.
+    The cause never goes by itself: the task stays open until a person closes it, and the
+    key (one per dispatch) keeps it from being opened again.
+    """
+    rows = ctx.session.exec(
+        select(Event.dispatch_id, Event.partner_id, Event.data).where(
+            Event.kind == UNCERTAIN_EVENT, col(Event.dispatch_id).is_not(None)
+        )
+    ).all()
+    not_resent: dict[int, int] = {}
+    partners: dict[int, int] = {}
+    for dispatch_id, partner_id, data in rows:
+        count = int((data or {}).get("not_resent", 0) or 0)
+        if count > 0 and dispatch_id is not None and partner_id is not None:
+            not_resent[dispatch_id] = not_resent.get(dispatch_id, 0) + count
+            partners[dispatch_id] = partner_id
+    if not not_resent:
+        return []
+    touches = dict(
+        ctx.session.exec(  # type: ignore[call-overload]
+            select(Dispatch.id, Touch.key)
+            .join(Touch, col(Touch.id) == Dispatch.touch_id)
+            .where(col(Dispatch.id).in_(list(not_resent)))
+        ).all()
+    )
+    return [
+        Cause(
+            f"uncertain:d{dispatch_id}",
+            UNCERTAIN_DELIVERY,
+            partners[dispatch_id],
+            f"{count} message{'s' if count != 1 else ''} of dispatch {dispatch_id} "
+            f"(touch {touches.get(dispatch_id, '?')}) may not have arrived: the worker stopped "
+            "while they were being sent, and this tenant sends at most once; check with the "
+            "partner",
+        )
+        for dispatch_id, count in sorted(not_resent.items())
+    ]
+
+
 WEEKLY_REVIEW_RULE = Rule(WEEKLY_REVIEW, weekly_review_causes, "a review was held since")
 RULES = (
     Rule(APPROVAL_PENDING, approval_pending_causes, "the enrollment moved on"),
@@ -320,6 +367,7 @@ RULES = (
     Rule(DISPATCH_FAILED, dispatch_failed_causes, "the dispatch is no longer failed"),
     Rule(BOUNCE_RATE, bounce_rate_causes, "the rate is under the threshold", _bounce_still),
     Rule(LEAD_FOLLOWUP, lead_followup_causes, "the lead was followed up"),
+    Rule(UNCERTAIN_DELIVERY, uncertain_delivery_causes, "its events were removed"),
 )
 ENGINE_KINDS = (*(rule.kind for rule in RULES), WEEKLY_REVIEW)
 
