@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import plain_session
@@ -134,6 +135,23 @@ def run_registered(name: str) -> None:
         log.exception("scheduled job %r failed", name)
 
 
+def _create_job_table(engine: Engine, table: Any) -> None:
+    """Create APScheduler's table unless it exists, tolerating workers racing to do it.
+
+    Workers starting together on a new database all find no table; PostgreSQL refuses
+    every CREATE but one (a duplicate key in pg_type), SQLite says it exists. The losers
+    look again and find it made.
+    """
+    for attempt in range(5):
+        try:
+            table.create(engine, checkfirst=True)
+            return
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 def build_scheduler(
     engine: Engine, jobs: list[PeriodicJob], *, start_now: bool = True, owner: str = ""
 ) -> BackgroundScheduler:
@@ -148,8 +166,10 @@ def build_scheduler(
     from apscheduler.schedulers.background import BackgroundScheduler as Scheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+    _create_job_table(engine, store.jobs_t)
     scheduler = Scheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+        jobstores={"default": store},
         executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         timezone=UTC,
