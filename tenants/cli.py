@@ -15,13 +15,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
+from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.tenants import partners as partner_queries
 from partnercast.tenants.importing import ImportReport, import_contacts, import_partners
-from partnercast.tenants.models import Partner
+from partnercast.tenants.models import Partner, Tenant
 from partnercast.tenants.registry import create_tenant, list_tenants
 from partnercast.tenants.segments import (
     load_segments_file,
@@ -69,6 +70,29 @@ def _scoped(slug: str) -> Iterator[Session]:
 
 # --- tenants ------------------------------------------------------------------------------
 
+# What a tenant's email does with a message that was on the wire when a worker died
+# (core.outbox.open_deliveries): resend it with the same Message-ID, or never resend it.
+GUARANTEES = {"at-least-once": "at_least_once", "at-most-once": "at_most_once"}
+GUARANTEE_HELP = (
+    "at-least-once (default): a message on the wire when a worker died is resent, with the "
+    "same Message-ID; at-most-once: it is never resent and the concierge gets a task."
+)
+
+
+def delivery_guarantee(value: str) -> str:
+    """The stored form of a --delivery-guarantee value; a UserError names the choices."""
+    stored = GUARANTEES.get(value.strip().lower().replace("_", "-"))
+    if stored is None:
+        raise UserError(
+            f"{value!r} is not a delivery guarantee (use {' or '.join(GUARANTEES)})",
+            where="--delivery-guarantee",
+        )
+    return stored
+
+
+def _guarantee_text(stored: str) -> str:
+    return stored.replace("_", "-")
+
 
 @tenants_app.command("create")
 def tenants_create(
@@ -82,8 +106,12 @@ def tenants_create(
     logo_url: Annotated[str, typer.Option("--logo-url", help="http(s) URL of the logo.")] = "",
     primary_color: Annotated[str, typer.Option("--primary-color", help="#rrggbb.")] = "",
     secondary_color: Annotated[str, typer.Option("--secondary-color", help="#rrggbb.")] = "",
+    guarantee: Annotated[
+        str, typer.Option("--delivery-guarantee", help=GUARANTEE_HELP)
+    ] = "at-least-once",
 ) -> None:
     """Create a tenant (refuses a slug that is taken)."""
+    stored = delivery_guarantee(guarantee)
     brand = {
         "legal_name": legal_name,
         "postal_address": postal_address,
@@ -95,6 +123,7 @@ def tenants_create(
     try:
         with plain_session(engine) as session:
             tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand)
+            tenant.delivery_guarantee = stored
     finally:
         engine.dispose()
     console.print(f"created tenant {tenant.slug} ({tenant.name})", markup=False, highlight=False)
@@ -109,7 +138,9 @@ def tenants_list() -> None:
             tenants = list_tenants(session)
     finally:
         engine.dispose()
-    table = Table("slug", "name", "locale", "legal name", title=f"{len(tenants)} tenants")
+    table = Table(
+        "slug", "name", "locale", "legal name", "delivery", title=f"{len(tenants)} tenants"
+    )
     for tenant in tenants:
         _add_row(
             table,
@@ -117,8 +148,36 @@ def tenants_list() -> None:
             tenant.name,
             tenant.default_locale,
             tenant.brand.get("legal_name", ""),
+            _guarantee_text(tenant.delivery_guarantee),
         )
     console.print(table)
+
+
+@tenants_app.command("set")
+def tenants_set(
+    slug: Annotated[str, typer.Argument(help="The tenant's slug.", show_default=False)],
+    guarantee: Annotated[
+        str, typer.Option("--delivery-guarantee", help=GUARANTEE_HELP, show_default=False)
+    ],
+) -> None:
+    """Change a tenant's settings: its delivery guarantee (see `tenants list`)."""
+    stored = delivery_guarantee(guarantee)
+    engine = open_engine()
+    try:
+        with plain_session(engine) as session:
+            tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
+            if tenant is None:
+                raise NotFound(f"no tenant {slug!r} (see `partnercast tenants list`)")
+            before = tenant.delivery_guarantee
+            tenant.delivery_guarantee = stored
+    finally:
+        engine.dispose()
+    change = "unchanged" if before == stored else f"was {_guarantee_text(before)}"
+    console.print(
+        f"tenant {slug}: delivery guarantee {_guarantee_text(stored)} ({change})",
+        markup=False,
+        highlight=False,
+    )
 
 
 # --- partners -----------------------------------------------------------------------------
