@@ -142,7 +142,7 @@ def cells(
     at = {name: keep.index(name) for name in keep}
     p_at, c_at, y_at = (at.get(name, -1) for name in ("partner_id", "campaign_id", "cycle_id"))
     out: list[Cell] = []
-    for row in session.connection().execute(query):
+    for row in session.connection().execute(query).all():
         out.append(
             Cell(
                 row[p_at] if p_at >= 0 else 0,
