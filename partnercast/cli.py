@@ -253,6 +253,8 @@ def status(
             report.channel_limits.get(name, "none"),
         )
     console.print(queue)
+    for name, (resent, kept) in sorted(report.uncertain.items()):
+        console.print(f"uncertain deliveries ({name}): {resent} resent, {kept} not resent")
 
     accounts = Table(
         *(["tenant"] if not tenant else []),

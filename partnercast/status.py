@@ -25,7 +25,7 @@ from partnercast.campaigns.throttle import account_limits, provider_limits
 from partnercast.core import outbox
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.heartbeat import WorkerHeartbeat, live_workers
-from partnercast.core.models import Delivery, Dispatch
+from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.ratelimit import ProviderBucket, RateBucket, limits_from, taken_recently
 from partnercast.core.tenancy import plain_session
 from partnercast.core.timeutil import as_utc
@@ -72,6 +72,26 @@ class Status:
     accounts: list[AccountStatus]
     providers: list[ProviderStatus]
     workers: list[WorkerHeartbeat] = field(default_factory=list)
+    # channel -> (resent, not resent): messages on the wire when a worker died (issue 5)
+    uncertain: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _uncertain(session: Session) -> dict[str, tuple[int, int]]:
+    """Uncertain deliveries per channel, summed from the ``deliveries.uncertain`` events
+    (few, and indexed by kind: the delivery table is not scanned)."""
+    rows = session.exec(  # type: ignore[call-overload]
+        select(Dispatch.channel, Event.data)
+        .join(Dispatch, col(Dispatch.id) == Event.dispatch_id)
+        .where(Event.kind == "deliveries.uncertain")
+    ).all()
+    totals: dict[str, tuple[int, int]] = {}
+    for channel, data in rows:
+        resent, kept = totals.get(channel, (0, 0))
+        totals[channel] = (
+            resent + int((data or {}).get("resent", 0)),
+            kept + int((data or {}).get("not_resent", 0)),
+        )
+    return totals
 
 
 def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int, int, str], Rates]:
@@ -206,6 +226,7 @@ def gather(
         accounts=accounts,
         providers=_providers(engine, moment, settings),
         workers=live_workers(engine, now=moment),
+        uncertain=_uncertain(session),
     )
 
 

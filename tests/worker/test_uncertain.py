@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_tenant
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -145,8 +146,16 @@ def _uncertain_tasks(world: World) -> list[ConciergeTask]:
         )
 
 
+def _status_lines(world: World, cli: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> list[str]:
+    """The uncertain-deliveries lines of `partnercast status` run on the world's database."""
+    monkeypatch.setenv("PARTNERCAST_DATABASE_URL", world.engine.url.render_as_string(False))
+    monkeypatch.setenv("COLUMNS", "220")
+    out = cli("status", *args).stdout
+    return [line for line in out.splitlines() if line.startswith("uncertain deliveries")]
+
+
 def test_at_least_once_resends_exactly_the_messages_on_the_wire_with_the_same_message_id(
-    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, cli: Any
 ) -> None:
     world = uworld
     _crash_halfway(world, monkeypatch)
@@ -178,10 +187,15 @@ def test_at_least_once_resends_exactly_the_messages_on_the_wire_with_the_same_me
     assert event.dispatch_id == dispatch_id and event.value == 4
     assert event.data == {"resent": 4, "not_resent": 0}
     assert _uncertain_tasks(world) == []  # resent: nothing for the concierge to check
+    expected = ["uncertain deliveries (email): 4 resent, 0 not resent"]
+    assert _status_lines(world, cli, monkeypatch, "--tenant", "northwind") == expected
+    assert _status_lines(world, cli, monkeypatch) == expected  # every tenant
+    make_tenant(world.engine, "globex")
+    assert _status_lines(world, cli, monkeypatch, "--tenant", "globex") == []  # not its own
 
 
 def test_at_most_once_never_resends_the_messages_on_the_wire_and_tells_the_concierge(
-    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, cli: Any
 ) -> None:
     world = uworld
     _guarantee(world, "at_most_once")
@@ -206,6 +220,9 @@ def test_at_most_once_never_resends_the_messages_on_the_wire_and_tells_the_conci
     (task,) = _uncertain_tasks(world)  # opened by the scan at the end of the resuming tick
     assert task.partner_id == partner_id and task.status == "open"
     assert f"3 messages of dispatch {dispatch_id}" in task.title
+    assert _status_lines(world, cli, monkeypatch, "--tenant", "northwind") == [
+        "uncertain deliveries (email): 0 resent, 3 not resent"
+    ]
 
     # Ticking again neither resends nor opens a second task.
     count = sink.received.count
