@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +307,28 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_message_per_connec
     received = Counter(str(m["To"]) for m in sink.received.messages)
     assert set(received) == _mailable(world)
     assert {email for email, n in received.items() if n > 1} <= on_the_wire
+
+
+def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progress(
+    uworld: World, sink: SmtpSink
+) -> None:
+    """One worker, nobody else: a slow batch (each message takes a simulated second, the
+    lease is 30 s, the batch about 50 messages) must not lose its own lease mid-batch.
+    core/outbox.py: "Each fenced write also renews the lease: a long dispatch keeps it as
+    long as it makes progress"; the journal's per-message UPDATE is a fenced write."""
+    world = uworld
+    lock, ticks = threading.Lock(), [0]
+
+    def clock() -> datetime:  # a second passes each time anyone looks
+        with lock:
+            ticks[0] += 1
+            return FIRST_TICK + timedelta(seconds=ticks[0])
+
+    report = tick(world.engine, world.settings, FIRST_TICK, lease_seconds=30, clock=clock)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        sending = set(session.exec(select(Delivery.dispatch_id)).all())
+    assert len(sending) == 1  # P001's first touch (the others' dispatches wait or expire)
+    (run,) = [run for run in report.runs if run.dispatch_id in sending]
+    assert run.state == "done", run
+    received = Counter(str(m["To"]) for m in sink.received.messages)
+    assert set(received) == _mailable(world) and set(received.values()) == {1}
