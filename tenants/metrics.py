@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -193,9 +193,13 @@ def funnel(
             rows[key] = FunnelRow(key, label, spend=None if by == "cycle" else 0.0)
         return rows[key]
 
-    keep = GROUP_COLUMNS[by]
-    for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id, keep=keep):
-        row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
+    if by == "segment":
+        for segment, cell in _segment_cells(session, partner_id, campaign_id):
+            rows.setdefault("s" + segment, FunnelRow("s" + segment, segment)).add(cell)
+    else:
+        keep = GROUP_COLUMNS[by]
+        for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id, keep=keep):
+            row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
     if by != "cycle":
         for partner, campaign, amount in spend_cells(
             session, partner_id=partner_id, campaign_id=campaign_id
@@ -203,6 +207,42 @@ def funnel(
             target = row_for(partner, campaign, 0)
             target.spend = (target.spend or 0.0) + amount
     return sorted(rows.values(), key=lambda row: row.key)
+
+
+def _segment_cells(
+    session: Session, partner_id: int | None, campaign_id: int | None
+) -> list[tuple[str, Cell]]:
+    """(segment, summed cell) per segment and metric, joined and grouped in the database.
+
+    The segment of a rollup is its partner's enrollment's in that campaign; "(none)" when
+    there is none (the same rule as the keyer). Scoped by hand like :func:`cells`.
+    """
+    tenant_id = session_tenant(session)
+    table = Rollup.__table__  # type: ignore[attr-defined]
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    segment = func.coalesce(func.nullif(enrollment.c.segment_key, ""), "(none)")
+    joined = table.outerjoin(
+        enrollment,
+        and_(
+            enrollment.c.tenant_id == table.c.tenant_id,
+            enrollment.c.partner_id == table.c.partner_id,
+            enrollment.c.campaign_id == table.c.campaign_id,
+        ),
+    )
+    query = (
+        sa_select(segment, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
+        .select_from(joined)
+        .where(table.c.tenant_id == tenant_id)
+        .group_by(segment, table.c.metric)
+    )
+    if partner_id is not None:
+        query = query.where(table.c.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(table.c.campaign_id == campaign_id)
+    return [
+        (name, Cell(0, 0, 0, metric, int(count or 0), float(value or 0.0)))
+        for name, metric, count, value in session.connection().execute(query).all()
+    ]
 
 
 def total(rows: Iterable[FunnelRow], label: str = "total") -> FunnelRow:
