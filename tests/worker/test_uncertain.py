@@ -309,6 +309,82 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_message_per_connec
     assert {email for email, n in received.items() if n > 1} <= on_the_wire
 
 
+class _DiesOnTheWire:
+    """Wraps the journal: at the ``at``-th message the sender thread dies right after the
+    journal noted the message ``sending`` and before it reached the server."""
+
+    def __init__(self, journal: Any, at: int) -> None:
+        self.journal, self.at, self.calls = journal, at, 0
+        self.lock = threading.Lock()
+        self.died_with: int | None = None
+
+    def record(self, done: Any, handing_over: int | None) -> bool:
+        noted = bool(self.journal.record(done, handing_over))
+        with self.lock:
+            self.calls += 1
+            if self.calls == self.at and handing_over is not None:
+                self.died_with = handing_over
+                raise KeyboardInterrupt("the worker died with a message on the wire")
+        return noted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.journal, name)
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "at_most_once"])
+def test_a_real_crash_leaves_one_sending_row_which_is_resent_or_kept(
+    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, guarantee: str
+) -> None:
+    """No row set by hand: the journal itself leaves the message on the wire ``sending``."""
+    world = uworld
+    _guarantee(world, guarantee)
+    original = EmailChannel.publish
+    dying: list[_DiesOnTheWire] = []
+
+    def dies(self, draft, account, *, idempotency_key, recipients=(), journal=None, **kwargs):  # type: ignore[no-untyped-def]
+        if len(recipients) >= EXTRA_CONTACTS and not dying:
+            journal = _DiesOnTheWire(journal, at=EXTRA_CONTACTS // 2)
+            dying.append(journal)
+        return original(
+            self,
+            draft,
+            account,
+            idempotency_key=idempotency_key,
+            recipients=recipients,
+            journal=journal,
+            **kwargs,
+        )
+
+    monkeypatch.setattr(EmailChannel, "publish", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_days(world, 0, 0)
+    monkeypatch.setattr(EmailChannel, "publish", original)
+    (crash,) = dying
+    with tenant_session(world.engine, world.tenant_id) as session:
+        dispatch = session.exec(select(Dispatch).where(Dispatch.state == "running")).one()
+        rows = session.exec(select(Delivery).where(Delivery.dispatch_id == dispatch.id)).all()
+    (on_the_wire,) = [d for d in rows if d.state == "sending"]  # one, of the dead lane
+    assert on_the_wire.id == crash.died_with
+    arrived = Counter(str(m["To"]) for m in sink.received.messages)
+    assert on_the_wire.email not in arrived  # it died before the server had it
+    assert {d.email for d in rows if d.state == "sent"} == set(arrived)  # noted as they went
+
+    _resume(world)
+    received = Counter(str(m["To"]) for m in sink.received.messages)
+    assert set(received.values()) == {1}
+    rows = _deliveries(world, dispatch.id or 0)
+    assert [d.email for d in rows if d.uncertain] == [on_the_wire.email]
+    (event,) = _uncertain_events(world)
+    if guarantee == "at_least_once":
+        assert set(received) == _mailable(world)
+        assert event.data == {"resent": 1, "not_resent": 0}
+    else:
+        assert set(received) == _mailable(world) - {on_the_wire.email}
+        assert event.data == {"resent": 0, "not_resent": 1}
+        (task,) = _uncertain_tasks(world)
+        assert task.title.startswith(f"1 message of dispatch {dispatch.id} ")
+
+
 def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progress(
     uworld: World, sink: SmtpSink
 ) -> None:
