@@ -1,0 +1,185 @@
+"""Real `partnercast worker` processes that a crash test kills with SIGKILL and restarts.
+
+A :class:`Fleet` keeps ``size`` worker slots filled; :meth:`Fleet.kill` SIGKILLs one
+(no signal handler runs, no lease is given back, the SMTP connection is cut wherever it
+is) and starts a fresh process in its slot, with a new worker id. Right after a kill the
+fleet reads which dispatches the dead worker still held (:class:`Orphan`) and then
+watches them until another worker claims them (their ``claimed_at`` moves past the kill),
+which is the takeover time the tests bound.
+
+Every incarnation's stdout and stderr go to a log file of its own, so that a test can
+search all of them (for 'database is locked', tracebacks) after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from partnercast.core.models import Dispatch
+from partnercast.core.tenancy import system_session
+from partnercast.core.timeutil import as_utc
+
+PARTNERCAST = [sys.executable, "-c", "from partnercast.cli import main; main()"]
+READY = re.compile(r"worker (\S+) started: tick every")
+
+
+@dataclass
+class Incarnation:
+    """One worker process in one slot."""
+
+    slot: int
+    number: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    spawned_at: float
+    worker_id: str | None = None
+    ready_at: float | None = None
+
+    def ready(self) -> bool:
+        """True once the worker has printed its start line (its scheduler is running)."""
+        if self.ready_at is None:
+            found = READY.search(self.log.read_text(encoding="utf-8", errors="replace"))
+            if found:
+                self.worker_id, self.ready_at = found.group(1), time.time()
+        return self.ready_at is not None
+
+
+@dataclass
+class Orphan:
+    """A dispatch a killed worker held a lease on when it died."""
+
+    dispatch_id: int
+    owner: str
+    killed_at: float
+    lease_until: float
+    taken_at: float | None = None  # the new claim's claimed_at
+    taken_by: str | None = None
+
+    @property
+    def delay(self) -> float:
+        """Seconds from the kill to the takeover."""
+        assert self.taken_at is not None
+        return self.taken_at - self.killed_at
+
+    @property
+    def past_expiry(self) -> float:
+        """Seconds from the end of the dead worker's lease to the takeover."""
+        assert self.taken_at is not None
+        return self.taken_at - max(self.killed_at, self.lease_until)
+
+
+def _epoch(moment: datetime) -> float:
+    return as_utc(moment).timestamp()
+
+
+@dataclass
+class Fleet:
+    size: int
+    args: list[str]
+    env: dict[str, str]
+    folder: Path
+    engine: Engine
+    slots: list[Incarnation] = field(default_factory=list)
+    dead: list[Incarnation] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.slots = [self._spawn(slot, 0) for slot in range(self.size)]
+
+    def _spawn(self, slot: int, number: int) -> Incarnation:
+        log = self.folder / f"worker-{slot}-{number}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*PARTNERCAST, "worker", *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
+                cwd=self.folder,
+            )
+        return Incarnation(slot, number, process, log, time.time())
+
+    def ready(self) -> list[Incarnation]:
+        return [incarnation for incarnation in self.slots if incarnation.ready()]
+
+    def kill(self, victim: Incarnation) -> None:
+        """SIGKILL ``victim``, note what it held, start a new worker in its slot."""
+        killed_at = time.time()
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        self.kills.append(killed_at)
+        self.dead.append(victim)
+        assert victim.worker_id is not None
+        with system_session(self.engine, reason="the crash test reads a dead worker's leases") as s:
+            held = s.exec(
+                select(Dispatch).where(
+                    Dispatch.lease_owner == victim.worker_id,
+                    col(Dispatch.lease_until).is_not(None),
+                )
+            ).all()
+            for row in held:
+                assert row.lease_until is not None
+                self.orphans.append(
+                    Orphan(row.id or 0, victim.worker_id, killed_at, _epoch(row.lease_until))
+                )
+        self.slots[victim.slot] = self._spawn(victim.slot, victim.number + 1)
+
+    def watch_orphans(self) -> None:
+        """Note the takeover of orphans whose dispatch another worker has claimed since."""
+        waiting = {orphan.dispatch_id: orphan for orphan in self.orphans if orphan.taken_at is None}
+        if not waiting:
+            return
+        with system_session(self.engine, reason="the crash test watches abandoned work") as s:
+            rows = s.exec(select(Dispatch).where(col(Dispatch.id).in_(list(waiting)))).all()
+        for row in rows:
+            orphan = waiting[row.id or 0]
+            if row.claimed_at is None:
+                continue
+            claimed = _epoch(row.claimed_at)
+            if claimed > orphan.killed_at:
+                orphan.taken_at, orphan.taken_by = claimed, row.lease_owner or "(finished)"
+
+    def stop(self, timeout: float = 30) -> list[int]:
+        """SIGTERM the live workers and wait for them; returns their exit codes."""
+        for incarnation in self.slots:
+            if incarnation.process.poll() is None:
+                incarnation.process.send_signal(signal.SIGTERM)
+        codes = []
+        deadline = time.monotonic() + timeout
+        for incarnation in self.slots:
+            try:
+                codes.append(incarnation.process.wait(max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                incarnation.process.kill()
+                codes.append(incarnation.process.wait())
+        return codes
+
+    def kill_all(self) -> None:
+        """Last resort at teardown: nothing of ours keeps running after a failed test."""
+        for incarnation in self.slots:
+            if incarnation.process.poll() is None:
+                os.kill(incarnation.process.pid, signal.SIGKILL)
+                incarnation.process.wait()
+
+    def logs(self) -> dict[str, str]:
+        every = [*self.dead, *self.slots]
+        return {
+            incarnation.log.name: incarnation.log.read_text(encoding="utf-8", errors="replace")
+            for incarnation in every
+        }
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
