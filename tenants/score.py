@@ -16,11 +16,13 @@ from typing import Any
 
 from rapidfuzz import fuzz
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment
 from partnercast.campaigns.spec import localize
 from partnercast.core.models import Dispatch, Event
+from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.metrics import ROI_TARGET, FunnelRow, cells, funnel
 from partnercast.tenants.models import Partner
 
@@ -96,8 +98,14 @@ class _Facts:
 def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     """Read every partner's (or one partner's) facts at once: a constant number of queries."""
     facts = _Facts()
-    approvals = select(Event.partner_id, Event.enrollment_id, Event.kind, Event.occurred_at).where(
-        col(Event.kind).in_(("enrollment.invited", "enrollment.approved"))
+    # A Core query scoped by hand to the session's tenant: through the ORM the same 4,000
+    # rows took 215 ms instead of 30 (PostgreSQL, bench/funnel_scale.py).
+    event = Event.__table__  # type: ignore[attr-defined]
+    approvals = sa_select(
+        event.c.partner_id, event.c.enrollment_id, event.c.kind, event.c.occurred_at
+    ).where(
+        event.c.tenant_id == session_tenant(session),
+        event.c.kind.in_(("enrollment.invited", "enrollment.approved")),
     )
     enrollments = select(Enrollment.partner_id, Enrollment.version_id, Enrollment.customization)
     finished = (
@@ -106,12 +114,11 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
         .group_by(Dispatch.partner_id, Dispatch.state)
     )
     if partner_id is not None:
-        approvals = approvals.where(Event.partner_id == partner_id)
+        approvals = approvals.where(event.c.partner_id == partner_id)
         enrollments = enrollments.where(Enrollment.partner_id == partner_id)
         finished = finished.where(Dispatch.partner_id == partner_id)
-    for pid, enrollment_id, kind, at in session.exec(
-        approvals.order_by(col(Event.occurred_at), col(Event.id))
-    ).all():
+    ordered = approvals.order_by(event.c.occurred_at, event.c.id)
+    for pid, enrollment_id, kind, at in session.connection().execute(ordered).all():
         facts.approvals.setdefault(pid or 0, []).append((kind, enrollment_id or 0, at))
     for pid, version_id, customization in session.exec(enrollments).all():
         facts.enrollments.setdefault(pid, []).append((version_id, customization or {}))
