@@ -109,6 +109,10 @@ class Worker:
             while not self._stop.wait(heartbeat.BEAT_SECONDS):
                 self._beat()
         finally:
+            # Paused first: while shutdown waits for the running tick, the scheduler's
+            # thread would wake for the next run and submit it to the closed executor
+            # ('cannot schedule new futures after shutdown', a traceback at every stop).
+            scheduler.pause()
             scheduler.shutdown(wait=True)
             self._unregister()
             released = outbox.release_owned(self.engine, self.id)
