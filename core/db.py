@@ -8,6 +8,7 @@ The schema is owned by Alembic: :func:`upgrade` applies the migrations in
 
 from __future__ import annotations
 
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,39 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "commit", _sqlite_end)
+    event.listen(engine, "rollback", _sqlite_end)
     return engine
 
 
+_open_transactions = threading.local()  # per thread: SQLite transactions open, per engine
+
+
 def _sqlite_begin(connection: Any) -> None:
-    """Emit BEGIN ourselves: see _sqlite_pragmas."""
-    connection.exec_driver_sql("BEGIN")
+    """Emit BEGIN ourselves (see _sqlite_pragmas for why we emit it at all): IMMEDIATE.
+
+    IMMEDIATE takes the write lock when the transaction starts, waiting on the busy
+    timeout. A plain (deferred) BEGIN that reads first and writes later cannot wait: when
+    another process wrote in between, SQLite refuses the upgrade at once with 'database is
+    locked' (its snapshot is stale), which a worker, the scheduler and the CLI writing at
+    the same time would meet. Transactions are short, so serialising them costs little;
+    readers outside a transaction are never blocked (WAL).
+
+    A session opened while the same thread already has one open on this engine (a lookup
+    inside a unit of work) begins DEFERRED: IMMEDIATE there would wait on its own
+    thread's lock.
+    """
+    depths: dict[int, int] = _open_transactions.__dict__.setdefault("depths", {})
+    key = id(connection.engine)
+    depth = depths.get(key, 0)
+    connection.exec_driver_sql("BEGIN" if depth else "BEGIN IMMEDIATE")
+    depths[key] = depth + 1
+
+
+def _sqlite_end(connection: Any) -> None:
+    depths: dict[int, int] = _open_transactions.__dict__.setdefault("depths", {})
+    key = id(connection.engine)
+    depths[key] = max(0, depths.get(key, 0) - 1)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
