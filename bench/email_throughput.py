@@ -1,22 +1,29 @@
 """Email throughput: the engine end to end against the machine's ceiling and a naive loop.
 
-    python bench/email_throughput.py [--contacts 20000] [--partners 10]
+    python bench/email_throughput.py [--contacts 20000] [--partners 20] [--connections 2]
 
 Needs postfix's ``smtp-sink`` (Debian: ``apt-get install postfix``; as root it runs with
 ``-u nobody``): a C sink that is not itself the bottleneck, unlike an aiosmtpd server.
 Prints, from the same run:
 
 * engine: messages per second for a whole touch (claim, render once per partner variant,
-  per-recipient personalisation, MIME, SMTP, ledger rows) on a fresh SQLite database;
-* ceiling: pre-built messages of the same size over one SMTP connection to the same sink;
+  per-recipient personalisation, tracked links, unsubscribe headers, MIME, SMTP, a ledger
+  row per message and its journal write) from a fresh SQLite database, with one worker
+  process and with two (each a separate process running tick() under its own worker id,
+  sharing the dispatches through their leases); each uses ``--connections`` SMTP
+  connections;
+* ceiling: pre-built messages of the engine's own size (measured on a real message of
+  the same campaign) pushed with the same SMTP client code over the same number of
+  processes and connections to the same sink;
 * naive: a loop that renders Jinja and then MJML for each recipient and builds an
   email.message.EmailMessage for each (no sending);
-* the process's peak memory (ru_maxrss).
+* each worker process's peak memory (ru_maxrss).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import resource
 import shutil
@@ -24,11 +31,13 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment
 from mjml import mjml2html
@@ -117,25 +126,115 @@ def build_world(folder: Path, partners: int, contacts: int, smtp_port: int):  # 
     return engine, settings
 
 
-def engine_rate(engine, settings) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out: Any) -> None:
+    """One worker process: set up, wait for the start, tick() once; report what it did.
+
+    Timing starts when every worker is ready, so interpreter start-up and imports (which
+    a long-running worker pays once) are not counted as sending time.
+    """
     from partnercast.campaigns.ticking import tick
+    from partnercast.core.db import make_engine
+    from partnercast.core.settings import SmtpSettings, load_settings
+    from partnercast.plugins.manager import default_plugins
 
-    started = time.perf_counter()
-    sent = tick(engine, settings, START + timedelta(hours=1)).sent
-    return sent, time.perf_counter() - started
+    settings = load_settings(
+        database_url=url,
+        smtp=SmtpSettings(host="127.0.0.1", port=port, connections=connections),
+    )
+    engine = make_engine(url)
+    plugins = default_plugins()
+    out.put(("ready", worker_id))
+    go.wait()
+    started = time.time()
+    report = tick(
+        engine,
+        settings,
+        START + timedelta(hours=1),
+        plugins=plugins,
+        worker_id=worker_id,
+        claim_batch=1,
+    )
+    finished = time.time()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.put(("done", report.sent, started, finished, rss))
 
 
-def ceiling_rate(port: int, size: int, count: int) -> float:
+def engine_rate(url: str, port: int, workers: int, connections: int) -> tuple[int, float, float]:
+    """(messages, seconds, worst peak RSS in MB) for ``workers`` processes on one database."""
+    context = multiprocessing.get_context("spawn")
+    out, go = context.Queue(), context.Event()
+    processes = [
+        context.Process(target=_worker, args=(url, port, connections, f"bench-{n}", go, out))
+        for n in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        out.get()  # ready
+    go.set()
+    results = [out.get() for _ in processes]
+    for process in processes:
+        process.join()
+    seconds = max(r[3] for r in results) - min(r[2] for r in results)
+    return sum(r[1] for r in results), seconds, max(r[4] for r in results)
+
+
+def message_size(folder: Path) -> int:
+    """The size of one real message of the bench campaign (sent to an in-process sink)."""
+    from partnercast.campaigns.ticking import tick
+    from partnercast.smtp_sink import SmtpSink
+
+    with SmtpSink() as sink:
+        engine, settings = build_world(folder, 1, 1, sink.port)
+        tick(engine, settings, START + timedelta(hours=1))
+        return len(sink.received.raw[0])
+
+
+def _push(port: int, payload: bytes, count: int, connections: int, out: Any) -> None:
+    from partnercast.channels.email.smtp import SmtpConnection
+
+    def lane(n: int) -> None:
+        connection = SmtpConnection(
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            username=None,
+            password=None,
+            timeout=30,
+            messages_per_connection=10**9,
+        )
+        for _ in range(n):
+            connection.send("a@bench.example", "b@bench.example", payload)
+        connection.close()
+
+    threads = [threading.Thread(target=lane, args=(count,)) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put(count * connections)
+
+
+def ceiling_rate(port: int, size: int, count: int, workers: int, connections: int) -> float:
+    """Pre-built messages of ``size`` bytes over workers x connections, same client code."""
     body = b"x" * 76 + b"\r\n"
     payload = b"From: a@bench.example\r\nTo: b@bench.example\r\nSubject: ceiling\r\n\r\n"
-    payload += body * max(1, size // len(body))
-    smtp = smtplib.SMTP("127.0.0.1", port)
+    payload += body * max(1, (size - len(payload)) // len(body))
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    per_lane = max(1, count // (workers * connections))
+    processes = [
+        context.Process(target=_push, args=(port, payload, per_lane, connections, out))
+        for _ in range(workers)
+    ]
     started = time.perf_counter()
-    for _ in range(count):
-        smtp.sendmail("a@bench.example", ["b@bench.example"], payload)
+    for process in processes:
+        process.start()
+    sent = sum(out.get() for _ in processes)
     elapsed = time.perf_counter() - started
-    smtp.quit()
-    return count / elapsed
+    for process in processes:
+        process.join()
+    return sent / elapsed
 
 
 def naive_rate(count: int) -> float:
@@ -190,29 +289,37 @@ def naive_rate(count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=20_000)
-    parser.add_argument("--partners", type=int, default=10)
+    parser.add_argument("--partners", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=2, help="SMTP connections a worker")
+    parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
     args = parser.parse_args()
     port = _free_port()
     sink = start_sink(port)
     folder = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    rows: list[tuple[int, int, float, float, float]] = []
     try:
-        engine, settings = build_world(folder, args.partners, args.contacts, port)
-        sent, seconds = engine_rate(engine, settings)
-        ceiling = ceiling_rate(port, 28_000, 3_000)
+        size = message_size(folder / "probe")
+        for workers in [int(n) for n in args.workers.split(",")]:
+            world = folder / f"w{workers}"
+            build_world(world, args.partners, args.contacts, port)
+            url = f"sqlite:///{world / 'bench.db'}"
+            sent, seconds, rss = engine_rate(url, port, workers, args.connections)
+            ceiling = ceiling_rate(port, size, 12_000, workers, args.connections)
+            rows.append((workers, sent, seconds, ceiling, rss))
         naive = naive_rate(300)
     finally:
         sink.kill()
         shutil.rmtree(folder, ignore_errors=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    engine_mps = sent / seconds
-    print(f"engine  : {sent:,} messages in {seconds:.1f} s = {engine_mps:,.0f} msg/s (1 worker)")
-    print(f"ceiling : {ceiling:,.0f} msg/s (pre-built 28 KB messages, 1 connection)")
-    print(f"naive   : {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)")
-    print(
-        f"ratios  : engine/ceiling {engine_mps / ceiling:.0%}, "
-        f"engine/naive {engine_mps / naive:.1f}x"
-    )
-    print(f"peak RSS: {peak_mb:,.0f} MB")
+    print(f"message size: {size:,} bytes; {args.connections} SMTP connections per worker")
+    for workers, sent, seconds, ceiling, rss in rows:
+        rate = sent / seconds
+        print(
+            f"{workers} worker(s): engine {sent:,} msgs in {seconds:.1f} s = {rate:,.0f} msg/s; "
+            f"ceiling {ceiling:,.0f} msg/s ({workers * args.connections} connections); "
+            f"engine/ceiling {rate / ceiling:.0%}; engine/naive {rate / naive:.1f}x; "
+            f"peak RSS {rss:,.0f} MB a worker"
+        )
+    print(f"naive loop: {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)")
 
 
 if __name__ == "__main__":
