@@ -45,6 +45,7 @@ class Incarnation:
     spawned_at: float
     worker_id: str | None = None
     ready_at: float | None = None
+    killed_at: float | None = None
 
     def ready(self) -> bool:
         """True once the worker has printed its start line (its scheduler is running)."""
@@ -65,6 +66,9 @@ class Orphan:
     lease_until: float
     taken_at: float | None = None  # the new claim's claimed_at
     taken_by: str | None = None
+    # When a worker was first up after the lease expired: the expiry itself when one was
+    # up by then; else the next start (one SQLite worker, or all four just killed).
+    claimable_at: float | None = None
 
     @property
     def delay(self) -> float:
@@ -74,9 +78,9 @@ class Orphan:
 
     @property
     def past_expiry(self) -> float:
-        """Seconds from the end of the dead worker's lease to the takeover."""
+        """Seconds from the moment the work could be taken over (lease over, a worker up)."""
         assert self.taken_at is not None
-        return self.taken_at - max(self.killed_at, self.lease_until)
+        return self.taken_at - (self.claimable_at or max(self.killed_at, self.lease_until))
 
 
 def _epoch(moment: datetime) -> float:
@@ -117,6 +121,7 @@ class Fleet:
     def kill(self, victim: Incarnation) -> None:
         """SIGKILL ``victim``, note what it held, start a new worker in its slot."""
         killed_at = time.time()
+        victim.killed_at = killed_at
         victim.process.send_signal(signal.SIGKILL)
         victim.process.wait()
         self.kills.append(killed_at)
@@ -150,6 +155,20 @@ class Fleet:
             claimed = _epoch(row.claimed_at)
             if claimed > orphan.killed_at:
                 orphan.taken_at, orphan.taken_by = claimed, row.lease_owner or "(finished)"
+                orphan.claimable_at = self._first_up_after(
+                    max(orphan.killed_at, orphan.lease_until)
+                )
+
+    def _first_up_after(self, moment: float) -> float:
+        """``moment`` if some worker was up then, else when the next one came up."""
+        starts = []
+        for incarnation in [*self.dead, *self.slots]:
+            if incarnation.ready_at is None or incarnation.worker_id is None:
+                continue
+            if incarnation.killed_at is not None and incarnation.killed_at <= moment:
+                continue
+            starts.append(max(moment, incarnation.ready_at))
+        return min(starts, default=moment)
 
     def stop(self, timeout: float = 30) -> list[int]:
         """SIGTERM the live workers and wait for them; returns their exit codes."""

@@ -60,6 +60,7 @@ def run_with_kills(
     planned: dict[int, float] = {}  # id(incarnation) -> its kill time (gap_after_ready)
     arrivals: list[Arrival] = []
     last_read = 0.0
+    said = 0
     while True:
         now = time.time()
         if now - last_read > 0.25:
@@ -67,7 +68,8 @@ def run_with_kills(
             distinct = len({arrival.message_id for arrival in arrivals})
             if distinct >= expected:
                 break
-            if int(now - started) % 10 == 0:
+            if int(now - started) // 10 > said:
+                said = int(now - started) // 10
                 print(f"{now - started:5.0f}s {distinct} delivered, {len(fleet.kills)} kills")
         assert now - started < time_limit, (
             f"not delivered in {time_limit:.0f}s: {len({a.message_id for a in arrivals})}"

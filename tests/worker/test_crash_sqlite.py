@@ -1,22 +1,25 @@
 """Crash test on SQLite: one worker, SIGKILLed 20 times, while the CLI writes beside it.
 
 Issue 5's proof on SQLite, where one worker is the rule: `partnercast worker` delivers
-2,016 emails (6 partners x 112 contacts x 3 touches) to the recording sink (a process of
+2,052 emails (18 partners x 38 contacts x 3 touches) to the recording sink (a process of
 its own, never killed) and is SIGKILLed 1 to 3 seconds after each start, 20 times, a new
 one started at once. All the while the worker's scheduler writes its job store and a loop
 of `partnercast` commands in subprocesses writes to the same file: concierge tasks in the
 worker's tenant, contact imports and approvals in a second tenant. At the end, counted at
-the sink: every contact got every touch; a Message-ID arrives twice only for a message in
-flight at a kill (at most one per kill: one SMTP connection); the dispatch the dead worker
-held was claimed again within the lease (5 s) plus one poll (1 s tick, 1 s dispatch of
-slack, 1 s for the shared machine); and neither the worker's log nor any command's output
-says 'database is locked', and every command exited 0.
+the sink: every contact got every touch under one Message-ID per touch; a Message-ID
+arrives twice only for a message in flight at a kill (at most kills x SMTP connections,
+2) and each such delivery is marked ``uncertain`` in the ledger; the dispatch the dead
+worker held was claimed again within the lease (5 s) plus one poll (1 s tick, 2 s for the
+dispatch in hand, 1 s for the shared machine) once a worker was up; no worker log shows
+'database is locked' or a traceback, and every command exited 0 without that message.
 
-The arithmetic: the sink sleeps 20 ms per message, so the worker sends at most 50 a second
-and 2,016 messages need 40 s of sending; 20 kills at 1 to 3 s of work each (2 s on
-average, counted from the moment the new worker is up) leave it about 40 s of work before
-the last kill, plus about 2 s per restart. Delivery is therefore still going at the last
-kill (the test checks that mail arrived after it), and the whole test takes about 90 s.
+The arithmetic: the sink sleeps 50 ms per message; over 2 connections the worker sends
+at most 40 a second, so the 2,052 messages need 51 s of sending and a dispatch (38
+messages) about 1 s (2 s allowed). 20 kills at 1 to 3 s of work each (counted from the
+moment the new worker is up) leave it about 40 s of work, so delivery is still going at
+the last kill (the test checks that mail arrived after it). Each restart adds about 2 s
+on an idle machine (3.5 CPU-s of imports), about 10 s at a load of 10: 1.5 to 4 minutes
+in all. Hence the selection: it runs only with ``-m crash`` or PARTNERCAST_CRASH_TESTS=1.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from support.recording_sink import RecordingSink
 from support.world import build_world, respond
 
 from partnercast.campaigns.models import Enrollment
+from partnercast.core.settings import SmtpSettings
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
 
@@ -48,9 +52,9 @@ def _selected(request: pytest.FixtureRequest) -> None:
     require_selected(request.config)
 
 
-PARTNERS, CONTACTS_EACH = 6, 112  # x 3 touches = 2,016 emails
-SINK_DELAY = 0.02
-LEASE, INTERVAL, DISPATCH_SECONDS, MACHINE_SLACK = 5.0, 1.0, 1.0, 1.0
+PARTNERS, CONTACTS_EACH = 18, 38  # x 3 touches = 2,052 emails
+SINK_DELAY = 0.05
+LEASE, INTERVAL, DISPATCH_SECONDS, MACHINE_SLACK = 5.0, 1.0, 2.0, 1.0
 KILLS = 20
 
 
@@ -93,7 +97,7 @@ def test_one_worker_survives_twenty_sigkills_beside_the_cli(engine: Engine, tmp_
                 rng=random.Random(2026),
                 min_kills=KILLS,
                 max_kills=KILLS,
-                time_limit=150,
+                time_limit=600,
                 gap_after_ready=True,
             )
             codes = fleet.stop()
@@ -108,7 +112,7 @@ def test_one_worker_survives_twenty_sigkills_beside_the_cli(engine: Engine, tmp_
     assert codes == [0], fleet.logs()
     assert run.kills == KILLS
     assert any(arrival.at > run.last_kill for arrival in arrivals)  # killed while delivering
-    check_delivery(engine, crash, arrivals, run.kills)
+    check_delivery(engine, crash, arrivals, run.kills * SmtpSettings().connections)
     check_takeover(run.orphans, LEASE, INTERVAL + DISPATCH_SECONDS + MACHINE_SLACK)
     check_logs(fleet.logs())
     assert len(writer.runs) >= 10, "the CLI barely wrote during the run"
