@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from partnercast.core.models import Dispatch
+
 
 def _keep_rollups(session: Session, context: Any) -> None:
     # Imported on first flush, not here: rollups needs campaign models, which need this
@@ -20,5 +22,12 @@ def _keep_rollups(session: Session, context: Any) -> None:
     after_flush(session, context)
 
 
+def _load_previous(target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
+    return value
+
+
 if not event.contains(Session, "after_flush", _keep_rollups):
     event.listen(Session, "after_flush", _keep_rollups)
+    # The rollups add the change of a dispatch's sent_count: make SQLAlchemy load the old
+    # value when an expired dispatch's count is set, or the change would look like all of it.
+    event.listen(Dispatch.sent_count, "set", _load_previous, active_history=True, retval=True)

@@ -107,3 +107,19 @@ def test_a_dispatch_tally_and_a_bounce_roll_up_as_sends(funnel: Funnel) -> None:
     assert after["delivered"] == before["delivered"] + 2
     assert after["bounced"] == before["bounced"] + 1
     assert after["sent"] == before["sent"] + 3
+
+
+def test_setting_an_expired_dispatch_tally_adds_only_the_change(funnel: Funnel) -> None:
+    p1 = funnel.partners["P001"]
+    with funnel.session() as session:
+        dispatch = session.exec(select(Dispatch).where(Dispatch.partner_id == p1)).first()
+        assert dispatch is not None
+        dispatch_id, count = dispatch.id, dispatch.sent_count
+        before = partner_metrics(session, p1).counts["delivered"]
+    with funnel.session() as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        session.expire(dispatch)  # as after a commit: the old count is not loaded
+        dispatch.sent_count = count + 1  # type: ignore[union-attr]
+        session.add(dispatch)
+    with funnel.session() as session:
+        assert partner_metrics(session, p1).counts["delivered"] == before + 1
