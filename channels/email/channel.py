@@ -301,9 +301,10 @@ def _send_one(
         except smtplib.SMTPDataError as error:
             return _refused(recipient, error.smtp_code, error.smtp_error)
         except smtplib.SMTPSenderRefused as error:
-            raise PermanentError(
-                f"sender {account.from_email} refused: {error.smtp_code}"
-            ) from error
+            reason = f"sender {account.from_email} refused: {error.smtp_code}"
+            if 400 <= error.smtp_code < 500:  # the server's trouble, for now: try again later
+                return RecipientOutcome(recipient.delivery_id, "transient", reason)
+            raise PermanentError(reason) from error
         except smtplib.SMTPAuthenticationError as error:
             raise AuthError("SMTP authentication failed") from error
         except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as error:

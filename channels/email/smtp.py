@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from types import TracebackType
 
-from partnercast.plugins import AuthError, TransientError
+from partnercast.plugins import AuthError, PermanentError, TransientError
 
 
 class SmtpConnection:
@@ -128,6 +128,14 @@ class SmtpConnection:
         except smtplib.SMTPAuthenticationError as error:
             self._login_refused = f"SMTP login refused by {self.host}:{self.port}"
             raise AuthError(self._login_refused) from error
+        except smtplib.SMTPResponseException as error:
+            if 500 <= error.smtp_code < 600:  # the server refuses the session for good
+                raise PermanentError(
+                    f"SMTP {self.host}:{self.port} refused the session: {error.smtp_code}"
+                ) from error
+            raise TransientError(
+                f"cannot connect to SMTP {self.host}:{self.port}: {error}"
+            ) from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransientError(
                 f"cannot connect to SMTP {self.host}:{self.port}: {error}"
