@@ -1,4 +1,4 @@
-"""Commands that run a campaign: enroll, customise, approve, preview, cycles, tick, status.
+"""Commands that run a campaign: enroll, customise, approve, preview, cycles, tick, schedule.
 
 Every command acts inside one tenant (``--tenant``) and names partners by their external
 id and campaigns by their key, exactly as the user knows them.
@@ -256,8 +256,12 @@ def tick_command(
     console.print(f"tick: {states}; {report.sent} messages sent")
 
 
-def status(campaign: CampaignArg, tenant: TenantOption) -> None:
-    """Per partner: approval state and touches sent, delivered and suppressed."""
+def campaign_status(campaign: str, tenant: str | None) -> None:
+    """Per partner: approval state and touches sent, delivered and suppressed.
+
+    Shown by ``partnercast status CAMPAIGN`` (partnercast/cli.py), the same command that
+    shows the queue without a campaign.
+    """
     from partnercast.campaigns.reporting import partner_rows, partner_table
 
     engine = open_engine()
@@ -317,7 +321,6 @@ def register(app: typer.Typer) -> None:
     app.command("auto-approve")(auto_approve)
     app.command("preview")(preview)
     app.command("tick")(tick_command)
-    app.command("status")(status)
     app.command("schedule")(schedule)
     cycle_app = typer.Typer(help="Campaign cycles.", no_args_is_help=True)
     cycle_app.command("start")(cycle_start)

@@ -201,14 +201,23 @@ def queue(
 
 
 def status(
+    campaign: str | None = typer.Argument(
+        None, help="A campaign: its partners' approvals and sends instead (needs --tenant)."
+    ),
     tenant: str | None = typer.Option(
         None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
     ),
 ) -> None:
     """The queue per channel, send rates against their limits, accounts, live workers.
 
-    Without --tenant: every tenant (the operator's or a concierge agency's view).
+    Without --tenant: every tenant (the operator's or a concierge agency's view). With a
+    CAMPAIGN: per partner, the approval state and the touches sent, delivered, suppressed.
     """
+    if campaign is not None:
+        from partnercast.campaigns.workflow_cli import campaign_status
+
+        campaign_status(campaign, tenant)
+        return
     from rich.table import Table
 
     from partnercast.core.cli import resolve_tenant
