@@ -262,6 +262,10 @@ def campaign_status(campaign: str, tenant: str | None) -> None:
     Shown by ``partnercast status CAMPAIGN`` (partnercast/cli.py), the same command that
     shows the queue without a campaign.
     """
+    if not tenant:
+        raise UserError(
+            "a campaign's status needs --tenant (or PARTNERCAST_TENANT)", where=campaign
+        )
     from partnercast.campaigns.reporting import partner_rows, partner_table
 
     engine = open_engine()
