@@ -171,7 +171,17 @@ class Fleet:
         return min(starts, default=moment)
 
     def stop(self, timeout: float = 30) -> list[int]:
-        """SIGTERM the live workers and wait for them; returns their exit codes."""
+        """SIGTERM the live workers and wait for them; returns their exit codes.
+
+        A worker still importing has no SIGTERM handler yet (it would die of the signal,
+        exit -15, holding nothing): each is given ``timeout`` seconds to come up first.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not all(
+            incarnation.ready() or incarnation.process.poll() is not None
+            for incarnation in self.slots
+        ):
+            time.sleep(0.1)
         for incarnation in self.slots:
             if incarnation.process.poll() is None:
                 incarnation.process.send_signal(signal.SIGTERM)
