@@ -586,6 +586,26 @@ def _publish_once(
             run = DispatchRun(dispatch_id, outbox.DONE, sent=1)
             reason = "found on the network: an earlier attempt had published it"
             return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, reason, run, found)
+    allowed = throttle.allowance(
+        ctx.engine,
+        ctx.settings,
+        tenant_id=tenant_id,
+        partner_id=dispatch.partner_id,
+        channel=channel,
+        account=account,
+        n=1,
+        now=now,
+    )
+    if not allowed.all and allowed.retry_at is not None:  # e.g. the account's posts a day
+        reason = f"rate limited by {allowed.limited_by}"
+        return _put_back(
+            ctx,
+            tenant_id,
+            dispatch_id,
+            allowed.retry_at,
+            reason,
+            DispatchRun(dispatch_id, THROTTLED),
+        )
     _record_external_ids(ctx, tenant_id, dispatch_id, [], mark=True, started=utcnow())
     try:
         result = channel.publish(draft, account, idempotency_key=key)

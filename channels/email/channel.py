@@ -47,6 +47,10 @@ class EmailAccount(BaseModel):
     messages_per_connection: int = 500
     # Parallel SMTP connections per send: a partner's own server may want 1.
     connections: int = Field(default=2, ge=1, le=16)
+    # What the partner's server allows (campaigns.throttle keeps to it across workers).
+    rate_per_minute: int | None = Field(default=None, ge=1)
+    rate_per_hour: int | None = Field(default=None, ge=1)
+    rate_per_day: int | None = Field(default=None, ge=1)
     from_email: str
     from_name: str
     reply_to: str = ""

@@ -85,6 +85,8 @@ class LinkedInChannel(PublishingChannel):
 
     name: ClassVar[str] = "linkedin"
     title: ClassVar[str] = "LinkedIn"
+    # LinkedIn caps a member's shares a day; an account can set its own (rate_per_day).
+    rate_limits: ClassVar[dict[str, int]] = {"per_day": 150}
     network: ClassVar[str] = "linkedin"
     network_title: ClassVar[str] = "LinkedIn"
     max_length: ClassVar[int] = MAX_COMMENTARY

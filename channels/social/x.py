@@ -96,6 +96,8 @@ class XChannel(PublishingChannel):
 
     name: ClassVar[str] = "x"
     title: ClassVar[str] = "X (formerly Twitter)"
+    # X caps an account's posts (a few hundred a day); an account can set its own (rate_per_day).
+    rate_limits: ClassVar[dict[str, int]] = {"per_day": 300}
     network: ClassVar[str] = "x"
     network_title: ClassVar[str] = "X"
     max_length: ClassVar[int] = MAX_WEIGHTED_LENGTH
