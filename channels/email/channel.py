@@ -267,10 +267,12 @@ class _Lane:
 
     def run(self, work: queue.Queue[tuple[Recipient, bytes] | None], stop: threading.Event) -> None:
         previous: RecipientOutcome | None = None
+        finished = False  # this lane has taken its end-of-work marker
         try:
             while True:
                 item = work.get()
                 if item is None:
+                    finished = True
                     break
                 if stop.is_set():
                     continue  # drain: another lane failed or the lease was lost
@@ -288,7 +290,7 @@ class _Lane:
         except BaseException as error:  # handed to publish(), which raises it
             self.error = error
             stop.set()
-            while work.get() is not None:  # let publish() finish queueing
+            while not finished and work.get() is not None:  # let publish() finish queueing
                 pass
 
 

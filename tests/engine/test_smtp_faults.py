@@ -324,15 +324,7 @@ def test_a_refused_login_marks_the_account_for_reconnection_and_fails_the_dispat
 
 # --- the delivery journal failing under the channel ----------------------------------------
 
-JOURNAL_HANG_BUG = (
-    "channels/email/channel.py _Lane.run: when the lane's final journal.record(previous, None) "
-    "raises (after it consumed its None sentinel), the except block waits in "
-    "`while work.get() is not None` for a second None that never comes, and publish() "
-    "joins that thread forever"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=JOURNAL_HANG_BUG)
 def test_a_journal_that_fails_on_its_last_record_makes_publish_raise_not_hang(
     sink: SmtpSink,
 ) -> None:
