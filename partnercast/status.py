@@ -108,6 +108,7 @@ def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int
         )
         .join(Delivery, col(Delivery.dispatch_id) == col(Dispatch.id))
         .where(Delivery.state == outbox.SENT, col(Delivery.sent_at) >= hour)
+        .where(col(Delivery.sent_at) <= now)  # a simulated clock may have run ahead
         .group_by(Dispatch.tenant_id, Dispatch.partner_id, Dispatch.channel)
     ).all()
     posts = session.exec(  # type: ignore[call-overload]
@@ -119,6 +120,7 @@ def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int
             func.count(),
         )
         .where(Dispatch.state == outbox.DONE, col(Dispatch.finished_at) >= hour)
+        .where(col(Dispatch.finished_at) <= now)
         .group_by(Dispatch.tenant_id, Dispatch.partner_id, Dispatch.channel)
     ).all()
     for tenant_id, partner_id, channel, last_minute, last_hour in messages:
