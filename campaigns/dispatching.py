@@ -355,16 +355,7 @@ def _send_to_audience(
                 at_most_once=at_most_once,
             )
             if pending:
-                allowance = throttle.allowance(
-                    ctx.engine,
-                    ctx.settings,
-                    tenant_id=tenant_id,
-                    partner_id=dispatch.partner_id,
-                    channel=channel,
-                    account=account,
-                    n=len(pending),
-                    now=now,
-                )
+                allowance = _allowance(ctx, dispatch, channel, account, len(pending), now)
                 if not allowance.all:
                     pending, come_back = pending[: allowance.may_send], allowance
             results = _publish_batch(ctx, prepared, account, pending, by_contact, journal)
@@ -387,6 +378,22 @@ def _send_to_audience(
     if transient:
         return _retry(ctx, tenant_id, dispatch_id, now, f"{transient} messages were deferred", None)
     return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run)
+
+
+def _allowance(
+    ctx: RunContext, dispatch: Dispatch, channel: Channel, account: BaseModel, n: int, now: datetime
+) -> throttle.Allowance:
+    """How many of ``n`` messages (or posts) the partner's account and provider allow now."""
+    return throttle.allowance(
+        ctx.engine,
+        ctx.settings,
+        tenant_id=dispatch.tenant_id,
+        partner_id=dispatch.partner_id,
+        channel=channel,
+        account=account,
+        n=n,
+        now=now,
+    )
 
 
 def _publish_batch(
@@ -516,8 +523,12 @@ def _record_outcomes(
                 .execution_options(synchronize_session=False)
             )
         counts["sent"] = len(sent_ids)
-        rows = session.exec(select(Delivery).where(col(Delivery.id).in_(list(others)))).all()
-        for delivery in rows if others else ():
+        rows = (
+            session.exec(select(Delivery).where(col(Delivery.id).in_(list(others)))).all()
+            if others  # the usual batch: every message sent, nothing more to read
+            else []
+        )
+        for delivery in rows:
             outcome = others[delivery.id or 0]
             if outcome.status == "hard_bounce":
                 delivery.state, delivery.error = outbox.BOUNCED, outcome.detail[:1000]
@@ -586,16 +597,7 @@ def _publish_once(
             run = DispatchRun(dispatch_id, outbox.DONE, sent=1)
             reason = "found on the network: an earlier attempt had published it"
             return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, reason, run, found)
-    allowed = throttle.allowance(
-        ctx.engine,
-        ctx.settings,
-        tenant_id=tenant_id,
-        partner_id=dispatch.partner_id,
-        channel=channel,
-        account=account,
-        n=1,
-        now=now,
-    )
+    allowed = _allowance(ctx, dispatch, channel, account, 1, now)
     if not allowed.all and allowed.retry_at is not None:  # e.g. the account's posts a day
         reason = f"rate limited by {allowed.limited_by}"
         return _put_back(

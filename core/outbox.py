@@ -267,7 +267,6 @@ class Pending:
     contact_id: int
     email: str
     message_id: str
-    uncertain: bool = False
 
 
 @dataclass
@@ -350,9 +349,7 @@ def open_deliveries(
         else:
             if may_have_gone:
                 resend.append(row.id)
-            opened.pending.append(
-                Pending(row.id, row.contact_id, addressee.email, row.message_id, may_have_gone)
-            )
+            opened.pending.append(Pending(row.id, row.contact_id, addressee.email, row.message_id))
     if new_rows:
         inserted = session.execute(
             insert(Delivery).returning(col(Delivery.id), col(Delivery.contact_id)), new_rows

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from partnercast.channels.responses import json_object
 from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.search.models import SearchAccount
 from partnercast.plugins import AuthError, ChannelError, PermanentError, TransientError
@@ -70,7 +71,7 @@ class GoogleAdsClient:
         except requests.RequestException as error:
             reason = _kind(error)
             raise TransientError(f"cannot reach the Google token endpoint: {reason}") from error
-        body = _json(response)
+        body = json_object(response)
         if response.status_code == 200 and isinstance(body.get("access_token"), str):
             lifetime = float(body.get("expires_in") or 3600)
             self._token = _Token(
@@ -150,7 +151,7 @@ class GoogleAdsClient:
                 return response.json()
             except ValueError:
                 return {}
-        raise api_error(response.status_code, _json(response), response)
+        raise api_error(response.status_code, json_object(response), response)
 
 
 def api_error(
@@ -214,14 +215,6 @@ def first_failure(error: Mapping[str, Any]) -> Failure | None:
 def is_duplicate_name(error: ChannelError) -> bool:
     """A racing publish created the campaign first (CampaignError.DUPLICATE_CAMPAIGN_NAME)."""
     return isinstance(error, PermanentError) and "DUPLICATE_CAMPAIGN_NAME" in str(error)
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _retry_after(response: requests.Response | None) -> float | None:

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from partnercast.channels.responses import json_object
 from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
@@ -139,7 +140,7 @@ class LinkedInChannel(PublishingChannel):
             }
         )
         response = self._send(account, None, f"posts?{query}", finder=True)
-        body = _json(response)
+        body = json_object(response)
         wanted = normalized(little_text(text))
         since_ms = int(since.timestamp() * 1000) if since is not None else 0
         found = [
@@ -187,7 +188,7 @@ class LinkedInChannel(PublishingChannel):
             if posts:
                 query += "&ugcPosts=" + _restli_list(posts)
             response = self._send(account, None, f"organizationalEntityShareStatistics?{query}")
-            for element in _json(response).get("elements") or []:
+            for element in json_object(response).get("elements") or []:
                 urn = element.get("share") or element.get("ugcPost")
                 stats = element.get("totalShareStatistics") or {}
                 if isinstance(urn, str) and isinstance(stats, dict):
@@ -203,7 +204,7 @@ class LinkedInChannel(PublishingChannel):
             if " 404" in str(error).split(":")[0]:
                 return {}  # deleted
             raise
-        body = _json(response)
+        body = json_object(response)
         likes = body.get("likesSummary") or {}
         comments = body.get("commentsSummary") or {}
         return {
@@ -270,14 +271,6 @@ def _raise_for_status(response: requests.Response) -> None:
 def _restli_list(urns: Sequence[str]) -> str:
     """Rest.li 2.0 ``List(a,b)``: each URN percent-encoded, the parentheses and commas not."""
     return "List(" + ",".join(quote(urn, "") for urn in urns) + ")"
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _message(response: requests.Response) -> str:
