@@ -6,6 +6,10 @@ NOTHING, by the first hit that is not flagged as a bot: the insert that wrote a 
 unique one, and its event says so (``data["unique"]``), which the rollups count. The
 unique key makes this exact under concurrent hits on SQLite and PostgreSQL alike, and
 no query ever scans the event log to tell.
+
+A genuine click on a message with no ``opened`` row inserts that row too (an implied open:
+the reader's client blocked the pixel), so unique opens are never fewer than the readers
+who clicked, and a later pixel hit does not count the message opened a second time.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ Every hit is an ``opened`` / ``clicked`` Event (all kept: totals). A hit is flag
 bot in ``data["bot"]`` (and never counted as unique) when it is a HEAD request, comes from
 a known link scanner's user agent, or arrives within two seconds of the message being
 sent (security gateways fetch links on delivery). The first unflagged hit per message
-and kind is the unique one (tenants/engagement.py).
+and kind is the unique one (tenants/engagement.py). The first genuine click of a message
+with no recorded open also records that open (an ``opened`` event with ``data["implied"]
+= "click"``): images are blocked by default in many mail clients, so a reader who clicked
+certainly opened, and mature ESPs count it the same way. A later pixel hit is then no
+longer unique, so the message is counted opened once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from partnercast.campaigns.models import Enrollment, Touch
 from partnercast.campaigns.tracking_links import (
@@ -157,22 +161,7 @@ def record_hit(
     unique = False
     with tenant_session(engine, rcpt.tenant_id) as session:
         if not bot:
-            table = Engagement.__table__  # type: ignore[attr-defined]
-            dialect = session.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            statement = (
-                insert(table)
-                .values(
-                    tenant_id=rcpt.tenant_id,
-                    dispatch_id=rcpt.dispatch_id,
-                    contact_id=rcpt.contact_id,
-                    kind=hit.kind,
-                    first_at=hit.at,
-                )
-                .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
-                .returning(table.c.id)
-            )
-            unique = session.connection().execute(statement).first() is not None
+            unique = first_engagement(session, rcpt, hit.kind, hit.at)
         data: dict[str, Any] = {
             "cycle_id": place.cycle_id,
             "touch": place.touch_key,
@@ -181,20 +170,52 @@ def record_hit(
         }
         if bot:
             data["bot"] = bot
-        session.add(
-            Event(
-                kind=hit.kind,
-                occurred_at=hit.at,
-                partner_id=place.partner_id,
-                campaign_id=place.campaign_id,
-                enrollment_id=place.enrollment_id,
-                dispatch_id=rcpt.dispatch_id,
-                contact_id=rcpt.contact_id,
-                source="email-tracking",
-                data=data,
-            )
-        )
+        session.add(_event(rcpt, place, hit.kind, hit.at, data))
+        if unique and hit.kind == "clicked" and first_engagement(session, rcpt, "opened", hit.at):
+            # A reader clicked a message with no recorded open: the pixel was blocked (most
+            # clients block images by default), so the click implies the open, as ESPs count.
+            implied = {"cycle_id": place.cycle_id, "touch": place.touch_key, "unique": True}
+            session.add(_event(rcpt, place, "opened", hit.at, implied | {"implied": "click"}))
     return unique
+
+
+def first_engagement(session: Session, rcpt: RecipientToken, kind: str, at: datetime) -> bool:
+    """Insert the message's ``kind`` Engagement row unless it exists; whether it was new.
+
+    ON CONFLICT DO NOTHING on the unique (dispatch, contact, kind): exact under concurrent
+    hits on SQLite and PostgreSQL alike.
+    """
+    table = Engagement.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .values(
+            tenant_id=rcpt.tenant_id,
+            dispatch_id=rcpt.dispatch_id,
+            contact_id=rcpt.contact_id,
+            kind=kind,
+            first_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
+        .returning(table.c.id)
+    )
+    return session.connection().execute(statement).first() is not None
+
+
+def _event(
+    rcpt: RecipientToken, place: _Place, kind: str, at: datetime, data: dict[str, Any]
+) -> Event:
+    return Event(
+        kind=kind,
+        occurred_at=at,
+        partner_id=place.partner_id,
+        campaign_id=place.campaign_id,
+        enrollment_id=place.enrollment_id,
+        dispatch_id=rcpt.dispatch_id,
+        contact_id=rcpt.contact_id,
+        source="email-tracking",
+        data=data,
+    )
 
 
 class TrackingRoutes:

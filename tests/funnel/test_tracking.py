@@ -206,6 +206,41 @@ def test_a_sent_email_is_tracked_end_to_end(
     assert cells[-6:-2] == ["1", "2", "1", "4"]
 
 
+def test_a_click_with_no_recorded_open_counts_as_an_open(
+    served: Served, sink: SmtpSink, tmp_path: Path
+) -> None:
+    world = _world(served, sink, tmp_path / "world")
+    run_days(world, 0, 0)
+    first, second = sink.received.messages[:2]
+    link, pixel = _tracked_links(served.base, _html(first))[0], _pixel(served.base, _html(first))
+
+    # A link scanner's click implies nothing; the reader's click (images blocked) does.
+    assert _get(link, agent="Mozilla/5.0 (compatible; Barracuda Sentinel)").status_code == 302
+    assert not _events(world, "opened")
+    assert _get(link).status_code == 302
+    opened = _events(world, "opened")
+    assert [(e.data["unique"], e.data.get("implied")) for e in opened] == [(True, "click")]
+    click = _events(world, "clicked")[-1]
+    assert (opened[0].dispatch_id, opened[0].contact_id) == (click.dispatch_id, click.contact_id)
+    assert opened[0].data["cycle_id"] == click.data["cycle_id"]
+    # The images load later: a hit, but the message was already counted opened.
+    assert _get(pixel).status_code == 200 and _get(link).status_code == 302
+    assert [e.data["unique"] for e in _events(world, "opened")] == [True, False]
+
+    # A message opened first and then clicked gets no second, implied open.
+    assert _get(_pixel(served.base, _html(second))).status_code == 200
+    assert _get(_tracked_links(served.base, _html(second))[0]).status_code == 302
+    assert len(_events(world, "opened")) == 3
+
+    stored, scanned = _tracked_rollups(world)
+    assert stored == scanned
+    with tenant_session(world.engine, world.tenant_id) as session:
+        whole = funnel_rows(session, by="total")[0]
+    assert (whole.counts["opened"], whole.counts["clicked"]) == (2, 2)
+    assert whole.counts["opened"] >= whole.counts["clicked"]
+    assert (whole.counts["opens"], whole.counts["clicks"]) == (3, 4)
+
+
 def test_forged_damaged_and_unsigned_links_are_a_neutral_404(
     served: Served, sink: SmtpSink, tmp_path: Path
 ) -> None:
@@ -241,7 +276,9 @@ def test_forged_damaged_and_unsigned_links_are_a_neutral_404(
     # Extra query parameters do not change where a valid link goes.
     assert "evil" not in _get(bad[-3]).headers["Location"]
     assert requests.post(link, timeout=10, allow_redirects=False).status_code == 404
-    assert len(_events(world, "clicked")) == 1 and not _events(world, "opened")
+    assert len(_events(world, "clicked")) == 1
+    # The one genuine click implied the open the pixel never reported.
+    assert [e.data.get("implied") for e in _events(world, "opened")] == ["click"]
 
 
 def test_a_token_of_one_tenant_never_writes_in_another(
@@ -286,7 +323,8 @@ def test_a_token_of_one_tenant_never_writes_in_another(
     # Each tenant's own links still work, and write in that tenant only.
     assert _get(f"{served.base}/t/c/{south_link}/{south_rcpt}").status_code == 302
     assert _get(south_pixel).status_code == 200
-    assert _all_tracking_events(served.engine, south.tenant_id) == 2
+    # The click, the open it implies (no pixel yet), the pixel's own hit.
+    assert _all_tracking_events(served.engine, south.tenant_id) == 3
     assert _all_tracking_events(served.engine, north.tenant_id) == 0
 
 
