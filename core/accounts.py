@@ -9,20 +9,27 @@ The plain values of secrets exist only inside :func:`load_account`'s result, as
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from partnercast.core.errors import UserError
+from partnercast.core.models import Dispatch
 from partnercast.core.secrets import SecretBox
 from partnercast.core.tenancy import TenantOwned
 from partnercast.core.timeutil import utcnow
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
+RECONNECT_REASON = "account needs reconnecting"
+"""What the dispatcher writes in ``last_error`` of a dispatch it failed because the
+partner's account was refused, flagged or missing (campaigns/dispatching.py): such a
+dispatch is held for the account until it is reconnected (:func:`resume_held`)."""
+RESUMED = "resumed: the partner's account was reconnected"
 
 
 class ChannelAccount(TenantOwned, SQLModel, table=True):
@@ -97,7 +104,12 @@ def find_account(session: Session, *, partner_id: int, channel: str) -> ChannelA
 def connect_account(
     session: Session, *, partner_id: int, channel: str, account: BaseModel, box: SecretBox
 ) -> ChannelAccount:
-    """Store (or replace) a partner's account; it is connected again from now on."""
+    """Store (or replace) a partner's account; it is connected again from now on.
+
+    The dispatches held for the account are not touched here: the caller that knows
+    which cycles are still open resumes them with :func:`resume_held`
+    (``partnercast accounts connect`` does).
+    """
     plain, secrets = split_account(account)
     row = find_account(session, partner_id=partner_id, channel=channel)
     if row is None:
@@ -108,6 +120,39 @@ def connect_account(
     session.add(row)
     session.flush()
     return row
+
+
+def held_dispatches(
+    session: Session, *, partner_id: int, channel: str, cycle_ids: Collection[int] | None = None
+) -> list[Dispatch]:
+    """The partner's dispatches on ``channel`` that failed for want of a working account
+    (refused, flagged or missing), in the session's tenant; with ``cycle_ids``, only
+    those in these cycles."""
+    query = select(Dispatch).where(
+        Dispatch.partner_id == partner_id,
+        Dispatch.channel == channel,
+        Dispatch.state == "failed",
+        col(Dispatch.last_error).contains(RECONNECT_REASON),
+    )
+    if cycle_ids is not None:
+        query = query.where(col(Dispatch.cycle_id).in_(cycle_ids))
+    return list(session.exec(query).all())
+
+
+def resume_held(dispatches: Sequence[Dispatch]) -> int:
+    """Make held dispatches due now, as new (no attempts counted); returns how many.
+
+    A resumed dispatch goes through the dispatcher again: approval, send window, rate
+    limits, and for a post the network lookup when an earlier attempt may have posted.
+    Its failed-dispatch concierge task closes on the next scan. Resume only dispatches
+    of cycles still open: the dispatcher does not check that a cycle has ended.
+    """
+    now = utcnow()
+    for dispatch in dispatches:
+        dispatch.state, dispatch.attempts, dispatch.scheduled_at = "pending", 0, now
+        dispatch.finished_at, dispatch.last_error = None, RESUMED
+        dispatch.lease_owner = dispatch.lease_until = None
+    return len(dispatches)
 
 
 def load_account(row: ChannelAccount, model: type[BaseModel], box: SecretBox) -> BaseModel:

@@ -11,8 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from partnercast.campaigns.cycles import COMPLETED
+from partnercast.campaigns.models import Cycle
 from partnercast.core import accounts
 from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
 from partnercast.core.errors import NotFound, UserError
@@ -47,7 +49,10 @@ def connect(
     tenant: TenantOption,
     settings: SetOption = None,
 ) -> None:
-    """Connect (or reconnect) a partner's account on a channel."""
+    """Connect (or reconnect) a partner's account on a channel.
+
+    Dispatches that failed because this account was refused or missing are due again.
+    """
     config = load_settings()
     model = default_plugins().channel(channel, config).Account
     values: dict[str, Any] = _pairs(settings or [])
@@ -64,7 +69,25 @@ def connect(
             session, partner_id=row.id, channel=channel, account=account, box=secret_box(config)
         )
         shown = _shown(stored.settings, accounts.secret_fields(model))
+        held = resume_held_dispatches(session, partner_id=row.id, channel=channel)
     console.print(f"connected {partner} to {channel}: {shown}", highlight=False)
+    if held:
+        console.print(
+            f"{held} dispatch(es) held for this account are due again now", highlight=False
+        )
+
+
+def resume_held_dispatches(session: Session, *, partner_id: int, channel: str) -> int:
+    """Due again now: the partner's dispatches on ``channel`` that failed for want of a
+    working account, in cycles that have not ended (a touch is never sent after its
+    cycle). Returns how many."""
+    still_open = [i for i in session.exec(select(Cycle.id).where(Cycle.state != COMPLETED)) if i]
+    held = accounts.held_dispatches(
+        session, partner_id=partner_id, channel=channel, cycle_ids=still_open
+    )
+    for dispatch in held:
+        session.add(dispatch)
+    return accounts.resume_held(held)
 
 
 def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:

@@ -79,14 +79,16 @@ class GoogleAdsClient:
             )
             return self._token.value
         status = response.status_code
-        reason = str(body.get("error_description") or body.get("error") or f"HTTP {status}")
+        code = str(body.get("error") or "")  # OAuth's code: invalid_grant, invalid_client...
+        where = f"{status} {code}".strip()
+        reason = str(body.get("error_description") or code or f"HTTP {status}")
         if status == 429 or status >= 500:
             raise TransientError(
-                f"the Google token endpoint answered {status}: {reason}",
+                f"the Google token endpoint answered {where}: {reason}",
                 retry_after=_retry_after(response),
             )
         # invalid_grant (revoked or expired refresh token), invalid_client, 401...
-        raise AuthError(f"Google refused the OAuth credentials ({status}): {reason}")
+        raise AuthError(f"Google refused the OAuth credentials ({where}): {reason}")
 
     # --- the API --------------------------------------------------------------------------
 

@@ -23,6 +23,9 @@ makes, shaped like Google's documented responses, and records what it received::
   ``400`` with a ``GoogleAdsFailure`` (``campaignError: DUPLICATE_CAMPAIGN_NAME``).
 
 Calls without ``Authorization: Bearer`` and ``developer-token`` get ``401 UNAUTHENTICATED``.
+``fail_next(call, status, ...)`` makes the next ``token``, ``search``, ``searchStream`` or
+``mutate`` call answer an error shaped like Google's (a ``google.rpc.Status`` body, or
+OAuth's ``{"error", "error_description"}`` for the token endpoint), with a Retry-After.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ class _State:
     next_id: int = 1000
     tokens: int = 0
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, list[_Failure]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    body: Any
+    headers: dict[str, str]
 
 
 class GoogleAdsStandIn:
@@ -116,6 +127,35 @@ class GoogleAdsStandIn:
                 "conversions": float(conversions),
             }
 
+    def fail_next(
+        self,
+        call: str,
+        status: int,
+        *,
+        rpc_status: str = "",
+        message: str = "",
+        body: Any = None,
+        retry_after: int | str | None = None,
+    ) -> None:
+        """Answer the next ``call`` (token, search, searchStream, mutate) with ``status``.
+
+        The body is Google's error for an API call (``rpc_status`` such as
+        ``UNAUTHENTICATED``, ``RESOURCE_EXHAUSTED``, ``UNAVAILABLE``), or ``body`` as given.
+        """
+        if call not in ("token", "search", "searchStream", "mutate"):
+            raise ValueError(f"unknown call {call!r}")
+        if body is None:
+            body = _error(status, rpc_status or "UNKNOWN", message or f"told to answer {status}")
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        with self.state.lock:
+            self.state.failures.setdefault(call, []).append(_Failure(status, body, headers))
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many access tokens the token endpoint has handed out."""
+        with self.state.lock:
+            return self.state.tokens
+
     def account(self, **overrides: Any) -> SearchAccount:
         """A SearchAccount pointed at the stand-in, with placeholder credentials."""
         values: dict[str, Any] = {
@@ -164,6 +204,9 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             if self.path == "/token":
                 form = {k: v[0] for k, v in parse_qs(raw).items()}
                 self._record(headers, {k: v for k, v in form.items() if k == "grant_type"})
+                if (failure := _next_failure(state, "token")) is not None:
+                    self._send(failure.status, failure.body, failure.headers)
+                    return
                 self._send(*_token(state, form))
                 return
             match = _API_PATH.match(self.path)
@@ -172,7 +215,10 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = None
             self._record(headers, body)
-            if match is None or not isinstance(body, dict):
+            failure = _next_failure(state, match.group(3)) if match else None
+            if failure is not None:
+                self._send(failure.status, failure.body, failure.headers)
+            elif match is None or not isinstance(body, dict):
                 self._send(404, _error(404, "NOT_FOUND", f"no such method {self.path}"))
             elif not self.headers.get("Authorization", "").startswith("Bearer standin-"):
                 self._send(401, _error(401, "UNAUTHENTICATED", "missing or invalid token"))
@@ -189,15 +235,23 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.received.append(Received(self.path, headers, body))
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
     return Handler
+
+
+def _next_failure(state: _State, call: str) -> _Failure | None:
+    with state.lock:
+        queued = state.failures.get(call)
+        return queued.pop(0) if queued else None
 
 
 def _redacted(name: str, value: str) -> str:

@@ -160,11 +160,23 @@ class SocialStandIn:
             self._state.drops.add(path)
 
     def fail_next(
-        self, path: str, status: int, *, retry_after: int | None = None, message: str = ""
+        self,
+        path: str,
+        status: int,
+        *,
+        retry_after: int | str | None = None,
+        message: str = "",
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Answer the next request to ``path`` with ``status`` and that API's error body."""
-        body = _error_body(path, status, message or f"the stand-in was told to answer {status}")
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        """Answer the next request to ``path`` with ``status`` and that API's error body
+        (or ``body``), plus a Retry-After (seconds or an HTTP-date) and other ``headers``."""
+        if body is None:
+            text = message or f"the stand-in was told to answer {status}"
+            body = _error_body(path, status, text)
+        headers = dict(headers or {})
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         with self._state.lock:
             self._state.failures.setdefault(path, []).append(Failure(status, body, headers))
 
