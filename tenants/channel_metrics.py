@@ -49,7 +49,7 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
 from partnercast.plugins import AuthError, Channel, ChannelError
 from partnercast.plugins.manager import Plugins
-from partnercast.tenants.models import Tenant
+from partnercast.tenants.models import Partner, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +102,24 @@ class FetchReport:
     """What one fetch did, for the command's summary and the tests."""
 
     dispatches: int = 0
+    found: int = 0
+    """Posts and ads of the period with a network id (``dispatches``: those read)."""
     events: int = 0
     accounts: int = 0
     reconnect: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    """(channel, partner external id, why) of every account not fetched, for summaries."""
     by_kind: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def merge(self, other: FetchReport) -> None:
         self.dispatches += other.dispatches
+        self.found += other.found
         self.events += other.events
         self.accounts += other.accounts
         self.reconnect += other.reconnect
         self.errors += other.errors
+        self.failed += other.failed
         for kind, value in other.by_kind.items():
             self.by_kind[kind] += value
 
@@ -150,6 +156,7 @@ def fetch_tenant(
         for dispatch in rows:
             if dispatch.external_ids:
                 groups[(dispatch.partner_id, dispatch.channel)].append(dispatch)
+                report.found += 1
     channels: dict[str, Channel] = {}
     try:
         for (partner_id, name), dispatches in sorted(groups.items()):
@@ -197,14 +204,21 @@ def _fetch_account(
     report = FetchReport()
     with tenant_session(engine, tenant_id) as session:
         row = accounts.find_account(session, partner_id=partner_id, channel=channel.name)
+        partner = session.get(Partner, partner_id)
     if row is None or row.status == accounts.NEEDS_RECONNECT:
         return report  # nothing connected, or waiting for the partner to reconnect
-    where = f"partner {partner_id} on {channel.name}"
+    label = partner.external_id if partner is not None else str(partner_id)
+    where = f"partner {label} on {channel.name}"
+
+    def failed(why: str) -> FetchReport:
+        report.errors.append(f"{where}: {why}")
+        report.failed.append((channel.name, label, why))
+        return report
+
     try:
         account: BaseModel = accounts.load_account(row, type(channel).Account, box)
     except (SecretsError, UserError) as error:
-        report.errors.append(f"{where}: the stored account cannot be read: {error}")
-        return report
+        return failed(f"the stored account cannot be read: {error}")
     ids = [external for dispatch in dispatches for external in dispatch.external_ids]
     try:
         answers = channel.fetch_metrics(account, ids)
@@ -218,9 +232,10 @@ def _fetch_account(
         report.reconnect.append(where)
         return report
     except ChannelError as error:
-        log.warning("metrics of %s not fetched: %s", where, error)
-        report.errors.append(f"{where}: {error}")
-        return report
+        # Info, not a warning: one per account would bury the summary when a network is
+        # down for everyone; the command and the job report the failures grouped.
+        log.info("metrics of %s not fetched: %s", where, error)
+        return failed(str(error))
     report.accounts += 1
     by_id = {str(answer.get("external_id")): answer for answer in answers}
     for dispatch in dispatches:
@@ -292,6 +307,8 @@ def job(engine: Engine, settings: Settings, plugins: Plugins) -> Any:
 
     def run(now: datetime) -> FetchReport:
         report = fetch_all(engine, settings, plugins, now)
+        for line in failure_summary(report):
+            log.warning("channel metrics not fetched: %s", line)
         log.info(
             "channel metrics: %d dispatches, %d events, %d accounts to reconnect, %d errors",
             report.dispatches,
@@ -323,8 +340,9 @@ def fetch_command(action: str, slug: str, days: int) -> None:
     finally:
         engine.dispose()
     console.print(
-        f"{report.dispatches} posts and ads of the last {days} days asked through "
-        f"{report.accounts} accounts: {report.events} new metric events"
+        f"{report.found} posts and ads of the last {days} days; {report.dispatches} read "
+        f"through {report.accounts} accounts: {report.events} new metric events",
+        highlight=False,
     )
     if report.by_kind:
         table = Table(title="added to the funnel")
@@ -335,13 +353,34 @@ def fetch_command(action: str, slug: str, days: int) -> None:
         console.print(table)
     for where in report.reconnect:
         console.print(f"needs reconnecting: {where}", highlight=False)
-    for problem in report.errors:
-        console.print(f"not fetched: {problem}", highlight=False)
+    for line in failure_summary(report):
+        console.print(f"not fetched: {line}", markup=False, highlight=False)
+
+
+def failure_summary(report: FetchReport, *, names: int = 5, width: int = 200) -> list[str]:
+    """One line per channel that failed: how many partners, which, and the first reason.
+
+    A network that is down fails for every partner with the same cause; forty copies of
+    one connection error would hide what matters.
+    """
+    by_channel: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for channel, partner, why in report.failed:
+        by_channel[channel].append((partner, why))
+    lines = []
+    for channel, failures in sorted(by_channel.items()):
+        partners = [partner for partner, _ in failures]
+        shown = ", ".join(partners[:names]) + (", ..." if len(partners) > names else "")
+        why = failures[0][1]
+        why = why if len(why) <= width else why[: width - 3] + "..."
+        count = f"{len(partners)} partner" + ("s" if len(partners) != 1 else "")
+        lines.append(f"{channel}: {count} ({shown}): {why}")
+    return lines
 
 
 __all__ = [
     "KINDS",
     "FetchReport",
+    "failure_summary",
     "fetch_all",
     "fetch_command",
     "fetch_tenant",

@@ -47,6 +47,26 @@ crm_app = typer.Typer(help="The CRM webhook.", no_args_is_help=True)
 spend_app = typer.Typer(
     help="MDF and other investment per partner and campaign.", no_args_is_help=True
 )
+metrics_app = typer.Typer(
+    help="The funnel and ROI (the default: show), fetch (social and search metrics from the "
+    "networks), rebuild (recompute the rollups).",
+    no_args_is_help=False,
+)
+OptionalTenant = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        "-t",
+        envvar="PARTNERCAST_TENANT",
+        help="Slug of the tenant (vendor) to act as.",
+        show_default=False,
+    ),
+]
+CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+ByOption = Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")]
+PartnerOption = Annotated[
+    str | None, typer.Option("--partner", help="Only this partner's own numbers.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -55,7 +75,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(leads_app, name="leads")
     app.add_typer(crm_app, name="crm")
     app.add_typer(spend_app, name="spend")
-    app.command("metrics")(metrics_command)
+    app.add_typer(metrics_app, name="metrics")
     app.command("score")(score_command)
     app.command("report")(report_command)
 
@@ -167,10 +187,14 @@ def _partner_id(partners: dict[int | None, str], external_id: str) -> int:
     raise NotFound(f"no partner {external_id!r}")
 
 
-def _numbers_table(by: str, columns: tuple[str, ...], title: str) -> Table:
-    """A table whose numbers never wrap (the group label does)."""
+def _numbers_table(
+    by: str, columns: tuple[str, ...], title: str, labels: list[str] | None = None
+) -> Table:
+    """A table whose numbers never wrap; the group label folds onto more lines rather than
+    being cut (two campaign keys cut to the same prefix would be told apart by nobody)."""
     table = Table(title=title)
-    table.add_column(by, ratio=1)
+    widest = max((len(label) for label in labels or []), default=len(by))
+    table.add_column(by, ratio=1, overflow="fold", min_width=min(max(widest, len(by)), 12))
     for name in columns:
         table.add_column(name, justify="right", no_wrap=True)
     return table
@@ -187,33 +211,74 @@ def _fmt_roi(row: FunnelRow) -> Text:
     return Text(f"{row.roi_pipeline:.1f}x {mark}", style="green" if row.meets_target else "red")
 
 
-def metrics_command(
-    tenant: TenantOption,
-    action: Annotated[
-        str | None,
-        typer.Argument(
-            help="fetch: ask the channels (X, LinkedIn, Google Ads) for the metrics of "
-            "the posts and ads of the last --days days and record them (docs/funnel.md).",
-            show_default=False,
-        ),
-    ] = None,
-    days: Annotated[
-        int, typer.Option("--days", min=1, help="With fetch: dispatches done in the last N days.")
-    ] = 30,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")] = None,
-    by: Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")] = "partner",
-    partner: Annotated[
-        str | None, typer.Option("--partner", help="Only this partner's own numbers.")
-    ] = None,
+def _tenant_of(ctx: typer.Context, tenant: str | None) -> str:
+    """The subcommand's --tenant, or the one given before it (`metrics --tenant T fetch`)."""
+    parent = ctx.parent.params.get("tenant") if ctx.parent is not None else None
+    chosen = tenant or parent
+    if not chosen:
+        raise UserError("name the tenant with --tenant (or PARTNERCAST_TENANT)")
+    return chosen
+
+
+@metrics_app.callback(invoke_without_command=True)
+def metrics_main(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    campaign: CampaignOption = None,
+    by: ByOption = "partner",
+    partner: PartnerOption = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
     ] = False,
 ) -> None:
-    """The funnel with conversion rates, pipeline and won value, and ROI against 20x."""
-    if action is not None:
-        from partnercast.tenants.channel_metrics import fetch_command
+    """The funnel, social and search numbers, pipeline, won value and ROI against 20x."""
+    if ctx.invoked_subcommand is not None:
+        return
+    show_metrics(_tenant_of(ctx, tenant), campaign, by, partner, rebuild)
 
-        return fetch_command(action, tenant, days)
+
+@metrics_app.command("show")
+def metrics_show(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    campaign: CampaignOption = None,
+    by: ByOption = "partner",
+    partner: PartnerOption = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
+    ] = False,
+) -> None:
+    """The funnel, the same as `partnercast metrics`."""
+    show_metrics(_tenant_of(ctx, tenant), campaign, by, partner, rebuild)
+
+
+@metrics_app.command("fetch")
+def metrics_fetch(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Dispatches done in the last N days.")
+    ] = 30,
+) -> None:
+    """Ask X, LinkedIn and Google Ads for the numbers of recent posts and ads, and record
+    them."""
+    from partnercast.tenants.channel_metrics import fetch_command
+
+    fetch_command("fetch", _tenant_of(ctx, tenant), days)
+
+
+@metrics_app.command("rebuild")
+def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
+    """Recompute the rollups from the event log (after a bulk import around the ORM)."""
+    with _scoped(_tenant_of(ctx, tenant)) as session:
+        rollups.rebuild_rollups(session)
+    console.print("rollups rebuilt from the event log", highlight=False)
+
+
+def show_metrics(
+    tenant: str, campaign: str | None, by: str, partner: str | None, rebuild: bool
+) -> None:
+    """Print the funnel tables of ``tenant``."""
     if by not in GROUPINGS:
         raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
     with _scoped(tenant) as session:
@@ -232,42 +297,105 @@ def metrics_command(
         rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
     rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
     scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
-    if len(rows) > PLAIN_ABOVE:
-        _plain_metrics(by, scope, rows)
-        return
-    marketing = _numbers_table(by, MARKETING, f"marketing funnel{scope}")
-    for row in rows:
-        marketing.add_row(Text(row.label), *(str(row.counts.get(m, 0)) for m in MARKETING))
-    console.print(marketing)
-    columns = (*ENGAGEMENT, "open rate", "click rate")
-    engagement = _numbers_table(by, columns, f"email engagement{scope} (opened, clicked: unique)")
-    for row in rows:
-        engagement.add_row(
-            Text(row.label),
-            *(str(row.counts.get(m, 0)) for m in ENGAGEMENT),
-            _fmt_rate(row.rates["open rate"]),
-            _fmt_rate(row.rates["click rate"]),
-        )
-    console.print(engagement)
-    sales = _numbers_table(by, (*SALES, "MQL>SQL"), f"sales funnel{scope}")
-    for row in rows:
-        counts = (str(row.counts.get(m, 0)) for m in SALES)
-        sales.add_row(Text(row.label), *counts, _fmt_rate(row.rate("sql", "mql")))
-    console.print(sales)
-    money = _numbers_table(by, ("pipeline", "won value", "spend", "ROI"), f"return{scope}")
-    for row in rows:
-        money.add_row(
-            Text(row.label),
-            f"{row.pipeline:,.0f}",
-            f"{row.won_value:,.0f}",
-            "-" if row.spend is None else f"{row.spend:,.0f}",
-            _fmt_roi(row),
-        )
-    console.print(money)
+    scope += f", partner {partner}" if partner else ""
+    for title, header, lines in _metric_tables(scope, rows):
+        if len(rows) > PLAIN_ABOVE:
+            plain = [tuple(_plain_cell(cell) for cell in cells) for cells in lines]
+            _plain(title, (by, *header), plain)
+            continue
+        table = _numbers_table(by, header, title, [row.label for row in rows])
+        for cells in lines:
+            table.add_row(*cells)
+        console.print(table)
     console.print(
         f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
         highlight=False,
     )
+    if not any(row.has_channel_metrics for row in rows):
+        console.print(
+            "no social or search numbers yet: `partnercast metrics fetch` asks the networks",
+            markup=False,
+            highlight=False,
+            style="dim",
+        )
+
+
+def _plain_cell(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _metric_tables(
+    scope: str, rows: list[FunnelRow]
+) -> list[tuple[str, tuple[str, ...], list[tuple]]]:
+    """(title, numeric column names, rows of cells: a Text label then strings) per table."""
+    tables: list[tuple[str, tuple[str, ...], list[tuple]]] = [
+        (
+            f"marketing funnel{scope}",
+            MARKETING,
+            [(Text(r.label), *(str(r.counts.get(m, 0)) for m in MARKETING)) for r in rows],
+        ),
+        (
+            f"email engagement{scope} (opened, clicked: unique)",
+            (*ENGAGEMENT, "open rate", "click rate"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in ENGAGEMENT),
+                    _fmt_rate(r.rates["open rate"]),
+                    _fmt_rate(r.rates["click rate"]),
+                )
+                for r in rows
+            ],
+        ),
+    ]
+    if any(row.has_channel_metrics for row in rows):
+        tables.append(
+            (
+                f"social and search{scope} (as the networks count them)",
+                ("impressions", "engaged", "eng. rate", "clicks", "ad cost", "conv."),
+                [
+                    (
+                        Text(r.label),
+                        f"{r.counts.get('impressions', 0):,}",
+                        f"{r.counts.get('engagements', 0):,}",
+                        _fmt_rate(r.rates["engagement rate"]),
+                        f"{r.counts.get('link_clicks', 0):,}",
+                        f"{r.ad_cost:,.2f}",
+                        f"{r.ad_conversions:,.1f}",
+                    )
+                    for r in rows
+                ],
+            )
+        )
+    tables += [
+        (
+            f"sales funnel{scope}",
+            (*SALES, "MQL>SQL"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in SALES),
+                    _fmt_rate(r.rate("sql", "mql")),
+                )
+                for r in rows
+            ],
+        ),
+        (
+            f"return{scope}",
+            ("pipeline", "won value", "spend", "ROI"),
+            [
+                (
+                    Text(r.label),
+                    f"{r.pipeline:,.0f}",
+                    f"{r.won_value:,.0f}",
+                    "-" if r.spend is None else f"{r.spend:,.0f}",
+                    _fmt_roi(r),
+                )
+                for r in rows
+            ],
+        ),
+    ]
+    return tables
 
 
 # Above this many rows, tables are printed as plain aligned text: rich lays out 1,000
@@ -294,57 +422,6 @@ def _plain(
     out = [title, line(header), "  ".join("-" * width for width in widths)]
     out += [line(cells) for cells in lines]
     console.print("\n".join(out) + "\n", markup=False, highlight=False, soft_wrap=True)
-
-
-def _plain_metrics(by: str, scope: str, rows: list[FunnelRow]) -> None:
-    _plain(
-        f"marketing funnel{scope}",
-        (by, *MARKETING),
-        [(row.label, *(str(row.counts.get(m, 0)) for m in MARKETING)) for row in rows],
-    )
-    _plain(
-        f"email engagement{scope} (opened, clicked: unique)",
-        (by, *ENGAGEMENT, "open rate", "click rate"),
-        [
-            (
-                row.label,
-                *(str(row.counts.get(m, 0)) for m in ENGAGEMENT),
-                _fmt_rate(row.rates["open rate"]),
-                _fmt_rate(row.rates["click rate"]),
-            )
-            for row in rows
-        ],
-    )
-    _plain(
-        f"sales funnel{scope}",
-        (by, *SALES, "MQL>SQL"),
-        [
-            (
-                row.label,
-                *(str(row.counts.get(m, 0)) for m in SALES),
-                _fmt_rate(row.rate("sql", "mql")),
-            )
-            for row in rows
-        ],
-    )
-    _plain(
-        f"return{scope}",
-        (by, "pipeline", "won value", "spend", "ROI"),
-        [
-            (
-                row.label,
-                f"{row.pipeline:,.0f}",
-                f"{row.won_value:,.0f}",
-                "-" if row.spend is None else f"{row.spend:,.0f}",
-                _fmt_roi(row).plain,
-            )
-            for row in rows
-        ],
-    )
-    console.print(
-        f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
-        highlight=False,
-    )
 
 
 def score_command(

@@ -30,13 +30,28 @@ SALES = ("leads", "mql", "sql", "opportunity", "won", "lost")
 ENGAGEMENT = ("opened", "opens", "clicked", "clicks")
 """Email tracking: ``opened`` and ``clicked`` count messages opened / clicked at least once
 by a reader (unique per message, bots left out); ``opens`` and ``clicks`` count every hit."""
-FUNNEL = (*MARKETING[:4], "opened", "clicked", *MARKETING[4:], *SALES, "opens", "clicks")
+CHANNEL = ("impressions", "engagements", "link_clicks")
+"""Social posts and search ads (tenants/channel_metrics.py): what the networks counted."""
+CHANNEL_VALUES = ("ad_cost", "ad_conversions")
+"""Search ads: cost (the ad account's currency) and conversions, kept as rollup values."""
+FUNNEL = (
+    *MARKETING[:4],
+    "opened",
+    "clicked",
+    *MARKETING[4:],
+    *SALES,
+    "opens",
+    "clicks",
+    *CHANNEL,
+)
 # (name, numerator, denominator)
 RATES = (
     ("delivery rate", "delivered", "sent"),
     ("open rate", "opened", "delivered"),
     ("click rate", "clicked", "delivered"),
     ("visit to form", "forms", "visits"),
+    ("engagement rate", "engagements", "impressions"),
+    ("network click rate", "link_clicks", "impressions"),
     ("lead to MQL", "mql", "leads"),
     ("MQL to SQL", "sql", "mql"),
     ("SQL to opportunity", "opportunity", "sql"),
@@ -67,6 +82,7 @@ class FunnelRow:
     pipeline: float = 0.0
     won_value: float = 0.0
     spend: float | None = 0.0
+    values: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CHANNEL_VALUES, 0.0))
 
     def rate(self, numerator: str, denominator: str) -> float | None:
         bottom = self.counts.get(denominator, 0)
@@ -90,12 +106,27 @@ class FunnelRow:
         best = max(self.roi_pipeline or 0.0, self.roi_won or 0.0)
         return best >= ROI_TARGET
 
+    @property
+    def ad_cost(self) -> float:
+        return self.values.get("ad_cost", 0.0)
+
+    @property
+    def ad_conversions(self) -> float:
+        return self.values.get("ad_conversions", 0.0)
+
+    @property
+    def has_channel_metrics(self) -> bool:
+        """Whether any social or search number was recorded for this group."""
+        return any(self.counts.get(m) for m in CHANNEL) or any(self.values.values())
+
     def add(self, cell: Cell) -> None:
         self.counts[cell.metric] = self.counts.get(cell.metric, 0) + cell.count
         if cell.metric == "opportunity":
             self.pipeline += cell.value
         elif cell.metric == "won":
             self.won_value += cell.value
+        elif cell.metric in CHANNEL_VALUES:
+            self.values[cell.metric] = self.values.get(cell.metric, 0.0) + cell.value
 
 
 # The rollup columns each grouping needs; the others are summed away in the database.
@@ -253,6 +284,8 @@ def total(rows: Iterable[FunnelRow], label: str = "total") -> FunnelRow:
             out.counts[metric] = out.counts.get(metric, 0) + count
         out.pipeline += row.pipeline
         out.won_value += row.won_value
+        for metric, value in row.values.items():
+            out.values[metric] = out.values.get(metric, 0.0) + value
         if row.spend is None:
             out.spend = None
         elif out.spend is not None:

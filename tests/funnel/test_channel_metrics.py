@@ -7,6 +7,7 @@ the differences as events, which the rollups add to the funnel per partner.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,8 +27,9 @@ from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
 from partnercast.plugins.manager import default_plugins
 from partnercast.tenants import rollups
-from partnercast.tenants.channel_metrics import KINDS, fetch_tenant
+from partnercast.tenants.channel_metrics import KINDS, FetchReport, failure_summary, fetch_tenant
 from partnercast.tenants.metrics import funnel
+from partnercast.tenants.models import Partner
 
 POSTED = START + timedelta(days=2, hours=1)
 FETCH = POSTED + timedelta(days=1)
@@ -53,6 +55,12 @@ class Published:
     def events(self, world: World) -> list[Event]:
         with tenant_session(world.engine, world.tenant_id) as session:
             return list(session.exec(select(Event).where(col(Event.kind).in_(list(KINDS)))).all())
+
+    def partner_of(self, world: World, dispatch: Dispatch) -> str:
+        with tenant_session(world.engine, world.tenant_id) as session:
+            partner = session.get(Partner, dispatch.partner_id)
+            assert partner is not None
+            return partner.external_id
 
     def fetch(self, world: World, at=FETCH, days: int = 30):  # type: ignore[no-untyped-def]
         return fetch_tenant(
@@ -173,16 +181,53 @@ def test_the_command(published: Published, cli, monkeypatch: pytest.MonkeyPatch)
     [first_x, *_] = published.done(published.a, "x")
     published.social.set_metrics(first_x.external_ids[0], impression_count=42)
     monkeypatch.setenv("PARTNERCAST_DATABASE_URL", str(published.a.engine.url))
+    before = cli("metrics", "--tenant", "northwind", "--by", "total").stdout
+    assert "social and search" not in before and "partnercast metrics fetch" in before
     result = cli("metrics", "fetch", "--tenant", "northwind", "--days", "400")
     said = " ".join(result.stdout.split())
     assert ": 1 new metric events" in said and "impressions │ 42" in said
-    again = cli("metrics", "fetch", "--tenant", "northwind", "--days", "400")
+    # The tenant may come before the subcommand, as with `partnercast metrics --tenant T`.
+    again = cli("metrics", "--tenant", "northwind", "fetch", "--days", "400")
     assert ": 0 new metric events" in " ".join(again.stdout.split())
     wrong = cli("metrics", "fetsh", "--tenant", "northwind", expect=None)
     assert wrong.exit_code != 0 and "fetch" in wrong.stderr
     assert "Traceback" not in wrong.stderr
-    funnel_table = cli("metrics", "--tenant", "northwind", "--by", "total")
-    assert "marketing funnel" in funnel_table.stdout
+    nameless = cli("metrics", "fetch", expect=1)
+    assert "--tenant" in nameless.stderr and "Traceback" not in nameless.stderr
+
+    # The funnel tables show what the networks counted, per partner and in total.
+    for args in (("metrics",), ("metrics", "show")):
+        out = cli(*args, "--tenant", "northwind", "--by", "total").stdout
+        lines = out.splitlines()
+        at = next(i for i, line in enumerate(lines) if "social and search" in line)
+        names = [c.strip() for c in re.split(r"[┃│]", lines[at + 2]) if c.strip()]
+        cells = [c.strip() for c in re.split(r"[┃│]", lines[at + 4]) if c.strip()]
+        assert names[1:] == [
+            "impressions",
+            "engaged",
+            "eng. rate",
+            "clicks",
+            "ad cost",
+            "conv.",
+        ]
+        assert cells[1] == "42" and cells[2] == "0"
+        assert "marketing funnel" in out
+    partner = published.partner_of(published.a, first_x)
+    mine = cli("metrics", "--tenant", "northwind", "--partner", partner).stdout
+    assert "social and search" in mine and "42" in mine
+
+
+def test_failures_are_summarised_per_channel() -> None:
+    report = FetchReport()
+    for n in range(1, 8):
+        report.failed.append(("x", f"P{n:03d}", f"cannot reach X: refused at /2/tweets?ids={n}"))
+    report.failed.append(("search", "P002", "x" * 500))
+    lines = failure_summary(report)
+    assert lines[0].startswith("search: 1 partner (P002): xxx") and len(lines[0]) < 250
+    assert lines[1] == (
+        "x: 7 partners (P001, P002, P003, P004, P005, ...): cannot reach X: refused at "
+        "/2/tweets?ids=1"
+    )
 
 
 def test_the_worker_job_fetches_every_tenant(published: Published) -> None:

@@ -3,13 +3,16 @@ their own numbers, tenants only theirs."""
 
 from __future__ import annotations
 
+import re
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
 
-from partnercast.core.models import Delivery
+from partnercast.campaigns.models import Campaign
+from partnercast.core.models import Delivery, Event
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.tenants import rollups
 from partnercast.tenants.crm_import import import_leads
@@ -126,3 +129,82 @@ def test_spend_commands(results: Funnel, cli) -> None:
     )
     assert "kind" in bad.stderr
     cli("spend", "add", "P404", "cloud-security", "5", "-t", "northwind", expect=1)
+
+
+def _channel_events(results: Funnel, external_id: str, **values: float) -> None:
+    """What `metrics fetch` records for one of the partner's posts or ads: differences."""
+    with results.session() as session:
+        campaign = session.exec(select(Campaign)).first()
+        assert campaign is not None
+        for kind, value in values.items():
+            session.add(
+                Event(
+                    kind=kind,
+                    partner_id=results.partners[external_id],
+                    campaign_id=campaign.id,
+                    value=value,
+                    source="channel-metrics",
+                    data={"cumulative": value, "channel": "search"},
+                )
+            )
+
+
+def test_social_and_search_numbers_are_in_every_grouping_and_table(results: Funnel, cli) -> None:
+    _channel_events(results, "P001", impressions=1200, engagements=30, link_clicks=12)
+    _channel_events(results, "P001", ad_cost=84.5, ad_conversions=2)
+    _channel_events(results, "P002", impressions=300, link_clicks=3, ad_cost=10.25)
+    with results.session() as session:
+        assert rollups.stored_rollups(session) == rollups.scan_rollups(session)
+        a = partner_metrics(session, results.partners["P001"])
+        b = partner_metrics(session, results.partners["P002"])
+        nobody = partner_metrics(session, results.partners["P003"])
+        sums = {by: total(funnel_rows(session, by=by)) for by in ("partner", "segment", "cycle")}
+    assert (a.counts["impressions"], a.counts["engagements"], a.counts["link_clicks"]) == (
+        1200,
+        30,
+        12,
+    )
+    assert (a.ad_cost, a.ad_conversions) == (84.5, 2.0)
+    assert a.rates["engagement rate"] == pytest.approx(30 / 1200)
+    assert (b.counts["impressions"], b.ad_cost) == (300, 10.25)
+    assert not nobody.has_channel_metrics and a.has_channel_metrics
+    for row in sums.values():
+        assert row.counts["impressions"] == 1500 and row.ad_cost == pytest.approx(94.75)
+
+    out = cli("metrics", "--tenant", "northwind", "--by", "partner").stdout
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "social and search by partner" in line)
+    header = [c.strip() for c in re.split(r"[┃│]", lines[at + 2]) if c.strip()]
+    assert header[1:] == [
+        "impressions",
+        "engaged",
+        "eng. rate",
+        "clicks",
+        "ad cost",
+        "conv.",
+    ]
+    body = takewhile(lambda line: not line.startswith("└"), lines[at + 4 :])
+    rows = {
+        cells[0].split()[0]: cells[1:]
+        for line in body
+        if (cells := [c.strip() for c in re.split(r"[┃│]", line) if c.strip()])
+    }
+    assert rows["P001"] == ["1,200", "30", "2%", "12", "84.50", "2.0"]
+    assert rows["total"][0] == "1,500" and rows["total"][4] == "94.75"
+    # A partner's own view carries its numbers and no other partner's.
+    mine = cli("metrics", "--tenant", "northwind", "--partner", "P002").stdout
+    assert "10.25" in mine and "1,200" not in mine and "P001" not in mine
+
+
+def test_the_metrics_subcommands(results: Funnel, cli) -> None:
+    shown = cli("metrics", "show", "--tenant", "northwind", "--by", "campaign").stdout
+    assert "return by campaign" in shown and "target 20x" in shown
+    assert "partnercast metrics fetch" in shown  # nothing fetched yet: says how
+    rebuilt = cli("metrics", "rebuild", "--tenant", "northwind").stdout
+    assert "rebuilt" in rebuilt
+    again = cli("metrics", "--tenant", "northwind", "--by", "campaign").stdout
+    assert again == shown
+    missing = cli("metrics", expect=1)
+    assert "--tenant" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = cli("metrics", "--tenant", "northwind", "--campaign", "nope", expect=1)
+    assert "--campaign" in unknown.stderr
