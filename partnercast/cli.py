@@ -326,12 +326,14 @@ def _mount_subcommands() -> None:
     from partnercast.plugins.manager import default_plugins
     from partnercast.tenants.cli import register as register_tenant_commands
     from partnercast.tenants.concierge_cli import register as register_concierge_commands
+    from partnercast.tenants.feedback_cli import register as register_feedback_commands
     from partnercast.tenants.funnel_cli import register as register_funnel_commands
     from partnercast.web.cli import register as register_web_commands
 
     register_tenant_commands(app)
     register_concierge_commands(app)
     register_funnel_commands(app)
+    register_feedback_commands(app)
     register_campaign_commands(app)
     register_workflow_commands(app)
     register_account_commands(app)

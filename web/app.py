@@ -26,6 +26,8 @@ from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.suppressions import unsubscribe_by_token
 from partnercast.web.crm import PREFIX as CRM_PREFIX
 from partnercast.web.crm import CrmRoutes
+from partnercast.web.feedback import PREFIX as FEEDBACK_PREFIX
+from partnercast.web.feedback import FeedbackRoutes
 from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
 from partnercast.web.tracking import PREFIX as TRACKING_PREFIX
 from partnercast.web.tracking import TrackingRoutes
@@ -72,6 +74,7 @@ class EngineApp:
         )
         self.crm = CrmRoutes(engine, settings)
         self.tracking = TrackingRoutes(engine, settings)
+        self.feedback = FeedbackRoutes(engine, settings)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -87,6 +90,8 @@ class EngineApp:
             return self.crm(environ, start_response)
         if path.startswith(TRACKING_PREFIX):
             return self.tracking(environ, start_response)
+        if path.startswith(FEEDBACK_PREFIX):
+            return self.feedback(environ, start_response)
         return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:
