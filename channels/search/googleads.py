@@ -15,7 +15,9 @@ logged, and error texts come from Google's JSON body.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,20 +41,77 @@ class _Token:
     expires_at: float
 
 
-class GoogleAdsClient:
-    """Calls the Google Ads API for one account; caches the access token until it expires."""
+class TokenCache:
+    """Access tokens per OAuth client and refresh token, until a minute before expiry.
 
-    def __init__(self, account: SearchAccount, session: requests.Session | None = None) -> None:
+    Shared by every client in the process, so that publishing to one account many times
+    asks Google's token endpoint once an hour, not once per call. The key holds a digest
+    of the credentials, never the credentials themselves.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Token] = {}
+
+    @staticmethod
+    def key(account: SearchAccount) -> str:
+        secrets = "\0".join(
+            (
+                account.oauth_url,
+                account.client_id,
+                account.client_secret.get_secret_value(),
+                account.refresh_token.get_secret_value(),
+            )
+        )
+        return hashlib.sha256(secrets.encode()).hexdigest()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token.expires_at <= time.monotonic():
+                return None
+            return token.value
+
+    def put(self, key: str, value: str, lifetime: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            self._tokens[key] = _Token(value, now + max(lifetime - TOKEN_MARGIN_SECONDS, 0))
+
+    def forget(self, key: str) -> None:
+        """Drop a token Google refused (revoked early): the next call asks for a new one."""
+        with self._lock:
+            self._tokens.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+TOKENS = TokenCache()
+
+
+class GoogleAdsClient:
+    """Calls the Google Ads API for one account, with the process's cached access token."""
+
+    def __init__(
+        self,
+        account: SearchAccount,
+        session: requests.Session | None = None,
+        tokens: TokenCache | None = None,
+    ) -> None:
         self.account = account
         self.session = session or requests.Session()
-        self._token: _Token | None = None
+        self.tokens = TOKENS if tokens is None else tokens
+        self._key = TokenCache.key(account)
 
     # --- OAuth ----------------------------------------------------------------------------
 
     def access_token(self) -> str:
-        """A fresh access token from the refresh-token grant (cached until near expiry)."""
-        if self._token and self._token.expires_at > time.monotonic():
-            return self._token.value
+        """An access token from the refresh-token grant (cached until near expiry)."""
+        cached = self.tokens.get(self._key)
+        if cached is not None:
+            return cached
         account = self.account
         log.debug("refreshing a Google access token at %s", account.oauth_url)
         try:
@@ -73,11 +132,8 @@ class GoogleAdsClient:
             raise TransientError(f"cannot reach the Google token endpoint: {reason}") from error
         body = json_object(response)
         if response.status_code == 200 and isinstance(body.get("access_token"), str):
-            lifetime = float(body.get("expires_in") or 3600)
-            self._token = _Token(
-                body["access_token"], time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0)
-            )
-            return self._token.value
+            self.tokens.put(self._key, body["access_token"], float(body.get("expires_in") or 3600))
+            return str(body["access_token"])
         status = response.status_code
         code = str(body.get("error") or "")  # OAuth's code: invalid_grant, invalid_client...
         where = f"{status} {code}".strip()
@@ -153,7 +209,10 @@ class GoogleAdsClient:
                 return response.json()
             except ValueError:
                 return {}
-        raise api_error(response.status_code, json_object(response), response)
+        error = api_error(response.status_code, json_object(response), response)
+        if isinstance(error, AuthError):
+            self.tokens.forget(self._key)
+        raise error
 
 
 def api_error(
