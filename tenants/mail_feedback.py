@@ -211,6 +211,9 @@ def _text_bounce(message: EmailMessage, report_id: str) -> FeedbackReport:
     original = _find_our_message_id(text)
     if not original:
         raise NotAReport("a bounce without any Message-ID of ours in it")
+    # The server's words come before the quoted copy of our message (whose headers and
+    # text may hold numbers that look like status codes).
+    text = text[: text.find(original)] or text
     found = STATUS.search(text)
     status = ".".join(found.groups()) if found else ""
     unknown = UNKNOWN_USER.search(text)

@@ -797,3 +797,24 @@ def test_the_same_report_posted_at_once_from_many_threads_is_recorded_once(
         kinds = [e.kind for e in session.exec(select(Event).where(OURS))]
         assert sorted(kinds) == ["bounced", "complained"]
         assert stored_rollups(session) == scan_rollups(session)
+
+
+def test_a_report_about_a_message_still_on_the_wire_asks_to_be_retried(
+    sent: Sent, server: str
+) -> None:
+    a = sent.a
+    secret = _secret(a)
+    raw = sent.by_tenant[a.tenant_id][0]
+    with tenant_session(a.engine, a.tenant_id) as session:
+        row = session.exec(select(Delivery).where(Delivery.message_id == message_id_of(raw))).one()
+        row.state = "sending"  # a worker handed it over and has not noted the outcome yet
+    body = postfix_dsn(raw, recipient_of(raw))
+    before = snapshot(sent.engine)
+    answer = _post(server, "northwind", body, sign(secret, body))
+    assert answer.status_code == 409 and "still being sent" in answer.json()["reason"]
+    assert snapshot(sent.engine) == before
+    with tenant_session(a.engine, a.tenant_id) as session:
+        row = session.exec(select(Delivery).where(Delivery.message_id == message_id_of(raw))).one()
+        row.state = "sent"
+    assert _post(server, "northwind", body, sign(secret, body)).status_code == 200
+    assert _delivery(a, message_id_of(raw)).state == "bounced"
