@@ -137,6 +137,12 @@ class LedgerJournal:
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
+        # SQLite has one writer at a time, and a connection that finds the file locked
+        # sleeps in its busy handler (1 ms, then more): sender threads of one process
+        # take turns on this lock instead. PostgreSQL's row locks need no such thing.
+        self._write_lock: threading.Lock | None = (
+            threading.Lock() if engine.dialect.name == "sqlite" else None
+        )
         self._renewed_at = lease.now()
         self.lost = False
 
@@ -163,8 +169,14 @@ class LedgerJournal:
         if not expected:
             return True
         sent = done is not None and done.status == "sent"
-        now = self._lease.now()
         cursor = self._cursor()
+        if self._write_lock is None:
+            return self._write(cursor, done_id, next_id, sent, expected)
+        with self._write_lock:
+            return self._write(cursor, done_id, next_id, sent, expected)
+
+    def _write(self, cursor: Any, done_id: int, next_id: int, sent: bool, expected: int) -> bool:
+        now = self._lease.now()
         if not self._renew(cursor, now):
             self.lost = True
             return False
