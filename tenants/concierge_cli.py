@@ -6,6 +6,7 @@ another tenant is not found. Mistakes are one-line UserErrors.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,7 +29,7 @@ from partnercast.tenants.review_format import print_agenda, to_markdown
 from partnercast.tenants.task_scan import scan
 
 tasks_app = typer.Typer(
-    help="Concierge tasks: list (the default), add, assign, start, note, close, scan.",
+    help="Concierge tasks: list (the default), show, add, assign, start, note, close, scan.",
     no_args_is_help=False,
 )
 concierges_app = typer.Typer(
@@ -138,31 +139,68 @@ def _print_tasks(tenant: str, query: concierge.TaskFilter) -> None:
     now = utcnow()
     with _scoped(tenant) as session:
         tasks = concierge.list_tasks(session, query, now=now)
-        table = _tasks_table(session, tasks, now)
-    console.print(table)
+        lines = _task_lines(session, tasks, now, width=console.width)
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
-def _tasks_table(session: Session, tasks: list[ConciergeTask], now: datetime) -> Table:
+def _task_lines(
+    session: Session, tasks: list[ConciergeTask], now: datetime, *, width: int
+) -> list[str]:
+    """Each task on one aligned line, what it is about indented under it.
+
+    A table squeezes the text that matters (what the task is about) into a column a few
+    letters wide on an 80-column terminal; this reads the same at any width.
+    """
     partners = {p.id: p.external_id for p in list_partners(session)}
     owners = {c.id: c.name for c in concierge.list_concierges(session)}
-    table = Table("id", "due", "partner", "kind", "about", "owner", "status", "by")
-    table.title = f"{len(tasks)} tasks"
+    rows: list[tuple[str, ...]] = []
     for task in tasks:
         due = f"{as_utc(task.due_at):%Y-%m-%d}"
         if task.status in concierge.OPEN_STATUSES and as_utc(task.due_at) < now:
             due += " overdue"
-        _text_row(
-            table,
-            task.id,
-            due,
-            partners.get(task.partner_id, "?"),
-            task.kind,
-            task.title,
-            owners.get(task.owner_id, "-"),
-            task.status.replace("_", " "),
-            task.created_by,
+        notes = len(task.notes.splitlines())
+        rows.append(
+            (
+                f"#{task.id}",
+                due,
+                partners.get(task.partner_id, "?"),
+                task.kind,
+                owners.get(task.owner_id, "unassigned"),
+                task.status.replace("_", " "),
+                f"by {task.created_by}" + (f", {notes} notes" if notes > 1 else ""),
+            )
         )
-    return table
+    header = ("task", "due", "partner", "kind", "owner", "status", "")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [f"{len(tasks)} task{'' if len(tasks) == 1 else 's'}"]
+    if tasks:
+        out.append(line(header))
+    wrap = max(width - 6, 30)
+    for task, row in zip(tasks, rows, strict=True):
+        out.append(line(row))
+        if task.title:
+            out += textwrap.wrap(task.title, wrap, initial_indent="    ", subsequent_indent="    ")
+    return out
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: TaskArg, tenant: TenantOption) -> None:
+    """One task in full, with its notes."""
+    now = utcnow()
+    with _scoped(tenant) as session:
+        task = concierge.get_task(session, task_id)
+        lines = _task_lines(session, [task], now, width=console.width)[1:]
+    notes = task.notes.strip().splitlines() or ["(no notes)"]
+    console.print(
+        "\n".join([*lines, "notes:", *(f"  {note}" for note in notes)]),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @tasks_app.command("add")
@@ -424,16 +462,27 @@ def _warn(overloads: list[capacity.Overload]) -> None:
 
 
 def readiness_command(
-    partner: PartnerArg,
     tenant: TenantOption,
+    partner: Annotated[
+        str | None,
+        typer.Argument(
+            help="The partner's external id; left out, every partner's checklist on one line.",
+            show_default=False,
+        ),
+    ] = None,
     assignments: Annotated[
         list[str] | None,
         typer.Option("--set", help="ITEM=yes|no|unknown; items: " + ", ".join(readiness.KEYS)),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note on the assessment.")] = None,
 ) -> None:
-    """Show (and with --set, change) a partner's readiness checklist."""
+    """Show (and with --set, change) a partner's readiness checklist, or every partner's."""
     changes = readiness.parse_assignments(assignments or [])
+    if partner is None:
+        if changes or note is not None:
+            raise UserError("name the partner whose checklist --set or --note changes")
+        _readiness_overview(tenant)
+        return
     with _scoped(tenant) as session:
         target = get_partner(session, partner)
         row = readiness.readiness_of(session, target.id or 0)
@@ -450,6 +499,42 @@ def readiness_command(
         console.print(Text(f"note: {row.note}"))
     console.print(
         "ready" if not missing else f"not ready: misses {', '.join(missing)}", markup=False
+    )
+
+
+READINESS_HEADERS = {
+    "strategic": "fit",
+    "competent": "competent",
+    "contact": "contact",
+    "weekly_review": "review",
+    "feedback": "feedback",
+}
+
+
+def _readiness_overview(tenant: str) -> None:
+    """Every partner's checklist: yes, no or ? per item, and whether it is ready."""
+    marks = {True: "yes", False: "no", None: "?"}
+    with _scoped(tenant) as session:
+        partners = list_partners(session)
+        rows = readiness.readiness_by_partner(session, [p.id or 0 for p in partners])
+        lines = []
+        for target in partners:
+            row = rows.get(target.id or 0)
+            states = readiness.item_states(target, row)
+            ready = not readiness.missing_items(target, row)
+            cells = [marks[states[key]] for key in readiness.KEYS]
+            lines.append((target.external_id, *cells, "ready" if ready else "-"))
+    header = ("partner", *(READINESS_HEADERS[key] for key in readiness.KEYS), "")
+    table = Table(*header, title="readiness (? = not assessed)")
+    for line in lines:
+        table.add_row(*(Text(cell) for cell in line))
+    console.print(table)
+    ready = sum(1 for line in lines if line[-1] == "ready")
+    console.print(
+        f"{ready} of {len(lines)} partners ready; a campaign with require_readiness enrolls "
+        "only those",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -1,8 +1,10 @@
 """The weekly joint review with a partner: its agenda, and the record of reviews held.
 
-The agenda is built from the database at one instant: what went out since the last
-review, the results of the past week, open tasks, leads without follow-up, the next
-touches and the enrollments still waiting for approval. It is plain data (a dataclass
+The agenda is built from the database at one instant: the notes of the last review (what
+was agreed), what went out since then, the results of the past week (delivered, opened,
+clicked, unsubscribes, bounces, complaints, new leads, the stages leads reached and the
+pipeline and won value added), open tasks, leads without follow-up, the next touches and
+the enrollments still waiting for approval. It is plain data (a dataclass
 that turns into JSON), so the same agenda is printed, written as Markdown, and stored as
 the snapshot of a review held.
 """
@@ -21,8 +23,10 @@ from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
 from partnercast.tenants.concierge import OPEN_STATUSES, concierge_settings
 from partnercast.tenants.concierge_models import Concierge, ConciergeTask, Review
-from partnercast.tenants.leads import Lead
+from partnercast.tenants.engagement import Engagement
+from partnercast.tenants.leads import STAGES, Lead
 from partnercast.tenants.models import Partner
+from partnercast.tenants.rollups import metric_deltas
 from partnercast.tenants.task_scan import PENDING_APPROVAL_STATES
 
 WEEK = timedelta(days=7)
@@ -37,6 +41,9 @@ class Agenda:
     generated_at: str
     since: str
     last_review: str | None
+    last_notes: str = ""
+    """What was said (and agreed) at the last review, to pick up from."""
+    last_by: str = ""
     went_out: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     open_tasks: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +76,8 @@ def build_agenda(session: Session, partner: Partner, now: datetime) -> Agenda:
         generated_at=moment.isoformat(),
         since=since.isoformat(),
         last_review=as_utc(previous.held_at).isoformat() if previous else None,
+        last_notes=previous.notes if previous else "",
+        last_by=previous.created_by if previous else "",
         went_out=_went_out(session, partner, since, moment),
         results=_results(session, partner, moment - WEEK, moment),
         open_tasks=_open_tasks(session, partner, moment),
@@ -150,15 +159,58 @@ def _results(session: Session, partner: Partner, start: datetime, end: datetime)
             .group_by(col(Event.kind))
         ).all()
     )
+    engaged = dict(
+        session.exec(
+            select(Engagement.kind, func.count())
+            .join(Dispatch, col(Dispatch.id) == Engagement.dispatch_id)
+            .where(
+                Dispatch.partner_id == partner.id,
+                col(Engagement.first_at) > start,
+                col(Engagement.first_at) <= end,
+            )
+            .group_by(col(Engagement.kind))
+        ).all()
+    )
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "delivered": int(delivered),
+        "opened": engaged.get("opened", 0),
+        "clicked": engaged.get("clicked", 0),
         "unsubscribes": events.get("unsubscribed", 0),
         "bounces": events.get("bounced", 0),
         "complaints": events.get("complained", 0),
         "leads": _leads_since(session, partner, start),
+        **_stages_reached(session, partner, start, end),
     }
+
+
+def _stages_reached(
+    session: Session, partner: Partner, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Stages the partner's leads reached in the window, and the pipeline and won value
+    they added, counted as the funnel counts them (rollups.metric_deltas)."""
+    rows = session.exec(
+        select(Event).where(
+            Event.partner_id == partner.id,
+            col(Event.kind).in_(STAGES),
+            col(Event.occurred_at) > start,
+            col(Event.occurred_at) <= end,
+        )
+    ).all()
+    out: dict[str, Any] = {"mql": 0, "sql": 0, "opportunities": 0, "won": 0}
+    out |= {"pipeline_added": 0.0, "won_value": 0.0}
+    for event in rows:
+        for metric, count, value in metric_deltas(event):
+            if metric == "opportunity":
+                out["opportunities"] += count
+                out["pipeline_added"] += value
+            elif metric == "won":
+                out["won"] += count
+                out["won_value"] += value
+            elif metric in ("mql", "sql"):
+                out[metric] += count
+    return out
 
 
 def _leads_since(session: Session, partner: Partner, start: datetime) -> int:

@@ -69,14 +69,34 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("_", " ")
 
 
+# Columns whose values are short and must stay whole (dates, counts); the others fold.
+WHOLE = {"date", "sent", "delivered", "bounced", "suppressed", "id", "due", "since", "days", "at"}
+
+
 def _result_lines(agenda: Agenda) -> Iterator[str]:
     r = agenda.results
     leads = "not tracked yet" if r.get("leads") is None else str(r["leads"])
     yield f"delivered: {r['delivered']}"
+    if "opened" in r:  # agendas stored before these were counted lack them
+        yield f"opened: {r['opened']}"
+        yield f"clicked: {r['clicked']}"
     yield f"unsubscribes: {r['unsubscribes']}"
     yield f"bounces: {r['bounces']}"
     yield f"complaints: {r['complaints']}"
-    yield f"leads: {leads}"
+    yield f"new leads: {leads}"
+    if "mql" in r:
+        yield f"reached MQL: {r['mql']}"
+        yield f"SQL: {r['sql']}"
+        yield f"opportunities: {r['opportunities']} ({r['pipeline_added']:,.0f} pipeline)"
+        yield f"won: {r['won']} ({r['won_value']:,.0f})"
+
+
+def _last_notes(agenda: Agenda) -> str | None:
+    """'Agreed at the last review' line, or None when there was none or it has no notes."""
+    if not agenda.last_review or not agenda.last_notes.strip():
+        return None
+    who = f", {agenda.last_by}" if agenda.last_by else ""
+    return f"Notes of the last review ({agenda.last_review[:10]}{who}): {agenda.last_notes.strip()}"
 
 
 def _header(agenda: Agenda) -> list[str]:
@@ -92,9 +112,10 @@ def print_agenda(console: Console, agenda: Agenda) -> None:
     title, subtitle = _header(agenda)
     console.print(Text(title, style="bold"), soft_wrap=True)
     console.print(Text(subtitle), soft_wrap=True)
-    console.print(
-        Text("Results of the past week: " + " · ".join(_result_lines(agenda))), soft_wrap=True
-    )
+    last = _last_notes(agenda)
+    if last:
+        console.print(Text(last))
+    console.print(Text("Results of the past week: " + " · ".join(_result_lines(agenda))))
     for section, attribute, columns in SECTIONS:
         rows = getattr(agenda, attribute)
         if rows is None:
@@ -103,7 +124,15 @@ def print_agenda(console: Console, agenda: Agenda) -> None:
         if not rows:
             console.print(Text(f"{section}: none"))
             continue
-        table = Table(*(header for _key, header in columns), title=section)
+        # No vertical rules: eight columns of an agenda fit 80 characters without cutting
+        # a date or a campaign key in the middle.
+        table = Table(title=section, box=None, pad_edge=False, title_justify="left")
+        table.header_style = "bold underline"
+        for key, header in columns:
+            if key in WHOLE:
+                table.add_column(header, no_wrap=True)
+            else:
+                table.add_column(header, overflow="fold")
         for row in rows:
             table.add_row(*(Text(_cell(row.get(key))) for key, _h in columns))
         console.print(table)
@@ -115,7 +144,11 @@ def _md(text: str) -> str:
 
 def to_markdown(agenda: Agenda) -> str:
     title, subtitle = _header(agenda)
-    lines = [f"# {_md(title)}", "", _md(subtitle), "", "## Results of the past week", ""]
+    lines = [f"# {_md(title)}", "", _md(subtitle), ""]
+    last = _last_notes(agenda)
+    if last:
+        lines += ["## Since the last review", "", _md(last), ""]
+    lines += ["## Results of the past week", ""]
     lines += [f"- {line}" for line in _result_lines(agenda)]
     for section, attribute, columns in SECTIONS:
         lines += ["", f"## {section}", ""]

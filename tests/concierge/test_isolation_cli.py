@@ -42,6 +42,7 @@ def test_tasks_of_another_tenant_are_invisible_and_unchangeable(
         ("tasks", "note", task_id, "hello"),
         ("tasks", "assign", task_id, "Anna"),
         ("tasks", "start", task_id),
+        ("tasks", "show", task_id),
     ):
         result = cli(*args, "--tenant", "vendor-a", expect=1)
         assert f"no task {task_id}" in result.stderr
@@ -80,6 +81,53 @@ def test_the_same_cli_flow_within_one_tenant(engine: Engine, two_tenants, cli) -
     assert "already done" in closed.stderr
     assert "kick-off booked" not in cli("tasks", "--tenant", "vendor-a").stdout
     assert task_id in cli("tasks", "list", "--tenant", "vendor-a", "--status", "done").stdout
+    shown = cli("tasks", "show", task_id, "--tenant", "vendor-a").stdout
+    lines = shown.splitlines()
+    assert lines[1].split()[:6] == [f"#{task_id}", "2020-01-05", "P1", "onboarding", "Anna", "done"]
+    notes = lines[lines.index("notes:") + 1 :]
+    assert [note.split("] ", 1)[1] for note in notes] == [
+        "assigned to Anna",
+        "anna: left a voicemail",
+        "kick-off booked",
+    ]
+
+
+def test_the_task_list_keeps_what_a_task_is_about_whole(two_tenants, cli) -> None:
+    about = "Walk the partner through reconnecting LinkedIn before the second touch goes out"
+    cli("tasks", "add", "P2", "--tenant", "vendor-a", "--kind", "onboarding", "--title", about)
+    cli("tasks", "add", "P1", "--tenant", "vendor-a", "--kind", "call", "--due", "2020-01-01")
+    listed = cli("tasks", "--tenant", "vendor-a").stdout  # an 80-column terminal
+    assert all(len(line) <= 80 for line in listed.splitlines())
+    assert about in " ".join(listed.split())
+    lines = listed.splitlines()
+    assert lines[0] == "2 tasks" and lines[1].split() == [
+        "task",
+        "due",
+        "partner",
+        "kind",
+        "owner",
+        "status",
+    ]
+    assert lines[2].split()[1:4] == ["2020-01-01", "overdue", "P1"]  # by due date
+
+
+def test_the_readiness_overview_lists_every_partner(two_tenants, cli) -> None:
+    cli("partners", "readiness", "P1", "--tenant", "vendor-a", "--set", "strategic=yes")
+    for item in ("competent", "contact", "weekly_review", "feedback"):
+        cli("partners", "readiness", "P1", "--tenant", "vendor-a", "--set", f"{item}=yes")
+    cli("partners", "readiness", "P2", "--tenant", "vendor-a", "--set", "strategic=no")
+    out = cli("partners", "readiness", "--tenant", "vendor-a").stdout
+    rows = {
+        cells[0]: cells[1:]
+        for line in out.splitlines()
+        if (cells := [c.strip() for c in re.split(r"[│┃]", line) if c.strip()])
+        and cells[0] in ("P1", "P2")
+    }
+    assert rows["P1"] == ["yes", "yes", "yes", "yes", "yes", "ready"]
+    assert rows["P2"][0] == "no" and rows["P2"][-1] == "-"
+    assert "1 of 2 partners ready" in out
+    wrong = cli("partners", "readiness", "--tenant", "vendor-a", "--set", "strategic=yes", expect=1)
+    assert "name the partner" in wrong.stderr
 
 
 @pytest.mark.parametrize(

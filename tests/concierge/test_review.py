@@ -12,9 +12,12 @@ from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants import review
 from partnercast.tenants.concierge_models import Review
+from partnercast.tenants.crm_import import import_leads
+from partnercast.tenants.engagement import Engagement
 from partnercast.tenants.partners import get_partner
 
 AT = START + timedelta(days=3)
+WEEK = timedelta(days=7)
 
 
 def _cycle(world: World) -> None:
@@ -90,3 +93,55 @@ def test_the_review_command_prints_writes_markdown_and_keeps_the_notes(
     )
     assert f"last review: {AT:%Y-%m-%d}" in later.stdout
     assert "What went out since the last review: none" in later.stdout
+    # ...and picks up from what was said there.
+    said = " ".join(later.stdout.split())
+    assert f"Notes of the last review ({AT:%Y-%m-%d}, anna): wants a webinar next cycle" in said
+    cli(*args[:4], "--at", (AT + timedelta(days=1)).isoformat(), "--out", str(out))
+    assert "## Since the last review" in out.read_text(encoding="utf-8")
+    assert "wants a webinar next cycle" in out.read_text(encoding="utf-8")
+
+
+def test_the_week_s_results_count_engagement_stages_and_value(world: World, tmp_path: Path) -> None:
+    _cycle(world)
+    crm = tmp_path / "crm.csv"
+    day = (AT - timedelta(days=1)).date().isoformat()
+    old = (AT - timedelta(days=20)).date().isoformat()
+    crm.write_text(
+        "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+        f"P001,a@c.example,cloud-security,sql,,,{day}\n"
+        f"P001,b@c.example,cloud-security,opportunity,12000,EUR,{day}\n"
+        f"P001,c@c.example,cloud-security,won,5000,EUR,{day}\n"
+        f"P001,d@c.example,cloud-security,won,999,EUR,{old}\n"
+        f"P003,e@c.example,cloud-security,won,7777,EUR,{day}\n",
+        encoding="utf-8",
+    )
+    with tenant_session(world.engine, world.tenant_id) as session:
+        assert not import_leads(session, crm).rejected
+        partner = get_partner(session, "P001")
+        done = session.exec(
+            select(Dispatch).where(Dispatch.partner_id == partner.id, Dispatch.state == "done")
+        ).first()
+        contacts = session.exec(
+            select(Delivery.contact_id).where(Delivery.dispatch_id == done.id).limit(2)
+        ).all()
+        for contact in contacts:
+            session.add(
+                Engagement(
+                    dispatch_id=done.id, contact_id=contact, kind="opened", first_at=AT - WEEK / 2
+                )
+            )
+        session.add(
+            Engagement(dispatch_id=done.id, contact_id=contacts[0], kind="clicked", first_at=AT)
+        )
+        session.flush()
+        results = review.build_agenda(session, partner, AT).results
+    assert (results["opened"], results["clicked"]) == (2, 1)
+    # sql, opportunity and won each reach the stages before them; the old deal and the
+    # other partner's are not this week's.
+    assert (results["mql"], results["sql"], results["opportunities"], results["won"]) == (
+        3,
+        3,
+        2,
+        1,
+    )
+    assert (results["pipeline_added"], results["won_value"]) == (17000.0, 5000.0)
