@@ -261,10 +261,8 @@ def _raise_for_status(response: requests.Response) -> None:
     message = f"LinkedIn answered {status}: {_message(response)}"
     if status == 401:
         raise AuthError(message)
-    if status == 429:
+    if status == 429 or status >= 500:  # a 503 may say when too (Retry-After)
         raise TransientError(message, retry_after=_retry_after(response))
-    if status >= 500:
-        raise TransientError(message)
     raise PermanentError(message)
 
 

@@ -188,8 +188,11 @@ def _x_errors(doing: str, account: XAccount) -> Iterator[None]:
                 f"X rate limit reached while {doing}: {_message(error)}",
                 retry_after=_retry_after(error),
             ) from error
-        except tweepy.errors.TwitterServerError as error:
-            raise TransientError(f"X failed while {doing}: {_message(error)}") from error
+        except tweepy.errors.TwitterServerError as error:  # 503 may say when (Retry-After)
+            raise TransientError(
+                f"X failed while {doing}: {_message(error)}",
+                retry_after=retry_after_seconds(error.response.headers.get("retry-after")),
+            ) from error
         except tweepy.errors.HTTPException as error:
             raise PermanentError(f"X refused {doing}: {_message(error)}") from error
         except requests.Timeout as error:
