@@ -196,3 +196,43 @@ def test_dispatches_use_the_connected_account_and_a_refused_one_needs_reconnecti
     # reaching the relay: two sessions (the account's two connections) per P005 touch,
     # plus that one refused login (tried on one connection only).
     assert relay.received.sessions == 2 * len(done) + 1
+
+
+def test_a_refused_relay_holds_the_partners_touches_until_reconnected(
+    world: World, sink: SmtpSink, relay: SmtpSink, cli
+) -> None:
+    """SMTP 535: P001's touches wait; P005's go; after `accounts connect` P001's resume."""
+    respond(world, {"P001": "approve", "P005": "approve"})
+    _connect(world, "P001", relay.port, "wrong-password-1")
+    _connect(world, "P005", relay.port, PASSWORD)
+    start(world)
+    run_days(world, 0, 1)  # the first touch
+    with tenant_session(world.engine, world.tenant_id) as session:
+        p001 = session.exec(select(Partner).where(Partner.external_id == "P001")).one()
+        p001_id = p001.id or 0
+        held = accounts.held_dispatches(session, partner_id=p001_id, channel="email")
+    assert held and {d.state for d in held} == {"failed"}
+    p005_first = relay.received.count
+    assert p005_first > 0  # the other partner's relay took its messages
+    assert {str(m["From"]) for m in relay.received.messages} == {"P005 <p005@relay.example>"}
+
+    result = cli(
+        "accounts", "connect", "P001", "email", "--tenant", "northwind",
+        "--set", "host=127.0.0.1", "--set", f"port={relay.port}", "--set", "username=relay",
+        "--set", f"password={PASSWORD}", "--set", "from_email=p001@relay.example",
+        "--set", "from_name=P001", "--set", "timeout_seconds=5",
+    )  # fmt: skip
+    assert f"{len(held)} dispatch(es) held for this account are due again now" in result.stdout
+    assert PASSWORD not in result.stdout
+    run_days(world, 2, 46)
+
+    with tenant_session(world.engine, world.tenant_id) as session:
+        mine = session.exec(select(Dispatch).where(Dispatch.partner_id == p001_id)).all()
+        row = accounts.find_account(session, partner_id=p001_id, channel="email")
+    assert row is not None and row.status == accounts.CONNECTED
+    assert {d.state for d in mine} == {"done"}, [d.last_error for d in mine]
+    from_p001 = [m for m in relay.received.messages if "p001@" in str(m["From"])]
+    assert len(from_p001) == sum(d.sent_count for d in mine) > 0
+    ids = [str(m["Message-ID"]) for m in from_p001]
+    assert len(ids) == len(set(ids))  # nobody got a touch twice
+    assert sink.received.count == 0
