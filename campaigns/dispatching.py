@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pydantic import BaseModel
 from sqlalchemy import func, update
@@ -298,24 +299,47 @@ def _draft(ctx: RunContext, prepared: _Prepared, locale: str, dispatch: Dispatch
     return draft
 
 
-def _contact_batches(ctx: RunContext, tenant_id: int, partner_id: int) -> Iterator[list[Contact]]:
+class AudienceMember(NamedTuple):
+    """What the send path reads of a contact: a plain row, not an ORM object (thousands
+    a second; an ORM Contact costs several times as much to load and keep)."""
+
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    company: str
+    locale: str
+
+
+_AUDIENCE_COLUMNS = (
+    col(Contact.id),
+    col(Contact.email),
+    col(Contact.first_name),
+    col(Contact.last_name),
+    col(Contact.company),
+    col(Contact.locale),
+)
+
+
+def _contact_batches(
+    ctx: RunContext, tenant_id: int, partner_id: int
+) -> Iterator[list[AudienceMember]]:
     """The partner's consenting contacts in keyset batches: never all in memory at once."""
     last_id = 0
     while True:
         with tenant_session(ctx.engine, tenant_id) as session:
-            batch = list(
-                session.exec(
-                    select(Contact)
-                    .where(Contact.partner_id == partner_id, Contact.consent == True)  # noqa: E712
-                    .where(col(Contact.id) > last_id)
-                    .order_by(col(Contact.id))
-                    .limit(ctx.batch_size)
-                ).all()
-            )
-        if not batch:
+            rows = session.execute(
+                select(*_AUDIENCE_COLUMNS)
+                .where(Contact.partner_id == partner_id, Contact.consent == True)  # noqa: E712
+                .where(col(Contact.id) > last_id)
+                .order_by(col(Contact.id))
+                .limit(ctx.batch_size)
+            ).all()
+        if not rows:
             return
+        batch = [AudienceMember(*row) for row in rows]
         yield batch
-        last_id = batch[-1].id or last_id
+        last_id = batch[-1].id
 
 
 def _send_to_audience(
@@ -401,7 +425,7 @@ def _publish_batch(
     prepared: _Prepared,
     account: BaseModel,
     pending: list[outbox.Pending],
-    by_contact: dict[int, Contact],
+    by_contact: dict[int, AudienceMember],
     journal: LedgerJournal | None,
 ) -> list[PublishResult]:
     """Publish one batch, one call per locale (each locale is its own draft)."""
@@ -433,11 +457,11 @@ def _open_batch(
     ctx: RunContext,
     tenant_id: int,
     dispatch_id: int,
-    contacts: list[Contact],
+    contacts: list[AudienceMember],
     *,
     journaled: bool,
     at_most_once: bool,
-) -> tuple[list[outbox.Pending], dict[int, Contact]]:
+) -> tuple[list[outbox.Pending], dict[int, AudienceMember]]:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         suppressed = suppressed_among(session, [contact.email for contact in contacts])
@@ -471,7 +495,7 @@ def _recipient(
     tenant_id: int,
     dispatch: Dispatch,
     delivery: outbox.Pending,
-    contact: Contact,
+    contact: AudienceMember,
 ) -> Recipient:
     token = unsubscribe_token(
         ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0
