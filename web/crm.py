@@ -2,9 +2,10 @@
 
 The raw body must carry a valid ``X-Partnercast-Signature`` (HMAC-SHA256 with the
 tenant's CRM secret); an unknown tenant, a missing or wrong signature all answer 401 and
-write nothing. A signed body that is not JSON, or not lead records, answers 400 with the
-reason. Records are applied like rows of ``partnercast leads import``: each good one is
-kept, each bad one is listed with its index and reason.
+write nothing (a missing one says how to sign). A signed body that is not JSON, or not
+lead records, answers 400 with the reason. Records are applied like rows of ``partnercast
+leads import``: each good one is kept, each bad one is listed with its index and reason;
+200, or 422 when every record was rejected.
 
 Body: ``{"leads": [{"partner": "P1", "email": "a@b.example", "stage": "sql", ...}]}``,
 a list of such records, or one record.
@@ -30,6 +31,10 @@ from partnercast.tenants.models import Tenant
 log = logging.getLogger(__name__)
 
 PREFIX = "/crm/"
+UNSIGNED = (
+    f"unsigned: send the {SIGNATURE_HEADER} header, sha256=<hex HMAC-SHA256 of the raw body "
+    "with the tenant's secret from `partnercast crm secret`>"
+)
 MAX_BODY = 1_000_000
 StartResponse = Callable[..., Any]
 
@@ -69,6 +74,9 @@ class CrmRoutes:
             return _json(start_response, "413 Content Too Large", {"error": "body too large"})
         body = environ["wsgi.input"].read(length) if length else b""
         header_key = "HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_")
+        if not environ.get(header_key):
+            # Said before the tenant is looked up, so it tells nothing about which exist.
+            return _json(start_response, "401 Unauthorized", {"error": UNSIGNED})
         tenant_id = self._tenant(parts[0])
         if tenant_id is None or not self._signed(tenant_id, body, environ.get(header_key)):
             return _json(start_response, "401 Unauthorized", {"error": "signature not valid"})
@@ -81,9 +89,12 @@ class CrmRoutes:
         with tenant_session(self.engine, tenant_id) as session:
             report = apply_records(session, records)
         log.info("crm webhook: %s created, %s updated", report.created, report.updated)
+        # Every record refused: 422, so a CRM that only looks at the status sees it failed
+        # (the same rule as `leads import`, which exits 1 when every row was rejected).
+        status = "422 Unprocessable Content" if report.kept == 0 else "200 OK"
         return _json(
             start_response,
-            "200 OK",
+            status,
             {
                 "created": report.created,
                 "updated": report.updated,

@@ -139,3 +139,30 @@ def test_cli_prints_a_new_secret_once(funnel: Funnel, cli) -> None:
         from partnercast.tenants.crm_secret import verify
 
         assert verify(session, funnel.world.settings, b"{}", sign(printed, b"{}"))
+
+
+def test_a_missing_signature_says_how_to_sign(funnel: Funnel, server: str, secret: str) -> None:
+    for slug in ("northwind", "nobody"):  # the same answer whether the tenant exists or not
+        response = _post(server, BODY, None, slug=slug)
+        assert response.status_code == 401
+        error = response.json()["error"]
+        assert error.startswith("unsigned:") and SIGNATURE_HEADER in error
+        assert "partnercast crm secret" in error
+    assert _post(server, BODY, "sha256=" + "0" * 64).json()["error"] == "signature not valid"
+    assert _crm_rows(funnel) == (0, 0)
+
+
+def test_every_record_rejected_is_422_and_writes_nothing(
+    funnel: Funnel, server: str, secret: str
+) -> None:
+    body = json.dumps(
+        [
+            {"partner": "P001", "email": "a@client.example", "stage": "hot"},
+            {"partner": "P404", "email": "b@client.example", "stage": "sql"},
+        ]
+    ).encode()
+    response = _post(server, body, sign(secret, body))
+    assert response.status_code == 422
+    reasons = [r["reason"] for r in response.json()["rejected"]]
+    assert "'hot'" in reasons[0] and "P404" in reasons[1]
+    assert _crm_rows(funnel) == (0, 0)
