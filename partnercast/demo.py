@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from partnercast import demo_digital, demo_funnel
+from partnercast import demo_digital, demo_feedback, demo_funnel
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.enrollment import (
@@ -142,6 +142,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 server.server_close()
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
+    _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder)}")
     stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security")
     reports = demo_funnel.write_all_reports(engine, tenant_id, folder)
     _step(
