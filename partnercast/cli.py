@@ -218,15 +218,12 @@ def status(
 
         campaign_status(campaign, tenant)
         return
-    from rich.table import Table
-
     from partnercast.core.cli import resolve_tenant
-    from partnercast.core.outbox import QUEUE_BUCKETS
     from partnercast.core.settings import load_settings
     from partnercast.core.tenancy import system_session, tenant_session
-    from partnercast.core.timeutil import as_utc, utcnow
+    from partnercast.core.timeutil import utcnow
     from partnercast.plugins.manager import default_plugins
-    from partnercast.status import gather
+    from partnercast.status import gather, show
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -237,86 +234,7 @@ def status(
         scope = system_session(engine, reason="the operator's status view covers every tenant")
     with scope as session:
         report = gather(engine, session, now, default_plugins().channel_classes(), settings)
-    where = tenant or "all tenants"
-
-    def rate(value: float) -> str:
-        return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
-
-    queue = Table(
-        "channel",
-        *QUEUE_BUCKETS,
-        "sent/min",
-        "sent/h",
-        "taken/min",
-        "limit",
-        title=f"queue and send rates ({where})",
-    )
-    for name, rates in report.channels.items():
-        counts = report.queue.get(name, {})
-        queue.add_row(
-            name,
-            *(str(counts.get(bucket, 0)) for bucket in QUEUE_BUCKETS),
-            str(rates.sent_minute),
-            str(rates.sent_hour),
-            rate(rates.taken_minute),
-            report.channel_limits.get(name, "none"),
-        )
-    console.print(queue)
-    for name, (resent, kept) in sorted(report.uncertain.items()):
-        console.print(f"uncertain deliveries ({name}): {resent} resent, {kept} not resent")
-
-    accounts = Table(
-        *(["tenant"] if not tenant else []),
-        "partner",
-        "channel",
-        "account",
-        "limit",
-        "sent/min",
-        "sent/h",
-        "taken/min",
-        "taken/h",
-        title=f"accounts ({where})",
-    )
-    for account in report.accounts:
-        style = "red" if account.needs_reconnect else None
-        accounts.add_row(
-            *([account.tenant] if not tenant else []),
-            account.partner,
-            account.channel,
-            account.status,
-            account.limit,
-            str(account.rates.sent_minute),
-            str(account.rates.sent_hour),
-            rate(account.rates.taken_minute),
-            rate(account.rates.taken_hour),
-            style=style,
-        )
-    if report.accounts:
-        console.print(accounts)
-    reconnect = [a for a in report.accounts if a.needs_reconnect]
-    if reconnect:
-        names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)
-        console.print(f"[red]accounts needing reconnection ({len(reconnect)}):[/] {names}")
-    else:
-        console.print("no account needs reconnecting")
-
-    if report.providers:
-        providers = Table("channel", "provider cap", "taken/min", "taken/h", title="provider caps")
-        for cap in report.providers:
-            providers.add_row(cap.channel, cap.limit, rate(cap.taken_minute), rate(cap.taken_hour))
-        console.print(providers)
-
-    if not report.workers:
-        console.print("no live worker")
-        return
-    workers = Table("worker", "host", "pid", "running for", "last seen", title="live workers")
-    for row in report.workers:
-        running = (now - as_utc(row.started_at)).total_seconds()
-        seen = (now - as_utc(row.last_seen)).total_seconds()
-        workers.add_row(
-            row.worker_id, row.host, str(row.pid), f"{running:.0f}s", f"{max(seen, 0):.0f}s ago"
-        )
-    console.print(workers)
+    show(report, now, console, tenant)
 
 
 def _mount_subcommands() -> None:

@@ -248,3 +248,91 @@ def _providers(engine: Engine, now: datetime, settings: Any) -> list[ProviderSta
         )
         for name in sorted(set(caps) | set(taken))
     ]
+
+
+# --- what the command prints ------------------------------------------------------------
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def show(report: Status, now: datetime, console: Any, tenant: str | None) -> None:
+    """Print ``report`` as ``partnercast status`` does: narrow tables that stay whole at
+    80 columns (a pipe or a file gets 80), secrets never (none is in a Status)."""
+    from rich.table import Table
+
+    where = tenant or "all tenants"
+    queue = Table("channel", *outbox.QUEUE_BUCKETS, title=f"queue ({where})")
+    for name in report.channels:
+        counts = report.queue.get(name, {})
+        queue.add_row(name, *(str(counts.get(bucket, 0)) for bucket in outbox.QUEUE_BUCKETS))
+    console.print(queue)
+
+    rates = Table(
+        "channel",
+        "sent 1m",
+        "sent 1h",
+        "taken 1m",
+        "taken 1h",
+        "limit",
+        title=f"send rates, last minute and hour ({where})",
+    )
+    for name, rate in report.channels.items():
+        rates.add_row(
+            name,
+            str(rate.sent_minute),
+            str(rate.sent_hour),
+            _rate(rate.taken_minute),
+            _rate(rate.taken_hour),
+            report.channel_limits.get(name, "none"),
+        )
+    console.print(rates)
+    for name, (resent, kept) in sorted(report.uncertain.items()):
+        console.print(f"uncertain deliveries ({name}): {resent} resent, {kept} not resent")
+
+    accounts = Table(title=f"accounts ({where})")
+    headers = [*(["tenant"] if not tenant else []), "partner", "channel", "account", "limit"]
+    for header in headers:  # folded, never cut: each value stays whole at 80 columns
+        accounts.add_column(header, overflow="fold")
+    for header in ("sent 1m / 1h", "taken 1m / 1h"):
+        accounts.add_column(header, justify="right", overflow="fold")
+    for account in report.accounts:
+        accounts.add_row(
+            *([account.tenant] if not tenant else []),
+            account.partner,
+            account.channel,
+            account.status.replace("_", " "),
+            account.limit,
+            f"{account.rates.sent_minute} / {account.rates.sent_hour}",
+            f"{_rate(account.rates.taken_minute)} / {_rate(account.rates.taken_hour)}",
+            style="red" if account.needs_reconnect else None,
+        )
+    if report.accounts:
+        console.print(accounts)
+    reconnect = [a for a in report.accounts if a.needs_reconnect]
+    if reconnect:
+        names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)
+        console.print(f"[red]accounts needing reconnection ({len(reconnect)}):[/] {names}")
+    else:
+        console.print("no account needs reconnecting")
+
+    if report.providers:
+        providers = Table("channel", "provider cap", "taken 1m", "taken 1h", title="provider caps")
+        for cap in report.providers:
+            providers.add_row(
+                cap.channel, cap.limit, _rate(cap.taken_minute), _rate(cap.taken_hour)
+            )
+        console.print(providers)
+
+    if not report.workers:
+        console.print("no live worker")
+        return
+    workers = Table("worker", "host", "pid", "up", "last seen", title="live workers")
+    for row in report.workers:
+        running = (now - as_utc(row.started_at)).total_seconds()
+        seen = (now - as_utc(row.last_seen)).total_seconds()
+        workers.add_row(
+            row.worker_id, row.host, str(row.pid), f"{running:.0f}s", f"{max(seen, 0):.0f}s ago"
+        )
+    console.print(workers)

@@ -6,11 +6,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from social.test_uncertain_publish import POSTS_DAY, digital  # noqa: F401
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from support.world import World, build_world, start
 
 from partnercast.campaigns.throttle import allowance
+from partnercast.channels.social.standin import X_POSTS
 from partnercast.core import heartbeat
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch
@@ -113,16 +115,17 @@ def test_status_for_one_tenant_shows_its_queue_rates_limits_and_accounts_only(
     heartbeat.register(north.engine, "host-a:1:test")
     result = cli("status", "--tenant", "northwind")
     out = result.stdout
-    [email] = _table_rows(out, "queue and send rates (northwind)")
-    # channel, due running retrying scheduled done failed skipped, sent/min sent/h taken/min
+    [email] = _table_rows(out, "queue (northwind)")
+    # channel, due running retrying scheduled done failed skipped
     assert email[0] == "email"
     with tenant_session(north.engine, north.tenant_id) as session:
         total = len(session.exec(select(Dispatch)).all())
     assert sum(int(cell) for cell in email[1:8]) == total  # this tenant's dispatches only
-    assert email[8:11] == ["3", "5", "30"]
+    [rates] = _table_rows(out, "send rates, last minute and hour (northwind)")
+    assert rates[:5] == ["email", "3", "5", "30", "30"]  # sent 1m, 1h; taken 1m, 1h
     accounts = {(row[0], row[1]): row for row in _table_rows(out, "accounts (northwind)")}
-    assert accounts[("P001", "email")][2:] == [NEEDS_RECONNECT, "30/minute", "0", "0", "30", "30"]
-    assert accounts[("P003", "email")][2:6] == ["default", "none", "3", "5"]
+    assert accounts[("P001", "email")][2:] == ["needs reconnect", "30/minute", "0 / 0", "30 / 30"]
+    assert accounts[("P003", "email")][2:5] == ["default", "none", "3 / 5"]
     assert "777/day" not in out and "globex" not in out  # nothing of the other tenant
     assert ("P004", "email") not in accounts and ("P002", "email") not in accounts
     assert "accounts needing reconnection (1): P001 (email)" in out
@@ -134,15 +137,50 @@ def test_status_for_one_tenant_shows_its_queue_rates_limits_and_accounts_only(
 
 def test_status_without_tenant_shows_every_tenant_labelled(two_tenants, cli) -> None:  # type: ignore[no-untyped-def]
     out = cli("status").stdout
-    [email] = _table_rows(out, "queue and send rates (all tenants)")
-    assert email[8:10] == ["5", "7"]  # both tenants' sends
+    [email] = _table_rows(out, "send rates, last minute and hour (all tenants)")
+    assert email[1:3] == ["5", "7"]  # both tenants' sends
     accounts = {(row[0], row[1]): row for row in _table_rows(out, "accounts (all tenants)")}
     assert accounts[("globex", "P002")][3:5] == ["connected", "777/day"]
-    assert accounts[("northwind", "P001")][3] == NEEDS_RECONNECT
-    assert accounts[("globex", "P004")][5] == "2"
+    assert accounts[("northwind", "P001")][3] == "needs reconnect"
+    assert accounts[("globex", "P004")][5] == "2 / 2"
     assert "no live worker" in out
 
 
 def test_status_of_an_unknown_tenant_is_one_line(two_tenants, cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("status", "--tenant", "nobody", expect=1)
     assert result.stderr.strip() == "error: --tenant: no tenant 'nobody'"
+
+
+def test_status_after_the_digital_demo_fits_80_columns_and_prints_no_secret(
+    digital,  # type: ignore[no-untyped-def]  # noqa: F811
+    cli,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Posts and ads out (one X account refused), then status as a pipe would get it."""
+    digital.social.fail_next(X_POSTS, 401)
+    digital.tick(POSTS_DAY)
+    monkeypatch.setenv("PARTNERCAST_DATABASE_URL", str(digital.world.engine.url))
+    monkeypatch.setenv("COLUMNS", "80")
+    for args in (["status", "--tenant", "northwind"], ["status"]):
+        out = cli(*args).stdout
+        assert "…" not in out, out  # nothing cut short
+        assert max(len(line) for line in out.splitlines()) <= 80
+        for secret in DEMO_SECRETS:
+            assert secret not in out
+        assert "accounts needing reconnection (1): P001 (x)" in out
+        for channel in ("x", "linkedin", "search", "microsite"):
+            assert f"│ {channel} " in out
+    queue = {row[0]: row for row in _table_rows(out, "queue (all tenants)")}
+    done = {name: len([d for d in digital.dispatches(name) if d.state == "done"]) for name in queue}
+    assert {name: int(row[5]) for name, row in queue.items()} == done
+
+
+DEMO_SECRETS = (
+    "demo-consumer-secret",
+    "demo-token-secret",
+    "-token",  # X access tokens: demo-<partner>-token
+    "-bearer",  # LinkedIn access tokens: demo-<partner>-bearer
+    "standin-developer-token",
+    "standin-client-secret",
+    "standin-refresh-token",
+)
