@@ -181,11 +181,14 @@ def _apply(
         _recount(session, dispatch)
         suppress(session, delivery.email, reason="hard_bounce", source=_source(report))
     elif report.kind == Kind.COMPLAINT:
-        if _events(session, delivery, kind):
+        if _events(session, dispatch.partner_id, delivery, kind):
             return False
         suppress(session, delivery.email, reason="complaint", source=_source(report))
     else:
-        if any(e.data.get("report") == report.report_id for e in _events(session, delivery, kind)):
+        if any(
+            e.data.get("report") == report.report_id
+            for e in _events(session, dispatch.partner_id, delivery, kind)
+        ):
             return False
     session.add(_event(session, kind, report, dispatch, delivery, now))
     session.flush()
@@ -207,11 +210,12 @@ def _recount(session: Session, dispatch: Dispatch) -> None:
     dispatch.failed_count = int(counts.get(outbox.BOUNCED, 0) + counts.get(outbox.FAILED, 0))
 
 
-def _events(session: Session, delivery: Delivery, kind: str) -> list[Event]:
+def _events(session: Session, partner_id: int, delivery: Delivery, kind: str) -> list[Event]:
     return list(
         session.exec(
             select(Event).where(
                 Event.kind == kind,
+                Event.partner_id == partner_id,  # (tenant, kind, partner) is indexed
                 Event.dispatch_id == delivery.dispatch_id,
                 Event.contact_id == delivery.contact_id,
             )
@@ -256,18 +260,19 @@ def _source(report: FeedbackReport) -> str:
 
 def _soft_bounce_limit(session: Session, email: str) -> None:
     """Suppress an address that soft-bounced in too many dispatches (Mailchimp's rule)."""
-    contacts = list(session.exec(select(Contact.id).where(Contact.email == email)).all())
+    found = session.exec(select(Contact.id, Contact.partner_id).where(Contact.email == email))
+    contacts = found.all()
+    ids, partners = [c for c, _ in contacts], sorted({p for _, p in contacts})
+    mine = (col(Event.partner_id).in_(partners), col(Event.contact_id).in_(ids))
     bounced_in = session.exec(
         select(func.count(func.distinct(Event.dispatch_id))).where(
-            Event.kind == EVENT_KIND[Kind.BOUNCE_SOFT], col(Event.contact_id).in_(contacts)
+            Event.kind == EVENT_KIND[Kind.BOUNCE_SOFT], *mine
         )
     ).one()
     if bounced_in < SOFT_BOUNCE_LIMIT:
         return
     engaged = session.exec(
-        select(Event.id)
-        .where(col(Event.kind).in_(("opened", "clicked")), col(Event.contact_id).in_(contacts))
-        .limit(1)
+        select(Event.id).where(col(Event.kind).in_(("opened", "clicked")), *mine).limit(1)
     ).first()
     limit = SOFT_BOUNCE_LIMIT_ENGAGED if engaged is not None else SOFT_BOUNCE_LIMIT
     if bounced_in >= limit:

@@ -685,6 +685,26 @@ def test_soft_bounces_and_delays_are_recorded_once_and_suppress_only_past_the_li
     with tenant_session(a.engine, a.tenant_id) as session:
         rows = session.exec(select(Suppression)).all()
         assert [(r.email, r.reason) for r in rows] == [(recipient_of(other).lower(), "hard_bounce")]
+    # An address that ever opened gets the higher limit (Mailchimp's 15; 2 here).
+    monkeypatch.setattr(feedback_intake, "SOFT_BOUNCE_LIMIT_ENGAGED", 2)
+    reader = sent.by_tenant[a.tenant_id][2]
+    row = _delivery(a, message_id_of(reader))
+    with tenant_session(a.engine, a.tenant_id) as session:
+        dispatch = session.get(Dispatch, row.dispatch_id)
+        assert dispatch is not None
+        session.add(
+            Event(
+                kind="opened",
+                partner_id=dispatch.partner_id,
+                dispatch_id=dispatch.id,
+                contact_id=row.contact_id,
+                data={"unique": True},
+            )
+        )
+    report = gmail_dsn(reader, recipient_of(reader), status="5.2.2")
+    assert import_message(sent.engine, a.tenant_id, report).outcome == "recorded"
+    with tenant_session(a.engine, a.tenant_id) as session:
+        assert len(session.exec(select(Suppression)).all()) == 1
 
 
 def test_the_bounce_rate_task_sees_imported_bounces_and_complaints(sent: Sent) -> None:
