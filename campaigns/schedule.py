@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns import approval
@@ -124,22 +127,58 @@ def _row(
     )
 
 
-def schedule_table(rows: list[ScheduleRow], *, title: str) -> Table:
-    table = Table(title=title, pad_edge=False)
-    for header in ("partner", "region", "wave", "touch", "day", "local time", "time zone"):
-        table.add_column(header, no_wrap=True)
-    table.add_column("UTC", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    for row in rows:
-        table.add_row(
-            row.partner,
-            row.region or "-",
-            row.wave,
-            row.touch,
-            str(row.day),
-            f"{row.local:%a %Y-%m-%d %H:%M} {row.local.tzname() or ''}".rstrip(),
-            row.time_zone,
-            f"{row.at:%Y-%m-%d %H:%M}",
-            row.state,
-        )
-    return table
+def schedule_table(rows: list[ScheduleRow], *, title: str) -> ScheduleView:
+    """The rows as a table where it fits, else two short lines per row (see ScheduleView)."""
+    return ScheduleView(rows, title)
+
+
+class ScheduleView:
+    """A table on a wide console; on a narrow one (80 columns: a pipe, a file) two lines
+    per partner and touch, so that no date, time or zone is ever cut short."""
+
+    def __init__(self, rows: list[ScheduleRow], title: str) -> None:
+        self.rows = rows
+        self.title = title
+
+    def table(self) -> Table:
+        table = Table(title=self.title, pad_edge=False)
+        for header in ("partner", "region", "wave", "touch", "day", "local time", "time zone"):
+            table.add_column(header, no_wrap=True)
+        table.add_column("UTC", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        for row in self.rows:
+            table.add_row(
+                row.partner,
+                row.region or "-",
+                row.wave,
+                row.touch,
+                str(row.day),
+                _local(row),
+                row.time_zone,
+                f"{row.at:%Y-%m-%d %H:%M}",
+                row.state,
+            )
+        return table
+
+    def lines(self) -> list[str]:
+        out = [self.title]
+        for row in self.rows:
+            wave = f", wave {row.wave}" if row.wave != "-" else ""
+            out.append(
+                f"{row.partner} ({row.region or '-'}{wave}) {row.touch}, day {row.day}: {row.state}"
+            )
+            out.append(f"  {_local(row)} {row.time_zone} = {row.at:%Y-%m-%d %H:%M} UTC")
+        return out
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table()
+        needed = Measurement.get(console, options.update(max_width=10_000), table).maximum
+        if needed <= options.max_width:
+            yield table
+            return
+        for line in self.lines():
+            yield Text(line, no_wrap=False)
+
+
+def _local(row: ScheduleRow) -> str:
+    return f"{row.local:%a %Y-%m-%d %H:%M} {row.local.tzname() or ''}".rstrip()
