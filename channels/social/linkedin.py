@@ -28,6 +28,9 @@ LINKEDIN_API = "https://api.linkedin.com/rest"
 LINKEDIN_VERSION = "202605"
 MAX_COMMENTARY = 3000
 LOOKUP_COUNT = 50
+LOOKUP_PAGES = 4
+"""At most 200 of the author's newest posts are read; when all of them are newer than an
+uncertain attempt and none matches, the lookup cannot tell (never reposts)."""
 IDS_PER_STATISTICS = 20
 SHARE_STATISTICS = {
     "impression_count": "impressionCount",
@@ -121,37 +124,51 @@ class LinkedInChannel(PublishingChannel):
             )
         return post_urn
 
-    def find_posts(self, text: str, account: LinkedInAccount, since: datetime | None) -> list[str]:
+    def find_posts(
+        self, text: str, account: LinkedInAccount, since: datetime | None
+    ) -> list[str] | None:
         """The author's posts since ``since`` whose commentary is ``text`` as posted.
 
         The Posts API's finder by author (``GET /posts?author=<urn>&q=author``, header
-        ``X-RestLi-Method: FINDER``, newest first with ``sortBy=CREATED``) answers
-        ``{"elements": [{"id", "author", "commentary", "createdAt" (epoch ms), ...}],
-        "paging": {...}}``. It needs read access to the author's posts
-        (``r_member_social`` or ``r_organization_social``); without it LinkedIn answers
-        403 and the engine cannot tell (the dispatch fails as uncertain).
+        ``X-RestLi-Method: FINDER``, newest first with ``sortBy=CREATED``, paged with
+        ``start`` and ``count``) answers ``{"elements": [{"id", "author", "commentary",
+        "createdAt" (epoch ms), ...}], "paging": {...}}``. It needs read access to the
+        author's posts (``r_member_social`` or ``r_organization_social``); without it
+        LinkedIn answers 403 and the engine cannot tell (the dispatch fails as uncertain).
+        LinkedIn takes no client idempotency key, so the text is the marker. Pages are
+        read until one reaches a post older than ``since``; None when LOOKUP_PAGES pages
+        are all newer and none matched.
         """
-        query = urlencode(
-            {
-                "author": account.author_urn,
-                "q": "author",
-                "count": LOOKUP_COUNT,
-                "sortBy": "CREATED",
-            }
-        )
-        response = self._send(account, None, f"posts?{query}", finder=True)
-        body = json_object(response)
         wanted = normalized(little_text(text))
         since_ms = int(since.timestamp() * 1000) if since is not None else 0
-        found = [
-            str(element.get("id"))
-            for element in body.get("elements") or []
-            if isinstance(element, dict)
-            and element.get("id")
-            and normalized(str(element.get("commentary", ""))) == wanted
-            and int(element.get("createdAt") or 0) >= since_ms
-        ]
-        return list(reversed(found))  # oldest first
+        found: list[str] = []
+        for page in range(LOOKUP_PAGES):
+            query = urlencode(
+                {
+                    "author": account.author_urn,
+                    "q": "author",
+                    "start": page * LOOKUP_COUNT,
+                    "count": LOOKUP_COUNT,
+                    "sortBy": "CREATED",
+                }
+            )
+            response = self._send(account, None, f"posts?{query}", finder=True)
+            elements = [
+                element
+                for element in json_object(response).get("elements") or []
+                if isinstance(element, dict)
+            ]
+            found += [
+                str(element["id"])
+                for element in elements
+                if element.get("id")
+                and normalized(str(element.get("commentary", ""))) == wanted
+                and int(element.get("createdAt") or 0) >= since_ms
+            ]
+            older = any(int(e.get("createdAt") or 0) < since_ms for e in elements)
+            if older or len(elements) < LOOKUP_COUNT:
+                return list(reversed(found))  # oldest first
+        return list(reversed(found)) if found else None
 
     def fetch_metrics(
         self, account: BaseModel, external_ids: Sequence[str]

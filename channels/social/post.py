@@ -244,8 +244,10 @@ class PublishingChannel(SocialChannel):
         """Publish ``text`` with ``account``; return the network's id of the post."""
 
     @abstractmethod
-    def find_posts(self, text: str, account: Any, since: datetime | None) -> list[str]:
-        """Ids of the account's posts made since ``since`` whose text is ``text``."""
+    def find_posts(self, text: str, account: Any, since: datetime | None) -> list[str] | None:
+        """Ids of the account's posts made since ``since`` whose text is ``text``; None
+        when none was found among the posts read but the account has made more since
+        than a lookup reads (the network cannot be said to hold no such post)."""
 
     def find_published(
         self,
@@ -260,7 +262,7 @@ class PublishingChannel(SocialChannel):
             return list(self._published[idempotency_key].external_ids)
         start = since - self.LOOKUP_SKEW if since is not None else None
         found = self.find_posts(draft.parts.get("text", ""), checked, start)
-        return found[:1]
+        return None if found is None else found[:1]
 
     def publish(
         self,

@@ -31,8 +31,10 @@ TWEEPY_HOST = "https://api.twitter.com"
 """The host tweepy.Client hard-codes in ``BaseClient.request``."""
 MAX_WEIGHTED_LENGTH = 280
 IDS_PER_LOOKUP = 100
+TIMELINE_PAGE_SIZE = 100
 TIMELINE_PAGES = 3
-"""At most 300 of the account's posts since an uncertain attempt are read."""
+"""At most 300 of the account's posts since an uncertain attempt are read; past that,
+without a match, the lookup cannot tell (the dispatch fails as uncertain, never reposts)."""
 
 
 class XAccount(BaseModel):
@@ -120,13 +122,15 @@ class XChannel(PublishingChannel):
             raise PermanentError(f"X answered without a post id: {response!r}")
         return str(data["id"])
 
-    def find_posts(self, text: str, account: XAccount, since: datetime | None) -> list[str]:
+    def find_posts(self, text: str, account: XAccount, since: datetime | None) -> list[str] | None:
         """The account's posts since ``since`` whose text, links expanded, is ``text``.
 
         Reads ``GET /2/users/me`` then ``GET /2/users/:id/tweets`` (the user's timeline,
         newest first, ``start_time``-bounded, retweets and replies excluded). X answers a
         post's ``text`` with every link shortened to ``https://t.co/...`` and ``&<>``
-        HTML-escaped; ``entities.urls`` gives each short link's ``expanded_url``.
+        HTML-escaped; ``entities.urls`` gives each short link's ``expanded_url``. X takes
+        no client idempotency key, so the text is the marker. None when nothing matched
+        in TIMELINE_PAGES pages and X still had more posts since ``since``.
         """
         client = _client(account)
         wanted = normalized(text)
@@ -141,7 +145,7 @@ class XChannel(PublishingChannel):
                 response = client.get_users_tweets(
                     user_id,
                     start_time=since,
-                    max_results=100,
+                    max_results=TIMELINE_PAGE_SIZE,
                     exclude=["retweets", "replies"],
                     tweet_fields=["created_at", "entities"],
                     pagination_token=token,
@@ -153,6 +157,8 @@ class XChannel(PublishingChannel):
                 token = (response.meta or {}).get("next_token")
                 if not token:
                     break
+        if token and not found:
+            return None  # more posts since the attempt than a lookup reads
         return list(reversed(found))  # oldest first
 
     def fetch_metrics(

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from partnercast.channels.social import linkedin as linkedin_module
+from partnercast.channels.social import x as x_module
 from partnercast.channels.social.linkedin import LinkedInAccount, LinkedInChannel
 from partnercast.channels.social.standin import LINKEDIN_POSTS, X_POSTS, SocialStandIn
 from partnercast.channels.social.x import XAccount, XChannel
@@ -127,3 +129,60 @@ def test_metrics_in_the_documented_shapes(
     request = [r for r in standin.requests if "ShareStatistics" in r.path][-1]
     assert request.query["shares"] == [f"List({org_post})"]
     li.close()
+
+
+def _busy_since(channel: XChannel | LinkedInChannel, account, posts: int) -> None:  # type: ignore[no-untyped-def]
+    """The partner posts ``posts`` other texts after the uncertain attempt."""
+    for number in range(posts):
+        channel.post(f"Another post of the partner's, number {number}.", account)
+
+
+@pytest.mark.parametrize("beyond", [False, True])
+def test_x_lookup_past_what_it_reads_cannot_tell(
+    standin: SocialStandIn,
+    make_request,  # type: ignore[no-untyped-def]
+    x_here: XAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    beyond: bool,
+) -> None:
+    """The lost post lies past the pages read (1 page of 5 here): None, not "no post"."""
+    monkeypatch.setattr(x_module, "TIMELINE_PAGES", 1)
+    monkeypatch.setattr(x_module, "TIMELINE_PAGE_SIZE", 5)
+    channel = XChannel()
+    draft = channel.render(make_request(content=CONTENT))
+    started = datetime.now(UTC)
+    standin.drop_after_post(X_POSTS)
+    with pytest.raises(TransientError):
+        channel.publish(draft, x_here, idempotency_key="k")
+    _busy_since(channel, x_here, 5 if beyond else 4)
+    found = XChannel().find_published(draft, x_here, idempotency_key="k", since=started)
+    assert found == (None if beyond else [standin.x_posts()[0].id])
+    other = channel.render(make_request("Never posted", content=CONTENT))
+    unknown = XChannel().find_published(other, x_here, idempotency_key="k2", since=started)
+    assert unknown == (None if beyond else [])
+
+
+@pytest.mark.parametrize("beyond", [False, True])
+def test_linkedin_lookup_pages_back_to_the_attempt_then_cannot_tell(
+    standin: SocialStandIn,
+    make_request,  # type: ignore[no-untyped-def]
+    li_here: LinkedInAccount,
+    monkeypatch: pytest.MonkeyPatch,
+    beyond: bool,
+) -> None:
+    """Pages of 3, at most 2: the post is found on the second page; past it, None."""
+    monkeypatch.setattr(linkedin_module, "LOOKUP_COUNT", 3)
+    monkeypatch.setattr(linkedin_module, "LOOKUP_PAGES", 2)
+    channel = LinkedInChannel()
+    request = make_request("Hybrid (cloud) #done", content=CONTENT, channel="linkedin")
+    draft = channel.render(request)
+    channel.post("A post from before the attempt.", li_here)
+    started = datetime.now(UTC)
+    standin.drop_after_post(LINKEDIN_POSTS)
+    with pytest.raises(TransientError):
+        channel.publish(draft, li_here, idempotency_key="k")
+    _busy_since(channel, li_here, 6 if beyond else 4)
+    found = LinkedInChannel().find_published(draft, li_here, idempotency_key="k", since=started)
+    assert found == (None if beyond else [standin.linkedin_posts()[1].id])
+    finders = [r for r in standin.requests if r.method == "GET" and r.path == LINKEDIN_POSTS]
+    assert [r.query["start"] for r in finders] == [["0"], ["3"]]
