@@ -435,20 +435,16 @@ def score_command(
         raise NotFound(f"no partner {partner!r}")
     if partner:
         card = cards[0]
-        table = Table("component", "group", "weight", "value", "points", "why")
-        table.title = f"{card.external_id} {card.name}: {card.score:.0f} / 100"
+        table = Table(title=f"{card.external_id} {card.name}: {card.score:.0f} / 100")
+        table.add_column("component", no_wrap=True)
+        table.add_column("group", no_wrap=True)
+        table.add_column("weight", justify="right", no_wrap=True)
+        table.add_column("points", justify="right", no_wrap=True)
+        table.add_column("why")
         for c in card.components:
-            _row(
-                table,
-                c.name,
-                c.group,
-                f"{c.weight:.0f}",
-                f"{c.value:.2f}",
-                f"{c.points:.1f}",
-                c.detail,
-            )
+            _row(table, c.name, c.group, f"{c.weight:.0f}", f"{c.points:.1f}", c.detail)
         console.print(table)
-        console.print(Text(f"what holds it back: {card.weakest.name} ({card.weakest.detail})"))
+        console.print(Text(f"what holds it back: {card.weakest.explain()}"))
         return
     if len(cards) > PLAIN_ABOVE:
         lines = [

@@ -1,5 +1,12 @@
 """Charts for the reports, drawn with matplotlib's Agg backend into PNG files.
 
+Each chart answers one question at a glance, so each is drawn for that question rather
+than as a generic bar chart: the funnel in two panels with their own scales (a thousand
+emails sent would flatten ten leads to nothing) and the conversion from each step to the
+next; ROI sorted, coloured by whether it meets the target, the target line named where it
+is drawn; the score as each component's points against its weight, the weakest marked;
+across cycles, grouped bars that read as well with one cycle as with ten.
+
 matplotlib is imported inside the functions so that importing this module (and the CLI)
 costs nothing until a report is written.
 """
@@ -10,8 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-FUNNEL_STEPS = ("sent", "delivered", "visits", "forms", "leads", "mql", "sql", "opportunity", "won")
-ACCENT, MUTED, TARGET = "#2563eb", "#94a3b8", "#dc2626"
+REACH_STEPS = ("sent", "delivered", "opened", "clicked", "visits", "forms")
+PIPELINE_STEPS = ("leads", "mql", "sql", "opportunity", "won")
+FUNNEL_STEPS = (*REACH_STEPS, *PIPELINE_STEPS)
+STEP_LABELS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "opened": "opened",
+    "clicked": "clicked",
+    "visits": "page visits",
+    "forms": "form fills",
+    "leads": "leads",
+    "mql": "MQL",
+    "sql": "SQL",
+    "opportunity": "opportunities",
+    "won": "won",
+}
+ACCENT, MUTED, GOOD, WEAK, TARGET = "#2563eb", "#cbd5e1", "#15803d", "#f59e0b", "#dc2626"
+SERIES = ("#2563eb", "#7c3aed", "#0891b2", "#15803d", "#f59e0b", "#db2777", "#64748b")
 
 
 def _pyplot() -> Any:
@@ -20,6 +43,7 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold"})
     return plt
 
 
@@ -30,73 +54,240 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def funnel_chart(counts: dict[str, int], title: str, path: Path) -> Path:
-    """Horizontal bars from sent down to won, each labelled with its count."""
-    plt = _pyplot()
-    steps = [step for step in FUNNEL_STEPS if step in counts]
-    values = [counts[step] for step in steps]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bars = ax.barh(steps[::-1], values[::-1], color=ACCENT)
-    ax.bar_label(bars, padding=3)
-    ax.set_title(title)
-    ax.set_xlabel("count")
+def _plain_axes(ax: Any) -> None:
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_xlim(0, max([*values, 1]) * 1.15)
+
+
+def step_labels(counts: dict[str, int], steps: Sequence[str]) -> list[str]:
+    """Each step's count, and from the second step on its share of the step before."""
+    labels = []
+    for i, step in enumerate(steps):
+        count = counts.get(step, 0)
+        before = counts.get(steps[i - 1], 0) if i else 0
+        share = f"  ({count / before:.0%} of {STEP_LABELS[steps[i - 1]]})" if i and before else ""
+        labels.append(f"{count:,}{share}")
+    return labels
+
+
+def funnel_chart(counts: dict[str, int], title: str, path: Path) -> Path:
+    """Reach (sent to form fills) and pipeline (leads to won), side by side, each bar with
+    its count and its conversion from the step above."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, steps, name, color in (
+        (axes[0], REACH_STEPS, "Reach", ACCENT),
+        (axes[1], PIPELINE_STEPS, "Pipeline", GOOD),
+    ):
+        values = [counts.get(step, 0) for step in steps]
+        bars = ax.barh([STEP_LABELS[s] for s in steps][::-1], values[::-1], color=color)
+        ax.bar_label(bars, labels=step_labels(counts, steps)[::-1], padding=3, fontsize=9)
+        ax.set_xlim(0, max([*values, 1]) * 1.7)  # room for the labels
+        ax.set_title(name, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        _plain_axes(ax)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
     return _save(fig, path)
 
 
 def roi_chart(
-    labels: Sequence[str], rois: Sequence[float | None], target: float, title: str, path: Path
+    labels: Sequence[str],
+    rois: Sequence[float | None],
+    target: float,
+    title: str,
+    path: Path,
+    *,
+    limit: int = 40,
 ) -> Path:
-    """Pipeline ROI per group against the target line (no spend: no bar)."""
+    """ROI per group, highest first, green when it meets the target; groups without
+    spend have no ROI and are named in a note instead of drawn as a zero."""
     plt = _pyplot()
-    shown = [roi or 0.0 for roi in rois]
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.45 * len(labels) + 1.2)))
-    colors = [ACCENT if value >= target else MUTED for value in shown]
-    bars = ax.barh(list(labels)[::-1], shown[::-1], color=colors[::-1])
-    ax.bar_label(
-        bars, labels=[("n/a" if r is None else f"{r:.1f}x") for r in rois][::-1], padding=3
+    from matplotlib.patches import Patch
+
+    pairs = list(zip(labels, rois, strict=True))
+    measured = sorted(((label, roi) for label, roi in pairs if roi), key=lambda pair: -pair[1])
+    # Many partners with spend and no pipeline yet would be a wall of empty bars: named
+    # in the note instead (a single group, as in a partner's own report, keeps its bar).
+    nothing = [label for label, roi in pairs if roi == 0]
+    if len(pairs) <= 3:
+        measured += [(label, 0.0) for label in nothing]
+        nothing = []
+    unmeasured = [label for label, roi in pairs if roi is None]
+    shown = measured[:limit]
+    fig, ax = plt.subplots(figsize=(9, max(2.2, 0.3 * len(shown) + 1.6)))
+    if shown:
+        names = [label for label, _ in shown][::-1]
+        values = [roi for _, roi in shown][::-1]
+        colors = [GOOD if value >= target else WEAK for value in values]
+        bars = ax.barh(names, values, color=colors)
+        ax.bar_label(bars, labels=[f"{v:.1f}x" for v in values], padding=3, fontsize=9)
+        top = max([*values, target]) * 1.18
+        ax.set_xlim(0, top)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+    else:
+        ax.set_xlim(0, target * 1.5)
+        ax.text(0.5, 0.5, "no spend recorded yet", ha="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.axvline(target, color=TARGET, linestyle="--", linewidth=1.5)
+    ax.text(
+        target,
+        1.0,
+        f" {target:.0f}x target",
+        color=TARGET,
+        va="bottom",
+        transform=ax.get_xaxis_transform(),
+        fontsize=9,
     )
-    ax.axvline(target, color=TARGET, linestyle="--", label=f"target {target:.0f}x")
-    ax.set_xlim(0, max([*shown, target]) * 1.2)
-    ax.set_title(title)
     ax.set_xlabel("pipeline value / spend")
-    ax.legend(loc="lower right")
-    ax.spines[["top", "right"]].set_visible(False)
-    return _save(fig, path)
+    ax.set_title(title, loc="left", pad=16)
+    ax.legend(
+        handles=[
+            Patch(color=GOOD, label=f"meets {target:.0f}x"),
+            Patch(color=WEAK, label="below target"),
+        ],
+        loc="lower right",
+        fontsize=8,
+        frameon=False,
+    )
+    notes = []
+    if len(measured) > limit:
+        notes.append(f"the {limit} highest of {len(measured)} shown")
+    if nothing:
+        notes.append(f"{len(nothing)} with spend and no pipeline yet (0x): " + _names(nothing))
+    if unmeasured:
+        notes.append(f"{len(unmeasured)} without spend (no ROI): " + _names(unmeasured))
+    if notes:
+        fig.text(0.01, 0.005, "; ".join(notes), fontsize=8, color="#475569")
+    _plain_axes(ax)
+    fig.tight_layout(rect=(0, 0.03 if notes else 0, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
-def score_chart(components: Sequence[tuple[str, float, float]], title: str, path: Path) -> Path:
-    """Points earned against the weight of each score component."""
+def _names(labels: Sequence[str], most: int = 6) -> str:
+    ids = [label.split()[0] for label in labels]
+    return ", ".join(ids[:most]) + (", ..." if len(ids) > most else "")
+
+
+def return_chart(
+    pipeline_roi: float | None, won_roi: float | None, target: float, title: str, path: Path
+) -> Path:
+    """One partner's pipeline and won ROI against the target."""
+    return roi_chart(
+        ["pipeline / spend", "won / spend"], [pipeline_roi, won_roi], target, title, path
+    )
+
+
+def score_chart(
+    components: Sequence[tuple[str, float, float]],
+    title: str,
+    path: Path,
+    *,
+    weakest: str | None = None,
+) -> Path:
+    """Points earned against the weight of each score component; the one that loses the
+    most points (what holds the partner back) in amber."""
     plt = _pyplot()
+    from matplotlib.patches import Patch
+
     names = [name for name, _, _ in components][::-1]
     weights = [weight for _, weight, _ in components][::-1]
     points = [pts for _, _, pts in components][::-1]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    ax.barh(names, weights, color="#e2e8f0", label="weight")
-    bars = ax.barh(names, points, color=ACCENT, label="points")
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(names) + 1.5))
+    ax.barh(names, weights, color="#e2e8f0")
+    colors = [WEAK if name == weakest else ACCENT for name in names]
+    bars = ax.barh(names, points, color=colors)
     ax.bar_label(
-        bars, labels=[f"{p:.1f} / {w:.0f}" for p, w in zip(points, weights, strict=True)], padding=3
+        bars,
+        labels=[f"{p:.1f} of {w:.0f}" for p, w in zip(points, weights, strict=True)],
+        padding=3,
+        fontsize=9,
     )
-    ax.set_title(title)
-    ax.set_xlim(0, max([*weights, 1]) * 1.3)
-    ax.legend(loc="lower right")
-    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(title, loc="left")
+    ax.set_xlabel("points (the grey bar is the component's weight: its most)")
+    ax.set_xlim(0, max([*weights, 1]) * 1.35)
+    handles = [Patch(color=ACCENT, label="points"), Patch(color="#e2e8f0", label="weight")]
+    if weakest:
+        handles.append(Patch(color=WEAK, label="holds it back"))
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    _plain_axes(ax)
+    return _save(fig, path)
+
+
+def score_stack_chart(
+    partners: Sequence[tuple[str, Sequence[tuple[str, float, float]]]], title: str, path: Path
+) -> Path:
+    """Each partner's score as stacked component points, highest score on top; the
+    legend names each component with its weight."""
+    plt = _pyplot()
+    names = [label for label, _ in partners][::-1]
+    fig, ax = plt.subplots(figsize=(10, max(2.5, 0.32 * len(names) + 1.8)))
+    if not partners:
+        ax.text(0.5, 0.5, "no partner yet", ha="center", transform=ax.transAxes)
+        return _save(fig, path)
+    components = [(name, weight) for name, weight, _ in partners[0][1]]
+    left = [0.0] * len(names)
+    for i, (component, weight) in enumerate(components):
+        values = [dict((n, p) for n, _, p in parts)[component] for _, parts in partners][::-1]
+        ax.barh(
+            names,
+            values,
+            left=left,
+            color=SERIES[i % len(SERIES)],
+            label=f"{component} ({weight:.0f})",
+        )
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total + 1, y, f"{total:.0f}", va="center", fontsize=9)
+    ax.set_xlim(0, 112)
+    ax.set_xlabel("score out of 100 (legend: component and its weight)")
+    ax.set_title(title, loc="left")
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 2.0 / (len(names) + 6)),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    _plain_axes(ax)
     return _save(fig, path)
 
 
 def trend_chart(
-    cycles: Sequence[str], series: dict[str, Sequence[float]], title: str, path: Path
+    cycles: Sequence[str],
+    series: dict[str, Sequence[float]],
+    title: str,
+    path: Path,
+    *,
+    note: str = "",
 ) -> Path:
-    """One line per metric across cycles."""
+    """Grouped bars per cycle, one colour per metric, each bar with its count."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name, values in series.items():
-        ax.plot(list(cycles), list(values), marker="o", label=name)
-    ax.set_title(title)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    count = len(series)
+    width = 0.8 / max(count, 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [x + (i - (count - 1) / 2) * width for x in range(len(cycles))]
+        bars = ax.bar(xs, list(values), width=width, label=name, color=SERIES[i % len(SERIES)])
+        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=2, fontsize=8)
+    ax.set_xticks(range(len(cycles)), list(cycles))
+    ax.set_xlim(-0.6, max(len(cycles), 2) - 0.4)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylim(0, max([1.0, *(v for values in series.values() for v in values)]) * 1.2)
+    ax.set_title(title, loc="left")
     ax.set_ylabel("count")
-    ax.legend()
-    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="upper right", fontsize=8, frameon=False, ncol=len(series))
+    _plain_axes(ax)
     if not cycles:
         ax.text(0.5, 0.5, "no cycle yet", ha="center", transform=ax.transAxes)
+    elif len(cycles) == 1:
+        note = "; ".join(
+            x for x in ("one cycle so far: the trend shows from the second", note) if x
+        )
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=8, color="#475569")
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
     return _save(fig, path)

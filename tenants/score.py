@@ -45,6 +45,16 @@ GROUPS = {
     "trend": "trend",
 }
 FAST_DAYS, SLOW_DAYS = 1.0, 14.0
+ADVICE = {
+    "approval speed": "review and approve each campaign within a day or two of the invitation",
+    "customisation": "rewrite more of the vendor's copy in your own words and for your customers",
+    "activity": "keep your channel accounts connected so every scheduled touch goes out",
+    "leads": "follow up clicks and page visits; ask the concierge which touches bring leads",
+    "MQL to SQL": "qualify marketing leads faster: call each within 48 hours",
+    "pipeline per spend": "turn more of the MDF into opportunities, or spend it where leads come",
+    "trend": "keep the momentum: this cycle brought fewer leads and opportunities than the last",
+}
+"""What a partner can do about each component, said with what holds it back."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,17 @@ class Component:
     @property
     def lost(self) -> float:
         return self.weight * (1 - self.value)
+
+    @property
+    def advice(self) -> str:
+        return ADVICE[self.name]
+
+    def explain(self) -> str:
+        """What holds a partner back, why, what it costs, and what to do about it."""
+        return (
+            f"{self.name}: {self.detail}; {self.points:.1f} of {self.weight:.0f} points "
+            f"({self.lost:.1f} lost). To do: {self.advice}."
+        )
 
 
 @dataclass(frozen=True)
@@ -277,7 +298,9 @@ def _pipeline_per_spend(row: FunnelRow, best_pipeline: float) -> Component:
             "pipeline per spend", share, f"pipeline {row.pipeline:,.0f}, no spend recorded"
         )
     return _component(
-        "pipeline per spend", roi / ROI_TARGET, f"{roi:.1f}x spend (target {ROI_TARGET:.0f}x)"
+        "pipeline per spend",
+        roi / ROI_TARGET,
+        f"pipeline {roi:.1f}x the spend (target {ROI_TARGET:.0f}x)",
     )
 
 

@@ -112,3 +112,60 @@ def test_reports_are_written_and_a_partner_report_holds_only_its_own_data(
 def test_report_command(results: Funnel, cli, tmp_path: Path) -> None:
     out = cli("report", "--tenant", "northwind", "--out", str(tmp_path / "r"))
     assert "programme report" in out.stdout and "6 partner reports" in out.stdout
+
+
+def test_what_holds_a_partner_back_says_what_it_costs_and_what_to_do(results: Funnel) -> None:
+    with results.session() as session:
+        cards = {card.external_id: card for card in score_partners(session)}
+    weakest = cards["P006"].weakest
+    said = weakest.explain()
+    assert said.startswith(f"{weakest.name}: {weakest.detail}; ")
+    assert f"{weakest.points:.1f} of {weakest.weight:.0f} points" in said
+    assert "To do: " in said and weakest.advice in said
+    assert all(c.advice for c in cards["P001"].components)
+
+
+def test_the_report_reads_as_a_report(results: Funnel, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from partnercast.tenants import report_charts
+
+    out = tmp_path / "reports"
+    with results.session() as session:
+        files = write_reports(session, out)
+    programme = files.programme.read_text()
+    # Two tables that fit a page (reach; pipeline and return), the target marked per row.
+    assert "<th>reach</th>" in programme and "<th>pipeline</th>" in programme
+    assert "50.0x ✓" in programme and '<td class="ok">' in programme
+    assert programme.count("<h2>") >= 5
+    # The funnel: two panels side by side; each step's share of the one before.
+    width, height = Image.open(out / "funnel.png").size
+    assert width > 2 * height
+    counts = {"leads": 4, "mql": 3, "sql": 1, "opportunity": 1, "won": 0}
+    assert report_charts.step_labels(counts, report_charts.PIPELINE_STEPS) == [
+        "4",
+        "3  (75% of leads)",
+        "1  (33% of MQL)",
+        "1  (100% of SQL)",
+        "0  (0% of opportunities)",
+    ]
+    # A partner's page says what holds it back and what to do, and carries its own table.
+    mine = files.partners["P002"].read_text()
+    assert "What holds you back: <b>" in mine and "What to do:" in mine
+    assert "<th>reach</th>" in mine
+    header = (files.partners["P002"].parent / "funnel.csv").read_text().splitlines()[0]
+    assert "impressions" in header and "ad_cost" in header
+
+
+def test_the_roi_chart_leaves_out_empty_bars_but_names_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from partnercast.tenants import report_charts
+
+    labels = [f"P{n:03d} Partner" for n in range(30)]
+    rois = [30.0, 5.0, *([0.0] * 25), None, None, None]
+    report_charts.roi_chart(labels, rois, 20.0, "ROI", tmp_path / "few.png")
+    report_charts.roi_chart(labels[:2], rois[:2], 20.0, "ROI", tmp_path / "two.png")
+    # Two bars drawn however many partners have spend and no pipeline: the chart stays short.
+    few, two = (Image.open(tmp_path / name).size[1] for name in ("few.png", "two.png"))
+    assert few - two < 40
