@@ -8,6 +8,12 @@ host the process table decides: the row is live while its process runs (``os.kil
 against a reused pid). So a worker that was SIGKILLed can be restarted at once, and one
 whose beat waited on a busy SQLite database is not taken for dead.
 
+A worker whose process is gone from this host holds leases nobody will renew: the next
+worker to start here (:func:`register`), or any live worker here at its next beat
+(:func:`beat`), removes its row and frees those leases (core.outbox.release_dead), so its
+dispatches are taken over within a beat or a start instead of when the leases expire.
+Workers on other hosts are left to their lease expiry: a missed beat is no proof of death.
+
 SQLite takes one worker: :func:`register` refuses to start a second while a live one
 holds the database (one clear line). The check and the insert are one transaction whose
 first statement is a write, so two workers starting at once cannot both pass. PostgreSQL
@@ -16,21 +22,26 @@ takes any number; there the rows are what ``partnercast status`` lists.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from datetime import datetime
 
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from partnercast.core import outbox
 from partnercast.core.errors import UserError
-from partnercast.core.tenancy import plain_session
+from partnercast.core.tenancy import plain_session, system_session
 from partnercast.core.timeutil import as_utc, utcnow
 
 BEAT_SECONDS = 1.0
 EXPIRY_SECONDS = 10.0
 SAME_HOST_STALE_SECONDS = 300.0
+
+log = logging.getLogger(__name__)
+FREE_REASON = "a dead worker's leases are freed for every tenant's dispatches"
 
 
 class WorkerHeartbeat(SQLModel, table=True):
@@ -80,7 +91,7 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
     moment = now or utcnow()
     host, pid = socket.gethostname(), os.getpid()
     sqlite = engine.dialect.name == "sqlite"
-    with plain_session(engine) as session:
+    with system_session(engine, reason=FREE_REASON) as session:
         # First statement a write (it matches no row): SQLite's write lock is taken now,
         # waiting on the busy timeout, so the check below is serialised.
         session.execute(
@@ -88,9 +99,12 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
             .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
             .values(last_seen=moment)
         )
+        dead: list[str] = []
         for row in session.exec(select(WorkerHeartbeat)).all():
             if not is_live(row, moment, host):
                 session.delete(row)
+                if row.host == host and not pid_alive(row.pid):
+                    dead.append(row.worker_id)
             elif sqlite:
                 raise AnotherWorker(
                     f"another worker ({row.host}:{row.pid}) is already serving this SQLite "
@@ -101,17 +115,33 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
                 worker_id=worker_id, host=host, pid=pid, started_at=moment, last_seen=moment
             )
         )
+        _free(session, dead, worker_id)
 
 
 def beat(engine: Engine, worker_id: str) -> bool:
-    """Renew this worker's row; False if it was gone (removed as dead): it is written again."""
+    """Renew this worker's row; False if it was gone (removed as dead): it is written again.
+
+    Also removes the rows of this host's workers whose process is gone and frees their
+    leases (a SIGKILLed peer's dispatches are taken over within a beat).
+    """
     moment = utcnow()
-    with plain_session(engine) as session:
+    host = socket.gethostname()
+    with system_session(engine, reason=FREE_REASON) as session:
         found = session.execute(
             update(WorkerHeartbeat)
             .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
             .values(last_seen=moment)
         ).rowcount  # type: ignore[attr-defined]
+        peers = session.exec(
+            select(WorkerHeartbeat).where(
+                WorkerHeartbeat.host == host,
+                WorkerHeartbeat.worker_id != worker_id,
+            )
+        ).all()
+        dead = [row for row in peers if not pid_alive(row.pid)]
+        for row in dead:
+            session.delete(row)
+        _free(session, [row.worker_id for row in dead], worker_id)
         if not found:
             session.add(
                 WorkerHeartbeat(
@@ -123,6 +153,14 @@ def beat(engine: Engine, worker_id: str) -> bool:
                 )
             )
     return bool(found)
+
+
+def _free(session: Session, dead: list[str], by: str) -> None:
+    """Free the leases of the dead workers ``dead`` (noticed by worker ``by``)."""
+    if not dead:
+        return
+    freed = outbox.release_dead(session, dead)
+    log.info("worker %s: %d leases of dead worker(s) %s freed", by, freed, ", ".join(dead))
 
 
 def unregister(engine: Engine, worker_id: str) -> None:

@@ -222,6 +222,24 @@ def release_owned(engine: Engine, owner: str) -> int:
         return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
+def release_dead(session: Session, owners: Collection[str]) -> int:
+    """Free the leases of workers known dead, in the caller's (system) transaction.
+
+    Called by core.heartbeat when a worker's process is gone from this host (SIGKILL, a
+    crash): its dispatches become claimable at once instead of when their leases expire.
+    The dead worker can write nothing more, and its fences would fail anyway.
+    """
+    if not owners:
+        return 0
+    statement = (
+        update(Dispatch)
+        .where(col(Dispatch.lease_owner).in_(list(owners)))
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
 QUEUE_BUCKETS = ("due", "running", "retrying", "scheduled", "done", "failed", "skipped")
 
 

@@ -119,14 +119,15 @@ class Fleet:
         return [incarnation for incarnation in self.slots if incarnation.ready()]
 
     def kill(self, victim: Incarnation) -> None:
-        """SIGKILL ``victim``, note what it held, start a new worker in its slot."""
-        killed_at = time.time()
-        victim.killed_at = killed_at
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait()
-        self.kills.append(killed_at)
-        self.dead.append(victim)
+        """SIGKILL ``victim``, note what it held, start a new worker in its slot.
+
+        The victim is frozen (SIGSTOP) while its leases are read, then killed: read after
+        the kill, a live peer may already have freed them (core.heartbeat frees a dead
+        worker's leases at its next beat) and the orphans would go unseen; read before
+        it, the victim could still finish one.
+        """
         assert victim.worker_id is not None
+        victim.process.send_signal(signal.SIGSTOP)
         with system_session(self.engine, reason="the crash test reads a dead worker's leases") as s:
             held = s.exec(
                 select(Dispatch).where(
@@ -134,11 +135,17 @@ class Fleet:
                     col(Dispatch.lease_until).is_not(None),
                 )
             ).all()
-            for row in held:
-                assert row.lease_until is not None
-                self.orphans.append(
-                    Orphan(row.id or 0, victim.worker_id, killed_at, _epoch(row.lease_until))
-                )
+        killed_at = time.time()
+        victim.killed_at = killed_at
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        self.kills.append(killed_at)
+        self.dead.append(victim)
+        for row in held:
+            assert row.lease_until is not None
+            self.orphans.append(
+                Orphan(row.id or 0, victim.worker_id, killed_at, _epoch(row.lease_until))
+            )
         self.slots[victim.slot] = self._spawn(victim.slot, victim.number + 1)
 
     def watch_orphans(self) -> None:
