@@ -99,7 +99,9 @@ def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:
 def list_accounts(tenant: TenantOption) -> None:
     """List the tenant's channel accounts (secrets shown as ****)."""
     engine = open_engine()
-    table = Table("partner", "channel", "status", "settings", "last error")
+    table = Table("partner", "channel", "status")
+    table.add_column("settings", overflow="fold")  # folded, never cut: whole at 80 columns
+    table.add_column("last error", overflow="fold")
     with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
         rows = session.exec(
             select(accounts.ChannelAccount, Partner)
@@ -108,7 +110,7 @@ def list_accounts(tenant: TenantOption) -> None:
         ).all()
         for row, partner in rows:
             secret_note = ["secrets=****"] if row.secrets else []
-            settings = ", ".join(
+            settings = "\n".join(
                 [f"{k}={v}" for k, v in sorted(row.settings.items()) if v is not None] + secret_note
             )
             table.add_row(partner.external_id, row.channel, row.status, settings, row.last_error)

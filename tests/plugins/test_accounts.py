@@ -98,6 +98,24 @@ def test_connect_prompts_for_the_secret_stores_it_encrypted_and_lists_stars(
     assert PASSWORD not in str(raw) and "587" in str(raw[0])
 
 
+def test_the_listing_cuts_nothing_at_80_columns(
+    cli, partner_world: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a pipe gets: long settings and errors fold onto more lines, never end in '…'."""
+    monkeypatch.setenv("COLUMNS", "80")
+    host = "smtp-relay.eu-central.mail.partner-of-northwind.example"
+    cli(
+        "accounts", "connect", "P001", "email", "--tenant", "vendor-a",
+        "--set", f"host={host}", "--set", f"password={PASSWORD}",
+        "--set", "from_email=marketing.team@partner-of-northwind.example", "--set", "from_name=A",
+    )  # fmt: skip
+    listing = cli("accounts", "list", "--tenant", "vendor-a").stdout
+    assert "…" not in listing and max(len(line) for line in listing.splitlines()) <= 80
+    cells = "".join(line.split("│")[4].strip() for line in listing.splitlines() if "│" in line)
+    assert f"host={host}" in cells and "secrets=****" in cells
+    assert PASSWORD not in listing
+
+
 def test_a_bad_setting_is_one_line_that_never_echoes_a_value(cli, partner_world: int) -> None:
     result = cli(
         "accounts", "connect", "P001", "email", "--tenant", "vendor-a",
