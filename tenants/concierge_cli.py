@@ -158,7 +158,7 @@ def _task_lines(
         due = f"{as_utc(task.due_at):%Y-%m-%d}"
         if task.status in concierge.OPEN_STATUSES and as_utc(task.due_at) < now:
             due += " overdue"
-        notes = len(task.notes.splitlines())
+        notes = sum(1 for line in task.notes.splitlines() if line.startswith("["))
         rows.append(
             (
                 f"#{task.id}",

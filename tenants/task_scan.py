@@ -445,6 +445,8 @@ def _open_new(ctx: ScanContext, causes: list[Cause]) -> list[ConciergeTask]:
             created_at=ctx.now,
             updated_at=ctx.now,
         )
+        if cause.kind == WEEKLY_REVIEW:
+            task.notes = _agenda_note(ctx, cause.partner_id)
         try:
             with ctx.session.begin_nested():
                 ctx.session.add(task)
@@ -454,6 +456,24 @@ def _open_new(ctx: ScanContext, causes: list[Cause]) -> list[ConciergeTask]:
             continue
         opened.append(task)
     return opened
+
+
+def _agenda_note(ctx: ScanContext, partner_id: int) -> str:
+    """The review's agenda as the job saw it, so the scheduled job hands the concierge the
+    agenda with the task (`partnercast tasks show`), not only a reminder to make one."""
+    from partnercast.tenants.review import build_agenda  # review imports this module
+    from partnercast.tenants.review_format import to_markdown
+
+    partner = ctx.session.get(Partner, partner_id)
+    if partner is None:
+        return ""
+    agenda = to_markdown(build_agenda(ctx.session, partner, ctx.now)).rstrip()
+    agenda = agenda.removesuffix("## Notes").rstrip()
+    return (
+        f"[{ctx.now:%Y-%m-%d %H:%M}] engine: the agenda as of now (`partnercast review "
+        f"{partner.external_id}` makes a fresh one; --notes records the review as held)\n"
+        f"{agenda}\n"
+    )
 
 
 def _known_keys(session: Session, keys: Iterable[str]) -> set[str]:

@@ -154,6 +154,11 @@ def test_weekly_reviews_come_due_every_interval_for_partners_who_accepted(world:
         readiness.set_readiness(session, partner, {"weekly_review": True})
         report = schedule_weekly_reviews(session, now)
         assert [t.kind for t in report.opened] == ["weekly_review"]
+        # The scheduled job hands over the agenda with the task.
+        notes = report.opened[0].notes
+        assert "engine: the agenda as of now" in notes
+        assert f"# Weekly review: {partner.name} ({partner.external_id})" in notes
+        assert "## Open tasks" in notes and "## Results of the past week" in notes
         assert schedule_weekly_reviews(session, now).opened == []
         agenda = review.build_agenda(session, partner, now)
         review.hold_review(session, partner, agenda, notes="good call", by="anna", now=now)
