@@ -205,9 +205,11 @@ class Channel(ABC):
         connection) and has no external ids. ``since`` is when that attempt started
         (UTC); a post made before it is not this dispatch's. Return the post's external
         ids (as ``publish`` would have), ``[]`` when the network certainly holds no such
-        post, or None when the channel cannot tell. Raise the typed errors as ``publish``
-        does. The default cannot tell: the engine then never posts blindly, it fails the
-        dispatch as uncertain and a concierge checks the partner's feed.
+        post (the lookup read everything since ``since``), or None when the channel
+        cannot tell (no lookup, or a bounded lookup that ran out before ``since``).
+        Raise the typed errors as ``publish`` does. The default cannot tell: the engine
+        then never posts blindly, it fails the dispatch as uncertain and a concierge
+        checks the partner's feed.
         """
         return None
 
