@@ -11,15 +11,16 @@ from __future__ import annotations
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from partnercast.core.errors import UserError
+
+if TYPE_CHECKING:  # alembic is imported where migrations run: not in every command's start
+    from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -87,6 +88,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config pointing at the packaged migrations and at ``engine``."""
+    from alembic.config import Config
+
     script_location = resources.files("partnercast.core") / "migrations"
     config = Config()
     config.set_main_option("script_location", str(script_location))
@@ -96,6 +99,8 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply migrations up to ``revision`` (idempotent)."""
+    from alembic import command
+
     try:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as error:

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 import requests
 import tweepy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from twitter_text import parse_tweet
 
 from partnercast.channels.retry_after import retry_after_seconds
 from partnercast.channels.social.logs import secrets_redacted
@@ -106,9 +105,13 @@ class XChannel(PublishingChannel):
     Account: ClassVar[type[BaseModel]] = XAccount
 
     def length(self, text: str) -> int:
+        from twitter_text import parse_tweet  # its regexes cost 0.4 s a worker start
+
         return int(parse_tweet(text).weightedLength)
 
     def text_problems(self, text: str) -> list[str]:
+        from twitter_text import parse_tweet
+
         result = parse_tweet(text)
         if not result.valid and result.weightedLength <= MAX_WEIGHTED_LENGTH:
             return ["the post contains characters X does not accept"]
