@@ -36,7 +36,7 @@ from partnercast.tenants.metrics import (
     total,
 )
 from partnercast.tenants.models import Partner
-from partnercast.tenants.reports import write_reports
+from partnercast.tenants.reports import write_partner_report, write_reports
 from partnercast.tenants.score import score_partners
 from partnercast.tenants.spend import KINDS, add_spend, list_spend
 
@@ -471,13 +471,25 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the reports into.")] = Path(
         "reports"
     ),
+    partner: Annotated[
+        str | None,
+        typer.Option("--partner", help="Only this partner's report, written into --out itself."),
+    ] = None,
 ) -> None:
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
+    if partner is not None:
+        with _scoped(tenant) as session:
+            page = write_partner_report(session, partner, out)
+        console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
+        return
     with _scoped(tenant) as session:
         files = write_reports(session, out)
-    console.print(f"programme report: {files.programme}", markup=False, highlight=False)
+    console.print(
+        f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True
+    )
     console.print(
         f"{len(files.partners)} partner reports under {out / 'partners'}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )

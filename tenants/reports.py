@@ -71,6 +71,19 @@ def write_reports(session: Session, out: Path) -> ReportFiles:
     return ReportFiles(programme, partners)
 
 
+def write_partner_report(session: Session, external_id: str, out: Path) -> Path:
+    """Write one partner's report only, into ``out`` itself: a folder to hand that partner,
+    holding nothing of the programme or of another partner."""
+    tenant = session.get(Tenant, session_tenant(session))
+    if tenant is None:
+        raise NotFound("the session's tenant does not exist")
+    partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
+    if partner is None:
+        raise NotFound(f"no partner {external_id!r}", where="--partner")
+    cards = score_partners(session, external_id)
+    return _partner_report(session, tenant, partner, cards[0] if cards else None, out)
+
+
 def _programme(
     session: Session, tenant: Tenant, rows: list[FunnelRow], cards: list[ScoreCard], out: Path
 ) -> Path:

@@ -114,6 +114,29 @@ def test_report_command(results: Funnel, cli, tmp_path: Path) -> None:
     assert "programme report" in out.stdout and "6 partner reports" in out.stdout
 
 
+def test_one_partners_report_to_hand_over(results: Funnel, cli, tmp_path: Path) -> None:
+    folder = tmp_path / "for-p002"
+    said = cli("report", "--tenant", "northwind", "--partner", "P002", "--out", str(folder))
+    assert str(folder / "index.html") in said.stdout.split()  # whole, to copy
+    assert {f.name for f in folder.iterdir()} == {
+        "index.html",
+        "funnel.png",
+        "roi.png",
+        "trend.png",
+        "score.png",
+        "funnel.csv",
+        "cycles.csv",
+        "score.csv",
+    }
+    with results.session() as session:
+        names = {p.external_id: p.name for p in session.exec(select(Partner)).all()}
+    text = "".join(f.read_text() for f in folder.iterdir() if f.suffix in (".html", ".csv"))
+    assert names["P002"] in text
+    assert not [n for eid, n in names.items() if eid != "P002" and (n in text or eid in text)]
+    wrong = cli("report", "--tenant", "northwind", "--partner", "P404", expect=1)
+    assert "no partner 'P404'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
 def test_what_holds_a_partner_back_says_what_it_costs_and_what_to_do(results: Funnel) -> None:
     with results.session() as session:
         cards = {card.external_id: card for card in score_partners(session)}
