@@ -218,9 +218,13 @@ def gather(
         per_channel[channel_name].taken_hour += rate.taken_hour
     names = set(queue) | set(per_channel)
     channel_limits = {}
+    own_limits = {a.channel for a in accounts if a.limit != "none"}
     for name in names:
         declared = limits_from(dict(getattr(channels.get(name), "rate_limits", {}) or {}))
-        channel_limits[name] = f"{_limit_text(declared)} per account" if declared else "none"
+        if declared:
+            channel_limits[name] = f"{_limit_text(declared)} per account"
+        else:  # no default: say so, and whether some accounts set their own
+            channel_limits[name] = "set per account" if name in own_limits else "none"
     return Status(
         queue=queue,
         channels={name: per_channel[name] for name in sorted(names)},
