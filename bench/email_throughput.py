@@ -196,13 +196,28 @@ def engine_rate(url: str, port: int, workers: int, connections: int) -> tuple[in
     for process in processes:
         process.start()
     for _ in processes:
-        out.get()  # ready
+        _receive(out, processes)  # ready
     go.set()
-    results = [out.get() for _ in processes]
+    results = [_receive(out, processes) for _ in processes]
     for process in processes:
         process.join()
     seconds = max(r[3] for r in results) - min(r[2] for r in results)
     return sum(r[1] for r in results), seconds, max(r[4] for r in results)
+
+
+def _receive(out: Any, processes: list[Any]) -> Any:
+    """The next report of a worker; exits saying so when a worker died without one."""
+    import queue
+
+    while True:
+        try:
+            return out.get(timeout=2)
+        except queue.Empty:
+            dead = [p for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                for process in processes:
+                    process.kill()
+                sys.exit(f"a bench worker died (exit code {dead[0].exitcode})")
 
 
 def message_size(folder: Path) -> int:

@@ -135,7 +135,7 @@ class LedgerJournal:
         self._record = _DriverStatement(_RECORD, engine.dialect)
         self._renewal = _DriverStatement(_RENEW, engine.dialect)
         self._local = threading.local()
-        self._connections: list[Any] = []
+        self._slots: list[list[Any]] = []  # [thread using it, connection, cursor]
         self._lock = threading.Lock()
         # SQLite has one writer at a time, and a connection that finds the file locked
         # sleeps in its busy handler (1 ms, then more): sender threads of one process
@@ -148,17 +148,32 @@ class LedgerJournal:
 
     def _cursor(self) -> Any:
         """This thread's cursor on a pooled connection in autocommit mode (one statement,
-        one commit); PostgreSQL's connection gets its transaction mode back on close."""
+        one commit); PostgreSQL's connection gets its transaction mode back on close.
+
+        A channel starts new sender threads for each batch of a dispatch: a thread takes
+        over the connection of one that has ended, so a long dispatch holds as many
+        connections as it has threads at once, not one per thread it ever ran (which
+        emptied the pool at 100,000 recipients).
+        """
         cursor = getattr(self._local, "cursor", None)
+        if cursor is not None:
+            return cursor
+        me = threading.current_thread()
+        with self._lock:
+            for slot in self._slots:
+                if not slot[0].is_alive():
+                    slot[0] = me
+                    cursor = slot[2]
+                    break
         if cursor is None:
             connection = self._engine.raw_connection()
             driver = connection.driver_connection
             if self._engine.dialect.name != "sqlite":  # SQLite's is autocommit already
                 driver.autocommit = True  # type: ignore[union-attr]
             cursor = connection.cursor()
-            self._local.cursor = cursor
             with self._lock:
-                self._connections.append(connection)
+                self._slots.append([me, connection, cursor])
+        self._local.cursor = cursor
         return cursor
 
     def record(self, done: Outcome | None, handing_over: int | None) -> bool:
@@ -224,7 +239,8 @@ class LedgerJournal:
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = self._connections, []
+            connections = [slot[1] for slot in self._slots]
+            self._slots = []
         for connection in connections:
             driver = connection.driver_connection
             if self._engine.dialect.name != "sqlite":

@@ -408,3 +408,40 @@ def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progre
     assert run.state == "done", run
     received = Counter(str(m["To"]) for m in sink.received.messages)
     assert set(received) == _mailable(world) and set(received.values()) == {1}
+
+
+def test_the_journal_holds_a_connection_per_live_sender_thread_not_per_thread_it_saw(
+    uworld: World,
+) -> None:
+    """The email channel starts new sender threads for every batch of a dispatch; a
+    dispatch of 100,000 recipients has 50 batches. The journal must hand an ended
+    thread's connection to the next one: holding one per thread ever seen emptied the
+    engine's pool (QueuePool limit reached) in the benchmark."""
+    from partnercast.core.journal import LedgerJournal
+    from partnercast.core.outbox import Lease
+
+    world = uworld
+    with tenant_session(world.engine, world.tenant_id) as session:
+        dispatch_id = session.exec(select(Dispatch.id)).first() or 0
+    lease = Lease(owner="nobody", clock=lambda: FIRST_TICK)  # holds nothing: notes fail
+    journal = LedgerJournal(world.engine, world.tenant_id, dispatch_id, lease)
+    before = world.engine.pool.checkedout()  # type: ignore[attr-defined]
+    held: list[int] = []
+
+    def sender() -> None:
+        assert journal.record(None, 1) is False  # the lease is not ours: nothing written
+        held.append(world.engine.pool.checkedout())  # type: ignore[attr-defined]
+
+    for _ in range(12):  # one after another, as the batches of a dispatch
+        thread = threading.Thread(target=sender)
+        thread.start()
+        thread.join()
+    pair = [threading.Thread(target=sender) for _ in range(2)]  # two lanes at once
+    for thread in pair:
+        thread.start()
+    for thread in pair:
+        thread.join()
+    journal.close()
+    assert held[:12] == [before + 1] * 12
+    assert max(held) <= before + 2
+    assert world.engine.pool.checkedout() == before  # type: ignore[attr-defined]
