@@ -59,6 +59,16 @@ UNCERTAIN_EVENT = "deliveries.uncertain"  # campaigns.dispatching records it
 PENDING_APPROVAL_STATES = ("invited", "customising", "submitted", "changes_requested")
 
 
+def clip(text: str, room: int = 220) -> str:
+    """``text`` cut to ``room`` characters keeping its head and its tail: networks put the
+    error code last (Google Ads' ``[policyFindingError.POLICY_FINDING]``)."""
+    text = " ".join((text or "").split())
+    if len(text) <= room:
+        return text
+    tail = room // 3
+    return f"{text[: room - tail - 3].rstrip()} … {text[-tail:].lstrip()}"
+
+
 @dataclass(frozen=True)
 class Cause:
     """Why the engine wants a task: one episode of one problem with one partner."""
@@ -142,7 +152,7 @@ def account_reconnect_causes(ctx: ScanContext) -> list[Cause]:
             f"reconnect:a{account.id}:{int(as_utc(account.updated_at).timestamp())}",
             ACCOUNT_RECONNECT,
             account.partner_id,
-            f"reconnect the {account.channel} account: {account.last_error[:150]}".rstrip(": "),
+            f"reconnect the {account.channel} account: {clip(account.last_error)}".rstrip(": "),
         )
         for account in rows
     ]
@@ -160,7 +170,7 @@ def dispatch_failed_causes(ctx: ScanContext) -> list[Cause]:
             f"dispatch_failed:d{dispatch.id}",
             DISPATCH_FAILED,
             dispatch.partner_id,
-            f"dispatch {dispatch.id} ({dispatch.channel}) failed: {dispatch.last_error[:150]}",
+            f"dispatch {dispatch.id} ({dispatch.channel}) failed: {clip(dispatch.last_error)}",
         )
         for dispatch in rows
     ]

@@ -243,3 +243,14 @@ def test_a_lead_left_at_stage_lead_for_48_hours_opens_a_task(world: World) -> No
         assert agenda.results["leads"] == 1
         session.exec(select(Lead)).one().stage = "mql"
     assert _scan(world, START + timedelta(hours=50)) == (0, 1)
+
+
+def test_a_long_error_keeps_its_code_in_the_task_title() -> None:
+    from partnercast.tenants.task_scan import clip
+
+    error = "Google Ads refused the ad: " + "the text breaks a policy; " * 20
+    error += "[policyFindingError.POLICY_FINDING]"
+    short = clip(error)
+    assert len(short) <= 220 and short.endswith("[policyFindingError.POLICY_FINDING]")
+    assert short.startswith("Google Ads refused the ad:") and " … " in short
+    assert clip("short\n  error") == "short error"
