@@ -5,14 +5,19 @@ the worker (core.worker, ``partnercast worker``) calls it on real time. Dispatch
 claimed under a lease before they run (core.outbox.claim_due), so several workers share
 the work and none runs a dispatch another one holds. Running it twice for the same
 instant, or after a crash, sends nothing twice: see core.outbox.
+
+The concierge task scan (tenants.task_scan) ends every plain ``tick(now)``; the worker
+ticks with ``scan_tasks=False`` and runs it as a periodic job instead
+(:func:`task_scan_job`), once per slot across all workers, not once per tick per worker.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -21,6 +26,7 @@ from partnercast.campaigns.cycles import advance_cycles
 from partnercast.campaigns.dispatching import DispatchRun, RunContext, run_dispatch
 from partnercast.core import outbox
 from partnercast.core.event_bus import subscribed
+from partnercast.core.scheduler import PeriodicJob
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
@@ -33,6 +39,12 @@ from partnercast.tenants.task_scan import scan
 # resumes what the crashed tick held instead of waiting for its lease to expire.
 TICK_WORKER = "tick"
 CLAIM_BATCH = 200
+TASK_SCAN_JOB = "partnercast.task-scan"
+# Task causes are counted in hours and days (an approval pending 3 days, a lead without
+# follow-up for 48 hours): a minute is prompt enough, and cheap across tenants.
+TASK_SCAN_EVERY = timedelta(minutes=1)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,13 +76,15 @@ def tick(
     clock: Callable[[], datetime] | None = None,
     claim_batch: int = CLAIM_BATCH,
     should_stop: Callable[[], bool] = lambda: False,
+    scan_tasks: bool = True,
 ) -> TickReport:
-    """Advance cycles, then claim and run every dispatch due at ``now``.
+    """Advance cycles, claim and run every dispatch due at ``now``, then scan for tasks.
 
     ``clock`` is what leases are checked against while the tick runs (default: ``now``
     itself, for a simulated clock; the worker passes real time). ``should_stop`` is
     polled between dispatches: once it is true nothing more is claimed, the claims not
-    yet started are released, and the dispatch in flight finishes.
+    yet started are released, and the dispatch in flight finishes. ``scan_tasks=False``
+    leaves the concierge task scan to :func:`task_scan_job` (the worker).
     """
     moment = as_utc(now)
     loaded = plugins or default_plugins()
@@ -86,9 +100,8 @@ def tick(
                 with tenant_session(engine, tenant_id) as session:
                     advance_cycles(session, moment)
             report.stopped = _run_due(ctx, moment, began, tenants, claim_batch, should_stop, report)
-            for tenant_id in tenants:
-                with tenant_session(engine, tenant_id) as session:
-                    scan(session, moment)  # concierge tasks from the state this tick left
+            if scan_tasks:  # concierge tasks from the state this tick left
+                scan_tenants(engine, moment, tenants)
         finally:
             ctx.close()
     return report
@@ -121,6 +134,7 @@ def _run_due(
         )
         if not claims:
             return False
+        log.info("%s claimed dispatches %s", lease.owner, [c.dispatch_id for c in claims])
         for index, claim in enumerate(claims):
             if should_stop():
                 rest = [c.dispatch_id for c in claims[index:]]
@@ -129,6 +143,29 @@ def _run_due(
             seen.add(claim.dispatch_id)
             report.runs.append(run_dispatch(ctx, claim.tenant_id, claim.dispatch_id, now))
     return True
+
+
+def scan_tenants(engine: Engine, now: datetime, tenant_ids: list[int] | None = None) -> int:
+    """Run the concierge task scan in each tenant (default: all); returns tasks opened."""
+    opened = 0
+    for tenant_id in tenant_ids or _tenant_ids(engine):
+        with tenant_session(engine, tenant_id) as session:
+            opened += len(scan(session, as_utc(now)).opened)
+    return opened
+
+
+def task_scan_job(engine: Engine, every: timedelta = TASK_SCAN_EVERY) -> PeriodicJob:
+    """The concierge task scan as a periodic job: one worker runs each slot (a job run lease).
+
+    The scan is idempotent (a unique open cause keeps a task single), so running it in
+    every worker's every tick was correct but wasted a scan per tenant per worker per tick.
+    """
+
+    def run(now: datetime) -> None:
+        opened = scan_tenants(engine, now)
+        log.info("task scan at %s: %d tasks opened", as_utc(now).isoformat(), opened)
+
+    return PeriodicJob(TASK_SCAN_JOB, run, every)
 
 
 def _tenant_ids(engine: Engine) -> list[int]:

@@ -116,7 +116,7 @@ def worker(
     """
     import logging
 
-    from partnercast.campaigns.ticking import tick
+    from partnercast.campaigns.ticking import task_scan_job, tick
     from partnercast.campaigns.workflow_cli import parse_when
     from partnercast.core.scheduler import PeriodicJob
     from partnercast.core.settings import load_settings
@@ -144,6 +144,7 @@ def worker(
             clock=utcnow,
             claim_batch=batch,
             should_stop=should_stop,
+            scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
         )
 
     if once:
@@ -156,6 +157,7 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
     jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
+    jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
     running = Worker(
         engine,
         run_tick,
