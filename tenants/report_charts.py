@@ -125,7 +125,8 @@ def roi_chart(
         ax.set_ylim(-0.6, len(names) - 0.4)
     else:
         ax.set_xlim(0, target * 1.5)
-        ax.text(0.5, 0.5, "no spend recorded yet", ha="center", transform=ax.transAxes)
+        empty = "no pipeline yet" if nothing else "no spend recorded yet"
+        ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
         ax.set_yticks([])
     ax.axvline(target, color=TARGET, linestyle="--", linewidth=1.5)
     ax.text(

@@ -192,3 +192,19 @@ def test_the_roi_chart_leaves_out_empty_bars_but_names_them(tmp_path: Path) -> N
     # Two bars drawn however many partners have spend and no pipeline: the chart stays short.
     few, two = (Image.open(tmp_path / name).size[1] for name in ("few.png", "two.png"))
     assert few - two < 40
+
+
+def test_a_tenant_with_nothing_yet_still_gets_a_report(results: Funnel, tmp_path: Path) -> None:
+    from partnercast.core.tenancy import plain_session, tenant_session
+    from partnercast.tenants.models import Tenant
+
+    with plain_session(results.engine) as session:
+        empty = Tenant(slug="southwind", name="Southwind")
+        session.add(empty)
+    with tenant_session(results.engine, empty.id or 0) as session:
+        files = write_reports(session, tmp_path / "empty")
+    assert files.partners == {}
+    page = files.programme.read_text()
+    assert "Southwind" in page and "Northwind" not in page
+    for chart in ("funnel.png", "roi.png", "scores.png", "trend.png"):
+        assert (tmp_path / "empty" / chart).stat().st_size > 0
