@@ -18,7 +18,14 @@ from rich.text import Text
 from sqlmodel import Session, select
 
 from partnercast.campaigns.models import Campaign
-from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
+from partnercast.core.cli import (
+    TenantOption,
+    console,
+    err_console,
+    fail,
+    open_engine,
+    resolve_tenant,
+)
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
@@ -33,6 +40,7 @@ from partnercast.tenants.metrics import (
     SALES,
     FunnelRow,
     funnel,
+    spend_currencies,
     total,
 )
 from partnercast.tenants.models import Partner
@@ -295,6 +303,7 @@ def show_metrics(
             partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
             partner_id = _partner_id(partners, partner)
         rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
+        currencies = spend_currencies(session)
     rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
     scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
     scope += f", partner {partner}" if partner else ""
@@ -311,6 +320,15 @@ def show_metrics(
         f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
         highlight=False,
     )
+    named = [currency for currency in currencies if currency]
+    if len(named) > 1 or (named and "" in currencies):
+        shown = ", ".join(currency or "(none given)" for currency in currencies)
+        err_console.print(
+            f"warning: spend is recorded in more than one currency ({shown}); spend and ROI "
+            "add the amounts as they are",
+            markup=False,
+            highlight=False,
+        )
     if not any(row.has_channel_metrics for row in rows):
         console.print(
             "no social or search numbers yet: `partnercast metrics fetch` asks the networks",

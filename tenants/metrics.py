@@ -201,6 +201,16 @@ def spend_cells(
     return [(p, c, float(total or 0)) for p, c, total in session.exec(query).all()]
 
 
+def spend_currencies(session: Session) -> list[str]:
+    """The currencies the tenant's spend is recorded in ('' = not said), sorted.
+
+    ROI divides pipeline by spend as plain numbers: spend in two currencies adds apples
+    to pears, which the metrics command says rather than hides.
+    """
+    rows = session.exec(select(Spend.currency).group_by(Spend.currency)).all()
+    return sorted({(currency or "").upper() for currency in rows})
+
+
 def funnel(
     session: Session,
     *,

@@ -208,3 +208,13 @@ def test_the_metrics_subcommands(results: Funnel, cli) -> None:
     assert "--tenant" in missing.stderr and "Traceback" not in missing.stderr
     unknown = cli("metrics", "--tenant", "northwind", "--campaign", "nope", expect=1)
     assert "--campaign" in unknown.stderr
+
+
+def test_spend_in_two_currencies_is_said_not_hidden(results: Funnel, cli) -> None:
+    quiet = cli("metrics", "--tenant", "northwind", "--by", "total")
+    assert "currency" not in quiet.stderr  # the fixture's spend names no currency
+    cli("spend", "add", "P001", "cloud-security", "100", "--currency", "eur", "-t", "northwind")
+    cli("spend", "add", "P002", "cloud-security", "100", "--currency", "USD", "-t", "northwind")
+    mixed = cli("metrics", "--tenant", "northwind", "--by", "total")
+    assert "more than one currency ((none given), EUR, USD)" in " ".join(mixed.stderr.split())
+    assert "return" in mixed.stdout  # the numbers are still shown
