@@ -29,7 +29,9 @@ MARKETING = ("sent", "delivered", "bounced", "unsubscribed", "visits", "forms")
 SALES = ("leads", "mql", "sql", "opportunity", "won", "lost")
 ENGAGEMENT = ("opened", "opens", "clicked", "clicks")
 """Email tracking: ``opened`` and ``clicked`` count messages opened / clicked at least once
-by a reader (unique per message, bots left out); ``opens`` and ``clicks`` count every hit."""
+by a reader (unique per message, bots left out; a reader's click on a message with no
+recorded open counts as its open, web/tracking.py); ``opens`` and ``clicks`` count every
+hit (and those implied opens)."""
 CHANNEL = ("impressions", "engagements", "link_clicks")
 """Social posts and search ads (tenants/channel_metrics.py): what the networks counted."""
 CHANNEL_VALUES = ("ad_cost", "ad_conversions")
