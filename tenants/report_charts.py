@@ -19,6 +19,9 @@ from typing import Any
 
 REACH_STEPS = ("sent", "delivered", "opened", "clicked", "visits", "forms")
 PIPELINE_STEPS = ("leads", "mql", "sql", "opportunity", "won")
+SOCIAL_STEPS = ("impressions", "engagements", "link_clicks")
+SHARE_OF = {"link_clicks": "impressions"}
+"""Steps that are not a part of the step drawn above them (a click is not an engagement)."""
 FUNNEL_STEPS = (*REACH_STEPS, *PIPELINE_STEPS)
 STEP_LABELS = {
     "sent": "sent",
@@ -32,6 +35,9 @@ STEP_LABELS = {
     "sql": "SQL",
     "opportunity": "opportunities",
     "won": "won",
+    "impressions": "impressions",
+    "engagements": "engaged",
+    "link_clicks": "clicks",
 }
 ACCENT, MUTED, GOOD, WEAK, TARGET = "#2563eb", "#cbd5e1", "#15803d", "#f59e0b", "#dc2626"
 SERIES = ("#2563eb", "#7c3aed", "#0891b2", "#15803d", "#f59e0b", "#db2777", "#64748b")
@@ -77,21 +83,23 @@ def step_labels(counts: dict[str, int], steps: Sequence[str]) -> list[str]:
     labels = []
     for i, step in enumerate(steps):
         count = counts.get(step, 0)
-        before = counts.get(steps[i - 1], 0) if i else 0
-        share = f"  ({count / before:.0%} of {STEP_LABELS[steps[i - 1]]})" if i and before else ""
+        base = SHARE_OF.get(step, steps[i - 1] if i else "")
+        before = counts.get(base, 0) if base else 0
+        share = f"  ({count / before:.0%} of {STEP_LABELS[base]})" if before else ""
         labels.append(f"{count:,}{share}")
     return labels
 
 
 def funnel_chart(counts: dict[str, int], title: str, path: Path) -> Path:
     """Reach (sent to form fills) and pipeline (leads to won), side by side, each bar with
-    its count and its conversion from the step above."""
+    its count and its conversion from the step above; a third panel with the social posts'
+    and search ads' numbers once the networks reported any."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, steps, name, color in (
-        (axes[0], REACH_STEPS, "Reach", ACCENT),
-        (axes[1], PIPELINE_STEPS, "Pipeline", GOOD),
-    ):
+    panels = [(REACH_STEPS, "Email and pages", ACCENT), (PIPELINE_STEPS, "Pipeline", GOOD)]
+    if any(counts.get(step) for step in SOCIAL_STEPS):
+        panels.insert(1, (SOCIAL_STEPS, "Social posts and search ads", "#7c3aed"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2))
+    for ax, (steps, name, color) in zip(axes, panels, strict=True):
         values = [counts.get(step, 0) for step in steps]
         bars = ax.barh([STEP_LABELS[s] for s in steps][::-1], values[::-1], color=color)
         ax.bar_label(bars, labels=step_labels(counts, steps)[::-1], padding=3, fontsize=9)
@@ -100,7 +108,8 @@ def funnel_chart(counts: dict[str, int], title: str, path: Path) -> Path:
         ax.tick_params(axis="x", labelsize=8)
         _plain_axes(ax)
     fig.suptitle(title, fontsize=13, fontweight="bold")
-    return _save(fig, path, margins=FUNNEL_MARGINS)
+    margins = FUNNEL_MARGINS | ({"left": 0.07} if len(panels) == 3 else {})
+    return _save(fig, path, margins=margins)
 
 
 def roi_chart(

@@ -172,6 +172,12 @@ def test_the_report_reads_as_a_report(results: Funnel, tmp_path: Path) -> None:
         "1  (100% of SQL)",
         "0  (0% of opportunities)",
     ]
+    social = {"impressions": 5400, "engagements": 210, "link_clicks": 96}
+    assert report_charts.step_labels(social, report_charts.SOCIAL_STEPS) == [
+        "5,400",
+        "210  (4% of impressions)",
+        "96  (2% of impressions)",  # a click is not a kind of engagement
+    ]
     # A partner's page says what holds it back and what to do, and carries its own table.
     mine = files.partners["P002"].read_text()
     assert "What holds you back: <b>" in mine and "What to do:" in mine
@@ -208,3 +214,16 @@ def test_a_tenant_with_nothing_yet_still_gets_a_report(results: Funnel, tmp_path
     assert "Southwind" in page and "Northwind" not in page
     for chart in ("funnel.png", "roi.png", "scores.png", "trend.png"):
         assert (tmp_path / "empty" / chart).stat().st_size > 0
+
+
+def test_the_funnel_gets_a_social_panel_once_the_networks_reported(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from partnercast.tenants import report_charts
+
+    email = {"sent": 100, "delivered": 98, "leads": 3}
+    report_charts.funnel_chart(email, "F", tmp_path / "two.png")
+    report_charts.funnel_chart({**email, "impressions": 900}, "F", tmp_path / "three.png")
+    two = Image.open(tmp_path / "two.png").size
+    three = Image.open(tmp_path / "three.png").size
+    assert three[1] == two[1] and three[0] > two[0] * 1.4
