@@ -484,3 +484,28 @@ def test_bots_and_prefetch_are_flagged() -> None:
     assert bot_reason(Hit("clicked", "GET", BROWSER, now), now + timedelta(hours=1)) == ""
     naive = sent.replace(tzinfo=None)
     assert bot_reason(Hit("clicked", "GET", BROWSER, now), naive) == "within 2 s of sending"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[1, 22, 333], ["a" * 300], {"x": "é", "b": [1, 2]}, [1, 2, "email", "https://x/?a=b", 0]],
+)
+def test_tokens_made_on_the_send_path_are_itsdangerous_own(
+    payload: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """core.signing.sign and recipient_token build their tokens without itsdangerous'
+    per-call machinery (speed): they must be byte for byte what itsdangerous makes, so
+    that every link already sent, and itsdangerous' checks, keep working."""
+    from partnercast.core import signing
+
+    settings = load_settings()
+    secret = settings.secret_key.get_secret_value()
+    monkeypatch.setattr("time.time", lambda: 1_790_000_000.5)  # both read the same second
+    expected = URLSafeTimedSerializer(secret, salt="partnercast.unsubscribe").dumps(payload)
+    assert signing.sign(settings, "unsubscribe", payload) == expected
+    assert signing.unsign(settings, "unsubscribe", expected, max_age_seconds=60) == payload
+    token = tracking_links.recipient_token(settings, tenant_id=1, dispatch_id=22, contact_id=333)
+    signer = TimestampSigner(secret, salt="partnercast.track.recipient")
+    assert token == signer.sign("1.22.333").decode()
+    with pytest.raises(signing.InvalidToken):  # another purpose's key: refused
+        signing.unsign(settings, "track.link", expected, max_age_seconds=60)
