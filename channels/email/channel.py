@@ -3,10 +3,9 @@ per-recipient step (merge markers filled, MIME built) over reused SMTP connectio
 
 from __future__ import annotations
 
-import queue
 import smtplib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import html2text
@@ -166,11 +165,13 @@ class EmailChannel(Channel):
     ) -> PublishResult:
         """Send the draft to ``recipients`` over ``account.connections`` SMTP connections.
 
-        This thread builds each message from a template made once per call (bytes split at
-        the merge markers); one sender thread per connection takes them from a short
-        queue and talks SMTP, mostly waiting on the network without the GIL, so building
-        and sending overlap. Each connection has at most one message on the wire, noted in
-        ``journal`` before it goes (see DeliveryJournal).
+        The message template is made once per call (bytes split at the merge markers).
+        One sender thread per connection takes the next recipient from a shared iterator,
+        builds its message and talks SMTP: a thread waiting on the network (or on the
+        journal's database) lets the others build. Each connection has at most one
+        message on the wire, noted in ``journal`` before it goes (see DeliveryJournal).
+        No queue between a builder and the senders: handing each message from one
+        thread to another cost more (locks, wake-ups, GIL hand-offs) than building it.
         """
         if not isinstance(account, EmailAccount):
             raise PermanentError("the email channel needs an EmailAccount")
@@ -183,40 +184,23 @@ class EmailChannel(Channel):
             reply_to=account.reply_to,
         )
         lanes = [
-            _Lane(self._connection(account, number), account, journal)
+            _Lane(self._connection(account, number), account, journal, template)
             for number in range(min(account.connections, len(recipients)))
         ]
         # Log in on one connection first: a refused login (or an unreachable server) is
         # then one attempt, not one per connection hammering the partner's server.
         lanes[0].connection.ensure_open()
-        work: queue.Queue[tuple[Recipient, bytes] | None] = queue.Queue(maxsize=32 * len(lanes))
+        work = iter(recipients)  # next() on a list iterator is atomic: each goes once
         stop = threading.Event()
         threads = [
             threading.Thread(target=lane.run, args=(work, stop), name=f"smtp-lane-{n}")
-            for n, lane in enumerate(lanes)
+            for n, lane in enumerate(lanes[1:], start=1)
         ]
         for thread in threads:
             thread.start()
         try:
-            for recipient in recipients:
-                if stop.is_set():
-                    break
-                item = (recipient, template.render(recipient))
-                while not stop.is_set():
-                    try:
-                        work.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+            lanes[0].run(work, stop)  # this thread is a sender too
         finally:
-            for _ in lanes:
-                while True:
-                    try:
-                        work.put(None, timeout=0.2)
-                        break
-                    except queue.Full:
-                        if not any(thread.is_alive() for thread in threads):
-                            break
             for thread in threads:
                 thread.join()
         errors = [lane.error for lane in lanes if lane.error is not None]
@@ -254,44 +238,41 @@ class EmailChannel(Channel):
 
 
 class _Lane:
-    """One SMTP connection's sender thread: takes built messages, sends, notes outcomes."""
+    """One SMTP connection's sender: builds the next message, notes it, sends it."""
 
     def __init__(
-        self, connection: SmtpConnection, account: EmailAccount, journal: DeliveryJournal | None
+        self,
+        connection: SmtpConnection,
+        account: EmailAccount,
+        journal: DeliveryJournal | None,
+        template: MessageTemplate,
     ) -> None:
         self.connection = connection
         self.account = account
         self.journal = journal
+        self.template = template
         self.outcomes: list[RecipientOutcome] = []
         self.error: BaseException | None = None
 
-    def run(self, work: queue.Queue[tuple[Recipient, bytes] | None], stop: threading.Event) -> None:
+    def run(self, work: Iterator[Recipient], stop: threading.Event) -> None:
         previous: RecipientOutcome | None = None
-        finished = False  # this lane has taken its end-of-work marker
+        journal = self.journal
         try:
-            while True:
-                item = work.get()
-                if item is None:
-                    finished = True
-                    break
+            for recipient in work:
                 if stop.is_set():
-                    continue  # drain: another lane failed or the lease was lost
-                recipient, payload = item
-                if self.journal is not None and not self.journal.record(
-                    previous, recipient.delivery_id
-                ):
+                    break  # another lane failed or the lease was lost
+                payload = self.template.render(recipient)
+                if journal is not None and not journal.record(previous, recipient.delivery_id):
                     previous = None
                     stop.set()
-                    continue
+                    break
                 previous = _send_one(self.connection, self.account, recipient, payload)
                 self.outcomes.append(previous)
-            if self.journal is not None and previous is not None:
-                self.journal.record(previous, None)
+            if journal is not None and previous is not None:
+                journal.record(previous, None)
         except BaseException as error:  # handed to publish(), which raises it
             self.error = error
             stop.set()
-            while not finished and work.get() is not None:  # let publish() finish queueing
-                pass
 
 
 def _send_one(

@@ -142,6 +142,7 @@ class MessageTemplate:
         self._html = _EncodedPart(draft.nonce, draft.parts["html"])
         self._text_names = sorted(self._text.names)
         self._html_names = sorted(self._html.names)
+        self._names = sorted(self._text.names | self._html.names)
         self._clock = _Clock()
         boundary = "=_pc_" + secrets.token_hex(12)
         sender = formataddr((from_name, from_email), charset="utf-8")
@@ -178,12 +179,10 @@ class MessageTemplate:
             f"Message-ID: {recipient.message_id}\r\n"
             f"List-Unsubscribe: <{unsubscribe}>\r\n"
         ).encode()
-        plain = {
-            name: _encoded_value(_single_line(values.get(name, ""))) for name in self._text_names
-        }
+        lines = {name: _single_line(values.get(name, "")) for name in self._names}
+        plain = {name: _encoded_value(lines[name]) for name in self._text_names}
         marked = {
-            name: _encoded_value(html.escape(_single_line(values.get(name, "")), quote=True))
-            for name in self._html_names
+            name: _encoded_value(html.escape(lines[name], quote=True)) for name in self._html_names
         }
         return b"".join(
             (
@@ -209,6 +208,8 @@ def _markers(nonce: str) -> re.Pattern[str]:
 
 def _single_line(value: str) -> str:
     """Contact data never carries line breaks into a message (as Filler does)."""
+    if type(value) is str and value.isprintable():  # the usual value: nothing to join
+        return value
     return " ".join(str(value).splitlines())
 
 
