@@ -169,6 +169,8 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
     engine = make_engine(url)
     plugins = default_plugins()
     plugins.channel_classes()  # imports every channel's modules, as a running worker has
+    import partnercast.tenants.rollups  # noqa: F401  (imported on a tick's first write)
+
     out.put(("ready", worker_id))
     go.wait()
     started = time.time()
