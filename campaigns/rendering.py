@@ -168,13 +168,18 @@ class DraftCache:
     filters: Mapping[str, Callable[..., Any]] | None = None
     track: Callable[[Draft, PartnerView, TouchSpec], Draft] | None = None
     """Open/click tracking applied once to each new draft of an audience channel."""
+    environments: Environments = field(default_factory=lambda: Environments())
+    """Jinja environments by template set: a version's templates are parsed and compiled
+    once, not once per partner (that was most of a draft's time)."""
 
     def get_or_render(
         self, channel: Channel, view: PartnerView, touch: TouchSpec, locale: str
     ) -> Draft:
         key = _cache_key(view, touch, locale)
         if key not in self.drafts:
-            draft = render_touch(channel, view, touch, locale, self.filters)
+            draft = render_touch(
+                channel, view, touch, locale, self.filters, environments=self.environments
+            )
             if self.track is not None and channel.audience:
                 draft = self.track(draft, view, touch)
             self.drafts[key] = draft
@@ -199,6 +204,32 @@ def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+class Environments:
+    """Template environments shared by the drafts of one run, by template set, escaping
+    and filters. Safe to share: an environment holds compiled templates only; every
+    render gets its own context and budget (campaigns/sandbox.py)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, bool, int], Any] = {}
+
+    def get(
+        self,
+        templates: Mapping[str, str],
+        *,
+        autoescape: bool,
+        filters: Mapping[str, Callable[..., Any]] | None,
+    ) -> Any:
+        digest = hashlib.sha256(
+            json.dumps(dict(templates), sort_keys=True).encode("utf-8")
+        ).hexdigest()
+        key = (digest, autoescape, id(filters))
+        if key not in self._made:
+            self._made[key] = template_environment(
+                templates, autoescape=autoescape, filters=filters
+            )
+        return self._made[key]
+
+
 def _renderers(
     view: PartnerView,
     touch: TouchSpec,
@@ -206,10 +237,13 @@ def _renderers(
     nonce: str,
     suffix: str,
     filters: Mapping[str, Callable[..., Any]] | None = None,
+    environments: Environments | None = None,
 ) -> tuple[Callable[[str], str], Callable[..., str]]:
     """render_template and render_string over one partner view's layered context."""
-    html_env = template_environment(view.templates, autoescape=True, filters=filters)
-    text_env = template_environment(view.templates, autoescape=False, filters=filters)
+    if environments is None:
+        environments = Environments()
+    html_env = environments.get(view.templates, autoescape=True, filters=filters)
+    text_env = environments.get(view.templates, autoescape=False, filters=filters)
     html_context = layered_context(view, touch, locale, nonce, html=True)
     text_context = layered_context(view, touch, locale, nonce, html=False)
     markup = suffix.lower() in MARKUP_SUFFIXES
@@ -235,16 +269,24 @@ def render_touch(
     touch: TouchSpec,
     locale: str,
     filters: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    environments: Environments | None = None,
 ) -> Draft:
     """Render one touch for one partner and locale through its channel.
 
-    ``filters`` are extra Jinja filters from plugins (the ``template_filters`` hook).
+    ``filters`` are extra Jinja filters from plugins (the ``template_filters`` hook);
+    ``environments`` lets many renders share compiled templates.
     """
     nonce = new_nonce()
     suffix = channel.template_suffix
-    render_template, render_string = _renderers(view, touch, locale, nonce, suffix, filters)
+    environments = environments if environments is not None else Environments()
+    render_template, render_string = _renderers(
+        view, touch, locale, nonce, suffix, filters, environments
+    )
     vendor_view = replace(view, customization={})
-    vendor_template, vendor_string = _renderers(vendor_view, touch, locale, nonce, suffix, filters)
+    vendor_template, vendor_string = _renderers(
+        vendor_view, touch, locale, nonce, suffix, filters, environments
+    )
     request = RenderRequest(
         channel=channel.name,
         touch_key=touch.key,
