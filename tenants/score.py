@@ -55,6 +55,10 @@ ADVICE = {
     "trend": "keep the momentum: this cycle brought fewer leads and opportunities than the last",
 }
 """What a partner can do about each component, said with what holds it back."""
+BLOCKED_ADVICE = (
+    "approve the campaign waiting for you: nothing goes out under your name, so no lead can "
+    "come, until you do"
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Component:
     weight: float
     value: float  # 0..1
     detail: str
+    blocks: bool = False
+    """Nothing else can happen until this is fixed (a campaign never approved)."""
 
     @property
     def group(self) -> str:
@@ -78,6 +84,8 @@ class Component:
 
     @property
     def advice(self) -> str:
+        if self.blocks:
+            return BLOCKED_ADVICE
         return ADVICE[self.name]
 
     def explain(self) -> str:
@@ -101,7 +109,12 @@ class ScoreCard:
 
     @property
     def weakest(self) -> Component:
-        """What holds the partner back: the component that loses the most points."""
+        """What holds the partner back: a component that blocks every other (a campaign
+        never approved: nothing went out, so no lead could come), else the one that
+        loses the most points."""
+        blocking = [c for c in self.components if c.blocks]
+        if blocking:
+            return blocking[0]
         return max(self.components, key=lambda c: (c.lost, c.weight))
 
 
@@ -216,8 +229,8 @@ def _card(
     return ScoreCard(pid, partner.external_id, partner.name, components)
 
 
-def _component(name: str, value: float, detail: str) -> Component:
-    return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail)
+def _component(name: str, value: float, detail: str, *, blocks: bool = False) -> Component:
+    return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail, blocks)
 
 
 def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
@@ -230,7 +243,7 @@ def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
             days.append((at - invited.pop(key)).total_seconds() / 86400)
     if not days:
         pending = "invited, never approved" if invited else "no enrollment"
-        return _component("approval speed", 0.0, pending)
+        return _component("approval speed", 0.0, pending, blocks=bool(invited))
     median = statistics.median(days)
     value = 1 - (median - FAST_DAYS) / (SLOW_DAYS - FAST_DAYS)
     return _component("approval speed", value, f"median {median:.1f} days to approve")

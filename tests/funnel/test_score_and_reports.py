@@ -54,7 +54,13 @@ def test_weights_add_up_to_100_and_each_component_explains_itself(results: Funne
     assert p1.score > cards["P002"].score > cards["P006"].score
     # P002 has one MQL that never became an SQL: that is what holds it back
     assert cards["P002"].weakest.name in {"MQL to SQL", "leads", "pipeline per spend"}
-    assert cards["P006"].weakest.name == "leads"  # never enrolled into action, no leads
+    # P006 never approved: nothing went out under its name, so that holds it back, not the
+    # leads it could not get (which lose more points).
+    p6 = cards["P006"]
+    assert p6.weakest.name == "approval speed" and p6.weakest.blocks
+    assert max(p6.components, key=lambda c: c.lost).name == "leads"
+    assert "approve the campaign waiting for you" in p6.weakest.explain()
+    assert not any(c.blocks for c in p1.components)
 
 
 def test_customising_the_copy_raises_the_customisation_component(results: Funnel) -> None:
