@@ -289,7 +289,8 @@ def _leads(row: FunnelRow, best: int) -> Component:
     leads = row.counts.get("leads", 0)
     if not best:
         return _component("leads", 0.0, "no partner has leads yet")
-    return _component("leads", leads / best, f"{leads} leads (best partner: {best})")
+    noun = "lead" if leads == 1 else "leads"
+    return _component("leads", leads / best, f"{leads} {noun} (best partner: {best})")
 
 
 def _mql_to_sql(row: FunnelRow) -> Component:
