@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import statistics
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -84,21 +82,3 @@ def check_logs(logs: dict[str, str]) -> None:
     for name, text in logs.items():
         for word in FORBIDDEN:
             assert word not in text, f"{name} says {word!r}:\n{text[-3000:]}"
-
-
-SELECT_VARIABLE = "PARTNERCAST_CRASH_TESTS"
-
-
-def require_selected(config: pytest.Config) -> None:
-    """Run only when asked: ``-m crash`` or PARTNERCAST_CRASH_TESTS=1.
-
-    Each test SIGKILLs and restarts worker processes for minutes; a restart costs about
-    3.5 CPU-seconds of imports, so on a shared 2-core machine the kill schedule alone can
-    take most of the CPU, and a plain ``pytest`` would time out instead of testing.
-    """
-    expression = str(config.getoption("markexpr") or "")
-    if os.environ.get(SELECT_VARIABLE) == "1" or (
-        "crash" in expression and "not crash" not in expression
-    ):
-        return
-    pytest.skip(f"crash test: select it with -m crash or {SELECT_VARIABLE}=1 (minutes of CPU)")

@@ -121,13 +121,20 @@ class Fleet:
     def kill(self, victim: Incarnation) -> None:
         """SIGKILL ``victim``, note what it held, start a new worker in its slot.
 
-        The victim is frozen (SIGSTOP) while its leases are read, then killed: read after
-        the kill, a live peer may already have freed them (core.heartbeat frees a dead
-        worker's leases at its next beat) and the orphans would go unseen; read before
-        it, the victim could still finish one.
+        With peers (PostgreSQL), the victim is frozen (SIGSTOP) while its leases are read,
+        then killed: read after the kill, a live peer may already have freed them
+        (core.heartbeat frees a dead worker's leases at its next beat) and the orphans
+        would go unseen; read before it, the victim could still finish one. Alone
+        (SQLite) it is killed first: no peer can free anything before its replacement
+        starts, and a frozen worker could be holding SQLite's write lock, which every
+        transaction here begins by taking (BEGIN IMMEDIATE).
         """
         assert victim.worker_id is not None
-        victim.process.send_signal(signal.SIGSTOP)
+        freeze = self.size > 1
+        victim.process.send_signal(signal.SIGSTOP if freeze else signal.SIGKILL)
+        if not freeze:
+            victim.process.wait()
+        killed_at = time.time()
         with system_session(self.engine, reason="the crash test reads a dead worker's leases") as s:
             held = s.exec(
                 select(Dispatch).where(
@@ -135,10 +142,11 @@ class Fleet:
                     col(Dispatch.lease_until).is_not(None),
                 )
             ).all()
-        killed_at = time.time()
+        if freeze:
+            killed_at = time.time()
+            victim.process.send_signal(signal.SIGKILL)
+            victim.process.wait()
         victim.killed_at = killed_at
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait()
         self.kills.append(killed_at)
         self.dead.append(victim)
         for row in held:

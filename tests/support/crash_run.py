@@ -45,12 +45,16 @@ def run_with_kills(
     time_limit: float,
     gap: tuple[float, float] = (1.0, 3.0),
     gap_after_ready: bool = False,
+    min_ready: int = 1,
     alongside: Callable[[], None] | None = None,
 ) -> CrashRun:
     """Start the fleet; every ``gap`` seconds SIGKILL a random ready worker and restart it.
 
     With ``gap_after_ready`` (one worker) the gap is counted from the moment the victim
     was up, so that it gets to work between kills; otherwise from the previous kill.
+    A kill waits until ``min_ready`` workers are up: on a loaded machine a restart can
+    take longer than the gap, and killing whatever just came up would leave the fleet
+    mostly starting, with no worker left to take abandoned work over.
     Returns once the sink holds ``expected`` distinct Message-IDs; fails after
     ``time_limit`` seconds. ``alongside`` is called at every turn of the loop.
     """
@@ -77,7 +81,7 @@ def run_with_kills(
         )
         assert sink.alive(), "the sink died"
         if len(fleet.kills) < max_kills:
-            victim = _victim(fleet, rng, now, next_kill, planned, gap, gap_after_ready)
+            victim = _victim(fleet, rng, now, next_kill, planned, gap, gap_after_ready, min_ready)
             if victim is not None:
                 fleet.kill(victim)
                 next_kill = time.time() + rng.uniform(*gap)
@@ -109,9 +113,10 @@ def _victim(
     planned: dict[int, float],
     gap: tuple[float, float],
     gap_after_ready: bool,
+    min_ready: int,
 ) -> Incarnation | None:
     ready = fleet.ready()
-    if not ready:
+    if not ready or len(ready) < min_ready:
         return None
     if not gap_after_ready:
         return rng.choice(ready) if now >= next_kill else None
