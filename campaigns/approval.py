@@ -13,6 +13,10 @@ changes or declines. A partner who chose auto-approval (where the campaign allow
 approved on submit. Changing the customisation of an approved enrollment voids the
 approval. Approval records a fingerprint of exactly what was approved (campaign version +
 customisation); a send whose content no longer matches it does not go out.
+
+A dispatch that came due before its partner approved is held (``Dispatch.held_for``) and
+put back for a while by the dispatcher; :func:`release_approved`, run at the start of
+every tick, makes those whose approval has come due at once.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Enrollment
+from partnercast.core import outbox
 from partnercast.core.errors import UserError
-from partnercast.core.models import Event
+from partnercast.core.models import HELD_FOR_APPROVAL, Dispatch, Event
 from partnercast.core.timeutil import utcnow
 
 INVITED = "invited"
@@ -128,3 +133,30 @@ def transition(
     )
     session.flush()
     return target
+
+
+def release_approved(session: Session, now: datetime) -> int:
+    """Make due at ``now`` the dispatches held for an approval that has since been given
+    (approved as is), in the session's tenant; returns how many.
+
+    Pending, held and not due yet: the dispatcher put them back to recheck later, and
+    the partner need not wait for that. One indexed query per tick; rows only for
+    enrollments that are approved now.
+    """
+    rows = session.exec(
+        select(Dispatch, Enrollment)
+        .join(Enrollment, col(Enrollment.id) == col(Dispatch.enrollment_id))
+        .where(
+            Dispatch.state == outbox.PENDING,
+            Dispatch.held_for == HELD_FOR_APPROVAL,
+            Dispatch.scheduled_at > now,
+            Enrollment.state == APPROVED,
+        )
+    ).all()
+    released = 0
+    for dispatch, enrollment in rows:
+        if is_approved_as_is(enrollment):
+            dispatch.scheduled_at, dispatch.held_for = now, ""
+            session.add(dispatch)
+            released += 1
+    return released

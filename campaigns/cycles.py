@@ -23,7 +23,7 @@ from partnercast.campaigns.send_windows import planned_time
 from partnercast.campaigns.spec import CampaignSpec
 from partnercast.campaigns.store import latest_version, version_spec
 from partnercast.core import outbox
-from partnercast.core.models import Dispatch, Event
+from partnercast.core.models import HELD_FOR_APPROVAL, Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc
 from partnercast.tenants.models import Partner
@@ -113,7 +113,9 @@ def _partners(session: Session, ids: list[int]) -> dict[int, Partner]:
 
 
 def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
-    """Start cycles whose time has come; close ended ones. Returns the cycles it changed."""
+    """Start cycles whose time has come; close ended ones; make due the dispatches held
+    for an approval given since (``approval.release_approved``). Returns the cycles it
+    changed."""
     changed: list[Cycle] = []
     for cycle in session.exec(
         select(Cycle).where(Cycle.state == SCHEDULED, Cycle.starts_at <= now)
@@ -126,6 +128,7 @@ def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
     ).all():
         _close(session, cycle, now)
         changed.append(cycle)
+    approval.release_approved(session, now)
     session.flush()
     return changed
 
@@ -138,10 +141,11 @@ def _close(session: Session, cycle: Cycle, now: datetime) -> None:
     ends_at = as_utc(cycle.ends_at)
     for dispatch in left:
         dispatch.state = outbox.SKIPPED
-        if as_utc(dispatch.scheduled_at) >= ends_at:
-            dispatch.last_error = "the cycle ended before the touch's send window opened"
-        else:
+        if dispatch.held_for == HELD_FOR_APPROVAL or as_utc(dispatch.scheduled_at) < ends_at:
             dispatch.last_error = "the cycle ended before the partner approved"
+        else:
+            dispatch.last_error = "the cycle ended before the touch's send window opened"
+        dispatch.held_for = ""
         dispatch.finished_at = now
         session.add(
             Event(

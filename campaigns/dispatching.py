@@ -26,7 +26,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns import approval, throttle
-from partnercast.campaigns.models import CampaignVersion, Enrollment, Touch
+from partnercast.campaigns.cycles import COMPLETED
+from partnercast.campaigns.models import CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, pick_locale
 from partnercast.campaigns.send_windows import RESCHEDULED, hold_outside_window
 from partnercast.campaigns.spec import TouchSpec
@@ -35,11 +36,17 @@ from partnercast.campaigns.tracking_links import TRACKING_VALUE, draft_tracker, 
 from partnercast.core import accounts, outbox
 from partnercast.core.errors import TemplateError, UserError
 from partnercast.core.journal import LedgerJournal
-from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.models import (
+    HELD_FOR_APPROVAL,
+    HELD_FOR_RECONNECT,
+    Delivery,
+    Dispatch,
+    Event,
+)
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import utcnow
+from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.plugins import (
     AuthError,
     Channel,
@@ -67,6 +74,12 @@ RETRY_MIN = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=6)
 UNCERTAIN = "uncertain: check the partner's feed"
 """How a post that may or may not exist fails: the concierge's task note starts so."""
+APPROVAL_RECHECK = timedelta(hours=1)
+"""How long a dispatch waiting for the partner's approval is put back for: it is not
+claimed again every tick meanwhile. An approval makes it due at once
+(campaigns/approval.py ``release_approved``, run by every tick); the recheck catches the
+rest (an approval given without the state machine, a partner that became inactive)."""
+CYCLE_ENDED = "the cycle ended before it was sent"
 
 
 @dataclass
@@ -163,9 +176,11 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         dispatch = session.get(Dispatch, dispatch_id)
         if dispatch is None or dispatch.state not in (outbox.PENDING, outbox.RUNNING):
             return DispatchRun(dispatch_id, "gone")
-        verdict = _approval_verdict(session, dispatch)
+        cycle = session.get(Cycle, dispatch.cycle_id)
+        verdict = _cycle_verdict(cycle, now) or _approval_verdict(session, dispatch)
         if verdict is not None:
-            return _hold_or_skip(session, dispatch, verdict, now)
+            return _hold_or_skip(session, dispatch, verdict, now, cycle)
+        dispatch.held_for = ""  # approved: whatever holds it now is not the approval
         held = hold_outside_window(session, dispatch, now)  # 3 a.m. local: not now
         if held is not None:
             return DispatchRun(dispatch_id, RESCHEDULED, reason=held)
@@ -178,10 +193,11 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         else:
             run = _publish_once(ctx, tenant_id, prepared, now)
     except AccountNeedsReconnect as error:  # still waiting for the partner to reconnect
+        _hold_for_reconnect(ctx, tenant_id, prepared, None)
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except AuthError as error:
-        _mark_needs_reconnect(ctx, tenant_id, prepared, str(error))
-        reason = f"account needs reconnecting: {error}"
+        _hold_for_reconnect(ctx, tenant_id, prepared, str(error))
+        reason = accounts.reconnect_reason(prepared.channel.title, str(error))
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, reason)
     except PermanentError as error:
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
@@ -206,9 +222,7 @@ def _account(ctx: RunContext, tenant_id: int, prepared: _Prepared) -> BaseModel 
     if row is None:
         return channel.account_for(identity(prepared.view))
     if row.status == accounts.NEEDS_RECONNECT:
-        raise AccountNeedsReconnect(
-            f"the partner's {channel.title} account needs reconnecting: {row.last_error}"
-        )
+        raise AccountNeedsReconnect(accounts.reconnect_reason(channel.title, row.last_error))
     try:
         return accounts.load_account(row, type(channel).Account, ctx.box())
     except SecretsError as error:
@@ -217,18 +231,34 @@ def _account(ctx: RunContext, tenant_id: int, prepared: _Prepared) -> BaseModel 
         raise AuthError(f"the stored account is no longer valid: {error}") from error
 
 
-def _mark_needs_reconnect(
-    ctx: RunContext, tenant_id: int, prepared: _Prepared, reason: str
+def _hold_for_reconnect(
+    ctx: RunContext, tenant_id: int, prepared: _Prepared, refused: str | None
 ) -> None:
-    with fenced(ctx, tenant_id, prepared.dispatch.id or 0) as session:
-        row = accounts.find_account(
-            session, partner_id=prepared.dispatch.partner_id, channel=prepared.channel.name
-        )
-        if row is not None:
-            accounts.mark_needs_reconnect(row, reason)
-            session.add(row)
+    """Mark the dispatch held for the partner's account (``held_dispatches`` finds it by
+    that marker) before it fails; ``refused``: the channel's refusal, which flags the
+    stored account as needing reconnecting too."""
+    dispatch_id = prepared.dispatch.id or 0
+    with fenced(ctx, tenant_id, dispatch_id) as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch.held_for = HELD_FOR_RECONNECT
+        row = None
+        if refused is not None:
+            row = accounts.find_account(
+                session, partner_id=prepared.dispatch.partner_id, channel=prepared.channel.name
+            )
+            if row is not None:
+                accounts.mark_needs_reconnect(row, refused)
+                session.add(row)
     if row is not None:
         log.warning("the %s account of partner %s needs reconnecting", row.channel, row.partner_id)
+
+
+def _cycle_verdict(cycle: Cycle | None, now: datetime) -> str | None:
+    """ "skip:" when the dispatch's cycle is over: nothing is sent after its cycle, whatever
+    put the dispatch back in the queue (a retry, a resume, a window past the end)."""
+    if cycle is not None and (cycle.state == COMPLETED or as_utc(cycle.ends_at) <= as_utc(now)):
+        return f"skip:{CYCLE_ENDED}"
+    return None
 
 
 def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
@@ -246,15 +276,27 @@ def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
     return None
 
 
-def _hold_or_skip(session: Session, dispatch: Dispatch, verdict: str, now: datetime) -> DispatchRun:
+def _hold_or_skip(
+    session: Session, dispatch: Dispatch, verdict: str, now: datetime, cycle: Cycle | None
+) -> DispatchRun:
+    """Put a dispatch waiting for the approval back (held, due again after
+    APPROVAL_RECHECK, never later than its cycle's end), or skip it for good."""
     kind, reason = verdict.split(":", 1)
     outbox.end_lease(dispatch)
     if kind == "wait":
+        recheck = as_utc(now) + APPROVAL_RECHECK
+        if cycle is not None:  # the cycle's close then skips it, as never approved
+            recheck = min(recheck, as_utc(cycle.ends_at))
+        dispatch.state = outbox.PENDING  # a resumed run (a worker died) waits as well
+        dispatch.held_for = HELD_FOR_APPROVAL
+        dispatch.scheduled_at = max(as_utc(dispatch.scheduled_at), recheck)
         dispatch.last_error = reason
         return DispatchRun(dispatch.id or 0, "waiting", reason=reason)
     dispatch.state = outbox.SKIPPED
+    dispatch.held_for = ""
     dispatch.last_error = reason
     dispatch.finished_at = now
+    _recount(session, dispatch)  # a run cut short (a worker died) may have sent some
     outbox.record_event(
         session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason}
     )

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from partnercast.core.errors import UserError
-from partnercast.core.models import Dispatch
+from partnercast.core.models import HELD_FOR_RECONNECT, Dispatch
 from partnercast.core.secrets import SecretBox
 from partnercast.core.tenancy import TenantOwned
 from partnercast.core.timeutil import utcnow
@@ -26,9 +26,10 @@ from partnercast.core.timeutil import utcnow
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
 RECONNECT_REASON = "account needs reconnecting"
-"""What the dispatcher writes in ``last_error`` of a dispatch it failed because the
-partner's account was refused, flagged or missing (campaigns/dispatching.py): such a
-dispatch is held for the account until it is reconnected (:func:`resume_held`)."""
+"""How the ``last_error`` of a dispatch failed because the partner's account was refused,
+flagged or missing reads (campaigns/dispatching.py, built by :func:`reconnect_reason`).
+Such a dispatch is marked ``held_for = HELD_FOR_RECONNECT`` (what :func:`held_dispatches`
+looks for, not this text) and held until the account is reconnected (:func:`resume_held`)."""
 RESUMED = "resumed: the partner's account was reconnected"
 
 
@@ -53,6 +54,11 @@ class ChannelAccount(TenantOwned, SQLModel, table=True):
             f"ChannelAccount(id={self.id}, partner_id={self.partner_id}, "
             f"channel={self.channel!r}, status={self.status!r})"
         )
+
+
+def reconnect_reason(channel_title: str, detail: str) -> str:
+    """The ``last_error`` of a dispatch held for the partner's account on a channel."""
+    return f"the partner's {channel_title} {RECONNECT_REASON}: {detail}".rstrip(": ")
 
 
 def secret_fields(model: type[BaseModel]) -> list[str]:
@@ -132,7 +138,7 @@ def held_dispatches(
         Dispatch.partner_id == partner_id,
         Dispatch.channel == channel,
         Dispatch.state == "failed",
-        col(Dispatch.last_error).contains(RECONNECT_REASON),
+        Dispatch.held_for == HELD_FOR_RECONNECT,
     )
     if cycle_ids is not None:
         query = query.where(col(Dispatch.cycle_id).in_(cycle_ids))
@@ -151,6 +157,7 @@ def resume_held(dispatches: Sequence[Dispatch]) -> int:
     for dispatch in dispatches:
         dispatch.state, dispatch.attempts, dispatch.scheduled_at = "pending", 0, now
         dispatch.finished_at, dispatch.last_error = None, RESUMED
+        dispatch.held_for = ""
         dispatch.lease_owner = dispatch.lease_until = None
     return len(dispatches)
 

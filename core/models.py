@@ -17,6 +17,14 @@ from sqlmodel import Field, SQLModel
 from partnercast.core.tenancy import TenantOwned
 from partnercast.core.timeutil import utcnow
 
+HELD_FOR_APPROVAL = "approval"
+"""Dispatch.held_for: pending, due, but the partner has not approved (yet); rechecked
+later (campaigns/dispatching.py) and made due at once when the approval comes
+(campaigns/approval.py ``release_approved``)."""
+HELD_FOR_RECONNECT = "reconnect"
+"""Dispatch.held_for: failed because the partner's channel account was refused, flagged or
+missing; resumed when the account is reconnected (core/accounts.py ``resume_held``)."""
+
 
 class Dispatch(TenantOwned, SQLModel, table=True):
     """One publication of one touch for one partner in one cycle."""
@@ -37,6 +45,9 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     scheduled_at: datetime
     # pending -> running -> done | failed ; pending -> skipped (no approval at send time)
     state: str = Field(default="pending", max_length=20)
+    # Why the dispatch is held, if it is (HELD_FOR_APPROVAL, HELD_FOR_RECONNECT), else "":
+    # an explicit marker, so that nothing has to recognise a hold by the text of last_error.
+    held_for: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     attempts: int = Field(default=0)
     last_error: str = Field(default="", max_length=2000)
     external_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

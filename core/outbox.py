@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from partnercast.core.errors import PartnercastError
-from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.models import HELD_FOR_APPROVAL, Delivery, Dispatch, Event
 from partnercast.core.tenancy import session_tenant, system_session
 from partnercast.core.timeutil import as_utc
 
@@ -240,16 +240,19 @@ def release_dead(session: Session, owners: Collection[str]) -> int:
     return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
-QUEUE_BUCKETS = ("due", "running", "retrying", "scheduled", "done", "failed", "skipped")
+WAITING = "waiting"
+"""The queue bucket of dispatches held for the partner's approval (not "due")."""
+QUEUE_BUCKETS = ("due", "running", "retrying", "scheduled", "done", "failed", "skipped", WAITING)
 
 
 def queue_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
     """Dispatches per channel and bucket, as the queue stands at ``now``.
 
     running: leased to a live worker; due: pending and due, or running under an expired
-    lease (abandoned, to be taken over); retrying: pending again after a failed attempt;
-    scheduled: pending, not due yet. Counted in the database, in the caller's scope (a
-    tenant session for one tenant, a system session for all).
+    lease (abandoned, to be taken over); waiting: pending, held for the partner's approval
+    (rechecked later, due at once when approved); retrying: pending again after a failed
+    attempt; scheduled: pending, not due yet. Counted in the database, in the caller's
+    scope (a tenant session for one tenant, a system session for all).
     """
     moment = as_utc(now)
     live = and_(col(Dispatch.lease_until).is_not(None), col(Dispatch.lease_until) > moment)
@@ -257,6 +260,7 @@ def queue_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
     bucket = case(
         (and_(active, live), "running"),
         (Dispatch.state == RUNNING, "due"),
+        (and_(Dispatch.state == PENDING, Dispatch.held_for == HELD_FOR_APPROVAL), WAITING),
         (and_(Dispatch.state == PENDING, Dispatch.scheduled_at <= moment), "due"),
         (and_(Dispatch.state == PENDING, Dispatch.attempts > 0), "retrying"),
         (Dispatch.state == PENDING, "scheduled"),

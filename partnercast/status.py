@@ -267,11 +267,20 @@ def show(report: Status, now: datetime, console: Any, tenant: str | None) -> Non
     from rich.table import Table
 
     where = tenant or "all tenants"
-    queue = Table("channel", *outbox.QUEUE_BUCKETS, title=f"queue ({where})")
+    # Held for the partner's approval: a line of its own, not a ninth column (80 columns).
+    buckets = [bucket for bucket in outbox.QUEUE_BUCKETS if bucket != outbox.WAITING]
+    queue = Table("channel", *buckets, title=f"queue ({where})")
     for name in report.channels:
         counts = report.queue.get(name, {})
-        queue.add_row(name, *(str(counts.get(bucket, 0)) for bucket in outbox.QUEUE_BUCKETS))
+        queue.add_row(name, *(str(counts.get(bucket, 0)) for bucket in buckets))
     console.print(queue)
+    waiting = [
+        f"{name} {report.queue[name][outbox.WAITING]}"
+        for name in report.channels
+        if report.queue.get(name, {}).get(outbox.WAITING)
+    ]
+    if waiting:
+        console.print(f"waiting for the partner's approval: {', '.join(waiting)}")
 
     rates = Table(
         "channel",

@@ -36,7 +36,9 @@ def add_due_dispatches(world: World, count: int, scheduled_at: datetime = DUE) -
                 number=10_000 + index,
                 starts_at=cycle.starts_at,
                 ends_at=cycle.ends_at,
-                state="completed",
+                # Running: the tick neither plans it (scheduled) nor skips its dispatches
+                # (completed: nothing is sent after its cycle) before the world's cycle ends.
+                state="running",
             )
             for index in range(count)
         ]
