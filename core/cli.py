@@ -3,6 +3,9 @@
 A command body raises :class:`UserError` for a user's mistake; :func:`run_cli` prints it as
 one red line on stderr and exits non-zero, with no traceback, after the session that was
 open has rolled back (so the database is left as it was).
+
+Output that goes to a pipe, a file or a CI log is as wide as its content needs (up to
+:data:`NO_TERMINAL_WIDTH`): rich would give it 80 columns and cut table cells with "…".
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from typer.core import TyperGroup
@@ -21,8 +24,35 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session
 
-console = Console()
-err_console = Console(stderr=True)
+NO_TERMINAL_WIDTH = 200
+"""Columns of the CLI's output when it is not a terminal and COLUMNS is not set."""
+
+
+class CliConsole(Console):
+    """A rich Console whose width is, in this order: ``COLUMNS`` when set, the terminal's
+    when its output is a terminal, else :data:`NO_TERMINAL_WIDTH` (rich's own fallback
+    is 80, which cuts every table in a pipe). Decided at each print, not at import, so
+    the same console serves a terminal, a pipe and tests that set COLUMNS."""
+
+    @property  # type: ignore[override]
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is not None or (self._environ.get("COLUMNS") or "").isdigit():
+            return size
+        isatty = getattr(self.file, "isatty", None)
+        try:
+            on_terminal = bool(isatty and isatty())
+        except ValueError:  # a closed file
+            on_terminal = False
+        return size if on_terminal else ConsoleDimensions(NO_TERMINAL_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = CliConsole()
+err_console = CliConsole(stderr=True)
 
 TenantOption = Annotated[
     str,

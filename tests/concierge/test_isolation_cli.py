@@ -92,7 +92,8 @@ def test_the_same_cli_flow_within_one_tenant(engine: Engine, two_tenants, cli) -
     ]
 
 
-def test_the_task_list_keeps_what_a_task_is_about_whole(two_tenants, cli) -> None:
+def test_the_task_list_keeps_what_a_task_is_about_whole(two_tenants, cli, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # piped output is as wide as it needs otherwise
     about = "Walk the partner through reconnecting LinkedIn before the second touch goes out"
     cli("tasks", "add", "P2", "--tenant", "vendor-a", "--kind", "onboarding", "--title", about)
     cli("tasks", "add", "P1", "--tenant", "vendor-a", "--kind", "call", "--due", "2020-01-01")
