@@ -212,6 +212,11 @@ def _fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _fmt_fine_rate(value: float | None) -> str:
+    """A rate whose tenths of a percent matter: mailbox providers act on 0.1 to 0.3%."""
+    return "-" if value is None else f"{value:.2%}"
+
+
 def _fmt_roi(row: FunnelRow) -> Text:
     if row.roi_pipeline is None:
         return Text("n/a", style="dim")
@@ -349,8 +354,15 @@ def _metric_tables(
     tables: list[tuple[str, tuple[str, ...], list[tuple]]] = [
         (
             f"marketing funnel{scope}",
-            MARKETING,
-            [(Text(r.label), *(str(r.counts.get(m, 0)) for m in MARKETING)) for r in rows],
+            (*MARKETING, "complaint rate"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in MARKETING),
+                    _fmt_fine_rate(r.rates["complaint rate"]),
+                )
+                for r in rows
+            ],
         ),
         (
             f"email engagement{scope} (opened, clicked: unique)",

@@ -25,7 +25,8 @@ from partnercast.tenants.funnel_models import Rollup, Spend
 from partnercast.tenants.models import Partner
 
 ROI_TARGET = 20.0
-MARKETING = ("sent", "delivered", "bounced", "unsubscribed", "visits", "forms")
+MARKETING = ("sent", "delivered", "bounced", "complained", "unsubscribed", "visits", "forms")
+"""Complaints come from feedback-loop reports (tenants/feedback_intake.py)."""
 SALES = ("leads", "mql", "sql", "opportunity", "won", "lost")
 ENGAGEMENT = ("opened", "opens", "clicked", "clicks")
 """Email tracking: ``opened`` and ``clicked`` count messages opened / clicked at least once
@@ -37,10 +38,10 @@ CHANNEL = ("impressions", "engagements", "link_clicks")
 CHANNEL_VALUES = ("ad_cost", "ad_conversions")
 """Search ads: cost (the ad account's currency) and conversions, kept as rollup values."""
 FUNNEL = (
-    *MARKETING[:4],
+    *MARKETING[:5],
     "opened",
     "clicked",
-    *MARKETING[4:],
+    *MARKETING[5:],
     *SALES,
     "opens",
     "clicks",
@@ -49,6 +50,7 @@ FUNNEL = (
 # (name, numerator, denominator)
 RATES = (
     ("delivery rate", "delivered", "sent"),
+    ("complaint rate", "complained", "delivered"),
     ("open rate", "opened", "delivered"),
     ("click rate", "clicked", "delivered"),
     ("visit to form", "forms", "visits"),

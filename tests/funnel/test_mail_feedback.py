@@ -33,6 +33,7 @@ from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret, sign
 from partnercast.tenants.feedback_intake import import_message
 from partnercast.tenants.funnel_models import Rollup
 from partnercast.tenants.mail_feedback import Kind, NotAReport, NothingToRecord, parse_report
+from partnercast.tenants.metrics import funnel
 from partnercast.tenants.models import Suppression
 from partnercast.tenants.rollups import scan_rollups, stored_rollups
 from partnercast.web.app import make_http_server
@@ -578,6 +579,13 @@ def test_cli_records_bounces_and_complaints_once_attributed_and_counted(
     assert _metric(a, "complained") == 1
     assert _metric(a, "sent") == sent_before  # a message that bounced later was still sent
     assert _metric(a, "delivered") == delivered_before - 2
+    with tenant_session(a.engine, a.tenant_id) as session:
+        (everything,) = funnel(session, by="total")
+        assert everything.counts["complained"] == 1
+        assert everything.rates["complaint rate"] == 1 / everything.counts["delivered"]
+    shown = cli("metrics", "--tenant", "northwind", "--by", "total")
+    assert "complained" in shown.stdout and "complaint rate" in shown.stdout
+    assert f"{1 / everything.counts['delivered']:.2%}" in shown.stdout
 
     before = snapshot(sent.engine)
     again = cli("feedback", "import", "--tenant", "northwind", str(hard), str(box))
