@@ -66,6 +66,9 @@ SOFT_BOUNCE_LIMIT_ENGAGED = 15
 WAS_SENT = (outbox.SENT, outbox.UNCERTAIN)  # final rows whose message may have gone out
 _PARTS = re.compile(r"^<pc\.(\d+)\.(\d+)\.([0-9a-f]{16})@([^<>\s]+)>$", re.IGNORECASE)
 
+EVENT_SOURCE = "mail-feedback:"
+"""Prefix of the events this intake records (the concierge scan finds late bounces by it)."""
+
 
 class Rejected(Exception):
     """The report matches no delivery of this tenant (or, ``retry``, cannot be recorded yet)."""
@@ -240,7 +243,7 @@ def _event(
         enrollment_id=dispatch.enrollment_id,
         dispatch_id=dispatch.id,
         contact_id=delivery.contact_id,
-        source=f"mail-feedback:{report.source}",
+        source=f"{EVENT_SOURCE}{report.source}",
         data={
             "cycle_id": dispatch.cycle_id,
             "touch_id": dispatch.touch_id,

@@ -10,8 +10,10 @@ episode (``approval:e12:1764579600`` is enrollment 12 pending since that instant
 * an open engine task whose cause is gone (approved, review held, threshold raised) is
   closed by the scan with a note saying why.
 
-Running the scan twice at the same instant changes nothing the second time. It is called
-at the end of every tick, so it stays cheap: a handful of indexed queries per tenant.
+Running the scan twice at the same instant changes nothing the second time. A plain
+``tick(now)`` runs it at its end; a worker runs it as a once-a-minute job instead
+(campaigns/ticking.task_scan_job, one worker per slot), so it stays cheap: a handful of
+indexed queries per tenant.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, Enrollment, Touch
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
-from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.models import HELD_FOR_RECONNECT, Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
+from partnercast.tenants import feedback_intake
 from partnercast.tenants.concierge import (
     ENGINE,
     OPEN_STATUSES,
@@ -159,11 +162,19 @@ def account_reconnect_causes(ctx: ScanContext) -> list[Cause]:
 
 
 def dispatch_failed_causes(ctx: ScanContext) -> list[Cause]:
-    """Failed dispatches of active partners (few: the state index finds them)."""
+    """Failed dispatches of active partners (few: the state index finds them).
+
+    A dispatch held for a refused channel account is left out: the account's own
+    reconnect task covers every dispatch it holds, and reconnecting resumes them.
+    """
     rows = ctx.session.exec(
         select(Dispatch)
         .join(Partner, col(Partner.id) == Dispatch.partner_id)
-        .where(Dispatch.state == "failed", Partner.status == "active")
+        .where(
+            Dispatch.state == "failed",
+            Dispatch.held_for != HELD_FOR_RECONNECT,
+            Partner.status == "active",
+        )
     ).all()
     return [
         Cause(
@@ -190,7 +201,7 @@ def bounce_rate_causes(ctx: ScanContext) -> list[Cause]:
             )
         ).all()
     )
-    candidates |= _complained_dispatches(ctx.session, since=start)
+    candidates |= _reported_dispatches(ctx.session, since=start)
     return _bounce_causes(ctx, [d for d in candidates if d is not None])
 
 
@@ -200,10 +211,24 @@ def _bounce_still(ctx: ScanContext, keys: list[str], _causes: list[Cause]) -> se
     return {cause.key for cause in _bounce_causes(ctx, ids)}
 
 
-def _complained_dispatches(session: Session, *, since: datetime) -> set[int]:
+def _reported_dispatches(session: Session, *, since: datetime) -> set[int]:
+    """Dispatches a complaint or a bounce was recorded against since ``since``.
+
+    Bounce reports arrive days after a dispatch finished (tenants/feedback_intake.py), when
+    its finished_at may have left the window; the event's own time finds them.
+    """
     ids = session.exec(
-        select(Event.dispatch_id).where(
-            Event.kind == "complained",
+        select(Event.dispatch_id)
+        .distinct()
+        .where(
+            or_(
+                Event.kind == "complained",
+                # bounces at send time are found by their dispatch's finished_at
+                and_(
+                    Event.kind == "bounced",
+                    col(Event.source).startswith(feedback_intake.EVENT_SOURCE),
+                ),
+            ),
             col(Event.occurred_at) >= since,
             col(Event.dispatch_id).is_not(None),
         )

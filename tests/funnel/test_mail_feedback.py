@@ -741,6 +741,22 @@ def test_the_bounce_rate_task_sees_imported_bounces_and_complaints(sent: Sent) -
         assert dispatch is not None and dispatch.failed_count == 1
 
 
+def test_a_hard_bounce_reported_long_after_the_send_still_counts(sent: Sent) -> None:
+    """The dispatch finished weeks ago (outside the incident window); the report is new."""
+    a = sent.a
+    raws = sent.by_tenant[a.tenant_id]
+    dispatch_id = _delivery(a, message_id_of(raws[0])).dispatch_id
+    late = START + timedelta(days=60)
+    with tenant_session(a.engine, a.tenant_id) as session:
+        update_settings(session, {"bounce_rate_threshold": 0.01, "incident_window_days": 7})
+        assert not [t for t in task_scan.scan(session, late).opened if t.kind == "bounce_rate"]
+    report = postfix_dsn(raws[0], recipient_of(raws[0]))
+    assert import_message(sent.engine, a.tenant_id, report, now=late).outcome == "recorded"
+    with tenant_session(a.engine, a.tenant_id) as session:
+        opened = [t for t in task_scan.scan(session, late).opened if t.kind == "bounce_rate"]
+        assert [t.cause_key for t in opened] == [f"bounce_rate:d{dispatch_id}"]
+
+
 # --- the webhook over real HTTP -------------------------------------------------------------
 
 
