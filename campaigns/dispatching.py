@@ -584,7 +584,12 @@ def _record_outcomes(
         if sent_ids:
             session.execute(
                 update(Delivery)
-                .where(col(Delivery.id).in_(sent_ids), Delivery.state != outbox.SENT)
+                # Only rows still open: a bounce report may already have settled one
+                # the journal noted sent (tenants/feedback_intake.py); it stays bounced.
+                .where(
+                    col(Delivery.id).in_(sent_ids),
+                    col(Delivery.state).in_((outbox.PENDING, outbox.SENDING)),
+                )
                 .values(state=outbox.SENT, sent_at=now)
                 .execution_options(synchronize_session=False)
             )
