@@ -240,6 +240,21 @@ def partners_show(
     console.print(table)
 
 
+@partners_app.command("link")
+def partners_link(
+    external_id: Annotated[str, typer.Argument(help="The partner's external id.")],
+    tenant: TenantOption,
+    days: Annotated[int, typer.Option("--days", help="How many days the link works.")] = 30,
+) -> None:
+    """Print a signed link to the partner's own results page (only its own numbers)."""
+    from partnercast.core.settings import load_settings
+    from partnercast.tenants.partner_link import results_url
+
+    with _scoped(tenant) as session:
+        url = results_url(session, load_settings(), external_id, days=days)
+    console.print(url, markup=False, highlight=False, soft_wrap=True)
+
+
 def _partner_fields(partner: Partner) -> list[tuple[str, str]]:
     return [
         ("name", partner.name),

@@ -29,6 +29,8 @@ from partnercast.web.crm import CrmRoutes
 from partnercast.web.feedback import PREFIX as FEEDBACK_PREFIX
 from partnercast.web.feedback import FeedbackRoutes
 from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
+from partnercast.web.partner_page import PREFIX as PARTNER_PREFIX
+from partnercast.web.partner_page import PartnerPageRoutes
 from partnercast.web.tracking import PREFIX as TRACKING_PREFIX
 from partnercast.web.tracking import TrackingRoutes
 
@@ -75,6 +77,7 @@ class EngineApp:
         self.crm = CrmRoutes(engine, settings)
         self.tracking = TrackingRoutes(engine, settings)
         self.feedback = FeedbackRoutes(engine, settings)
+        self.partner_page = PartnerPageRoutes(engine, settings)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -92,6 +95,8 @@ class EngineApp:
             return self.tracking(environ, start_response)
         if path.startswith(FEEDBACK_PREFIX):
             return self.feedback(environ, start_response)
+        if path.startswith(PARTNER_PREFIX):
+            return self.partner_page(environ, start_response)
         return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
 
     def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:

@@ -1,0 +1,245 @@
+"""A partner's own results page: the signed link, what the page shows, what it never shows.
+
+Everything goes through the engine's own HTTP server (make_http_server), on a world that
+ran two days of a cycle, with leads, CRM stages and spend. Partner P001 ("Alpha") is the
+one whose page is opened; P002 and P003 carry distinctive names and numbers that must
+never appear on it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from pydantic import SecretStr
+from sqlmodel import col, select
+from support.funnel_world import Funnel, add_form_lead, write_csv
+from support.world import build_world
+
+from partnercast.core.signing import sign
+from partnercast.core.tenancy import tenant_session
+from partnercast.tenants.crm_import import import_leads
+from partnercast.tenants.models import Partner
+from partnercast.tenants.partner_link import make_token, read_token
+from partnercast.tenants.spend import add_spend
+from partnercast.web.app import make_http_server
+
+HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+ALPHA = "Alpha Own Results Ltd"
+BRAVO = "Bravoquist Unmatched GmbH"
+CHARLIE = "Charlieworth Peculiar SA"
+# Numbers only B and C have (as the page would print them, and raw).
+OTHERS_NUMBERS = ("987,654", "987654", "313,131", "313131", "4,567", "2,389", "best partner:")
+
+
+@dataclass
+class Served:
+    funnel: Funnel
+    base: str
+    http: requests.Session
+    names: dict[str, str]  # external id -> name, every partner of the tenant
+
+    def token(self, external_id: str, *, days: int = 30, now: float | None = None) -> str:
+        with self.funnel.session() as session:
+            partner = session.exec(select(Partner).where(Partner.external_id == external_id)).one()
+            return make_token(
+                self.funnel.world.settings,
+                self.funnel.world.tenant_id,
+                partner,
+                days=days,
+                now=now,
+            )
+
+    def get(self, token: str) -> requests.Response:
+        return self.http.get(f"{self.base}/partner/{token}", timeout=60)
+
+
+@pytest.fixture
+def served(funnel: Funnel, tmp_path: Path) -> Iterator[Served]:
+    with funnel.session() as session:
+        partners = {
+            p.external_id: p for p in session.exec(select(Partner).order_by(col(Partner.id)))
+        }
+        partners["P001"].name = ALPHA
+        partners["P002"].name = BRAVO
+        partners["P003"].name = CHARLIE
+        names = {eid: p.name for eid, p in partners.items()}
+    for n in range(3):
+        add_form_lead(funnel, "P001", f"a{n}@c.example")
+    for n in range(13):  # B is the tenant's best partner for leads: 13
+        add_form_lead(funnel, "P002", f"b{n}@c.example")
+    for n in range(2):
+        add_form_lead(funnel, "P003", f"c{n}@c.example")
+    csv = write_csv(
+        tmp_path / "crm.csv",
+        HEADER
+        + "P001,a0@c.example,,mql,,,\n"
+        + "P001,a1@c.example,,mql,,,\n"
+        + "P001,a0@c.example,,opportunity,50000,,\n"
+        + "P002,b0@c.example,,opportunity,987654,,\n"
+        + "P003,c0@c.example,,won,313131,,\n",
+    )
+    with funnel.session() as session:
+        assert not import_leads(session, csv).rejected
+        add_spend(session, "P001", "cloud-security", 1000)
+        add_spend(session, "P002", "cloud-security", 4567)
+        add_spend(session, "P003", "cloud-security", 2389)
+    server = make_http_server(funnel.engine, funnel.world.settings, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with requests.Session() as http:
+            yield Served(funnel, f"http://127.0.0.1:{server.server_port}", http, names)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def visible(page: str) -> str:
+    """The page without its inline images' bytes (base64 could hold any short string)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:", page)
+
+
+def figure(page: str, key: str) -> str:
+    found = re.search(rf'data-figure="{key}"><dt>[^<]*</dt><dd>([^<]*)</dd>', page)
+    assert found, f"no figure {key}"
+    return found.group(1)
+
+
+def test_the_page_shows_the_partners_own_funnel_return_and_score(served: Served) -> None:
+    answer = served.get(served.token("P001"))
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.headers["Cache-Control"].startswith("no-store")
+    assert "script-src" not in answer.headers["Content-Security-Policy"]  # default-src 'none'
+    page = answer.text
+    assert f"{ALPHA}: your results with Northwind Cloud" in page
+    assert figure(page, "leads") == "3"
+    assert figure(page, "mql") == "2"
+    assert figure(page, "opportunity") == "1"
+    assert figure(page, "pipeline") == "50,000"
+    assert figure(page, "spend") == "1,000"
+    assert figure(page, "roi") == "50.0x"
+    assert int(figure(page, "sent")) > 0 and int(figure(page, "delivered")) > 0
+    for key in ("bounced", "complained", "opened", "clicked", "visits", "forms", "sql", "won"):
+        figure(page, key)
+    assert "meets the 20x target" in page
+    # the score: every component with its weight, and what holds the partner back
+    for name, weight in (("approval speed", 15), ("leads", 20), ("trend", 10)):
+        assert re.search(rf"<td>{name}</td><td>\w+</td><td>{weight}</td>", page), name
+    assert re.search(r'<p id="holds-back">What holds you back: <b>[^<]+</b>', page)
+    assert "What to do:" in page
+    # per campaign (with spend and ROI) and per cycle
+    assert re.search(r'<table id="campaigns">.*<td>cloud-security</td>.*50\.0x', page, re.S)
+    assert re.search(r'<table id="cycles">.*<td>cloud-security cycle 1</td>', page, re.S)
+    # the report's four charts, inline PNGs
+    for chart in ("funnel", "roi", "score", "trend"):
+        assert re.search(rf'<img id="chart-{chart}" src="data:image/png;base64,iVBORw0KGgo', page)
+
+
+def test_the_page_never_shows_another_partners_name_id_or_numbers(served: Served) -> None:
+    page = served.get(served.token("P001")).text
+    text = visible(page)
+    others = {eid: name for eid, name in served.names.items() if eid != "P001"}
+    assert BRAVO in others.values() and CHARLIE in others.values()
+    leaked = [x for eid, name in others.items() for x in (eid, name) if x in page]
+    assert not leaked
+    assert not [n for n in OTHERS_NUMBERS if n in text]
+    # the leads component compares with the best partner without saying its count (13)
+    assert "3 leads, against the best partner of the programme" in text
+    assert not re.search(r"\b13\b", text)
+    # and B's own page is B's
+    bravo = visible(served.get(served.token("P002")).text)
+    assert BRAVO in bravo and "987,654" in bravo and "4,567" in bravo
+    assert ALPHA not in bravo and CHARLIE not in bravo and "50,000" not in bravo
+
+
+def refused(answer: requests.Response) -> None:
+    assert answer.status_code == 403, answer.status_code
+    assert "not valid or has expired" in answer.text
+    assert len(answer.text) < 600
+    assert "P00" not in answer.text and "Northwind" not in answer.text
+
+
+def test_a_tampered_token_is_refused(served: Served) -> None:
+    token = served.token("P001")
+    last = token[-1]
+    refused(served.get(token[:-1] + ("A" if last != "A" else "B")))
+    refused(served.get(token[:-8]))
+    refused(served.get("1.not-a-token"))
+    refused(served.get("x" + token))
+    # Another partner's payload under P001's signature (swap the signed part)
+    alpha, bravo = token.rsplit(".", 1), served.token("P002").rsplit(".", 1)
+    refused(served.get(f"{bravo[0]}.{alpha[1]}"))
+    refused(served.get(f"{alpha[0]}.{bravo[1]}"))
+
+
+def test_changing_the_partner_in_a_signed_payload_needs_the_key(served: Served) -> None:
+    settings, tenant = served.funnel.world.settings, served.funnel.world.tenant_id
+    other = settings.model_copy(update={"secret_key": SecretStr("another-deployments-key")})
+    with served.funnel.session() as session:
+        bravo = session.exec(select(Partner).where(Partner.external_id == "P002")).one()
+        bravo_id = bravo.id
+    forged = make_token(other, tenant, bravo)
+    refused(served.get(forged))
+    # signed with the right key, but the external id does not match the partner id: 404
+    payload = [tenant, bravo_id, "P001", int(time.time()) + 3600]
+    mismatched = f"{tenant}.{sign(settings, f'partner_results.t{tenant}', payload)}"
+    gone = served.get(mismatched)
+    assert gone.status_code == 404
+    assert BRAVO not in gone.text and ALPHA not in gone.text
+
+
+def test_an_expired_token_is_refused(served: Served) -> None:
+    old = served.token("P001", days=1, now=time.time() - 86400 - 5)
+    refused(served.get(old))
+    assert served.get(served.token("P001", days=1, now=time.time() - 86400 + 60)).ok
+
+
+def test_a_token_of_one_tenant_never_opens_another(served: Served, tmp_path: Path) -> None:
+    world = served.funnel.world
+    south = build_world(world.engine, tmp_path / "south", 9, slug="southwind")
+    settings = world.settings
+    x_token = served.token("P001")  # northwind's P001
+    # the same token presented as the other tenant's (its id in front): another key
+    refused(served.get(f"{south.tenant_id}.{x_token.split('.', 1)[1]}"))
+    # a payload naming northwind, signed with southwind's key: refused either way
+    with tenant_session(world.engine, south.tenant_id) as session:
+        south_p1 = session.exec(select(Partner).where(Partner.external_id == "P001")).one()
+    payload = [world.tenant_id, south_p1.id, "P001", int(time.time()) + 3600]
+    signed = sign(settings, f"partner_results.t{south.tenant_id}", payload)
+    refused(served.get(f"{south.tenant_id}.{signed}"))
+    refused(served.get(f"{world.tenant_id}.{signed}"))
+    # southwind's own P001 link opens southwind's P001: none of northwind's numbers
+    y_token = make_token(settings, south.tenant_id, south_p1)
+    page = visible(served.get(y_token).text)
+    assert south_p1.name in page and ALPHA not in page and "50,000" not in page
+    assert read_token(settings, y_token).tenant_id == south.tenant_id
+
+
+def test_only_get(served: Served) -> None:
+    answer = served.http.post(f"{served.base}/partner/{served.token('P001')}", timeout=30)
+    assert answer.status_code == 405
+
+
+def test_partners_link_prints_a_working_link(
+    served: Served, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARTNERCAST_PUBLIC_BASE_URL", served.base + "/")
+    said = cli("partners", "link", "P001", "--tenant", "northwind", "--days", "7")
+    url = said.stdout.strip()
+    assert url.startswith(f"{served.base}/partner/") and "\n" not in url
+    assert "development-only" not in said.stdout  # the secret is never printed
+    link = read_token(served.funnel.world.settings, url.rsplit("/", 1)[1])
+    assert 6.9 * 86400 < link.expires_at - time.time() <= 7 * 86400
+    answer = served.http.get(url, timeout=60)
+    assert answer.status_code == 200 and ALPHA in answer.text
+    wrong = cli("partners", "link", "P404", "--tenant", "northwind", expect=1)
+    assert "no partner 'P404'" in wrong.stderr and "Traceback" not in wrong.stderr
+    bad = cli("partners", "link", "P001", "--tenant", "northwind", "--days", "0", expect=1)
+    assert "--days" in bad.stderr and "Traceback" not in bad.stderr
