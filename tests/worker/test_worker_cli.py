@@ -123,4 +123,6 @@ def test_worker_stops_on_sigterm_mid_work_and_leaves_no_lease(
     assert [d.id for d in rows if d.lease_owner is not None] == []
     assert {d.state for d in rows} <= {"done", "pending"}  # nothing left half-run
     assert sink.received.count == sum(d.sent_count for d in rows)
-    assert "stopped" in log.read_text()
+    output = log.read_text()
+    assert "stopped" in output
+    assert "Traceback" not in output and "ERROR" not in output, output
