@@ -8,12 +8,21 @@ never appear on it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
+import json
+import os
 import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from select import select as readable
+from typing import Any
 
 import pytest
 import requests
@@ -243,3 +252,164 @@ def test_partners_link_prints_a_working_link(
     assert "no partner 'P404'" in wrong.stderr and "Traceback" not in wrong.stderr
     bad = cli("partners", "link", "P001", "--tenant", "northwind", "--days", "0", expect=1)
     assert "--days" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- a real browser -----------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+# The flags of tests/microsite/test_browser.py, with DevTools over a pipe instead of a
+# screenshot: the test asks the page itself whether each chart decoded.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1200,900",
+    "--remote-debugging-pipe",
+)
+
+
+class DevTools:
+    """The Chrome DevTools Protocol over --remote-debugging-pipe (fd 3 in, fd 4 out):
+    JSON messages ended by a NUL byte. Only the standard library."""
+
+    def __init__(self, profile: Path) -> None:
+        to_child, self._write = os.pipe()
+        self._read, from_child = os.pipe()
+        # Above any fd the child's dup2 targets, so 3 and 4 cannot clobber each other.
+        a, b = fcntl.fcntl(to_child, fcntl.F_DUPFD, 10), fcntl.fcntl(from_child, fcntl.F_DUPFD, 10)
+        os.close(to_child)
+        os.close(from_child)
+
+        def wire() -> None:
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.process = subprocess.Popen(
+            [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(3, 4),
+            preexec_fn=wire,
+        )
+        os.close(a)
+        os.close(b)
+        self._buffer = b""
+        self._next = 0
+        self.events: list[dict[str, Any]] = []
+
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, session: str | None = None
+    ) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._message()
+            if answer.get("id") == self._next:
+                assert "error" not in answer, answer
+                return answer.get("result", {})
+            self.events.append(answer)
+
+    def wait_for(self, method: str) -> dict[str, Any]:
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while True:
+            event = self._message()
+            self.events.append(event)
+            if event.get("method") == method:
+                return event
+
+    def _message(self, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = readable([self._read], [], [], max(left, 0))
+            if not ready:
+                raise TimeoutError("chromium said nothing for a minute")
+            chunk = os.read(self._read, 65536)
+            if not chunk:
+                err = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
+                raise RuntimeError(f"chromium closed its pipe:\n{err[-2000:]}")
+            self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(message)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            self.call("Browser.close")
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._write)
+        os.close(self._read)
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+IN_PAGE = """JSON.stringify({
+  images: Array.from(document.images).map(i => ({id: i.id, complete: i.complete,
+    width: i.naturalWidth, height: i.naturalHeight, shown: i.getBoundingClientRect().width})),
+  figures: Object.fromEntries(Array.from(document.querySelectorAll('[data-figure]')).map(
+    f => [f.dataset.figure, {text: f.querySelector('dd').innerText,
+      visible: f.checkVisibility() && f.getBoundingClientRect().height > 0}])),
+  styled: getComputedStyle(document.querySelector('.figure')).borderTopStyle,
+  text: document.body.innerText
+})"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_chromium_loads_the_page_and_every_chart(served: Served, tmp_path: Path) -> None:
+    url = f"{served.base}/partner/{served.token('P001')}"
+    browser = DevTools(tmp_path / "profile")
+    try:
+        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        browser.call("Page.enable", session=session)
+        browser.call("Runtime.enable", session=session)
+        browser.call("Page.navigate", {"url": url}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        result = browser.call(
+            "Runtime.evaluate", {"expression": IN_PAGE, "returnByValue": True}, session=session
+        )
+        seen = json.loads(result["result"]["value"])
+        shot = browser.call("Page.captureScreenshot", {"format": "png"}, session=session)
+    finally:
+        browser.close()
+    charts = {image["id"]: image for image in seen["images"]}
+    assert set(charts) == {"chart-funnel", "chart-roi", "chart-score", "chart-trend"}
+    for name, image in charts.items():
+        assert image["complete"] and image["width"] > 400 and image["height"] > 150, name
+        assert image["shown"] > 0, name
+    figures = seen["figures"]
+    for key, shown in (("leads", "3"), ("pipeline", "50,000"), ("spend", "1,000")):
+        assert figures[key] == {"text": shown, "visible": True}, key
+    assert figures["roi"]["text"] == "50.0x" and figures["roi"]["visible"]
+    assert seen["styled"] == "solid"  # the inline style passed the page's CSP (its hash)
+    assert "What holds you back:" in seen["text"] and "meets the 20x target" in seen["text"]
+    assert BRAVO not in seen["text"] and CHARLIE not in seen["text"]
+    # CSP violations would show as console errors; none were reported
+    complaints = [
+        e
+        for e in browser.events
+        if e.get("method") == "Runtime.consoleAPICalled"
+        or (e.get("method") == "Runtime.exceptionThrown")
+    ]
+    assert not complaints, complaints[:3]
+    png = base64.b64decode(shot["data"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000
