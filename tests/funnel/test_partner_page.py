@@ -27,12 +27,14 @@ from typing import Any
 import pytest
 import requests
 from pydantic import SecretStr
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
-from support.world import build_world
+from support.world import build_world, respond, run_days, start
 
 from partnercast.core.signing import sign
 from partnercast.core.tenancy import tenant_session
+from partnercast.smtp_sink import SmtpSink
 from partnercast.tenants.crm_import import import_leads
 from partnercast.tenants.models import Partner
 from partnercast.tenants.partner_link import make_token, read_token
@@ -71,6 +73,13 @@ class Served:
 
 @pytest.fixture
 def served(funnel: Funnel, tmp_path: Path) -> Iterator[Served]:
+    with serve(funnel, tmp_path) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve(funnel: Funnel, tmp_path: Path) -> Iterator[Served]:
+    """Distinctive partners and numbers, and the engine's HTTP server on a free port."""
     with funnel.session() as session:
         partners = {
             p.external_id: p for p in session.exec(select(Partner).order_by(col(Partner.id)))
@@ -166,6 +175,26 @@ def test_the_page_never_shows_another_partners_name_id_or_numbers(served: Served
     bravo = visible(served.get(served.token("P002")).text)
     assert BRAVO in bravo and "987,654" in bravo and "4,567" in bravo
     assert ALPHA not in bravo and CHARLIE not in bravo and "50,000" not in bravo
+
+
+def test_on_postgresql_too(postgres_engine: Engine, sink: SmtpSink, tmp_path: Path) -> None:
+    world = build_world(postgres_engine, tmp_path / "pg", sink.port)
+    other = build_world(postgres_engine, tmp_path / "pg-other", sink.port, slug="southwind")
+    respond(world, {"P001": "approve", "P002": "approve", "P003": "auto", "P004": "silent"})
+    start(world)
+    run_days(world, 0, 2)
+    with tenant_session(postgres_engine, world.tenant_id) as session:
+        ids = {p.external_id: p.id or 0 for p in session.exec(select(Partner)).all()}
+    with serve(Funnel(world, ids), tmp_path) as running:
+        page = running.get(running.token("P001")).text
+        text = visible(page)
+        assert ALPHA in text and figure(page, "pipeline") == "50,000"
+        assert figure(page, "leads") == "3" and figure(page, "roi") == "50.0x"
+        leaked = [x for eid, n in running.names.items() if eid != "P001" for x in (eid, n)]
+        assert not [x for x in leaked if x in page]
+        assert not [n for n in OTHERS_NUMBERS if n in text]
+        # the other tenant's id in front of this tenant's token: refused
+        refused(running.get(f"{other.tenant_id}.{running.token('P001').split('.', 1)[1]}"))
 
 
 def refused(answer: requests.Response) -> None:
