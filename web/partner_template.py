@@ -28,7 +28,7 @@ STYLE = (
     ".figure dt{font-size:.8rem;color:#475569}.figure dd{margin:0;font-size:1.3rem;"
     "font-weight:600}.scroll{overflow-x:auto}table{border-collapse:collapse;margin:1rem 0;"
     "font-size:.85rem}td,th{border:1px solid #cbd5e1;padding:.25rem .5rem;text-align:right;"
-    "white-space:nowrap}th{background:#f1f5f9}th:first-child,td:first-child,td.t{text-align:left}"
+    "white-space:nowrap}th{background:#f1f5f9}th:first-child,td:first-child,td.t,th.t{text-align:left}"
     "td.t{white-space:normal}img{max-width:100%;height:auto;display:block;margin:1rem 0}"
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
