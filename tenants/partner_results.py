@@ -4,16 +4,15 @@ Everything comes from the functions the partner report uses (:mod:`tenants.metri
 :mod:`tenants.score`, :mod:`tenants.report_charts`, the report's trend chart), each asked
 for this one partner in a session scoped to its tenant; nothing is computed again here.
 
-The one thing not passed on as it is: the ``leads`` component's detail names the best
-partner's lead count ("3 leads (best partner: 12)"), another partner's number, which a
-page a partner opens must not show. The page says the comparison without that number.
+The score card is shown as the partner may read it (``ScoreCard.own_view``): the
+``leads`` component compares with the best partner without naming that partner's count.
 """
 
 from __future__ import annotations
 
 import tempfile
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session
@@ -30,7 +29,7 @@ from partnercast.tenants.metrics import (
     partner_metrics,
 )
 from partnercast.tenants.models import Partner, Tenant
-from partnercast.tenants.score import Component, ScoreCard, score_partners
+from partnercast.tenants.score import ScoreCard, score_partners
 
 NO_CYCLE = "y~"
 """The key :func:`metrics.funnel` gives results that belong to no cycle."""
@@ -67,20 +66,8 @@ def partner_results(session: Session, partner_id: int, external_id: str) -> Part
         total=partner_metrics(session, partner_id),
         campaigns=funnel(session, by="campaign", partner_id=partner_id),
         cycles=partner_cycles(session, partner_id),
-        card=_own_card(card) if card is not None else None,
+        card=card.own_view() if card is not None else None,
     )
-
-
-def _own_card(card: ScoreCard) -> ScoreCard:
-    """The card with the leads component's comparison said without the best partner's count."""
-    return replace(card, components=tuple(_own_component(c) for c in card.components))
-
-
-def _own_component(component: Component) -> Component:
-    if component.name != "leads" or "(best partner:" not in component.detail:
-        return component
-    mine = component.detail.split(" (best partner:")[0]
-    return replace(component, detail=f"{mine}, against the best partner of the programme")
 
 
 # --- charts -----------------------------------------------------------------------------

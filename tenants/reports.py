@@ -140,6 +140,7 @@ def _partner_report(
     session: Session, tenant: Tenant, partner: Partner, card: ScoreCard | None, folder: Path
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    card = card.own_view() if card is not None else None  # no other partner's numbers
     mine = partner_metrics(session, partner.id or 0)
     cycles = partner_cycles(session, partner.id or 0)
     charts.funnel_chart(mine.counts, f"{partner.name}: your funnel", folder / "funnel.png")

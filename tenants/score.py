@@ -11,7 +11,7 @@ points is named as what holds the partner back.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rapidfuzz import fuzz
@@ -69,6 +69,9 @@ class Component:
     detail: str
     blocks: bool = False
     """Nothing else can happen until this is fixed (a campaign never approved)."""
+    own_detail: str = ""
+    """The detail as the partner itself may read it, where ``detail`` names another
+    partner's number (the best partner's lead count); empty when ``detail`` is fine."""
 
     @property
     def group(self) -> str:
@@ -81,6 +84,10 @@ class Component:
     @property
     def lost(self) -> float:
         return self.weight * (1 - self.value)
+
+    def own_view(self) -> Component:
+        """This component as a page or report for the partner itself shows it."""
+        return replace(self, detail=self.own_detail) if self.own_detail else self
 
     @property
     def advice(self) -> str:
@@ -116,6 +123,10 @@ class ScoreCard:
         if blocking:
             return blocking[0]
         return max(self.components, key=lambda c: (c.lost, c.weight))
+
+    def own_view(self) -> ScoreCard:
+        """The card as the partner itself may read it: no other partner's numbers."""
+        return replace(self, components=tuple(c.own_view() for c in self.components))
 
 
 @dataclass
@@ -229,8 +240,10 @@ def _card(
     return ScoreCard(pid, partner.external_id, partner.name, components)
 
 
-def _component(name: str, value: float, detail: str, *, blocks: bool = False) -> Component:
-    return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail, blocks)
+def _component(
+    name: str, value: float, detail: str, *, blocks: bool = False, own_detail: str = ""
+) -> Component:
+    return Component(name, WEIGHTS[name], max(0.0, min(1.0, value)), detail, blocks, own_detail)
 
 
 def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
@@ -290,7 +303,12 @@ def _leads(row: FunnelRow, best: int) -> Component:
     if not best:
         return _component("leads", 0.0, "no partner has leads yet")
     noun = "lead" if leads == 1 else "leads"
-    return _component("leads", leads / best, f"{leads} {noun} (best partner: {best})")
+    return _component(
+        "leads",
+        leads / best,
+        f"{leads} {noun} (best partner: {best})",
+        own_detail=f"{leads} {noun}, against the best partner of the programme",
+    )
 
 
 def _mql_to_sql(row: FunnelRow) -> Component:

@@ -139,6 +139,8 @@ def test_one_partners_report_to_hand_over(results: Funnel, cli, tmp_path: Path) 
     text = "".join(f.read_text() for f in folder.iterdir() if f.suffix in (".html", ".csv"))
     assert names["P002"] in text
     assert not [n for eid, n in names.items() if eid != "P002" and (n in text or eid in text)]
+    # the leads component compares with the best partner without naming that one's count
+    assert "best partner:" not in text and "against the best partner" in text
     wrong = cli("report", "--tenant", "northwind", "--partner", "P404", expect=1)
     assert "no partner 'P404'" in wrong.stderr and "Traceback" not in wrong.stderr
 
