@@ -14,9 +14,10 @@ The UPDATE is also a fence: it matches rows only while this worker's lease on th
 dispatch is live, so a worker whose lease was taken over stops after at most the one
 message per connection it had on the wire (``record`` returns False).
 
-It runs on a raw driver connection of its own per sender thread, outside the ORM, for
-speed (once per message); it is tenant-scoped by its WHERE clause (tenant_id and
-dispatch_id).
+It runs on a raw driver connection per live sender thread (a new thread takes over an
+ended one's), outside the ORM, for speed (once per message); on SQLite the threads of a
+worker take turns on a lock rather than on the database's own write lock. It is
+tenant-scoped by its WHERE clause (tenant_id and dispatch_id).
 """
 
 from __future__ import annotations

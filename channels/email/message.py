@@ -6,10 +6,11 @@ the bytes of a multipart/alternative message once, split at the markers, with bo
 already quoted-printable encoded; each recipient then costs the encoding of its few
 values (binascii, in C) and one join. A soft line break (``=`` at the end of a line,
 which a decoder removes) closes each encoded piece, so pieces encoded apart join into
-valid quoted-printable with no line over 76 characters. That is what lets one worker
-build thousands of personal messages a second: the email package's generator, header
-folding and charset machinery (about 1.4 ms a message) never run per recipient, nor does
-any pass over the whole body (base64 of the HTML cost about 40 us a message).
+valid quoted-printable with lines of at most 76 characters (78 where binascii encodes a
+space or tab just before a line break as ``=20``; far below SMTP's 998). That is what
+lets one worker build thousands of personal messages a second: the email package's
+generator, header folding and charset machinery (about 1.4 ms a message) never run per
+recipient, nor does any pass over the whole body (base64 of the HTML cost about 40 us a message).
 
 The output is what goes on the wire: CRLF line endings (a strict server refuses bare LF),
 no line longer than 998 bytes, RFC 2047 encoded non-ASCII headers, RFC 8058 one-click
