@@ -477,13 +477,20 @@ def main() -> None:
     )
     for workers, sent, seconds, ceiling, rss in rows:
         rate = sent / seconds
-        print(
-            f"{workers} worker(s): engine {sent:,} msgs in {seconds:.1f} s = {rate:,.0f} msg/s; "
+        compared = (
             f"ceiling {ceiling:,.0f} msg/s ({workers * args.connections} connections); "
             f"engine/ceiling {rate / ceiling:.0%}; engine/naive {rate / naive:.1f}x; "
-            f"peak RSS {rss:,.0f} MB a worker"
+            if not args.skip_ceiling
+            else ""
         )
-    print(f"naive loop: {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)")
+        print(
+            f"{workers} worker(s): engine {sent:,} msgs in {seconds:.1f} s = {rate:,.0f} msg/s; "
+            f"{compared}peak RSS {rss:,.0f} MB a worker"
+        )
+    if not args.skip_ceiling:
+        print(
+            f"naive loop: {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)"
+        )
 
 
 def _load() -> str:
