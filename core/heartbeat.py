@@ -99,10 +99,11 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
             .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
             .values(last_seen=moment)
         )
-        dead: list[str] = []
+        gone: list[str] = []  # rows to remove
+        dead: list[str] = []  # of those, workers known dead: their leases are freed
         for row in session.exec(select(WorkerHeartbeat)).all():
             if not is_live(row, moment, host):
-                session.delete(row)
+                gone.append(row.worker_id)
                 if row.host == host and not pid_alive(row.pid):
                     dead.append(row.worker_id)
             elif sqlite:
@@ -110,6 +111,7 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
                     f"another worker ({row.host}:{row.pid}) is already serving this SQLite "
                     "database; SQLite takes one worker — use PostgreSQL to run several"
                 )
+        _remove(session, gone)
         session.add(
             WorkerHeartbeat(
                 worker_id=worker_id, host=host, pid=pid, started_at=moment, last_seen=moment
@@ -138,10 +140,9 @@ def beat(engine: Engine, worker_id: str) -> bool:
                 WorkerHeartbeat.worker_id != worker_id,
             )
         ).all()
-        dead = [row for row in peers if not pid_alive(row.pid)]
-        for row in dead:
-            session.delete(row)
-        _free(session, [row.worker_id for row in dead], worker_id)
+        dead = [row.worker_id for row in peers if not pid_alive(row.pid)]
+        _remove(session, dead)
+        _free(session, dead, worker_id)
         if not found:
             session.add(
                 WorkerHeartbeat(
@@ -153,6 +154,16 @@ def beat(engine: Engine, worker_id: str) -> bool:
                 )
             )
     return bool(found)
+
+
+def _remove(session: Session, worker_ids: list[str]) -> None:
+    """Delete these rows by statement: two workers removing the same dead row at once (a
+    beat and a start) must both succeed, where the ORM's delete of a row already gone
+    raises StaleDataError."""
+    if worker_ids:
+        session.execute(
+            delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id).in_(worker_ids))
+        )
 
 
 def _free(session: Session, dead: list[str], by: str) -> None:
