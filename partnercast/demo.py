@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
-from partnercast import demo_digital, demo_feedback, demo_funnel
+from partnercast import demo_concierge, demo_digital, demo_engagement, demo_feedback, demo_funnel
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.enrollment import (
@@ -61,6 +61,9 @@ DECLINE_NOTES = (
 )
 TRIES_BAD_TEXT = 4  # the fifth partner tries to save template code and a locked zone
 UNSUBSCRIBERS = 12
+SAMPLE = UNSUBSCRIBERS * 4  # .eml files left in outbox/ as samples
+READERS_DAY = 6  # the day readers open and click the first email (all of it sent by then)
+REVIEW_DAY = 7  # the day the weekly review is held with one partner
 
 
 def assign_roles(count: int) -> dict[int, str]:
@@ -101,7 +104,9 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     folder = folder.resolve()
     _fresh_folder(folder)
     console.rule("[bold]partnercast demo")
-    with SmtpSinkProcess(save_to=folder / "outbox", save_first=UNSUBSCRIBERS * 4) as sink:
+    # Every message of the first email is saved, for the readers' opens and clicks; the
+    # outbox is cut back to a sample afterwards.
+    with SmtpSinkProcess(save_to=folder / "outbox", save_first=max(SAMPLE, contacts)) as sink:
         web_port = free_port()
         settings = load_settings(
             database_url=f"sqlite:///{folder / 'partnercast.db'}",
@@ -124,6 +129,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
             )
             try:
                 tenant_id = _set_up_tenant(engine, folder, partners, contacts)
+                _staff(engine, tenant_id)
                 _load_campaign(engine, tenant_id)
                 _partners_respond(engine, settings, tenant_id, folder)
                 approved = demo_digital.set_up(
@@ -133,7 +139,17 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                     f"campaign [bold]{demo_digital.CAMPAIGN}[/] (landing page, X, LinkedIn, search "
                     f"ad): {approved} partners approved and connected their accounts"
                 )
-                _run_cycle(engine, settings, tenant_id, sink)
+                review = _run_cycle(engine, settings, tenant_id, sink)
+                fetched = demo_engagement.networks_report_numbers(
+                    engine, settings, tenant_id, social, ads, CYCLE_START + timedelta(days=46)
+                )
+                _step(
+                    f"metrics fetched from the X, LinkedIn and Google Ads stand-ins through the "
+                    f"channels' plugins: {fetched.accounts} accounts, {fetched.events} metric "
+                    f"events ({fetched.by_kind.get('impressions', 0):,.0f} impressions, "
+                    f"{fetched.by_kind.get('engagements', 0):,.0f} engagements, "
+                    f"{fetched.by_kind.get('link_clicks', 0):,.0f} link clicks)"
+                )
                 page = demo_digital.a_visitor_fills_the_form(engine, settings, tenant_id)
                 if page:
                     _step(f"a visitor sent the lead form on {page}")
@@ -143,14 +159,16 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
     _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder)}")
-    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security")
+    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", CYCLE_START)
     reports = demo_funnel.write_all_reports(engine, tenant_id, folder)
     _step(
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
         f"written: {reports.programme} and {len(reports.partners)} partner reports"
     )
     engine.dispose()
-    _try_next(folder)
+    for extra in sink.saved()[SAMPLE:]:
+        extra.unlink()
+    _try_next(folder, review)
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -328,7 +346,8 @@ def _expected_messages(engine: Engine, tenant_id: int) -> int:
     return int(contacts) * touches
 
 
-def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> None:
+def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> str:
+    """The cycle on a simulated clock; returns the partner the weekly review was held with."""
     with tenant_session(engine, tenant_id) as session:
         cycle = start_cycle(session, get_campaign(session, "cloud-security"), CYCLE_START)
         days = (cycle.ends_at - cycle.starts_at).days
@@ -341,6 +360,7 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
         TimeElapsedColumn(),
     )
     unsubscribed = 0
+    engaged, review = demo_engagement.Engagement(), ""
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("day  0", total=total)
         for day in range(days + 1):
@@ -349,12 +369,26 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
             tick(engine, settings, now, on_progress=lambda n: progress.advance(task, n))
             if day == 2 and not unsubscribed:
                 unsubscribed = _some_recipients_unsubscribe(sink)
+            if day == READERS_DAY:
+                readers = demo_engagement.readers(engine, settings, tenant_id, sink.saved())
+                engaged = demo_engagement.open_and_click(readers)
+            if day == REVIEW_DAY:
+                review = demo_concierge.weekly_review(engine, tenant_id, now)
         progress.update(task, completed=total)
     again = tick(engine, settings, CYCLE_START + timedelta(days=days, hours=1))
     _step(
         f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email"
     )
     _step(f"ticking the last day again sends {again.sent} messages: dispatch is idempotent")
+    _step(
+        f"readers of the first email, over real HTTP GETs to the engine's tracker: "
+        f"{engaged.opens} loaded the open pixel and {engaged.clicks} followed a tracked link, "
+        f"from {engaged.partners} partners' mailings ({engaged.messages} messages read back "
+        "from the SMTP server; the better partners' contacts engage more)"
+    )
+    if review:
+        _step(f"weekly review held with {review} on day {REVIEW_DAY}, its notes kept")
+    return review
 
 
 def _some_recipients_unsubscribe(sink: SmtpSinkProcess) -> int:
@@ -398,21 +432,34 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
         raise UserError(f"{received.unparsable} messages did not parse back: this is a bug")
 
 
-def _try_next(folder: Path) -> None:
+def _staff(engine: Engine, tenant_id: int) -> None:
+    staffing = demo_concierge.set_up(engine, tenant_id, CYCLE_START - timedelta(days=7))
+    _step(
+        f"{staffing.concierges} concierges (de+en, en, en) hold {staffing.assigned} partners, "
+        f"cap {staffing.cap} per language for this small programme; readiness checklists: "
+        f"{staffing.ready} partners ready, {staffing.not_ready} missing an item"
+    )
+    for warning in staffing.warnings or []:
+        console.print(f"    [yellow]capacity:[/] {warning}", highlight=False)
+
+
+def _try_next(folder: Path, review: str) -> None:
     console.rule("[bold]try next")
+    partner = review or "P001"
     console.print(
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
-        "  partnercast status cloud-security --tenant northwind\n"
-        "  partnercast enrollments cloud-security --tenant northwind\n"
-        "  partnercast preview cloud-security P002 --tenant northwind --touch intro"
-        " --locale de -o intro.html\n"
-        f"  open {folder / 'previews'} and {folder / 'outbox'} (sample .eml files)\n"
-        "  partnercast campaign validate examples/campaigns/cloud-security"
-        "   # then break a copy and run it again\n"
-        "  partnercast serve   # then open /p/northwind/P001/cloud-security-digital/\n"
-        "  partnercast tasks --tenant northwind          # what the concierge should do next\n"
-        "  partnercast review P001 --tenant northwind    # the weekly review agenda\n"
-        "  partnercast plugins                           # the channels that are installed\n"
-        "  partnercast --help",
+        "  export PARTNERCAST_TENANT=northwind\n"
+        "  partnercast tasks                  # what the concierges should do next\n"
+        "  partnercast concierges list        # load per language against the cap\n"
+        "  partnercast concierges balance     # a balanced assignment (--apply makes it)\n"
+        "  partnercast partners readiness     # who is ready, who misses what\n"
+        f"  partnercast reviews {partner}        # the weekly review's notes\n"
+        f"  partnercast review {partner} --at 2026-12-15T10:00Z   # the next agenda\n"
+        "  partnercast metrics --by cycle     # opens, clicks, social, leads, ROI\n"
+        "  partnercast score                  # contenders and pretenders\n"
+        "  partnercast status cloud-security\n"
+        f"  open {folder / 'reports' / 'index.html'}, {folder / 'previews'}, "
+        f"{folder / 'outbox'}\n"
+        "  partnercast serve   # then open /p/northwind/P001/cloud-security-digital/",
         highlight=False,
     )

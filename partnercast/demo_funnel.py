@@ -4,6 +4,7 @@ programme and partner reports (HTML with charts, and CSV)."""
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -23,8 +24,14 @@ MDF_BY_TIER = {"gold": 4000.0, "silver": 2000.0, "registered": 750.0}
 STAGES = ("mql", "sql", "opportunity", "won")
 
 
-def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: str) -> int:
-    """Spend for every approved partner, then a CRM export of lead stages; returns rows."""
+def record_results(
+    engine: Engine, tenant_id: int, folder: Path, campaign_key: str, cycle_start: datetime
+) -> int:
+    """Spend for every approved partner, then a CRM export of lead stages; returns rows.
+
+    Each row is dated (``occurred_at``) between the first email and the cycle's last week,
+    so every lead belongs to the cycle and the per-cycle funnel, trend and chart have data.
+    """
     rng = random.Random(45)
     rows: list[dict[str, str]] = []
     with tenant_session(engine, tenant_id) as session:
@@ -51,6 +58,7 @@ def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: s
                         "email": f"buyer{number}@{partner.external_id.lower()}-customer.example",
                         "campaign": campaign_key,
                         "deal_value": str(value) if value else "",
+                        "occurred_at": _during(cycle_start, rng).isoformat(),
                     }
                 )
     if not rows:
@@ -59,6 +67,11 @@ def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: s
     with tenant_session(engine, tenant_id) as session:
         report = import_leads(session, export)
     return report.kept
+
+
+def _during(cycle_start: datetime, rng: random.Random) -> datetime:
+    """A moment after the first email and before the cycle's last week."""
+    return cycle_start + timedelta(days=rng.randint(3, 38), hours=rng.randint(0, 8))
 
 
 def write_all_reports(engine: Engine, tenant_id: int, folder: Path) -> ReportFiles:

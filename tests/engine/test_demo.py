@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from email import message_from_bytes
 from pathlib import Path
 
 from sqlmodel import col, func, select
 
+from partnercast.campaigns.models import Campaign, Cycle
 from partnercast.core.db import make_engine
-from partnercast.core.models import Delivery
+from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import system_session
+from partnercast.tenants.concierge_models import (
+    Concierge,
+    PartnerAssignment,
+    PartnerReadiness,
+    Review,
+)
+from partnercast.tenants.leads import Lead
+from partnercast.tenants.models import Partner
+from partnercast.tenants.readiness import missing_items
 
 
 def test_demo_runs_the_whole_story(cli, tmp_path: Path) -> None:
@@ -36,6 +48,7 @@ def test_demo_runs_the_whole_story(cli, tmp_path: Path) -> None:
     assert (folder / "reports" / "roi.png").stat().st_size > 5_000
     saved = sorted((folder / "outbox").glob("*.eml"))
     assert saved, "the demo's SMTP server saves the first messages it receives"
+    assert len(saved) <= 48, "the first email's messages, read for opens, are cut to a sample"
     for path in saved:
         message = message_from_bytes(path.read_bytes())
         assert message.is_multipart()
@@ -52,6 +65,7 @@ def test_demo_runs_the_whole_story(cli, tmp_path: Path) -> None:
         suppressed = session.exec(
             select(func.count()).select_from(Delivery).where(Delivery.state == "suppressed")
         ).one()
+        _check_results(session, " ".join(out.split()))
     engine.dispose()
     assert f"received {sent:,} messages" in out.replace("\n", " ")
     words = " ".join(out.split())
@@ -65,3 +79,57 @@ def test_demo_twice_starts_fresh(cli, tmp_path: Path) -> None:
     second = cli("demo", "--folder", str(folder), "--partners", "6", "--contacts", "100").stdout
     assert "40 partners" not in second
     assert first.count("partners imported") == second.count("partners imported") == 1
+
+
+def _check_results(session, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Opens and clicks the engine's tracker recorded, leads in the cycle, social numbers,
+    concierges, readiness and a review: what the demo says it did, read from its database."""
+    hits = session.exec(
+        select(Event).where(
+            Event.source == "email-tracking", col(Event.kind).in_(("opened", "clicked"))
+        )
+    ).all()
+    genuine = [e for e in hits if not e.data.get("bot")]
+    pixel = [e for e in genuine if e.kind == "opened" and "implied" not in e.data]
+    clicks = [e for e in genuine if e.kind == "clicked"]
+    printed = re.search(r"(\d+) loaded the open pixel and (\d+) followed a tracked link", words)
+    assert printed, words
+    assert (len(pixel), len(clicks)) == (int(printed[1]), int(printed[2])) and pixel and clicks
+    assert all(e.data.get("cycle_id") for e in genuine)  # attributed to the email's cycle
+    assert all(str(e.data.get("url", "")).startswith("http") for e in clicks)
+    # Contenders' contacts engage more than pretenders': the rate differs between partners.
+    sent = Counter(
+        session.exec(
+            select(Dispatch.partner_id)
+            .join(Delivery, col(Delivery.dispatch_id) == Dispatch.id)
+            .where(Delivery.state == "sent")
+        ).all()
+    )
+    opened = Counter(e.partner_id for e in genuine if e.kind == "opened")
+    rates = {round(opened[p] / n, 2) for p, n in sent.items() if n}
+    assert len(rates) >= 3, rates
+    # Every lead of the CRM export belongs to the email campaign's cycle.
+    email_campaign = session.exec(select(Campaign).where(Campaign.key == "cloud-security")).one()
+    cycle = session.exec(select(Cycle).where(Cycle.campaign_id == email_campaign.id)).one()
+    crm_leads = session.exec(select(Lead).where(Lead.campaign_id == email_campaign.id)).all()
+    assert crm_leads and all(lead.cycle_id == cycle.id for lead in crm_leads)
+    # Social and search numbers fetched from the stand-ins through the channels' plugins.
+    fetched = session.exec(select(Event).where(Event.source == "channel-metrics")).all()
+    kinds = {e.kind for e in fetched if (e.value or 0) > 0}
+    assert {"impressions", "engagements", "link_clicks", "ad_cost"} <= kinds, kinds
+    assert {e.data.get("channel") for e in fetched} == {"x", "linkedin", "search"}
+    # Concierges with languages, every partner assigned, one of them over the cap.
+    concierges = session.exec(select(Concierge)).all()
+    assert len(concierges) == 3 and {"de", "en"} <= {x for c in concierges for x in c.languages}
+    partners = session.exec(select(Partner)).all()
+    assigned = session.exec(select(PartnerAssignment)).all()
+    assert {a.partner_id for a in assigned} == {p.id for p in partners}
+    assert "capacity:" in words and "over the cap" in words
+    # Readiness: some partners ready, some not.
+    checklists = {r.partner_id: r for r in session.exec(select(PartnerReadiness)).all()}
+    ready = [p for p in partners if not missing_items(p, checklists.get(p.id or 0))]
+    assert 0 < len(ready) < len(partners)
+    # The weekly review held with one partner keeps its notes.
+    reviews = session.exec(select(Review)).all()
+    assert len(reviews) == 1 and "follow up" in reviews[0].notes
+    assert "weekly review held with" in words and "partnercast reviews P" in words
