@@ -62,6 +62,7 @@ DECLINE_NOTES = (
 TRIES_BAD_TEXT = 4  # the fifth partner tries to save template code and a locked zone
 UNSUBSCRIBERS = 12
 SAMPLE = UNSUBSCRIBERS * 4  # .eml files left in outbox/ as samples
+SECOND_CYCLE_DAYS = 4  # cycle 2 runs this many days by the demo's end: its first email
 READERS_DAY = 6  # the day readers open and click the first email (all of it sent by then)
 REVIEW_DAY = 7  # the day the weekly review is held with one partner
 
@@ -141,7 +142,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 )
                 review = _run_cycle(engine, settings, tenant_id, sink)
                 fetched = demo_engagement.networks_report_numbers(
-                    engine, settings, tenant_id, social, ads, CYCLE_START + timedelta(days=46)
+                    engine, settings, tenant_id, social, ads, CYCLE_START + timedelta(days=50)
                 )
                 _step(
                     f"metrics fetched from the X, LinkedIn and Google Ads stand-ins through the "
@@ -159,7 +160,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
     _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder)}")
-    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", CYCLE_START)
+    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security")
     reports = demo_funnel.write_all_reports(engine, tenant_id, folder)
     _step(
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
@@ -388,7 +389,22 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
     )
     if review:
         _step(f"weekly review held with {review} on day {REVIEW_DAY}, its notes kept")
+    _second_cycle(engine, settings, tenant_id, CYCLE_START + timedelta(days=days + 1))
     return review
+
+
+def _second_cycle(engine: Engine, settings: Settings, tenant_id: int, starts_at: datetime) -> None:
+    """Cycle 2 starts the day after cycle 1 ends; the demo stops after its first email,
+    so that the reports and the score's trend compare two cycles."""
+    with tenant_session(engine, tenant_id) as session:
+        cycle = start_cycle(session, get_campaign(session, "cloud-security"), starts_at)
+    sent = 0
+    for day in range(SECOND_CYCLE_DAYS):
+        sent += tick(engine, settings, starts_at + timedelta(days=day, hours=1)).sent
+    _step(
+        f"cycle {cycle.number} started {starts_at:%Y-%m-%d}; its first email went to {sent:,} "
+        f"contacts; the demo stops on its day {SECOND_CYCLE_DAYS - 1}, the rest stays planned"
+    )
 
 
 def _some_recipients_unsubscribe(sink: SmtpSinkProcess) -> int:
@@ -418,7 +434,7 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
         partner_table(
             rows,
             show_names=console.width >= 100,
-            title="cloud-security, cycle 1: each partner's state and touches",
+            title="cloud-security, cycles 1 and 2: each partner's state and touches",
         )
     )
     received = sink.counts
