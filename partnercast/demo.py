@@ -4,7 +4,11 @@ A vendor with ~40 partners in three segments and ~2,400 contacts; the sample cam
 examples/; partners customise and approve it (some decline, one asks for changes, one
 never answers); a 45-day cycle on a simulated clock, every email delivered to an SMTP
 server the demo starts on localhost; a few recipients click the one-click unsubscribe link
-in the mail they got, over real HTTP, and get nothing after that.
+in the mail they got, over real HTTP, and get nothing after that. Readers open and click
+the first email through the engine's tracker (demo_engagement), the networks' stand-ins
+report numbers that the engine fetches, three concierges hold the partners and keep a
+weekly review (demo_concierge), and a second cycle sends its first email so that the
+reports compare cycles (demo_funnel dates the CRM's leads in both).
 """
 
 from __future__ import annotations
@@ -384,7 +388,7 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
     _step(
         f"readers of the first email, over real HTTP GETs to the engine's tracker: "
         f"{engaged.opens} loaded the open pixel and {engaged.clicks} followed a tracked link, "
-        f"from {engaged.partners} partners' mailings ({engaged.messages} messages read back "
+        f"from {engaged.partners} partners' mailings ({engaged.messages:,} messages read back "
         "from the SMTP server; the better partners' contacts engage more)"
     )
     if review:
