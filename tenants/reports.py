@@ -185,7 +185,9 @@ def _partner_report(
 def _trend(cycles: list[FunnelRow], title: str, path: Path) -> None:
     named = [row for row in cycles if row.key != "y~"]
     loose = sum(row.counts["leads"] for row in cycles if row.key == "y~")
-    note = f"{loose} leads not attributed to a cycle are left out" if loose else ""
+    noun = "lead" if loose == 1 else "leads"
+    verb = "is" if loose == 1 else "are"
+    note = f"{loose} {noun} not attributed to a cycle {verb} left out" if loose else ""
     charts.trend_chart(
         [row.label for row in named],
         {

@@ -180,7 +180,7 @@ def _results(session: Session, partner: Partner, start: datetime, end: datetime)
         "unsubscribes": events.get("unsubscribed", 0),
         "bounces": events.get("bounced", 0),
         "complaints": events.get("complained", 0),
-        "leads": _leads_since(session, partner, start),
+        "leads": _leads_between(session, partner, start, end),
         **_stages_reached(session, partner, start, end),
     }
 
@@ -213,11 +213,14 @@ def _stages_reached(
     return out
 
 
-def _leads_since(session: Session, partner: Partner, start: datetime) -> int:
-    """New leads the partner received since ``start``."""
+def _leads_between(session: Session, partner: Partner, start: datetime, end: datetime) -> int:
+    """New leads the partner received after ``start`` up to ``end`` (an agenda built for
+    a past moment counts none that came later)."""
     count = session.exec(
         select(func.count(Lead.id)).where(
-            Lead.partner_id == partner.id, col(Lead.created_at) > start
+            Lead.partner_id == partner.id,
+            col(Lead.created_at) > start,
+            col(Lead.created_at) <= end,
         )
     ).one()
     return int(count)

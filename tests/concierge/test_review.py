@@ -106,13 +106,15 @@ def test_the_week_s_results_count_engagement_stages_and_value(world: World, tmp_
     crm = tmp_path / "crm.csv"
     day = (AT - timedelta(days=1)).date().isoformat()
     old = (AT - timedelta(days=20)).date().isoformat()
+    later = (AT + timedelta(days=2)).date().isoformat()  # after the agenda's moment
     crm.write_text(
         "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
         f"P001,a@c.example,cloud-security,sql,,,{day}\n"
         f"P001,b@c.example,cloud-security,opportunity,12000,EUR,{day}\n"
         f"P001,c@c.example,cloud-security,won,5000,EUR,{day}\n"
         f"P001,d@c.example,cloud-security,won,999,EUR,{old}\n"
-        f"P003,e@c.example,cloud-security,won,7777,EUR,{day}\n",
+        f"P003,e@c.example,cloud-security,won,7777,EUR,{day}\n"
+        f"P001,f@c.example,cloud-security,lead,,,{later}\n",
         encoding="utf-8",
     )
     with tenant_session(world.engine, world.tenant_id) as session:
@@ -136,6 +138,7 @@ def test_the_week_s_results_count_engagement_stages_and_value(world: World, tmp_
         session.flush()
         results = review.build_agenda(session, partner, AT).results
     assert (results["opened"], results["clicked"]) == (2, 1)
+    assert results["leads"] == 3  # not the old one, nor one that came after the moment
     # sql, opportunity and won each reach the stages before them; the old deal and the
     # other partner's are not this week's.
     assert (results["mql"], results["sql"], results["opportunities"], results["won"]) == (
