@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 from support.world import World
 from worker.worker_support import NOW, add_due_dispatches
@@ -14,7 +17,7 @@ from partnercast.core import outbox
 from partnercast.core.models import Dispatch
 from partnercast.core.scheduler import JOB_TABLE
 from partnercast.core.tenancy import system_session
-from partnercast.core.worker import Worker
+from partnercast.core.worker import Worker, _RefusedAtShutdown
 
 
 def _leased(world: World) -> list[int]:
@@ -66,3 +69,41 @@ def test_the_worker_gives_back_every_lease_when_it_stops(bulk_world: World) -> N
     assert _leased(bulk_world) == []
     with bulk_world.engine.connect() as connection:  # the job store is in our database
         assert bulk_world.engine.dialect.has_table(connection, JOB_TABLE)
+
+
+def _refused_run(quiet: logging.Filter | None) -> None:
+    """A scheduler thread submitting a due run to its executor, already shut down: the
+    race a stopping worker's scheduler can meet (pausing does not stop a pass under way)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC)
+    job = scheduler.add_job(print, "interval", seconds=60, next_run_time=datetime.now(UTC))
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if quiet:
+        scheduler_log.addFilter(quiet)
+    try:
+        scheduler._executors["default"].shutdown(wait=True)
+        scheduler.start()  # its thread's first pass finds the job due
+        deadline = time.monotonic() + 10
+        while job.next_run_time is not None and job.next_run_time <= datetime.now(UTC):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=False)
+        if quiet:
+            scheduler_log.removeFilter(quiet)
+
+
+def test_a_run_refused_by_the_stopped_executor_leaves_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="apscheduler.scheduler"):
+        _refused_run(None)
+        refusals = [r for r in caplog.records if "Error submitting job" in r.getMessage()]
+        assert refusals and refusals[0].exc_info  # APScheduler's own traceback ...
+        assert "after shutdown" in str(refusals[0].exc_info[1])
+        caplog.clear()
+        _refused_run(_RefusedAtShutdown())
+        assert caplog.records == []  # ... which a stopping worker keeps out of its log
