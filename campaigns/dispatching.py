@@ -32,7 +32,7 @@ from partnercast.campaigns.rendering import DraftCache, PartnerView, identity, p
 from partnercast.campaigns.send_windows import RESCHEDULED, hold_outside_window
 from partnercast.campaigns.spec import TouchSpec
 from partnercast.campaigns.store import version_spec
-from partnercast.campaigns.tracking_links import TRACKING_VALUE, draft_tracker, recipient_token
+from partnercast.campaigns.tracking_links import TRACKING_VALUE, draft_tracker
 from partnercast.core import accounts, outbox
 from partnercast.core.errors import TemplateError, UserError
 from partnercast.core.journal import LedgerJournal
@@ -45,6 +45,7 @@ from partnercast.core.models import (
 )
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
+from partnercast.core.signing import recipient_token
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.plugins import (
@@ -62,7 +63,6 @@ from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.suppressions import (
     suppress,
     suppressed_among,
-    unsubscribe_token,
     unsubscribe_url,
 )
 
@@ -539,8 +539,9 @@ def _recipient(
     delivery: outbox.Pending,
     contact: AudienceMember,
 ) -> Recipient:
-    token = unsubscribe_token(
-        ctx.settings, tenant_id=tenant_id, contact_id=contact.id or 0, dispatch_id=dispatch.id or 0
+    # One signature a message: the same token opens its unsubscribe link and its tracking.
+    token = recipient_token(
+        ctx.settings, tenant_id=tenant_id, dispatch_id=dispatch.id or 0, contact_id=contact.id or 0
     )
     return Recipient(
         delivery_id=delivery.id or 0,
@@ -553,12 +554,7 @@ def _recipient(
             "company": contact.company,
             "email": contact.email,
             "unsubscribe_url": unsubscribe_url(ctx.settings, token),
-            TRACKING_VALUE: recipient_token(
-                ctx.settings,
-                tenant_id=tenant_id,
-                dispatch_id=dispatch.id or 0,
-                contact_id=contact.id or 0,
-            ),
+            TRACKING_VALUE: token,
         },
     )
 

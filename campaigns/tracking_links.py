@@ -21,21 +21,16 @@ of links. The web side (web/tracking.py) checks both tokens and that they agree.
 
 from __future__ import annotations
 
-import hmac
 import html
 import re
-import time
-from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
-
 from partnercast.campaigns.spec import TouchSpec
+from partnercast.core import signing
 from partnercast.core.settings import Settings
-from partnercast.core.signing import InvalidToken, sign, unsign
+from partnercast.core.signing import InvalidToken, RecipientToken, sign, unsign
 from partnercast.plugins import Draft
 from partnercast.plugins.personalization import marker
 from partnercast.plugins.utm import tag_url
@@ -44,7 +39,6 @@ if TYPE_CHECKING:
     from partnercast.campaigns.rendering import PartnerView
 
 LINK_PURPOSE = "track.link"
-RECIPIENT_PURPOSE = "track.recipient"
 TRACKING_VALUE = "tracking"
 """The merge value (``Recipient.values``) that holds the recipient's token."""
 CLICK_PATH = "/t/c/"
@@ -203,51 +197,6 @@ def read_link_token(settings: Settings, token: str) -> LinkToken:
     return found
 
 
-@lru_cache(maxsize=8)
-def _signer(secret: str) -> TimestampSigner:
-    return TimestampSigner(secret, salt=f"partnercast.{RECIPIENT_PURPOSE}")
-
-
-@lru_cache(maxsize=8)
-def _recipient_key(secret: str) -> bytes:
-    return _signer(secret).derive_key()
-
-
-def recipient_token(
-    settings: Settings, *, tenant_id: int, dispatch_id: int, contact_id: int
-) -> str:
-    """The one token a recipient's message carries for all its links and its pixel.
-
-    An itsdangerous TimestampSigner token over ``tenant.dispatch.contact``, made here
-    with its key derived once (TimestampSigner.sign derives it on every call): it runs
-    once per message on the send path. :func:`read_recipient_token` checks it with
-    itsdangerous itself; tests/funnel/test_tracking.py holds the two to the same bytes.
-    """
-    value = f"{tenant_id}.{dispatch_id}.{contact_id}.".encode("ascii")
-    value += _b64(int(time.time()).to_bytes(8, "big").lstrip(b"\x00"))
-    signature = hmac.digest(_recipient_key(settings.secret_key.get_secret_value()), value, "sha1")
-    return (value + b"." + _b64(signature)).decode("ascii")
-
-
-def _b64(data: bytes) -> bytes:
-    return urlsafe_b64encode(data).rstrip(b"=")
-
-
-@dataclass(frozen=True)
-class RecipientToken:
-    tenant_id: int
-    dispatch_id: int
-    contact_id: int
-
-
 def read_recipient_token(settings: Settings, token: str) -> RecipientToken:
-    """The ids in a recipient token, or InvalidToken."""
-    signer = _signer(settings.secret_key.get_secret_value())
-    try:
-        value = signer.unsign(token, max_age=TOKEN_DAYS * 86400).decode("ascii")
-        tenant, dispatch, contact = (int(part) for part in value.split("."))
-    except SignatureExpired as error:
-        raise InvalidToken("this link has expired") from error
-    except (BadSignature, ValueError, UnicodeDecodeError) as error:
-        raise InvalidToken("this link is not valid") from error
-    return RecipientToken(tenant, dispatch, contact)
+    """The ids in a recipient token of a tracked link or pixel, or InvalidToken."""
+    return signing.read_recipient_token(settings, token, max_age_seconds=TOKEN_DAYS * 86400)

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from partnercast.core.models import Event
 from partnercast.core.settings import Settings
-from partnercast.core.signing import InvalidToken, sign, unsign
+from partnercast.core.signing import InvalidToken, read_recipient_token, recipient_token, unsign
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Contact, Suppression
 
@@ -51,7 +51,30 @@ def suppressed_among(session: Session, emails: Iterable[str]) -> set[str]:
 def unsubscribe_token(
     settings: Settings, *, tenant_id: int, contact_id: int, dispatch_id: int
 ) -> str:
-    return sign(settings, UNSUBSCRIBE, [tenant_id, contact_id, dispatch_id])
+    """The token of a message's unsubscribe link: its recipient token (core/signing.py),
+    the one signature a message carries for its tracked links, pixel and unsubscribe."""
+    return recipient_token(
+        settings, tenant_id=tenant_id, dispatch_id=dispatch_id, contact_id=contact_id
+    )
+
+
+def _unsubscribe_ids(settings: Settings, token: str) -> tuple[int, int, int]:
+    """(tenant, contact, dispatch) of an unsubscribe link's token, or InvalidToken.
+
+    Messages sent before the recipient token carried a token of their own (a signed JSON
+    list for this purpose); those links keep working for as long as they were promised.
+    """
+    max_age = UNSUBSCRIBE_LINK_DAYS * 86400
+    try:
+        ids = read_recipient_token(settings, token, max_age_seconds=max_age)
+    except InvalidToken as error:
+        if "expired" in str(error):
+            raise
+        tenant_id, contact_id, dispatch_id = unsign(
+            settings, UNSUBSCRIBE, token, max_age_seconds=max_age
+        )
+        return int(tenant_id), int(contact_id), int(dispatch_id)
+    return ids.tenant_id, ids.contact_id, ids.dispatch_id
 
 
 def unsubscribe_url(settings: Settings, token: str) -> str:
@@ -66,10 +89,8 @@ class UnsubscribeResult:
 
 def unsubscribe_by_token(engine: Engine, settings: Settings, token: str) -> UnsubscribeResult:
     """Honour an unsubscribe link: suppress the contact's address in its tenant."""
-    tenant_id, contact_id, dispatch_id = unsign(
-        settings, UNSUBSCRIBE, token, max_age_seconds=UNSUBSCRIBE_LINK_DAYS * 86400
-    )
-    with tenant_session(engine, int(tenant_id)) as session:
+    tenant_id, contact_id, dispatch_id = _unsubscribe_ids(settings, token)
+    with tenant_session(engine, tenant_id) as session:
         contact = session.get(Contact, int(contact_id))
         if contact is None:
             raise InvalidToken("this link is not valid")

@@ -13,9 +13,11 @@ from support.world import CAMPAIGN, START, World, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
 from partnercast.core.models import Delivery, Dispatch
+from partnercast.core.signing import InvalidToken, sign
 from partnercast.core.tenancy import tenant_session
 from partnercast.smtp_sink import BOUNCE_DOMAIN, SmtpSink
 from partnercast.tenants.models import Contact, Partner, Suppression
+from partnercast.tenants.suppressions import UNSUBSCRIBE, unsubscribe_by_token
 from partnercast.web.app import make_http_server
 
 ANSWERS = {
@@ -171,6 +173,33 @@ def test_a_forged_unsubscribe_token_is_refused(world: World, engine) -> None:
         server.shutdown()
         server.server_close()
     assert status == 400
+
+
+def test_a_message_carries_one_token_and_links_sent_before_it_still_unsubscribe(
+    world: World, sink: SmtpSink, engine
+) -> None:
+    """The unsubscribe link carries the message's recipient token (the one its tracked
+    links use: one signature a message); a link in a message sent before that, signed as
+    a list for the unsubscribe purpose alone, still works."""
+    respond(world, {"P001": "approve"})
+    start(world)
+    run_days(world, 0, 1)
+    message = sink.received.messages[0]
+    token = re.search(r"/u/([^>]+)>", str(message["List-Unsubscribe"])).group(1)
+    body = message.get_body(("html",)).get_content()
+    assert f"/t/o/{token}.gif" in body  # the pixel's token is the same one
+    with tenant_session(world.engine, world.tenant_id) as session:
+        first = session.exec(select(Contact).where(Contact.email == str(message["To"]))).one()
+        other = session.exec(select(Contact).where(Contact.id != first.id)).first()
+        delivery = session.exec(select(Delivery).where(Delivery.contact_id == first.id)).first()
+    older = sign(world.settings, UNSUBSCRIBE, [world.tenant_id, other.id, delivery.dispatch_id])
+    assert unsubscribe_by_token(engine, world.settings, token).email == first.email
+    assert unsubscribe_by_token(engine, world.settings, older).email == other.email
+    with pytest.raises(InvalidToken):
+        unsubscribe_by_token(engine, world.settings, token[:-2] + "xx")
+    with tenant_session(world.engine, world.tenant_id) as session:
+        gone = set(session.exec(select(Suppression.email)).all())
+    assert gone == {first.email.lower(), other.email.lower()}
 
 
 def test_hard_bounces_are_suppressed_for_the_rest_of_the_cycle(
