@@ -581,7 +581,13 @@ def reviews_command(partner: PartnerArg, tenant: TenantOption) -> None:
     """The reviews held with a partner, newest first, with their notes."""
     with _scoped(tenant) as session:
         rows = review.list_reviews(session, get_partner(session, partner))
-    table = Table("id", "held", "by", "notes", title=f"{len(rows)} reviews of {partner}")
+    table = Table(
+        "id",
+        "held",
+        "by",
+        "notes",
+        title=f"{len(rows)} {'review' if len(rows) == 1 else 'reviews'} of {partner}",
+    )
     for row in rows:
         _text_row(table, row.id, f"{as_utc(row.held_at):%Y-%m-%d %H:%M}", row.created_by, row.notes)
     console.print(table)
