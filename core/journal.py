@@ -15,15 +15,22 @@ dispatch is live, so a worker whose lease was taken over stops after at most the
 message per connection it had on the wire (``record`` returns False).
 
 It runs on a raw driver connection per live sender thread (a new thread takes over an
-ended one's), outside the ORM, for speed (once per message); on SQLite the threads of a
-worker take turns on a lock rather than on the database's own write lock. It is
+ended one's), outside the ORM, for speed (once per message); on SQLite the sender threads
+of every worker on the machine take turns on a lock (:class:`WriteTurns`) rather than on
+the database's own write lock. It is
 tenant-scoped by its WHERE clause (tenant_id and dispatch_id).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: the threads of one worker still take turns
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import DateTime, bindparam, case, exists, literal, update
 from sqlalchemy.engine import Engine
@@ -125,6 +132,55 @@ class _DriverStatement:
         return int(cursor.rowcount)
 
 
+class WriteTurns:
+    """Turns at one SQLite file's write lock for journal notes, taken by the threads of
+    this process (a thread lock) and by the other processes on this machine (an flock
+    on a file beside the database): a blocked taker is woken when the lock is given
+    back, where SQLite's busy handler would sleep and poll. Other writers still meet
+    SQLite's own lock; this only spares the notes, written once a message, the sleeps.
+    """
+
+    def __init__(self, lock_path: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        if lock_path is not None and fcntl is not None:
+            self._fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> WriteTurns:
+        self._thread_lock.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+_TURNS: dict[tuple[int, str], WriteTurns] = {}
+_TURNS_LOCK = threading.Lock()
+
+
+def write_turns(database: str | None) -> WriteTurns:
+    """The process's :class:`WriteTurns` of a SQLite database file (one per file and
+    process: an flock belongs to an open file, which a forked child would share)."""
+    in_memory = not database or database == ":memory:" or database.startswith("file::memory:")
+    path = None if in_memory else f"{database}.partnercast-lock"
+    key = (os.getpid(), path or "")
+    with _TURNS_LOCK:
+        turns = _TURNS.get(key)
+        if turns is None:
+            turns = _TURNS[key] = WriteTurns(path)
+        return turns
+
+
 class LedgerJournal:
     """The :class:`~partnercast.plugins.DeliveryJournal` of one dispatch run."""
 
@@ -139,10 +195,11 @@ class LedgerJournal:
         self._slots: list[list[Any]] = []  # [thread using it, connection, cursor]
         self._lock = threading.Lock()
         # SQLite has one writer at a time, and a connection that finds the file locked
-        # sleeps in its busy handler (1 ms, then more): sender threads of one process
-        # take turns on this lock instead. PostgreSQL's row locks need no such thing.
-        self._write_lock: threading.Lock | None = (
-            threading.Lock() if engine.dialect.name == "sqlite" else None
+        # sleeps in its busy handler (1 ms, then more): the sender threads of every
+        # worker on this machine take turns on a lock instead. PostgreSQL's row locks
+        # need no such thing.
+        self._write_lock: WriteTurns | None = (
+            write_turns(engine.url.database) if engine.dialect.name == "sqlite" else None
         )
         self._renewed_at = lease.now()
         self.lost = False
