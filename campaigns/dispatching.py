@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import BaseModel
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -296,7 +296,7 @@ def _hold_or_skip(
     dispatch.held_for = ""
     dispatch.last_error = reason
     dispatch.finished_at = now
-    _recount(session, dispatch)  # a run cut short (a worker died) may have sent some
+    outbox.recount(session, dispatch)  # a run cut short (a worker died) may have sent some
     outbox.record_event(
         session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason}
     )
@@ -727,7 +727,7 @@ def _finish(
         dispatch.finished_at = now
         if external_ids:
             dispatch.external_ids = list(external_ids)
-        _recount(session, dispatch)
+        outbox.recount(session, dispatch)
         outbox.record_event(
             session,
             f"dispatch.{state}",
@@ -748,21 +748,6 @@ def _finish(
     result = run or DispatchRun(dispatch_id, state, reason=reason)
     result.state, result.reason, result.suppressed = state, reason, suppressed
     return result
-
-
-def _recount(session: Session, dispatch: Dispatch) -> None:
-    """The dispatch's counters from its ledger (right even after a crash mid-batch)."""
-    counts = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(Delivery.state, func.count())
-            .where(Delivery.dispatch_id == dispatch.id)
-            .group_by(Delivery.state)
-        ).all()
-    )
-    if counts:
-        dispatch.sent_count = int(counts.get(outbox.SENT, 0))
-        dispatch.suppressed_count = int(counts.get(outbox.SUPPRESSED, 0))
-        dispatch.failed_count = int(counts.get(outbox.BOUNCED, 0) + counts.get(outbox.FAILED, 0))
 
 
 def _put_back(

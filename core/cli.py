@@ -54,16 +54,16 @@ class CliConsole(Console):
 console = CliConsole()
 err_console = CliConsole(stderr=True)
 
-TenantOption = Annotated[
-    str,
-    typer.Option(
-        "--tenant",
-        "-t",
-        envvar="PARTNERCAST_TENANT",
-        help="Slug of the tenant (vendor) to act as.",
-        show_default=False,
-    ),
-]
+_TENANT = typer.Option(
+    "--tenant",
+    "-t",
+    envvar="PARTNERCAST_TENANT",
+    help="Slug of the tenant (vendor) to act as.",
+    show_default=False,
+)
+TenantOption = Annotated[str, _TENANT]
+OptionalTenant = Annotated[str | None, _TENANT]
+"""--tenant where a subcommand may take it from its group (`metrics --tenant T fetch`)."""
 
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:

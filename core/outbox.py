@@ -415,3 +415,19 @@ def record_event(session: Session, kind: str, dispatch: Dispatch, **fields: obje
     event = Event(kind=kind, partner_id=dispatch.partner_id, dispatch_id=dispatch.id, **fields)
     session.add(event)
     return event
+
+
+def recount(session: Session, dispatch: Dispatch) -> None:
+    """Set the dispatch's counters from its ledger (right even after a crash mid-batch,
+    or after a bounce reported later: tenants/feedback_intake.py)."""
+    counts = dict(
+        session.exec(  # type: ignore[call-overload]
+            select(Delivery.state, func.count())
+            .where(Delivery.dispatch_id == dispatch.id)
+            .group_by(Delivery.state)
+        ).all()
+    )
+    if counts:
+        dispatch.sent_count = int(counts.get(SENT, 0))
+        dispatch.suppressed_count = int(counts.get(SUPPRESSED, 0))
+        dispatch.failed_count = int(counts.get(BOUNCED, 0) + counts.get(FAILED, 0))

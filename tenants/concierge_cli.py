@@ -18,7 +18,14 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
-from partnercast.core.cli import TenantOption, console, err_console, open_engine, resolve_tenant
+from partnercast.core.cli import (
+    OptionalTenant,
+    TenantOption,
+    console,
+    err_console,
+    open_engine,
+    resolve_tenant,
+)
 from partnercast.core.errors import UserError
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import as_utc, utcnow
@@ -40,16 +47,6 @@ PartnerArg = Annotated[str, typer.Argument(help="The partner's external id.", sh
 TaskArg = Annotated[int, typer.Argument(help="The task id.", show_default=False)]
 ByOption = Annotated[
     str, typer.Option("--by", envvar="PARTNERCAST_USER", help="Who does this (for the notes).")
-]
-OptionalTenant = Annotated[
-    str | None,
-    typer.Option(
-        "--tenant",
-        "-t",
-        envvar="PARTNERCAST_TENANT",
-        help="Slug of the tenant (vendor) to act as.",
-        show_default=False,
-    ),
 ]
 
 

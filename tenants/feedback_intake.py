@@ -181,7 +181,7 @@ def _apply(
             return False
         delivery.state, delivery.error = outbox.BOUNCED, report.summary[:1000]
         session.flush()
-        _recount(session, dispatch)
+        outbox.recount(session, dispatch)
         suppress(session, delivery.email, reason="hard_bounce", source=_source(report))
     elif report.kind == Kind.COMPLAINT:
         if _events(session, dispatch.partner_id, delivery, kind):
@@ -198,19 +198,6 @@ def _apply(
     if report.kind == Kind.BOUNCE_SOFT:
         _soft_bounce_limit(session, delivery.email)
     return True
-
-
-def _recount(session: Session, dispatch: Dispatch) -> None:
-    """The dispatch's tallies from its ledger, as the send path's finish sets them."""
-    counts = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(Delivery.state, func.count())
-            .where(Delivery.dispatch_id == dispatch.id)
-            .group_by(Delivery.state)
-        ).all()
-    )
-    dispatch.sent_count = int(counts.get(outbox.SENT, 0))
-    dispatch.failed_count = int(counts.get(outbox.BOUNCED, 0) + counts.get(outbox.FAILED, 0))
 
 
 def _events(session: Session, partner_id: int, delivery: Delivery, kind: str) -> list[Event]:

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from partnercast.campaigns.models import Campaign
 from partnercast.core.cli import (
+    OptionalTenant,
     TenantOption,
     console,
     err_console,
@@ -60,18 +61,11 @@ metrics_app = typer.Typer(
     "networks), rebuild (recompute the rollups).",
     no_args_is_help=False,
 )
-OptionalTenant = Annotated[
-    str | None,
-    typer.Option(
-        "--tenant",
-        "-t",
-        envvar="PARTNERCAST_TENANT",
-        help="Slug of the tenant (vendor) to act as.",
-        show_default=False,
-    ),
-]
 CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
 ByOption = Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")]
+RebuildOption = Annotated[
+    bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
+]
 PartnerOption = Annotated[
     str | None, typer.Option("--partner", help="Only this partner's own numbers.")
 ]
@@ -240,9 +234,7 @@ def metrics_main(
     campaign: CampaignOption = None,
     by: ByOption = "partner",
     partner: PartnerOption = None,
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
-    ] = False,
+    rebuild: RebuildOption = False,
 ) -> None:
     """The funnel, social and search numbers, pipeline, won value and ROI against 20x."""
     if ctx.invoked_subcommand is not None:
@@ -257,9 +249,7 @@ def metrics_show(
     campaign: CampaignOption = None,
     by: ByOption = "partner",
     partner: PartnerOption = None,
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
-    ] = False,
+    rebuild: RebuildOption = False,
 ) -> None:
     """The funnel, the same as `partnercast metrics`."""
     show_metrics(_tenant_of(ctx, tenant), campaign, by, partner, rebuild)

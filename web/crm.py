@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from partnercast.core.settings import Settings
-from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.tenancy import tenant_session
 from partnercast.tenants import rollups
 from partnercast.tenants.crm_import import apply_records
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER, verify
-from partnercast.tenants.models import Tenant
+from partnercast.tenants.crm_secret import SIGNATURE_HEADER
+from partnercast.web.signed_posts import (
+    StartResponse,
+    json_response,
+    read_body,
+    signature_of,
+    signed_tenant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +40,6 @@ UNSIGNED = (
     "with the tenant's secret from `partnercast crm secret`>"
 )
 MAX_BODY = 1_000_000
-StartResponse = Callable[..., Any]
-
-
-def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
-    body = json.dumps(payload).encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ],
-    )
-    return [body]
 
 
 class CrmRoutes:
@@ -63,36 +53,36 @@ class CrmRoutes:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         parts = environ.get("PATH_INFO", "")[len(PREFIX) :].split("/")
         if len(parts) != 2 or parts[1] != "leads" or not parts[0]:
-            return _json(start_response, "404 Not Found", {"error": "not found"})
+            return json_response(start_response, "404 Not Found", {"error": "not found"})
         if environ.get("REQUEST_METHOD") != "POST":
-            return _json(start_response, "405 Method Not Allowed", {"error": "use POST"})
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            return _json(start_response, "413 Content Too Large", {"error": "body too large"})
-        body = environ["wsgi.input"].read(length) if length else b""
-        header_key = "HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_")
-        if not environ.get(header_key):
+            return json_response(start_response, "405 Method Not Allowed", {"error": "use POST"})
+        body = read_body(environ, MAX_BODY)
+        if body is None:
+            return json_response(
+                start_response, "413 Content Too Large", {"error": "body too large"}
+            )
+        signature = signature_of(environ)
+        if not signature:
             # Said before the tenant is looked up, so it tells nothing about which exist.
-            return _json(start_response, "401 Unauthorized", {"error": UNSIGNED})
-        tenant_id = self._tenant(parts[0])
-        if tenant_id is None or not self._signed(tenant_id, body, environ.get(header_key)):
-            return _json(start_response, "401 Unauthorized", {"error": "signature not valid"})
+            return json_response(start_response, "401 Unauthorized", {"error": UNSIGNED})
+        tenant_id = signed_tenant(self.engine, self.settings, parts[0], body, signature)
+        if tenant_id is None:
+            return json_response(
+                start_response, "401 Unauthorized", {"error": "signature not valid"}
+            )
         try:
             records = _records(json.loads(body.decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            return _json(start_response, "400 Bad Request", {"error": f"not JSON: {error}"})
+            return json_response(start_response, "400 Bad Request", {"error": f"not JSON: {error}"})
         except ValueError as error:
-            return _json(start_response, "400 Bad Request", {"error": str(error)})
+            return json_response(start_response, "400 Bad Request", {"error": str(error)})
         with tenant_session(self.engine, tenant_id) as session:
             report = apply_records(session, records)
         log.info("crm webhook: %s created, %s updated", report.created, report.updated)
         # Every record refused: 422, so a CRM that only looks at the status sees it failed
         # (the same rule as `leads import`, which exits 1 when every row was rejected).
         status = "422 Unprocessable Content" if report.kept == 0 else "200 OK"
-        return _json(
+        return json_response(
             start_response,
             status,
             {
@@ -102,15 +92,6 @@ class CrmRoutes:
                 "rejected": [{"index": r.line, "reason": r.reason} for r in report.rejected],
             },
         )
-
-    def _tenant(self, slug: str) -> int | None:
-        with plain_session(self.engine) as session:
-            tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
-        return tenant.id if tenant else None
-
-    def _signed(self, tenant_id: int, body: bytes, header: str | None) -> bool:
-        with tenant_session(self.engine, tenant_id) as session:
-            return verify(session, self.settings, body, header)
 
 
 def _records(document: Any) -> list[Any]:

@@ -14,39 +14,26 @@ webhook secret (``partnercast crm secret``). Unknown tenant, missing or wrong si
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from partnercast.core.settings import Settings
-from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.tenants import rollups
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER, verify
 from partnercast.tenants.feedback_intake import REJECTED, import_message
-from partnercast.tenants.models import Tenant
+from partnercast.web.signed_posts import (
+    StartResponse,
+    json_response,
+    read_body,
+    signature_of,
+    signed_tenant,
+)
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/feedback/"
 MAX_BODY = 10_000_000  # a bounce may carry the whole returned message
-StartResponse = Callable[..., Any]
-
-
-def _json(start_response: StartResponse, status: str, payload: dict[str, Any]) -> list[bytes]:
-    body = json.dumps(payload).encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ],
-    )
-    return [body]
 
 
 class FeedbackRoutes:
@@ -60,33 +47,23 @@ class FeedbackRoutes:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         slug = environ.get("PATH_INFO", "")[len(PREFIX) :]
         if not slug or "/" in slug:
-            return _json(start_response, "404 Not Found", {"error": "not found"})
+            return json_response(start_response, "404 Not Found", {"error": "not found"})
         if environ.get("REQUEST_METHOD") != "POST":
-            return _json(start_response, "405 Method Not Allowed", {"error": "use POST"})
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            return _json(start_response, "413 Content Too Large", {"error": "body too large"})
-        body = environ["wsgi.input"].read(length) if length else b""
-        header_key = "HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_")
-        tenant_id = self._tenant(slug)
-        if tenant_id is None or not self._signed(tenant_id, body, environ.get(header_key)):
-            return _json(start_response, "401 Unauthorized", {"error": "signature not valid"})
+            return json_response(start_response, "405 Method Not Allowed", {"error": "use POST"})
+        body = read_body(environ, MAX_BODY)
+        if body is None:
+            return json_response(
+                start_response, "413 Content Too Large", {"error": "body too large"}
+            )
+        tenant_id = signed_tenant(self.engine, self.settings, slug, body, signature_of(environ))
+        if tenant_id is None:
+            return json_response(
+                start_response, "401 Unauthorized", {"error": "signature not valid"}
+            )
         result = import_message(self.engine, tenant_id, body)
         log.info("mail feedback for tenant %s: %s", tenant_id, result.outcome)
         status = "200 OK"
         if result.outcome == REJECTED:
             status = "409 Conflict" if result.retry else "422 Unprocessable Content"
         payload = {"outcome": result.outcome, "reason": result.reason, "kind": result.kind}
-        return _json(start_response, status, payload)
-
-    def _tenant(self, slug: str) -> int | None:
-        with plain_session(self.engine) as session:
-            tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
-        return tenant.id if tenant else None
-
-    def _signed(self, tenant_id: int, body: bytes, header: str | None) -> bool:
-        with tenant_session(self.engine, tenant_id) as session:
-            return verify(session, self.settings, body, header)
+        return json_response(start_response, status, payload)
