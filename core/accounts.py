@@ -145,15 +145,14 @@ def held_dispatches(
     return list(session.exec(query).all())
 
 
-def resume_held(dispatches: Sequence[Dispatch]) -> int:
-    """Make held dispatches due now, as new (no attempts counted); returns how many.
+def resume_held(dispatches: Sequence[Dispatch], now: datetime) -> int:
+    """Make held dispatches due at ``now``, as new (no attempts counted); returns how many.
 
     A resumed dispatch goes through the dispatcher again: approval, send window, rate
     limits, and for a post the network lookup when an earlier attempt may have posted.
     Its failed-dispatch concierge task closes on the next scan. Resume only dispatches
     of cycles still open: the dispatcher does not check that a cycle has ended.
     """
-    now = utcnow()
     for dispatch in dispatches:
         dispatch.state, dispatch.attempts, dispatch.scheduled_at = "pending", 0, now
         dispatch.finished_at, dispatch.last_error = None, RESUMED

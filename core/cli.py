@@ -11,6 +11,7 @@ Output that goes to a pipe, a file or a CI log is as wide as its content needs (
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from partnercast.core.db import make_engine, require_schema
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import as_utc, utcnow
 
 NO_TERMINAL_WIDTH = 200
 """Columns of the CLI's output when it is not a terminal and COLUMNS is not set."""
@@ -64,6 +66,31 @@ _TENANT = typer.Option(
 TenantOption = Annotated[str, _TENANT]
 OptionalTenant = Annotated[str | None, _TENANT]
 """--tenant where a subcommand may take it from its group (`metrics --tenant T fetch`)."""
+
+
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="The instant the command acts at (ISO, UTC when no offset); default now.",
+        show_default=False,
+    ),
+]
+"""--now: the one instant everything a command does happens at (time is a parameter)."""
+
+
+def parse_now(value: str | None, *, option: str = "--now") -> datetime:
+    """The instant a command acts at: ``value`` (an ISO date or datetime, UTC when it has
+    no offset), or the wall clock when it is not given. Commands read the clock here,
+    once, and pass the instant down; library code never reads it."""
+    if not value:
+        return utcnow()
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError as error:
+        raise UserError(
+            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option
+        ) from error
 
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:

@@ -6,12 +6,25 @@ and aware values.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
-    """Now, aware, in UTC."""
+    """Now, aware, in UTC: the wall clock, read only at the edges (a CLI command, the
+    worker loop, an HTTP request), which then pass the instant down."""
     return datetime.now(UTC)
+
+
+def advancing_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and advances with real elapsed time from here.
+
+    ``worker --once --now X`` checks its leases against it: the tick runs at X, and a
+    lease taken at X still runs out after its seconds, whatever today's date is.
+    """
+    origin, began = as_utc(start), time.monotonic()
+    return lambda: origin + timedelta(seconds=time.monotonic() - began)
 
 
 def as_utc(moment: datetime) -> datetime:

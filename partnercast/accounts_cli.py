@@ -7,6 +7,7 @@ secret: listings show ``****``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,14 @@ from sqlmodel import Session, select
 from partnercast.campaigns.cycles import COMPLETED
 from partnercast.campaigns.models import Cycle
 from partnercast.core import accounts
-from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.cli import (
+    NowOption,
+    TenantOption,
+    console,
+    open_engine,
+    parse_now,
+    resolve_tenant,
+)
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.secrets import secret_box
 from partnercast.core.settings import load_settings
@@ -48,11 +56,14 @@ def connect(
     channel: Annotated[str, typer.Argument(help="The channel name (see `partnercast plugins`).")],
     tenant: TenantOption,
     settings: SetOption = None,
+    now: NowOption = None,
 ) -> None:
     """Connect (or reconnect) a partner's account on a channel.
 
-    Dispatches that failed because this account was refused or missing are due again.
+    Dispatches that failed because this account was refused or missing are due again
+    (at --now).
     """
+    moment = parse_now(now)
     config = load_settings()
     model = default_plugins().channel(channel, config).Account
     values: dict[str, Any] = _pairs(settings or [])
@@ -69,7 +80,7 @@ def connect(
             session, partner_id=row.id, channel=channel, account=account, box=secret_box(config)
         )
         shown = _shown(stored.settings, accounts.secret_fields(model))
-        held = resume_held_dispatches(session, partner_id=row.id, channel=channel)
+        held = resume_held_dispatches(session, partner_id=row.id, channel=channel, now=moment)
     console.print(f"connected {partner} to {channel}: {shown}", highlight=False)
     if held:
         console.print(
@@ -77,8 +88,10 @@ def connect(
         )
 
 
-def resume_held_dispatches(session: Session, *, partner_id: int, channel: str) -> int:
-    """Due again now: the partner's dispatches on ``channel`` that failed for want of a
+def resume_held_dispatches(
+    session: Session, *, partner_id: int, channel: str, now: datetime
+) -> int:
+    """Due again at ``now``: the partner's dispatches on ``channel`` that failed for want of a
     working account, in cycles that have not ended (a touch is never sent after its
     cycle). Returns how many."""
     still_open = [i for i in session.exec(select(Cycle.id).where(Cycle.state != COMPLETED)) if i]
@@ -87,7 +100,7 @@ def resume_held_dispatches(session: Session, *, partner_id: int, channel: str) -
     )
     for dispatch in held:
         session.add(dispatch)
-    return accounts.resume_held(held)
+    return accounts.resume_held(held, now)
 
 
 def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:

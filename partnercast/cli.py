@@ -11,7 +11,14 @@ from pathlib import Path
 import typer
 
 from partnercast import __version__
-from partnercast.core.cli import HandledErrorsGroup, console, open_engine, run_cli
+from partnercast.core.cli import (
+    HandledErrorsGroup,
+    NowOption,
+    console,
+    open_engine,
+    parse_now,
+    run_cli,
+)
 from partnercast.core.db import current_revision, upgrade
 
 app = typer.Typer(
@@ -120,7 +127,7 @@ def worker(
     from partnercast.campaigns.workflow_cli import parse_when
     from partnercast.core.scheduler import PeriodicJob
     from partnercast.core.settings import load_settings
-    from partnercast.core.timeutil import utcnow
+    from partnercast.core.timeutil import advancing_from, utcnow
     from partnercast.core.worker import Worker, new_worker_id
     from partnercast.plugins.manager import default_plugins
     from partnercast.tenants import channel_metrics
@@ -133,7 +140,7 @@ def worker(
     plugins.channel_classes()
     worker_id = new_worker_id()
 
-    def run_tick(moment, should_stop=lambda: False):  # type: ignore[no-untyped-def]
+    def run_tick(moment, should_stop=lambda: False, clock=utcnow):  # type: ignore[no-untyped-def]
         return tick(
             engine,
             settings,
@@ -141,14 +148,16 @@ def worker(
             plugins=plugins,
             worker_id=worker_id,
             lease_seconds=lease,
-            clock=utcnow,
+            clock=clock,
             claim_batch=batch,
             should_stop=should_stop,
             scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
         )
 
     if once:
-        report = run_tick(parse_when(now, option="--now"))
+        # --now is the instant for everything this tick does, its leases included.
+        moment = parse_when(now, option="--now")
+        report = run_tick(moment, clock=advancing_from(moment))
         states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
         console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
         return
@@ -178,6 +187,7 @@ def queue(
     tenant: str | None = typer.Option(
         None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
     ),
+    now: NowOption = None,
 ) -> None:
     """The dispatch queue per channel: due, running (leased), retrying, done, failed."""
     from rich.table import Table
@@ -185,15 +195,15 @@ def queue(
     from partnercast.core.cli import resolve_tenant
     from partnercast.core.outbox import QUEUE_BUCKETS, queue_counts
     from partnercast.core.tenancy import system_session, tenant_session
-    from partnercast.core.timeutil import utcnow
 
+    moment = parse_now(now)
     engine = open_engine()
     if tenant:
         scope = tenant_session(engine, resolve_tenant(engine, tenant))
     else:
         scope = system_session(engine, reason="the operator's queue view counts every tenant")
     with scope as session:
-        counts = queue_counts(session, utcnow())
+        counts = queue_counts(session, moment)
     table = Table("channel", *QUEUE_BUCKETS, title=f"queue ({tenant or 'all tenants'})")
     for channel in sorted(counts):
         table.add_row(channel, *(str(counts[channel].get(b, 0)) for b in QUEUE_BUCKETS))
@@ -209,6 +219,7 @@ def status(
     tenant: str | None = typer.Option(
         None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
     ),
+    now: NowOption = None,
 ) -> None:
     """The queue per channel, send rates against their limits, accounts, live workers.
 
@@ -223,20 +234,19 @@ def status(
     from partnercast.core.cli import resolve_tenant
     from partnercast.core.settings import load_settings
     from partnercast.core.tenancy import system_session, tenant_session
-    from partnercast.core.timeutil import utcnow
     from partnercast.plugins.manager import default_plugins
     from partnercast.status import gather, show
 
+    moment = parse_now(now)
     settings = load_settings()
     engine = open_engine(settings)
-    now = utcnow()
     if tenant:
         scope = tenant_session(engine, resolve_tenant(engine, tenant))
     else:
         scope = system_session(engine, reason="the operator's status view covers every tenant")
     with scope as session:
-        report = gather(engine, session, now, default_plugins().channel_classes(), settings)
-    show(report, now, console, tenant)
+        report = gather(engine, session, moment, default_plugins().channel_classes(), settings)
+    show(report, moment, console, tenant)
 
 
 def _mount_subcommands() -> None:

@@ -173,13 +173,14 @@ def test_a_dispatch_held_for_its_account_is_found_by_its_marker_not_its_text(
     with tenant_session(world.engine, world.tenant_id) as session:
         found = accounts.held_dispatches(session, partner_id=partner_id, channel="email")
         assert [d.id for d in found] == [held.id]
-        assert accounts.resume_held(found) == 1
+        assert accounts.resume_held(found, FIRST + timedelta(hours=2)) == 1
     resumed = next(d for d in _dispatches(world, "P001") if d.id == held.id)
     assert (resumed.state, resumed.held_for, resumed.last_error) == (
         outbox.PENDING,
         "",
         accounts.RESUMED,
     )
+    assert as_utc(resumed.scheduled_at) == FIRST + timedelta(hours=2)  # due at the given instant
 
 
 def test_the_reconnect_reason_is_built_from_the_constant() -> None:

@@ -146,7 +146,18 @@ def test_a_refused_account_is_held_then_resumes_after_reconnecting(
     values = {**plain, **secrets}
     settings = [f"{key}={value}" for key, value in values.items() if value is not None]
     pairs = [arg for pair in settings for arg in ("--set", pair)]
-    result = cli("accounts", "connect", external_id, channel, "--tenant", "northwind", *pairs)
+    reconnected_at = (POSTS_DAY + LATER + LATER / 2).isoformat()
+    result = cli(
+        "accounts",
+        "connect",
+        external_id,
+        channel,
+        "--tenant",
+        "northwind",
+        *pairs,
+        "--now",
+        reconnected_at,
+    )
     assert "1 dispatch(es) held for this account are due again now" in result.stdout
     for secret in secrets.values():
         assert secret not in result.stdout
@@ -170,7 +181,10 @@ def test_a_dispatch_of_a_completed_cycle_is_not_resumed(digital: Digital, cli) -
     [held] = [d for d in digital.dispatches("x") if accounts.RECONNECT_REASON in d.last_error]
     digital.tick(POSTS_DAY + timedelta(days=60))  # the cycle closes
     with tenant_session(digital.world.engine, digital.world.tenant_id) as session:
-        assert resume_held_dispatches(session, partner_id=held.partner_id, channel="x") == 0
+        resumed = resume_held_dispatches(
+            session, partner_id=held.partner_id, channel="x", now=POSTS_DAY + timedelta(days=61)
+        )
+        assert resumed == 0
     [after] = [d for d in digital.dispatches("x") if d.id == held.id]
     assert after.state == "failed"
 
@@ -182,7 +196,10 @@ def test_resuming_stays_in_the_tenant(digital: Digital) -> None:  # noqa: F811
     [held] = [d for d in digital.dispatches("x") if accounts.RECONNECT_REASON in d.last_error]
     other = make_tenant(digital.world.engine, "other-vendor")
     with tenant_session(digital.world.engine, other) as session:
-        assert resume_held_dispatches(session, partner_id=held.partner_id, channel="x") == 0
+        resumed = resume_held_dispatches(
+            session, partner_id=held.partner_id, channel="x", now=POSTS_DAY + LATER
+        )
+        assert resumed == 0
     with tenant_session(digital.world.engine, digital.world.tenant_id) as session:
         [again] = accounts.held_dispatches(session, partner_id=held.partner_id, channel="x")
     assert again.id == held.id and again.state == "failed"
