@@ -55,7 +55,7 @@ START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _free_port() -> int:
-    from partnercast.smtp_sink import free_port
+    from partnercast.demo.smtp_sink import free_port
 
     return free_port()
 
@@ -96,7 +96,7 @@ def build_world(folder: Path, partners: int, contacts: int, smtp_port: int, url:
     from partnercast.core.settings import SmtpSettings, load_settings
     from partnercast.core.tenancy import plain_session, tenant_session
     from partnercast.core.timeutil import utcnow
-    from partnercast.demo_data import partner_rows, write_csv
+    from partnercast.demo.data import partner_rows, write_csv
     from partnercast.plugins.manager import channel_template_suffixes
     from partnercast.tenants.importing import import_partners
     from partnercast.tenants.models import Contact, Partner, Tenant
@@ -169,7 +169,7 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
     engine = make_engine(url)
     plugins = default_plugins()
     plugins.channel_classes()  # imports every channel's modules, as a running worker has
-    import partnercast.tenants.rollups  # noqa: F401  (imported on a tick's first write)
+    import partnercast.funnel.rollups  # noqa: F401  (imported on a tick's first write)
 
     out.put(("ready", worker_id))
     go.wait()
@@ -225,7 +225,7 @@ def _receive(out: Any, processes: list[Any]) -> Any:
 def message_size(folder: Path) -> int:
     """The size of one real message of the bench campaign (sent to an in-process sink)."""
     from partnercast.campaigns.ticking import tick
-    from partnercast.smtp_sink import SmtpSink
+    from partnercast.demo.smtp_sink import SmtpSink
 
     with SmtpSink() as sink:
         engine, settings = build_world(folder, 1, 1, sink.port)

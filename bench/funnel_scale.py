@@ -666,7 +666,7 @@ def incremental(engine: Engine, world: World, count: int, rng: random.Random) ->
 def verify(engine: Engine, world: World, partners: Iterable[int]) -> int:
     """Stored rollups of ``partners`` equal a from-scratch aggregate; returns keys checked."""
     from partnercast.core.tenancy import tenant_session
-    from partnercast.tenants.rollups import scan_rollups, stored_rollups
+    from partnercast.funnel.rollups import scan_rollups, stored_rollups
 
     wanted = set(partners)
     with tenant_session(engine, world.tenant_id) as session:
@@ -705,8 +705,8 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
 
 def measurements(engine: Engine, world: World) -> list[tuple[str, Callable[[], Any]]]:
     from partnercast.core.tenancy import tenant_session
-    from partnercast.tenants.metrics import funnel, partner_metrics
-    from partnercast.tenants.score import score_partners
+    from partnercast.funnel.metrics import funnel, partner_metrics
+    from partnercast.funnel.score import score_partners
 
     def within(fn: Callable[[Any], Any]) -> Callable[[], Any]:
         def call() -> Any:
@@ -800,7 +800,7 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         flush=True,
     )
     from partnercast.core.tenancy import tenant_session
-    from partnercast.tenants.rollups import rebuild_rollups
+    from partnercast.funnel.rollups import rebuild_rollups
 
     rebuild_s = 0.0
     for world in (bench, other):

@@ -581,7 +581,7 @@ def _record_outcomes(
             session.execute(
                 update(Delivery)
                 # Only rows still open: a bounce report may already have settled one
-                # the journal noted sent (tenants/feedback_intake.py); it stays bounced.
+                # the journal noted sent (campaigns/delivery_feedback.py); it stays bounced.
                 .where(
                     col(Delivery.id).in_(sent_ids),
                     col(Delivery.state).in_((outbox.PENDING, outbox.SENDING)),

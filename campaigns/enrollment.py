@@ -19,11 +19,11 @@ from partnercast.campaigns.customization import check_customization
 from partnercast.campaigns.models import Campaign, CampaignVersion, Enrollment
 from partnercast.campaigns.spec import CampaignSpec
 from partnercast.campaigns.store import get_campaign, latest_version, version_spec
+from partnercast.concierge.readiness import missing_items, readiness_by_partner
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.models import Event
 from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner, Segment
-from partnercast.tenants.readiness import missing_items, readiness_by_partner
 from partnercast.tenants.segments import parse_rule, partner_matches
 
 

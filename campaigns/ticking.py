@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from partnercast.campaigns.cycles import advance_cycles
 from partnercast.campaigns.dispatching import DispatchRun, RunContext, run_dispatch
+from partnercast.concierge.task_scan import scan
 from partnercast.core import outbox
 from partnercast.core.event_bus import subscribed
 from partnercast.core.scheduler import PeriodicJob
@@ -32,7 +33,6 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.models import Tenant
-from partnercast.tenants.task_scan import scan
 
 # The owner of leases taken by a plain tick(now) (tests, the demo, `partnercast tick`).
 # Fixed on purpose: a tick reclaims its owner's live leases, so ticking again after a crash

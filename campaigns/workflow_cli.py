@@ -259,7 +259,7 @@ def tick_command(
 def campaign_status(campaign: str, tenant: str | None) -> None:
     """Per partner: approval state and touches sent, delivered and suppressed.
 
-    Shown by ``partnercast status CAMPAIGN`` (partnercast/cli.py), the same command that
+    Shown by ``partnercast status CAMPAIGN`` (app/cli.py), the same command that
     shows the queue without a campaign.
     """
     if not tenant:

@@ -3,7 +3,7 @@
 SQLite is the embedded default (WAL, foreign keys on, a busy timeout so that writers wait
 instead of failing); any other SQLAlchemy URL (PostgreSQL in production) works the same.
 The schema is owned by Alembic: :func:`upgrade` applies the migrations in
-``partnercast/core/migrations``.
+``core/migrations``.
 """
 
 from __future__ import annotations

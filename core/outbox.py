@@ -419,7 +419,7 @@ def record_event(session: Session, kind: str, dispatch: Dispatch, **fields: obje
 
 def recount(session: Session, dispatch: Dispatch) -> None:
     """Set the dispatch's counters from its ledger (right even after a crash mid-batch,
-    or after a bounce reported later: tenants/feedback_intake.py)."""
+    or after a bounce reported later: campaigns/delivery_feedback.py)."""
     counts = dict(
         session.exec(  # type: ignore[call-overload]
             select(Delivery.state, func.count())

@@ -17,7 +17,7 @@ from partnercast.core.models import Dispatch
 def _keep_rollups(session: Session, context: Any) -> None:
     # Imported on first flush, not here: rollups needs campaign models, which need this
     # package; by the first flush every model is loaded.
-    from partnercast.tenants.rollups import after_flush
+    from partnercast.funnel.rollups import after_flush
 
     after_flush(session, context)
 

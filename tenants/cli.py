@@ -248,7 +248,7 @@ def partners_link(
 ) -> None:
     """Print a signed link to the partner's own results page (only its own numbers)."""
     from partnercast.core.settings import load_settings
-    from partnercast.tenants.partner_link import results_url
+    from partnercast.funnel.partner_link import results_url
 
     with _scoped(tenant) as session:
         url = results_url(session, load_settings(), external_id, days=days)

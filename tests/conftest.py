@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.tenancy import plain_session
-from partnercast.smtp_sink import SmtpSink
+from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.models import Tenant
 
 REPO = Path(__file__).resolve().parent.parent

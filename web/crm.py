@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants import rollups
-from partnercast.tenants.crm_import import apply_records
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER
+from partnercast.funnel import rollups
+from partnercast.funnel.crm_import import apply_records
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER
 from partnercast.web.signed_posts import (
     StartResponse,
     json_response,

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from partnercast.campaigns.delivery_feedback import REJECTED, import_message
 from partnercast.core.settings import Settings
-from partnercast.tenants import rollups
-from partnercast.tenants.feedback_intake import REJECTED, import_message
+from partnercast.funnel import rollups
 from partnercast.web.signed_posts import (
     StartResponse,
     json_response,

@@ -27,9 +27,9 @@ from partnercast.core.models import Event
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import utcnow
+from partnercast.funnel.leads import Lead, add_lead
 from partnercast.plugins.manager import Plugins
 from partnercast.plugins.personalization import Personalizer
-from partnercast.tenants.leads import Lead, add_lead
 from partnercast.tenants.models import Partner, Tenant
 
 CHANNEL = "microsite"

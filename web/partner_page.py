@@ -20,8 +20,8 @@ from partnercast.core.errors import NotFound
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.partner_link import PATH, read_token
-from partnercast.tenants.partner_results import draw_charts, partner_results
+from partnercast.funnel.partner_link import PATH, read_token
+from partnercast.funnel.partner_results import draw_charts, partner_results
 from partnercast.web import partner_template
 
 log = logging.getLogger(__name__)

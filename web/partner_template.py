@@ -16,8 +16,8 @@ from functools import lru_cache
 
 from jinja2 import DictLoader, Environment, StrictUndefined
 
-from partnercast.tenants.metrics import FunnelRow
-from partnercast.tenants.partner_results import PartnerResults, ResultCharts
+from partnercast.funnel.metrics import FunnelRow
+from partnercast.funnel.partner_results import PartnerResults, ResultCharts
 
 STYLE = (
     "body{font:16px/1.5 system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"

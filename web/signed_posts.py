@@ -2,7 +2,7 @@
 
 A JSON answer, the raw body read within a size limit, and the tenant a slug names when
 the body carries that tenant's signature (``X-Partnercast-Signature``, HMAC-SHA256 with
-the tenant's webhook secret: :mod:`partnercast.tenants.crm_secret`).
+the tenant's webhook secret: :mod:`partnercast.funnel.crm_secret`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER, verify
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER, verify
 from partnercast.tenants.models import Tenant
 
 StartResponse = Callable[..., Any]

@@ -11,7 +11,7 @@ Every hit is an ``opened`` / ``clicked`` Event (all kept: totals). A hit is flag
 bot in ``data["bot"]`` (and never counted as unique) when it is a HEAD request, comes from
 a known link scanner's user agent, or arrives within two seconds of the message being
 sent (security gateways fetch links on delivery). The first unflagged hit per message
-and kind is the unique one (tenants/engagement.py). The first genuine click of a message
+and kind is the unique one (funnel/engagement.py). The first genuine click of a message
 with no recorded open also records that open (an ``opened`` event with ``data["implied"]
 = "click"``): images are blocked by default in many mail clients, so a reader who clicked
 certainly opened, and mature ESPs count it the same way. A later pixel hit is then no
@@ -45,7 +45,7 @@ from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
-from partnercast.tenants.engagement import Engagement
+from partnercast.funnel.engagement import Engagement
 from partnercast.web.microsite import PIXEL
 
 log = logging.getLogger(__name__)

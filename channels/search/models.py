@@ -29,7 +29,7 @@ class SearchAccount(BaseModel):
 
     Secrets are :class:`SecretStr`: never in repr, logs or error messages. ``api_base`` and
     ``oauth_url`` point at Google by default; the demo points them at the local stand-in
-    (``partnercast.channels.search.standin``).
+    (``partnercast.demo.search_standin``).
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from support.windowed_world import build_windowed_world, windowed_campaign
 
 from partnercast.core import cli as core_cli
-from partnercast.smtp_sink import SmtpSink
+from partnercast.demo.smtp_sink import SmtpSink
 
 
 @pytest.fixture

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
+from partnercast.concierge import capacity
+from partnercast.concierge import tasks as concierge
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants import capacity, concierge
 from partnercast.tenants.partners import get_partner
 
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from partnercast.concierge.models import Concierge, ConciergeTask, Review
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.concierge_models import Concierge, ConciergeTask, Review
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from support.world import CAMPAIGN, World
 from partnercast.campaigns.enrollment import enroll_partners
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import store_campaign
+from partnercast.concierge import readiness
 from partnercast.core.errors import UserError
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants import readiness
 from partnercast.tenants.partners import get_partner
 
 ALL_YES = {key: True for key in readiness.KEYS}

@@ -8,12 +8,12 @@ from pathlib import Path
 from sqlmodel import func, select
 from support.world import START, World, respond, run_days, start
 
+from partnercast.concierge import review
+from partnercast.concierge.models import Review
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants import review
-from partnercast.tenants.concierge_models import Review
-from partnercast.tenants.crm_import import import_leads
-from partnercast.tenants.engagement import Engagement
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.engagement import Engagement
 from partnercast.tenants.partners import get_partner
 
 AT = START + timedelta(days=3)

@@ -10,17 +10,18 @@ from sqlmodel import Session, select
 from support.world import START, World, respond, run_days, start
 
 from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.concierge import capacity, readiness, review
+from partnercast.concierge import tasks as concierge
+from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.task_scan import scan, schedule_weekly_reviews
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import as_utc
-from partnercast.smtp_sink import BOUNCE_DOMAIN
-from partnercast.tenants import capacity, concierge, readiness, review
-from partnercast.tenants.concierge_models import ConciergeTask
-from partnercast.tenants.leads import Lead
+from partnercast.demo.smtp_sink import BOUNCE_DOMAIN
+from partnercast.funnel.leads import Lead
 from partnercast.tenants.models import Contact
 from partnercast.tenants.partners import get_partner
-from partnercast.tenants.task_scan import scan, schedule_weekly_reviews
 
 
 def _tasks(world: World, kind: str | None = None) -> list[ConciergeTask]:
@@ -246,7 +247,7 @@ def test_a_lead_left_at_stage_lead_for_48_hours_opens_a_task(world: World) -> No
 
 
 def test_a_long_error_keeps_its_code_in_the_task_title() -> None:
-    from partnercast.tenants.task_scan import clip
+    from partnercast.concierge.task_scan import clip
 
     error = "Google Ads refused the ad: " + "the text breaks a policy; " * 20
     error += "[policyFindingError.POLICY_FINDING]"

@@ -11,13 +11,13 @@ from sqlmodel import select
 from support.world import START, World, build_world, respond, start
 
 from partnercast.campaigns.models import Touch
+from partnercast.concierge import tasks as concierge
+from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.task_scan import UNCERTAIN_DELIVERY, scan
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
-from partnercast.smtp_sink import SmtpSink
-from partnercast.tenants import concierge
-from partnercast.tenants.concierge_models import ConciergeTask
+from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.partners import get_partner
-from partnercast.tenants.task_scan import UNCERTAIN_DELIVERY, scan
 
 NOW = START + timedelta(days=1)
 

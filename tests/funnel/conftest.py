@@ -10,7 +10,7 @@ from support.funnel_world import Funnel
 from support.world import World, respond, run_days, start
 
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants import rollups
+from partnercast.funnel import rollups
 from partnercast.tenants.models import Partner
 
 

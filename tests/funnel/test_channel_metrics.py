@@ -18,17 +18,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from support.world import START, World, build_world
 
-from partnercast import demo_digital
 from partnercast.campaigns.ticking import tick
-from partnercast.channels.search.standin import GoogleAdsStandIn
-from partnercast.channels.social.standin import SocialStandIn
 from partnercast.core import accounts
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
+from partnercast.demo import digital as demo_digital
+from partnercast.demo.search_standin import GoogleAdsStandIn
+from partnercast.demo.social_standin import SocialStandIn
+from partnercast.funnel import rollups
+from partnercast.funnel.channel_metrics import KINDS, FetchReport, failure_summary, fetch_tenant
+from partnercast.funnel.metrics import funnel
 from partnercast.plugins.manager import default_plugins
-from partnercast.tenants import rollups
-from partnercast.tenants.channel_metrics import KINDS, FetchReport, failure_summary, fetch_tenant
-from partnercast.tenants.metrics import funnel
 from partnercast.tenants.models import Partner
 
 POSTED = START + timedelta(days=2, hours=1)
@@ -231,7 +231,7 @@ def test_failures_are_summarised_per_channel() -> None:
 
 
 def test_the_worker_job_fetches_every_tenant(published: Published) -> None:
-    from partnercast.tenants.channel_metrics import JOB_EVERY, job
+    from partnercast.funnel.channel_metrics import JOB_EVERY, job
 
     for world in (published.a, published.b):
         [first, *_] = published.done(world, "x")

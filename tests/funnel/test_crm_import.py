@@ -10,10 +10,10 @@ from sqlmodel import func, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
 
 from partnercast.core.models import Event
-from partnercast.tenants import crm_import, rollups
-from partnercast.tenants.crm_import import import_leads
-from partnercast.tenants.funnel_models import LeadStage
-from partnercast.tenants.leads import Lead
+from partnercast.funnel import crm_import, rollups
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.leads import Lead
+from partnercast.funnel.models import LeadStage
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
 

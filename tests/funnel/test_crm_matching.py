@@ -14,11 +14,11 @@ from support.funnel_world import Funnel, add_form_lead, write_csv
 
 from partnercast.campaigns.models import Campaign, Touch
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.tenants import rollups
-from partnercast.tenants.crm_import import apply_records, import_leads
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret, sign
-from partnercast.tenants.funnel_models import LeadStage
-from partnercast.tenants.leads import Lead
+from partnercast.funnel import rollups
+from partnercast.funnel.crm_import import apply_records, import_leads
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
+from partnercast.funnel.leads import Lead
+from partnercast.funnel.models import LeadStage
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.web.app import make_http_server
 

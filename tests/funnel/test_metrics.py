@@ -14,12 +14,12 @@ from support.funnel_world import Funnel, add_form_lead, write_csv
 from partnercast.campaigns.models import Campaign
 from partnercast.core.models import Delivery, Event
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.tenants import rollups
-from partnercast.tenants.crm_import import import_leads
-from partnercast.tenants.metrics import funnel as funnel_rows
-from partnercast.tenants.metrics import partner_metrics, total
+from partnercast.funnel import rollups
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.metrics import funnel as funnel_rows
+from partnercast.funnel.metrics import partner_metrics, total
+from partnercast.funnel.spend import add_spend
 from partnercast.tenants.models import Tenant
-from partnercast.tenants.spend import add_spend
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
 

@@ -34,11 +34,11 @@ from support.world import build_world, respond, run_days, start
 
 from partnercast.core.signing import sign
 from partnercast.core.tenancy import tenant_session
-from partnercast.smtp_sink import SmtpSink
-from partnercast.tenants.crm_import import import_leads
+from partnercast.demo.smtp_sink import SmtpSink
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.partner_link import make_token, read_token
+from partnercast.funnel.spend import add_spend
 from partnercast.tenants.models import Partner
-from partnercast.tenants.partner_link import make_token, read_token
-from partnercast.tenants.spend import add_spend
 from partnercast.web.app import make_http_server
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
@@ -286,7 +286,7 @@ def test_partners_link_prints_a_working_link(
 # --- a real browser -----------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium")
-# The flags of tests/microsite/test_browser.py, with DevTools over a pipe instead of a
+# The flags of tests/channels/microsite/test_browser.py, with DevTools over a pipe instead of a
 # screenshot: the test asks the page itself whether each chart decoded.
 CHROMIUM_FLAGS = (
     "--headless",

@@ -13,7 +13,7 @@ from support.funnel_world import Funnel
 
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.metrics import partner_metrics
+from partnercast.funnel.metrics import partner_metrics
 from partnercast.tenants.models import Partner
 
 CHILD = textwrap.dedent(
@@ -23,10 +23,10 @@ CHILD = textwrap.dedent(
     from partnercast.core.db import make_engine
     from partnercast.core.models import Event
     from partnercast.core.tenancy import tenant_session
-    from partnercast.tenants.funnel_models import Rollup
+    from partnercast.funnel.models import Rollup
     from sqlmodel import select
 
-    assert "partnercast.tenants.rollups" not in sys.modules, "imported too early"
+    assert "partnercast.funnel.rollups" not in sys.modules, "imported too early"
     assert "partnercast.cli" not in sys.modules and "partnercast.web.app" not in sys.modules
     engine = make_engine(sys.argv[1])
     tenant_id, partner_id = int(sys.argv[2]), int(sys.argv[3])

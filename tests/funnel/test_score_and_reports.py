@@ -9,11 +9,11 @@ from sqlmodel import select
 from support.funnel_world import Funnel, add_form_lead, write_csv
 
 from partnercast.campaigns.enrollment import find_enrollment
-from partnercast.tenants.crm_import import import_leads
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.reports import write_reports
+from partnercast.funnel.score import WEIGHTS, score_partners
+from partnercast.funnel.spend import add_spend
 from partnercast.tenants.models import Partner
-from partnercast.tenants.reports import write_reports
-from partnercast.tenants.score import WEIGHTS, score_partners
-from partnercast.tenants.spend import add_spend
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
 
@@ -159,7 +159,7 @@ def test_what_holds_a_partner_back_says_what_it_costs_and_what_to_do(results: Fu
 def test_the_report_reads_as_a_report(results: Funnel, tmp_path: Path) -> None:
     from PIL import Image
 
-    from partnercast.tenants import report_charts
+    from partnercast.funnel import report_charts
 
     out = tmp_path / "reports"
     with results.session() as session:
@@ -197,7 +197,7 @@ def test_the_report_reads_as_a_report(results: Funnel, tmp_path: Path) -> None:
 def test_the_roi_chart_leaves_out_empty_bars_but_names_them(tmp_path: Path) -> None:
     from PIL import Image
 
-    from partnercast.tenants import report_charts
+    from partnercast.funnel import report_charts
 
     labels = [f"P{n:03d} Partner" for n in range(30)]
     rois = [30.0, 5.0, *([0.0] * 25), None, None, None]
@@ -227,7 +227,7 @@ def test_a_tenant_with_nothing_yet_still_gets_a_report(results: Funnel, tmp_path
 def test_the_funnel_gets_a_social_panel_once_the_networks_reported(tmp_path: Path) -> None:
     from PIL import Image
 
-    from partnercast.tenants import report_charts
+    from partnercast.funnel import report_charts
 
     email = {"sent": 100, "delivered": 98, "leads": 3}
     report_charts.funnel_chart(email, "F", tmp_path / "two.png")

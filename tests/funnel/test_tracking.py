@@ -30,13 +30,13 @@ from partnercast.core import signing
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
+from partnercast.demo.smtp_sink import SmtpSink
+from partnercast.funnel.metrics import funnel as funnel_rows
+from partnercast.funnel.rollups import scan_rollups, stored_rollups
 from partnercast.plugins import Draft, Recipient
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.plugins.personalization import marker
-from partnercast.smtp_sink import SmtpSink
-from partnercast.tenants.metrics import funnel as funnel_rows
 from partnercast.tenants.models import Partner
-from partnercast.tenants.rollups import scan_rollups, stored_rollups
 from partnercast.web.app import make_http_server
 from partnercast.web.microsite import PIXEL
 from partnercast.web.tracking import Hit, bot_reason

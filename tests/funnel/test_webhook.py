@@ -13,9 +13,9 @@ from support.funnel_world import Funnel
 
 from partnercast.core.models import Event
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.tenants.crm_secret import SIGNATURE_HEADER, new_secret, sign
-from partnercast.tenants.funnel_models import CrmSecret
-from partnercast.tenants.leads import Lead
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
+from partnercast.funnel.leads import Lead
+from partnercast.funnel.models import CrmSecret
 from partnercast.tenants.models import Tenant
 from partnercast.web.app import make_http_server
 
@@ -136,7 +136,7 @@ def test_cli_prints_a_new_secret_once(funnel: Funnel, cli) -> None:
     printed = out.stdout.split()[0]
     assert printed.startswith("whsec_")
     with funnel.session() as session:
-        from partnercast.tenants.crm_secret import verify
+        from partnercast.funnel.crm_secret import verify
 
         assert verify(session, funnel.world.settings, b"{}", sign(printed, b"{}"))
 

@@ -7,9 +7,9 @@ from typing import Any
 from support.world import World, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
+from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.plugins import hookimpl
 from partnercast.plugins.manager import load_plugins
-from partnercast.smtp_sink import SmtpSink
 
 
 class Recorder:

@@ -31,8 +31,8 @@ from partnercast.core import accounts, outbox
 from partnercast.core.models import Dispatch
 from partnercast.core.secrets import secret_box
 from partnercast.core.tenancy import tenant_session
+from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.plugins.manager import load_plugins
-from partnercast.smtp_sink import SmtpSink
 from partnercast.tenants.models import Partner
 
 REPO = Path(__file__).resolve().parents[2]

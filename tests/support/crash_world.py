@@ -24,7 +24,7 @@ from partnercast.campaigns.store import get_campaign
 from partnercast.core.models import Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
-from partnercast.demo_data import partner_rows, write_csv
+from partnercast.demo.data import partner_rows, write_csv
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Partner
 from partnercast.tenants.segments import load_segments_file

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from partnercast.campaigns.models import Campaign, Cycle, Enrollment
 from partnercast.core.models import Event
 from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.leads import Lead
+from partnercast.funnel.leads import Lead
 from support.world import START, World
 
 

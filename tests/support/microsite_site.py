@@ -18,7 +18,7 @@ from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
 from support.world import CAMPAIGN, World
 
-FIXTURES = Path(__file__).parents[1] / "microsite" / "fixtures" / "cloud-security"
+FIXTURES = Path(__file__).parents[1] / "channels" / "microsite" / "fixtures" / "cloud-security"
 # The landing-page templates are the digital sample campaign's own, not a copy.
 LANDING_TEMPLATES = CAMPAIGN.parent / "cloud-security-digital" / "templates" / "microsite"
 TOKEN = re.compile(r'name="token" value="([^"]+)"')

@@ -1,4 +1,4 @@
-"""A process for tests/engine/test_write_turns.py (spawned children import it by name)."""
+"""A process for tests/core/test_write_turns.py (spawned children import it by name)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import store_campaign
 from partnercast.core.settings import SmtpSettings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.demo_data import contact_rows, partner_rows, write_csv
+from partnercast.demo.data import contact_rows, partner_rows, write_csv
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Tenant

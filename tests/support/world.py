@@ -22,7 +22,7 @@ from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.campaigns.ticking import tick
 from partnercast.core.settings import Settings, SmtpSettings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.demo_data import contact_rows, partner_rows, write_csv
+from partnercast.demo.data import contact_rows, partner_rows, write_csv
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Tenant

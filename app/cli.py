@@ -1,0 +1,290 @@
+"""The ``partnercast`` command: the composition root that mounts every folder's commands.
+
+Each folder owns its commands (tenants/cli.py, campaigns/cli.py, ...); this module only
+assembles them, then lets plugins add theirs through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from partnercast import __version__
+from partnercast.core.cli import (
+    HandledErrorsGroup,
+    NowOption,
+    console,
+    open_engine,
+    parse_now,
+    run_cli,
+)
+from partnercast.core.db import current_revision, upgrade
+
+app = typer.Typer(
+    name="partnercast",
+    help="Through-channel campaigns: build once, let partners customise and approve, run cycles.",
+    cls=HandledErrorsGroup,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    console.print(f"partnercast {__version__}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema (safe to run again)."""
+    engine = open_engine(migrated=False)
+    upgrade(engine)
+    url = engine.url.render_as_string(hide_password=True)
+    console.print(f"database at revision {current_revision(engine)}: {url}")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8025, help="Port to listen on."),
+) -> None:
+    """Serve the engine's HTTP endpoints (unsubscribe, microsites) until interrupted."""
+    from partnercast.core.errors import UserError
+    from partnercast.core.settings import load_settings
+    from partnercast.web.app import make_http_server
+
+    settings = load_settings()
+    try:
+        server = make_http_server(open_engine(settings), settings, host, port)
+    except OSError as error:  # port taken, no permission, unknown interface
+        raise UserError(
+            f"cannot listen on {host}:{port}: {error.strerror}", where="serve"
+        ) from error
+    console.print(f"serving on http://{host}:{server.server_port} (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
+
+
+def demo(
+    folder: Path = typer.Option(
+        Path("partnercast-demo"), help="Folder for the demo's database and output."
+    ),
+    partners: int = typer.Option(40, min=6, max=400, help="How many partners to create."),
+    contacts: int = typer.Option(2400, min=100, max=200_000, help="How many contacts in all."),
+) -> None:
+    """Run the whole story on a fresh SQLite database: partners, a campaign, a 45-day cycle."""
+    from partnercast.demo import run_demo
+
+    run_demo(folder, partners=partners, contacts=contacts)
+
+
+def plugins_command() -> None:
+    """List the loaded plugins, where they come from, and the channels they add."""
+    from rich.table import Table
+
+    from partnercast.plugins.manager import default_plugins
+
+    loaded = default_plugins()
+    classes = loaded.channel_classes()  # first: a plugin failing to register shows in the table
+    table = Table("plugin", "distribution", "version", "status")
+    for info in loaded.infos:
+        table.add_row(
+            info.name,
+            info.distribution,
+            info.version,
+            f"[red]{info.error}[/]" if info.error else "loaded",
+        )
+    console.print(table)
+    channels = ", ".join(f"{name} ({cls.title})" for name, cls in sorted(classes.items()))
+    console.print(f"channels: {channels or 'none'}")
+
+
+def worker(
+    interval: float = typer.Option(5.0, min=0.2, help="Seconds between ticks."),
+    once: bool = typer.Option(False, "--once", help="Run one tick and exit (cron, tests)."),
+    now: str | None = typer.Option(
+        None, "--now", help="With --once: the instant to tick for (ISO, UTC); default now."
+    ),
+    lease: float = typer.Option(300.0, min=5, help="Seconds a claimed dispatch stays leased."),
+    batch: int = typer.Option(20, min=1, help="Dispatches claimed at a time."),
+) -> None:
+    """Run due work on real time until SIGTERM/Ctrl+C: ticks and the plugins' jobs.
+
+    Several workers may run against one PostgreSQL database, on any hosts: dispatches are
+    claimed under leases, and each periodic job runs once per scheduled run. SQLite takes
+    one worker: a second is refused while the first is alive (--once is not a worker).
+    """
+    import logging
+
+    from partnercast.campaigns.ticking import task_scan_job, tick
+    from partnercast.campaigns.workflow_cli import parse_when
+    from partnercast.core.scheduler import PeriodicJob
+    from partnercast.core.settings import load_settings
+    from partnercast.core.timeutil import advancing_from, utcnow
+    from partnercast.core.worker import Worker, new_worker_id
+    from partnercast.funnel import channel_metrics
+    from partnercast.plugins.manager import default_plugins
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    plugins = default_plugins()
+    # Import every channel now: done lazily it took the first dispatch's lease (seconds
+    # of imports, e.g. twitter-text's regexes, after the claim, before the first fence).
+    plugins.channel_classes()
+    worker_id = new_worker_id()
+
+    def run_tick(moment, should_stop=lambda: False, clock=utcnow):  # type: ignore[no-untyped-def]
+        return tick(
+            engine,
+            settings,
+            moment,
+            plugins=plugins,
+            worker_id=worker_id,
+            lease_seconds=lease,
+            clock=clock,
+            claim_batch=batch,
+            should_stop=should_stop,
+            scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
+        )
+
+    if once:
+        # --now is the instant for everything this tick does, its leases included.
+        moment = parse_when(now, option="--now")
+        report = run_tick(moment, clock=advancing_from(moment))
+        states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
+        console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
+        return
+    if now:
+        raise typer.BadParameter("--now goes with --once only", param_hint="--now")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
+    jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
+    jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
+    running = Worker(
+        engine,
+        run_tick,
+        interval=interval,
+        jobs=jobs,
+        worker_id=worker_id,
+        on_ready=lambda: console.print(
+            f"worker {worker_id} started: tick every {interval:g}s, "
+            f"{len(jobs)} plugin jobs (Ctrl+C or SIGTERM to stop)"
+        ),
+    )
+    code = running.run()
+    console.print(f"worker {worker_id} stopped")
+    raise typer.Exit(code)
+
+
+def queue(
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
+    ),
+    now: NowOption = None,
+) -> None:
+    """The dispatch queue per channel: due, running (leased), retrying, done, failed."""
+    from rich.table import Table
+
+    from partnercast.core.cli import resolve_tenant
+    from partnercast.core.outbox import QUEUE_BUCKETS, queue_counts
+    from partnercast.core.tenancy import system_session, tenant_session
+
+    moment = parse_now(now)
+    engine = open_engine()
+    if tenant:
+        scope = tenant_session(engine, resolve_tenant(engine, tenant))
+    else:
+        scope = system_session(engine, reason="the operator's queue view counts every tenant")
+    with scope as session:
+        counts = queue_counts(session, moment)
+    table = Table("channel", *QUEUE_BUCKETS, title=f"queue ({tenant or 'all tenants'})")
+    for channel in sorted(counts):
+        table.add_row(channel, *(str(counts[channel].get(b, 0)) for b in QUEUE_BUCKETS))
+    total = {b: sum(c.get(b, 0) for c in counts.values()) for b in QUEUE_BUCKETS}
+    table.add_row("[bold]all[/]", *(f"[bold]{total[b]}[/]" for b in QUEUE_BUCKETS))
+    console.print(table)
+
+
+def status(
+    campaign: str | None = typer.Argument(
+        None, help="A campaign: its partners' approvals and sends instead (needs --tenant)."
+    ),
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
+    ),
+    now: NowOption = None,
+) -> None:
+    """The queue per channel, send rates against their limits, accounts, live workers.
+
+    Without --tenant: every tenant (the operator's or a concierge agency's view). With a
+    CAMPAIGN: per partner, the approval state and the touches sent, delivered, suppressed.
+    """
+    if campaign is not None:
+        from partnercast.campaigns.workflow_cli import campaign_status
+
+        campaign_status(campaign, tenant)
+        return
+    from partnercast.core.cli import resolve_tenant
+    from partnercast.core.settings import load_settings
+    from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.plugins.manager import default_plugins
+    from partnercast.status import gather, show
+
+    moment = parse_now(now)
+    settings = load_settings()
+    engine = open_engine(settings)
+    if tenant:
+        scope = tenant_session(engine, resolve_tenant(engine, tenant))
+    else:
+        scope = system_session(engine, reason="the operator's status view covers every tenant")
+    with scope as session:
+        report = gather(engine, session, moment, default_plugins().channel_classes(), settings)
+    show(report, moment, console, tenant)
+
+
+def _mount_subcommands() -> None:
+    from partnercast.accounts_cli import register as register_account_commands
+    from partnercast.campaigns.cli import register as register_campaign_commands
+    from partnercast.campaigns.workflow_cli import register as register_workflow_commands
+    from partnercast.concierge.cli import register as register_concierge_commands
+    from partnercast.feedback_cli import register as register_feedback_commands
+    from partnercast.funnel.cli import register as register_funnel_commands
+    from partnercast.plugins.manager import default_plugins
+    from partnercast.tenants.cli import register as register_tenant_commands
+    from partnercast.web.cli import register as register_web_commands
+
+    register_tenant_commands(app)
+    register_concierge_commands(app)
+    register_funnel_commands(app)
+    register_feedback_commands(app)
+    register_campaign_commands(app)
+    register_workflow_commands(app)
+    register_account_commands(app)
+    register_web_commands(app)
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+    app.command("plugins")(plugins_command)
+    app.command("worker")(worker)
+    app.command("queue")(queue)
+    app.command("status")(status)
+    default_plugins().register_commands(app)
+
+
+def build_app() -> typer.Typer:
+    """The root app with every folder's commands mounted (idempotent)."""
+    if not getattr(app, "_partnercast_mounted", False):
+        _mount_subcommands()
+        app._partnercast_mounted = True  # type: ignore[attr-defined]
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    run_cli(build_app())

@@ -1,0 +1,101 @@
+"""``partnercast feedback import``: bounce and complaint reports from files.
+
+Each FILE is one message (``.eml``) or an mbox (several messages, each starting with a
+``From `` line; read with :mod:`mailbox`). Every message is parsed and recorded on its own
+(its own transaction) in ``--tenant`` only; one line per message says what it did, then a
+summary. Exit 1 when any message was rejected (unreadable, not a report, or about no
+delivery of this tenant); a bad file is a rejected line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from partnercast.campaigns.delivery_feedback import REJECTED, IntakeResult, import_message
+from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.funnel import rollups
+
+feedback_app = typer.Typer(
+    help="Bounce reports (DSN) and complaints (ARF feedback loops).", no_args_is_help=True
+)
+OUTCOMES = ("recorded", "unchanged", "ignored", "rejected")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `feedback`."""
+    rollups.install()
+    app.add_typer(feedback_app, name="feedback")
+
+
+def messages(path: Path) -> Iterator[tuple[str, bytes | str]]:
+    """(label, raw bytes) per message of ``path``, or (label, error line) when unreadable."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(5)
+    except OSError as error:
+        yield str(path), f"cannot read the file: {error.strerror or error}"
+        return
+    if head != b"From ":
+        try:
+            yield str(path), path.read_bytes()
+        except OSError as error:
+            yield str(path), f"cannot read the file: {error.strerror or error}"
+        return
+    try:
+        box = mailbox.mbox(path, create=False)
+        keys = list(box.iterkeys())
+    except (OSError, mailbox.Error) as error:
+        yield str(path), f"cannot read the mbox: {error}"
+        return
+    try:
+        for number, key in enumerate(keys, start=1):
+            yield f"{path}#{number}", box.get_bytes(key)
+    finally:
+        box.close()
+
+
+@feedback_app.command("import")
+def feedback_import(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Reports: .eml files and/or mbox files.", show_default=False),
+    ],
+    tenant: TenantOption,
+) -> None:
+    """Record bounce reports (RFC 3464 DSNs, and text bounces that quote our Message-ID)
+    and complaints (RFC 5965 ARF): a hard bounce marks the delivery bounced and suppresses
+    the address, a complaint records `complained` and suppresses it, soft bounces and
+    delays are recorded. Importing the same report again changes nothing."""
+    rollups.install()
+    engine = open_engine()
+    try:
+        tenant_id = resolve_tenant(engine, tenant)
+        tally: Counter[str] = Counter()
+        for path in files:
+            for label, raw in messages(path):
+                if isinstance(raw, str):
+                    result = IntakeResult(REJECTED, raw)
+                else:
+                    result = import_message(engine, tenant_id, raw)
+                tally[result.outcome] += 1
+                style = "red" if result.outcome == REJECTED else None
+                console.print(
+                    f"{label}: {result.line}",
+                    markup=False,
+                    highlight=False,
+                    style=style,
+                    soft_wrap=True,
+                )
+    finally:
+        engine.dispose()
+    total = sum(tally.values())
+    counts = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES)
+    console.print(f"{total} reports: {counts}", highlight=False)
+    if tally[REJECTED]:
+        raise typer.Exit(1)

@@ -1,0 +1,62 @@
+"""Every table model, imported in one place so that SQLModel's metadata is complete.
+
+Alembic's autogenerate and the tests use this; application code imports the model it
+needs from its own folder.
+"""
+
+from sqlmodel import SQLModel
+
+from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.concierge.models import (
+    Concierge,
+    ConciergeSettings,
+    ConciergeTask,
+    PartnerAssignment,
+    PartnerReadiness,
+    Review,
+)
+from partnercast.core.accounts import ChannelAccount
+from partnercast.core.heartbeat import WorkerHeartbeat
+from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.ratelimit import ProviderBucket, RateBucket
+from partnercast.core.scheduler import JobRun
+from partnercast.funnel.engagement import Engagement
+from partnercast.funnel.leads import Lead
+from partnercast.funnel.models import CrmSecret, LeadStage, Rollup, Spend
+from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Campaign",
+    "CampaignVersion",
+    "ChannelAccount",
+    "Concierge",
+    "ConciergeSettings",
+    "ConciergeTask",
+    "Contact",
+    "CrmSecret",
+    "Cycle",
+    "Delivery",
+    "Dispatch",
+    "Engagement",
+    "Enrollment",
+    "Event",
+    "JobRun",
+    "Lead",
+    "LeadStage",
+    "Partner",
+    "PartnerAssignment",
+    "PartnerReadiness",
+    "ProviderBucket",
+    "RateBucket",
+    "Review",
+    "Rollup",
+    "Segment",
+    "Spend",
+    "Suppression",
+    "Tenant",
+    "Touch",
+    "WorkerHeartbeat",
+    "metadata",
+]

@@ -1,0 +1,591 @@
+"""Commands for concierge work: tasks, concierges and capacity, readiness, weekly reviews.
+
+Like every tenant command, each acts inside ``--tenant`` only: a task id or a partner of
+another tenant is not found. Mistakes are one-line UserErrors.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session
+
+from partnercast.concierge import capacity, readiness, review
+from partnercast.concierge import tasks as concierge
+from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.review_format import print_agenda, to_markdown
+from partnercast.concierge.task_scan import scan
+from partnercast.core.cli import (
+    OptionalTenant,
+    TenantOption,
+    console,
+    err_console,
+    open_engine,
+    resolve_tenant,
+)
+from partnercast.core.errors import UserError
+from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.tenants.partners import get_partner, list_partners
+
+tasks_app = typer.Typer(
+    help="Concierge tasks: list (the default), show, add, assign, start, note, close, scan.",
+    no_args_is_help=False,
+)
+concierges_app = typer.Typer(
+    help="Concierges, the languages they cover, and their load.", no_args_is_help=True
+)
+
+PartnerArg = Annotated[str, typer.Argument(help="The partner's external id.", show_default=False)]
+TaskArg = Annotated[int, typer.Argument(help="The task id.", show_default=False)]
+ByOption = Annotated[
+    str, typer.Option("--by", envvar="PARTNERCAST_USER", help="Who does this (for the notes).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `tasks`, `concierges`, `review`, `reviews` and `partners readiness`."""
+    from partnercast.tenants.cli import partners_app
+
+    app.add_typer(tasks_app, name="tasks")
+    app.add_typer(concierges_app, name="concierges")
+    app.command("review")(review_command)
+    app.command("reviews")(reviews_command)
+    partners_app.command("readiness")(readiness_command)
+
+
+@contextmanager
+def _scoped(slug: str) -> Iterator[Session]:
+    engine = open_engine()
+    try:
+        with tenant_session(engine, resolve_tenant(engine, slug)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def parse_moment(value: str | None, *, option: str) -> datetime | None:
+    """An ISO date or datetime (UTC unless it says otherwise), or None when not given."""
+    if not value:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError as error:
+        raise UserError(
+            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01 or 2026-12-01T09:00)",
+            where=option,
+        ) from error
+
+
+def _text_row(table: Table, *cells: object) -> None:
+    table.add_row(*(Text("" if cell is None else str(cell)) for cell in cells))
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+OwnerFilter = Annotated[str | None, typer.Option("--owner", help="Only this concierge's.")]
+PartnerFilter = Annotated[str | None, typer.Option("--partner", help="Only this partner's.")]
+KindFilter = Annotated[str | None, typer.Option("--kind", help="Only this kind.")]
+StatusFilter = Annotated[
+    str | None,
+    typer.Option("--status", help="open (the default: open or in progress), a status, or all."),
+]
+OverdueFilter = Annotated[bool, typer.Option("--overdue", help="Only open tasks past due.")]
+
+
+@tasks_app.callback(invoke_without_command=True)
+def tasks_main(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    owner: OwnerFilter = None,
+    partner: PartnerFilter = None,
+    kind: KindFilter = None,
+    status: StatusFilter = None,
+    overdue: OverdueFilter = False,
+) -> None:
+    """List the tenant's concierge tasks (open ones by default), by due date."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not tenant:
+        raise UserError("name the tenant with --tenant (or PARTNERCAST_TENANT)")
+    _print_tasks(tenant, concierge.TaskFilter(owner, partner, kind, status, overdue))
+
+
+@tasks_app.command("list")
+def tasks_list(
+    tenant: TenantOption,
+    owner: OwnerFilter = None,
+    partner: PartnerFilter = None,
+    kind: KindFilter = None,
+    status: StatusFilter = None,
+    overdue: OverdueFilter = False,
+) -> None:
+    """List the tenant's concierge tasks (the same as `partnercast tasks`)."""
+    _print_tasks(tenant, concierge.TaskFilter(owner, partner, kind, status, overdue))
+
+
+def _print_tasks(tenant: str, query: concierge.TaskFilter) -> None:
+    now = utcnow()
+    with _scoped(tenant) as session:
+        tasks = concierge.list_tasks(session, query, now=now)
+        lines = _task_lines(session, tasks, now, width=console.width)
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+def _task_lines(
+    session: Session, tasks: list[ConciergeTask], now: datetime, *, width: int
+) -> list[str]:
+    """Each task on one aligned line, what it is about indented under it.
+
+    A table squeezes the text that matters (what the task is about) into a column a few
+    letters wide on an 80-column terminal; this reads the same at any width.
+    """
+    partners = {p.id: p.external_id for p in list_partners(session)}
+    owners = {c.id: c.name for c in concierge.list_concierges(session)}
+    rows: list[tuple[str, ...]] = []
+    for task in tasks:
+        due = f"{as_utc(task.due_at):%Y-%m-%d}"
+        if task.status in concierge.OPEN_STATUSES and as_utc(task.due_at) < now:
+            due += " overdue"
+        notes = sum(1 for line in task.notes.splitlines() if line.startswith("["))
+        rows.append(
+            (
+                f"#{task.id}",
+                due,
+                partners.get(task.partner_id, "?"),
+                task.kind,
+                owners.get(task.owner_id, "unassigned"),
+                task.status.replace("_", " "),
+                f"by {task.created_by}" + (f", {notes} notes" if notes > 1 else ""),
+            )
+        )
+    header = ("task", "due", "partner", "kind", "owner", "status", "")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [f"{len(tasks)} task{'' if len(tasks) == 1 else 's'}"]
+    if tasks:
+        out.append(line(header))
+    wrap = max(width - 6, 30)
+    for task, row in zip(tasks, rows, strict=True):
+        out.append(line(row))
+        if task.title:
+            out += textwrap.wrap(task.title, wrap, initial_indent="    ", subsequent_indent="    ")
+    return out
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: TaskArg, tenant: TenantOption) -> None:
+    """One task in full, with its notes."""
+    now = utcnow()
+    with _scoped(tenant) as session:
+        task = concierge.get_task(session, task_id)
+        lines = _task_lines(session, [task], now, width=console.width)[1:]
+    notes = task.notes.strip().splitlines() or ["(no notes)"]
+    console.print(
+        "\n".join([*lines, "notes:", *(f"  {note}" for note in notes)]),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@tasks_app.command("add")
+def tasks_add(
+    partner: PartnerArg,
+    tenant: TenantOption,
+    kind: Annotated[str, typer.Option("--kind", help="What kind of work (e.g. onboarding).")],
+    due: Annotated[
+        str | None, typer.Option("--due", help="Due date (ISO); default in task_due_days.")
+    ] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Concierge; default the partner's.")
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="What it is about.")] = "",
+    note: Annotated[str, typer.Option("--note", help="A first note.")] = "",
+    by: ByOption = "",
+) -> None:
+    """Add a task by hand."""
+    now = utcnow()
+    due_at = parse_moment(due, option="--due")
+    with _scoped(tenant) as session:
+        target = get_partner(session, partner)
+        holder = concierge.get_concierge(session, owner) if owner else None
+        due_at = due_at or concierge.default_due(
+            now, concierge.concierge_settings(session).task_due_days
+        )
+        task = concierge.add_task(
+            session,
+            target,
+            kind=kind,
+            due_at=due_at,
+            title=title,
+            owner=holder,
+            note=note,
+            created_by=by or "person",
+            now=now,
+        )
+    console.print(f"task {task.id} added for {partner}, due {due_at:%Y-%m-%d}", markup=False)
+
+
+@tasks_app.command("assign")
+def tasks_assign(
+    task_id: TaskArg, owner: Annotated[str, typer.Argument()], tenant: TenantOption
+) -> None:
+    """Give a task to a concierge."""
+    with _scoped(tenant) as session:
+        task = concierge.get_task(session, task_id)
+        concierge.assign_task(session, task, concierge.get_concierge(session, owner), now=utcnow())
+    console.print(f"task {task_id} assigned to {owner}", markup=False)
+
+
+@tasks_app.command("start")
+def tasks_start(task_id: TaskArg, tenant: TenantOption, by: ByOption = "") -> None:
+    """Mark a task in progress."""
+    with _scoped(tenant) as session:
+        concierge.start_task(session, concierge.get_task(session, task_id), author=by, now=utcnow())
+    console.print(f"task {task_id} in progress")
+
+
+@tasks_app.command("note")
+def tasks_note(
+    task_id: TaskArg,
+    text: Annotated[str, typer.Argument()],
+    tenant: TenantOption,
+    by: ByOption = "",
+) -> None:
+    """Add a note to a task."""
+    with _scoped(tenant) as session:
+        task = concierge.get_task(session, task_id)
+        concierge.note_task(session, task, text, author=by, now=utcnow())
+    console.print(f"noted on task {task_id}")
+
+
+@tasks_app.command("close")
+def tasks_close(
+    task_id: TaskArg,
+    tenant: TenantOption,
+    note: Annotated[str, typer.Option("--note", help="What was done.")] = "",
+    dismiss: Annotated[
+        bool, typer.Option("--dismiss", help="Close as dismissed (nothing to do).")
+    ] = False,
+    by: ByOption = "",
+) -> None:
+    """Close a task as done (or dismissed)."""
+    status = concierge.DISMISSED if dismiss else concierge.DONE
+    with _scoped(tenant) as session:
+        task = concierge.get_task(session, task_id)
+        concierge.close_task(session, task, note=note, status=status, author=by, now=utcnow())
+    console.print(f"task {task_id} {status}")
+
+
+@tasks_app.command("scan")
+def tasks_scan(
+    tenant: TenantOption,
+    now: Annotated[
+        str | None, typer.Option("--now", help="The instant (ISO); default now.")
+    ] = None,
+) -> None:
+    """Open the tasks the tenant's state calls for; close those whose cause is gone."""
+    moment = parse_moment(now, option="--now") or utcnow()
+    with _scoped(tenant) as session:
+        report = scan(session, moment)
+        overloads = capacity.overloads(session)
+    console.print(f"opened {len(report.opened)} tasks, closed {len(report.closed)}")
+    _warn(overloads)
+
+
+# --- concierges ---------------------------------------------------------------------------
+
+
+@concierges_app.command("add")
+def concierges_add(
+    name: Annotated[str, typer.Argument(help="How commands will name this concierge.")],
+    tenant: TenantOption,
+    languages: Annotated[str, typer.Option("--languages", help="Languages covered: de,en.")],
+    email: Annotated[str, typer.Option("--email", help="Their email address.")] = "",
+) -> None:
+    """Add a concierge who covers partners in the given languages."""
+    langs = concierge.parse_languages(languages)
+    with _scoped(tenant) as session:
+        concierge.add_concierge(session, name, languages=langs, email=email)
+    console.print(f"added concierge {name} ({', '.join(langs)})", markup=False)
+
+
+@concierges_app.command("list")
+def concierges_list(tenant: TenantOption) -> None:
+    """List the concierges with their load per language against the cap."""
+    with _scoped(tenant) as session:
+        people = concierge.list_concierges(session)
+        loads = capacity.loads(session)
+        cap = concierge.concierge_settings(session).partners_per_language_cap
+        overloads = capacity.overloads(session)
+    table = Table(
+        "name", "email", "languages", "load per language", title=f"{len(people)} concierges"
+    )
+    for person in people:
+        load = loads.get(person.id or 0, {})
+        shown = ", ".join(f"{lang} {load.get(lang, 0)}/{cap}" for lang in person.languages)
+        others = [f"{lang} {n}" for lang, n in sorted(load.items()) if lang not in person.languages]
+        _text_row(
+            table,
+            person.name,
+            person.email,
+            ", ".join(person.languages),
+            ", ".join([shown, *others]),
+        )
+    console.print(table)
+    _warn(overloads)
+
+
+@concierges_app.command("assign")
+def concierges_assign(
+    partner: PartnerArg,
+    name: Annotated[str, typer.Argument(help="The concierge.")],
+    tenant: TenantOption,
+    language: Annotated[
+        str | None, typer.Option("--language", help="Language of the relationship.")
+    ] = None,
+) -> None:
+    """Assign a partner to a concierge (one concierge per partner)."""
+    with _scoped(tenant) as session:
+        row = capacity.assign_partner(
+            session,
+            get_partner(session, partner),
+            concierge.get_concierge(session, name),
+            language=language,
+        )
+        overloads = capacity.overloads(session)
+    console.print(f"{partner} is looked after by {name} in {row.language}", markup=False)
+    _warn(overloads)
+
+
+@concierges_app.command("balance")
+def concierges_balance(
+    tenant: TenantOption,
+    apply: Annotated[bool, typer.Option("--apply", help="Make the proposed moves.")] = False,
+) -> None:
+    """Propose a balanced assignment, language by language; --apply makes it."""
+    with _scoped(tenant) as session:
+        proposal = capacity.propose_balance(session)
+        if apply:
+            capacity.apply_balance(session, proposal)
+        overloads = capacity.overloads(session) if apply else []
+    for line in proposal.explanations:
+        console.print(line, markup=False, highlight=False)
+    for language, partners in sorted(proposal.uncovered.items()):
+        console.print(
+            f"{language}: no concierge covers it ({len(partners)} partners: {', '.join(partners)})",
+            markup=False,
+            highlight=False,
+        )
+    if proposal.moves:
+        table = Table(
+            "partner", "language", "from", "to", "why", title=f"{len(proposal.moves)} moves"
+        )
+        for move in proposal.moves:
+            _text_row(
+                table,
+                move.partner,
+                move.language,
+                move.from_concierge or "-",
+                move.to_concierge,
+                move.reason,
+            )
+        console.print(table)
+    verb = "made" if apply else "proposed (run with --apply to make them)"
+    console.print(f"{len(proposal.moves)} moves {verb}" if proposal.moves else "already balanced")
+    _warn(overloads)
+
+
+@concierges_app.command("settings")
+def concierges_settings(
+    tenant: TenantOption,
+    approval_days: Annotated[
+        int | None, typer.Option("--approval-days", help="Days an approval may pend.")
+    ] = None,
+    bounce_threshold: Annotated[
+        float | None, typer.Option("--bounce-threshold", help="Bounce rate per dispatch (0.05).")
+    ] = None,
+    cap: Annotated[
+        int | None, typer.Option("--cap", help="Partners per language per quarter.")
+    ] = None,
+    lead_hours: Annotated[
+        int | None, typer.Option("--lead-hours", help="Hours before a lead needs follow-up.")
+    ] = None,
+    review_days: Annotated[
+        int | None, typer.Option("--review-days", help="Days between weekly reviews.")
+    ] = None,
+    due_days: Annotated[
+        int | None, typer.Option("--due-days", help="Days to do an engine-made task.")
+    ] = None,
+) -> None:
+    """Show the tenant's concierge thresholds, changing those given."""
+    changes = {
+        "approval_pending_days": approval_days,
+        "bounce_rate_threshold": bounce_threshold,
+        "partners_per_language_cap": cap,
+        "lead_followup_hours": lead_hours,
+        "review_interval_days": review_days,
+        "task_due_days": due_days,
+    }
+    with _scoped(tenant) as session:
+        if any(value is not None for value in changes.values()):
+            row = concierge.update_settings(session, changes)
+        else:
+            row = concierge.concierge_settings(session)
+    table = Table("setting", "value", title="concierge settings")
+    for name in concierge.SETTING_FIELDS:
+        _text_row(table, name, getattr(row, name))
+    console.print(table)
+
+
+def _warn(overloads: list[capacity.Overload]) -> None:
+    for overload in overloads:
+        err_console.print(f"[yellow]warning:[/] {overload}", highlight=False)
+
+
+# --- readiness ----------------------------------------------------------------------------
+
+
+def readiness_command(
+    tenant: TenantOption,
+    partner: Annotated[
+        str | None,
+        typer.Argument(
+            help="The partner's external id; left out, every partner's checklist on one line.",
+            show_default=False,
+        ),
+    ] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="ITEM=yes|no|unknown; items: " + ", ".join(readiness.KEYS)),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note on the assessment.")] = None,
+) -> None:
+    """Show (and with --set, change) a partner's readiness checklist, or every partner's."""
+    changes = readiness.parse_assignments(assignments or [])
+    if partner is None:
+        if changes or note is not None:
+            raise UserError("name the partner whose checklist --set or --note changes")
+        _readiness_overview(tenant)
+        return
+    with _scoped(tenant) as session:
+        target = get_partner(session, partner)
+        row = readiness.readiness_of(session, target.id or 0)
+        if changes or note is not None:
+            row = readiness.set_readiness(session, target, changes, note=note)
+        states = readiness.item_states(target, row)
+        missing = readiness.missing_items(target, row)
+    table = Table("item", "state", title=f"readiness of {partner}")
+    words = {True: "yes", False: "no", None: "not assessed"}
+    for item in readiness.ITEMS:
+        _text_row(table, item.label, words[states[item.key]])
+    console.print(table)
+    if row is not None and row.note:
+        console.print(Text(f"note: {row.note}"))
+    console.print(
+        "ready" if not missing else f"not ready: misses {', '.join(missing)}", markup=False
+    )
+
+
+READINESS_HEADERS = {
+    "strategic": "fit",
+    "competent": "competent",
+    "contact": "contact",
+    "weekly_review": "review",
+    "feedback": "feedback",
+}
+
+
+def _readiness_overview(tenant: str) -> None:
+    """Every partner's checklist: yes, no or ? per item, and whether it is ready."""
+    marks = {True: "yes", False: "no", None: "?"}
+    with _scoped(tenant) as session:
+        partners = list_partners(session)
+        rows = readiness.readiness_by_partner(session, [p.id or 0 for p in partners])
+        lines = []
+        for target in partners:
+            row = rows.get(target.id or 0)
+            states = readiness.item_states(target, row)
+            ready = not readiness.missing_items(target, row)
+            cells = [marks[states[key]] for key in readiness.KEYS]
+            lines.append((target.external_id, *cells, "ready" if ready else "-"))
+    header = ("partner", *(READINESS_HEADERS[key] for key in readiness.KEYS), "")
+    table = Table(*header, title="readiness (? = not assessed)")
+    for line in lines:
+        table.add_row(*(Text(cell) for cell in line))
+    console.print(table)
+    ready = sum(1 for line in lines if line[-1] == "ready")
+    console.print(
+        f"{ready} of {len(lines)} partners ready; a campaign with require_readiness enrolls "
+        "only those",
+        markup=False,
+        highlight=False,
+    )
+
+
+# --- reviews ------------------------------------------------------------------------------
+
+
+def review_command(
+    partner: PartnerArg,
+    tenant: TenantOption,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the agenda as Markdown.")
+    ] = None,
+    notes: Annotated[
+        str | None, typer.Option("--notes", help="Record the review as held, with these notes.")
+    ] = None,
+    at: Annotated[str | None, typer.Option("--at", help="The instant (ISO); default now.")] = None,
+    by: ByOption = "",
+) -> None:
+    """The agenda of the weekly joint review with a partner; --notes records it as held."""
+    now = parse_moment(at, option="--at") or utcnow()
+    held = None
+    with _scoped(tenant) as session:
+        target = get_partner(session, partner)
+        agenda = review.build_agenda(session, target, now)
+        if out is not None:  # before the review is recorded: a bad path records nothing
+            _write(out, to_markdown(agenda))
+        if notes is not None:
+            held = review.hold_review(session, target, agenda, notes=notes, by=by, now=now)
+    print_agenda(console, agenda)
+    if out is not None:
+        console.print(f"agenda written to {out}", markup=False, highlight=False)
+    if held is not None:
+        console.print(f"review {held.id} recorded with its notes", markup=False)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the agenda: {error.strerror}", where=str(path)) from error
+
+
+def reviews_command(partner: PartnerArg, tenant: TenantOption) -> None:
+    """The reviews held with a partner, newest first, with their notes."""
+    with _scoped(tenant) as session:
+        rows = review.list_reviews(session, get_partner(session, partner))
+    table = Table(
+        "id",
+        "held",
+        "by",
+        "notes",
+        title=f"{len(rows)} {'review' if len(rows) == 1 else 'reviews'} of {partner}",
+    )
+    for row in rows:
+        _text_row(table, row.id, f"{as_utc(row.held_at):%Y-%m-%d %H:%M}", row.created_by, row.notes)
+    console.print(table)

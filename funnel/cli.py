@@ -1,0 +1,515 @@
+"""Commands for the funnel: CRM lead stages, the CRM webhook secret, spend, metrics,
+the contender score and the reports.
+
+Each acts inside ``--tenant`` only. Loading this module keeps the rollups up to date in
+the process (see :mod:`partnercast.funnel.rollups`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session, select
+
+from partnercast.campaigns.models import Campaign
+from partnercast.core.cli import (
+    OptionalTenant,
+    TenantOption,
+    console,
+    err_console,
+    fail,
+    open_engine,
+    resolve_tenant,
+)
+from partnercast.core.errors import NotFound, UserError
+from partnercast.core.settings import load_settings
+from partnercast.core.tenancy import tenant_session
+from partnercast.funnel import rollups
+from partnercast.funnel.crm_import import import_leads
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret
+from partnercast.funnel.metrics import (
+    ENGAGEMENT,
+    GROUPINGS,
+    MARKETING,
+    ROI_TARGET,
+    SALES,
+    FunnelRow,
+    funnel,
+    spend_currencies,
+    total,
+)
+from partnercast.funnel.reports import write_partner_report, write_reports
+from partnercast.funnel.score import score_partners
+from partnercast.funnel.spend import KINDS, add_spend, list_spend
+from partnercast.tenants.models import Partner
+
+leads_app = typer.Typer(
+    help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
+)
+crm_app = typer.Typer(help="The CRM webhook.", no_args_is_help=True)
+spend_app = typer.Typer(
+    help="MDF and other investment per partner and campaign.", no_args_is_help=True
+)
+metrics_app = typer.Typer(
+    help="The funnel and ROI (the default: show), fetch (social and search metrics from the "
+    "networks), rebuild (recompute the rollups).",
+    no_args_is_help=False,
+)
+CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+ByOption = Annotated[str, typer.Option("--by", help=f"One of {', '.join(GROUPINGS)}.")]
+RebuildOption = Annotated[
+    bool, typer.Option("--rebuild", help="Recompute the rollups from the event log first.")
+]
+PartnerOption = Annotated[
+    str | None, typer.Option("--partner", help="Only this partner's own numbers.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `leads`, `crm`, `spend`, `metrics`, `score` and `report`."""
+    rollups.install()
+    app.add_typer(leads_app, name="leads")
+    app.add_typer(crm_app, name="crm")
+    app.add_typer(spend_app, name="spend")
+    app.add_typer(metrics_app, name="metrics")
+    app.command("score")(score_command)
+    app.command("report")(report_command)
+
+
+@contextmanager
+def _scoped(slug: str) -> Iterator[Session]:
+    engine = open_engine()
+    try:
+        with tenant_session(engine, resolve_tenant(engine, slug)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _row(table: Table, *cells: object) -> None:
+    table.add_row(*(Text("" if cell is None else str(cell)) for cell in cells))
+
+
+@leads_app.command("import")
+def leads_import(
+    file: Annotated[Path, typer.Argument(help="CRM export (CSV).", show_default=False)],
+    tenant: TenantOption,
+) -> None:
+    """Apply lead stages from a CRM export: columns partner, stage (lead|mql|sql|opportunity|
+    won|lost), crm_id, lead_id or email, and optionally name, campaign, deal_value, currency,
+    occurred_at and utm_source/medium/campaign/content/term. A lead is found by lead_id,
+    then crm_id, then email. Importing the same file again changes nothing; rejected rows
+    are listed with their line. Exit 1 when every row was rejected."""
+    rollups.install()
+    with _scoped(tenant) as session:
+        report = import_leads(session, file)
+    console.print(
+        f"lead stages: {report.created} new leads, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
+        highlight=False,
+    )
+    if report.rejected:
+        table = Table("line", "reason", title="rejected rows")
+        for rejection in report.rejected:
+            _row(table, rejection.line, rejection.reason)
+        console.print(table)
+        if report.kept == 0:
+            fail("every row was rejected; nothing imported")
+
+
+@crm_app.command("secret")
+def crm_secret(tenant: TenantOption) -> None:
+    """Make a new webhook signing secret (the old one stops working) and print it once."""
+    settings = load_settings()
+    with _scoped(tenant) as session:
+        secret = new_secret(session, settings)
+    console.print(secret, markup=False, highlight=False)
+    console.print(
+        f"POST /crm/{tenant}/leads with {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>. "
+        "Keep the secret now: it is stored encrypted and will not be shown again.",
+        markup=False,
+        highlight=False,
+        style="dim",
+    )
+
+
+@spend_app.command("add")
+def spend_add(
+    partner: Annotated[str, typer.Argument(help="The partner's external id.")],
+    campaign: Annotated[str, typer.Argument(help="The campaign key.")],
+    amount: Annotated[float, typer.Argument(help="How much.")],
+    tenant: TenantOption,
+    kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")] = "mdf",
+    currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. EUR.")] = "",
+    note: Annotated[str, typer.Option("--note", help="What it paid for.")] = "",
+) -> None:
+    """Record MDF or other investment in one partner's campaign."""
+    with _scoped(tenant) as session:
+        row = add_spend(session, partner, campaign, amount, kind=kind, currency=currency, note=note)
+    console.print(f"spend {row.id}: {row.amount:,.2f} {row.currency} {row.kind}", highlight=False)
+
+
+@spend_app.command("list")
+def spend_list(
+    tenant: TenantOption,
+    partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's.")] = None,
+) -> None:
+    """List spend rows."""
+    with _scoped(tenant) as session:
+        partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
+        campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
+        pid = _partner_id(partners, partner) if partner else None
+        rows = list_spend(session, partner_id=pid)
+    table = Table("id", "partner", "campaign", "kind", "amount", "currency", "note")
+    table.title = f"{len(rows)} spend rows, total {sum(r.amount for r in rows):,.2f}"
+    for r in rows:
+        _row(
+            table,
+            r.id,
+            partners.get(r.partner_id),
+            campaigns.get(r.campaign_id),
+            r.kind,
+            f"{r.amount:,.2f}",
+            r.currency,
+            r.note,
+        )
+    console.print(table)
+
+
+def _partner_id(partners: dict[int | None, str], external_id: str) -> int:
+    for pid, key in partners.items():
+        if key == external_id and pid is not None:
+            return pid
+    raise NotFound(f"no partner {external_id!r}")
+
+
+def _numbers_table(
+    by: str, columns: tuple[str, ...], title: str, labels: list[str] | None = None
+) -> Table:
+    """A table whose numbers never wrap; the group label folds onto more lines rather than
+    being cut (two campaign keys cut to the same prefix would be told apart by nobody)."""
+    table = Table(title=title)
+    widest = max((len(label) for label in labels or []), default=len(by))
+    table.add_column(by, ratio=1, overflow="fold", min_width=min(max(widest, len(by)), 12))
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    return table
+
+
+def _fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _fmt_fine_rate(value: float | None) -> str:
+    """A rate whose tenths of a percent matter: mailbox providers act on 0.1 to 0.3%."""
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _fmt_roi(row: FunnelRow) -> Text:
+    if row.roi_pipeline is None:
+        return Text("n/a", style="dim")
+    mark = "✓" if row.meets_target else "✗"
+    return Text(f"{row.roi_pipeline:.1f}x {mark}", style="green" if row.meets_target else "red")
+
+
+def _tenant_of(ctx: typer.Context, tenant: str | None) -> str:
+    """The subcommand's --tenant, or the one given before it (`metrics --tenant T fetch`)."""
+    parent = ctx.parent.params.get("tenant") if ctx.parent is not None else None
+    chosen = tenant or parent
+    if not chosen:
+        raise UserError("name the tenant with --tenant (or PARTNERCAST_TENANT)")
+    return chosen
+
+
+@metrics_app.callback(invoke_without_command=True)
+def metrics_main(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    campaign: CampaignOption = None,
+    by: ByOption = "partner",
+    partner: PartnerOption = None,
+    rebuild: RebuildOption = False,
+) -> None:
+    """The funnel, social and search numbers, pipeline, won value and ROI against 20x."""
+    if ctx.invoked_subcommand is not None:
+        return
+    show_metrics(_tenant_of(ctx, tenant), campaign, by, partner, rebuild)
+
+
+@metrics_app.command("show")
+def metrics_show(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    campaign: CampaignOption = None,
+    by: ByOption = "partner",
+    partner: PartnerOption = None,
+    rebuild: RebuildOption = False,
+) -> None:
+    """The funnel, the same as `partnercast metrics`."""
+    show_metrics(_tenant_of(ctx, tenant), campaign, by, partner, rebuild)
+
+
+@metrics_app.command("fetch")
+def metrics_fetch(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    days: Annotated[
+        int, typer.Option("--days", min=1, help="Dispatches done in the last N days.")
+    ] = 30,
+) -> None:
+    """Ask X, LinkedIn and Google Ads for the numbers of recent posts and ads, and record
+    them."""
+    from partnercast.funnel.channel_metrics import fetch_command
+
+    fetch_command("fetch", _tenant_of(ctx, tenant), days)
+
+
+@metrics_app.command("rebuild")
+def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
+    """Recompute the rollups from the event log (after a bulk import around the ORM)."""
+    with _scoped(_tenant_of(ctx, tenant)) as session:
+        rollups.rebuild_rollups(session)
+    console.print("rollups rebuilt from the event log", highlight=False)
+
+
+def show_metrics(
+    tenant: str, campaign: str | None, by: str, partner: str | None, rebuild: bool
+) -> None:
+    """Print the funnel tables of ``tenant``."""
+    if by not in GROUPINGS:
+        raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
+    with _scoped(tenant) as session:
+        if rebuild:
+            rollups.rebuild_rollups(session)
+        campaign_id = None
+        if campaign:
+            found = session.exec(select(Campaign).where(Campaign.key == campaign)).first()
+            if found is None:
+                raise NotFound(f"no campaign {campaign!r}", where="--campaign")
+            campaign_id = found.id
+        partner_id = None
+        if partner:
+            partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
+            partner_id = _partner_id(partners, partner)
+        rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
+        currencies = spend_currencies(session)
+    rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
+    scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
+    scope += f", partner {partner}" if partner else ""
+    for title, header, lines in _metric_tables(scope, rows):
+        if len(rows) > PLAIN_ABOVE:
+            plain = [tuple(_plain_cell(cell) for cell in cells) for cells in lines]
+            _plain(title, (by, *header), plain)
+            continue
+        table = _numbers_table(by, header, title, [row.label for row in rows])
+        for cells in lines:
+            table.add_row(*cells)
+        console.print(table)
+    console.print(
+        f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
+        highlight=False,
+    )
+    named = [currency for currency in currencies if currency]
+    if len(named) > 1 or (named and "" in currencies):
+        shown = ", ".join(currency or "(none given)" for currency in currencies)
+        err_console.print(
+            f"warning: spend is recorded in more than one currency ({shown}); spend and ROI "
+            "add the amounts as they are",
+            markup=False,
+            highlight=False,
+        )
+    if not any(row.has_channel_metrics for row in rows):
+        console.print(
+            "no social or search numbers yet: `partnercast metrics fetch` asks the networks",
+            markup=False,
+            highlight=False,
+            style="dim",
+        )
+
+
+def _plain_cell(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _metric_tables(
+    scope: str, rows: list[FunnelRow]
+) -> list[tuple[str, tuple[str, ...], list[tuple]]]:
+    """(title, numeric column names, rows of cells: a Text label then strings) per table."""
+    tables: list[tuple[str, tuple[str, ...], list[tuple]]] = [
+        (
+            f"marketing funnel{scope}",
+            (*MARKETING, "complaint rate"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in MARKETING),
+                    _fmt_fine_rate(r.rates["complaint rate"]),
+                )
+                for r in rows
+            ],
+        ),
+        (
+            f"email engagement{scope} (opened, clicked: unique)",
+            (*ENGAGEMENT, "open rate", "click rate"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in ENGAGEMENT),
+                    _fmt_rate(r.rates["open rate"]),
+                    _fmt_rate(r.rates["click rate"]),
+                )
+                for r in rows
+            ],
+        ),
+    ]
+    if any(row.has_channel_metrics for row in rows):
+        tables.append(
+            (
+                f"social and search{scope} (as the networks count them)",
+                ("impressions", "engaged", "eng. rate", "clicks", "ad cost", "conv."),
+                [
+                    (
+                        Text(r.label),
+                        f"{r.counts.get('impressions', 0):,}",
+                        f"{r.counts.get('engagements', 0):,}",
+                        _fmt_rate(r.rates["engagement rate"]),
+                        f"{r.counts.get('link_clicks', 0):,}",
+                        f"{r.ad_cost:,.2f}",
+                        f"{r.ad_conversions:,.1f}",
+                    )
+                    for r in rows
+                ],
+            )
+        )
+    tables += [
+        (
+            f"sales funnel{scope}",
+            (*SALES, "MQL>SQL"),
+            [
+                (
+                    Text(r.label),
+                    *(str(r.counts.get(m, 0)) for m in SALES),
+                    _fmt_rate(r.rate("sql", "mql")),
+                )
+                for r in rows
+            ],
+        ),
+        (
+            f"return{scope}",
+            ("pipeline", "won value", "spend", "ROI"),
+            [
+                (
+                    Text(r.label),
+                    f"{r.pipeline:,.0f}",
+                    f"{r.won_value:,.0f}",
+                    "-" if r.spend is None else f"{r.spend:,.0f}",
+                    _fmt_roi(r),
+                )
+                for r in rows
+            ],
+        ),
+    ]
+    return tables
+
+
+# Above this many rows, tables are printed as plain aligned text: rich lays out 1,000
+# partners' rows in seconds, the query that fills them takes a fraction of one.
+PLAIN_ABOVE = 60
+
+
+def _plain(
+    title: str,
+    header: tuple[str, ...],
+    lines: list[tuple[str, ...]],
+    left: frozenset[int] = frozenset({0}),
+) -> None:
+    """A fixed-width table: the ``left`` columns left-aligned, the numbers right-aligned."""
+    widths = [max(len(cells[i]) for cells in (header, *lines)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = (
+            cell.ljust(width) if i in left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        return "  ".join(padded).rstrip()
+
+    out = [title, line(header), "  ".join("-" * width for width in widths)]
+    out += [line(cells) for cells in lines]
+    console.print("\n".join(out) + "\n", markup=False, highlight=False, soft_wrap=True)
+
+
+def score_command(
+    tenant: TenantOption,
+    partner: Annotated[str | None, typer.Argument(help="One partner (all when left out).")] = None,
+) -> None:
+    """The contender score (0-100) with each component's weight and value."""
+    with _scoped(tenant) as session:
+        cards = score_partners(session, partner)
+    if partner and not cards:
+        raise NotFound(f"no partner {partner!r}")
+    if partner:
+        card = cards[0]
+        table = Table(title=f"{card.external_id} {card.name}: {card.score:.0f} / 100")
+        table.add_column("component", no_wrap=True)
+        table.add_column("group", no_wrap=True)
+        table.add_column("weight", justify="right", no_wrap=True)
+        table.add_column("points", justify="right", no_wrap=True)
+        table.add_column("why")
+        for c in card.components:
+            _row(table, c.name, c.group, f"{c.weight:.0f}", f"{c.points:.1f}", c.detail)
+        console.print(table)
+        console.print(Text(f"what holds it back: {card.weakest.explain()}"))
+        return
+    if len(cards) > PLAIN_ABOVE:
+        lines = [
+            (c.external_id, c.name, f"{c.score:.0f}", f"{c.weakest.name}: {c.weakest.detail}")
+            for c in cards
+        ]
+        header = ("partner", "name", "score", "what holds it back")
+        _plain("contender scores", header, lines, left=frozenset({0, 1, 3}))
+        return
+    table = Table("partner", "name", "score", "what holds it back", title="contender scores")
+    for card in cards:
+        _row(
+            table,
+            card.external_id,
+            card.name,
+            f"{card.score:.0f}",
+            f"{card.weakest.name}: {card.weakest.detail}",
+        )
+    console.print(table)
+
+
+def report_command(
+    tenant: TenantOption,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the reports into.")] = Path(
+        "reports"
+    ),
+    partner: Annotated[
+        str | None,
+        typer.Option("--partner", help="Only this partner's report, written into --out itself."),
+    ] = None,
+) -> None:
+    """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
+    if partner is not None:
+        with _scoped(tenant) as session:
+            page = write_partner_report(session, partner, out)
+        console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
+        return
+    with _scoped(tenant) as session:
+        files = write_reports(session, out)
+    console.print(
+        f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True
+    )
+    console.print(
+        f"{len(files.partners)} partner reports under {out / 'partners'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

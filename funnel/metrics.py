@@ -1,0 +1,362 @@
+"""Funnel metrics per partner, campaign, segment and cycle, from the rollups.
+
+Every count (sent and delivered from the dispatches' tallies of the delivery ledger;
+bounces, visits, form fills, leads, stages and unsubscribes from events) comes from the
+Rollup rows, kept up to date as they are written, grouped in the database; nothing scans
+the event log or the ledger.
+Marketing ROI is pipeline (or won) value over spend, against the programme's 20x target.
+
+:func:`partner_metrics` is what a partner may see: every query it makes is filtered to
+that one partner, so it cannot return another partner's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, select
+
+from partnercast.campaigns.models import Campaign, Cycle, Enrollment
+from partnercast.core.tenancy import session_tenant
+from partnercast.funnel.models import Rollup, Spend
+from partnercast.tenants.models import Partner
+
+ROI_TARGET = 20.0
+MARKETING = ("sent", "delivered", "bounced", "complained", "unsubscribed", "visits", "forms")
+"""Complaints come from feedback-loop reports (campaigns/delivery_feedback.py)."""
+SALES = ("leads", "mql", "sql", "opportunity", "won", "lost")
+ENGAGEMENT = ("opened", "opens", "clicked", "clicks")
+"""Email tracking: ``opened`` and ``clicked`` count messages opened / clicked at least once
+by a reader (unique per message, bots left out; a reader's click on a message with no
+recorded open counts as its open, web/tracking.py); ``opens`` and ``clicks`` count every
+hit (and those implied opens)."""
+CHANNEL = ("impressions", "engagements", "link_clicks")
+"""Social posts and search ads (funnel/channel_metrics.py): what the networks counted."""
+CHANNEL_VALUES = ("ad_cost", "ad_conversions")
+"""Search ads: cost (the ad account's currency) and conversions, kept as rollup values."""
+FUNNEL = (
+    *MARKETING[:5],
+    "opened",
+    "clicked",
+    *MARKETING[5:],
+    *SALES,
+    "opens",
+    "clicks",
+    *CHANNEL,
+)
+# (name, numerator, denominator)
+RATES = (
+    ("delivery rate", "delivered", "sent"),
+    ("complaint rate", "complained", "delivered"),
+    ("open rate", "opened", "delivered"),
+    ("click rate", "clicked", "delivered"),
+    ("visit to form", "forms", "visits"),
+    ("engagement rate", "engagements", "impressions"),
+    ("network click rate", "link_clicks", "impressions"),
+    ("lead to MQL", "mql", "leads"),
+    ("MQL to SQL", "sql", "mql"),
+    ("SQL to opportunity", "opportunity", "sql"),
+    ("opportunity to won", "won", "opportunity"),
+)
+GROUPINGS = ("partner", "campaign", "segment", "cycle", "total")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One number for one partner, campaign and cycle (0 where unknown)."""
+
+    partner_id: int
+    campaign_id: int
+    cycle_id: int
+    metric: str
+    count: int
+    value: float = 0.0
+
+
+@dataclass
+class FunnelRow:
+    """The funnel of one group (a partner, a campaign, a segment, a cycle, or everything)."""
+
+    key: str
+    label: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FUNNEL, 0))
+    pipeline: float = 0.0
+    won_value: float = 0.0
+    spend: float | None = 0.0
+    values: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CHANNEL_VALUES, 0.0))
+
+    def rate(self, numerator: str, denominator: str) -> float | None:
+        bottom = self.counts.get(denominator, 0)
+        return self.counts.get(numerator, 0) / bottom if bottom else None
+
+    @property
+    def rates(self) -> dict[str, float | None]:
+        return {name: self.rate(top, bottom) for name, top, bottom in RATES}
+
+    @property
+    def roi_pipeline(self) -> float | None:
+        return self.pipeline / self.spend if self.spend else None
+
+    @property
+    def roi_won(self) -> float | None:
+        return self.won_value / self.spend if self.spend else None
+
+    @property
+    def meets_target(self) -> bool:
+        """Pipeline (or won) value at least 20 times the spend."""
+        best = max(self.roi_pipeline or 0.0, self.roi_won or 0.0)
+        return best >= ROI_TARGET
+
+    @property
+    def ad_cost(self) -> float:
+        return self.values.get("ad_cost", 0.0)
+
+    @property
+    def ad_conversions(self) -> float:
+        return self.values.get("ad_conversions", 0.0)
+
+    @property
+    def has_channel_metrics(self) -> bool:
+        """Whether any social or search number was recorded for this group."""
+        return any(self.counts.get(m) for m in CHANNEL) or any(self.values.values())
+
+    def add(self, cell: Cell) -> None:
+        self.counts[cell.metric] = self.counts.get(cell.metric, 0) + cell.count
+        if cell.metric == "opportunity":
+            self.pipeline += cell.value
+        elif cell.metric == "won":
+            self.won_value += cell.value
+        elif cell.metric in CHANNEL_VALUES:
+            self.values[cell.metric] = self.values.get(cell.metric, 0.0) + cell.value
+
+
+# The rollup columns each grouping needs; the others are summed away in the database.
+GROUP_COLUMNS = {
+    "partner": ("partner_id",),
+    "campaign": ("campaign_id",),
+    "segment": ("partner_id", "campaign_id"),
+    "cycle": ("cycle_id",),
+    "total": (),
+}
+
+
+def cells(
+    session: Session,
+    *,
+    partner_id: int | None = None,
+    campaign_id: int | None = None,
+    keep: tuple[str, ...] = ("partner_id", "campaign_id", "cycle_id"),
+    metrics: tuple[str, ...] | None = None,
+) -> list[Cell]:
+    """Every funnel number of the tenant (or of one partner / campaign).
+
+    All of them come from the Rollup rows, which the flush listener keeps up to date (sent,
+    delivered and bounced included), summed in the database over every column not in
+    ``keep`` (those come back as 0), optionally only ``metrics``: one indexed, grouped
+    query whatever the size of the event log.
+    """
+    # A Core query (ORM row loading costs ten times more per row), scoped by hand to the
+    # session's tenant, which session_tenant() insists on.
+    table = Rollup.__table__  # type: ignore[attr-defined]
+    kept = [table.c[name] for name in keep]
+    query = (
+        sa_select(*kept, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
+        .where(table.c.tenant_id == session_tenant(session))
+        .group_by(*kept, table.c.metric)
+    )
+    if partner_id is not None:
+        query = query.where(table.c.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(table.c.campaign_id == campaign_id)
+    if metrics is not None:
+        query = query.where(table.c.metric.in_(metrics))
+    width = len(keep)
+    at = {name: keep.index(name) for name in keep}
+    p_at, c_at, y_at = (at.get(name, -1) for name in ("partner_id", "campaign_id", "cycle_id"))
+    out: list[Cell] = []
+    for row in session.connection().execute(query).all():
+        out.append(
+            Cell(
+                row[p_at] if p_at >= 0 else 0,
+                row[c_at] if c_at >= 0 else 0,
+                row[y_at] if y_at >= 0 else 0,
+                row[width],
+                int(row[width + 1] or 0),
+                float(row[width + 2] or 0.0),
+            )
+        )
+    return out
+
+
+def spend_cells(
+    session: Session, *, partner_id: int | None = None, campaign_id: int | None = None
+) -> list[tuple[int, int, float]]:
+    """(partner, campaign, total spend) rows."""
+    query = select(Spend.partner_id, Spend.campaign_id, func.sum(Spend.amount)).group_by(
+        Spend.partner_id, Spend.campaign_id
+    )
+    if partner_id is not None:
+        query = query.where(Spend.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(Spend.campaign_id == campaign_id)
+    return [(p, c, float(total or 0)) for p, c, total in session.exec(query).all()]
+
+
+def spend_currencies(session: Session) -> list[str]:
+    """The currencies the tenant's spend is recorded in ('' = not said), sorted.
+
+    ROI divides pipeline by spend as plain numbers: spend in two currencies adds apples
+    to pears, which the metrics command says rather than hides.
+    """
+    rows = session.exec(select(Spend.currency).group_by(Spend.currency)).all()
+    return sorted({(currency or "").upper() for currency in rows})
+
+
+def funnel(
+    session: Session,
+    *,
+    by: str = "partner",
+    campaign_id: int | None = None,
+    partner_id: int | None = None,
+) -> list[FunnelRow]:
+    """Funnel rows grouped ``by`` partner, campaign, segment, cycle, or one total row.
+
+    Spend belongs to a partner and campaign, not to a cycle: grouped by cycle, spend and
+    ROI are left out (None).
+    """
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {GROUPINGS}")
+    keyer = _keyer(session, by)
+    rows: dict[str, FunnelRow] = {}
+
+    def row_for(partner: int, campaign: int, cycle: int) -> FunnelRow:
+        key, label = keyer(partner, campaign, cycle)
+        if key not in rows:
+            rows[key] = FunnelRow(key, label, spend=None if by == "cycle" else 0.0)
+        return rows[key]
+
+    if by == "segment":
+        for segment, cell in _segment_cells(session, partner_id, campaign_id):
+            rows.setdefault("s" + segment, FunnelRow("s" + segment, segment)).add(cell)
+    else:
+        keep = GROUP_COLUMNS[by]
+        for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id, keep=keep):
+            row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
+    if by != "cycle":
+        for partner, campaign, amount in spend_cells(
+            session, partner_id=partner_id, campaign_id=campaign_id
+        ):
+            target = row_for(partner, campaign, 0)
+            target.spend = (target.spend or 0.0) + amount
+    return sorted(rows.values(), key=lambda row: row.key)
+
+
+def _segment_cells(
+    session: Session, partner_id: int | None, campaign_id: int | None
+) -> list[tuple[str, Cell]]:
+    """(segment, summed cell) per segment and metric, joined and grouped in the database.
+
+    The segment of a rollup is its partner's enrollment's in that campaign; "(none)" when
+    there is none (the same rule as the keyer). Scoped by hand like :func:`cells`.
+    """
+    tenant_id = session_tenant(session)
+    table = Rollup.__table__  # type: ignore[attr-defined]
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    segment = func.coalesce(func.nullif(enrollment.c.segment_key, ""), "(none)")
+    joined = table.outerjoin(
+        enrollment,
+        and_(
+            enrollment.c.tenant_id == table.c.tenant_id,
+            enrollment.c.partner_id == table.c.partner_id,
+            enrollment.c.campaign_id == table.c.campaign_id,
+        ),
+    )
+    query = (
+        sa_select(segment, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
+        .select_from(joined)
+        .where(table.c.tenant_id == tenant_id)
+        .group_by(segment, table.c.metric)
+    )
+    if partner_id is not None:
+        query = query.where(table.c.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(table.c.campaign_id == campaign_id)
+    return [
+        (name, Cell(0, 0, 0, metric, int(count or 0), float(value or 0.0)))
+        for name, metric, count, value in session.connection().execute(query).all()
+    ]
+
+
+def total(rows: Iterable[FunnelRow], label: str = "total") -> FunnelRow:
+    """All rows added up."""
+    out = FunnelRow("total", label)
+    for row in rows:
+        for metric, count in row.counts.items():
+            out.counts[metric] = out.counts.get(metric, 0) + count
+        out.pipeline += row.pipeline
+        out.won_value += row.won_value
+        for metric, value in row.values.items():
+            out.values[metric] = out.values.get(metric, 0.0) + value
+        if row.spend is None:
+            out.spend = None
+        elif out.spend is not None:
+            out.spend += row.spend
+    return out
+
+
+def partner_metrics(session: Session, partner_id: int) -> FunnelRow:
+    """One partner's own funnel and return: no other partner's rows are ever read."""
+    partner = session.get(Partner, partner_id)
+    if partner is None:
+        raise LookupError(f"no partner {partner_id}")
+    rows = funnel(session, by="partner", partner_id=partner_id)
+    mine = [row for row in rows if row.key == f"p{partner_id:09d}"]
+    return (
+        total(mine, label=partner.name) if mine else FunnelRow(f"p{partner_id:09d}", partner.name)
+    )
+
+
+def partner_cycles(session: Session, partner_id: int) -> list[FunnelRow]:
+    """One partner's funnel per cycle (for its trend), in cycle order."""
+    return funnel(session, by="cycle", partner_id=partner_id)
+
+
+def _keyer(session: Session, by: str) -> Callable[[int, int, int], tuple[str, str]]:
+    if by == "total":
+        return lambda p, c, y: ("total", "total")
+    if by == "partner":
+        names = {
+            pid: f"{external_id} {name}"
+            for pid, external_id, name in session.exec(
+                select(Partner.id, Partner.external_id, Partner.name)
+            ).all()
+        }
+        return lambda p, c, y: (f"p{p:09d}", names.get(p, "(no partner)"))
+    campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
+    if by == "campaign":
+        return lambda p, c, y: (f"c{c:09d}", campaigns.get(c, "(no campaign)"))
+    if by == "segment":
+        segments = {
+            (partner, campaign): segment or "(none)"
+            for partner, campaign, segment in session.exec(
+                select(Enrollment.partner_id, Enrollment.campaign_id, Enrollment.segment_key)
+            ).all()
+        }
+        return lambda p, c, y: (
+            "s" + segments.get((p, c), "(none)"),
+            segments.get((p, c), "(none)"),
+        )
+    cycles = {
+        y.id: (campaigns.get(y.campaign_id, "?"), y.number) for y in session.exec(select(Cycle))
+    }
+
+    def by_cycle(p: int, c: int, y: int) -> tuple[str, str]:
+        if y not in cycles:
+            return "y~", "(no cycle)"
+        key, number = cycles[y]
+        return f"y{key}#{number:05d}", f"{key} cycle {number}"
+
+    return by_cycle

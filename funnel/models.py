@@ -1,0 +1,80 @@
+"""Table models of the funnel: lead stages reached, spend, rollups, the CRM webhook secret.
+
+``Rollup`` rows are the funnel's running totals, one per (tenant, partner, campaign,
+cycle, metric); they are kept up to date as events are flushed (see
+:mod:`partnercast.funnel.rollups`), so metrics never scan the event table. An id of 0
+stands for "not known" (a visit with no cycle), which keeps the unique key usable for
+upserts on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from partnercast.core.tenancy import TenantOwned
+from partnercast.core.timeutil import utcnow
+
+
+class LeadStage(TenantOwned, SQLModel, table=True):
+    """A funnel stage one lead has reached, with the deal value the CRM gave for it.
+
+    One row per (lead, stage): importing the same CRM file twice finds the row and changes
+    nothing.
+    """
+
+    __table_args__ = (UniqueConstraint("lead_id", "stage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    stage: str = Field(max_length=20)
+    value: float = Field(default=0.0)
+    currency: str = Field(default="", max_length=3)
+    counted: bool = Field(default=True)  # False: a baseline (the form already counted it)
+    occurred_at: datetime = Field(default_factory=utcnow)
+    source: str = Field(default="crm", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Spend(TenantOwned, SQLModel, table=True):
+    """Money the vendor put into one partner's campaign: MDF or other investment."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    amount: float
+    kind: str = Field(default="mdf", max_length=20)  # mdf | other
+    currency: str = Field(default="", max_length=3)
+    note: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Rollup(TenantOwned, SQLModel, table=True):
+    """A running total of one funnel metric for one partner, campaign and cycle."""
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric"),
+        # Covers the funnel by partner (and the score): grouped straight off the index,
+        # without a temporary sort or a visit to the table (bench/funnel_scale.py).
+        Index("ix_rollup_partner_metric", "tenant_id", "partner_id", "metric", "count", "value"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(default=0)
+    campaign_id: int = Field(default=0)
+    cycle_id: int = Field(default=0)
+    metric: str = Field(max_length=40)
+    count: int = Field(default=0)
+    value: float = Field(default=0.0)
+
+
+class CrmSecret(TenantOwned, SQLModel, table=True):
+    """The tenant's CRM webhook signing secret, Fernet-encrypted at rest."""
+
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sealed: str = Field(max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,313 @@
+"""Funnel rollups kept up to date as events are written, never by scanning the event log.
+
+A Session ``after_flush`` listener, registered when :mod:`partnercast.tenants` is imported
+(so in every process that writes tenant rows: the CLI, the web app, the worker, an app
+that embeds the engine, a test), adds every new Event and every change of a dispatch's
+tally of messages sent to its Rollup rows in the same transaction (an atomic upsert on the
+unique key): a rolled-back event never counts and a committed one counts exactly once. A
+flushed row is new only once, which makes the rollups idempotent.
+
+:func:`scan_rollups` computes the same totals from the event log and the dispatches;
+it is the reference the tests compare against, and :func:`rebuild_rollups` uses it to
+recompute a tenant after a bulk import that went around the ORM (``partnercast metrics
+rebuild``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, insert, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlmodel import delete
+from sqlmodel import select as sm_select
+
+from partnercast.campaigns.models import Enrollment
+from partnercast.core.models import Dispatch, Event
+from partnercast.core.tenancy import session_tenant
+from partnercast.funnel.leads import STAGES, Lead
+from partnercast.funnel.models import Rollup
+
+Key = tuple[int, int, int, int, str]  # tenant, partner, campaign, cycle, metric
+
+STAGE_METRIC = {"lead": "leads", "mql": "mql", "sql": "sql", "opportunity": "opportunity"}
+STAGE_METRIC |= {"won": "won", "lost": "lost"}
+SIMPLE = {"visit": "visits", "unsubscribed": "unsubscribed", "complained": "complained"}
+# Social and search metrics (funnel/channel_metrics.py): each event's value is the
+# difference from the dispatch's last recorded total; counts add to the rollup's count,
+# money and conversions to its value.
+CHANNEL_COUNTS = ("impressions", "engagements", "link_clicks")
+CHANNEL_VALUES = ("ad_cost", "ad_conversions")
+# Email tracking (web/tracking.py): every hit adds to the total, the first genuine one
+# of each message (data["unique"]) to the unique count.
+TRACKED = {"opened": ("opens", "opened"), "clicked": ("clicks", "clicked")}
+
+
+def metric_deltas(event_row: Any) -> list[tuple[str, int, float]]:
+    """(metric, count, value) additions one event makes to its rollups.
+
+    A form fill is also a new lead; a CRM stage event carries the stages it newly reached
+    (``data["reached"]``) and, for a changed deal value, only the value's difference.
+    """
+    kind, data = event_row.kind, event_row.data or {}
+    if kind in SIMPLE:
+        return [(SIMPLE[kind], 1, 0.0)]
+    if kind in CHANNEL_COUNTS:
+        return [(kind, round(float(event_row.value or 0.0)), 0.0)]
+    if kind in CHANNEL_VALUES:
+        return [(kind, 0, float(event_row.value or 0.0))]
+    if kind == "bounced":  # one per hard bounce (campaigns.dispatching); it was sent too
+        return [("sent", 1, 0.0), ("bounced", 1, 0.0)]
+    if kind == "form":
+        return [("forms", 1, 0.0), ("leads", 1, 0.0)]
+    if kind in TRACKED:
+        every, unique = TRACKED[kind]
+        return [(every, 1, 0.0), *([(unique, 1, 0.0)] if data.get("unique") else [])]
+    if kind in STAGES:
+        value = float(event_row.value or 0.0)
+        if data.get("adjust"):
+            return [(STAGE_METRIC[kind], 0, value)]
+        reached = [stage for stage in data.get("reached", [kind]) if stage in STAGES]
+        return [
+            (STAGE_METRIC[stage], 1, value if stage in ("opportunity", "won") else 0.0)
+            for stage in reached
+        ]
+    return []
+
+
+def _ids(
+    connection: Connection, event_row: Any, places: dict[tuple[str, int], Any] | None = None
+) -> tuple[int, int, int]:
+    """(partner, campaign, cycle) of an event; 0 where the event does not say.
+
+    ``places`` caches the dispatch and lead look-ups across the events of one scan.
+    """
+    places = {} if places is None else places
+    data = event_row.data or {}
+    partner = event_row.partner_id or 0
+    campaign = event_row.campaign_id or 0
+    cycle = int(data.get("cycle_id") or 0)
+    if event_row.dispatch_id and not (campaign and cycle):
+        key = ("dispatch", event_row.dispatch_id)
+        if key not in places:
+            places[key] = _dispatch_place(connection, event_row.dispatch_id)
+        _, dispatch_campaign, dispatch_cycle = places[key]
+        cycle = cycle or dispatch_cycle
+        campaign = campaign or dispatch_campaign
+    if data.get("lead_id") and not cycle:
+        key = ("lead", int(data["lead_id"]))
+        if key not in places:
+            lead = Lead.__table__  # type: ignore[attr-defined]
+            found = connection.execute(select(lead.c.cycle_id).where(lead.c.id == key[1])).first()
+            places[key] = (found[0] if found else 0) or 0
+        cycle = places[key]
+    return partner, campaign, cycle
+
+
+def _totals(
+    connection: Connection,
+    events: Iterable[Any],
+    places: dict[tuple[str, int], Any] | None = None,
+) -> dict[Key, list[float]]:
+    """Rollup additions of ``events`` (Event objects or rows with the same attributes)."""
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    places = {} if places is None else places
+    for row in events:
+        deltas = metric_deltas(row)
+        if not deltas:
+            continue
+        partner, campaign, cycle = _ids(connection, row, places)
+        for metric, count, value in deltas:
+            entry = totals[(row.tenant_id, partner, campaign, cycle, metric)]
+            entry[0] += count
+            entry[1] += value
+    return totals
+
+
+def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
+    table = Rollup.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    keys = ["tenant_id", "partner_id", "campaign_id", "cycle_id", "metric"]
+    for key, (count, value) in totals.items():
+        statement = insert(table).values(
+            **dict(zip(keys, key, strict=True)), count=int(count), value=float(value)
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={
+                "count": table.c.count + statement.excluded.count,
+                "value": table.c.value + statement.excluded.value,
+            },
+        )
+        connection.execute(statement)
+
+
+def _sent_changes(session: Session) -> list[tuple[Dispatch, int]]:
+    """(dispatch, change) for every dispatch whose ``sent_count`` this flush changed.
+
+    Messages sent are counted from the dispatch's own tally, which the send path sets from
+    the delivery ledger (however the ledger rows themselves were written, set-based UPDATEs
+    included); a bounce is counted from its ``bounced`` event.
+    """
+    out: list[tuple[Dispatch, int]] = []
+    for obj in session.new:
+        if isinstance(obj, Dispatch) and obj.sent_count:
+            out.append((obj, obj.sent_count))
+    for obj in session.dirty:
+        if not isinstance(obj, Dispatch):
+            continue
+        history = inspect(obj).attrs.sent_count.history
+        if history.has_changes():
+            before = history.deleted[0] if history.deleted else 0
+            if (obj.sent_count or 0) != (before or 0):
+                out.append((obj, (obj.sent_count or 0) - (before or 0)))
+    return out
+
+
+def _sent_totals(
+    connection: Connection, changes: list[tuple[Dispatch, int]]
+) -> dict[Key, list[float]]:
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    for dispatch, change in changes:
+        partner, campaign, cycle = _dispatch_place(connection, dispatch.id or 0)
+        for metric in ("sent", "delivered"):
+            totals[(dispatch.tenant_id, partner, campaign, cycle, metric)][0] += change
+    return totals
+
+
+def _dispatch_place(connection: Connection, dispatch_id: int) -> tuple[int, int, int]:
+    """(partner, campaign, cycle) of a dispatch."""
+    table = Dispatch.__table__  # type: ignore[attr-defined]
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    row = connection.execute(
+        select(table.c.partner_id, enrollment.c.campaign_id, table.c.cycle_id)
+        .join(enrollment, enrollment.c.id == table.c.enrollment_id)
+        .where(table.c.id == dispatch_id)
+    ).first()
+    return (row[0] or 0, row[1] or 0, row[2] or 0) if row else (0, 0, 0)
+
+
+def _merge(into: dict[Key, list[float]], more: dict[Key, list[float]]) -> dict[Key, list[float]]:
+    for key, (count, value) in more.items():
+        entry = into.setdefault(key, [0, 0.0])
+        entry[0] += count
+        entry[1] += value
+    return into
+
+
+def after_flush(session: Session, _context: Any) -> None:
+    """Add this flush's new events and delivery outcomes to their rollups."""
+    new = [obj for obj in session.new if isinstance(obj, Event)]
+    changes = _sent_changes(session)
+    if not new and not changes:
+        return
+    connection = session.connection()
+    totals = _totals(connection, new)
+    if changes:
+        _merge(totals, _sent_totals(connection, changes))
+    _upsert(connection, {key: v for key, v in totals.items() if v[0] or v[1]})
+
+
+def install() -> None:
+    """Kept for callers written before the listener was structural: it does nothing now.
+
+    The listener is registered when :mod:`partnercast.tenants` is imported, which every
+    process that writes a tenant-owned row does (their foreign keys name ``tenant.id``).
+    """
+
+
+def scan_rollups(
+    session: Session, partner_ids: Iterable[int] | None = None
+) -> dict[Key, tuple[int, float]]:
+    """The rollups of the session's tenant computed from scratch (the reference).
+
+    Streams the event log as plain rows (a few hundred thousand a second) and sums the
+    dispatches' tallies of messages sent in the database; ``partner_ids`` limits both to
+    those partners (how the benchmark checks a sample of a large database).
+    """
+    session_tenant(session)
+    wanted = sorted(set(partner_ids)) if partner_ids is not None else None
+    columns = (
+        Event.tenant_id,
+        Event.kind,
+        Event.partner_id,
+        Event.campaign_id,
+        Event.dispatch_id,
+        Event.value,
+        Event.data,
+    )
+    query = sm_select(*columns)
+    if wanted is not None:
+        query = query.where(Event.partner_id.in_(wanted))  # type: ignore[union-attr]
+    connection = session.connection()
+    places: dict[tuple[str, int], int] = {}
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    result = session.execute(query.execution_options(yield_per=20_000))
+    for rows in result.partitions():
+        _merge(totals, _totals(connection, rows, places))
+    _merge(totals, _scanned_sends(session, wanted))
+    return {key: (int(c), round(v, 6)) for key, (c, v) in totals.items() if c or v}
+
+
+def _scanned_sends(session: Session, wanted: list[int] | None) -> dict[Key, list[float]]:
+    """Messages sent per partner, campaign and cycle: the dispatches' tallies, summed."""
+    query = (
+        sm_select(
+            Dispatch.tenant_id,
+            Dispatch.partner_id,
+            Enrollment.campaign_id,
+            Dispatch.cycle_id,
+            func.sum(Dispatch.sent_count),
+        )
+        .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)  # type: ignore[arg-type]
+        .where(Dispatch.sent_count != 0)
+        .group_by(
+            Dispatch.tenant_id, Dispatch.partner_id, Enrollment.campaign_id, Dispatch.cycle_id
+        )
+    )
+    if wanted is not None:
+        query = query.where(Dispatch.partner_id.in_(wanted))  # type: ignore[attr-defined]
+    totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
+    for tenant, partner, campaign, cycle, count in session.exec(query).all():
+        for metric in ("sent", "delivered"):
+            totals[(tenant, partner or 0, campaign or 0, cycle or 0, metric)][0] += int(count or 0)
+    return totals
+
+
+def stored_rollups(session: Session) -> dict[Key, tuple[int, float]]:
+    """The session's tenant's rollup rows as a dict (same shape as :func:`scan_rollups`)."""
+    rows = session.exec(sm_select(Rollup)).all()  # type: ignore[attr-defined]
+    return {
+        (r.tenant_id, r.partner_id, r.campaign_id, r.cycle_id, r.metric): (
+            r.count,
+            round(r.value, 6),
+        )
+        for r in rows
+        if r.count or r.value
+    }
+
+
+def rebuild_rollups(session: Session) -> int:
+    """Recompute the tenant's rollups from its events and deliveries; returns rows written.
+
+    What an operator runs (``partnercast metrics rebuild``) after a bulk import that went
+    around the ORM, or after a fix to how events count.
+    """
+    tenant_id = session_tenant(session)
+    totals = scan_rollups(session)
+    session.exec(delete(Rollup))  # type: ignore[call-overload]
+    keys = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
+    rows = [
+        {**dict(zip(keys, key, strict=True)), "count": count, "value": value}
+        for key, (count, value) in totals.items()
+        if key[0] == tenant_id
+    ]
+    for start in range(0, len(rows), 5_000):
+        session.execute(insert(Rollup), rows[start : start + 5_000])
+    session.flush()
+    return len(rows)

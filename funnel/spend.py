@@ -1,0 +1,58 @@
+"""Spend: market development funds (MDF) and other investment per partner and campaign."""
+
+from __future__ import annotations
+
+import math
+
+from sqlmodel import Session, col, select
+
+from partnercast.campaigns.models import Campaign
+from partnercast.core.errors import NotFound, UserError
+from partnercast.funnel.models import Spend
+from partnercast.tenants.models import Partner
+
+KINDS = ("mdf", "other")
+
+
+def add_spend(
+    session: Session,
+    partner_external_id: str,
+    campaign_key: str,
+    amount: float,
+    *,
+    kind: str = "mdf",
+    currency: str = "",
+    note: str = "",
+) -> Spend:
+    """Record an investment in one partner's campaign."""
+    if kind not in KINDS:
+        raise UserError(f"kind must be one of {', '.join(KINDS)}", where="--kind")
+    if not math.isfinite(amount) or amount <= 0:
+        raise UserError("the amount must be more than zero", where="AMOUNT")
+    partner = session.exec(
+        select(Partner).where(Partner.external_id == partner_external_id)
+    ).first()
+    if partner is None:
+        raise NotFound(f"no partner {partner_external_id!r}")
+    campaign = session.exec(select(Campaign).where(Campaign.key == campaign_key)).first()
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_key!r}")
+    row = Spend(
+        partner_id=partner.id or 0,
+        campaign_id=campaign.id or 0,
+        amount=float(amount),
+        kind=kind,
+        currency=currency.upper()[:3],
+        note=note[:500],
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_spend(session: Session, *, partner_id: int | None = None) -> list[Spend]:
+    """The tenant's spend rows (one partner's with ``partner_id``), oldest first."""
+    query = select(Spend)
+    if partner_id is not None:
+        query = query.where(Spend.partner_id == partner_id)
+    return list(session.exec(query.order_by(col(Spend.id))).all())
