@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,48 @@ from partnercast.tenants.models import Tenant
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+
+CLOCK_SHIFT_VARIABLE = "PARTNERCAST_TEST_CLOCK_SHIFT"
+"""Set it (e.g. to ``+730d``, libfaketime's syntax) to run the whole suite with every
+clock moved: CI runs it two years ahead, so that no test or code path can depend on
+today's date. pytest restarts itself under libfaketime (``apt-get install faketime``), so
+the worker and CLI processes the tests start are moved too; the monotonic clock is not."""
+
+
+def _libfaketime() -> str | None:
+    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob(
+        "/usr/lib/faketime/libfaketime.so.1"
+    )
+    return found[0] if found else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    shift = os.environ.get(CLOCK_SHIFT_VARIABLE)
+    if not shift or os.environ.get("FAKETIME") == shift:
+        return
+    library = _libfaketime()
+    if library is None:
+        raise pytest.UsageError(f"{CLOCK_SHIFT_VARIABLE}={shift} needs libfaketime (faketime)")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()  # the restarted run writes to the real terminal
+    preload = " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
+    environment = {
+        **os.environ,
+        "LD_PRELOAD": preload,
+        "FAKETIME": shift,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]], environment)
+
+
+def pytest_report_header() -> str | None:
+    if os.environ.get("FAKETIME"):
+        moved = datetime.now(UTC).isoformat(timespec="seconds")
+        return f"clock moved {os.environ['FAKETIME']} by libfaketime: it is {moved} here"
+    return None
 
 
 @pytest.fixture
