@@ -17,20 +17,14 @@ from sqlmodel import Session, select
 from partnercast.campaigns.cycles import COMPLETED
 from partnercast.campaigns.models import Cycle
 from partnercast.core import accounts
-from partnercast.core.cli import (
-    NowOption,
-    TenantOption,
-    console,
-    open_engine,
-    parse_now,
-    resolve_tenant,
-)
+from partnercast.core.cli import NowOption, TenantOption, console, opened_engine, parse_now
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.secrets import secret_box
 from partnercast.core.settings import load_settings
-from partnercast.core.tenancy import system_session, tenant_session
+from partnercast.core.tenancy import system_session
 from partnercast.plugins.manager import default_plugins
 from partnercast.tenants.models import Partner
+from partnercast.tenants.scope import tenant_scope
 
 accounts_app = typer.Typer(help="Partners' channel accounts (secrets encrypted at rest).")
 
@@ -71,8 +65,7 @@ def connect(
         if name not in values and model.model_fields[name].is_required():
             values[name] = typer.prompt(f"{name}", hide_input=True)
     account = accounts.validate_account(model, values, channel)
-    engine = open_engine(config)
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant, config) as session:
         row = session.exec(select(Partner).where(Partner.external_id == partner)).first()
         if row is None or row.id is None:
             raise NotFound(f"no partner {partner!r}", where=tenant)
@@ -111,11 +104,10 @@ def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:
 @accounts_app.command("list")
 def list_accounts(tenant: TenantOption) -> None:
     """List the tenant's channel accounts (secrets shown as ****)."""
-    engine = open_engine()
     table = Table("partner", "channel", "status")
     table.add_column("settings", overflow="fold")  # folded, never cut: whole at 80 columns
     table.add_column("last error", overflow="fold")
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         rows = session.exec(
             select(accounts.ChannelAccount, Partner)
             .join(Partner, Partner.id == accounts.ChannelAccount.partner_id)
@@ -134,9 +126,9 @@ def list_accounts(tenant: TenantOption) -> None:
 def rotate_keys() -> None:
     """Re-encrypt every stored secret with the first encryption key (all tenants)."""
     config = load_settings()
-    engine = open_engine(config)
-    with system_session(engine, reason="key rotation re-encrypts every tenant's secrets") as s:
-        count = accounts.rotate_secrets(s, secret_box(config))
+    reason = "key rotation re-encrypts every tenant's secrets"
+    with opened_engine(config) as engine, system_session(engine, reason=reason) as session:
+        count = accounts.rotate_secrets(session, secret_box(config))
     console.print(f"re-encrypted the secrets of {count} accounts with the first key")
 
 

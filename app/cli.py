@@ -16,6 +16,7 @@ from partnercast.core.cli import (
     NowOption,
     console,
     open_engine,
+    opened_engine,
     parse_now,
     run_cli,
 )
@@ -41,10 +42,10 @@ def version() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the database to the latest schema (safe to run again)."""
-    engine = open_engine(migrated=False)
-    upgrade(engine)
-    url = engine.url.render_as_string(hide_password=True)
-    console.print(f"database at revision {current_revision(engine)}: {url}")
+    with opened_engine(migrated=False) as engine:
+        upgrade(engine)
+        url = engine.url.render_as_string(hide_password=True)
+        console.print(f"database at revision {current_revision(engine)}: {url}")
 
 
 def serve(
@@ -122,9 +123,10 @@ def worker(
     one worker: a second is refused while the first is alive (--once is not a worker).
     """
     import logging
+    from collections.abc import Callable
+    from datetime import datetime
 
-    from partnercast.campaigns.ticking import task_scan_job, tick
-    from partnercast.campaigns.workflow_cli import parse_when
+    from partnercast.campaigns.ticking import TickReport, task_scan_job, tick
     from partnercast.core.scheduler import PeriodicJob
     from partnercast.core.settings import load_settings
     from partnercast.core.timeutil import advancing_from, utcnow
@@ -132,53 +134,57 @@ def worker(
     from partnercast.funnel import channel_metrics
     from partnercast.plugins.manager import default_plugins
 
+    if now and not once:
+        raise typer.BadParameter("--now goes with --once only", param_hint="--now")
+    # --now is the instant for everything this tick does, its leases included.
+    moment = parse_now(now) if once else None
     settings = load_settings()
-    engine = open_engine(settings)
     plugins = default_plugins()
     # Import every channel now: done lazily it took the first dispatch's lease (seconds
     # of imports, e.g. twitter-text's regexes, after the claim, before the first fence).
     plugins.channel_classes()
     worker_id = new_worker_id()
+    with opened_engine(settings) as engine:
 
-    def run_tick(moment, should_stop=lambda: False, clock=utcnow):  # type: ignore[no-untyped-def]
-        return tick(
+        def run_tick(
+            at: datetime,
+            should_stop: Callable[[], bool] = lambda: False,
+            clock: Callable[[], datetime] = utcnow,  # the running worker's leases: real time
+        ) -> TickReport:
+            return tick(
+                engine,
+                settings,
+                at,
+                plugins=plugins,
+                worker_id=worker_id,
+                lease_seconds=lease,
+                clock=clock,
+                claim_batch=batch,
+                should_stop=should_stop,
+                scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
+            )
+
+        if moment is not None:
+            report = run_tick(moment, clock=advancing_from(moment))
+            states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
+            console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
+            return
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
+        jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
+        jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
+        running = Worker(
             engine,
-            settings,
-            moment,
-            plugins=plugins,
+            run_tick,
+            interval=interval,
+            jobs=jobs,
             worker_id=worker_id,
-            lease_seconds=lease,
-            clock=clock,
-            claim_batch=batch,
-            should_stop=should_stop,
-            scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
+            on_ready=lambda: console.print(
+                f"worker {worker_id} started: tick every {interval:g}s, "
+                f"{len(jobs)} plugin jobs (Ctrl+C or SIGTERM to stop)"
+            ),
         )
-
-    if once:
-        # --now is the instant for everything this tick does, its leases included.
-        moment = parse_when(now, option="--now")
-        report = run_tick(moment, clock=advancing_from(moment))
-        states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
-        console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
-        return
-    if now:
-        raise typer.BadParameter("--now goes with --once only", param_hint="--now")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
-    jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
-    jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
-    running = Worker(
-        engine,
-        run_tick,
-        interval=interval,
-        jobs=jobs,
-        worker_id=worker_id,
-        on_ready=lambda: console.print(
-            f"worker {worker_id} started: tick every {interval:g}s, "
-            f"{len(jobs)} plugin jobs (Ctrl+C or SIGTERM to stop)"
-        ),
-    )
-    code = running.run()
+        code = running.run()
     console.print(f"worker {worker_id} stopped")
     raise typer.Exit(code)
 
@@ -192,17 +198,12 @@ def queue(
     """The dispatch queue per channel: due, running (leased), retrying, done, failed."""
     from rich.table import Table
 
-    from partnercast.core.cli import resolve_tenant
     from partnercast.core.outbox import QUEUE_BUCKETS, queue_counts
-    from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.tenants.scope import tenant_or_system
 
     moment = parse_now(now)
-    engine = open_engine()
-    if tenant:
-        scope = tenant_session(engine, resolve_tenant(engine, tenant))
-    else:
-        scope = system_session(engine, reason="the operator's queue view counts every tenant")
-    with scope as session:
+    reason = "the operator's queue view counts every tenant"
+    with opened_engine() as engine, tenant_or_system(engine, tenant, reason=reason) as session:
         counts = queue_counts(session, moment)
     table = Table("channel", *QUEUE_BUCKETS, title=f"queue ({tenant or 'all tenants'})")
     for channel in sorted(counts):
@@ -231,21 +232,20 @@ def status(
 
         campaign_status(campaign, tenant)
         return
-    from partnercast.core.cli import resolve_tenant
     from partnercast.core.settings import load_settings
-    from partnercast.core.tenancy import system_session, tenant_session
     from partnercast.plugins.manager import default_plugins
     from partnercast.status import gather, show
+    from partnercast.tenants.scope import tenant_or_system
 
     moment = parse_now(now)
     settings = load_settings()
-    engine = open_engine(settings)
-    if tenant:
-        scope = tenant_session(engine, resolve_tenant(engine, tenant))
-    else:
-        scope = system_session(engine, reason="the operator's status view covers every tenant")
-    with scope as session:
-        report = gather(engine, session, moment, default_plugins().channel_classes(), settings)
+    channels = default_plugins().channel_classes()
+    reason = "the operator's status view covers every tenant"
+    with (
+        opened_engine(settings) as engine,
+        tenant_or_system(engine, tenant, reason=reason) as session,
+    ):
+        report = gather(engine, session, moment, channels, settings)
     show(report, moment, console, tenant)
 
 

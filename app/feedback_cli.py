@@ -18,8 +18,9 @@ from typing import Annotated
 import typer
 
 from partnercast.campaigns.delivery_feedback import REJECTED, IntakeResult, import_message
-from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.cli import TenantOption, console
 from partnercast.funnel import rollups
+from partnercast.tenants.scope import tenant_engine
 
 feedback_app = typer.Typer(
     help="Bounce reports (DSN) and complaints (ARF feedback loops).", no_args_is_help=True
@@ -73,10 +74,8 @@ def feedback_import(
     the address, a complaint records `complained` and suppresses it, soft bounces and
     delays are recorded. Importing the same report again changes nothing."""
     rollups.install()
-    engine = open_engine()
-    try:
-        tenant_id = resolve_tenant(engine, tenant)
-        tally: Counter[str] = Counter()
+    tally: Counter[str] = Counter()
+    with tenant_engine(tenant) as (engine, tenant_id):
         for path in files:
             for label, raw in messages(path):
                 if isinstance(raw, str):
@@ -92,8 +91,6 @@ def feedback_import(
                     style=style,
                     soft_wrap=True,
                 )
-    finally:
-        engine.dispose()
     total = sum(tally.values())
     counts = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES)
     console.print(f"{total} reports: {counts}", highlight=False)

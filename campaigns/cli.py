@@ -16,8 +16,8 @@ from rich.table import Table
 
 from partnercast.campaigns.models import CampaignVersion
 from partnercast.campaigns.spec import CampaignSpec, localize
-from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
-from partnercast.core.tenancy import tenant_session
+from partnercast.core.cli import TenantOption, console
+from partnercast.tenants.scope import tenant_scope
 
 campaign_app = typer.Typer(help="Campaigns as code: folders of campaign.yaml and templates.")
 
@@ -61,18 +61,13 @@ def validate(folder: FolderArgument) -> None:
 def load(folder: FolderArgument, tenant: TenantOption) -> None:
     """Store a campaign folder as the tenant's next version (unchanged content: no-op)."""
     from partnercast.campaigns.loader import read_campaign
+    from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
 
     loaded = read_campaign(folder, _channel_suffixes(), _channel_contents())
-    from partnercast.campaigns.send_windows import wave_region_warnings
-
-    engine = open_engine()
-    try:
-        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
-            result = store_campaign(session, loaded)
-            warnings = wave_region_warnings(session, loaded.spec)
-    finally:
-        engine.dispose()
+    with tenant_scope(tenant) as session:
+        result = store_campaign(session, loaded)
+        warnings = wave_region_warnings(session, loaded.spec)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     key, number = result.campaign.key, result.version.number
@@ -87,22 +82,18 @@ def list_command(tenant: TenantOption) -> None:
     """The tenant's campaigns and their latest version."""
     from partnercast.campaigns.store import campaign_versions, list_campaigns
 
-    engine = open_engine()
     table = Table("key", "name", "versions", "latest", "cycle days", title="campaigns")
-    try:
-        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
-            for campaign in list_campaigns(session):
-                versions = campaign_versions(session, campaign)
-                latest = versions[-1] if versions else None
-                table.add_row(
-                    campaign.key,
-                    escape(campaign.name),
-                    str(len(versions)),
-                    str(latest.number) if latest else "-",
-                    str(latest.cycle_days) if latest else "-",
-                )
-    finally:
-        engine.dispose()
+    with tenant_scope(tenant) as session:
+        for campaign in list_campaigns(session):
+            versions = campaign_versions(session, campaign)
+            latest = versions[-1] if versions else None
+            table.add_row(
+                campaign.key,
+                escape(campaign.name),
+                str(len(versions)),
+                str(latest.number) if latest else "-",
+                str(latest.cycle_days) if latest else "-",
+            )
     console.print(table)
 
 
@@ -118,14 +109,10 @@ def show(
         version_spec,
     )
 
-    engine = open_engine()
-    try:
-        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
-            campaign = get_campaign(session, key)
-            versions = campaign_versions(session, campaign)
-            spec = version_spec(latest_version(session, campaign))
-    finally:
-        engine.dispose()
+    with tenant_scope(tenant) as session:
+        campaign = get_campaign(session, key)
+        versions = campaign_versions(session, campaign)
+        spec = version_spec(latest_version(session, campaign))
     console.print(f"[bold]{escape(spec.name)}[/] ({campaign.key})", highlight=False)
     console.print(
         f"{spec.cycle_days}-day cycle · locales {', '.join(spec.locales)} · "

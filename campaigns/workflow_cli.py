@@ -6,7 +6,6 @@ id and campaigns by their key, exactly as the user knows them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,35 +26,27 @@ from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.preview import render_preview
 from partnercast.campaigns.store import get_campaign
 from partnercast.campaigns.ticking import tick
-from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.cli import (
+    NowOption,
+    TenantOption,
+    console,
+    opened_engine,
+    parse_now,
+)
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
-from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.tenants.models import Partner
+from partnercast.tenants.scope import resolve_tenant, tenant_scope
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign key, as in campaign.yaml.")]
 PartnerArg = Annotated[str, typer.Argument(help="Partner external id.")]
 NoteOption = Annotated[str, typer.Option("--note", help="A note for the concierge.")]
 
 
-def parse_when(value: str | None, *, option: str) -> datetime:
-    """An ISO date or datetime from the command line (UTC when no offset), or now."""
-    if not value:
-        return utcnow()
-    try:
-        return as_utc(datetime.fromisoformat(value))
-    except ValueError as error:
-        raise UserError(
-            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option
-        ) from error
-
-
 def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
     """Invite every active partner in the campaign's target segments."""
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         report = enroll_partners(session, get_campaign(session, campaign))
     console.print(
         f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
@@ -71,11 +62,10 @@ def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
 
 def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
     """List the campaign's enrollments and their approval states."""
-    engine = open_engine()
     table = Table(
         "partner", "name", "segment", "state", "auto", "version", title=f"enrollments in {campaign}"
     )
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         found = get_campaign(session, campaign)
         rows = session.exec(
             select(Enrollment, Partner)
@@ -140,8 +130,7 @@ def customise_command(
     values.update(_parse_assignments(assignments, locale))
     if not values and not submit:
         raise UserError("nothing to change: give --set FIELD=VALUE or --file")
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         enrollment = find_enrollment(session, campaign, partner)
         if values:
             if locale:
@@ -160,8 +149,7 @@ def _transition_command(action: str, help_text: str) -> Any:
     def command(
         campaign: CampaignArg, partner: PartnerArg, tenant: TenantOption, note: NoteOption = ""
     ) -> None:
-        engine = open_engine()
-        with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+        with tenant_scope(tenant) as session:
             enrollment = find_enrollment(session, campaign, partner)
             state = approval.transition(session, enrollment, action, actor="cli", note=note)
         console.print(f"{partner}: {state.replace('_', ' ')}")
@@ -179,8 +167,7 @@ def auto_approve(
     ] = True,
 ) -> None:
     """Record the partner's choice to approve this campaign's sends automatically."""
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         set_auto_approve(session, find_enrollment(session, campaign, partner), enabled)
     console.print(f"{partner}: auto-approval {'on' if enabled else 'off'}")
 
@@ -194,9 +181,8 @@ def preview(
     locale: Annotated[str | None, typer.Option(help="Locale (default: the partner's).")] = None,
 ) -> None:
     """Render one touch for one partner and locale to a file, as a contact would see it."""
-    engine = open_engine()
     settings = load_settings()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant, settings) as session:
         result = render_preview(session, settings, campaign, partner, touch, locale)
     try:
         out.write_text(result.html, encoding="utf-8")
@@ -215,9 +201,8 @@ def cycle_start(
     ] = None,
 ) -> None:
     """Start the next cycle of a campaign and plan its dispatches."""
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
-        cycle = start_cycle(session, get_campaign(session, campaign), parse_when(at, option="--at"))
+    with tenant_scope(tenant) as session:
+        cycle = start_cycle(session, get_campaign(session, campaign), parse_now(at, option="--at"))
         planned = session.exec(
             select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)
         ).one()
@@ -228,27 +213,21 @@ def cycle_start(
 
 
 def tick_command(
-    now: Annotated[
-        str | None, typer.Option("--now", help="Instant to run (ISO, UTC); default now.")
-    ] = None,
+    now: NowOption = None,
     tenant: Annotated[
         str | None,
         typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."),
     ] = None,
 ) -> None:
     """Run everything due at NOW: start and close cycles, send due touches."""
-    engine = open_engine()
-    tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
     from partnercast.core.worker import new_worker_id
 
-    # Its own worker id: two `partnercast tick` runs at once never run the same dispatch.
-    report = tick(
-        engine,
-        load_settings(),
-        parse_when(now, option="--now"),
-        tenant_ids=tenant_ids,
-        worker_id=new_worker_id(),
-    )
+    moment = parse_now(now)
+    settings = load_settings()
+    with opened_engine(settings) as engine:
+        tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
+        # Its own worker id: two `partnercast tick` runs at once never run the same dispatch.
+        report = tick(engine, settings, moment, tenant_ids=tenant_ids, worker_id=new_worker_id())
     states = (
         ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
         or "nothing due"
@@ -268,8 +247,7 @@ def campaign_status(campaign: str, tenant: str | None) -> None:
         )
     from partnercast.campaigns.reporting import partner_rows, partner_table
 
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         found = get_campaign(session, campaign)
         rows = partner_rows(session, found)
         cycles = campaign_cycles(session, found)
@@ -292,11 +270,10 @@ def schedule(
     """When each touch goes out to each partner, in the partner's local time."""
     from partnercast.campaigns.schedule import cycle_schedule, preview_schedule, schedule_table
 
-    engine = open_engine()
-    with tenant_session(engine, resolve_tenant(engine, tenant)) as session:
+    with tenant_scope(tenant) as session:
         found = get_campaign(session, campaign)
         if start is not None:
-            when = parse_when(start, option="--start")
+            when = parse_now(start, option="--start")
             rows = preview_schedule(session, found, when)
             title = f"{campaign}: a cycle starting {when:%Y-%m-%d %H:%M} UTC (preview)"
         else:

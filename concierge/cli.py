@@ -7,8 +7,6 @@ another tenant is not found. Mistakes are one-line UserErrors.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,13 +26,11 @@ from partnercast.core.cli import (
     TenantOption,
     console,
     err_console,
-    open_engine,
-    resolve_tenant,
 )
 from partnercast.core.errors import UserError
-from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.tenants.partners import get_partner, list_partners
+from partnercast.tenants.scope import tenant_scope
 
 tasks_app = typer.Typer(
     help="Concierge tasks: list (the default), show, add, assign, start, note, close, scan.",
@@ -60,16 +56,6 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review_command)
     app.command("reviews")(reviews_command)
     partners_app.command("readiness")(readiness_command)
-
-
-@contextmanager
-def _scoped(slug: str) -> Iterator[Session]:
-    engine = open_engine()
-    try:
-        with tenant_session(engine, resolve_tenant(engine, slug)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def parse_moment(value: str | None, *, option: str) -> datetime | None:
@@ -135,7 +121,7 @@ def tasks_list(
 
 def _print_tasks(tenant: str, query: concierge.TaskFilter) -> None:
     now = utcnow()
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         tasks = concierge.list_tasks(session, query, now=now)
         lines = _task_lines(session, tasks, now, width=console.width)
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
@@ -189,7 +175,7 @@ def _task_lines(
 def tasks_show(task_id: TaskArg, tenant: TenantOption) -> None:
     """One task in full, with its notes."""
     now = utcnow()
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
         lines = _task_lines(session, [task], now, width=console.width)[1:]
     notes = task.notes.strip().splitlines() or ["(no notes)"]
@@ -219,7 +205,7 @@ def tasks_add(
     """Add a task by hand."""
     now = utcnow()
     due_at = parse_moment(due, option="--due")
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         target = get_partner(session, partner)
         holder = concierge.get_concierge(session, owner) if owner else None
         due_at = due_at or concierge.default_due(
@@ -244,7 +230,7 @@ def tasks_assign(
     task_id: TaskArg, owner: Annotated[str, typer.Argument()], tenant: TenantOption
 ) -> None:
     """Give a task to a concierge."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
         concierge.assign_task(session, task, concierge.get_concierge(session, owner), now=utcnow())
     console.print(f"task {task_id} assigned to {owner}", markup=False)
@@ -253,7 +239,7 @@ def tasks_assign(
 @tasks_app.command("start")
 def tasks_start(task_id: TaskArg, tenant: TenantOption, by: ByOption = "") -> None:
     """Mark a task in progress."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         concierge.start_task(session, concierge.get_task(session, task_id), author=by, now=utcnow())
     console.print(f"task {task_id} in progress")
 
@@ -266,7 +252,7 @@ def tasks_note(
     by: ByOption = "",
 ) -> None:
     """Add a note to a task."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
         concierge.note_task(session, task, text, author=by, now=utcnow())
     console.print(f"noted on task {task_id}")
@@ -284,7 +270,7 @@ def tasks_close(
 ) -> None:
     """Close a task as done (or dismissed)."""
     status = concierge.DISMISSED if dismiss else concierge.DONE
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
         concierge.close_task(session, task, note=note, status=status, author=by, now=utcnow())
     console.print(f"task {task_id} {status}")
@@ -299,7 +285,7 @@ def tasks_scan(
 ) -> None:
     """Open the tasks the tenant's state calls for; close those whose cause is gone."""
     moment = parse_moment(now, option="--now") or utcnow()
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         report = scan(session, moment)
         overloads = capacity.overloads(session)
     console.print(f"opened {len(report.opened)} tasks, closed {len(report.closed)}")
@@ -318,7 +304,7 @@ def concierges_add(
 ) -> None:
     """Add a concierge who covers partners in the given languages."""
     langs = concierge.parse_languages(languages)
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         concierge.add_concierge(session, name, languages=langs, email=email)
     console.print(f"added concierge {name} ({', '.join(langs)})", markup=False)
 
@@ -326,7 +312,7 @@ def concierges_add(
 @concierges_app.command("list")
 def concierges_list(tenant: TenantOption) -> None:
     """List the concierges with their load per language against the cap."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         people = concierge.list_concierges(session)
         loads = capacity.loads(session)
         cap = concierge.concierge_settings(session).partners_per_language_cap
@@ -359,7 +345,7 @@ def concierges_assign(
     ] = None,
 ) -> None:
     """Assign a partner to a concierge (one concierge per partner)."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         row = capacity.assign_partner(
             session,
             get_partner(session, partner),
@@ -377,7 +363,7 @@ def concierges_balance(
     apply: Annotated[bool, typer.Option("--apply", help="Make the proposed moves.")] = False,
 ) -> None:
     """Propose a balanced assignment, language by language; --apply makes it."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         proposal = capacity.propose_balance(session)
         if apply:
             capacity.apply_balance(session, proposal)
@@ -440,7 +426,7 @@ def concierges_settings(
         "review_interval_days": review_days,
         "task_due_days": due_days,
     }
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         if any(value is not None for value in changes.values()):
             row = concierge.update_settings(session, changes)
         else:
@@ -481,7 +467,7 @@ def readiness_command(
             raise UserError("name the partner whose checklist --set or --note changes")
         _readiness_overview(tenant)
         return
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         target = get_partner(session, partner)
         row = readiness.readiness_of(session, target.id or 0)
         if changes or note is not None:
@@ -512,7 +498,7 @@ READINESS_HEADERS = {
 def _readiness_overview(tenant: str) -> None:
     """Every partner's checklist: yes, no or ? per item, and whether it is ready."""
     marks = {True: "yes", False: "no", None: "?"}
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         partners = list_partners(session)
         rows = readiness.readiness_by_partner(session, [p.id or 0 for p in partners])
         lines = []
@@ -554,7 +540,7 @@ def review_command(
     """The agenda of the weekly joint review with a partner; --notes records it as held."""
     now = parse_moment(at, option="--at") or utcnow()
     held = None
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         target = get_partner(session, partner)
         agenda = review.build_agenda(session, target, now)
         if out is not None:  # before the review is recorded: a bad path records nothing
@@ -577,7 +563,7 @@ def _write(path: Path, text: str) -> None:
 
 def reviews_command(partner: PartnerArg, tenant: TenantOption) -> None:
     """The reviews held with a partner, newest first, with their notes."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         rows = review.list_reviews(session, get_partner(session, partner))
     table = Table(
         "id",

@@ -11,19 +11,19 @@ Output that goes to a pipe, a file or a CI log is as wide as its content needs (
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 from typer.core import TyperGroup
 
 from partnercast.core.db import make_engine, require_schema
-from partnercast.core.errors import NotFound, UserError
+from partnercast.core.errors import UserError
 from partnercast.core.settings import Settings, load_settings
-from partnercast.core.tenancy import plain_session
 from partnercast.core.timeutil import as_utc, utcnow
 
 NO_TERMINAL_WIDTH = 200
@@ -36,9 +36,9 @@ class CliConsole(Console):
     is 80, which cuts every table in a pipe). Decided at each print, not at import, so
     the same console serves a terminal, a pipe and tests that set COLUMNS."""
 
-    @property  # type: ignore[override]
+    @property
     def size(self) -> ConsoleDimensions:
-        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        size = super().size
         if self._width is not None or (self._environ.get("COLUMNS") or "").isdigit():
             return size
         isatty = getattr(self.file, "isatty", None)
@@ -50,7 +50,7 @@ class CliConsole(Console):
 
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
-        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+        self._width, self._height = new_size  # as rich's own setter does
 
 
 console = CliConsole()
@@ -94,22 +94,29 @@ def parse_now(value: str | None, *, option: str = "--now") -> datetime:
 
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:
-    """The engine for the configured database; by default it must already be migrated."""
+    """The engine for the configured database; by default it must already be migrated
+    (else a UserError that says to run `partnercast db upgrade`). The caller disposes it:
+    a command uses :func:`opened_engine`, which does."""
     engine = make_engine((settings or load_settings()).database_url)
     if migrated:
-        require_schema(engine)
+        try:
+            require_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return engine
 
 
-def resolve_tenant(engine: Engine, slug: str) -> int:
-    """The id of the tenant named ``slug``, or a NotFound error."""
-    from partnercast.tenants.models import Tenant
-
-    with plain_session(engine) as session:
-        tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
-    if tenant is None or tenant.id is None:
-        raise NotFound(f"no tenant {slug!r}", where="--tenant")
-    return tenant.id
+@contextmanager
+def opened_engine(settings: Settings | None = None, *, migrated: bool = True) -> Iterator[Engine]:
+    """The one way a command opens the database: :func:`open_engine` for the block,
+    disposed after it (a tenant's command opens its session with
+    ``partnercast.tenants.scope.tenant_scope``, which uses this)."""
+    engine = open_engine(settings, migrated=migrated)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 class HandledErrorsGroup(TyperGroup):
@@ -119,7 +126,9 @@ class HandledErrorsGroup(TyperGroup):
     the database is left as it was.
     """
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    # ``ctx`` is typer's vendored click Context, a private module: typed as Any rather
+    # than narrowed to typer.Context (its subclass), which would break the override.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as error:

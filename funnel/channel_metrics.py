@@ -325,20 +325,17 @@ def fetch_command(action: str, slug: str, days: int) -> None:
     """``partnercast metrics fetch --tenant T [--days N]``: fetch, record, summarise."""
     from rich.table import Table
 
-    from partnercast.core.cli import console, open_engine, resolve_tenant
+    from partnercast.core.cli import console
     from partnercast.core.settings import load_settings
     from partnercast.core.timeutil import utcnow
     from partnercast.plugins.manager import default_plugins
+    from partnercast.tenants.scope import tenant_engine
 
     if action != "fetch":
         raise UserError(f"unknown action {action!r}: the one action is fetch", where="metrics")
     settings = load_settings()
-    engine = open_engine(settings)
-    try:
-        tenant_id = resolve_tenant(engine, slug)
+    with tenant_engine(slug, settings) as (engine, tenant_id):
         report = fetch_tenant(engine, settings, default_plugins(), tenant_id, utcnow(), days=days)
-    finally:
-        engine.dispose()
     console.print(
         f"{report.found} posts and ads of the last {days} days; {report.dispatches} read "
         f"through {report.accounts} accounts: {report.events} new metric events",

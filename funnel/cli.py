@@ -7,15 +7,13 @@ the process (see :mod:`partnercast.funnel.rollups`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from partnercast.campaigns.models import Campaign
 from partnercast.core.cli import (
@@ -24,12 +22,9 @@ from partnercast.core.cli import (
     console,
     err_console,
     fail,
-    open_engine,
-    resolve_tenant,
 )
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
-from partnercast.core.tenancy import tenant_session
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret
@@ -47,7 +42,9 @@ from partnercast.funnel.metrics import (
 from partnercast.funnel.reports import write_partner_report, write_reports
 from partnercast.funnel.score import score_partners
 from partnercast.funnel.spend import KINDS, add_spend, list_spend
+from partnercast.tenants.cli import partners_app
 from partnercast.tenants.models import Partner
+from partnercast.tenants.scope import tenant_scope
 
 leads_app = typer.Typer(
     help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
@@ -72,7 +69,7 @@ PartnerOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `leads`, `crm`, `spend`, `metrics`, `score` and `report`."""
+    """Mount `leads`, `crm`, `spend`, `metrics`, `score`, `report` and `partners link`."""
     rollups.install()
     app.add_typer(leads_app, name="leads")
     app.add_typer(crm_app, name="crm")
@@ -80,16 +77,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(metrics_app, name="metrics")
     app.command("score")(score_command)
     app.command("report")(report_command)
-
-
-@contextmanager
-def _scoped(slug: str) -> Iterator[Session]:
-    engine = open_engine()
-    try:
-        with tenant_session(engine, resolve_tenant(engine, slug)) as session:
-            yield session
-    finally:
-        engine.dispose()
+    partners_app.command("link")(partners_link)
 
 
 def _row(table: Table, *cells: object) -> None:
@@ -107,7 +95,7 @@ def leads_import(
     then crm_id, then email. Importing the same file again changes nothing; rejected rows
     are listed with their line. Exit 1 when every row was rejected."""
     rollups.install()
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         report = import_leads(session, file)
     console.print(
         f"lead stages: {report.created} new leads, {report.updated} updated, "
@@ -127,7 +115,7 @@ def leads_import(
 def crm_secret(tenant: TenantOption) -> None:
     """Make a new webhook signing secret (the old one stops working) and print it once."""
     settings = load_settings()
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant, settings) as session:
         secret = new_secret(session, settings)
     console.print(secret, markup=False, highlight=False)
     console.print(
@@ -137,6 +125,20 @@ def crm_secret(tenant: TenantOption) -> None:
         highlight=False,
         style="dim",
     )
+
+
+def partners_link(
+    external_id: Annotated[str, typer.Argument(help="The partner's external id.")],
+    tenant: TenantOption,
+    days: Annotated[int, typer.Option("--days", help="How many days the link works.")] = 30,
+) -> None:
+    """Print a signed link to the partner's own results page (only its own numbers)."""
+    from partnercast.funnel.partner_link import results_url
+
+    settings = load_settings()
+    with tenant_scope(tenant, settings) as session:
+        url = results_url(session, settings, external_id, days=days)
+    console.print(url, markup=False, highlight=False, soft_wrap=True)
 
 
 @spend_app.command("add")
@@ -150,7 +152,7 @@ def spend_add(
     note: Annotated[str, typer.Option("--note", help="What it paid for.")] = "",
 ) -> None:
     """Record MDF or other investment in one partner's campaign."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         row = add_spend(session, partner, campaign, amount, kind=kind, currency=currency, note=note)
     console.print(f"spend {row.id}: {row.amount:,.2f} {row.currency} {row.kind}", highlight=False)
 
@@ -161,7 +163,7 @@ def spend_list(
     partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's.")] = None,
 ) -> None:
     """List spend rows."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
         campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
         pid = _partner_id(partners, partner) if partner else None
@@ -273,7 +275,7 @@ def metrics_fetch(
 @metrics_app.command("rebuild")
 def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
     """Recompute the rollups from the event log (after a bulk import around the ORM)."""
-    with _scoped(_tenant_of(ctx, tenant)) as session:
+    with tenant_scope(_tenant_of(ctx, tenant)) as session:
         rollups.rebuild_rollups(session)
     console.print("rollups rebuilt from the event log", highlight=False)
 
@@ -284,7 +286,7 @@ def show_metrics(
     """Print the funnel tables of ``tenant``."""
     if by not in GROUPINGS:
         raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         if rebuild:
             rollups.rebuild_rollups(session)
         campaign_id = None
@@ -449,7 +451,7 @@ def score_command(
     partner: Annotated[str | None, typer.Argument(help="One partner (all when left out).")] = None,
 ) -> None:
     """The contender score (0-100) with each component's weight and value."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         cards = score_partners(session, partner)
     if partner and not cards:
         raise NotFound(f"no partner {partner!r}")
@@ -498,11 +500,11 @@ def report_command(
 ) -> None:
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
     if partner is not None:
-        with _scoped(tenant) as session:
+        with tenant_scope(tenant) as session:
             page = write_partner_report(session, partner, out)
         console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
         return
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         files = write_reports(session, out)
     console.print(
         f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True

@@ -7,23 +7,22 @@ prints as one line (exit 1) after the session rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from partnercast.core.cli import TenantOption, console, fail, open_engine, resolve_tenant
+from partnercast.core.cli import TenantOption, console, fail, opened_engine
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.tenancy import plain_session
 from partnercast.tenants import partners as partner_queries
 from partnercast.tenants.importing import ImportReport, import_contacts, import_partners
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.tenants.registry import create_tenant, list_tenants
+from partnercast.tenants.scope import tenant_scope
 from partnercast.tenants.segments import (
     load_segments_file,
     partner_segments,
@@ -54,18 +53,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(partners_app, name="partners")
     app.add_typer(contacts_app, name="contacts")
     app.add_typer(segments_app, name="segments")
-
-
-@contextmanager
-def _scoped(slug: str) -> Iterator[Session]:
-    """A session scoped to the tenant ``slug``; commits when the block succeeds."""
-    engine = open_engine()
-    try:
-        tenant_id = resolve_tenant(engine, slug)
-        with tenant_session(engine, tenant_id) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 # --- tenants ------------------------------------------------------------------------------
@@ -119,25 +106,17 @@ def tenants_create(
         "primary_color": primary_color,
         "secondary_color": secondary_color,
     }
-    engine = open_engine()
-    try:
-        with plain_session(engine) as session:
-            tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand)
-            tenant.delivery_guarantee = stored
-    finally:
-        engine.dispose()
+    with opened_engine() as engine, plain_session(engine) as session:
+        tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand)
+        tenant.delivery_guarantee = stored
     console.print(f"created tenant {tenant.slug} ({tenant.name})", markup=False, highlight=False)
 
 
 @tenants_app.command("list")
 def tenants_list() -> None:
     """List the tenants."""
-    engine = open_engine()
-    try:
-        with plain_session(engine) as session:
-            tenants = list_tenants(session)
-    finally:
-        engine.dispose()
+    with opened_engine() as engine, plain_session(engine) as session:
+        tenants = list_tenants(session)
     table = Table(
         "slug", "name", "locale", "legal name", "delivery", title=f"{len(tenants)} tenants"
     )
@@ -162,16 +141,12 @@ def tenants_set(
 ) -> None:
     """Change a tenant's settings: its delivery guarantee (see `tenants list`)."""
     stored = delivery_guarantee(guarantee)
-    engine = open_engine()
-    try:
-        with plain_session(engine) as session:
-            tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
-            if tenant is None:
-                raise NotFound(f"no tenant {slug!r} (see `partnercast tenants list`)")
-            before = tenant.delivery_guarantee
-            tenant.delivery_guarantee = stored
-    finally:
-        engine.dispose()
+    with opened_engine() as engine, plain_session(engine) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
+        if tenant is None:
+            raise NotFound(f"no tenant {slug!r} (see `partnercast tenants list`)")
+        before = tenant.delivery_guarantee
+        tenant.delivery_guarantee = stored
     change = "unchanged" if before == stored else f"was {_guarantee_text(before)}"
     console.print(
         f"tenant {slug}: delivery guarantee {_guarantee_text(stored)} ({change})",
@@ -187,7 +162,7 @@ def tenants_set(
     "import", help=f"Create or update partners from a CSV file. {IMPORT_EXIT_CODES}"
 )
 def partners_import(file: FileArgument, tenant: TenantOption) -> None:
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         report = import_partners(session, file)
     _print_report(report, "partners")
 
@@ -200,7 +175,7 @@ def partners_list(
     ] = None,
 ) -> None:
     """List the tenant's partners, or one segment's members."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         if segment is None:
             partners = partner_queries.list_partners(session)
         else:
@@ -228,7 +203,7 @@ def partners_show(
     tenant: TenantOption,
 ) -> None:
     """Show one partner: profile, brand, point of contact, segments, contact count."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         partner = partner_queries.get_partner(session, external_id)
         segments = partner_segments(session, partner)
         contacts = partner_queries.count_contacts(session, partner)
@@ -238,21 +213,6 @@ def partners_show(
     _add_row(table, "segments", ", ".join(segments) or "-")
     _add_row(table, "contacts", str(contacts))
     console.print(table)
-
-
-@partners_app.command("link")
-def partners_link(
-    external_id: Annotated[str, typer.Argument(help="The partner's external id.")],
-    tenant: TenantOption,
-    days: Annotated[int, typer.Option("--days", help="How many days the link works.")] = 30,
-) -> None:
-    """Print a signed link to the partner's own results page (only its own numbers)."""
-    from partnercast.core.settings import load_settings
-    from partnercast.funnel.partner_link import results_url
-
-    with _scoped(tenant) as session:
-        url = results_url(session, load_settings(), external_id, days=days)
-    console.print(url, markup=False, highlight=False, soft_wrap=True)
 
 
 def _partner_fields(partner: Partner) -> list[tuple[str, str]]:
@@ -294,7 +254,7 @@ def contacts_import(
     file: FileArgument,
     tenant: TenantOption,
 ) -> None:
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         report = import_contacts(session, file, None if partner == "-" else partner)
     _print_report(report, "contacts")
 
@@ -306,7 +266,7 @@ def contacts_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many rows to show.")] = 20,
 ) -> None:
     """Count a partner's contacts and show the first ones."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         owner = partner_queries.get_partner(session, partner)
         total = partner_queries.count_contacts(session, owner)
         contacts = partner_queries.list_contacts(session, owner, limit=limit)
@@ -333,7 +293,7 @@ def contacts_list(
 @segments_app.command("load")
 def segments_load(file: FileArgument, tenant: TenantOption) -> None:
     """Create or update segments from a YAML file (all or nothing; others are kept)."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         loaded = load_segments_file(session, file)
     console.print(
         f"loaded {len(loaded)} segments: {', '.join(s.key for s in loaded)}", markup=False
@@ -343,7 +303,7 @@ def segments_load(file: FileArgument, tenant: TenantOption) -> None:
 @segments_app.command("list")
 def segments_list(tenant: TenantOption) -> None:
     """List the tenant's segments with their member counts."""
-    with _scoped(tenant) as session:
+    with tenant_scope(tenant) as session:
         counted = segments_with_counts(session)
     table = Table("key", "name", "members", title=f"{len(counted)} segments")
     for segment, members in counted:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from partnercast.core.cli import TenantOption, console, open_engine, resolve_tenant
+from partnercast.core.cli import TenantOption, console
+from partnercast.tenants.scope import tenant_engine
 
 
 def export(
@@ -22,10 +23,8 @@ def export(
     from partnercast.web.export import export_page
 
     settings = load_settings()
-    engine = open_engine(settings)
-    result = export_page(
-        engine, settings, resolve_tenant(engine, tenant), campaign, partner, out, locale=locale
-    )
+    with tenant_engine(tenant, settings) as (engine, tenant_id):
+        result = export_page(engine, settings, tenant_id, campaign, partner, out, locale=locale)
     for path in result.files:
         console.print(f"wrote {path}")
     console.print(f"the form posts to {result.form_action}")
