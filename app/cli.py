@@ -2,13 +2,19 @@
 
 Each folder owns its commands (tenants/cli.py, campaigns/cli.py, ...); this module only
 assembles them, then lets plugins add theirs through the ``register_commands`` hook.
+
+``partnercast --help`` groups the commands in panels by job, in this order: Set-up,
+Campaigns, Sending, Concierge, Funnel, Admin (:data:`PANELS` says which command goes
+where), then Plugins: the commands plugins add, unless a plugin names a panel itself.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.models import CommandInfo, TyperInfo
 
 from partnercast import __version__
 from partnercast.core.cli import (
@@ -22,10 +28,58 @@ from partnercast.core.cli import (
 )
 from partnercast.core.db import current_revision, upgrade
 
+PANELS: dict[str, tuple[str, ...]] = {
+    "Set-up": ("tenants", "partners", "contacts", "segments", "accounts"),
+    "Campaigns": (
+        "campaign",
+        "enroll",
+        "enrollments",
+        "customise",
+        "submit",
+        "approve",
+        "request-changes",
+        "decline",
+        "auto-approve",
+        "preview",
+        "schedule",
+        "cycle",
+        "microsite",
+    ),
+    "Sending": ("tick", "worker", "queue", "status", "feedback"),
+    "Concierge": ("tasks", "concierges", "review", "reviews"),
+    "Funnel": ("leads", "crm", "spend", "metrics", "score", "report"),
+    "Admin": ("db", "serve", "plugins", "demo", "version"),
+}
+"""The help panels of the built-in commands, in the order ``--help`` shows them."""
+PLUGINS_PANEL = "Plugins"
+"""Where a command a plugin adds is shown, unless it names a panel (``rich_help_panel``)."""
+_PANEL_ORDER = {panel: i for i, panel in enumerate([*PANELS, PLUGINS_PANEL])}
+_HELP_ORDER = {name: i for i, name in enumerate(n for names in PANELS.values() for n in names)}
+
+
+class RootGroup(HandledErrorsGroup):
+    """The root command group: lists the commands panel by panel in the order of
+    :data:`PANELS`, each built-in panel as it lists them, then the plugins' panels, each
+    in the order its commands were added."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: see HandledErrorsGroup.invoke
+        names = super().list_commands(ctx)
+
+        def place(name: str) -> tuple[int, int, int]:
+            panel = str(getattr(self.commands[name], "rich_help_panel", None))
+            return (
+                _PANEL_ORDER.get(panel, len(_PANEL_ORDER)),
+                _HELP_ORDER.get(name, len(_HELP_ORDER)),
+                names.index(name),
+            )
+
+        return sorted(names, key=place)
+
+
 app = typer.Typer(
     name="partnercast",
     help="Through-channel campaigns: build once, let partners customise and approve, run cycles.",
-    cls=HandledErrorsGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -274,7 +328,34 @@ def _mount_subcommands() -> None:
     app.command("worker")(worker)
     app.command("queue")(queue)
     app.command("status")(status)
+    _place_in_panels(app, PANELS)
     default_plugins().register_commands(app)
+    _place_in_panels(app, {PLUGINS_PANEL: ()})
+
+
+def _place_in_panels(root: typer.Typer, panels: dict[str, tuple[str, ...]]) -> None:
+    """Give every command and group of ``root`` that has no help panel yet the panel that
+    lists its name; a panel that lists no names takes all of them. A built-in command
+    missing from :data:`PANELS` is a mistake of this module: tests/test_cli_help.py fails."""
+    panel_of = {name: panel for panel, names in panels.items() for name in names}
+    catch_all = next((panel for panel, names in panels.items() if not names), None)
+    infos: list[CommandInfo | TyperInfo] = [*root.registered_commands, *root.registered_groups]
+    for info in infos:
+        own = getattr(getattr(info, "typer_instance", None), "info", None)
+        if isinstance(info.rich_help_panel, str) or isinstance(
+            getattr(own, "rich_help_panel", None), str
+        ):
+            continue  # named by whoever mounted it
+        name = info.name or _callback_name(info.callback)
+        panel = panel_of.get(name, catch_all)
+        if panel is None:
+            raise RuntimeError(f"the command {name!r} is in no help panel: add it to PANELS")
+        info.rich_help_panel = panel
+
+
+def _callback_name(callback: Any) -> str:
+    """The command name Typer derives from a function (``auto_approve`` -> auto-approve)."""
+    return str(getattr(callback, "__name__", "")).replace("_", "-")
 
 
 def build_app() -> typer.Typer:
