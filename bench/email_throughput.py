@@ -92,8 +92,9 @@ def build_world(folder: Path, partners: int, contacts: int, smtp_port: int, url:
     from partnercast.campaigns.loader import read_campaign
     from partnercast.campaigns.models import Enrollment
     from partnercast.campaigns.store import store_campaign
+    from partnercast.channels.email import SmtpSettings
     from partnercast.core.db import make_engine, upgrade
-    from partnercast.core.settings import SmtpSettings, load_settings
+    from partnercast.core.settings import load_settings
     from partnercast.core.tenancy import plain_session, tenant_session
     from partnercast.core.timeutil import utcnow
     from partnercast.demo.data import partner_rows, write_csv

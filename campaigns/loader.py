@@ -9,8 +9,9 @@ email), plus partials whose file name starts with ``_`` (no locale) that templat
 each problem as ``file:line: message``: YAML syntax and duplicate keys, the spec's rules
 (lines found by mapping pydantic's error paths back onto the YAML nodes), Jinja syntax,
 references to names the renderer does not provide, touches without a template for a
-locale, email templates that do not show the unsubscribe link and the sender's legal
-name and postal address.
+locale, and each channel's own rules, through the Channel contract: what its templates
+must show (``template_must_show``: email's unsubscribe link, legal name and postal
+address) and what its touches need (``check_touch``: email's subject).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from partnercast.campaigns.spec import (
     localized_parts,
 )
 from partnercast.core.errors import Problems, UserError
+from partnercast.plugins import Channel
 
 SPEC_FILE = "campaign.yaml"
 TEMPLATES_DIR = "templates"
@@ -79,11 +81,8 @@ CAMPAIGN_NAMESPACES = {
 CONTEXT_NAMES = frozenset({*FIXED_NAMESPACES, *CAMPAIGN_NAMESPACES, "locale"})
 # Names Jinja itself provides inside loops, macros and call blocks.
 JINJA_IMPLICIT = frozenset({"loop", "caller", "varargs", "kwargs", "self", "super"})
-EMAIL_MUST_SHOW = {
-    ("links", "unsubscribe"): "the unsubscribe link",
-    ("brand", "legal_name"): "the legal name",
-    ("brand", "postal_address"): "the postal address",
-}
+ChannelSpec = type[Channel] | str
+"""A channel as the loader knows it: its class (suffix, rules), or just its suffix."""
 
 
 @dataclass(frozen=True)
@@ -103,25 +102,32 @@ class LoadedCampaign:
 
 def read_campaign(
     folder: Path,
-    channel_suffixes: Mapping[str, str],
+    channels: Mapping[str, ChannelSpec],
     channel_contents: Mapping[str, type[BaseModel]] | None = None,
 ) -> LoadedCampaign:
     """Read and check the campaign in ``folder``; raise Problems listing everything wrong.
 
-    ``channel_suffixes`` maps each known channel's name to its template file suffix
-    (``{"email": ".mjml"}``); ``channel_contents`` optionally maps channel names to their
-    Content models, so that each touch's content is checked, locale by locale, with the
-    line it is on. A missing folder or ``campaign.yaml`` is a UserError.
+    ``channels`` maps each known channel's name to its Channel class (the installed ones:
+    ``partnercast.plugins.manager.installed_channels()``), whose template suffix and own
+    rules apply, or to a bare template file suffix (``{"email": ".mjml"}``: no channel
+    rules). ``channel_contents`` optionally maps channel names to their Content models,
+    so that each touch's content is checked, locale by locale, with the line it is on. A
+    missing folder or ``campaign.yaml`` is a UserError.
     """
+    channel_suffixes = {
+        name: known if isinstance(known, str) else known.template_suffix
+        for name, known in channels.items()
+    }
+    classes = {name: known for name, known in channels.items() if not isinstance(known, str)}
     spec_path = _spec_path(folder)
     report = _Report()
     root, data = _read_yaml(spec_path, report)
     spec = _validate_spec(data, root, report) if data is not None else None
     templates = _read_templates(folder / TEMPLATES_DIR, channel_suffixes, report)
     names = _campaign_names(spec, data)
-    _TemplateChecker(templates, spec, names, root, channel_suffixes, report).check()
+    _TemplateChecker(templates, spec, names, root, classes, channel_suffixes, report).check()
     if spec is not None and root is not None:
-        _check_touches(spec, root, templates, channel_suffixes, report)
+        _check_touches(spec, root, templates, channel_suffixes, classes, report)
         _check_touch_content(spec, root, channel_contents or {}, report)
     if report.problems or spec is None:
         raise Problems(report.lines(), subject=str(folder))
@@ -499,7 +505,7 @@ def _is_partial(relative: str) -> bool:
 
 
 class _TemplateChecker:
-    """Jinja syntax, context references and email obligations of every template."""
+    """Jinja syntax, context references and each channel's obligations of every template."""
 
     def __init__(
         self,
@@ -507,6 +513,7 @@ class _TemplateChecker:
         spec: CampaignSpec | None,
         names: Mapping[str, frozenset[str]],
         yaml_root: yaml.Node | None,
+        channels: Mapping[str, type[Channel]],
         channel_suffixes: Mapping[str, str],
         report: _Report,
     ) -> None:
@@ -514,6 +521,7 @@ class _TemplateChecker:
         self.spec = spec
         self.names = names
         self.yaml_root = yaml_root
+        self.channels = channels
         self.suffixes = channel_suffixes
         self.report = report
         self.environment = SandboxedEnvironment(autoescape=True)
@@ -528,7 +536,8 @@ class _TemplateChecker:
                 self.trees[relative] = tree
                 self._check_references(tree, name, None, "")
                 self._check_includes(tree, name)
-        self._check_email_obligations()
+        for name, channel in self.channels.items():
+            self._check_obligations(name, channel)
         if self.spec is not None:
             self._check_touch_texts(self.spec)
 
@@ -594,20 +603,24 @@ class _TemplateChecker:
             if included not in self.templates:
                 self.report.add(file, lineno, f"includes {included!r}, which is not in templates/")
 
-    def _check_email_obligations(self) -> None:
-        suffix = self.suffixes.get("email")
-        if not suffix:
+    def _check_obligations(self, name: str, channel: type[Channel]) -> None:
+        """What the channel says each of its templates must show (``template_must_show``)."""
+        must_show = {
+            tuple(reference.split(".", 1)): what
+            for reference, what in channel.template_must_show.items()
+        }
+        if not must_show:
             return
         for relative in self.trees:
-            if _is_partial(relative) or not relative.endswith(suffix):
+            if _is_partial(relative) or not relative.endswith(channel.template_suffix):
                 continue
             shown = self._reachable_references(relative)
             if shown is None:
                 continue
-            for needed, what in EMAIL_MUST_SHOW.items():
+            for needed, what in must_show.items():
                 if needed not in shown:
                     self.report.add(
-                        f"{TEMPLATES_DIR}/{relative}", None, f"email template must show {what}"
+                        f"{TEMPLATES_DIR}/{relative}", None, f"{name} template must show {what}"
                     )
 
     def _reachable_references(self, start: str) -> set[tuple[str, str]] | None:
@@ -693,6 +706,7 @@ def _check_touches(
     root: yaml.Node,
     templates: Mapping[str, str],
     channel_suffixes: Mapping[str, str],
+    channels: Mapping[str, type[Channel]],
     report: _Report,
 ) -> None:
     for index, touch in enumerate(spec.touches):
@@ -705,12 +719,11 @@ def _check_touches(
                 f"touch {touch.key!r} has unknown channel {touch.channel!r} (known: {known})",
             )
             continue
-        if touch.channel == "email" and not touch.subject:
-            report.add(
-                SPEC_FILE,
-                _line_of(root, ("touches", index)),
-                f"touch {touch.key!r} is an email and needs a subject",
-            )
+        channel = channels.get(touch.channel)
+        if channel is not None:
+            content = _content_in(touch, spec.default_locale, spec)
+            for message in channel.check_touch(touch.key, content):
+                report.add(SPEC_FILE, _line_of(root, ("touches", index)), message)
         for locale in spec.locales:
             expected = touch.template_file(locale, suffix)
             if expected not in templates:
@@ -735,14 +748,7 @@ def _check_touch_content(
             continue
         seen: set[str] = set()
         for locale in spec.locales:
-            content = {
-                key: localize(value, locale, spec.default_locale)
-                for key, value in touch.content.items()
-            }
-            for key in ("subject", "preheader"):
-                value = getattr(touch, key)
-                if value:
-                    content[key] = localize(value, locale, spec.default_locale)
+            content = _content_in(touch, locale, spec)
             try:
                 model.model_validate(content)
             except ValidationError as error:
@@ -754,3 +760,15 @@ def _check_touch_content(
                     seen.add(message)
                     where = ("touches", index, "content", *detail["loc"])
                     report.add(SPEC_FILE, _line_of(root, where), message)
+
+
+def _content_in(touch: TouchSpec, locale: str, spec: CampaignSpec) -> dict[str, Any]:
+    """What the touch gives its channel in one locale: its content, subject and preheader."""
+    content = {
+        key: localize(value, locale, spec.default_locale) for key, value in touch.content.items()
+    }
+    for key in ("subject", "preheader"):
+        value = getattr(touch, key)
+        if value:
+            content[key] = localize(value, locale, spec.default_locale)
+    return content

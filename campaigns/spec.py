@@ -439,7 +439,8 @@ class TouchSpec(_Model):
     ``template`` names the template without locale and suffix: touch ``email/intro`` in
     locale ``de`` on the email channel is ``templates/email/intro.de.mjml``
     (see :meth:`template_file`). ``subject`` and ``preheader`` are Jinja strings rendered
-    with the same context as the template.
+    with the same context as the template, handed to the channel in its content (which
+    decides whether it needs them: the email channel's ``check_touch``).
     """
 
     key: Slug

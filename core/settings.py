@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from partnercast.core.errors import UserError
@@ -20,20 +20,20 @@ from partnercast.core.errors import UserError
 DEFAULT_CONFIG_FILE = "partnercast.toml"
 
 
-class SmtpSettings(BaseSettings):
-    """How the email channel reaches its SMTP server."""
+class PluginSources(BaseModel):
+    """Where each plugin's own settings section comes from, kept raw for the plugins.
 
-    model_config = SettingsConfigDict(env_prefix="PARTNERCAST_SMTP_", extra="forbid")
+    ``file`` holds the tables of the config file that are not core settings (``[smtp]``),
+    ``environ`` the ``PARTNERCAST_*`` variables that are not core settings, ``overrides``
+    the sections a caller of :func:`load_settings` passed (each replaces that section's
+    file and environment values). ``partnercast.plugins`` validates them with the model
+    each plugin declares (the ``register_settings`` hook); the core knows no plugin.
+    """
 
-    host: str = "127.0.0.1"
-    port: int = 25
-    security: Literal["none", "starttls", "ssl"] = "none"
-    ca_file: str | None = None  # trust a private relay's CA (TLS is always verified)
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout_seconds: float = 30.0
-    messages_per_connection: int = Field(default=500, ge=1)
-    connections: int = Field(default=2, ge=1, le=16)  # parallel SMTP connections per worker
+    file: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    environ: dict[str, str] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    where: str = "settings"
 
 
 class Settings(BaseSettings):
@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     secret_key: SecretStr = SecretStr("development-only-secret-key-change-me")
     public_base_url: str = "http://127.0.0.1:8025"
-    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     # Fernet keys for secrets at rest (channel accounts): the first encrypts, all decrypt,
     # so a new key goes first and the old ones stay until `partnercast accounts
     # rotate-keys` has re-encrypted everything. Empty: a key derived from secret_key
@@ -54,6 +53,8 @@ class Settings(BaseSettings):
     # Provider-wide caps per channel, shared by every tenant and worker (core/ratelimit.py):
     # {"google_ads": {"per_day": 15000}}; from the environment as JSON.
     rate_limits: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Each plugin's own section, raw (they may hold secrets: never printed nor dumped).
+    plugin_sources: PluginSources = Field(default_factory=PluginSources, repr=False, exclude=True)
 
     def check_safe(self) -> None:
         """Refuse the development secret, and derived encryption keys, outside development."""
@@ -80,33 +81,59 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings: defaults < config file < environment < explicit overrides."""
+    """Build settings: defaults < config file < environment < explicit overrides.
+
+    A table of the config file that is not a core setting (``[smtp]``), and an override
+    that is not one (``smtp=...``), is a plugin's section: kept in ``plugin_sources``
+    with the ``PARTNERCAST_*`` environment, for the plugin's own settings model.
+    """
     path = config_file or Path(os.environ.get("PARTNERCAST_CONFIG", DEFAULT_CONFIG_FILE))
     file_values = _read_config_file(path) if path.exists() else {}
     where = str(path) if file_values else "settings"
-    smtp_file = file_values.pop("smtp", {})
+    core_file, sections = _split_sections(file_values)
+    core_overrides = {k: v for k, v in overrides.items() if k in Settings.model_fields}
+    sources = PluginSources(
+        file=sections,
+        environ=_plugin_environ(),
+        overrides={k: v for k, v in overrides.items() if k not in Settings.model_fields},
+        where=where,
+    )
     try:
         env_values = {k: v for k, v in Settings().model_dump().items() if _set_in_env(k)}
     except ValidationError as error:
         raise UserError(_summarise(error), where="environment") from error
     try:
-        smtp = SmtpSettings(**{**smtp_file, **_env_smtp()})
-    except ValidationError as error:
-        raise UserError(_summarise(error, prefix="smtp."), where=where) from error
-    try:
-        settings = Settings(**{**file_values, **env_values, "smtp": smtp, **overrides})
+        settings = Settings(**{**core_file, **env_values, **core_overrides}, plugin_sources=sources)
     except ValidationError as error:
         raise UserError(_summarise(error), where=where) from error
     settings.check_safe()
     return settings
 
 
+def _split_sections(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Core settings, and the tables that are plugins' sections (unknown scalars stay core,
+    where they are refused as unknown settings)."""
+    core: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key not in Settings.model_fields and isinstance(value, dict):
+            sections[key] = value
+        else:
+            core[key] = value
+    return core, sections
+
+
 def _set_in_env(field: str) -> bool:
     return f"PARTNERCAST_{field.upper()}" in os.environ
 
 
-def _env_smtp() -> dict[str, Any]:
-    return SmtpSettings().model_dump(exclude_unset=True)
+def _plugin_environ() -> dict[str, str]:
+    core = {f"PARTNERCAST_{name.upper()}" for name in Settings.model_fields}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("PARTNERCAST_") and name not in core
+    }
 
 
 def _summarise(error: ValidationError, prefix: str = "") -> str:

@@ -40,10 +40,11 @@ from partnercast.campaigns.preview import render_preview
 from partnercast.campaigns.reporting import partner_rows, partner_table
 from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.campaigns.ticking import tick
+from partnercast.channels.email import SmtpSettings
 from partnercast.core.cli import console
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
-from partnercast.core.settings import Settings, SmtpSettings, load_settings
+from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo import concierge as demo_concierge
 from partnercast.demo import digital as demo_digital

@@ -1,7 +1,10 @@
-"""The plugin framework: the hook marker, the Channel contract and its result types.
+"""The plugin framework's public API: the hook marker, the Channel contract and its types.
 
 A plugin writes ``from partnercast.plugins import hookimpl`` and implements hooks named as
-in ``partnercast.plugins.hookspecs``; a channel subclasses :class:`Channel`.
+in ``partnercast.plugins.hookspecs``; a channel subclasses :class:`Channel`. Everything a
+plugin needs is importable from here (and from ``partnercast.plugins.personalization``,
+``partnercast.plugins.utm`` and, in tests, ``partnercast.plugins.testing``); nothing else of
+partnercast is a plugin's to import.
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ from partnercast.plugins.channel import (
     RenderRequest,
     TransientError,
 )
+from partnercast.plugins.hooktypes import (
+    DispatchInfo,
+    EventInfo,
+    JobFunction,
+    RegisterChannel,
+    RegisterJob,
+    RegisterSettings,
+)
+from partnercast.plugins.settings import PluginConfig
 
 hookimpl = pluggy.HookimplMarker("partnercast")
 
@@ -29,11 +41,18 @@ __all__ = [
     "Channel",
     "ChannelError",
     "DeliveryJournal",
+    "DispatchInfo",
     "Draft",
+    "EventInfo",
+    "JobFunction",
     "PermanentError",
+    "PluginConfig",
     "PublishResult",
     "Recipient",
     "RecipientOutcome",
+    "RegisterChannel",
+    "RegisterJob",
+    "RegisterSettings",
     "RenderRequest",
     "TransientError",
     "hookimpl",

@@ -17,9 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from partnercast.plugins.settings import PluginConfig
 
 
 class ChannelError(Exception):
@@ -163,10 +166,29 @@ class Channel(ABC):
     # Default send limits of one account, e.g. {"per_minute": 30, "per_day": 500} (keys
     # per_second/minute/hour/day); a partner's own rate_per_* account fields override them.
     rate_limits: ClassVar[Mapping[str, int]] = {}
+    # What every template of this channel must show, checked when a campaign is loaded:
+    # ``{"links.unsubscribe": "the unsubscribe link"}`` reports "<name> template must show
+    # the unsubscribe link" for a template (with what it includes) that never uses it.
+    template_must_show: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, settings: Any = None) -> None:
-        """Channels get the engine's settings (a pydantic Settings object) at construction."""
+    def __init__(self, settings: PluginConfig | None = None) -> None:
+        """Channels are built with the plugins' config (None: a bare channel, in a test).
+
+        ``settings.section(namespace, Model)`` is the plugin's own settings (the
+        ``register_settings`` hook); ``settings.public_base_url`` the engine's address.
+        """
         self.settings = settings
+
+    @classmethod
+    def check_touch(cls, touch_key: str, content: Mapping[str, Any]) -> list[str]:
+        """Problems of a touch as the campaign declares it, found when it is loaded.
+
+        ``content`` is what the touch gives the channel in the campaign's default locale
+        (its ``content:`` with its ``subject`` and ``preheader``). Return whole sentences
+        naming the touch; the loader reports them at the touch's line. The default finds
+        none: the Content model already checks each field.
+        """
+        return []
 
     def account_for(self, sender: Mapping[str, str]) -> BaseModel | None:
         """The account to publish with for a partner, when none was connected.

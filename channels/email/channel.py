@@ -13,6 +13,7 @@ from mjml import mjml2html
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from partnercast.channels.email.message import MessageTemplate
+from partnercast.channels.email.settings import NAMESPACE, SmtpSettings
 from partnercast.channels.email.smtp import SmtpConnection
 from partnercast.plugins import (
     AuthError,
@@ -20,6 +21,7 @@ from partnercast.plugins import (
     DeliveryJournal,
     Draft,
     PermanentError,
+    PluginConfig,
     PublishResult,
     Recipient,
     RecipientOutcome,
@@ -83,12 +85,25 @@ class EmailChannel(Channel):
     journals_deliveries: ClassVar[bool] = True
     Account: ClassVar[type[BaseModel]] = EmailAccount
     Content: ClassVar[type[BaseModel]] = EmailContent
+    # CAN-SPAM, GDPR and the like: every message shows how to unsubscribe and who sends
+    # it, from where. Checked when a campaign is loaded, and again on every draft.
+    template_must_show: ClassVar[Mapping[str, str]] = {
+        "links.unsubscribe": "the unsubscribe link",
+        "brand.legal_name": "the legal name",
+        "brand.postal_address": "the postal address",
+    }
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: PluginConfig | None = None) -> None:
         super().__init__(settings)
         # Keyed by everything that makes a session: two partners on one relay with their
         # own logins must never share a connection (nor send with each other's login).
         self._connections: dict[tuple[Any, ...], SmtpConnection] = {}
+
+    @classmethod
+    def check_touch(cls, touch_key: str, content: Mapping[str, Any]) -> list[str]:
+        if not content.get("subject"):
+            return [f"touch {touch_key!r} is an email and needs a subject"]
+        return []
 
     # --- rendering ----------------------------------------------------------------------
 
@@ -137,9 +152,9 @@ class EmailChannel(Channel):
     # --- publishing ---------------------------------------------------------------------
 
     def account_for(self, sender: Mapping[str, str]) -> BaseModel | None:
-        smtp = getattr(self.settings, "smtp", None)
-        if smtp is None or not sender.get("sender_email"):
+        if self.settings is None or not sender.get("sender_email"):
             return None
+        smtp = self.settings.section(NAMESPACE, SmtpSettings)
         return EmailAccount(
             host=smtp.host,
             port=smtp.port,

@@ -1,18 +1,16 @@
 """The built-in search channel: Google Ads responsive search ads, one campaign per partner.
 
-Registered through the ``partnercast`` entry point, exactly as a third-party channel is,
-and written only against ``partnercast.plugins``.
+A plugin on the public API only, exactly as a third-party channel is: the engine
+registers it by name among its built-ins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from partnercast.plugins import Channel, hookimpl
+from partnercast.plugins import RegisterChannel, hookimpl
 
 
 @hookimpl
-def register_channels(register: Callable[[type[Channel]], None]) -> None:
+def register_channels(register: RegisterChannel) -> None:
     from partnercast.channels.search.channel import SearchChannel
 
     register(SearchChannel)

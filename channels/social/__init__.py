@@ -9,18 +9,17 @@ own account, a campaign schedules each network as its own touch (both may share 
 template), and each post is its own dispatch: one network failing or being retried never
 holds back or re-sends the other.
 
-Registered through the ``partnercast`` entry point, exactly as a third-party channel is.
+A plugin on the public API only, exactly as a third-party channel is: the engine
+registers it by name among its built-ins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from partnercast.plugins import Channel, hookimpl
+from partnercast.plugins import RegisterChannel, hookimpl
 
 
 @hookimpl
-def register_channels(register: Callable[[type[Channel]], None]) -> None:
+def register_channels(register: RegisterChannel) -> None:
     from partnercast.channels.social.linkedin import LinkedInChannel
     from partnercast.channels.social.x import XChannel
 

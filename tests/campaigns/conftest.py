@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from partnercast.campaigns.loader import LoadedCampaign, read_campaign
 from partnercast.core.errors import Problems
 from partnercast.core.tenancy import tenant_session
-from partnercast.plugins.manager import channel_template_suffixes
+from partnercast.plugins.manager import installed_channels
 from partnercast.tenants.models import Segment
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "cloud-security"
-SUFFIXES = channel_template_suffixes()  # the installed channels, as the CLI uses
+SUFFIXES = installed_channels()  # the installed channels (suffixes and rules), as the CLI
 EXAMPLE_SEGMENTS = ("gold-emea", "silver-na", "registered-apac")
 
 

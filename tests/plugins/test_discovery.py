@@ -24,8 +24,9 @@ def _fake_distribution(root: Path, name: str, module: str, source: str) -> None:
     (root / f"{module}.py").write_text(source)
 
 
-def _plugins_command(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(path), "COLUMNS": "200"}
+def _plugins_command(path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    python_path = os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "COLUMNS": "200", **variables}
     return subprocess.run(
         [sys.executable, "-m", "partnercast", "plugins"],
         env=env,
@@ -53,6 +54,40 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_others_load(tmp_path:
     assert "broken_channel" in out and "No module named 'no_such_module'" in out
     assert "raising_channel" in out and "cannot reach the licence server" in out
     assert "email (Email)" in out  # the built-in still loads
+
+
+def test_an_allow_list_of_external_plugins_never_drops_the_built_ins(tmp_path: Path) -> None:
+    for name in ("chosen", "other"):
+        _fake_distribution(
+            tmp_path,
+            f"{name}-channel",
+            f"{name}_channel",
+            "from partnercast.plugins import hookimpl\n"
+            "@hookimpl\n"
+            "def template_filters():\n"
+            "    return {}\n",
+        )
+    result = _plugins_command(tmp_path, PARTNERCAST_PLUGINS="chosen_channel")
+    assert result.returncode == 0, result.stderr
+    assert "chosen_channel" in result.stdout and "other_channel" not in result.stdout
+    for channel in ("email (Email)", "microsite", "x (X", "linkedin", "search"):
+        assert channel in result.stdout
+
+
+def test_a_built_in_that_fails_to_import_is_reported_and_skipped() -> None:
+    defaults = (("ghost", "partnercast.no_such_plugin"), ("email", "partnercast.channels.email"))
+    plugins = load_plugins(defaults=defaults)
+    [ghost] = [info for info in plugins.infos if info.name == "ghost"]
+    assert "No module named 'partnercast.no_such_plugin'" in ghost.error
+    assert "email" in plugins.channel_classes()
+
+
+def test_the_block_list_may_name_a_built_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNERCAST_DISABLE_PLUGINS", "search")
+    classes = load_plugins().channel_classes()
+    assert "search" not in classes and "email" in classes
+    monkeypatch.setenv("PARTNERCAST_PLUGINS", "something-external")
+    assert "email" in load_plugins().channel_classes()
 
 
 def test_jobs_are_collected_with_their_plugin_and_duplicates_refused() -> None:

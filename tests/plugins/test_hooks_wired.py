@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from support.world import World, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
 from partnercast.demo.smtp_sink import SmtpSink
-from partnercast.plugins import hookimpl
+from partnercast.plugins import DispatchInfo, Draft, EventInfo, PublishResult, hookimpl
 from partnercast.plugins.manager import load_plugins
 
 
@@ -19,24 +19,28 @@ class Recorder:
         self.events: list[str] = []
         self.published: list[tuple[int, int]] = []
         self.drafts: list[str] = []
+        self.seen: list[object] = []
         self.veto = veto
 
     @hookimpl
-    def template_filters(self) -> dict[str, Any]:
+    def template_filters(self) -> Mapping[str, Callable[..., object]]:
         return {"shout": lambda value: str(value).upper()}
 
     @hookimpl
-    def before_publish(self, dispatch: Any, draft: Any) -> list[str] | None:
+    def before_publish(self, dispatch: DispatchInfo, draft: Draft) -> list[str] | None:
         self.drafts.append(draft.touch_key)
+        self.seen.append(dispatch)
         return ["the compliance plugin says no"] if self.veto else None
 
     @hookimpl
-    def after_publish(self, dispatch: Any, result: Any) -> None:
+    def after_publish(self, dispatch: DispatchInfo, result: PublishResult) -> None:
         self.published.append((dispatch.id, dispatch.sent_count))
+        self.seen.append(dispatch)
 
     @hookimpl
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: EventInfo) -> None:
         self.events.append(event.kind)
+        self.seen.append(event)
 
 
 def _tick_all(world: World, recorder: Recorder) -> None:
@@ -58,6 +62,22 @@ def test_hooks_hear_a_whole_cycle(world: World, sink: SmtpSink) -> None:
     assert len(recorder.published) == 3 and all(sent > 0 for _, sent in recorder.published)
     assert recorder.events.count("dispatch.done") == 3
     assert sink.received.count > 0
+    # Plugins see frozen snapshots of the engine's types, never its database rows.
+    assert {type(seen) for seen in recorder.seen} == {DispatchInfo, EventInfo}
+    done = [s for s in recorder.seen if isinstance(s, DispatchInfo) and s.state == "done"]
+    assert len(done) == 3 and all(d.channel == "email" and d.tenant_id for d in done)
+
+
+def test_a_crashing_veto_plugin_stops_the_dispatch(world: World, sink: SmtpSink) -> None:
+    class Crashing(Recorder):
+        @hookimpl
+        def before_publish(self, dispatch: DispatchInfo, draft: Draft) -> list[str] | None:
+            raise RuntimeError("compliance service down")
+
+    respond(world, {"P001": "approve"})
+    start(world)
+    _tick_all(world, Crashing())
+    assert sink.received.count == 0
 
 
 def test_a_veto_stops_the_dispatch_and_nothing_is_sent(world: World, sink: SmtpSink) -> None:

@@ -83,7 +83,8 @@ def build_crash_world(
     from partnercast.campaigns.enrollment import enroll_partners
     from partnercast.campaigns.loader import read_campaign
     from partnercast.campaigns.store import store_campaign
-    from partnercast.core.settings import SmtpSettings, load_settings
+    from partnercast.channels.email import SmtpSettings
+    from partnercast.core.settings import load_settings
     from partnercast.core.tenancy import plain_session
     from partnercast.plugins.manager import channel_template_suffixes
     from partnercast.tenants.models import Tenant

@@ -18,9 +18,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
+from partnercast.channels.email import SmtpSettings
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.models import Delivery
-from partnercast.core.settings import SmtpSettings, load_settings
+from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
 from support.world import World, build_world
 

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from partnercast.campaigns.enrollment import enroll_partners
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import store_campaign
-from partnercast.core.settings import SmtpSettings, load_settings
+from partnercast.channels.email import SmtpSettings
+from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo.data import contact_rows, partner_rows, write_csv
 from partnercast.plugins.manager import channel_template_suffixes

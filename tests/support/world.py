@@ -20,7 +20,8 @@ from partnercast.campaigns.enrollment import (
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.campaigns.ticking import tick
-from partnercast.core.settings import Settings, SmtpSettings, load_settings
+from partnercast.channels.email import SmtpSettings
+from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo.data import contact_rows, partner_rows, write_csv
 from partnercast.plugins.manager import channel_template_suffixes

@@ -9,6 +9,7 @@ from partnercast.channels.email.channel import EmailAccount, EmailChannel
 from partnercast.core.settings import load_settings
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.plugins import Draft, PermanentError, Recipient, RenderRequest, TransientError
+from partnercast.plugins.manager import load_plugins
 from partnercast.plugins.personalization import marker
 
 NONCE = "feed01"
@@ -162,11 +163,12 @@ def test_password_never_shows_in_repr() -> None:
 
 def test_account_comes_from_settings_and_partner_sender(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARTNERCAST_SMTP_PORT", "2525")
-    channel = EmailChannel(load_settings())
+    channel = EmailChannel(load_plugins().config(load_settings()))
     account = channel.account_for(IDENTITY)
     assert isinstance(account, EmailAccount)
     assert (account.port, account.from_email) == (2525, "ann@partner.example")
     assert channel.account_for({**IDENTITY, "sender_email": ""}) is None
+    assert EmailChannel().account_for(IDENTITY) is None  # a bare channel has no server
 
 
 def test_draft_type_is_what_render_returns() -> None:

@@ -9,7 +9,7 @@ never killed; at the end, counting only what the sink received:
 * every contact got every touch (100 partners x 34 contacts x 3 touches = 10,200), each
   touch under one Message-ID;
 * a Message-ID arrives more than once only for a message in flight when its worker died:
-  at most kills x SMTP connections per worker (settings.smtp.connections, 2), and every
+  at most kills x SMTP connections per worker (SmtpSettings().connections, 2), and every
   repeated one is a delivery the ledger marked ``uncertain``;
 * the dispatches a killed worker held were claimed by another worker within the lease
   (5 s) plus one poll, counted from the moment a worker was up to take them: a worker
@@ -45,7 +45,7 @@ from support.crash_run import run_with_kills
 from support.crash_world import build_crash_world
 from support.recording_sink import RecordingSink
 
-from partnercast.core.settings import SmtpSettings
+from partnercast.channels.email import SmtpSettings
 
 pytestmark = [pytest.mark.crash, pytest.mark.postgres]
 

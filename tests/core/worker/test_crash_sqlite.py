@@ -42,7 +42,7 @@ from support.recording_sink import RecordingSink
 from support.world import build_world, respond
 
 from partnercast.campaigns.models import Enrollment
-from partnercast.core.settings import SmtpSettings
+from partnercast.channels.email import SmtpSettings
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
 

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from support.world import START, World, build_world, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
+from partnercast.channels.email import SmtpSettings
 from partnercast.channels.email.channel import EmailChannel
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.task_scan import UNCERTAIN_DELIVERY
@@ -264,7 +265,7 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_message_per_connec
     uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = uworld
-    connections = world.settings.smtp.connections
+    connections = SmtpSettings().connections  # the world's SMTP settings keep the default
     assert connections >= 2
     original = EmailChannel.publish
     thieves: list[_Thief] = []
