@@ -38,11 +38,11 @@ def _channel_contents() -> dict[str, Any]:
     return channel_content_models()
 
 
-def _channel_suffixes() -> dict[str, str]:
-    """Template suffix of every installed channel, by channel name."""
-    from partnercast.plugins.manager import channel_template_suffixes
+def _channels() -> dict[str, Any]:
+    """Every installed channel class, by name: its template suffix and its own rules."""
+    from partnercast.plugins.manager import installed_channels
 
-    return channel_template_suffixes()
+    return installed_channels()
 
 
 @campaign_app.command("validate")
@@ -50,7 +50,7 @@ def validate(folder: FolderArgument) -> None:
     """Check a campaign folder and print every problem (no database needed)."""
     from partnercast.campaigns.loader import read_campaign
 
-    spec = read_campaign(folder, _channel_suffixes(), _channel_contents()).spec
+    spec = read_campaign(folder, _channels(), _channel_contents()).spec
     console.print(
         f"ok: {spec.key} v? — {len(spec.touches)} touches, locales {', '.join(spec.locales)}",
         highlight=False,
@@ -64,7 +64,7 @@ def load(folder: FolderArgument, tenant: TenantOption) -> None:
     from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
 
-    loaded = read_campaign(folder, _channel_suffixes(), _channel_contents())
+    loaded = read_campaign(folder, _channels(), _channel_contents())
     with tenant_scope(tenant) as session:
         result = store_campaign(session, loaded)
         warnings = wave_region_warnings(session, loaded.spec)
