@@ -114,7 +114,9 @@ class RunContext:
 
     def channel(self, name: str) -> Channel:
         if name not in self.channels:
-            self.channels[name] = self.plugins.channel(name, self.settings)
+            # The lease's clock: what a channel stamps (an email's Date) is the run's time.
+            clock = self.lease.now if self.lease is not None else None
+            self.channels[name] = self.plugins.channel(name, self.settings, clock=clock)
         return self.channels[name]
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from types import MappingProxyType
@@ -155,18 +155,29 @@ class Plugins:
             for i in self.infos
         ]
 
-    def config(self, settings: Settings) -> PluginConfig:
-        """What channels are built with: the engine's public settings and every plugin's
-        section, validated (a bad value is one UserError naming ``<namespace>.<field>``)."""
-        return build_config(settings, self.settings_models())
+    def config(
+        self, settings: Settings, *, clock: Callable[[], datetime] | None = None
+    ) -> PluginConfig:
+        """What channels are built with: the engine's public settings, every plugin's
+        section, validated (a bad value is one UserError naming ``<namespace>.<field>``),
+        and the caller's ``clock``."""
+        return build_config(settings, self.settings_models(), clock)
 
-    def channel(self, name: str, settings: Settings | None = None) -> Channel:
-        """A new instance of the channel ``name``, built with the plugins' config."""
+    def channel(
+        self,
+        name: str,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Channel:
+        """A new instance of the channel ``name``, built with the plugins' config and the
+        caller's clock (a run's lease clock: what the channel stamps is the run's time)."""
         classes = self.channel_classes()
         if name not in classes:
             known = ", ".join(sorted(classes)) or "none"
             raise UserError(f"no channel {name!r} is installed (installed: {known})")
-        return classes[name](self.config(settings) if settings is not None else None)
+        config = self.config(settings, clock=clock) if settings is not None else None
+        return classes[name](config)
 
     def jobs(self) -> list[Job]:
         """Every periodic job plugins registered (names unique, intervals positive)."""

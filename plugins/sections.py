@@ -11,7 +11,8 @@ import json
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,12 +43,17 @@ def check_namespace(namespace: str, core_fields: typing.Iterable[str]) -> None:
             )
 
 
-def build_config(settings: Settings, models: Mapping[str, type[BaseModel]]) -> PluginConfig:
+def build_config(
+    settings: Settings,
+    models: Mapping[str, type[BaseModel]],
+    clock: Callable[[], datetime] | None = None,
+) -> PluginConfig:
     """Validate every declared section; a bad value is one clear UserError."""
     return PluginConfig(
         environment=settings.environment,
         public_base_url=settings.public_base_url,
         sections={ns: _section(ns, model, settings) for ns, model in models.items()},
+        clock=clock,
     )
 
 

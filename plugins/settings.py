@@ -11,8 +11,9 @@ nested models as JSON), or, replacing all of those for the section, an explicit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -27,11 +28,16 @@ class PluginConfig:
     ``environment`` is ``development`` or ``production``; ``public_base_url`` is the
     address the engine's web server is reached at (for links in messages and pages).
     Sections are validated models; their secrets (``SecretStr``) never show in repr.
+    ``clock`` is the engine's clock, passed down from the edge (the worker's, or the
+    instant ``tick(now)`` runs for): a channel reads it for anything it stamps with the
+    time (an email's Date header), never the wall clock. None: the channel was built
+    without one (a bare channel, in a test) and must not need it.
     """
 
     environment: str = "development"
     public_base_url: str = ""
     sections: Mapping[str, BaseModel] = field(default_factory=dict, repr=False)
+    clock: Callable[[], datetime] | None = field(default=None, repr=False, compare=False)
 
     def section(self, namespace: str, model: type[M]) -> M:
         """The plugin's settings under ``namespace``, as its ``model``.

@@ -38,6 +38,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -54,6 +55,7 @@ from partnercast.plugins.channel import (
     TransientError,
 )
 from partnercast.plugins.personalization import MERGE_FIELDS, marker
+from partnercast.plugins.settings import PluginConfig
 
 if TYPE_CHECKING:
     from partnercast.plugins.testing_http import HttpTransport
@@ -72,6 +74,15 @@ _OUTCOMES: dict[str, set[str]] = {
 }
 MIN_SECRET_LENGTH = 8
 SECRET_NAMES = re.compile(r"password|secret|token|api_?key|credential|private", re.I)
+
+
+KIT_NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+"""The instant the kit's channels run at: their clock (a test is an edge, it picks it)."""
+
+
+def kit_config() -> PluginConfig:
+    """What the kit builds a channel with by default: no settings sections, its clock."""
+    return PluginConfig(clock=lambda: KIT_NOW)
 
 
 class ConformanceError(AssertionError):
@@ -192,7 +203,7 @@ class ChannelCase:
     bad_content: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     transport: Transport | None = None
     recipients: Callable[[], Sequence[Recipient]] = sample_recipients
-    make_channel: Callable[[type[Channel]], Channel] = lambda cls: cls(None)
+    make_channel: Callable[[type[Channel]], Channel] = lambda cls: cls(kit_config())
 
     def account_settings(self) -> dict[str, Any]:
         overrides = self.transport.account_overrides() if self.transport else {}

@@ -192,10 +192,17 @@ class EmailChannel(Channel):
             raise PermanentError("the email channel needs an EmailAccount")
         if not recipients:
             return PublishResult()
+        clock = self.settings.clock if self.settings is not None else None
+        if clock is None:
+            raise PermanentError(
+                "the email channel was built without the engine's clock: it cannot date "
+                "its messages (build it with PluginConfig(clock=...))"
+            )
         template = MessageTemplate(
             draft,
             from_name=account.from_name,
             from_email=account.from_email,
+            clock=clock,
             reply_to=account.reply_to,
         )
         lanes = [

@@ -24,8 +24,8 @@ import binascii
 import html
 import re
 import secrets
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from email.utils import formataddr, formatdate
 
 from partnercast.plugins import Draft, Recipient
@@ -61,14 +61,15 @@ def _encoded_word(data: bytes) -> str:
 
 
 class _Clock:
-    """The Date header, formatted at most once a second."""
+    """The Date header, on the caller's clock, formatted at most once a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
         self._second = -1
         self._value = b""
 
     def header(self) -> bytes:
-        second = int(time.time())
+        second = int(self._clock().timestamp())
         if second != self._second:
             self._second = second
             self._value = formatdate(second, localtime=False).encode("ascii")
@@ -135,8 +136,15 @@ class MessageTemplate:
     """A draft's message built once, to be filled for each recipient with :meth:`render`."""
 
     def __init__(
-        self, draft: Draft, *, from_name: str, from_email: str, reply_to: str = ""
+        self,
+        draft: Draft,
+        *,
+        from_name: str,
+        from_email: str,
+        clock: Callable[[], datetime],
+        reply_to: str = "",
     ) -> None:
+        """``clock`` dates each message (its Date header) as it is rendered."""
         personalizer = Personalizer(draft.nonce)
         self._subject: Filler = personalizer.compile(draft.parts["subject"], html_escape=False)
         self._text = _EncodedPart(draft.nonce, draft.parts["text"])
@@ -144,7 +152,7 @@ class MessageTemplate:
         self._text_names = sorted(self._text.names)
         self._html_names = sorted(self._html.names)
         self._names = sorted(self._text.names | self._html.names)
-        self._clock = _Clock()
+        self._clock = _Clock(clock)
         boundary = "=_pc_" + secrets.token_hex(12)
         sender = formataddr((from_name, from_email), charset="utf-8")
         head = [f"From: {sender}"]
@@ -225,8 +233,17 @@ def _encoded_value(value: str) -> bytes:
 
 
 def build_message_bytes(
-    draft: Draft, recipient: Recipient, *, from_name: str, from_email: str, reply_to: str = ""
+    draft: Draft,
+    recipient: Recipient,
+    *,
+    from_name: str,
+    from_email: str,
+    now: datetime,
+    reply_to: str = "",
 ) -> bytes:
-    """One recipient's message (tests and previews; a send builds the template once)."""
-    template = MessageTemplate(draft, from_name=from_name, from_email=from_email, reply_to=reply_to)
+    """One recipient's message dated ``now`` (tests and previews; a send builds the
+    template once)."""
+    template = MessageTemplate(
+        draft, from_name=from_name, from_email=from_email, clock=lambda: now, reply_to=reply_to
+    )
     return template.render(recipient)

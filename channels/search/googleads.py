@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from partnercast.channels.responses import json_object
-from partnercast.channels.retry_after import retry_after_seconds
+from partnercast.channels.retry_after import from_headers
 from partnercast.channels.search.models import SearchAccount
 from partnercast.plugins import AuthError, ChannelError, PermanentError, TransientError
 
@@ -209,17 +209,18 @@ class GoogleAdsClient:
                 return response.json()
             except ValueError:
                 return {}
-        error = api_error(response.status_code, json_object(response), response)
-        if isinstance(error, AuthError):
+        refused = api_error(response.status_code, json_object(response), response)
+        if isinstance(refused, AuthError):
             self.tokens.forget(self._key)
-        raise error
+        raise refused
 
 
 def api_error(
     status: int, body: Mapping[str, Any], response: requests.Response | None = None
 ) -> ChannelError:
     """The contract error for a failed Google Ads call (see the module docstring)."""
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    given = body.get("error")
+    error: Mapping[str, Any] = given if isinstance(given, dict) else {}
     state = str(error.get("status") or "")
     failure = first_failure(error)
     message = failure.message if failure else str(error.get("message") or f"HTTP {status}")
@@ -254,7 +255,8 @@ def first_failure(error: Mapping[str, Any]) -> Failure | None:
         for item in detail.get("errors") or []:
             if not isinstance(item, dict):
                 continue
-            codes = item.get("errorCode") if isinstance(item.get("errorCode"), dict) else {}
+            given = item.get("errorCode")
+            codes: Mapping[str, Any] = given if isinstance(given, dict) else {}
             code = ".".join(f"{k}.{v}" for k, v in codes.items())
             elements = (item.get("location") or {}).get("fieldPathElements") or []
             path = ".".join(
@@ -281,7 +283,7 @@ def is_duplicate_name(error: ChannelError) -> bool:
 def _retry_after(response: requests.Response | None) -> float | None:
     if response is None:
         return None
-    return retry_after_seconds(response.headers.get("Retry-After"))
+    return from_headers(response.headers)
 
 
 def _seconds(value: Any) -> float | None:

@@ -20,7 +20,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from partnercast.channels.responses import json_object
-from partnercast.channels.retry_after import retry_after_seconds
+from partnercast.channels.retry_after import from_headers
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
 
@@ -302,4 +302,4 @@ def _message(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    return retry_after_seconds(response.headers.get("Retry-After"))
+    return from_headers(response.headers)

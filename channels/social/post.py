@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from partnercast.channels.social.utm import Utm, links_in, tag_links, tag_url
+from partnercast.channels.social.utm import Utm, links_in, tag_links
 from partnercast.plugins import (
     Channel,
     Draft,
@@ -29,6 +29,7 @@ from partnercast.plugins import (
     RenderRequest,
 )
 from partnercast.plugins.personalization import Personalizer
+from partnercast.plugins.utm import tag_url
 
 PARTNER_COPY_REQUIRED = (
     "the partner must write or edit the post text; this is the vendor's default word for word"

@@ -11,7 +11,6 @@ stand-in, say) with the account's timeout.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,7 +20,7 @@ import requests
 import tweepy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from partnercast.channels.retry_after import retry_after_seconds
+from partnercast.channels.retry_after import from_headers, server_time
 from partnercast.channels.social.logs import secrets_redacted
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
@@ -200,7 +199,7 @@ def _x_errors(doing: str, account: XAccount) -> Iterator[None]:
         except tweepy.errors.TwitterServerError as error:  # 503 may say when (Retry-After)
             raise TransientError(
                 f"X failed while {doing}: {_message(error)}",
-                retry_after=retry_after_seconds(error.response.headers.get("retry-after")),
+                retry_after=from_headers(error.response.headers),
             ) from error
         except tweepy.errors.HTTPException as error:
             raise PermanentError(f"X refused {doing}: {_message(error)}") from error
@@ -231,10 +230,14 @@ def _message(error: tweepy.errors.HTTPException) -> str:
 
 
 def _retry_after(error: tweepy.errors.TooManyRequests) -> float | None:
-    """Seconds to wait: Retry-After if X sends it, else until x-rate-limit-reset."""
-    seconds = retry_after_seconds(error.response.headers.get("retry-after"))
+    """Seconds to wait: Retry-After if X sends it, else until x-rate-limit-reset (epoch
+    seconds on X's clock, counted from the answer's own Date: never the local clock)."""
+    headers = error.response.headers
+    seconds = from_headers(headers)
     if seconds is not None:
         return seconds
-    if error.reset_time is not None:
-        return max(1.0, error.reset_time - time.time())
+    answered = server_time(headers)
+    reset: int | None = error.reset_time
+    if reset is not None and answered is not None:
+        return max(1.0, reset - answered.timestamp())
     return None

@@ -464,7 +464,9 @@ def test_the_per_recipient_path_costs_one_token_whatever_the_links(
     draft = track_draft(settings, _sample_draft(40), view, view.spec.touches[0])
     signed: list[int] = []
     monkeypatch.setattr(tracking_links, "sign", lambda *a, **k: signed.append(1) or "")
-    template = MessageTemplate(draft, from_name="P", from_email="p@partner.example")
+    template = MessageTemplate(
+        draft, from_name="P", from_email="p@partner.example", clock=lambda: datetime.now(UTC)
+    )
     token = signing.recipient_token(settings, tenant_id=1, dispatch_id=2, contact_id=3)
     values = {"email": "c@x.example", "unsubscribe_url": "http://127.0.0.1:9/u/x"}
     recipient = Recipient(1, 3, "c@x.example", "<m@x>", {**values, "tracking": token})

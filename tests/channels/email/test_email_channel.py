@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import SecretStr
 
 from partnercast.channels.email.channel import EmailAccount, EmailChannel
 from partnercast.core.settings import load_settings
 from partnercast.demo.smtp_sink import SmtpSink
-from partnercast.plugins import Draft, PermanentError, Recipient, RenderRequest, TransientError
+from partnercast.plugins import (
+    Draft,
+    PermanentError,
+    PluginConfig,
+    Recipient,
+    RenderRequest,
+    TransientError,
+)
 from partnercast.plugins.manager import load_plugins
 from partnercast.plugins.personalization import marker
 
@@ -28,6 +37,16 @@ IDENTITY = {
     "sender_name": "Ann at Northwind",
     "sender_email": "ann@partner.example",
 }
+
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _clock() -> datetime:
+    return NOW
+
+
+CLOCKED = PluginConfig(clock=_clock)  # what the engine builds a sending channel with
 
 
 def _request(mjml: str = MJML, subject: str = "Hi " + marker(NONCE, "first_name")) -> RenderRequest:
@@ -105,7 +124,7 @@ def test_broken_mjml_is_a_permanent_error() -> None:
 
 
 def test_messages_arrive_as_real_mime_with_one_click_unsubscribe(sink: SmtpSink) -> None:
-    channel = EmailChannel()
+    channel = EmailChannel(CLOCKED)
     draft = channel.render(_request())
     recipients = [_recipient(n, f"c{n}@example.com", first=f"N{n}") for n in range(1, 6)]
     result = channel.publish(draft, _account(sink.port), idempotency_key="k", recipients=recipients)
@@ -118,6 +137,7 @@ def test_messages_arrive_as_real_mime_with_one_click_unsubscribe(sink: SmtpSink)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Message-ID"] == "<pc.1.x@test.example>"
     assert message["Subject"] == "Hi N1"
+    assert message["Date"] == "Tue, 01 Dec 2026 09:00:00 -0000"  # the engine's clock's
     assert message.get_content_type() == "multipart/alternative"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
@@ -127,7 +147,7 @@ def test_messages_arrive_as_real_mime_with_one_click_unsubscribe(sink: SmtpSink)
 
 
 def test_bounces_and_deferrals_are_per_recipient_outcomes(sink: SmtpSink) -> None:
-    channel = EmailChannel()
+    channel = EmailChannel(CLOCKED)
     draft = channel.render(_request())
     recipients = [
         _recipient(1, "a@example.com"),
@@ -144,7 +164,7 @@ def test_bounces_and_deferrals_are_per_recipient_outcomes(sink: SmtpSink) -> Non
 def test_unreachable_server_is_transient() -> None:
     from partnercast.demo.smtp_sink import free_port
 
-    channel = EmailChannel()
+    channel = EmailChannel(CLOCKED)
     draft = channel.render(_request())
     with pytest.raises(TransientError, match="cannot connect"):
         channel.publish(
@@ -153,6 +173,16 @@ def test_unreachable_server_is_transient() -> None:
             idempotency_key="k",
             recipients=[_recipient(1, "a@example.com")],
         )
+
+
+def test_a_channel_without_the_engine_clock_cannot_date_a_message(sink: SmtpSink) -> None:
+    channel = EmailChannel()
+    draft = channel.render(_request())
+    with pytest.raises(PermanentError, match="clock"):
+        channel.publish(
+            draft, _account(sink.port), idempotency_key="k", recipients=[_recipient(1, "a@x.io")]
+        )
+    assert sink.received.count == 0
 
 
 def test_password_never_shows_in_repr() -> None:
@@ -211,7 +241,8 @@ def test_message_bytes_decode_to_the_filled_draft(seed: int) -> None:
         recipient = Recipient(
             delivery_id=1, contact_id=1, email="z@x.example", message_id="<m@x>", values=values
         )
-        raw = MessageTemplate(draft, from_name="P", from_email="p@x.example").render(recipient)
+        template = MessageTemplate(draft, from_name="P", from_email="p@x.example", clock=_clock)
+        raw = template.render(recipient)
         body_lines = raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
         assert max(len(line) for line in body_lines) <= 78
         assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")

@@ -334,7 +334,7 @@ def test_a_journal_that_fails_on_its_last_record_makes_publish_raise_not_hang(
 
     from partnercast.channels.email.channel import EmailAccount, EmailChannel
     from partnercast.plugins import Recipient
-    from partnercast.plugins.testing import simple_request
+    from partnercast.plugins.testing import kit_config, simple_request
 
     class FailingJournal:
         def record(self, done: object, handing_over: int | None) -> bool:
@@ -342,7 +342,7 @@ def test_a_journal_that_fails_on_its_last_record_makes_publish_raise_not_hang(
                 raise RuntimeError("database is locked")
             return True
 
-    channel = EmailChannel()
+    channel = EmailChannel(kit_config())
     mjml = (
         "<mjml><mj-body><mj-section><mj-column><mj-text>Hi</mj-text>"
         "</mj-column></mj-section></mj-body></mjml>"

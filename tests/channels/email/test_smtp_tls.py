@@ -23,6 +23,7 @@ from partnercast.channels.email.channel import EmailAccount, EmailChannel
 from partnercast.demo.smtp_sink import free_port
 from partnercast.plugins import AuthError, Recipient, RenderRequest, TransientError
 from partnercast.plugins.personalization import marker
+from partnercast.plugins.testing import kit_config
 
 USER, PASSWORD = "partner-relay", "correct horse battery staple"
 NONCE = "abcd"
@@ -135,7 +136,7 @@ def implicit_tls_server(certificate) -> Iterator[tuple[int, Inbox]]:
 
 
 def _send(port: int, security: str, ca_file: Path | None, password: str = PASSWORD) -> list[str]:
-    channel = EmailChannel()
+    channel = EmailChannel(kit_config())
     request = RenderRequest(
         channel="email",
         touch_key="t",

@@ -20,7 +20,7 @@ from partnercast.campaigns.dispatching import (
     RETRY_MIN,
     retry_delay,
 )
-from partnercast.channels.retry_after import retry_after_seconds
+from partnercast.channels.retry_after import from_headers, retry_after_seconds
 from partnercast.channels.search.channel import SearchChannel
 from partnercast.channels.social.linkedin import LinkedInAccount, LinkedInChannel
 from partnercast.plugins import TransientError
@@ -68,16 +68,27 @@ def test_retry_after_in_both_forms() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2026 06:00:00 GMT", now) == 0.0  # past: now
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds("", now) is None and retry_after_seconds(None, now) is None
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT", None) is None  # no Date
+
+
+def test_an_answer_without_a_date_leaves_an_http_date_to_the_back_off() -> None:
+    assert from_headers({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert from_headers({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT", "Date": ANSWERED}) == (
+        28 * 60
+    )
+    assert from_headers({"Retry-After": "30"}) == 30.0
+
+
+ANSWERED = "Wed, 21 Oct 2026 07:00:00 GMT"  # the answer's own Date: the server's clock
 
 
 @responses.activate
 def test_channels_read_an_http_date_retry_after() -> None:
-    when = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     responses.add(
         "POST",
         "https://api.linkedin.com/rest/posts",
         status=429,
-        headers={"Retry-After": when},
+        headers={"Retry-After": "Wed, 21 Oct 2026 07:10:00 GMT", "Date": ANSWERED},
         json={"status": 429, "code": "TOO_MANY_REQUESTS", "message": "Throttled"},
     )
     account = LinkedInAccount(access_token="AQV-token-12345678", author_urn="urn:li:person:1")
@@ -85,19 +96,19 @@ def test_channels_read_an_http_date_retry_after() -> None:
     draft = channel.render(simple_request("linkedin", {}, "Hybrid cloud in 45 days."))
     with pytest.raises(TransientError) as raised:
         channel.publish(draft, account, idempotency_key="k")
-    assert raised.value.retry_after is not None and 590 <= raised.value.retry_after <= 600
+    assert raised.value.retry_after == 600
 
 
 def test_google_ads_reads_an_http_date_retry_after() -> None:
     from partnercast.channels.search.googleads import api_error
 
-    when = (datetime.now(UTC) + timedelta(minutes=2)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     response = requests.Response()
     response.status_code = 429
-    response.headers["Retry-After"] = when
+    response.headers["Retry-After"] = "Wed, 21 Oct 2026 07:02:00 GMT"
+    response.headers["Date"] = ANSWERED
     error = api_error(429, {"error": {"status": "RESOURCE_EXHAUSTED"}}, response)
     assert isinstance(error, TransientError)
-    assert error.retry_after is not None and 110 <= error.retry_after <= 120
+    assert error.retry_after == 120
     assert SearchChannel.supports_metrics()
 
 

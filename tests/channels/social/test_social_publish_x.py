@@ -7,8 +7,9 @@ detail, type and status; ``errors`` lists for invalid requests).
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ import responses
 
 from partnercast.channels.social.x import XAccount, XChannel
 from partnercast.plugins import AuthError, ChannelError, PermanentError, TransientError
+
+ANSWERED = datetime(2026, 10, 21, 7, 0, tzinfo=UTC)  # the Date of every answer below
 
 TWEETS = "https://api.twitter.com/2/tweets"
 TWEET_ID = "1445880548472328192"
@@ -89,7 +92,7 @@ ROWS = [
             _problem(429, "Too Many Requests", "Too Many Requests"),
             {"x-rate-limit-limit": "200", "x-rate-limit-remaining": "0"},
             error=TransientError,
-            retry_after=(100.0, 121.0),  # x-rate-limit-reset is set to now + 120 below
+            retry_after=(120.0, 120.0),  # x-rate-limit-reset: the answer's Date + 120 s
         ),
         id="429-rate-limit-reset",
     ),
@@ -138,9 +141,9 @@ def _register(mock: responses.RequestsMock, row: Row) -> None:
     if row.exception is not None:
         mock.add(responses.POST, TWEETS, body=row.exception)
         return
-    headers = dict(row.headers)
-    if row.status == 429 and "Retry-After" not in headers:
-        headers["x-rate-limit-reset"] = str(int(time.time()) + 120)
+    headers = {"Date": format_datetime(ANSWERED, usegmt=True), **row.headers}
+    if row.status == 429 and "Retry-After" not in headers:  # on X's clock, its Date's
+        headers["x-rate-limit-reset"] = str(int(ANSWERED.timestamp()) + 120)
     mock.add(responses.POST, TWEETS, status=row.status, json=row.body, headers=headers)
 
 
