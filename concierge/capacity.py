@@ -14,12 +14,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.concierge.models import Concierge, PartnerAssignment
 from partnercast.concierge.tasks import concierge_settings, language_of, list_concierges
 from partnercast.core.errors import UserError
-from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 
 
@@ -41,7 +40,7 @@ def assignments(session: Session) -> dict[int, PartnerAssignment]:
     """Every assignment of the tenant's active partners, by partner id."""
     rows = session.exec(
         select(PartnerAssignment)
-        .join(Partner, Partner.id == PartnerAssignment.partner_id)
+        .join(Partner, col(Partner.id) == PartnerAssignment.partner_id)
         .where(Partner.status == "active")
     ).all()
     return {row.partner_id: row for row in rows}
@@ -77,7 +76,7 @@ def assign_partner(
     concierge: Concierge,
     *,
     language: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> PartnerAssignment:
     """Give ``partner`` to ``concierge``, in a language both share (the first by default)."""
     shared = [lang for lang in partner_languages(partner) if lang in concierge.languages]
@@ -96,10 +95,12 @@ def assign_partner(
         )
     row = session.exec(
         select(PartnerAssignment).where(PartnerAssignment.partner_id == partner.id)
-    ).first() or PartnerAssignment(partner_id=partner.id, concierge_id=concierge.id, language="")
+    ).first() or PartnerAssignment(
+        partner_id=partner.id or 0, concierge_id=concierge.id or 0, language="", assigned_at=now
+    )
     row.concierge_id = concierge.id or 0
     row.language = language or shared[0]
-    row.assigned_at = now or utcnow()
+    row.assigned_at = now
     session.add(row)
     session.flush()
     return row
@@ -221,15 +222,17 @@ def _balance_language(
         )
 
 
-def apply_balance(session: Session, proposal: Proposal, *, now: datetime | None = None) -> int:
+def apply_balance(session: Session, proposal: Proposal, *, now: datetime) -> int:
     """Make the proposed moves; returns how many partners changed hands."""
-    moment = now or utcnow()
     current = {row.partner_id: row for row in session.exec(select(PartnerAssignment)).all()}
     for move in proposal.moves:
         row = current.get(move.partner_id) or PartnerAssignment(
-            partner_id=move.partner_id, concierge_id=move.to_id, language=move.language
+            partner_id=move.partner_id,
+            concierge_id=move.to_id,
+            language=move.language,
+            assigned_at=now,
         )
-        row.concierge_id, row.language, row.assigned_at = move.to_id, move.language, moment
+        row.concierge_id, row.language, row.assigned_at = move.to_id, move.language, now
         session.add(row)
     session.flush()
     return len(proposal.moves)

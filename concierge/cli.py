@@ -305,7 +305,7 @@ def concierges_add(
     """Add a concierge who covers partners in the given languages."""
     langs = concierge.parse_languages(languages)
     with tenant_scope(tenant) as session:
-        concierge.add_concierge(session, name, languages=langs, email=email)
+        concierge.add_concierge(session, name, languages=langs, email=email, now=utcnow())
     console.print(f"added concierge {name} ({', '.join(langs)})", markup=False)
 
 
@@ -351,6 +351,7 @@ def concierges_assign(
             get_partner(session, partner),
             concierge.get_concierge(session, name),
             language=language,
+            now=utcnow(),
         )
         overloads = capacity.overloads(session)
     console.print(f"{partner} is looked after by {name} in {row.language}", markup=False)
@@ -366,7 +367,7 @@ def concierges_balance(
     with tenant_scope(tenant) as session:
         proposal = capacity.propose_balance(session)
         if apply:
-            capacity.apply_balance(session, proposal)
+            capacity.apply_balance(session, proposal, now=utcnow())
         overloads = capacity.overloads(session) if apply else []
     for line in proposal.explanations:
         console.print(line, markup=False, highlight=False)
@@ -428,7 +429,7 @@ def concierges_settings(
     }
     with tenant_scope(tenant) as session:
         if any(value is not None for value in changes.values()):
-            row = concierge.update_settings(session, changes)
+            row = concierge.update_settings(session, changes, now=utcnow())
         else:
             row = concierge.concierge_settings(session)
     table = Table("setting", "value", title="concierge settings")
@@ -471,7 +472,7 @@ def readiness_command(
         target = get_partner(session, partner)
         row = readiness.readiness_of(session, target.id or 0)
         if changes or note is not None:
-            row = readiness.set_readiness(session, target, changes, note=note)
+            row = readiness.set_readiness(session, target, changes, note=note, now=utcnow())
         states = readiness.item_states(target, row)
         missing = readiness.missing_items(target, row)
     table = Table("item", "state", title=f"readiness of {partner}")

@@ -3,6 +3,9 @@
 All are tenant-owned. None alters the Partner table: what concierge work knows about a
 partner (its concierge, its readiness checklist, its reviews) lives in tables keyed by
 partner, so the partner import and the concierge side never write the same row.
+
+No time column has a default: whoever writes a row passes the instant its edge read once
+(DESIGN.md, Time), so a run on a simulated clock never stamps a row with today.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 
 class Concierge(TenantOwned, SQLModel, table=True):
@@ -26,7 +28,7 @@ class Concierge(TenantOwned, SQLModel, table=True):
     name: str = Field(max_length=100)
     email: str = Field(default="", max_length=254)
     languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class ConciergeTask(TenantOwned, SQLModel, table=True):
@@ -56,8 +58,8 @@ class ConciergeTask(TenantOwned, SQLModel, table=True):
     created_by: str = Field(default="engine", max_length=100)
     cause_key: str | None = Field(default=None, max_length=200, index=True)
     open_cause: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    updated_at: datetime
     closed_at: datetime | None = None
 
 
@@ -70,7 +72,7 @@ class PartnerAssignment(TenantOwned, SQLModel, table=True):
     partner_id: int = Field(foreign_key="partner.id")
     concierge_id: int = Field(foreign_key="concierge.id", index=True)
     language: str = Field(max_length=16)
-    assigned_at: datetime = Field(default_factory=utcnow)
+    assigned_at: datetime
 
 
 class PartnerReadiness(TenantOwned, SQLModel, table=True):
@@ -86,7 +88,7 @@ class PartnerReadiness(TenantOwned, SQLModel, table=True):
     weekly_review: bool | None = None
     feedback: bool | None = None
     note: str = Field(default="", max_length=2000)
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime
 
 
 class Review(TenantOwned, SQLModel, table=True):
@@ -100,15 +102,12 @@ class Review(TenantOwned, SQLModel, table=True):
     notes: str = Field(default="", sa_column=Column(Text, nullable=False))
     agenda: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_by: str = Field(default="", max_length=100)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
-class ConciergeSettings(TenantOwned, SQLModel, table=True):
-    """A tenant's thresholds for concierge work; a tenant without a row uses the defaults."""
+class Thresholds(SQLModel):
+    """A tenant's thresholds for concierge work, the defaults until the tenant sets its own."""
 
-    __table_args__ = (UniqueConstraint("tenant_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
     approval_pending_days: int = Field(default=5)
     bounce_rate_threshold: float = Field(default=0.05)
     partners_per_language_cap: int = Field(default=100)
@@ -116,4 +115,12 @@ class ConciergeSettings(TenantOwned, SQLModel, table=True):
     review_interval_days: int = Field(default=7)
     task_due_days: int = Field(default=2)
     incident_window_days: int = Field(default=30)
-    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConciergeSettings(TenantOwned, Thresholds, table=True):
+    """The thresholds a tenant set; a tenant without a row uses the defaults."""
+
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    updated_at: datetime

@@ -8,6 +8,7 @@ partner's record carries one (and nobody said no).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,6 @@ from sqlmodel import Session, col, select
 
 from partnercast.concierge.models import PartnerReadiness
 from partnercast.core.errors import UserError
-from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 
 
@@ -70,14 +70,16 @@ def set_readiness(
     changes: dict[str, bool | None],
     *,
     note: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> PartnerReadiness:
-    row = readiness_of(session, partner.id or 0) or PartnerReadiness(partner_id=partner.id)
+    row = readiness_of(session, partner.id or 0) or PartnerReadiness(
+        partner_id=partner.id or 0, updated_at=now
+    )
     for key, value in changes.items():
         setattr(row, key, value)
     if note is not None:
         row.note = note[:2000]
-    row.updated_at = now or utcnow()
+    row.updated_at = now
     session.add(row)
     session.flush()
     return row
@@ -102,6 +104,15 @@ def readiness_by_partner(session: Session, partner_ids: list[int]) -> dict[int, 
         select(PartnerReadiness).where(col(PartnerReadiness.partner_id).in_(partner_ids))
     ).all()
     return {row.partner_id: row for row in rows}
+
+
+def missing_by_partner(session: Session, partners: Sequence[Partner]) -> dict[int, list[str]]:
+    """What each partner (by id) misses of the checklist, in one query: the readiness
+    check ``campaigns.enrollment.enroll_partners`` is handed."""
+    rows = readiness_by_partner(session, [partner.id or 0 for partner in partners])
+    return {
+        partner.id or 0: missing_items(partner, rows.get(partner.id or 0)) for partner in partners
+    }
 
 
 def accepts_weekly_review(row: PartnerReadiness | None) -> bool:

@@ -20,8 +20,11 @@ from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, Enrollment, Touch
 from partnercast.concierge.models import Concierge, ConciergeTask, Review
-from partnercast.concierge.task_scan import PENDING_APPROVAL_STATES
-from partnercast.concierge.tasks import OPEN_STATUSES, concierge_settings
+from partnercast.concierge.tasks import (
+    OPEN_STATUSES,
+    PENDING_APPROVAL_STATES,
+    concierge_settings,
+)
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.timeutil import as_utc
 from partnercast.funnel.engagement import Engagement
@@ -138,7 +141,7 @@ def _delivery_counts(session: Session, dispatch_ids: list[int]) -> dict[int, dic
 
 def _results(session: Session, partner: Partner, start: datetime, end: datetime) -> dict[str, Any]:
     delivered = session.exec(
-        select(func.count(Delivery.id))
+        select(func.count(col(Delivery.id)))
         .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
         .where(
             Dispatch.partner_id == partner.id,
@@ -217,7 +220,7 @@ def _leads_between(session: Session, partner: Partner, start: datetime, end: dat
     """New leads the partner received after ``start`` up to ``end`` (an agenda built for
     a past moment counts none that came later)."""
     count = session.exec(
-        select(func.count(Lead.id)).where(
+        select(func.count(col(Lead.id))).where(
             Lead.partner_id == partner.id,
             col(Lead.created_at) > start,
             col(Lead.created_at) <= end,
@@ -321,7 +324,7 @@ def hold_review(
 ) -> Review:
     """Record a review held at ``now`` with its notes and the agenda it followed."""
     review = Review(
-        partner_id=partner.id,
+        partner_id=partner.id or 0,
         held_at=as_utc(now),
         notes=notes,
         agenda=agenda.as_json(),

@@ -27,18 +27,20 @@ from sqlalchemy import and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns import delivery_feedback as feedback_intake
 from partnercast.campaigns.models import Campaign, Enrollment, Touch
 from partnercast.concierge.models import (
-    ConciergeSettings,
     ConciergeTask,
     PartnerAssignment,
     PartnerReadiness,
     Review,
+    Thresholds,
 )
+from partnercast.concierge.review import build_agenda
+from partnercast.concierge.review_format import to_markdown
 from partnercast.concierge.tasks import (
     ENGINE,
     OPEN_STATUSES,
+    PENDING_APPROVAL_STATES,
     concierge_settings,
     default_due,
 )
@@ -58,8 +60,11 @@ LEAD_FOLLOWUP = "lead_followup"
 WEEKLY_REVIEW = "weekly_review"
 UNCERTAIN_DELIVERY = "uncertain_delivery"
 UNCERTAIN_EVENT = "deliveries.uncertain"  # campaigns.dispatching records it
-
-PENDING_APPROVAL_STATES = ("invited", "customising", "submitted", "changes_requested")
+# The source prefix of the events the mail-feedback intake (bounce and complaint reports
+# that arrive after the send) records; tests/concierge/test_scan.py keeps it equal to the
+# intake's own. Named here, not imported: the intake is the email channel's, and concierge
+# may not import a built-in channel.
+MAIL_FEEDBACK_SOURCE = "mail-feedback:"
 
 
 def clip(text: str, room: int = 220) -> str:
@@ -86,7 +91,7 @@ class Cause:
 class ScanContext:
     session: Session
     now: datetime
-    conf: ConciergeSettings
+    conf: Thresholds
 
 
 @dataclass(frozen=True)
@@ -222,11 +227,11 @@ def _reported_dispatches(session: Session, *, since: datetime) -> set[int]:
         .distinct()
         .where(
             or_(
-                Event.kind == "complained",
+                col(Event.kind) == "complained",
                 # bounces at send time are found by their dispatch's finished_at
                 and_(
-                    Event.kind == "bounced",
-                    col(Event.source).startswith(feedback_intake.EVENT_SOURCE),
+                    col(Event.kind) == "bounced",
+                    col(Event.source).startswith(MAIL_FEEDBACK_SOURCE),
                 ),
             ),
             col(Event.occurred_at) >= since,
@@ -253,13 +258,15 @@ def _bounce_causes(ctx: ScanContext, dispatch_ids: list[int]) -> list[Cause]:
             .group_by(col(Event.dispatch_id))
         ).all()
     )
-    partners = dict(
-        ctx.session.exec(
+    partners = {
+        dispatch_id: partner_id
+        for dispatch_id, partner_id in ctx.session.exec(
             select(Dispatch.id, Dispatch.partner_id)
             .join(Partner, col(Partner.id) == Dispatch.partner_id)
             .where(col(Dispatch.id).in_(dispatch_ids), Partner.status == "active")
         ).all()
-    )
+        if dispatch_id is not None  # stored rows have ids
+    }
     causes = []
     threshold = ctx.conf.bounce_rate_threshold
     for dispatch_id, partner_id in sorted(partners.items()):
@@ -375,7 +382,7 @@ def uncertain_delivery_causes(ctx: ScanContext) -> list[Cause]:
     if not not_resent:
         return []
     touches = dict(
-        ctx.session.exec(  # type: ignore[call-overload]
+        ctx.session.exec(
             select(Dispatch.id, Touch.key)
             .join(Touch, col(Touch.id) == Dispatch.touch_id)
             .where(col(Dispatch.id).in_(list(not_resent)))
@@ -496,9 +503,6 @@ def _open_new(ctx: ScanContext, causes: list[Cause]) -> list[ConciergeTask]:
 def _agenda_note(ctx: ScanContext, partner_id: int) -> str:
     """The review's agenda as the job saw it, so the scheduled job hands the concierge the
     agenda with the task (`partnercast tasks show`), not only a reminder to make one."""
-    from partnercast.concierge.review import build_agenda  # review imports this module
-    from partnercast.concierge.review_format import to_markdown
-
     partner = ctx.session.get(Partner, partner_id)
     if partner is None:
         return ""

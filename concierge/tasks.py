@@ -14,15 +14,21 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from partnercast.campaigns.approval import (
+    CHANGES_REQUESTED,
+    CUSTOMISING,
+    INVITED,
+    SUBMITTED,
+)
 from partnercast.concierge.models import (
     Concierge,
     ConciergeSettings,
     ConciergeTask,
     PartnerAssignment,
+    Thresholds,
 )
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.tenancy import session_tenant
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import as_utc
 from partnercast.tenants import values
 from partnercast.tenants.models import Partner
 from partnercast.tenants.partners import get_partner
@@ -36,6 +42,9 @@ OPEN_STATUSES = (OPEN, IN_PROGRESS)
 CLOSED_STATUSES = (DONE, DISMISSED)
 
 ENGINE = "engine"
+# Enrollment states in which an approval is still pending: the scan opens approval tasks
+# for them, and the weekly review lists them.
+PENDING_APPROVAL_STATES = (INVITED, CUSTOMISING, SUBMITTED, CHANGES_REQUESTED)
 _KIND_SHAPE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 SETTING_FIELDS = (
@@ -52,15 +61,15 @@ SETTING_FIELDS = (
 # --- settings -----------------------------------------------------------------------------
 
 
-def concierge_settings(session: Session) -> ConciergeSettings:
-    """The tenant's thresholds: its stored row, or an unsaved row of defaults."""
-    row = session.exec(select(ConciergeSettings)).first()
-    return row or ConciergeSettings(tenant_id=session_tenant(session))
+def concierge_settings(session: Session) -> Thresholds:
+    """The tenant's thresholds: its stored row, or the defaults."""
+    return session.exec(select(ConciergeSettings)).first() or Thresholds()
 
 
-def update_settings(session: Session, changes: dict[str, Any]) -> ConciergeSettings:
-    """Change some thresholds (each must be positive); the others keep their value."""
-    row = concierge_settings(session)
+def update_settings(session: Session, changes: dict[str, Any], *, now: datetime) -> Thresholds:
+    """Change some thresholds (each must be positive); the others keep their value.
+    Returns the thresholds now in force (the tenant's stored row)."""
+    row = session.exec(select(ConciergeSettings)).first() or ConciergeSettings(updated_at=now)
     for name, value in changes.items():
         if name not in SETTING_FIELDS:
             raise UserError(f"unknown concierge setting {name!r}")
@@ -69,7 +78,7 @@ def update_settings(session: Session, changes: dict[str, Any]) -> ConciergeSetti
         if value <= 0 or (name == "bounce_rate_threshold" and value >= 1):
             raise UserError(f"{name} must be positive (a rate below 1)", where=name)
         setattr(row, name, value)
-    row.updated_at = utcnow()
+    row.updated_at = now
     session.add(row)
     session.flush()
     return row
@@ -101,7 +110,7 @@ def parse_languages(text: str) -> list[str]:
 
 
 def add_concierge(
-    session: Session, name: str, *, languages: Sequence[str], email: str = ""
+    session: Session, name: str, *, languages: Sequence[str], email: str = "", now: datetime
 ) -> Concierge:
     """A new concierge; the name is how commands refer to them, so it must be free."""
     clean = name.strip()
@@ -115,7 +124,7 @@ def add_concierge(
             address = values.email(email)
         except values.BadValue as error:
             raise UserError(str(error), where="--email") from error
-    concierge = Concierge(name=clean, email=address, languages=list(languages))
+    concierge = Concierge(name=clean, email=address, languages=list(languages), created_at=now)
     session.add(concierge)
     session.flush()
     return concierge
@@ -163,13 +172,13 @@ def add_task(
     owner: Concierge | None = None,
     note: str = "",
     created_by: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ConciergeTask:
     """A task made by a person (or the engine, with a cause: see task_scan.open_for_cause)."""
-    moment = now or utcnow()
+    moment = as_utc(now)
     owner_id = owner.id if owner else partner_concierge(session, partner.id or 0)
     task = ConciergeTask(
-        partner_id=partner.id,
+        partner_id=partner.id or 0,
         owner_id=owner_id,
         kind=check_kind(kind),
         title=title[:300],

@@ -169,8 +169,9 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
     _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder)}")
-    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security")
-    reports = demo_funnel.write_all_reports(engine, tenant_id, folder)
+    results_at = CYCLE_START + timedelta(days=50)  # the demo's last instant, as for metrics
+    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", results_at)
+    reports = demo_funnel.write_all_reports(engine, tenant_id, folder, results_at)
     _step(
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
         f"written: {reports.programme} and {len(reports.partners)} partner reports"

@@ -52,7 +52,7 @@ def set_up(engine: Engine, tenant_id: int, now: datetime, *, seed: int = 7) -> S
     done = Staffing()
     with tenant_session(engine, tenant_id) as session:
         people = {
-            name: add_concierge(session, name, languages=list(languages), email=email)
+            name: add_concierge(session, name, languages=list(languages), email=email, now=now)
             for name, languages, email in CONCIERGES
         }
         done.concierges = len(people)
@@ -60,7 +60,7 @@ def set_up(engine: Engine, tenant_id: int, now: datetime, *, seed: int = 7) -> S
         english = [p for p in partners if partner_languages(p)[:1] == ["en"]]
         # Marcus holds ~70% of the English-speaking partners, above the cap set here.
         done.cap = max(2, round(len(english) * 0.55))
-        update_settings(session, {"partners_per_language_cap": done.cap})
+        update_settings(session, {"partners_per_language_cap": done.cap}, now=now)
         marcus_share = round(len(english) * 0.7)
         for partner in partners:
             if partner_languages(partner)[:1] == ["de"]:

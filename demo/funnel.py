@@ -25,8 +25,11 @@ MDF_BY_TIER = {"gold": 4000.0, "silver": 2000.0, "registered": 750.0}
 STAGES = ("mql", "sql", "opportunity", "won")
 
 
-def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: str) -> int:
-    """Spend for every approved partner, then a CRM export of lead stages; returns rows.
+def record_results(
+    engine: Engine, tenant_id: int, folder: Path, campaign_key: str, now: datetime
+) -> int:
+    """Spend for every approved partner, then a CRM export of lead stages, recorded at
+    ``now``; returns rows.
 
     Each row is dated (``occurred_at``) inside a cycle of the campaign, so every lead
     belongs to one and the per-cycle funnel, the trend chart and the score's trend
@@ -49,7 +52,11 @@ def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: s
         ).all()
         for partner in approved:
             add_spend(
-                session, partner.external_id, campaign_key, MDF_BY_TIER.get(partner.tier, 500.0)
+                session,
+                partner.external_id,
+                campaign_key,
+                MDF_BY_TIER.get(partner.tier, 500.0),
+                now=now,
             )
             # A few partners convert far better than the rest: the contenders.
             leads = rng.randint(0, 3) + (6 if partner.score >= 80 else 0)
@@ -72,7 +79,7 @@ def record_results(engine: Engine, tenant_id: int, folder: Path, campaign_key: s
         return 0
     export = write_csv(folder / "crm-export.csv", rows)
     with tenant_session(engine, tenant_id) as session:
-        report = import_leads(session, export)
+        report = import_leads(session, export, now=now)
     return report.kept
 
 
@@ -102,6 +109,6 @@ def _during(cycle_start: datetime, rng: random.Random) -> datetime:
     return cycle_start + timedelta(days=rng.randint(3, 38), hours=rng.randint(0, 8))
 
 
-def write_all_reports(engine: Engine, tenant_id: int, folder: Path) -> ReportFiles:
+def write_all_reports(engine: Engine, tenant_id: int, folder: Path, now: datetime) -> ReportFiles:
     with tenant_session(engine, tenant_id) as session:
-        return write_reports(session, folder / "reports")
+        return write_reports(session, folder / "reports", now=now)

@@ -25,6 +25,7 @@ from partnercast.core.cli import (
 )
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret
@@ -96,7 +97,7 @@ def leads_import(
     are listed with their line. Exit 1 when every row was rejected."""
     rollups.install()
     with tenant_scope(tenant) as session:
-        report = import_leads(session, file)
+        report = import_leads(session, file, now=utcnow())
     console.print(
         f"lead stages: {report.created} new leads, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
@@ -116,7 +117,7 @@ def crm_secret(tenant: TenantOption) -> None:
     """Make a new webhook signing secret (the old one stops working) and print it once."""
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
-        secret = new_secret(session, settings)
+        secret = new_secret(session, settings, now=utcnow())
     console.print(secret, markup=False, highlight=False)
     console.print(
         f"POST /crm/{tenant}/leads with {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>. "
@@ -153,7 +154,16 @@ def spend_add(
 ) -> None:
     """Record MDF or other investment in one partner's campaign."""
     with tenant_scope(tenant) as session:
-        row = add_spend(session, partner, campaign, amount, kind=kind, currency=currency, note=note)
+        row = add_spend(
+            session,
+            partner,
+            campaign,
+            amount,
+            kind=kind,
+            currency=currency,
+            note=note,
+            now=utcnow(),
+        )
     console.print(f"spend {row.id}: {row.amount:,.2f} {row.currency} {row.kind}", highlight=False)
 
 
@@ -501,11 +511,11 @@ def report_command(
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
     if partner is not None:
         with tenant_scope(tenant) as session:
-            page = write_partner_report(session, partner, out)
+            page = write_partner_report(session, partner, out, now=utcnow())
         console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
         return
     with tenant_scope(tenant) as session:
-        files = write_reports(session, out)
+        files = write_reports(session, out, now=utcnow())
     console.print(
         f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True
     )

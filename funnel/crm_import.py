@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
 from partnercast.core.models import Event
 from partnercast.core.tenancy import session_tenant
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import as_utc
 from partnercast.funnel.leads import STAGES, Lead
 from partnercast.funnel.models import LeadStage
 from partnercast.tenants import values
@@ -72,6 +72,7 @@ class StageUpdate:
     value: float
     currency: str
     occurred_at: datetime
+    recorded_at: datetime  # when the engine learned of it (the import's instant)
     crm_id: str = ""
     touch_id: int | None = None
     utm: tuple[tuple[str, str], ...] = ()
@@ -89,9 +90,10 @@ class _Lookups:
             (campaign_id, key): touch_id
             for touch_id, key, campaign_id in session.exec(
                 select(Touch.id, Touch.key, CampaignVersion.campaign_id)
-                .join(CampaignVersion, CampaignVersion.id == Touch.version_id)
+                .join(CampaignVersion, col(CampaignVersion.id) == Touch.version_id)
                 .order_by(col(CampaignVersion.number))  # the latest version's touch wins
             ).all()
+            if touch_id is not None  # stored rows have ids
         }
         return cls(
             {p.external_id: p for p in session.exec(select(Partner)).all()},
@@ -100,8 +102,9 @@ class _Lookups:
         )
 
 
-def import_leads(session: Session, path: str | Path) -> ImportReport:
-    """Apply a CRM export (CSV) to the session's tenant's leads, row by row."""
+def import_leads(session: Session, path: str | Path, *, now: datetime) -> ImportReport:
+    """Apply a CRM export (CSV) to the session's tenant's leads, row by row, at ``now``
+    (the time of a record that gives no ``occurred_at``)."""
     session_tenant(session)
     csv_file = read_csv(Path(path), required=REQUIRED, optional=OPTIONAL)
     lookups = _Lookups.load(session)
@@ -110,12 +113,15 @@ def import_leads(session: Session, path: str | Path) -> ImportReport:
         if isinstance(row, RowShapeError):
             report.rejected.append(Rejection(row.line, row.reason))
             continue
-        _apply_one(session, lookups, row.values, row.line, report)
+        _apply_one(session, lookups, row.values, row.line, report, now)
     return report
 
 
-def apply_records(session: Session, records: Iterable[Mapping[str, Any]]) -> ImportReport:
-    """Apply webhook records; a rejection's ``line`` is the record's index (from 0)."""
+def apply_records(
+    session: Session, records: Iterable[Mapping[str, Any]], *, now: datetime
+) -> ImportReport:
+    """Apply webhook records received at ``now``; a rejection's ``line`` is the record's
+    index (from 0)."""
     session_tenant(session)
     lookups = _Lookups.load(session)
     report = ImportReport()
@@ -128,15 +134,20 @@ def apply_records(session: Session, records: Iterable[Mapping[str, Any]]) -> Imp
             report.rejected.append(Rejection(index, f"unknown fields {', '.join(unknown)}"))
             continue
         cells = {key: "" if value is None else str(value) for key, value in record.items()}
-        _apply_one(session, lookups, cells, index, report)
+        _apply_one(session, lookups, cells, index, report, now)
     return report
 
 
 def _apply_one(
-    session: Session, lookups: _Lookups, cells: Mapping[str, str], line: int, report: ImportReport
+    session: Session,
+    lookups: _Lookups,
+    cells: Mapping[str, str],
+    line: int,
+    report: ImportReport,
+    now: datetime,
 ) -> None:
     try:
-        update = parse_record(cells, lookups)
+        update = parse_record(cells, lookups, now)
     except values.BadValue as error:
         report.rejected.append(Rejection(line, str(error)))
         return
@@ -153,8 +164,9 @@ def _apply_one(
     report.count(outcome)
 
 
-def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
-    """Check one record completely; raise BadValue listing every problem."""
+def parse_record(cells: Mapping[str, str], lookups: _Lookups, now: datetime) -> StageUpdate:
+    """Check one record, received at ``now``, completely; raise BadValue listing every
+    problem."""
     problems: list[str] = []
     get = {key: (cells.get(key) or "").strip() for key in (*REQUIRED, *OPTIONAL)}
     partner = lookups.partners.get(get["partner"])
@@ -191,7 +203,7 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
     currency = get["currency"].upper()
     if currency and not (len(currency) == 3 and currency.isalpha()):
         problems.append(f"currency {get['currency']!r} is not a 3-letter code")
-    occurred_at = utcnow()
+    occurred_at = as_utc(now)
     if get["occurred_at"]:
         try:
             occurred_at = as_utc(datetime.fromisoformat(get["occurred_at"]))
@@ -210,6 +222,7 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups) -> StageUpdate:
         value,
         currency,
         occurred_at,
+        as_utc(now),
         crm_id=crm_id,
         touch_id=touch_id,
         utm=utm,
@@ -263,7 +276,7 @@ def apply_update(session: Session, update: StageUpdate) -> Outcome:
         for row in session.exec(select(LeadStage).where(LeadStage.lead_id == lead.id)).all()
     }
     if not reached_rows and not created:
-        reached_rows = _baseline(session, lead)
+        reached_rows = _baseline(session, lead, update.recorded_at)
     previous = reached_rows.get(update.stage)
     if previous is not None:
         if update.stage in VALUED and update.value and previous.value != update.value:
@@ -282,6 +295,7 @@ def apply_update(session: Session, update: StageUpdate) -> Outcome:
                 value=update.value if stage in VALUED else 0.0,
                 currency=update.currency,
                 occurred_at=update.occurred_at,
+                created_at=update.recorded_at,
             )
         )
     if _rank(update.stage) >= _rank(lead.stage):
@@ -301,7 +315,7 @@ def _newly_reached(stage: str, already: set[str]) -> list[str]:
     return [s for s in wanted if s not in already]
 
 
-def _baseline(session: Session, lead: Lead) -> dict[str, LeadStage]:
+def _baseline(session: Session, lead: Lead, now: datetime) -> dict[str, LeadStage]:
     """Stages a lead reached before the CRM first spoke of it; counted already, not again."""
     stages = ["lead"] if lead.stage == "lost" else list(ORDER[: _rank(lead.stage) + 1])
     rows = {
@@ -311,6 +325,7 @@ def _baseline(session: Session, lead: Lead) -> dict[str, LeadStage]:
             counted=False,
             occurred_at=lead.created_at,
             source=lead.source,
+            created_at=now,
         )
         for stage in stages
     }

@@ -10,27 +10,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
 from partnercast.core.secrets import secret_box
-from partnercast.core.timeutil import utcnow
 from partnercast.funnel.models import CrmSecret
 
 SIGNATURE_HEADER = "X-Partnercast-Signature"
 SCHEME = "sha256="
 
 
-def new_secret(session: Session, settings: Any) -> str:
+def new_secret(session: Session, settings: Any, *, now: datetime) -> str:
     """Make (or replace) the tenant's webhook secret and return it, the only time it shows."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     sealed = secret_box(settings).seal({"secret": secret})
     row = session.exec(select(CrmSecret)).first()
     if row is None:
-        row = CrmSecret(sealed=sealed)
+        row = CrmSecret(sealed=sealed, created_at=now)
     else:
-        row.sealed, row.created_at = sealed, utcnow()
+        row.sealed, row.created_at = sealed, now
     session.add(row)
     session.flush()
     return secret

@@ -20,7 +20,6 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 
 class Engagement(TenantOwned, SQLModel, table=True):
@@ -32,4 +31,4 @@ class Engagement(TenantOwned, SQLModel, table=True):
     dispatch_id: int = Field(foreign_key="dispatch.id")
     contact_id: int = Field(foreign_key="contact.id")
     kind: str = Field(max_length=20)  # opened | clicked
-    first_at: datetime = Field(default_factory=utcnow)
+    first_at: datetime

@@ -15,7 +15,6 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 STAGES = ("lead", "mql", "sql", "opportunity", "won", "lost")
 
@@ -52,8 +51,8 @@ class Lead(TenantOwned, LeadBase, table=True):
     source: str = Field(default="microsite", max_length=64)
     crm_id: str | None = Field(default=None, max_length=100)
     utm: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
-    stage_changed_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    stage_changed_at: datetime
 
 
 def add_lead(session: Session, *, lead: Lead) -> Lead:

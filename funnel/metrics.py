@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, Cycle, Enrollment
 from partnercast.core.tenancy import session_tenant
@@ -160,7 +160,7 @@ def cells(
     """
     # A Core query (ORM row loading costs ten times more per row), scoped by hand to the
     # session's tenant, which session_tenant() insists on.
-    table = Rollup.__table__  # type: ignore[attr-defined]
+    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     kept = [table.c[name] for name in keep]
     query = (
         sa_select(*kept, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
@@ -196,7 +196,7 @@ def spend_cells(
 ) -> list[tuple[int, int, float]]:
     """(partner, campaign, total spend) rows."""
     query = select(Spend.partner_id, Spend.campaign_id, func.sum(Spend.amount)).group_by(
-        Spend.partner_id, Spend.campaign_id
+        col(Spend.partner_id), col(Spend.campaign_id)
     )
     if partner_id is not None:
         query = query.where(Spend.partner_id == partner_id)
@@ -263,8 +263,8 @@ def _segment_cells(
     there is none (the same rule as the keyer). Scoped by hand like :func:`cells`.
     """
     tenant_id = session_tenant(session)
-    table = Rollup.__table__  # type: ignore[attr-defined]
-    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     segment = func.coalesce(func.nullif(enrollment.c.segment_key, ""), "(none)")
     joined = table.outerjoin(
         enrollment,

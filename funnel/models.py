@@ -5,6 +5,9 @@ cycle, metric); they are kept up to date as events are flushed (see
 :mod:`partnercast.funnel.rollups`), so metrics never scan the event table. An id of 0
 stands for "not known" (a visit with no cycle), which keeps the unique key usable for
 upserts on SQLite and PostgreSQL alike.
+
+No time column has a default: whoever writes a row passes the instant its edge read once
+(DESIGN.md, Time).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 
 class LeadStage(TenantOwned, SQLModel, table=True):
@@ -33,9 +35,9 @@ class LeadStage(TenantOwned, SQLModel, table=True):
     value: float = Field(default=0.0)
     currency: str = Field(default="", max_length=3)
     counted: bool = Field(default=True)  # False: a baseline (the form already counted it)
-    occurred_at: datetime = Field(default_factory=utcnow)
+    occurred_at: datetime
     source: str = Field(default="crm", max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Spend(TenantOwned, SQLModel, table=True):
@@ -48,7 +50,7 @@ class Spend(TenantOwned, SQLModel, table=True):
     kind: str = Field(default="mdf", max_length=20)  # mdf | other
     currency: str = Field(default="", max_length=3)
     note: str = Field(default="", max_length=500)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Rollup(TenantOwned, SQLModel, table=True):
@@ -77,4 +79,4 @@ class CrmSecret(TenantOwned, SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     sealed: str = Field(max_length=1000)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime

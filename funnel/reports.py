@@ -11,13 +11,14 @@ import csv
 import html
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, col, select
 
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import session_tenant
-from partnercast.core.timeutil import utcnow
+from partnercast.core.timeutil import as_utc
 from partnercast.funnel import report_charts as charts
 from partnercast.funnel.metrics import (
     CHANNEL_VALUES,
@@ -40,8 +41,8 @@ th{background:#f1f5f9}th:first-child,td:first-child,td.t,th.t{text-align:left}td
 img{max-width:100%;display:block;margin:1rem 0}.ok{color:#15803d}.no{color:#b91c1c}
 .note{color:#475569;font-size:.9rem}"""
 
-REACH_COLUMNS = ("sent", "delivered", "bounced", "unsubscribed", "opened", "clicked", "visits")
-REACH_COLUMNS += ("forms",)
+REACH_COLUMNS: tuple[str, ...] = ("sent", "delivered", "bounced", "unsubscribed", "opened")
+REACH_COLUMNS += ("clicked", "visits", "forms")
 CHANNEL_COLUMNS = ("impressions", "engagements", "link_clicks")
 PIPELINE_COLUMNS = ("leads", "mql", "sql", "opportunity", "won", "lost")
 
@@ -52,28 +53,29 @@ class ReportFiles:
     partners: dict[str, Path]
 
 
-def write_reports(session: Session, out: Path) -> ReportFiles:
-    """Write the vendor's report and every partner's into ``out`` (created if needed)."""
+def write_reports(session: Session, out: Path, *, now: datetime) -> ReportFiles:
+    """Write the vendor's report and every partner's into ``out`` (created if needed),
+    stamped as written at ``now``."""
     tenant = session.get(Tenant, session_tenant(session))
     if tenant is None:
         raise NotFound("the session's tenant does not exist")
     out.mkdir(parents=True, exist_ok=True)
     rows = funnel(session, by="partner")
     cards = score_partners(session)
-    programme = _programme(session, tenant, rows, cards, out)
+    programme = _programme(session, tenant, rows, cards, out, now)
     partners: dict[str, Path] = {}
     by_id = {card.partner_id: card for card in cards}
     for partner in session.exec(select(Partner).order_by(col(Partner.external_id))).all():
         folder = out / "partners" / _safe(partner.external_id)
         partners[partner.external_id] = _partner_report(
-            session, tenant, partner, by_id.get(partner.id or 0), folder
+            session, tenant, partner, by_id.get(partner.id or 0), folder, now
         )
     return ReportFiles(programme, partners)
 
 
-def write_partner_report(session: Session, external_id: str, out: Path) -> Path:
-    """Write one partner's report only, into ``out`` itself: a folder to hand that partner,
-    holding nothing of the programme or of another partner."""
+def write_partner_report(session: Session, external_id: str, out: Path, *, now: datetime) -> Path:
+    """Write one partner's report only, into ``out`` itself, stamped as written at ``now``:
+    a folder to hand that partner, holding nothing of the programme or of another partner."""
     tenant = session.get(Tenant, session_tenant(session))
     if tenant is None:
         raise NotFound("the session's tenant does not exist")
@@ -81,11 +83,16 @@ def write_partner_report(session: Session, external_id: str, out: Path) -> Path:
     if partner is None:
         raise NotFound(f"no partner {external_id!r}", where="--partner")
     cards = score_partners(session, external_id)
-    return _partner_report(session, tenant, partner, cards[0] if cards else None, out)
+    return _partner_report(session, tenant, partner, cards[0] if cards else None, out, now)
 
 
 def _programme(
-    session: Session, tenant: Tenant, rows: list[FunnelRow], cards: list[ScoreCard], out: Path
+    session: Session,
+    tenant: Tenant,
+    rows: list[FunnelRow],
+    cards: list[ScoreCard],
+    out: Path,
+    now: datetime,
 ) -> Path:
     overall = total(rows)
     cycles = funnel(session, by="cycle")
@@ -116,7 +123,7 @@ def _programme(
     met = sum(1 for row in rows if row.meets_target)
     body = [
         f"<h1>{html.escape(tenant.name)}: programme report</h1>",
-        f'<p class="note">Written {utcnow():%Y-%m-%d %H:%M} UTC. ROI target: {ROI_TARGET:.0f}x. '
+        f'<p class="note">Written {as_utc(now):%Y-%m-%d %H:%M} UTC. ROI target: {ROI_TARGET:.0f}x. '
         f"{len(rows)} partners with results, {met} meeting the target.</p>",
         _summary(overall),
         "<h2>The funnel</h2>",
@@ -137,7 +144,12 @@ def _programme(
 
 
 def _partner_report(
-    session: Session, tenant: Tenant, partner: Partner, card: ScoreCard | None, folder: Path
+    session: Session,
+    tenant: Tenant,
+    partner: Partner,
+    card: ScoreCard | None,
+    folder: Path,
+    now: datetime,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     card = card.own_view() if card is not None else None  # no other partner's numbers
@@ -152,7 +164,7 @@ def _partner_report(
     _write_cycles_csv(folder / "cycles.csv", cycles)
     body = [
         f"<h1>{html.escape(partner.name)}: your results with {html.escape(tenant.name)}</h1>",
-        f'<p class="note">Written {utcnow():%Y-%m-%d %H:%M} UTC. Only your own numbers.</p>',
+        f'<p class="note">Written {as_utc(now):%Y-%m-%d %H:%M} UTC. Only your own numbers.</p>',
         _summary(mine),
         "<h2>Your funnel</h2>",
         '<img src="funnel.png" alt="your funnel: reach and pipeline">',

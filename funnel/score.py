@@ -145,7 +145,7 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     facts = _Facts()
     # A Core query scoped by hand to the session's tenant: through the ORM the same 4,000
     # rows took 215 ms instead of 30 (PostgreSQL, bench/funnel_scale.py).
-    event = Event.__table__  # type: ignore[attr-defined]
+    event = Event.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     approvals = sa_select(
         event.c.partner_id, event.c.enrollment_id, event.c.kind, event.c.occurred_at
     ).where(
@@ -156,7 +156,7 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     finished = (
         select(Dispatch.partner_id, Dispatch.state, func.count())
         .where(col(Dispatch.state).in_(("done", "skipped", "failed")))
-        .group_by(Dispatch.partner_id, Dispatch.state)
+        .group_by(col(Dispatch.partner_id), col(Dispatch.state))
     )
     if partner_id is not None:
         approvals = approvals.where(event.c.partner_id == partner_id)
@@ -166,7 +166,7 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     for pid, enrollment_id, kind, at in session.connection().execute(ordered).all():
         facts.approvals.setdefault(pid or 0, []).append((kind, enrollment_id or 0, at))
     for pid, version_id, customization in session.exec(enrollments).all():
-        facts.enrollments.setdefault(pid, []).append((version_id, customization or {}))
+        facts.enrollments.setdefault(pid, []).append((version_id, dict(customization or {})))
     version_ids = {version for rows in facts.enrollments.values() for version, _ in rows}
     if version_ids:
         for version in session.exec(
@@ -178,7 +178,7 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     cycles = {
         cycle.id: f"{key}#{cycle.number:05d}"
         for cycle, key in session.exec(
-            select(Cycle, Campaign.key).join(Campaign, Campaign.id == Cycle.campaign_id)
+            select(Cycle, Campaign.key).join(Campaign, col(Campaign.id) == Cycle.campaign_id)
         ).all()
     }
     trend = ("leads", "opportunity")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -23,6 +24,7 @@ def add_spend(
     kind: str = "mdf",
     currency: str = "",
     note: str = "",
+    now: datetime,
 ) -> Spend:
     """Record an investment in one partner's campaign."""
     if kind not in KINDS:
@@ -44,6 +46,7 @@ def add_spend(
         kind=kind,
         currency=currency.upper()[:3],
         note=note[:500],
+        created_at=now,
     )
     session.add(row)
     session.flush()

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import apply_records
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER
@@ -77,7 +78,7 @@ class CrmRoutes:
         except ValueError as error:
             return json_response(start_response, "400 Bad Request", {"error": str(error)})
         with tenant_session(self.engine, tenant_id) as session:
-            report = apply_records(session, records)
+            report = apply_records(session, records, now=utcnow())
         log.info("crm webhook: %s created, %s updated", report.created, report.updated)
         # Every record refused: 422, so a CRM that only looks at the status sees it failed
         # (the same rule as `leads import`, which exits 1 when every row was rejected).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
+from support.world import START
 
 from partnercast.concierge import capacity
 from partnercast.concierge import tasks as concierge
@@ -14,17 +15,17 @@ def _setup(engine: Engine, tenant: int, add_partners) -> None:
     add_partners(tenant, {f"D{n}": ["de_CH" if n % 2 else "de"] for n in range(1, 6)})
     add_partners(tenant, {"F1": ["fr"], "E1": ["en", "de"]})
     with tenant_session(engine, tenant) as session:
-        anna = concierge.add_concierge(session, "Anna", languages=["de", "en"])
-        concierge.add_concierge(session, "Ben", languages=["de"])
+        anna = concierge.add_concierge(session, "Anna", languages=["de", "en"], now=START)
+        concierge.add_concierge(session, "Ben", languages=["de"], now=START)
         for n in range(1, 6):
-            capacity.assign_partner(session, get_partner(session, f"D{n}"), anna)
+            capacity.assign_partner(session, get_partner(session, f"D{n}"), anna, now=START)
 
 
 def test_load_is_counted_per_language_and_the_cap_warns(engine, tenant_a, add_partners) -> None:
     _setup(engine, tenant_a, add_partners)
     with tenant_session(engine, tenant_a) as session:
         assert capacity.overloads(session) == []
-        concierge.update_settings(session, {"partners_per_language_cap": 4})
+        concierge.update_settings(session, {"partners_per_language_cap": 4}, now=START)
         (over,) = capacity.overloads(session)
         loads = capacity.loads(session)
     assert (over.concierge, over.language, over.load, over.cap) == ("Anna", "de", 5, 4)
@@ -48,7 +49,7 @@ def test_balance_moves_the_excess_and_explains_why(engine, tenant_a, add_partner
         line.startswith("de: 5 partners over 2 concierge(s)") for line in proposal.explanations
     )
     with tenant_session(engine, tenant_a) as session:
-        assert capacity.apply_balance(session, proposal) == 3
+        assert capacity.apply_balance(session, proposal, now=START) == 3
         again = capacity.propose_balance(session)
         loads = capacity.loads(session)
     assert again.moves == []

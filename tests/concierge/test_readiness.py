@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.world import CAMPAIGN, World
+from support.world import CAMPAIGN, START, World
 
 from partnercast.campaigns.enrollment import enroll_partners
 from partnercast.campaigns.loader import read_campaign
@@ -45,9 +45,9 @@ def test_a_campaign_that_requires_readiness_skips_and_reports_the_unready(
     world: World, tmp_path: Path
 ) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
-        readiness.set_readiness(session, get_partner(session, "P001"), ALL_YES)
+        readiness.set_readiness(session, get_partner(session, "P001"), ALL_YES, now=START)
         almost = {**ALL_YES, "feedback": False}
-        readiness.set_readiness(session, get_partner(session, "P002"), almost)
+        readiness.set_readiness(session, get_partner(session, "P002"), almost, now=START)
         loaded = read_campaign(_ready_only_campaign(tmp_path), {"email": ".mjml"})
         report = enroll_partners(session, store_campaign(session, loaded).campaign)
     assert report.invited == ["P001"]

@@ -118,7 +118,7 @@ def test_the_week_s_results_count_engagement_stages_and_value(world: World, tmp_
         encoding="utf-8",
     )
     with tenant_session(world.engine, world.tenant_id) as session:
-        assert not import_leads(session, crm).rejected
+        assert not import_leads(session, crm, now=AT).rejected
         partner = get_partner(session, "P001")
         done = session.exec(
             select(Dispatch).where(Dispatch.partner_id == partner.id, Dispatch.state == "done")

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from support.world import START, World, respond, run_days, start
 
 from partnercast.campaigns.enrollment import find_enrollment
-from partnercast.concierge import capacity, readiness, review
+from partnercast.concierge import capacity, readiness, review, task_scan
 from partnercast.concierge import tasks as concierge
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.task_scan import scan, schedule_weekly_reviews
@@ -75,7 +75,7 @@ def test_a_task_a_person_closed_is_not_reopened_for_the_same_cause(world: World)
 
 def test_the_approval_days_come_from_the_tenant_settings(world: World) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
-        concierge.update_settings(session, {"approval_pending_days": 10})
+        concierge.update_settings(session, {"approval_pending_days": 10}, now=START)
     invited = _invited_at(world)
     assert _scan(world, invited + timedelta(days=6)) == (0, 0)
     assert _scan(world, invited + timedelta(days=10, minutes=1))[0] == 6
@@ -83,9 +83,11 @@ def test_the_approval_days_come_from_the_tenant_settings(world: World) -> None:
 
 def test_engine_tasks_go_to_the_partners_concierge(world: World) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
-        anna = concierge.add_concierge(session, "Anna", languages=["de", "en", "fr", "es"])
+        anna = concierge.add_concierge(
+            session, "Anna", languages=["de", "en", "fr", "es"], now=START
+        )
         partner = get_partner(session, "P002")
-        capacity.assign_partner(session, partner, anna)
+        capacity.assign_partner(session, partner, anna, now=START)
         anna_id, p2 = anna.id, partner.id
     _scan(world, _invited_at(world) + timedelta(days=6))
     owners = {t.partner_id: t.owner_id for t in _tasks(world)}
@@ -144,7 +146,7 @@ def test_the_tick_opens_bounce_rate_tasks_per_dispatch_over_the_threshold(world:
     run_days(world, 1, 1)  # ticking again opens nothing new
     assert len(_tasks(world, "bounce_rate")) == len(tasks)
     with tenant_session(world.engine, world.tenant_id) as session:
-        concierge.update_settings(session, {"bounce_rate_threshold": 0.99})
+        concierge.update_settings(session, {"bounce_rate_threshold": 0.99}, now=START)
     assert _scan(world, START + timedelta(days=2)) == (0, len(tasks))
 
 
@@ -152,7 +154,7 @@ def test_weekly_reviews_come_due_every_interval_for_partners_who_accepted(world:
     now = START
     with tenant_session(world.engine, world.tenant_id) as session:
         partner = get_partner(session, "P001")
-        readiness.set_readiness(session, partner, {"weekly_review": True})
+        readiness.set_readiness(session, partner, {"weekly_review": True}, now=START)
         report = schedule_weekly_reviews(session, now)
         assert [t.kind for t in report.opened] == ["weekly_review"]
         # The scheduled job hands over the agenda with the task.
@@ -194,6 +196,8 @@ def test_the_database_refuses_a_second_open_task_for_one_cause(world: World) -> 
                     due_at=START,
                     cause_key="approval:e1:1",
                     open_cause="approval:e1:1",
+                    created_at=START,
+                    updated_at=START,
                 )
             )
         session.flush()
@@ -201,7 +205,8 @@ def test_the_database_refuses_a_second_open_task_for_one_cause(world: World) -> 
 
 def test_an_account_that_needs_reconnecting_opens_a_task_until_reconnected(world: World) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
-        concierge.update_settings(session, {"approval_pending_days": 365})  # only this kind
+        # only this kind
+        concierge.update_settings(session, {"approval_pending_days": 365}, now=START)
         account = ChannelAccount(
             partner_id=_partner_id(session, "P004"),
             channel="linkedin",
@@ -222,7 +227,8 @@ def test_an_account_that_needs_reconnecting_opens_a_task_until_reconnected(world
 
 def test_a_lead_left_at_stage_lead_for_48_hours_opens_a_task(world: World) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
-        concierge.update_settings(session, {"approval_pending_days": 365})  # only this kind
+        # only this kind
+        concierge.update_settings(session, {"approval_pending_days": 365}, now=START)
         lead = Lead(
             partner_id=_partner_id(session, "P005"),
             email="ops@example.org",
@@ -255,3 +261,10 @@ def test_a_long_error_keeps_its_code_in_the_task_title() -> None:
     assert len(short) <= 220 and short.endswith("[policyFindingError.POLICY_FINDING]")
     assert short.startswith("Google Ads refused the ad:") and " … " in short
     assert clip("short\n  error") == "short error"
+
+
+def test_the_scan_knows_the_mail_feedback_intakes_event_source() -> None:
+    """Late bounces are found by the source their intake gives them: the two must agree."""
+    from partnercast.campaigns.delivery_feedback import EVENT_SOURCE
+
+    assert task_scan.MAIL_FEEDBACK_SOURCE == EVENT_SOURCE

@@ -38,6 +38,7 @@ def _uncertain(world: World, dispatch: Dispatch, *, resent: int, not_resent: int
         session.add(
             Event(
                 kind="deliveries.uncertain",
+                occurred_at=NOW,
                 partner_id=dispatch.partner_id,
                 dispatch_id=dispatch.id,
                 value=float(resent + not_resent),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import func, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
+from support.world import START
 
 from partnercast.core.models import Event
 from partnercast.funnel import crm_import, rollups
@@ -16,6 +18,8 @@ from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import LeadStage
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+# The funnel fixture ran the world to its day 2: what the CRM sends arrives then.
+NOW = START + timedelta(days=2)
 
 
 def _counts(funnel: Funnel) -> tuple[int, int, int, dict]:
@@ -37,7 +41,7 @@ def test_import_upserts_and_a_second_import_changes_nothing(funnel: Funnel, tmp_
         + "P002,bob@client.example,cloud-security,sql,,,2026-12-07\n",
     )
     with funnel.session() as session:
-        first = import_leads(session, path)
+        first = import_leads(session, path, now=NOW)
     assert (first.created, first.updated, first.unchanged, first.rejected) == (1, 2, 0, [])
     with funnel.session() as session:
         ada = session.get(Lead, lead_id)
@@ -49,7 +53,7 @@ def test_import_upserts_and_a_second_import_changes_nothing(funnel: Funnel, tmp_
         assert opportunity.data["cycle_id"] is not None and opportunity.campaign_id is not None
     before = _counts(funnel)
     with funnel.session() as session:
-        second = import_leads(session, path)
+        second = import_leads(session, path, now=NOW)
     assert (second.created, second.updated, second.unchanged) == (0, 0, 3)
     assert _counts(funnel) == before
 
@@ -69,7 +73,7 @@ def test_rejected_rows_name_their_physical_line_and_good_rows_are_kept(
         + "P002,too,few\n",
     )
     with funnel.session() as session:
-        report = import_leads(session, path)
+        report = import_leads(session, path, now=NOW)
     assert report.created == 1
     lines = {r.line: r.reason for r in report.rejected}
     assert set(lines) == {3, 4, 6, 7, 8, 9}
@@ -104,7 +108,7 @@ def test_a_row_failing_while_written_leaves_nothing_behind(
         + "P001,ok@client.example,cloud-security,mql,,,\n",
     )
     with funnel.session() as session:
-        report = import_leads(session, path)
+        report = import_leads(session, path, now=NOW)
     assert report.created == 1 and [r.line for r in report.rejected] == [2]
     assert "not saved" in report.rejected[0].reason
     with funnel.session() as session:
@@ -123,9 +127,9 @@ def test_a_changed_deal_value_is_an_adjustment(funnel: Funnel, tmp_path: Path) -
         tmp_path / "b.csv", HEADER + "P001,x@c.example,cloud-security,opportunity,250,,\n"
     )
     with funnel.session() as session:
-        import_leads(session, first)
+        import_leads(session, first, now=NOW)
     with funnel.session() as session:
-        report = import_leads(session, second)
+        report = import_leads(session, second, now=NOW)
         assert report.updated == 1
         stored = rollups.stored_rollups(session)
     opportunity = [v for (_, _, _, _, m), v in stored.items() if m == "opportunity"]
@@ -160,11 +164,11 @@ def test_a_lead_id_of_another_partner_or_tenant_is_rejected(funnel: Funnel, tmp_
         f"partner,lead_id,stage\nP002,{lead_id},mql\nP001,{lead_id},sql\nP001,x1,mql\n",
     )
     with tenant_session(funnel.engine, other.id or 0) as session:
-        foreign = import_leads(session, path)
+        foreign = import_leads(session, path, now=NOW)
     assert [r.line for r in foreign.rejected] == [2, 3, 4]
     assert f"no lead {lead_id}" in foreign.rejected[1].reason
     with funnel.session() as session:
-        mine = import_leads(session, path)
+        mine = import_leads(session, path, now=NOW)
         assert session.get(Lead, lead_id).stage == "sql"  # type: ignore[union-attr]
     assert mine.updated == 1 and [r.line for r in mine.rejected] == [2, 4]
     assert "not a number" in mine.rejected[1].reason

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from sqlmodel import col, func, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
+from support.world import START
 
 from partnercast.campaigns.models import Campaign, Touch
 from partnercast.core.tenancy import plain_session, tenant_session
@@ -23,6 +25,8 @@ from partnercast.tenants.models import Partner, Tenant
 from partnercast.web.app import make_http_server
 
 HEADER = "partner,crm_id,email,stage,deal_value,currency,occurred_at\n"
+# The funnel fixture ran the world to its day 2: what the CRM sends arrives then.
+NOW = START + timedelta(days=2)
 
 
 def _leads(funnel: Funnel) -> list[Lead]:
@@ -52,9 +56,9 @@ def test_a_lead_whose_email_changed_in_the_crm_keeps_its_history(
         HEADER + "P001,SF-0042,new@client.example,opportunity,12000,EUR,2026-12-09\n",
     )
     with funnel.session() as session:
-        assert import_leads(session, first).created == 1
+        assert import_leads(session, first, now=NOW).created == 1
     with funnel.session() as session:
-        report = import_leads(session, second)
+        report = import_leads(session, second, now=NOW)
     assert (report.created, report.updated, report.rejected) == (0, 1, [])
     (lead,) = _crm_leads(funnel)
     assert (lead.crm_id, lead.email, lead.stage) == ("SF-0042", "new@client.example", "opportunity")
@@ -64,7 +68,7 @@ def test_a_lead_whose_email_changed_in_the_crm_keeps_its_history(
         tmp_path / "later.csv", HEADER + "P001,SF-0077,old@client.example,mql,,,2026-12-10\n"
     )
     with funnel.session() as session:
-        assert import_leads(session, third).created == 1
+        assert import_leads(session, third, now=NOW).created == 1
     assert len(_crm_leads(funnel)) == 2
     with funnel.session() as session:
         assert rollups.stored_rollups(session) == rollups.scan_rollups(session)
@@ -79,11 +83,11 @@ def test_importing_the_same_file_twice_changes_nothing(funnel: Funnel, tmp_path:
         + "P002,SF-1,cat@client.example,mql,,,2026-12-06\n",
     )
     with funnel.session() as session:
-        first = import_leads(session, path)
+        first = import_leads(session, path, now=NOW)
     assert (first.created, first.rejected) == (3, [])
     with funnel.session() as session:
         before = rollups.stored_rollups(session)
-        again = import_leads(session, path)
+        again = import_leads(session, path, now=NOW)
         after = rollups.stored_rollups(session)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
     assert after == before
@@ -103,10 +107,12 @@ def test_an_email_match_binds_the_crm_id_to_the_microsite_lead(
         tmp_path / "crm.csv", HEADER + "P001,HS-9,dora@client.example,mql,,,2026-12-05\n"
     )
     with funnel.session() as session:
-        assert import_leads(session, path).updated == 1
+        assert import_leads(session, path, now=NOW).updated == 1
     # Later records name only the CRM id: still the same lead.
     with funnel.session() as session:
-        report = apply_records(session, [{"partner": "P001", "crm_id": "HS-9", "stage": "sql"}])
+        report = apply_records(
+            session, [{"partner": "P001", "crm_id": "HS-9", "stage": "sql"}], now=NOW
+        )
     assert (report.created, report.updated, report.rejected) == (0, 1, [])
     leads = [lead for lead in _leads(funnel) if lead.crm_id == "HS-9"]
     assert [lead.id for lead in leads] == [lead_id]
@@ -132,6 +138,7 @@ def test_utm_codes_attribute_a_new_crm_lead_to_campaign_and_touch(funnel: Funnel
                     "utm_content": touch.key,
                 }
             ],
+            now=NOW,
         )
     assert report.created == 1, report.rejected
     (lead,) = [lead for lead in _leads(funnel) if lead.crm_id == "Z-1"]
@@ -153,7 +160,7 @@ def test_malformed_rows_are_rejected_with_their_line(funnel: Funnel, tmp_path: P
         + "P001,,,,mql,,\n",
     )
     with funnel.session() as session:
-        report = import_leads(session, path)
+        report = import_leads(session, path, now=NOW)
     assert report.created == 1
     lines = {r.line: r.reason for r in report.rejected}
     assert set(lines) == {3, 4, 5, 6, 7}
@@ -170,11 +177,15 @@ def test_a_crm_id_cannot_be_moved_onto_another_lead(funnel: Funnel) -> None:
     second = add_form_lead(funnel, "P001", "gina@client.example")
     with funnel.session() as session:
         bound = apply_records(
-            session, [{"partner": "P001", "lead_id": first, "crm_id": "C-1", "stage": "mql"}]
+            session,
+            [{"partner": "P001", "lead_id": first, "crm_id": "C-1", "stage": "mql"}],
+            now=NOW,
         )
         assert bound.rejected == []
         report = apply_records(
-            session, [{"partner": "P001", "lead_id": second, "crm_id": "C-1", "stage": "mql"}]
+            session,
+            [{"partner": "P001", "lead_id": second, "crm_id": "C-1", "stage": "mql"}],
+            now=NOW,
         )
     assert len(report.rejected) == 1
     assert "already" in report.rejected[0].reason
@@ -210,7 +221,7 @@ def test_csv_and_webhook_with_the_same_crm_id_move_the_same_lead_in_one_tenant_o
     funnel: Funnel, server: str, tmp_path: Path
 ) -> None:
     with funnel.session() as session:
-        secret_a = new_secret(session, funnel.world.settings)
+        secret_a = new_secret(session, funnel.world.settings, now=NOW)
     with plain_session(funnel.engine) as session:
         slug_a = session.get(Tenant, funnel.world.tenant_id).slug  # type: ignore[union-attr]
         other = Tenant(slug="other-vendor", name="Other", brand={})
@@ -220,13 +231,13 @@ def test_csv_and_webhook_with_the_same_crm_id_move_the_same_lead_in_one_tenant_o
     with tenant_session(funnel.engine, other_id) as session:
         session.add(Partner(external_id="P001", name="Same external id, other tenant"))
         session.flush()
-        secret_b = new_secret(session, funnel.world.settings)
+        secret_b = new_secret(session, funnel.world.settings, now=NOW)
 
     path = write_csv(
         tmp_path / "crm.csv", HEADER + "P001,SF-7,hal@client.example,mql,,,2026-12-05\n"
     )
     with funnel.session() as session:
-        assert import_leads(session, path).created == 1
+        assert import_leads(session, path, now=NOW).created == 1
     answer = _post(
         server,
         slug_a,

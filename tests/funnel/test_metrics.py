@@ -4,12 +4,14 @@ their own numbers, tenants only theirs."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from itertools import takewhile
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
+from support.world import START
 
 from partnercast.campaigns.models import Campaign
 from partnercast.core.models import Delivery, Event
@@ -22,6 +24,8 @@ from partnercast.funnel.spend import add_spend
 from partnercast.tenants.models import Tenant
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+# The funnel fixture ran the world to its day 2: what the CRM sends arrives then.
+NOW = START + timedelta(days=2)
 
 
 @pytest.fixture
@@ -40,9 +44,9 @@ def results(funnel: Funnel, tmp_path: Path) -> Funnel:
         + "P002,b9@c.example,cloud-security,lost,,,2026-12-09\n",
     )
     with funnel.session() as session:
-        assert not import_leads(session, csv).rejected
-        add_spend(session, "P001", "cloud-security", 1000)
-        add_spend(session, "P002", "cloud-security", 500, kind="other")
+        assert not import_leads(session, csv, now=NOW).rejected
+        add_spend(session, "P001", "cloud-security", 1000, now=NOW)
+        add_spend(session, "P002", "cloud-security", 500, kind="other", now=NOW)
     return funnel
 
 
@@ -140,6 +144,7 @@ def _channel_events(results: Funnel, external_id: str, **values: float) -> None:
             session.add(
                 Event(
                     kind=kind,
+                    occurred_at=NOW,
                     partner_id=results.partners[external_id],
                     campaign_id=campaign.id,
                     value=value,

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from support.funnel_world import Funnel, add_form_lead, write_csv
-from support.world import build_world, respond, run_days, start
+from support.world import START, build_world, respond, run_days, start
 
 from partnercast.core.signing import sign
 from partnercast.core.tenancy import tenant_session
@@ -104,10 +104,10 @@ def serve(funnel: Funnel, tmp_path: Path) -> Iterator[Served]:
         + "P003,c0@c.example,,won,313131,,\n",
     )
     with funnel.session() as session:
-        assert not import_leads(session, csv).rejected
-        add_spend(session, "P001", "cloud-security", 1000)
-        add_spend(session, "P002", "cloud-security", 4567)
-        add_spend(session, "P003", "cloud-security", 2389)
+        assert not import_leads(session, csv, now=START).rejected
+        add_spend(session, "P001", "cloud-security", 1000, now=START)
+        add_spend(session, "P002", "cloud-security", 4567, now=START)
+        add_spend(session, "P003", "cloud-security", 2389, now=START)
     server = make_http_server(funnel.engine, funnel.world.settings, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

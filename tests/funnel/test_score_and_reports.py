@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from support.funnel_world import Funnel, add_form_lead, write_csv
+from support.world import START
 
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.funnel.crm_import import import_leads
@@ -16,6 +18,8 @@ from partnercast.funnel.spend import add_spend
 from partnercast.tenants.models import Partner
 
 HEADER = "partner,email,campaign,stage,deal_value,currency,occurred_at\n"
+# The funnel fixture ran the world to its day 2: what the CRM sends arrives then.
+NOW = START + timedelta(days=2)
 
 
 @pytest.fixture
@@ -32,9 +36,9 @@ def results(funnel: Funnel, tmp_path: Path) -> Funnel:
         + "P002,b0@c.example,,mql,,,\n",
     )
     with funnel.session() as session:
-        assert not import_leads(session, csv).rejected
-        add_spend(session, "P001", "cloud-security", 1000)
-        add_spend(session, "P002", "cloud-security", 1000)
+        assert not import_leads(session, csv, now=NOW).rejected
+        add_spend(session, "P001", "cloud-security", 1000, now=NOW)
+        add_spend(session, "P002", "cloud-security", 1000, now=NOW)
     return funnel
 
 
@@ -94,7 +98,7 @@ def test_reports_are_written_and_a_partner_report_holds_only_its_own_data(
 ) -> None:
     out = tmp_path / "reports"
     with results.session() as session:
-        files = write_reports(session, out)
+        files = write_reports(session, out, now=NOW)
         names = {p.external_id: p.name for p in session.exec(select(Partner)).all()}
     for name in ("index.html", "funnel.png", "roi.png", "scores.png", "trend.png", "funnel.csv"):
         assert (out / name).stat().st_size > 0, name
@@ -163,7 +167,7 @@ def test_the_report_reads_as_a_report(results: Funnel, tmp_path: Path) -> None:
 
     out = tmp_path / "reports"
     with results.session() as session:
-        files = write_reports(session, out)
+        files = write_reports(session, out, now=NOW)
     programme = files.programme.read_text()
     # Two tables that fit a page (reach; pipeline and return), the target marked per row.
     assert "<th>reach</th>" in programme and "<th>pipeline</th>" in programme
@@ -216,7 +220,7 @@ def test_a_tenant_with_nothing_yet_still_gets_a_report(results: Funnel, tmp_path
         empty = Tenant(slug="southwind", name="Southwind")
         session.add(empty)
     with tenant_session(results.engine, empty.id or 0) as session:
-        files = write_reports(session, tmp_path / "empty")
+        files = write_reports(session, tmp_path / "empty", now=NOW)
     assert files.partners == {}
     page = files.programme.read_text()
     assert "Southwind" in page and "Northwind" not in page

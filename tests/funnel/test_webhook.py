@@ -10,6 +10,7 @@ import pytest
 import requests
 from sqlmodel import func, select
 from support.funnel_world import Funnel
+from support.world import START
 
 from partnercast.core.models import Event
 from partnercast.core.tenancy import plain_session, tenant_session
@@ -35,7 +36,7 @@ def server(funnel: Funnel) -> Iterator[str]:
 @pytest.fixture
 def secret(funnel: Funnel) -> str:
     with funnel.session() as session:
-        return new_secret(session, funnel.world.settings)
+        return new_secret(session, funnel.world.settings, now=START)
 
 
 def _crm_rows(funnel: Funnel) -> tuple[int, int]:
@@ -117,7 +118,7 @@ def test_another_tenants_slug_with_this_tenants_secret_is_401(
         other = Tenant(slug="southwind", name="Southwind")
         session.add(other)
     with tenant_session(funnel.engine, other.id or 0) as session:
-        new_secret(session, funnel.world.settings)  # southwind has its own secret
+        new_secret(session, funnel.world.settings, now=START)  # southwind has its own secret
     response = _post(server, BODY, sign(secret, BODY), slug="southwind")
     assert response.status_code == 401
     with plain_session(funnel.engine) as session:

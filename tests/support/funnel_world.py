@@ -42,7 +42,13 @@ def add_form_lead(funnel: Funnel, external_id: str, email: str, *, visits: int =
         cycle = session.exec(select(Cycle)).first()
         for _ in range(visits):
             session.add(
-                Event(kind="visit", partner_id=partner_id, campaign_id=campaign.id, data={})
+                Event(
+                    kind="visit",
+                    occurred_at=moment,
+                    partner_id=partner_id,
+                    campaign_id=campaign.id,
+                    data={},
+                )
             )
         lead = Lead(
             partner_id=partner_id,
@@ -53,6 +59,7 @@ def add_form_lead(funnel: Funnel, external_id: str, email: str, *, visits: int =
             name=email.split("@")[0],
             consent=True,
             created_at=moment,
+            stage_changed_at=moment,
         )
         session.add(lead)
         session.flush()
