@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -56,11 +56,11 @@ from partnercast.plugins.channel import (
 )
 from partnercast.plugins.personalization import MERGE_FIELDS, marker
 from partnercast.plugins.settings import PluginConfig
+from partnercast.plugins.testing_failures import HTTP_FAILURES, Failure
 
 if TYPE_CHECKING:
     from partnercast.plugins.testing_http import HttpTransport
 
-Expected = Literal["permanent", "transient", "auth"]
 _ERRORS: dict[str, type[ChannelError]] = {
     "permanent": PermanentError,
     "transient": TransientError,
@@ -90,38 +90,6 @@ class ConformanceError(AssertionError):
 
 
 # --- what the author supplies -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One failure the network can produce, and what the channel must make of it.
-
-    ``kind`` is ``"status"`` (the server answers ``status`` with ``headers``),
-    ``"timeout"`` or ``"dropped"`` (the connection breaks). ``retry_after`` is the value
-    the channel must put on its TransientError (from a Retry-After header, say).
-    """
-
-    id: str
-    kind: Literal["status", "timeout", "dropped"]
-    expect: Expected
-    status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    retry_after: float | None = None
-
-
-HTTP_FAILURES: tuple[Failure, ...] = (
-    Failure("http-400", "status", "permanent", 400),
-    Failure("http-401", "status", "auth", 401),
-    Failure("http-403", "status", "permanent", 403),
-    Failure("http-404", "status", "permanent", 404),
-    Failure("http-422", "status", "permanent", 422),
-    Failure("http-429-retry-after", "status", "transient", 429, {"Retry-After": "30"}, 30.0),
-    Failure("http-500", "status", "transient", 500),
-    Failure("http-502", "status", "transient", 502),
-    Failure("http-503", "status", "transient", 503),
-    Failure("timeout", "timeout", "transient"),
-    Failure("connection-dropped", "dropped", "transient"),
-)
 
 
 class Network(Protocol):

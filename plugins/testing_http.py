@@ -18,7 +18,7 @@ from typing import Any
 import requests
 import responses
 
-from partnercast.plugins.testing import HTTP_FAILURES, Failure
+from partnercast.plugins.testing_failures import HTTP_FAILURES, Failure
 
 BodyFactory = Callable[[requests.PreparedRequest, int], Any]
 
