@@ -79,7 +79,7 @@ class Status:
 def _uncertain(session: Session) -> dict[str, tuple[int, int]]:
     """Uncertain deliveries per channel, summed from the ``deliveries.uncertain`` events
     (few, and indexed by kind: the delivery table is not scanned)."""
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         select(Dispatch.channel, Event.data)
         .join(Dispatch, col(Dispatch.id) == Event.dispatch_id)
         .where(Event.kind == "deliveries.uncertain")
@@ -98,8 +98,8 @@ def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int
     """Messages (audience channels) and posts (others) sent in the last minute and hour."""
     minute, hour = now - timedelta(minutes=1), now - timedelta(hours=1)
     rates: dict[tuple[int, int, str], Rates] = defaultdict(Rates)
-    messages = session.exec(  # type: ignore[call-overload]
-        select(
+    messages = session.exec(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
             Dispatch.tenant_id,
             Dispatch.partner_id,
             Dispatch.channel,
@@ -111,8 +111,8 @@ def _sent(session: Session, now: datetime, audience: set[str]) -> dict[tuple[int
         .where(col(Delivery.sent_at) <= now)  # a simulated clock may have run ahead
         .group_by(Dispatch.tenant_id, Dispatch.partner_id, Dispatch.channel)
     ).all()
-    posts = session.exec(  # type: ignore[call-overload]
-        select(
+    posts = session.exec(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
             Dispatch.tenant_id,
             Dispatch.partner_id,
             Dispatch.channel,
@@ -166,8 +166,8 @@ def gather(
         }
 
     keys: dict[Key, ChannelAccount | None] = {}
-    for row in account_rows:
-        keys[(row.tenant_id, row.partner_id, row.channel)] = row
+    for account in account_rows:
+        keys[(account.tenant_id, account.partner_id, account.channel)] = account
     taken: dict[Key, Rates] = defaultdict(Rates)
     for bucket in buckets:
         if bucket.partner_id is None:

@@ -85,14 +85,14 @@ class GoogleAdsStandIn:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = _State()
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), _handler(self.state))
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The base URL to use as ``SearchAccount.api_base``."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     @property
     def oauth_url(self) -> str:

@@ -60,7 +60,7 @@ class Received:
     def messages(self) -> list[EmailMessage]:
         with self.lock:
             raw = list(self.raw)
-        return [message_from_bytes(data, policy=default_policy) for data in raw]  # type: ignore[misc]
+        return [message_from_bytes(data, policy=default_policy) for data in raw]
 
 
 STAGES = ("connect", "mail", "rcpt", "data", "message")
@@ -215,15 +215,16 @@ class _FaultySMTP(SMTP):
         super().connection_made(transport)
         handler: _Handler = self.event_handler
         fault = handler.take("connect", [])
-        if fault is not None and self._original_transport is None:
-            self._handler_coroutine.cancel()  # the greeting is ours to send now
+        greeting = self._handler_coroutine
+        if fault is not None and self._original_transport is None and greeting is not None:
+            greeting.cancel()  # the greeting is ours to send now
             self.loop.create_task(self._strike_at_greeting(handler, fault))
 
     async def _strike_at_greeting(self, handler: _Handler, fault: Fault) -> None:
         if fault.drop:
             await self.push(f"220 {self.hostname} ESMTP")
         reply = await handler.strike(self, fault)
-        if reply is not None:
+        if reply is not None and self.transport is not None:
             await self.push(reply)
             self.transport.close()
 
@@ -237,7 +238,7 @@ class _FaultySMTP(SMTP):
             return
         reply = await handler.strike(self, fault)
         if reply is not None:
-            self._set_rset_state()
+            self._set_rset_state()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it untyped
             await self.push(reply)
 
 
@@ -280,7 +281,7 @@ class SmtpSink:
         auth: dict[str, Any] = {}
         if logins is not None:
             auth = {"auth_require_tls": False, "authenticator": self._authenticator(logins)}
-        self._controller = _FaultyController(
+        self._controller: Controller = _FaultyController(
             self._handler, hostname="127.0.0.1", port=self.port, **auth
         )
 

@@ -111,6 +111,7 @@ class SocialStandIn:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._state = _State()
         handler = type("Handler", (_Handler,), {"state": self._state})
+        self._host = host
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -119,8 +120,7 @@ class SocialStandIn:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     @property
     def x_base_url(self) -> str:
