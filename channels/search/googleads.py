@@ -25,10 +25,9 @@ from typing import Any
 
 import requests
 
-from partnercast.channels.responses import json_object
-from partnercast.channels.retry_after import from_headers
 from partnercast.channels.search.models import SearchAccount
 from partnercast.plugins import AuthError, ChannelError, PermanentError, TransientError
+from partnercast.plugins.http import from_headers, json_object
 
 log = logging.getLogger(__name__)
 

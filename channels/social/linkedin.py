@@ -19,10 +19,9 @@ from urllib.parse import quote, urlencode
 import requests
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from partnercast.channels.responses import json_object
-from partnercast.channels.retry_after import from_headers
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
+from partnercast.plugins.http import from_headers, json_object
 
 LINKEDIN_API = "https://api.linkedin.com/rest"
 LINKEDIN_VERSION = "202605"

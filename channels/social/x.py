@@ -20,10 +20,10 @@ import requests
 import tweepy
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from partnercast.channels.retry_after import from_headers, server_time
 from partnercast.channels.social.logs import secrets_redacted
 from partnercast.channels.social.post import PublishingChannel, normalized
 from partnercast.plugins import AuthError, PermanentError, TransientError
+from partnercast.plugins.http import from_headers, server_time
 
 TWEEPY_HOST = "https://api.twitter.com"
 """The host tweepy.Client hard-codes in ``BaseClient.request``."""

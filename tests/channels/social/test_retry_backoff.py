@@ -20,10 +20,10 @@ from partnercast.campaigns.dispatching import (
     RETRY_MIN,
     retry_delay,
 )
-from partnercast.channels.retry_after import from_headers, retry_after_seconds
 from partnercast.channels.search.channel import SearchChannel
 from partnercast.channels.social.linkedin import LinkedInAccount, LinkedInChannel
 from partnercast.plugins import TransientError
+from partnercast.plugins.http import from_headers, retry_after_seconds
 from partnercast.plugins.testing import simple_request
 
 DRAWS = 400
