@@ -359,7 +359,11 @@ def _callback_name(callback: Any) -> str:
 
 
 def build_app() -> typer.Typer:
-    """The root app with every folder's commands mounted (idempotent)."""
+    """The root app with every folder's commands mounted (idempotent), and the engine
+    composed: the funnel's rollups kept in step with every event a command records."""
+    from partnercast.funnel.rollups import install as keep_rollups
+
+    keep_rollups()
     if not getattr(app, "_partnercast_mounted", False):
         _mount_subcommands()
         app._partnercast_mounted = True  # type: ignore[attr-defined]

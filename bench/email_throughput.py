@@ -170,7 +170,9 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
     engine = make_engine(url)
     plugins = default_plugins()
     plugins.channel_classes()  # imports every channel's modules, as a running worker has
-    import partnercast.funnel.rollups  # noqa: F401  (imported on a tick's first write)
+    from partnercast.funnel.rollups import install
+
+    install()  # the worker composes the engine: its sends keep the rollups
 
     out.put(("ready", worker_id))
     go.wait()

@@ -771,7 +771,9 @@ def prepare_postgres(url: str) -> None:
 
 def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from partnercast.core.db import make_engine, upgrade
+    from partnercast.funnel.rollups import install
 
+    install()  # the benchmark composes the engine: its events keep the rollups
     label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"\n== {label}: {url}", flush=True)
     if args.reuse:

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from partnercast.core import keepers
 from partnercast.core.errors import UserError
 
 if TYPE_CHECKING:  # alembic is imported where migrations run: not in every command's start
@@ -26,7 +27,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite files get their folder and sane pragmas."""
+    """Create an engine for ``url``; SQLite files get their folder and sane pragmas.
+
+    It also arms the check that no event is written before a keeper of the event totals
+    is registered (:mod:`partnercast.core.keepers`): every engine is made here.
+    """
+    keepers.arm()
     try:
         parsed = make_url(url)
     except ArgumentError as error:

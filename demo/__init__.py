@@ -56,6 +56,7 @@ from partnercast.demo.data import partner_rows as make_partner_rows
 from partnercast.demo.search_standin import GoogleAdsStandIn
 from partnercast.demo.smtp_sink import SmtpSinkProcess, free_port
 from partnercast.demo.social_standin import SocialStandIn
+from partnercast.funnel.rollups import install as keep_rollups
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
@@ -111,6 +112,7 @@ def _step(text: str) -> None:
 
 def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     """Run the demo in ``folder`` (its database is recreated each run)."""
+    keep_rollups()  # the demo composes its engine: the funnel's rollups follow its events
     folder = folder.resolve()
     _fresh_folder(folder)
     console.rule("[bold]partnercast demo")

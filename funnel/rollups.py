@@ -1,11 +1,13 @@
 """Funnel rollups kept up to date as events are written, never by scanning the event log.
 
-A Session ``after_flush`` listener, registered when :mod:`partnercast.tenants` is imported
-(so in every process that writes tenant rows: the CLI, the web app, the worker, an app
-that embeds the engine, a test), adds every new Event and every change of a dispatch's
-tally of messages sent to its Rollup rows in the same transaction (an atomic upsert on the
-unique key): a rolled-back event never counts and a committed one counts exactly once. A
-flushed row is new only once, which makes the rollups idempotent.
+:func:`after_flush`, a keeper of the event totals (:mod:`partnercast.core.keepers`), adds
+every new Event and every change of a dispatch's tally of messages sent to its Rollup rows
+in the same transaction (an atomic upsert on the unique key): a rolled-back event never
+counts and a committed one counts exactly once. A flushed row is new only once, which
+makes the rollups idempotent. :func:`install` registers it; whatever composes the engine
+calls it before recording anything (the CLI's ``build_app``, the web application, the
+demo, the test suite, an embedding application), and a process that forgot cannot write
+an event at all (core refuses it), so the rollups are never silently left behind.
 
 :func:`scan_rollups` computes the same totals from the event log and the dispatches;
 it is the reference the tests compare against, and :func:`rebuild_rollups` uses it to
@@ -19,15 +21,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import event, func, insert, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlmodel import delete
+from sqlmodel import Session as SqlModelSession
+from sqlmodel import col, delete
 from sqlmodel import select as sm_select
 
 from partnercast.campaigns.models import Enrollment
+from partnercast.core import keepers
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.funnel.leads import STAGES, Lead
@@ -102,7 +106,7 @@ def _ids(
     if data.get("lead_id") and not cycle:
         key = ("lead", int(data["lead_id"]))
         if key not in places:
-            lead = Lead.__table__  # type: ignore[attr-defined]
+            lead = Lead.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
             found = connection.execute(select(lead.c.cycle_id).where(lead.c.id == key[1])).first()
             places[key] = (found[0] if found else 0) or 0
         cycle = places[key]
@@ -130,7 +134,7 @@ def _totals(
 
 
 def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
-    table = Rollup.__table__  # type: ignore[attr-defined]
+    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     keys = ["tenant_id", "partner_id", "campaign_id", "cycle_id", "metric"]
     for key, (count, value) in totals.items():
@@ -182,8 +186,8 @@ def _sent_totals(
 
 def _dispatch_place(connection: Connection, dispatch_id: int) -> tuple[int, int, int]:
     """(partner, campaign, cycle) of a dispatch."""
-    table = Dispatch.__table__  # type: ignore[attr-defined]
-    enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+    table = Dispatch.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     row = connection.execute(
         select(table.c.partner_id, enrollment.c.campaign_id, table.c.cycle_id)
         .join(enrollment, enrollment.c.id == table.c.enrollment_id)
@@ -200,7 +204,7 @@ def _merge(into: dict[Key, list[float]], more: dict[Key, list[float]]) -> dict[K
     return into
 
 
-def after_flush(session: Session, _context: Any) -> None:
+def after_flush(session: Session) -> None:
     """Add this flush's new events and delivery outcomes to their rollups."""
     new = [obj for obj in session.new if isinstance(obj, Event)]
     changes = _sent_changes(session)
@@ -213,16 +217,29 @@ def after_flush(session: Session, _context: Any) -> None:
     _upsert(connection, {key: v for key, v in totals.items() if v[0] or v[1]})
 
 
-def install() -> None:
-    """Kept for callers written before the listener was structural: it does nothing now.
+KEEPER = "funnel.rollups"
 
-    The listener is registered when :mod:`partnercast.tenants` is imported, which every
-    process that writes a tenant-owned row does (their foreign keys name ``tenant.id``).
+
+def install() -> None:
+    """Keep the rollups in step with every flush of this process from now on (idempotent).
+
+    Called by whatever composes the engine, before it records anything. It also makes
+    SQLAlchemy load a dispatch's old ``sent_count`` when an expired dispatch's count is
+    set: without it the change would look like the whole count.
     """
+    keepers.register(KEEPER, after_flush)
+    if not event.contains(Dispatch.sent_count, "set", _old_value_loaded):
+        event.listen(
+            Dispatch.sent_count, "set", _old_value_loaded, active_history=True, retval=True
+        )
+
+
+def _old_value_loaded(_target: Dispatch, value: int, _old: object, _initiator: object) -> int:
+    return value
 
 
 def scan_rollups(
-    session: Session, partner_ids: Iterable[int] | None = None
+    session: SqlModelSession, partner_ids: Iterable[int] | None = None
 ) -> dict[Key, tuple[int, float]]:
     """The rollups of the session's tenant computed from scratch (the reference).
 
@@ -232,18 +249,17 @@ def scan_rollups(
     """
     session_tenant(session)
     wanted = sorted(set(partner_ids)) if partner_ids is not None else None
-    columns = (
-        Event.tenant_id,
-        Event.kind,
-        Event.partner_id,
-        Event.campaign_id,
-        Event.dispatch_id,
-        Event.value,
-        Event.data,
+    query = select(
+        col(Event.tenant_id),
+        col(Event.kind),
+        col(Event.partner_id),
+        col(Event.campaign_id),
+        col(Event.dispatch_id),
+        col(Event.value),
+        col(Event.data),
     )
-    query = sm_select(*columns)
     if wanted is not None:
-        query = query.where(Event.partner_id.in_(wanted))  # type: ignore[union-attr]
+        query = query.where(col(Event.partner_id).in_(wanted))
     connection = session.connection()
     places: dict[tuple[str, int], int] = {}
     totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
@@ -254,34 +270,32 @@ def scan_rollups(
     return {key: (int(c), round(v, 6)) for key, (c, v) in totals.items() if c or v}
 
 
-def _scanned_sends(session: Session, wanted: list[int] | None) -> dict[Key, list[float]]:
+def _scanned_sends(session: SqlModelSession, wanted: list[int] | None) -> dict[Key, list[float]]:
     """Messages sent per partner, campaign and cycle: the dispatches' tallies, summed."""
+    place = (
+        col(Dispatch.tenant_id),
+        col(Dispatch.partner_id),
+        col(Enrollment.campaign_id),
+        col(Dispatch.cycle_id),
+    )
     query = (
-        sm_select(
-            Dispatch.tenant_id,
-            Dispatch.partner_id,
-            Enrollment.campaign_id,
-            Dispatch.cycle_id,
-            func.sum(Dispatch.sent_count),
-        )
-        .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)  # type: ignore[arg-type]
-        .where(Dispatch.sent_count != 0)
-        .group_by(
-            Dispatch.tenant_id, Dispatch.partner_id, Enrollment.campaign_id, Dispatch.cycle_id
-        )
+        select(*place, func.sum(col(Dispatch.sent_count)))
+        .join(Enrollment, col(Enrollment.id) == Dispatch.enrollment_id)
+        .where(col(Dispatch.sent_count) != 0)
+        .group_by(*place)
     )
     if wanted is not None:
-        query = query.where(Dispatch.partner_id.in_(wanted))  # type: ignore[attr-defined]
+        query = query.where(col(Dispatch.partner_id).in_(wanted))
     totals: dict[Key, list[float]] = defaultdict(lambda: [0, 0.0])
-    for tenant, partner, campaign, cycle, count in session.exec(query).all():
+    for tenant, partner, campaign, cycle, count in session.execute(query).all():
         for metric in ("sent", "delivered"):
             totals[(tenant, partner or 0, campaign or 0, cycle or 0, metric)][0] += int(count or 0)
     return totals
 
 
-def stored_rollups(session: Session) -> dict[Key, tuple[int, float]]:
+def stored_rollups(session: SqlModelSession) -> dict[Key, tuple[int, float]]:
     """The session's tenant's rollup rows as a dict (same shape as :func:`scan_rollups`)."""
-    rows = session.exec(sm_select(Rollup)).all()  # type: ignore[attr-defined]
+    rows = session.exec(sm_select(Rollup)).all()
     return {
         (r.tenant_id, r.partner_id, r.campaign_id, r.cycle_id, r.metric): (
             r.count,
@@ -292,7 +306,7 @@ def stored_rollups(session: Session) -> dict[Key, tuple[int, float]]:
     }
 
 
-def rebuild_rollups(session: Session) -> int:
+def rebuild_rollups(session: SqlModelSession) -> int:
     """Recompute the tenant's rollups from its events and deliveries; returns rows written.
 
     What an operator runs (``partnercast metrics rebuild``) after a bulk import that went
@@ -300,7 +314,7 @@ def rebuild_rollups(session: Session) -> int:
     """
     tenant_id = session_tenant(session)
     totals = scan_rollups(session)
-    session.exec(delete(Rollup))  # type: ignore[call-overload]
+    session.execute(delete(Rollup))
     keys = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
     rows = [
         {**dict(zip(keys, key, strict=True)), "count": count, "value": value}

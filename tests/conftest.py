@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.tenancy import plain_session
 from partnercast.demo.smtp_sink import SmtpSink
+from partnercast.funnel.rollups import install as keep_rollups
 from partnercast.tenants.models import Tenant
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,6 +68,13 @@ def pytest_report_header() -> str | None:
         moved = datetime.now(UTC).isoformat(timespec="seconds")
         return f"clock moved {os.environ['FAKETIME']} by libfaketime: it is {moved} here"
     return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def composed_engine() -> None:
+    """The suite composes the engine as the CLI does: the funnel's rollups follow every
+    event a test records, through tick(now), a web request or a direct write."""
+    keep_rollups()
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
-"""Funnel fixtures: a world that ran the first days of a cycle, with rollups kept."""
+"""Funnel fixtures: a world that ran the first days of a cycle (tests/conftest.py keeps the
+rollups, as every process that composes the engine does)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import col, select
@@ -10,14 +9,7 @@ from support.funnel_world import Funnel
 from support.world import World, respond, run_days, start
 
 from partnercast.core.tenancy import tenant_session
-from partnercast.funnel import rollups
 from partnercast.tenants.models import Partner
-
-
-@pytest.fixture(autouse=True)
-def keep_rollups() -> Iterator[None]:
-    rollups.install()
-    yield
 
 
 @pytest.fixture

@@ -70,7 +70,6 @@ class Published:
 
 @pytest.fixture
 def published(any_engine: Engine, tmp_path: Path) -> Iterator[Published]:
-    rollups.install()
     a = build_world(any_engine, tmp_path / "a", 9, slug="northwind")
     b = build_world(any_engine, tmp_path / "b", 9, slug="southwind")
     with SocialStandIn() as social, GoogleAdsStandIn() as ads:

@@ -1,4 +1,5 @@
-"""The rollups follow every write of an event, whoever writes it: no CLI, no install()."""
+"""The rollups follow every write of an event, whoever writes it, once the engine is
+composed (``rollups.install()``); a process that never composed it cannot write one."""
 
 from __future__ import annotations
 
@@ -6,75 +7,129 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from support.funnel_world import Funnel
+from support.world import START, World, respond, run_days, start
 
+from partnercast.core import keepers
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.metrics import partner_metrics
+from partnercast.funnel.rollups import KEEPER, scan_rollups, stored_rollups
 from partnercast.tenants.models import Partner
 
 CHILD = textwrap.dedent(
     """
     import json, sys
+    from datetime import UTC, datetime
     import partnercast.models  # what an embedding app imports for its tables
     from partnercast.core.db import make_engine
+    from partnercast.core.keepers import KeepersMissing
     from partnercast.core.models import Event
     from partnercast.core.tenancy import tenant_session
     from partnercast.funnel.models import Rollup
-    from sqlmodel import select
+    from sqlmodel import func, select
 
-    assert "partnercast.funnel.rollups" not in sys.modules, "imported too early"
     assert "partnercast.cli" not in sys.modules and "partnercast.web.app" not in sys.modules
     engine = make_engine(sys.argv[1])
-    tenant_id, partner_id = int(sys.argv[2]), int(sys.argv[3])
-    with tenant_session(engine, tenant_id) as session:
-        for kind in ("visit", "visit", "form"):
-            session.add(Event(kind=kind, partner_id=partner_id, source="embedded"))
+    tenant_id, partner_id, compose = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "yes"
+    if compose:
+        from partnercast.funnel.rollups import install
+
+        install()
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    refused = ""
+    try:
+        with tenant_session(engine, tenant_id) as session:
+            for kind in ("visit", "visit", "form"):
+                session.add(Event(kind=kind, occurred_at=at, partner_id=partner_id))
+    except KeepersMissing as error:
+        refused = str(error)
     with tenant_session(engine, tenant_id) as session:
         rows = session.exec(select(Rollup).where(Rollup.partner_id == partner_id)).all()
-        print(json.dumps({r.metric: r.count for r in rows}))
+        events = session.exec(select(func.count()).select_from(Event)).one()
+        print(json.dumps({"rollups": {r.metric: r.count for r in rows}, "events": events,
+                          "refused": refused}))
     """
 )
 
 
 def _partner(engine: Engine, tenant_id: int, external_id: str) -> int:
     with tenant_session(engine, tenant_id) as session:
-        partner = Partner(external_id=external_id, name=external_id)
+        partner = Partner(
+            external_id=external_id, name=external_id, created_at=START, updated_at=START
+        )
         session.add(partner)
         session.flush()
         return partner.id or 0
 
 
-def test_events_written_by_an_embedding_process_update_the_rollups(
-    engine: Engine, database_url: str, tenant_a: int
-) -> None:
-    partner_id = _partner(engine, tenant_a, "P1")
+def _embedded(database_url: str, tenant_id: int, partner_id: int, compose: str) -> Any:
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, database_url, str(tenant_a), str(partner_id)],
+        [sys.executable, "-c", CHILD, database_url, str(tenant_id), str(partner_id), compose],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == 0, child.stderr
-    assert json.loads(child.stdout.strip().splitlines()[-1]) == {
-        "visits": 2,
-        "forms": 1,
-        "leads": 1,
-    }
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def test_an_embedding_process_that_composes_the_engine_keeps_the_rollups(
+    engine: Engine, database_url: str, tenant_a: int
+) -> None:
+    partner_id = _partner(engine, tenant_a, "P1")
+    found = _embedded(database_url, tenant_a, partner_id, "yes")
+    assert found == {"rollups": {"visits": 2, "forms": 1, "leads": 1}, "events": 3, "refused": ""}
+
+
+def test_a_process_that_never_composed_the_engine_cannot_record_an_event(
+    engine: Engine, database_url: str, tenant_a: int
+) -> None:
+    """Forgetting ``install()`` fails the write, instead of leaving the rollups behind."""
+    partner_id = _partner(engine, tenant_a, "P1")
+    found = _embedded(database_url, tenant_a, partner_id, "no")
+    assert (found["rollups"], found["events"]) == ({}, 0)
+    assert "no keeper of the event totals is registered" in found["refused"]
+
+
+def test_the_cli_composes_the_engine() -> None:
+    """``partnercast ...`` (and the worker it starts) records events with the rollups kept."""
+    code = "from partnercast.cli import build_app; from partnercast.core import keepers; "
+    code += "build_app(); print(keepers.registered())"
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 0, child.stderr
+    assert KEEPER in child.stdout
+
+
+def test_the_rollups_stay_in_step_with_a_cycle_run_by_tick_alone(world: World) -> None:
+    """Sends, bounces and the rest, recorded by nothing but tick(now) day after day."""
+    assert KEEPER in keepers.registered()
+    with tenant_session(world.engine, world.tenant_id) as session:
+        partners = [p.external_id for p in session.exec(select(Partner)).all()]
+    respond(world, dict.fromkeys(partners, "approve"))
+    start(world)
+    assert run_days(world, 0, 45) > 0
+    with tenant_session(world.engine, world.tenant_id) as session:
+        stored, scanned = stored_rollups(session), scan_rollups(session)
+    assert stored == scanned
+    assert any(key[-1] == "sent" for key in stored)
 
 
 def test_a_rolled_back_event_never_counts(engine: Engine, tenant_a: int) -> None:
     partner_id = _partner(engine, tenant_a, "P1")
     with tenant_session(engine, tenant_a) as session:
-        session.add(Event(kind="visit", partner_id=partner_id))
+        session.add(Event(kind="visit", occurred_at=START, partner_id=partner_id))
         session.flush()
         session.rollback()
     with tenant_session(engine, tenant_a) as session:
         assert partner_metrics(session, partner_id).counts["visits"] == 0
-        session.add(Event(kind="visit", partner_id=partner_id))
+        session.add(Event(kind="visit", occurred_at=START, partner_id=partner_id))
     with tenant_session(engine, tenant_a) as session:
         assert partner_metrics(session, partner_id).counts["visits"] == 1
 
@@ -85,7 +140,7 @@ def test_the_rollups_are_per_tenant(engine: Engine, tenant_a: int, tenant_b: int
     for tenant_id, partner_id, visits in ((tenant_a, a, 3), (tenant_b, b, 1)):
         with tenant_session(engine, tenant_id) as session:
             for _ in range(visits):
-                session.add(Event(kind="visit", partner_id=partner_id))
+                session.add(Event(kind="visit", occurred_at=START, partner_id=partner_id))
     with tenant_session(engine, tenant_a) as session:
         assert partner_metrics(session, a).counts["visits"] == 3
     with tenant_session(engine, tenant_b) as session:
@@ -101,7 +156,9 @@ def test_a_dispatch_tally_and_a_bounce_roll_up_as_sends(funnel: Funnel) -> None:
         assert dispatch is not None
         dispatch.sent_count += 2
         session.add(dispatch)
-        session.add(Event(kind="bounced", partner_id=p1, dispatch_id=dispatch.id))
+        session.add(
+            Event(kind="bounced", occurred_at=START, partner_id=p1, dispatch_id=dispatch.id)
+        )
     with funnel.session() as session:
         after = partner_metrics(session, p1).counts
     assert after["delivered"] == before["delivered"] + 2
