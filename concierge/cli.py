@@ -22,13 +22,15 @@ from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.review_format import print_agenda, to_markdown
 from partnercast.concierge.task_scan import scan
 from partnercast.core.cli import (
+    NowOption,
     OptionalTenant,
     TenantOption,
     console,
     err_console,
+    parse_now,
 )
 from partnercast.core.errors import UserError
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import as_utc
 from partnercast.tenants.partners import get_partner, list_partners
 from partnercast.tenants.scope import tenant_scope
 
@@ -58,19 +60,6 @@ def register(app: typer.Typer) -> None:
     partners_app.command("readiness")(readiness_command)
 
 
-def parse_moment(value: str | None, *, option: str) -> datetime | None:
-    """An ISO date or datetime (UTC unless it says otherwise), or None when not given."""
-    if not value:
-        return None
-    try:
-        return as_utc(datetime.fromisoformat(value))
-    except ValueError as error:
-        raise UserError(
-            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01 or 2026-12-01T09:00)",
-            where=option,
-        ) from error
-
-
 def _text_row(table: Table, *cells: object) -> None:
     table.add_row(*(Text("" if cell is None else str(cell)) for cell in cells))
 
@@ -97,13 +86,15 @@ def tasks_main(
     kind: KindFilter = None,
     status: StatusFilter = None,
     overdue: OverdueFilter = False,
+    now: NowOption = None,
 ) -> None:
     """List the tenant's concierge tasks (open ones by default), by due date."""
     if ctx.invoked_subcommand is not None:
         return
     if not tenant:
         raise UserError("name the tenant with --tenant (or PARTNERCAST_TENANT)")
-    _print_tasks(tenant, concierge.TaskFilter(owner, partner, kind, status, overdue))
+    query = concierge.TaskFilter(owner, partner, kind, status, overdue)
+    _print_tasks(tenant, query, parse_now(now))
 
 
 @tasks_app.command("list")
@@ -114,13 +105,15 @@ def tasks_list(
     kind: KindFilter = None,
     status: StatusFilter = None,
     overdue: OverdueFilter = False,
+    now: NowOption = None,
 ) -> None:
     """List the tenant's concierge tasks (the same as `partnercast tasks`)."""
-    _print_tasks(tenant, concierge.TaskFilter(owner, partner, kind, status, overdue))
+    query = concierge.TaskFilter(owner, partner, kind, status, overdue)
+    _print_tasks(tenant, query, parse_now(now))
 
 
-def _print_tasks(tenant: str, query: concierge.TaskFilter) -> None:
-    now = utcnow()
+def _print_tasks(tenant: str, query: concierge.TaskFilter, now: datetime) -> None:
+    """The tasks ``query`` finds, overdue as seen at ``now``."""
     with tenant_scope(tenant) as session:
         tasks = concierge.list_tasks(session, query, now=now)
         lines = _task_lines(session, tasks, now, width=console.width)
@@ -172,12 +165,12 @@ def _task_lines(
 
 
 @tasks_app.command("show")
-def tasks_show(task_id: TaskArg, tenant: TenantOption) -> None:
+def tasks_show(task_id: TaskArg, tenant: TenantOption, now: NowOption = None) -> None:
     """One task in full, with its notes."""
-    now = utcnow()
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
-        lines = _task_lines(session, [task], now, width=console.width)[1:]
+        lines = _task_lines(session, [task], moment, width=console.width)[1:]
     notes = task.notes.strip().splitlines() or ["(no notes)"]
     console.print(
         "\n".join([*lines, "notes:", *(f"  {note}" for note in notes)]),
@@ -201,15 +194,16 @@ def tasks_add(
     title: Annotated[str, typer.Option("--title", help="What it is about.")] = "",
     note: Annotated[str, typer.Option("--note", help="A first note.")] = "",
     by: ByOption = "",
+    now: NowOption = None,
 ) -> None:
     """Add a task by hand."""
-    now = utcnow()
-    due_at = parse_moment(due, option="--due")
+    moment = parse_now(now)
+    due_at = parse_now(due, option="--due") if due else None
     with tenant_scope(tenant) as session:
         target = get_partner(session, partner)
         holder = concierge.get_concierge(session, owner) if owner else None
         due_at = due_at or concierge.default_due(
-            now, concierge.concierge_settings(session).task_due_days
+            moment, concierge.concierge_settings(session).task_due_days
         )
         task = concierge.add_task(
             session,
@@ -220,27 +214,36 @@ def tasks_add(
             owner=holder,
             note=note,
             created_by=by or "person",
-            now=now,
+            now=moment,
         )
     console.print(f"task {task.id} added for {partner}, due {due_at:%Y-%m-%d}", markup=False)
 
 
 @tasks_app.command("assign")
 def tasks_assign(
-    task_id: TaskArg, owner: Annotated[str, typer.Argument()], tenant: TenantOption
+    task_id: TaskArg,
+    owner: Annotated[str, typer.Argument()],
+    tenant: TenantOption,
+    now: NowOption = None,
 ) -> None:
     """Give a task to a concierge."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
-        concierge.assign_task(session, task, concierge.get_concierge(session, owner), now=utcnow())
+        holder = concierge.get_concierge(session, owner)
+        concierge.assign_task(session, task, holder, now=moment)
     console.print(f"task {task_id} assigned to {owner}", markup=False)
 
 
 @tasks_app.command("start")
-def tasks_start(task_id: TaskArg, tenant: TenantOption, by: ByOption = "") -> None:
+def tasks_start(
+    task_id: TaskArg, tenant: TenantOption, by: ByOption = "", now: NowOption = None
+) -> None:
     """Mark a task in progress."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
-        concierge.start_task(session, concierge.get_task(session, task_id), author=by, now=utcnow())
+        task = concierge.get_task(session, task_id)
+        concierge.start_task(session, task, author=by, now=moment)
     console.print(f"task {task_id} in progress")
 
 
@@ -250,11 +253,13 @@ def tasks_note(
     text: Annotated[str, typer.Argument()],
     tenant: TenantOption,
     by: ByOption = "",
+    now: NowOption = None,
 ) -> None:
     """Add a note to a task."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
-        concierge.note_task(session, task, text, author=by, now=utcnow())
+        concierge.note_task(session, task, text, author=by, now=moment)
     console.print(f"noted on task {task_id}")
 
 
@@ -267,24 +272,21 @@ def tasks_close(
         bool, typer.Option("--dismiss", help="Close as dismissed (nothing to do).")
     ] = False,
     by: ByOption = "",
+    now: NowOption = None,
 ) -> None:
     """Close a task as done (or dismissed)."""
+    moment = parse_now(now)
     status = concierge.DISMISSED if dismiss else concierge.DONE
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
-        concierge.close_task(session, task, note=note, status=status, author=by, now=utcnow())
+        concierge.close_task(session, task, note=note, status=status, author=by, now=moment)
     console.print(f"task {task_id} {status}")
 
 
 @tasks_app.command("scan")
-def tasks_scan(
-    tenant: TenantOption,
-    now: Annotated[
-        str | None, typer.Option("--now", help="The instant (ISO); default now.")
-    ] = None,
-) -> None:
+def tasks_scan(tenant: TenantOption, now: NowOption = None) -> None:
     """Open the tasks the tenant's state calls for; close those whose cause is gone."""
-    moment = parse_moment(now, option="--now") or utcnow()
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         report = scan(session, moment)
         overloads = capacity.overloads(session)
@@ -301,11 +303,13 @@ def concierges_add(
     tenant: TenantOption,
     languages: Annotated[str, typer.Option("--languages", help="Languages covered: de,en.")],
     email: Annotated[str, typer.Option("--email", help="Their email address.")] = "",
+    now: NowOption = None,
 ) -> None:
     """Add a concierge who covers partners in the given languages."""
+    moment = parse_now(now)
     langs = concierge.parse_languages(languages)
     with tenant_scope(tenant) as session:
-        concierge.add_concierge(session, name, languages=langs, email=email, now=utcnow())
+        concierge.add_concierge(session, name, languages=langs, email=email, now=moment)
     console.print(f"added concierge {name} ({', '.join(langs)})", markup=False)
 
 
@@ -321,7 +325,7 @@ def concierges_list(tenant: TenantOption) -> None:
         "name", "email", "languages", "load per language", title=f"{len(people)} concierges"
     )
     for person in people:
-        load = loads.get(person.id or 0, {})
+        load: dict[str, int] = loads.get(person.id or 0, {})
         shown = ", ".join(f"{lang} {load.get(lang, 0)}/{cap}" for lang in person.languages)
         others = [f"{lang} {n}" for lang, n in sorted(load.items()) if lang not in person.languages]
         _text_row(
@@ -343,15 +347,17 @@ def concierges_assign(
     language: Annotated[
         str | None, typer.Option("--language", help="Language of the relationship.")
     ] = None,
+    now: NowOption = None,
 ) -> None:
     """Assign a partner to a concierge (one concierge per partner)."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         row = capacity.assign_partner(
             session,
             get_partner(session, partner),
             concierge.get_concierge(session, name),
             language=language,
-            now=utcnow(),
+            now=moment,
         )
         overloads = capacity.overloads(session)
     console.print(f"{partner} is looked after by {name} in {row.language}", markup=False)
@@ -362,12 +368,14 @@ def concierges_assign(
 def concierges_balance(
     tenant: TenantOption,
     apply: Annotated[bool, typer.Option("--apply", help="Make the proposed moves.")] = False,
+    now: NowOption = None,
 ) -> None:
     """Propose a balanced assignment, language by language; --apply makes it."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         proposal = capacity.propose_balance(session)
         if apply:
-            capacity.apply_balance(session, proposal, now=utcnow())
+            capacity.apply_balance(session, proposal, now=moment)
         overloads = capacity.overloads(session) if apply else []
     for line in proposal.explanations:
         console.print(line, markup=False, highlight=False)
@@ -417,8 +425,10 @@ def concierges_settings(
     due_days: Annotated[
         int | None, typer.Option("--due-days", help="Days to do an engine-made task.")
     ] = None,
+    now: NowOption = None,
 ) -> None:
     """Show the tenant's concierge thresholds, changing those given."""
+    moment = parse_now(now)
     changes = {
         "approval_pending_days": approval_days,
         "bounce_rate_threshold": bounce_threshold,
@@ -429,7 +439,7 @@ def concierges_settings(
     }
     with tenant_scope(tenant) as session:
         if any(value is not None for value in changes.values()):
-            row = concierge.update_settings(session, changes, now=utcnow())
+            row = concierge.update_settings(session, changes, now=moment)
         else:
             row = concierge.concierge_settings(session)
     table = Table("setting", "value", title="concierge settings")
@@ -460,8 +470,10 @@ def readiness_command(
         typer.Option("--set", help="ITEM=yes|no|unknown; items: " + ", ".join(readiness.KEYS)),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note on the assessment.")] = None,
+    now: NowOption = None,
 ) -> None:
     """Show (and with --set, change) a partner's readiness checklist, or every partner's."""
+    moment = parse_now(now)
     changes = readiness.parse_assignments(assignments or [])
     if partner is None:
         if changes or note is not None:
@@ -472,7 +484,7 @@ def readiness_command(
         target = get_partner(session, partner)
         row = readiness.readiness_of(session, target.id or 0)
         if changes or note is not None:
-            row = readiness.set_readiness(session, target, changes, note=note, now=utcnow())
+            row = readiness.set_readiness(session, target, changes, note=note, now=moment)
         states = readiness.item_states(target, row)
         missing = readiness.missing_items(target, row)
     table = Table("item", "state", title=f"readiness of {partner}")
@@ -514,9 +526,9 @@ def _readiness_overview(tenant: str) -> None:
     for line in lines:
         table.add_row(*(Text(cell) for cell in line))
     console.print(table)
-    ready = sum(1 for line in lines if line[-1] == "ready")
+    ready_count = sum(1 for line in lines if line[-1] == "ready")
     console.print(
-        f"{ready} of {len(lines)} partners ready; a campaign with require_readiness enrolls "
+        f"{ready_count} of {len(lines)} partners ready; a campaign with require_readiness enrolls "
         "only those",
         markup=False,
         highlight=False,
@@ -535,11 +547,19 @@ def review_command(
     notes: Annotated[
         str | None, typer.Option("--notes", help="Record the review as held, with these notes.")
     ] = None,
-    at: Annotated[str | None, typer.Option("--at", help="The instant (ISO); default now.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            "--now",
+            help="The instant of the review (ISO, UTC when no offset); default now.",
+            show_default=False,
+        ),
+    ] = None,
     by: ByOption = "",
 ) -> None:
     """The agenda of the weekly joint review with a partner; --notes records it as held."""
-    now = parse_moment(at, option="--at") or utcnow()
+    now = parse_now(at, option="--at")
     held = None
     with tenant_scope(tenant) as session:
         target = get_partner(session, partner)

@@ -321,39 +321,6 @@ def job(engine: Engine, settings: Settings, plugins: Plugins) -> Any:
     return PeriodicJob(JOB_NAME, run, JOB_EVERY)
 
 
-def fetch_command(action: str, slug: str, days: int) -> None:
-    """``partnercast metrics fetch --tenant T [--days N]``: fetch, record, summarise."""
-    from rich.table import Table
-
-    from partnercast.core.cli import console
-    from partnercast.core.settings import load_settings
-    from partnercast.core.timeutil import utcnow
-    from partnercast.plugins.manager import default_plugins
-    from partnercast.tenants.scope import tenant_engine
-
-    if action != "fetch":
-        raise UserError(f"unknown action {action!r}: the one action is fetch", where="metrics")
-    settings = load_settings()
-    with tenant_engine(slug, settings) as (engine, tenant_id):
-        report = fetch_tenant(engine, settings, default_plugins(), tenant_id, utcnow(), days=days)
-    console.print(
-        f"{report.found} posts and ads of the last {days} days; {report.dispatches} read "
-        f"through {report.accounts} accounts: {report.events} new metric events",
-        highlight=False,
-    )
-    if report.by_kind:
-        table = Table(title="added to the funnel")
-        table.add_column("metric")
-        table.add_column("added", justify="right")
-        for kind, value in sorted(report.by_kind.items()):
-            table.add_row(kind, f"{value:,.2f}" if kind.startswith("ad_") else f"{value:,.0f}")
-        console.print(table)
-    for where in report.reconnect:
-        console.print(f"needs reconnecting: {where}", highlight=False)
-    for line in failure_summary(report):
-        console.print(f"not fetched: {line}", markup=False, highlight=False)
-
-
 def failure_summary(report: FetchReport, *, names: int = 5, width: int = 200) -> list[str]:
     """One line per channel that failed: how many partners, which, and the first reason.
 
@@ -379,7 +346,6 @@ __all__ = [
     "FetchReport",
     "failure_summary",
     "fetch_all",
-    "fetch_command",
     "fetch_tenant",
     "job",
     "recorded_totals",

@@ -7,6 +7,7 @@ the process (see :mod:`partnercast.funnel.rollups`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -17,15 +18,16 @@ from sqlmodel import select
 
 from partnercast.campaigns.models import Campaign
 from partnercast.core.cli import (
+    NowOption,
     OptionalTenant,
     TenantOption,
     console,
     err_console,
     fail,
+    parse_now,
 )
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
-from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret
@@ -45,7 +47,7 @@ from partnercast.funnel.score import score_partners
 from partnercast.funnel.spend import KINDS, add_spend, list_spend
 from partnercast.tenants.cli import partners_app
 from partnercast.tenants.models import Partner
-from partnercast.tenants.scope import tenant_scope
+from partnercast.tenants.scope import tenant_engine, tenant_scope
 
 leads_app = typer.Typer(
     help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
@@ -89,15 +91,18 @@ def _row(table: Table, *cells: object) -> None:
 def leads_import(
     file: Annotated[Path, typer.Argument(help="CRM export (CSV).", show_default=False)],
     tenant: TenantOption,
+    now: NowOption = None,
 ) -> None:
     """Apply lead stages from a CRM export: columns partner, stage (lead|mql|sql|opportunity|
     won|lost), crm_id, lead_id or email, and optionally name, campaign, deal_value, currency,
     occurred_at and utm_source/medium/campaign/content/term. A lead is found by lead_id,
     then crm_id, then email. Importing the same file again changes nothing; rejected rows
-    are listed with their line. Exit 1 when every row was rejected."""
+    are listed with their line. Exit 1 when every row was rejected. A row without
+    occurred_at happened at --now."""
+    moment = parse_now(now)
     rollups.install()
     with tenant_scope(tenant) as session:
-        report = import_leads(session, file, now=utcnow())
+        report = import_leads(session, file, now=moment)
     console.print(
         f"lead stages: {report.created} new leads, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
@@ -113,11 +118,12 @@ def leads_import(
 
 
 @crm_app.command("secret")
-def crm_secret(tenant: TenantOption) -> None:
+def crm_secret(tenant: TenantOption, now: NowOption = None) -> None:
     """Make a new webhook signing secret (the old one stops working) and print it once."""
+    moment = parse_now(now)
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
-        secret = new_secret(session, settings, now=utcnow())
+        secret = new_secret(session, settings, now=moment)
     console.print(secret, markup=False, highlight=False)
     console.print(
         f"POST /crm/{tenant}/leads with {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>. "
@@ -151,8 +157,10 @@ def spend_add(
     kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")] = "mdf",
     currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. EUR.")] = "",
     note: Annotated[str, typer.Option("--note", help="What it paid for.")] = "",
+    now: NowOption = None,
 ) -> None:
     """Record MDF or other investment in one partner's campaign."""
+    moment = parse_now(now)
     with tenant_scope(tenant) as session:
         row = add_spend(
             session,
@@ -162,7 +170,7 @@ def spend_add(
             kind=kind,
             currency=currency,
             note=note,
-            now=utcnow(),
+            now=moment,
         )
     console.print(f"spend {row.id}: {row.amount:,.2f} {row.currency} {row.kind}", highlight=False)
 
@@ -274,12 +282,33 @@ def metrics_fetch(
     days: Annotated[
         int, typer.Option("--days", min=1, help="Dispatches done in the last N days.")
     ] = 30,
+    now: NowOption = None,
 ) -> None:
     """Ask X, LinkedIn and Google Ads for the numbers of recent posts and ads, and record
     them."""
-    from partnercast.funnel.channel_metrics import fetch_command
+    from partnercast.funnel.channel_metrics import failure_summary, fetch_tenant
+    from partnercast.plugins.manager import default_plugins
 
-    fetch_command("fetch", _tenant_of(ctx, tenant), days)
+    moment = parse_now(now)
+    settings = load_settings()
+    with tenant_engine(_tenant_of(ctx, tenant), settings) as (engine, tenant_id):
+        report = fetch_tenant(engine, settings, default_plugins(), tenant_id, moment, days=days)
+    console.print(
+        f"{report.found} posts and ads of the last {days} days; {report.dispatches} read "
+        f"through {report.accounts} accounts: {report.events} new metric events",
+        highlight=False,
+    )
+    if report.by_kind:
+        table = Table(title="added to the funnel")
+        table.add_column("metric")
+        table.add_column("added", justify="right")
+        for kind, value in sorted(report.by_kind.items()):
+            table.add_row(kind, f"{value:,.2f}" if kind.startswith("ad_") else f"{value:,.0f}")
+        console.print(table)
+    for where in report.reconnect:
+        console.print(f"needs reconnecting: {where}", highlight=False)
+    for line in failure_summary(report):
+        console.print(f"not fetched: {line}", markup=False, highlight=False)
 
 
 @metrics_app.command("rebuild")
@@ -349,11 +378,13 @@ def _plain_cell(cell: object) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
-def _metric_tables(
-    scope: str, rows: list[FunnelRow]
-) -> list[tuple[str, tuple[str, ...], list[tuple]]]:
-    """(title, numeric column names, rows of cells: a Text label then strings) per table."""
-    tables: list[tuple[str, tuple[str, ...], list[tuple]]] = [
+MetricTable = tuple[str, tuple[str, ...], list[tuple[Text | str, ...]]]
+"""(title, numeric column names, rows of cells: a Text label then strings)."""
+
+
+def _metric_tables(scope: str, rows: list[FunnelRow]) -> list[MetricTable]:
+    """The funnel's tables, one :data:`MetricTable` each."""
+    tables: list[MetricTable] = [
         (
             f"marketing funnel{scope}",
             (*MARKETING, "complaint rate"),
@@ -438,7 +469,7 @@ PLAIN_ABOVE = 60
 def _plain(
     title: str,
     header: tuple[str, ...],
-    lines: list[tuple[str, ...]],
+    lines: Sequence[tuple[str, ...]],
     left: frozenset[int] = frozenset({0}),
 ) -> None:
     """A fixed-width table: the ``left`` columns left-aligned, the numbers right-aligned."""
@@ -507,15 +538,17 @@ def report_command(
         str | None,
         typer.Option("--partner", help="Only this partner's report, written into --out itself."),
     ] = None,
+    now: NowOption = None,
 ) -> None:
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
+    moment = parse_now(now)
     if partner is not None:
         with tenant_scope(tenant) as session:
-            page = write_partner_report(session, partner, out, now=utcnow())
+            page = write_partner_report(session, partner, out, now=moment)
         console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
         return
     with tenant_scope(tenant) as session:
-        files = write_reports(session, out, now=utcnow())
+        files = write_reports(session, out, now=moment)
     console.print(
         f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True
     )
