@@ -9,7 +9,7 @@ python "$repo/tools/package_tree.py" "$tree" >/dev/null
 what="${1:-all}"
 if [[ $what == all || $what == ruff ]]; then (cd "$repo" && ruff check . && ruff format --check . >/dev/null); fi
 if [[ $what == all || $what == imports ]]; then
-  (cd "$tree" && PYTHONPATH="$tree" lint-imports --config "$repo/pyproject.toml" --no-cache)
+  (cd "$tree" && PYTHONPATH="$tree" lint-imports "$repo/pyproject.toml" --no-cache)
 fi
 if [[ $what == all || $what == mypy ]]; then
   (cd "$tree" && mypy --config-file "$repo/pyproject.toml" --cache-dir "$tree/.mypy_cache" -p partnercast)

@@ -28,6 +28,9 @@ def build(dest: Path) -> Path:
     dirs = package_dirs()
     root = dest / "partnercast"
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.iterdir():  # links to files that moved or went away since last time
+        if stale.is_symlink() and not stale.exists():
+            stale.unlink()
     for entry in dirs["partnercast"].iterdir():  # the package's own files (app/)
         link = root / entry.name
         if entry.suffix == ".py" or entry.name == "py.typed":
