@@ -70,7 +70,12 @@ def connect(
         if row is None or row.id is None:
             raise NotFound(f"no partner {partner!r}", where=tenant)
         stored = accounts.connect_account(
-            session, partner_id=row.id, channel=channel, account=account, box=secret_box(config)
+            session,
+            partner_id=row.id,
+            channel=channel,
+            account=account,
+            box=secret_box(config),
+            now=moment,
         )
         shown = _shown(stored.settings, accounts.secret_fields(model))
         held = resume_held_dispatches(session, partner_id=row.id, channel=channel, now=moment)

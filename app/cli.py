@@ -180,7 +180,8 @@ def worker(
     from collections.abc import Callable
     from datetime import datetime
 
-    from partnercast.campaigns.ticking import TickReport, task_scan_job, tick
+    from partnercast.campaigns.ticking import TickReport, tick
+    from partnercast.concierge.scan_schedule import scan_after_tick, task_scan_job
     from partnercast.core.scheduler import PeriodicJob
     from partnercast.core.settings import load_settings
     from partnercast.core.timeutil import advancing_from, utcnow
@@ -215,7 +216,8 @@ def worker(
                 clock=clock,
                 claim_batch=batch,
                 should_stop=should_stop,
-                scan_tasks=once,  # the running worker scans in a job of its own (task_scan_job)
+                # The running worker scans in a job of its own (task_scan_job).
+                after=[scan_after_tick] if once else [],
             )
 
         if moment is not None:

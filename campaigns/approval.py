@@ -31,7 +31,6 @@ from partnercast.campaigns.models import Enrollment
 from partnercast.core import outbox
 from partnercast.core.errors import UserError
 from partnercast.core.models import HELD_FOR_APPROVAL, Dispatch, Event
-from partnercast.core.timeutil import utcnow
 
 INVITED = "invited"
 CUSTOMISING = "customising"
@@ -88,9 +87,10 @@ def transition(
     *,
     actor: str,
     note: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> str:
-    """Apply ``action``; records an event and returns the new state. Refuses bad moves."""
+    """Apply ``action`` at ``now``; records an event and returns the new state. Refuses
+    bad moves."""
     if action not in TRANSITIONS:
         raise TransitionRefused(f"unknown action {action!r}")
     allowed_from, target = TRANSITIONS[action]
@@ -102,7 +102,7 @@ def transition(
         )
     if action == "submit" and enrollment.auto_approve:
         target = APPROVED
-    moment = now or utcnow()
+    moment = now
     previous = enrollment.state
     enrollment.state = target
     enrollment.state_changed_at = moment

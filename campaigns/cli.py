@@ -17,6 +17,7 @@ from rich.table import Table
 from partnercast.campaigns.models import CampaignVersion
 from partnercast.campaigns.spec import CampaignSpec, localize
 from partnercast.core.cli import TenantOption, console
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.scope import tenant_scope
 
 campaign_app = typer.Typer(help="Campaigns as code: folders of campaign.yaml and templates.")
@@ -66,7 +67,7 @@ def load(folder: FolderArgument, tenant: TenantOption) -> None:
 
     loaded = read_campaign(folder, _channels(), _channel_contents())
     with tenant_scope(tenant) as session:
-        result = store_campaign(session, loaded)
+        result = store_campaign(session, loaded, now=utcnow())
         warnings = wave_region_warnings(session, loaded.spec)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

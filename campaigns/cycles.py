@@ -24,6 +24,7 @@ from partnercast.campaigns.spec import CampaignSpec
 from partnercast.campaigns.store import latest_version, version_spec
 from partnercast.core import outbox
 from partnercast.core.models import HELD_FOR_APPROVAL, Dispatch, Event
+from partnercast.core.sql import id_of
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc
 from partnercast.tenants.models import Partner
@@ -33,28 +34,33 @@ RUNNING = "running"
 COMPLETED = "completed"
 
 
-def start_cycle(session: Session, campaign: Campaign, starts_at: datetime) -> Cycle:
-    """Create the next cycle of ``campaign`` starting at ``starts_at`` and plan its dispatches."""
+def start_cycle(
+    session: Session, campaign: Campaign, starts_at: datetime, *, now: datetime
+) -> Cycle:
+    """Create (at ``now``) the next cycle of ``campaign`` starting at ``starts_at`` and
+    plan its dispatches."""
     version = latest_version(session, campaign)
     last = session.exec(
         select(func.max(Cycle.number)).where(Cycle.campaign_id == campaign.id)
     ).one()
     start = as_utc(starts_at)
     cycle = Cycle(
-        campaign_id=campaign.id,
-        version_id=version.id,
+        campaign_id=id_of(campaign),
+        version_id=id_of(version),
         number=(last or 0) + 1,
         starts_at=start,
         ends_at=start + timedelta(days=version.cycle_days),
+        created_at=now,
     )
     session.add(cycle)
     session.flush()
-    plan_dispatches(session, cycle)
+    plan_dispatches(session, cycle, now=now)
     return cycle
 
 
-def plan_dispatches(session: Session, cycle: Cycle) -> int:
-    """Plan the cycle's dispatches for every enrollment not declined; returns how many new."""
+def plan_dispatches(session: Session, cycle: Cycle, *, now: datetime) -> int:
+    """Plan (at ``now``) the cycle's dispatches for every enrollment not declined; returns
+    how many new."""
     tenant_id = session_tenant(session)
     enrollments = session.exec(
         select(Enrollment).where(
@@ -80,7 +86,7 @@ def plan_dispatches(session: Session, cycle: Cycle) -> int:
         spec = specs.get(enrollment.version_id)
         partner = partners.get(enrollment.partner_id)
         for touch in touches_by_version[enrollment.version_id]:
-            key = outbox.idempotency_key(tenant_id, enrollment.id, touch.id, cycle.id)
+            key = outbox.idempotency_key(tenant_id, id_of(enrollment), id_of(touch), id_of(cycle))
             if key in planned:
                 continue
             if spec is None or partner is None:
@@ -92,12 +98,13 @@ def plan_dispatches(session: Session, cycle: Cycle) -> int:
             session.add(
                 Dispatch(
                     idempotency_key=key,
-                    enrollment_id=enrollment.id,
-                    touch_id=touch.id,
-                    cycle_id=cycle.id,
+                    enrollment_id=id_of(enrollment),
+                    touch_id=id_of(touch),
+                    cycle_id=id_of(cycle),
                     partner_id=enrollment.partner_id,
                     channel=touch.channel,
                     scheduled_at=scheduled_at,
+                    created_at=now,
                 )
             )
             created += 1
@@ -121,7 +128,7 @@ def advance_cycles(session: Session, now: datetime) -> list[Cycle]:
         select(Cycle).where(Cycle.state == SCHEDULED, Cycle.starts_at <= now)
     ).all():
         cycle.state = RUNNING
-        plan_dispatches(session, cycle)  # enrollments approved since planning
+        plan_dispatches(session, cycle, now=now)  # enrollments approved since planning
         changed.append(cycle)
     for cycle in session.exec(
         select(Cycle).where(Cycle.state == RUNNING, Cycle.ends_at <= now)

@@ -182,11 +182,11 @@ def _apply(
         delivery.state, delivery.error = outbox.BOUNCED, report.summary[:1000]
         session.flush()
         outbox.recount(session, dispatch)
-        suppress(session, delivery.email, reason="hard_bounce", source=_source(report))
+        suppress(session, delivery.email, reason="hard_bounce", source=_source(report), now=now)
     elif report.kind == Kind.COMPLAINT:
         if _events(session, dispatch.partner_id, delivery, kind):
             return False
-        suppress(session, delivery.email, reason="complaint", source=_source(report))
+        suppress(session, delivery.email, reason="complaint", source=_source(report), now=now)
     else:
         if any(
             e.data.get("report") == report.report_id
@@ -196,7 +196,7 @@ def _apply(
     session.add(_event(session, kind, report, dispatch, delivery, now))
     session.flush()
     if report.kind == Kind.BOUNCE_SOFT:
-        _soft_bounce_limit(session, delivery.email)
+        _soft_bounce_limit(session, delivery.email, now)
     return True
 
 
@@ -248,7 +248,7 @@ def _source(report: FeedbackReport) -> str:
     return f"{report.source}:{report.status or report.kind}:{report.report_id}"[:200]
 
 
-def _soft_bounce_limit(session: Session, email: str) -> None:
+def _soft_bounce_limit(session: Session, email: str, now: datetime) -> None:
     """Suppress an address that soft-bounced in too many dispatches (Mailchimp's rule)."""
     found = session.exec(select(Contact.id, Contact.partner_id).where(Contact.email == email))
     contacts = found.all()
@@ -266,4 +266,4 @@ def _soft_bounce_limit(session: Session, email: str) -> None:
     ).first()
     limit = SOFT_BOUNCE_LIMIT_ENGAGED if engaged is not None else SOFT_BOUNCE_LIMIT
     if bounced_in >= limit:
-        suppress(session, email, reason="hard_bounce", source=f"{bounced_in} soft bounces")
+        suppress(session, email, reason="hard_bounce", source=f"{bounced_in} soft bounces", now=now)

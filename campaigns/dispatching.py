@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import BaseModel
+from sqlalchemy import select as select_columns
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -47,7 +48,7 @@ from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.signing import recipient_token
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import as_utc
 from partnercast.plugins import (
     AuthError,
     Channel,
@@ -89,6 +90,7 @@ class RunContext:
     engine: Engine
     settings: Settings
     plugins: Plugins
+    now: datetime  # the tick's instant: tracked links and recipient tokens are stamped so
     batch_size: int = 500
     on_progress: Callable[[int], None] | None = None
     lease: outbox.Lease | None = None
@@ -98,7 +100,7 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self.drafts.filters = self.plugins.template_filters()
-        self.drafts.track = draft_tracker(self.settings)
+        self.drafts.track = draft_tracker(self.settings, self.now)
 
     def box(self) -> SecretBox:
         """The secrets box, built on first use (only runs that load an account need it)."""
@@ -173,6 +175,14 @@ def fenced(ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[Sessio
         yield session
 
 
+def _fenced_row(session: Session, dispatch_id: int) -> Dispatch:
+    """The dispatch a fenced session just checked our lease on: its row is there."""
+    dispatch = session.get(Dispatch, dispatch_id)
+    if dispatch is None:  # deleted under our lease: nothing left to run
+        raise outbox.LeaseLost(f"dispatch {dispatch_id} no longer exists")
+    return dispatch
+
+
 def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
@@ -195,10 +205,10 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         else:
             run = _publish_once(ctx, tenant_id, prepared, now)
     except AccountNeedsReconnect as error:  # still waiting for the partner to reconnect
-        _hold_for_reconnect(ctx, tenant_id, prepared, None)
+        _hold_for_reconnect(ctx, tenant_id, prepared, None, now)
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except AuthError as error:
-        _hold_for_reconnect(ctx, tenant_id, prepared, str(error))
+        _hold_for_reconnect(ctx, tenant_id, prepared, str(error), now)
         reason = accounts.reconnect_reason(prepared.channel.title, str(error))
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, reason)
     except PermanentError as error:
@@ -234,14 +244,14 @@ def _account(ctx: RunContext, tenant_id: int, prepared: _Prepared) -> BaseModel 
 
 
 def _hold_for_reconnect(
-    ctx: RunContext, tenant_id: int, prepared: _Prepared, refused: str | None
+    ctx: RunContext, tenant_id: int, prepared: _Prepared, refused: str | None, now: datetime
 ) -> None:
     """Mark the dispatch held for the partner's account (``held_dispatches`` finds it by
     that marker) before it fails; ``refused``: the channel's refusal, which flags the
     stored account as needing reconnecting too."""
     dispatch_id = prepared.dispatch.id or 0
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         dispatch.held_for = HELD_FOR_RECONNECT
         row = None
         if refused is not None:
@@ -249,7 +259,7 @@ def _hold_for_reconnect(
                 session, partner_id=prepared.dispatch.partner_id, channel=prepared.channel.name
             )
             if row is not None:
-                accounts.mark_needs_reconnect(row, refused)
+                accounts.mark_needs_reconnect(row, refused, now=now)
                 session.add(row)
     if row is not None:
         log.warning("the %s account of partner %s needs reconnecting", row.channel, row.partner_id)
@@ -299,9 +309,7 @@ def _hold_or_skip(
     dispatch.last_error = reason
     dispatch.finished_at = now
     outbox.recount(session, dispatch)  # a run cut short (a worker died) may have sent some
-    outbox.record_event(
-        session, "dispatch.skipped", dispatch, occurred_at=now, data={"reason": reason}
-    )
+    outbox.record_event(session, "dispatch.skipped", dispatch, now=now, data={"reason": reason})
     return DispatchRun(dispatch.id or 0, outbox.SKIPPED, reason=reason)
 
 
@@ -373,8 +381,9 @@ def _contact_batches(
     while True:
         with tenant_session(ctx.engine, tenant_id) as session:
             rows = session.execute(
-                select(*_AUDIENCE_COLUMNS)
-                .where(Contact.partner_id == partner_id, Contact.consent == True)  # noqa: E712
+                # SQLAlchemy's select takes a tuple of columns; SQLModel's is typed for 4
+                select_columns(*_AUDIENCE_COLUMNS)
+                .where(col(Contact.partner_id) == partner_id, col(Contact.consent) == True)  # noqa: E712
                 .where(col(Contact.id) > last_id)
                 .order_by(col(Contact.id))
                 .limit(ctx.batch_size)
@@ -419,6 +428,7 @@ def _send_to_audience(
                 tenant_id,
                 dispatch_id,
                 contacts,
+                now=now,
                 journaled=journal is not None,
                 at_most_once=at_most_once,
             )
@@ -503,11 +513,12 @@ def _open_batch(
     dispatch_id: int,
     contacts: list[AudienceMember],
     *,
+    now: datetime,
     journaled: bool,
     at_most_once: bool,
 ) -> tuple[list[outbox.Pending], dict[int, AudienceMember]]:
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         suppressed = suppressed_among(session, [contact.email for contact in contacts])
         addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
         opened = outbox.open_deliveries(
@@ -516,6 +527,7 @@ def _open_batch(
             addressees,
             suppressed,
             domain=_message_domain(ctx.settings),
+            now=now,
             journaled=journaled,
             at_most_once=at_most_once,
         )
@@ -524,6 +536,7 @@ def _open_batch(
                 session,
                 UNCERTAIN_EVENT,
                 dispatch,
+                now=now,
                 value=float(opened.uncertain_kept + opened.uncertain_resent),
                 data={"resent": opened.uncertain_resent, "not_resent": opened.uncertain_kept},
             )
@@ -543,7 +556,11 @@ def _recipient(
 ) -> Recipient:
     # One signature a message: the same token opens its unsubscribe link and its tracking.
     token = recipient_token(
-        ctx.settings, tenant_id=tenant_id, dispatch_id=dispatch.id or 0, contact_id=contact.id or 0
+        ctx.settings,
+        tenant_id=tenant_id,
+        dispatch_id=dispatch.id or 0,
+        contact_id=contact.id or 0,
+        now=ctx.now,
     )
     return Recipient(
         delivery_id=delivery.id or 0,
@@ -578,7 +595,7 @@ def _record_outcomes(
     sent_ids = [o.delivery_id for o in outcomes if o.status == "sent"]
     others = {o.delivery_id: o for o in outcomes if o.status != "sent"}
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         if sent_ids:
             session.execute(
                 update(Delivery)
@@ -601,7 +618,13 @@ def _record_outcomes(
             outcome = others[delivery.id or 0]
             if outcome.status == "hard_bounce":
                 delivery.state, delivery.error = outbox.BOUNCED, outcome.detail[:1000]
-                suppress(session, delivery.email, reason="hard_bounce", source=outcome.detail)
+                suppress(
+                    session,
+                    delivery.email,
+                    reason="hard_bounce",
+                    source=outcome.detail,
+                    now=now,
+                )
                 session.add(
                     Event(
                         kind="bounced",
@@ -677,7 +700,10 @@ def _publish_once(
             reason,
             DispatchRun(dispatch_id, THROTTLED),
         )
-    _record_external_ids(ctx, tenant_id, dispatch_id, [], mark=True, started=utcnow())
+    # The lease's clock (real time in a worker), not the tick's ``now``: this instant
+    # bounds a later lookup on the network's clock (Channel.find_published ``since``).
+    started = ctx.held().now()
+    _record_external_ids(ctx, tenant_id, dispatch_id, [], mark=True, started=started)
     try:
         result = channel.publish(draft, account, idempotency_key=key)
     except TransientError as error:
@@ -704,7 +730,7 @@ def _record_external_ids(
 ) -> None:
     """Commit the post's ids; with ``mark``, set (or clear) ``publish_started_at`` too."""
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         if external_ids:
             dispatch.external_ids = list(external_ids)
         if mark:
@@ -722,7 +748,7 @@ def _finish(
     external_ids: list[str] | None = None,
 ) -> DispatchRun:
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         outbox.end_lease(dispatch)
         dispatch.state = state
         dispatch.last_error = reason[:2000]
@@ -734,7 +760,7 @@ def _finish(
             session,
             f"dispatch.{state}",
             dispatch,
-            occurred_at=now,
+            now=now,
             value=float(dispatch.sent_count),
             data={
                 "reason": reason[:500],
@@ -762,7 +788,7 @@ def _put_back(
 ) -> DispatchRun:
     """Pending again at ``when`` (rate limited): not a failure, so no attempt is counted."""
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         outbox.end_lease(dispatch)
         dispatch.state = outbox.PENDING
         dispatch.attempts = max(0, dispatch.attempts - 1)
@@ -782,7 +808,7 @@ def _retry(
 ) -> DispatchRun:
     """Put the dispatch back, due after :func:`retry_delay`; fail it after MAX_ATTEMPTS."""
     with tenant_session(ctx.engine, tenant_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         attempts = dispatch.attempts
         uncertain = dispatch.publish_started_at is not None and not dispatch.external_ids
     if attempts >= MAX_ATTEMPTS:
@@ -792,7 +818,7 @@ def _retry(
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, given_up)
     delay = retry_delay(attempts, retry_after, _RANDOM)
     with fenced(ctx, tenant_id, dispatch_id) as session:
-        dispatch = session.get(Dispatch, dispatch_id)
+        dispatch = _fenced_row(session, dispatch_id)
         outbox.end_lease(dispatch)
         dispatch.state = outbox.PENDING
         dispatch.scheduled_at = now + delay

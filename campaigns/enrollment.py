@@ -4,27 +4,34 @@ Partners are enrolled by the campaign's target segments (the first matching segm
 the campaign's order, picks the variant). An enrollment is pinned to the campaign version
 it was invited with: loading a new version changes nothing for it until someone moves it
 with :func:`move_to_version`, which voids its approval.
+
+A campaign may require partners to be ready (its ``require_readiness``); what a partner
+misses is the concierge's to say (concierge.readiness.missing_by_partner), handed in by
+the caller as ``readiness``: campaigns sit below the concierge and do not import it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.customization import check_customization
 from partnercast.campaigns.models import Campaign, CampaignVersion, Enrollment
 from partnercast.campaigns.spec import CampaignSpec
 from partnercast.campaigns.store import get_campaign, latest_version, version_spec
-from partnercast.concierge.readiness import missing_items, readiness_by_partner
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.models import Event
-from partnercast.core.timeutil import utcnow
+from partnercast.core.sql import id_of
 from partnercast.tenants.models import Partner, Segment
 from partnercast.tenants.segments import parse_rule, partner_matches
+
+ReadinessCheck = Callable[[Session, Sequence[Partner]], Mapping[int, list[str]]]
+"""What each of these partners (by id) misses of the readiness checklist; empty when ready."""
 
 
 @dataclass
@@ -36,12 +43,13 @@ class EnrollReport:
 
 
 def enroll_partners(
-    session: Session, campaign: Campaign, *, now: datetime | None = None
+    session: Session, campaign: Campaign, *, now: datetime, readiness: ReadinessCheck
 ) -> EnrollReport:
-    """Invite every active partner in the campaign's target segments (idempotent).
+    """Invite every active partner in the campaign's target segments (idempotent), at
+    ``now``.
 
     A campaign with ``require_readiness`` skips partners that miss an item of the
-    readiness checklist; the report says what each one misses.
+    readiness checklist (``readiness`` says which); the report says what each one misses.
     """
     version = latest_version(session, campaign)
     spec = version_spec(version)
@@ -53,20 +61,14 @@ def enroll_partners(
         ).all()
     }
     report = EnrollReport()
-    active = session.exec(select(Partner).where(Partner.status == "active").order_by(Partner.id))
-    partners = active.all()
-    checklists = (
-        readiness_by_partner(session, [p.id or 0 for p in partners])
-        if spec.require_readiness
-        else None
+    active = session.exec(
+        select(Partner).where(Partner.status == "active").order_by(col(Partner.id))
     )
+    partners = active.all()
+    misses = readiness(session, partners) if spec.require_readiness else {}
     for partner in partners:
         segment_key = next((key for key, rule in rules if partner_matches(rule, partner)), None)
-        missing = (
-            missing_items(partner, checklists.get(partner.id or 0))
-            if checklists is not None
-            else []
-        )
+        missing = misses.get(partner.id or 0, [])
         if segment_key is None:
             report.not_targeted += 1
         elif partner.id in existing:
@@ -74,7 +76,7 @@ def enroll_partners(
         elif missing:
             report.not_ready[partner.external_id] = missing
         else:
-            _invite(session, campaign, version, partner, segment_key, now or utcnow())
+            _invite(session, campaign, version, partner, segment_key, now)
             report.invited.append(partner.external_id)
     session.flush()
     return report
@@ -99,9 +101,9 @@ def _invite(
     now: datetime,
 ) -> None:
     enrollment = Enrollment(
-        partner_id=partner.id,
-        campaign_id=campaign.id,
-        version_id=version.id,
+        partner_id=id_of(partner),
+        campaign_id=id_of(campaign),
+        version_id=id_of(version),
         segment_key=segment_key,
         state_changed_at=now,
         created_at=now,
@@ -149,13 +151,14 @@ def enrollment_spec(session: Session, enrollment: Enrollment) -> CampaignSpec:
 
 
 def customise(
-    session: Session, enrollment: Enrollment, values: dict[str, Any], *, actor: str
+    session: Session, enrollment: Enrollment, values: dict[str, Any], *, actor: str, now: datetime
 ) -> dict[str, Any]:
-    """Merge checked values into the customisation; voids an approval. Refuses bad fields."""
+    """Merge checked values into the customisation at ``now``; voids an approval. Refuses
+    bad fields."""
     spec = enrollment_spec(session, enrollment)
     merged = {**enrollment.customization, **values}
     cleaned = check_customization(spec, merged)
-    approval.transition(session, enrollment, "customise", actor=actor)
+    approval.transition(session, enrollment, "customise", actor=actor, now=now)
     enrollment.customization = cleaned
     session.add(enrollment)
     session.flush()
@@ -173,16 +176,27 @@ def set_auto_approve(session: Session, enrollment: Enrollment, enabled: bool) ->
 
 
 def move_to_version(
-    session: Session, enrollment: Enrollment, version: CampaignVersion, *, actor: str
+    session: Session,
+    enrollment: Enrollment,
+    version: CampaignVersion,
+    *,
+    actor: str,
+    now: datetime,
 ) -> None:
-    """Pin an enrollment to another campaign version; the partner must approve again."""
+    """Pin an enrollment to another campaign version at ``now``; the partner must approve
+    again."""
     if version.campaign_id != enrollment.campaign_id:
         raise UserError("that version belongs to another campaign")
     check_customization(version_spec(version), dict(enrollment.customization))
-    enrollment.version_id = version.id
+    enrollment.version_id = id_of(version)
     if enrollment.state in (approval.APPROVED, approval.SUBMITTED):
         approval.transition(
-            session, enrollment, "customise", actor=actor, note=f"moved to version {version.number}"
+            session,
+            enrollment,
+            "customise",
+            actor=actor,
+            note=f"moved to version {version.number}",
+            now=now,
         )
     session.add(enrollment)
     session.flush()

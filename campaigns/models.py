@@ -1,4 +1,7 @@
-"""Table models of the campaign side: versions, touches, enrollments and cycles."""
+"""Table models of the campaign side: versions, touches, enrollments and cycles.
+
+Time columns have no default: the caller passes its ``now`` (see core/models.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 
 class Campaign(TenantOwned, SQLModel, table=True):
@@ -21,7 +23,7 @@ class Campaign(TenantOwned, SQLModel, table=True):
     key: str = Field(max_length=64)
     name: str = Field(max_length=200)
     latest_version_id: int | None = Field(default=None)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class CampaignVersion(TenantOwned, SQLModel, table=True):
@@ -36,7 +38,7 @@ class CampaignVersion(TenantOwned, SQLModel, table=True):
     cycle_days: int
     spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     templates: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Touch(TenantOwned, SQLModel, table=True):
@@ -68,12 +70,12 @@ class Enrollment(TenantOwned, SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
     note: str = Field(default="", max_length=2000)
-    state_changed_at: datetime = Field(default_factory=utcnow)
+    state_changed_at: datetime
     approved_at: datetime | None = None
     # Fingerprint of (version, customisation) the partner approved: a send checks it, so
     # content changed after approval can never go out under the partner's name.
     approved_fingerprint: str = Field(default="", max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Cycle(TenantOwned, SQLModel, table=True):
@@ -88,4 +90,4 @@ class Cycle(TenantOwned, SQLModel, table=True):
     starts_at: datetime
     ends_at: datetime
     state: str = Field(default="scheduled", max_length=20)  # scheduled | running | completed
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime

@@ -45,7 +45,7 @@ def partner_rows(session: Session, campaign: Campaign) -> list[PartnerRow]:
         select(Dispatch.enrollment_id, Dispatch.state, func.count())
         .join(Enrollment, col(Enrollment.id) == Dispatch.enrollment_id)
         .where(Enrollment.campaign_id == campaign.id)
-        .group_by(Dispatch.enrollment_id, Dispatch.state)
+        .group_by(col(Dispatch.enrollment_id), col(Dispatch.state))
     ).all()
     for enrollment_id, state, count in dispatch_counts:
         row = rows.get(enrollment_id)
@@ -62,7 +62,7 @@ def partner_rows(session: Session, campaign: Campaign) -> list[PartnerRow]:
         .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
         .join(Enrollment, col(Enrollment.id) == Dispatch.enrollment_id)
         .where(Enrollment.campaign_id == campaign.id)
-        .group_by(Dispatch.enrollment_id, Delivery.state)
+        .group_by(col(Dispatch.enrollment_id), col(Delivery.state))
     ).all()
     for enrollment_id, state, count in delivery_counts:
         row = rows.get(enrollment_id)

@@ -235,7 +235,7 @@ def hold_outside_window(session: Session, dispatch: Dispatch, now: datetime) -> 
         session,
         "dispatch.rescheduled",
         dispatch,
-        occurred_at=as_utc(now),
+        now=as_utc(now),
         data={"reason": reason, "scheduled_at": later.isoformat()},
     )
     log.info("dispatch %s %s", dispatch.id, reason)

@@ -13,6 +13,7 @@ and an unscoped session fails closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 from sqlmodel import Session, col, func, select
@@ -21,6 +22,7 @@ from partnercast.campaigns.loader import LoadedCampaign
 from partnercast.campaigns.models import Campaign, CampaignVersion, Touch
 from partnercast.campaigns.spec import CampaignSpec
 from partnercast.core.errors import NotFound, PartnercastError, UserError
+from partnercast.core.sql import id_of
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.models import Segment
 
@@ -34,8 +36,9 @@ class StoreResult:
     created: bool
 
 
-def store_campaign(session: Session, loaded: LoadedCampaign) -> StoreResult:
-    """Store ``loaded`` as the campaign's next version, unless its content is unchanged.
+def store_campaign(session: Session, loaded: LoadedCampaign, *, now: datetime) -> StoreResult:
+    """Store ``loaded`` as the campaign's next version (created ``now``), unless its
+    content is unchanged.
 
     Refuses (UserError, nothing written) a campaign that targets segments the tenant has
     not defined.
@@ -48,10 +51,10 @@ def store_campaign(session: Session, loaded: LoadedCampaign) -> StoreResult:
     if campaign is not None and latest is not None and latest.content_hash == loaded.content_hash:
         return StoreResult(campaign, latest, created=False)
     if campaign is None:
-        campaign = Campaign(key=spec.key, name=spec.name)
+        campaign = Campaign(key=spec.key, name=spec.name, created_at=now)
         session.add(campaign)
         session.flush()
-    version = _add_version(session, campaign, loaded, _next_number(session, campaign))
+    version = _add_version(session, campaign, loaded, _next_number(session, campaign), now)
     campaign.name = spec.name
     campaign.latest_version_id = version.id
     session.add(campaign)
@@ -162,23 +165,24 @@ def _require_segments(session: Session, spec: CampaignSpec) -> None:
 
 
 def _add_version(
-    session: Session, campaign: Campaign, loaded: LoadedCampaign, number: int
+    session: Session, campaign: Campaign, loaded: LoadedCampaign, number: int, now: datetime
 ) -> CampaignVersion:
     spec = loaded.spec
     version = CampaignVersion(
-        campaign_id=campaign.id,
+        campaign_id=id_of(campaign),
         number=number,
         content_hash=loaded.content_hash,
         cycle_days=spec.cycle_days,
         spec=spec.model_dump(mode="json"),
         templates=dict(loaded.templates),
+        created_at=now,
     )
     session.add(version)
     session.flush()
     for touch in spec.touches:
         session.add(
             Touch(
-                version_id=version.id,
+                version_id=id_of(version),
                 key=touch.key,
                 channel=touch.channel,
                 day_offset=touch.day,

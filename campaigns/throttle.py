@@ -49,7 +49,7 @@ class _Bucket:
 
 
 def account_limits(
-    channel: Channel | type[Channel], account: BaseModel | Mapping | None
+    channel: Channel | type[Channel], account: BaseModel | Mapping[str, Any] | None
 ) -> list[Limit]:
     """The partner's own limits on the account, else the channel's declared defaults."""
     values: Any = account.model_dump() if isinstance(account, BaseModel) else account
@@ -69,7 +69,7 @@ def buckets_for(
     tenant_id: int,
     partner_id: int,
     channel: Channel | type[Channel],
-    account: BaseModel | Mapping | None,
+    account: BaseModel | Mapping[str, Any] | None,
 ) -> list[_Bucket]:
     name = channel.name
     own = [
@@ -90,7 +90,7 @@ def allowance(
     tenant_id: int,
     partner_id: int,
     channel: Channel | type[Channel],
-    account: BaseModel | Mapping | None,
+    account: BaseModel | Mapping[str, Any] | None,
     n: int,
     now: datetime,
 ) -> Allowance:

@@ -6,28 +6,29 @@ claimed under a lease before they run (core.outbox.claim_due), so several worker
 the work and none runs a dispatch another one holds. Running it twice for the same
 instant, or after a crash, sends nothing twice: see core.outbox.
 
-The concierge task scan (tenants.task_scan) ends every plain ``tick(now)``; the worker
-ticks with ``scan_tasks=False`` and runs it as a periodic job instead
-(:func:`task_scan_job`), once per slot across all workers, not once per tick per worker.
+What a tick does once everything due was run is handed in: ``after``, steps each called
+with (engine, now, tenant ids). Campaigns know nothing of what comes after them: the
+composition root (``partnercast tick``, ``worker --once``), the demo and the tests pass
+the concierge task scan (concierge.task_scan.scan_after_tick); the running worker passes
+none and runs that scan as a periodic job of its own (concierge.task_scan.task_scan_job),
+once per slot across all workers, not once per tick per worker.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from partnercast.campaigns.cycles import advance_cycles
 from partnercast.campaigns.dispatching import DispatchRun, RunContext, run_dispatch
-from partnercast.concierge.task_scan import scan
 from partnercast.core import outbox
 from partnercast.core.event_bus import subscribed
-from partnercast.core.scheduler import PeriodicJob
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
@@ -39,10 +40,9 @@ from partnercast.tenants.models import Tenant
 # resumes what the crashed tick held instead of waiting for its lease to expire.
 TICK_WORKER = "tick"
 CLAIM_BATCH = 200
-TASK_SCAN_JOB = "partnercast.task-scan"
-# Task causes are counted in hours and days (an approval pending 3 days, a lead without
-# follow-up for 48 hours): a minute is prompt enough, and cheap across tenants.
-TASK_SCAN_EVERY = timedelta(minutes=1)
+
+AfterTick = Callable[[Engine, datetime, list[int]], object]
+"""A step a tick runs at its end: (engine, the tick's instant, the tenants it ticked)."""
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +76,22 @@ def tick(
     clock: Callable[[], datetime] | None = None,
     claim_batch: int = CLAIM_BATCH,
     should_stop: Callable[[], bool] = lambda: False,
-    scan_tasks: bool = True,
+    after: Sequence[AfterTick] = (),
 ) -> TickReport:
-    """Advance cycles, claim and run every dispatch due at ``now``, then scan for tasks.
+    """Advance cycles, claim and run every dispatch due at ``now``, then run ``after``.
 
     ``clock`` is what leases are checked against while the tick runs (default: ``now``
     itself, for a simulated clock; the worker passes real time). ``should_stop`` is
     polled between dispatches: once it is true nothing more is claimed, the claims not
-    yet started are released, and the dispatch in flight finishes. ``scan_tasks=False``
-    leaves the concierge task scan to :func:`task_scan_job` (the worker).
+    yet started are released, and the dispatch in flight finishes. ``after``: steps run
+    once the due work is done, in order, each with (engine, ``now``, the tenants ticked),
+    even when stopped early (the concierge task scan: the state this tick left).
     """
     moment = as_utc(now)
     loaded = plugins or default_plugins()
     lease = outbox.Lease(worker_id, clock or (lambda: moment), lease_seconds)
     began = lease.now()  # claims are made at ``moment`` plus the time the tick has run
-    ctx = RunContext(engine, settings, loaded, on_progress=on_progress, lease=lease)
+    ctx = RunContext(engine, settings, loaded, moment, on_progress=on_progress, lease=lease)
     report = TickReport()
     tenants = tenant_ids or _tenant_ids(engine)
     # Plugins handed in (a test, an embedding app) hear this tick's events too.
@@ -100,8 +101,8 @@ def tick(
                 with tenant_session(engine, tenant_id) as session:
                     advance_cycles(session, moment)
             report.stopped = _run_due(ctx, moment, began, tenants, claim_batch, should_stop, report)
-            if scan_tasks:  # concierge tasks from the state this tick left
-                scan_tenants(engine, moment, tenants)
+            for step in after:
+                step(engine, moment, tenants)
         finally:
             ctx.close()
     return report
@@ -145,33 +146,10 @@ def _run_due(
     return True
 
 
-def scan_tenants(engine: Engine, now: datetime, tenant_ids: list[int] | None = None) -> int:
-    """Run the concierge task scan in each tenant (default: all); returns tasks opened."""
-    opened = 0
-    for tenant_id in tenant_ids or _tenant_ids(engine):
-        with tenant_session(engine, tenant_id) as session:
-            opened += len(scan(session, as_utc(now)).opened)
-    return opened
-
-
-def task_scan_job(engine: Engine, every: timedelta = TASK_SCAN_EVERY) -> PeriodicJob:
-    """The concierge task scan as a periodic job: one worker runs each slot (a job run lease).
-
-    The scan is idempotent (a unique open cause keeps a task single), so running it in
-    every worker's every tick was correct but wasted a scan per tenant per worker per tick.
-    """
-
-    def run(now: datetime) -> None:
-        opened = scan_tenants(engine, now)
-        log.info("task scan at %s: %d tasks opened", as_utc(now).isoformat(), opened)
-
-    return PeriodicJob(TASK_SCAN_JOB, run, every)
-
-
 def _tenant_ids(engine: Engine) -> list[int]:
     with plain_session(engine) as session:
         return [
             tenant_id
-            for tenant_id in session.exec(select(Tenant.id).order_by(Tenant.id)).all()
+            for tenant_id in session.exec(select(Tenant.id).order_by(col(Tenant.id))).all()
             if tenant_id
         ]

@@ -25,6 +25,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from partnercast.campaigns.spec import TouchSpec
@@ -76,8 +77,11 @@ def _base(settings: Settings) -> str:
     return settings.public_base_url.rstrip("/")
 
 
-def track_draft(settings: Settings, draft: Draft, view: PartnerView, touch: TouchSpec) -> Draft:
-    """Rewrite ``draft`` in place for tracking as its campaign asks; returns it.
+def track_draft(
+    settings: Settings, draft: Draft, view: PartnerView, touch: TouchSpec, *, now: datetime
+) -> Draft:
+    """Rewrite ``draft`` in place for tracking as its campaign asks; returns it. Its link
+    tokens are stamped ``now``: they work for :data:`TOKEN_DAYS` from then.
 
     Called once per draft (campaigns/rendering.py DraftCache), never per recipient.
     """
@@ -93,7 +97,8 @@ def track_draft(settings: Settings, draft: Draft, view: PartnerView, touch: Touc
     page = draft.parts["html"]
     if clicks:
         ids = [view.tenant.id or 0, view.partner.id or 0, view.spec.key, touch.key]
-        page = _rewrite_anchors(page, base, recipient, utm, ids, settings, links)
+        signer = _LinkSigner(settings, ids, now)
+        page = _rewrite_anchors(page, base, recipient, utm, signer, links)
         if "text" in draft.parts:
             draft.parts["text"] = _tag_text(draft.parts["text"], utm)
     if opens:
@@ -103,13 +108,24 @@ def track_draft(settings: Settings, draft: Draft, view: PartnerView, touch: Touc
     return draft
 
 
+@dataclass(frozen=True)
+class _LinkSigner:
+    """Signs the link tokens of one draft: its ids, stamped with one instant."""
+
+    settings: Settings
+    ids: list[Any]
+    now: datetime
+
+    def token(self, index: int, target: str) -> str:
+        return sign(self.settings, LINK_PURPOSE, [*self.ids, index, target], now=self.now)
+
+
 def _rewrite_anchors(
     page: str,
     base: str,
     recipient: str,
     utm: dict[str, str],
-    ids: list[Any],
-    settings: Settings,
+    signer: _LinkSigner,
     links: list[TrackedLink],
 ) -> str:
     def anchor(match: re.Match[str]) -> str:
@@ -124,7 +140,7 @@ def _rewrite_anchors(
         if not _trackable(url, base):
             return tag
         target = tag_url(url, utm)
-        token = sign(settings, LINK_PURPOSE, [*ids, len(links), target])
+        token = signer.token(len(links), target)
         links.append(TrackedLink(len(links), target))
         href = f'{found.group(1)}"{base}{CLICK_PATH}{token}/{recipient}"'
         return tag[: found.start()] + href + tag[found.end() :]
@@ -162,11 +178,13 @@ def _tag_text(text: str, utm: dict[str, str]) -> str:
     return _TEXT_URL.sub(replace, text)
 
 
-def draft_tracker(settings: Settings) -> Callable[[Draft, PartnerView, TouchSpec], Draft]:
-    """What DraftCache calls on each new draft of an audience channel."""
+def draft_tracker(
+    settings: Settings, now: datetime
+) -> Callable[[Draft, PartnerView, TouchSpec], Draft]:
+    """What DraftCache calls on each new draft of an audience channel in a run at ``now``."""
 
     def track(draft: Draft, view: PartnerView, touch: TouchSpec) -> Draft:
-        return track_draft(settings, draft, view, touch)
+        return track_draft(settings, draft, view, touch, now=now)
 
     return track
 
@@ -184,9 +202,10 @@ class LinkToken:
     target: str
 
 
-def read_link_token(settings: Settings, token: str) -> LinkToken:
-    """The ids and target of a link token, or InvalidToken."""
-    payload = unsign(settings, LINK_PURPOSE, token, max_age_seconds=TOKEN_DAYS * 86400)
+def read_link_token(settings: Settings, token: str, *, now: datetime) -> LinkToken:
+    """The ids and target of a link token followed at ``now``, or InvalidToken."""
+    max_age = TOKEN_DAYS * 86400
+    payload = unsign(settings, LINK_PURPOSE, token, max_age_seconds=max_age, now=now)
     try:
         tenant, partner, campaign, touch, index, target = payload
         found = LinkToken(int(tenant), int(partner), str(campaign), str(touch), int(index), target)
@@ -197,6 +216,8 @@ def read_link_token(settings: Settings, token: str) -> LinkToken:
     return found
 
 
-def read_recipient_token(settings: Settings, token: str) -> RecipientToken:
-    """The ids in a recipient token of a tracked link or pixel, or InvalidToken."""
-    return signing.read_recipient_token(settings, token, max_age_seconds=TOKEN_DAYS * 86400)
+def read_recipient_token(settings: Settings, token: str, *, now: datetime) -> RecipientToken:
+    """The ids in a recipient token of a tracked link or pixel met at ``now``, or
+    InvalidToken."""
+    max_age = TOKEN_DAYS * 86400
+    return signing.read_recipient_token(settings, token, max_age_seconds=max_age, now=now)

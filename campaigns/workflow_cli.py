@@ -36,6 +36,7 @@ from partnercast.core.cli import (
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 from partnercast.tenants.scope import resolve_tenant, tenant_scope
 
@@ -47,7 +48,14 @@ NoteOption = Annotated[str, typer.Option("--note", help="A note for the concierg
 def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
     """Invite every active partner in the campaign's target segments."""
     with tenant_scope(tenant) as session:
-        report = enroll_partners(session, get_campaign(session, campaign))
+        from partnercast.concierge.readiness import missing_by_partner  # layers: see tick_command
+
+        report = enroll_partners(
+            session,
+            get_campaign(session, campaign),
+            now=utcnow(),
+            readiness=missing_by_partner,
+        )
     console.print(
         f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
         f"{report.not_targeted} not in a target segment"
@@ -138,9 +146,9 @@ def customise_command(
                     current = enrollment.customization.get(name)
                     if isinstance(value, dict) and isinstance(current, dict):
                         values[name] = {**current, **value}
-            customise(session, enrollment, values, actor="cli")
+            customise(session, enrollment, values, actor="cli", now=utcnow())
         if submit:
-            approval.transition(session, enrollment, "submit", actor="cli")
+            approval.transition(session, enrollment, "submit", actor="cli", now=utcnow())
         state = enrollment.state
     console.print(f"{partner}: {state.replace('_', ' ')}")
 
@@ -151,7 +159,9 @@ def _transition_command(action: str, help_text: str) -> Any:
     ) -> None:
         with tenant_scope(tenant) as session:
             enrollment = find_enrollment(session, campaign, partner)
-            state = approval.transition(session, enrollment, action, actor="cli", note=note)
+            state = approval.transition(
+                session, enrollment, action, actor="cli", note=note, now=utcnow()
+            )
         console.print(f"{partner}: {state.replace('_', ' ')}")
 
     command.__doc__ = help_text
@@ -202,7 +212,8 @@ def cycle_start(
 ) -> None:
     """Start the next cycle of a campaign and plan its dispatches."""
     with tenant_scope(tenant) as session:
-        cycle = start_cycle(session, get_campaign(session, campaign), parse_now(at, option="--at"))
+        starts_at = parse_now(at, option="--at")
+        cycle = start_cycle(session, get_campaign(session, campaign), starts_at, now=utcnow())
         planned = session.exec(
             select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)
         ).one()
@@ -220,6 +231,9 @@ def tick_command(
     ] = None,
 ) -> None:
     """Run everything due at NOW: start and close cycles, send due touches."""
+    # The concierge scan ends a plain tick. Layers: this command belongs in the composition
+    # root (app/), which may import concierge; until it moves, the import stays in here.
+    from partnercast.concierge.scan_schedule import scan_after_tick
     from partnercast.core.worker import new_worker_id
 
     moment = parse_now(now)
@@ -227,7 +241,14 @@ def tick_command(
     with opened_engine(settings) as engine:
         tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
         # Its own worker id: two `partnercast tick` runs at once never run the same dispatch.
-        report = tick(engine, settings, moment, tenant_ids=tenant_ids, worker_id=new_worker_id())
+        report = tick(
+            engine,
+            settings,
+            moment,
+            tenant_ids=tenant_ids,
+            worker_id=new_worker_id(),
+            after=[scan_after_tick],
+        )
     states = (
         ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
         or "nothing due"

@@ -21,7 +21,6 @@ from partnercast.core.errors import UserError
 from partnercast.core.models import HELD_FOR_RECONNECT, Dispatch
 from partnercast.core.secrets import SecretBox
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 CONNECTED = "connected"
 NEEDS_RECONNECT = "needs_reconnect"
@@ -46,8 +45,8 @@ class ChannelAccount(TenantOwned, SQLModel, table=True):
     secrets: str = Field(default="", sa_column=Column(Text, nullable=False))
     status: str = Field(default=CONNECTED, max_length=20)
     last_error: str = Field(default="", max_length=2000)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    updated_at: datetime
 
     def __repr__(self) -> str:  # the encrypted token is noise, and stays out of logs
         return (
@@ -108,9 +107,15 @@ def find_account(session: Session, *, partner_id: int, channel: str) -> ChannelA
 
 
 def connect_account(
-    session: Session, *, partner_id: int, channel: str, account: BaseModel, box: SecretBox
+    session: Session,
+    *,
+    partner_id: int,
+    channel: str,
+    account: BaseModel,
+    box: SecretBox,
+    now: datetime,
 ) -> ChannelAccount:
-    """Store (or replace) a partner's account; it is connected again from now on.
+    """Store (or replace) a partner's account; it is connected again from ``now`` on.
 
     The dispatches held for the account are not touched here: the caller that knows
     which cycles are still open resumes them with :func:`resume_held`
@@ -119,10 +124,10 @@ def connect_account(
     plain, secrets = split_account(account)
     row = find_account(session, partner_id=partner_id, channel=channel)
     if row is None:
-        row = ChannelAccount(partner_id=partner_id, channel=channel)
+        row = ChannelAccount(partner_id=partner_id, channel=channel, created_at=now, updated_at=now)
     row.settings = plain
     row.secrets = box.seal(secrets)
-    row.status, row.last_error, row.updated_at = CONNECTED, "", utcnow()
+    row.status, row.last_error, row.updated_at = CONNECTED, "", now
     session.add(row)
     session.flush()
     return row
@@ -166,8 +171,9 @@ def load_account(row: ChannelAccount, model: type[BaseModel], box: SecretBox) ->
     return validate_account(model, {**row.settings, **box.open(row.secrets)}, row.channel)
 
 
-def mark_needs_reconnect(row: ChannelAccount, reason: str) -> None:
-    row.status, row.last_error, row.updated_at = NEEDS_RECONNECT, reason[:2000], utcnow()
+def mark_needs_reconnect(row: ChannelAccount, reason: str, *, now: datetime) -> None:
+    """The channel refused the account at ``now``: the partner must connect it again."""
+    row.status, row.last_error, row.updated_at = NEEDS_RECONNECT, reason[:2000], now
 
 
 def rotate_secrets(session: Session, box: SecretBox) -> int:

@@ -33,8 +33,9 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from partnercast.core import outbox
 from partnercast.core.errors import UserError
+from partnercast.core.sql import rowcount
 from partnercast.core.tenancy import plain_session, system_session
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import as_utc
 
 BEAT_SECONDS = 1.0
 EXPIRY_SECONDS = 10.0
@@ -83,12 +84,13 @@ def is_live(row: WorkerHeartbeat, now: datetime, host: str | None = None) -> boo
     return age < EXPIRY_SECONDS
 
 
-def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> None:
-    """Record this worker; on SQLite refuse to if another live worker serves the database.
+def register(engine: Engine, worker_id: str, *, now: datetime) -> None:
+    """Record this worker as started at ``now``; on SQLite refuse to if another live
+    worker serves the database.
 
     Dead rows are removed on the way.
     """
-    moment = now or utcnow()
+    moment = as_utc(now)
     host, pid = socket.gethostname(), os.getpid()
     sqlite = engine.dialect.name == "sqlite"
     with system_session(engine, reason=FREE_REASON) as session:
@@ -96,7 +98,7 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
         # waiting on the busy timeout, so the check below is serialised.
         session.execute(
             update(WorkerHeartbeat)
-            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
+            .where(col(WorkerHeartbeat.worker_id) == worker_id)
             .values(last_seen=moment)
         )
         gone: list[str] = []  # rows to remove
@@ -120,20 +122,23 @@ def register(engine: Engine, worker_id: str, *, now: datetime | None = None) -> 
         _free(session, dead, worker_id)
 
 
-def beat(engine: Engine, worker_id: str) -> bool:
-    """Renew this worker's row; False if it was gone (removed as dead): it is written again.
+def beat(engine: Engine, worker_id: str, *, now: datetime) -> bool:
+    """Renew this worker's row (seen at ``now``); False if it was gone (removed as dead):
+    it is written again.
 
     Also removes the rows of this host's workers whose process is gone and frees their
     leases (a SIGKILLed peer's dispatches are taken over within a beat).
     """
-    moment = utcnow()
+    moment = as_utc(now)
     host = socket.gethostname()
     with system_session(engine, reason=FREE_REASON) as session:
-        found = session.execute(
-            update(WorkerHeartbeat)
-            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
-            .values(last_seen=moment)
-        ).rowcount  # type: ignore[attr-defined]
+        found = rowcount(
+            session.execute(
+                update(WorkerHeartbeat)
+                .where(col(WorkerHeartbeat.worker_id) == worker_id)
+                .values(last_seen=moment)
+            )
+        )
         peers = session.exec(
             select(WorkerHeartbeat).where(
                 WorkerHeartbeat.host == host,
@@ -176,12 +181,13 @@ def _free(session: Session, dead: list[str], by: str) -> None:
 
 def unregister(engine: Engine, worker_id: str) -> None:
     with plain_session(engine) as session:
-        session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == worker_id))  # type: ignore[arg-type]
+        session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == worker_id))
 
 
-def live_workers(engine: Engine, *, now: datetime | None = None) -> list[WorkerHeartbeat]:
-    """The workers seen lately (on this host: whose process still runs), oldest first."""
-    moment = now or utcnow()
+def live_workers(engine: Engine, *, now: datetime) -> list[WorkerHeartbeat]:
+    """The workers seen lately before ``now`` (on this host: whose process still runs),
+    oldest first."""
+    moment = as_utc(now)
     with plain_session(engine) as session:
         rows = session.exec(select(WorkerHeartbeat).order_by(col(WorkerHeartbeat.started_at)))
         return [row for row in rows.all() if is_live(row, moment)]

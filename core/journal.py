@@ -30,13 +30,14 @@ from typing import Any, Protocol
 try:
     import fcntl
 except ImportError:  # not on Windows: the threads of one worker still take turns
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module, or None where it does not exist
 
-from sqlalchemy import DateTime, bindparam, case, exists, literal, update
+from sqlalchemy import BindParameter, DateTime, bindparam, case, exists, literal, update
 from sqlalchemy.engine import Engine
 
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.outbox import Lease
+from partnercast.core.sql import table_of
 
 SENDING = "sending"
 _NONE = -1  # an id no row has
@@ -54,11 +55,11 @@ class Outcome(Protocol):
 
 
 def _statement() -> Any:
-    delivery = Delivery.__table__  # type: ignore[attr-defined]
-    dispatch = Dispatch.__table__  # type: ignore[attr-defined]
-    done_id, next_id = bindparam("j_done_id"), bindparam("j_next_id")
+    delivery, dispatch = table_of(Delivery), table_of(Dispatch)
+    done_id: BindParameter[int] = bindparam("j_done_id")
+    next_id: BindParameter[int] = bindparam("j_next_id")
     now = bindparam("j_now", type_=DateTime())
-    dispatch_id = bindparam("j_dispatch_id")
+    dispatch_id: BindParameter[int] = bindparam("j_dispatch_id")
     lease_live = (
         exists()
         .where(dispatch.c.id == dispatch_id)
@@ -84,7 +85,7 @@ _RECORD = _statement()
 
 
 def _renewal() -> Any:
-    dispatch = Dispatch.__table__  # type: ignore[attr-defined]
+    dispatch = table_of(Dispatch)
     now = bindparam("r_now", type_=DateTime())
     return (
         update(dispatch)
@@ -226,8 +227,9 @@ class LedgerJournal:
         if cursor is None:
             connection = self._engine.raw_connection()
             driver = connection.driver_connection
-            if self._engine.dialect.name != "sqlite":  # SQLite's is autocommit already
-                driver.autocommit = True  # type: ignore[union-attr]
+            # SQLite's is autocommit already
+            if driver is not None and self._engine.dialect.name != "sqlite":
+                driver.autocommit = True
             cursor = connection.cursor()
             with self._lock:
                 self._slots.append([me, connection, cursor])

@@ -3,6 +3,12 @@
 A Dispatch is one scheduled publication of one touch for one partner in one cycle; its
 idempotency key makes re-planning a no-op. A Delivery is one message to one contact; the
 unique (dispatch, contact) pair is the ledger that keeps a re-tick from sending twice.
+
+No time column has a default: whoever writes a row passes the instant its edge read once
+(DESIGN.md, Time). A default would be the wall clock, read deep in library code, and a
+run on a simulated clock (``tick(now)``, ``--now``) would stamp rows with today instead.
+Required, a forgotten instant is a type error (a missing argument) and, through a plain
+INSERT too, a NOT NULL violation: it cannot pass silently.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 HELD_FOR_APPROVAL = "approval"
 """Dispatch.held_for: pending, due, but the partner has not approved (yet); rechecked
@@ -54,7 +59,7 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     sent_count: int = Field(default=0)
     suppressed_count: int = Field(default=0)
     failed_count: int = Field(default=0)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
     finished_at: datetime | None = None
     # The lease of the worker running it (core.outbox.claim_due): every write a worker
     # makes to a claimed dispatch is fenced on (lease_owner, lease_until); an expired
@@ -86,7 +91,7 @@ class Delivery(TenantOwned, SQLModel, table=True):
     uncertain: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     message_id: str = Field(default="", max_length=255)
     error: str = Field(default="", max_length=1000)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
     sent_at: datetime | None = None
 
 
@@ -97,7 +102,7 @@ class Event(TenantOwned, SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=40)
-    occurred_at: datetime = Field(default_factory=utcnow)
+    occurred_at: datetime
     partner_id: int | None = Field(default=None, foreign_key="partner.id")
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     enrollment_id: int | None = Field(default=None, foreign_key="enrollment.id")

@@ -35,13 +35,15 @@ import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, update
+from sqlalchemy import ColumnElement, and_, case, func, insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from partnercast.core.errors import PartnercastError
 from partnercast.core.models import HELD_FOR_APPROVAL, Delivery, Dispatch, Event
+from partnercast.core.sql import rowcount, table_of
 from partnercast.core.tenancy import session_tenant, system_session
 from partnercast.core.timeutil import as_utc
 
@@ -66,7 +68,7 @@ def due_dispatches(session: Session, now: datetime, *, limit: int = 100) -> list
     """Pending dispatches whose time has come, oldest first."""
     statement = (
         select(Dispatch)
-        .where(Dispatch.state == PENDING, Dispatch.scheduled_at <= now)
+        .where(col(Dispatch.state) == PENDING, col(Dispatch.scheduled_at) <= now)
         .order_by(col(Dispatch.scheduled_at), col(Dispatch.id))
         .limit(limit)
     )
@@ -106,14 +108,14 @@ class Claim:
     tenant_id: int
 
 
-def _claimable(now: datetime, owner: str | None) -> object:
+def _claimable(now: datetime, owner: str | None) -> ColumnElement[bool]:
     free = [col(Dispatch.lease_until).is_(None), col(Dispatch.lease_until) < now]
     if owner is not None:
-        free.append(Dispatch.lease_owner == owner)
+        free.append(col(Dispatch.lease_owner) == owner)
     expired = or_(*free)
     return or_(
-        and_(Dispatch.state == PENDING, Dispatch.scheduled_at <= now, expired),
-        and_(Dispatch.state == RUNNING, expired),
+        and_(col(Dispatch.state) == PENDING, col(Dispatch.scheduled_at) <= now, expired),
+        and_(col(Dispatch.state) == RUNNING, expired),
     )
 
 
@@ -145,7 +147,7 @@ def claim_due(
     # A CTE, evaluated once. As ``id IN (subquery)`` PostgreSQL may plan a nested-loop semi
     # join that rescans the subquery per outer row; each rescan skips the rows just claimed
     # and yields the next one, so LIMIT 1 claimed every due row (the crash test saw it).
-    candidates = (
+    claimable = (
         candidates.order_by(col(Dispatch.scheduled_at), col(Dispatch.id))
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
@@ -154,7 +156,7 @@ def claim_due(
     )
     statement = (
         update(Dispatch)
-        .where(col(Dispatch.id).in_(select(candidates.c.id)), condition)
+        .where(col(Dispatch.id).in_(select(claimable.c.id)), condition)
         .values(
             lease_owner=worker_id,
             lease_until=moment + timedelta(seconds=lease_seconds),
@@ -179,14 +181,14 @@ def fence(session: Session, dispatch_id: int, lease: Lease) -> None:
     result = session.execute(
         update(Dispatch)
         .where(
-            Dispatch.id == dispatch_id,
-            Dispatch.lease_owner == lease.owner,
+            col(Dispatch.id) == dispatch_id,
+            col(Dispatch.lease_owner) == lease.owner,
             col(Dispatch.lease_until) > now,
         )
         .values(lease_until=now + lease.duration)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if rowcount(result) != 1:
         raise LeaseLost(f"worker {lease.owner} no longer holds dispatch {dispatch_id}")
 
 
@@ -202,24 +204,24 @@ def release(engine: Engine, dispatch_ids: Collection[int], lease: Lease) -> int:
         return 0
     statement = (
         update(Dispatch)
-        .where(col(Dispatch.id).in_(list(dispatch_ids)), Dispatch.lease_owner == lease.owner)
+        .where(col(Dispatch.id).in_(list(dispatch_ids)), col(Dispatch.lease_owner) == lease.owner)
         .values(lease_owner=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     with system_session(engine, reason="a worker gives back the dispatches it leased") as s:
-        return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
+        return rowcount(s.execute(statement))
 
 
 def release_owned(engine: Engine, owner: str) -> int:
     """Give back every lease ``owner`` still holds (a worker's last act before it exits)."""
     statement = (
         update(Dispatch)
-        .where(Dispatch.lease_owner == owner)
+        .where(col(Dispatch.lease_owner) == owner)
         .values(lease_owner=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
     with system_session(engine, reason="a stopping worker gives back all its leases") as s:
-        return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
+        return rowcount(s.execute(statement))
 
 
 def release_dead(session: Session, owners: Collection[str]) -> int:
@@ -237,7 +239,7 @@ def release_dead(session: Session, owners: Collection[str]) -> int:
         .values(lease_owner=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
-    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return rowcount(session.execute(statement))
 
 
 WAITING = "waiting"
@@ -259,14 +261,17 @@ def queue_counts(session: Session, now: datetime) -> dict[str, dict[str, int]]:
     active = col(Dispatch.state).in_([PENDING, RUNNING])
     bucket = case(
         (and_(active, live), "running"),
-        (Dispatch.state == RUNNING, "due"),
-        (and_(Dispatch.state == PENDING, Dispatch.held_for == HELD_FOR_APPROVAL), WAITING),
-        (and_(Dispatch.state == PENDING, Dispatch.scheduled_at <= moment), "due"),
-        (and_(Dispatch.state == PENDING, Dispatch.attempts > 0), "retrying"),
-        (Dispatch.state == PENDING, "scheduled"),
+        (col(Dispatch.state) == RUNNING, "due"),
+        (
+            and_(col(Dispatch.state) == PENDING, col(Dispatch.held_for) == HELD_FOR_APPROVAL),
+            WAITING,
+        ),
+        (and_(col(Dispatch.state) == PENDING, col(Dispatch.scheduled_at) <= moment), "due"),
+        (and_(col(Dispatch.state) == PENDING, col(Dispatch.attempts) > 0), "retrying"),
+        (col(Dispatch.state) == PENDING, "scheduled"),
         else_=Dispatch.state,
     ).label("bucket")
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         select(Dispatch.channel, bucket, func.count()).group_by(Dispatch.channel, bucket)
     ).all()
     counts: dict[str, dict[str, int]] = {}
@@ -313,10 +318,11 @@ def open_deliveries(
     suppressed: set[str],
     *,
     domain: str,
+    now: datetime,
     journaled: bool = True,
     at_most_once: bool = False,
 ) -> Opened:
-    """Write the ledger rows for one batch; return those still to be sent.
+    """Write the ledger rows for one batch (created ``now``); return those still to be sent.
 
     Contacts already in the ledger for this dispatch are not added again: final rows
     (sent, bounced, failed, suppressed, uncertain) are left alone and ``pending`` ones
@@ -335,11 +341,11 @@ def open_deliveries(
         row.contact_id: row
         for row in session.execute(
             select(Delivery.id, Delivery.contact_id, Delivery.state, Delivery.message_id).where(
-                Delivery.dispatch_id == dispatch.id, col(Delivery.contact_id).in_(ids)
+                col(Delivery.dispatch_id) == dispatch.id, col(Delivery.contact_id).in_(ids)
             )
         ).all()
     }
-    new_rows: list[dict[str, object]] = []
+    new_rows: list[dict[str, Any]] = []
     opened = Opened(pending=[])
     resend: list[int] = []
     keep: list[int] = []
@@ -358,6 +364,7 @@ def open_deliveries(
                     "message_id": message_id_for(
                         tenant_id, dispatch.id or 0, addressee.contact_id, domain
                     ),
+                    "created_at": now,
                 }
             )
             continue
@@ -375,25 +382,25 @@ def open_deliveries(
     if new_rows:
         # Core on the session's connection (and transaction): the ORM's bulk insert path
         # costs several times as much per row. Every row carries the session's tenant.
-        table = Delivery.__table__  # type: ignore[attr-defined]
+        table = table_of(Delivery)
         inserted = (
             session.connection()
             .execute(insert(table).returning(table.c.id, table.c.contact_id), new_rows)
             .all()
         )
         by_contact = {int(contact_id): int(delivery_id) for delivery_id, contact_id in inserted}
-        for row in new_rows:
-            if row["state"] == PENDING:
-                contact_id = int(row["contact_id"])  # type: ignore[call-overload]
+        for new in new_rows:
+            if new["state"] == PENDING:
+                contact_id = int(new["contact_id"])
                 opened.pending.append(
                     Pending(
                         by_contact[contact_id],
                         contact_id,
-                        str(row["email"]),
-                        str(row["message_id"]),
+                        str(new["email"]),
+                        str(new["message_id"]),
                     )
                 )
-        dispatch.suppressed_count += sum(1 for row in new_rows if row["state"] == SUPPRESSED)
+        dispatch.suppressed_count += sum(1 for new in new_rows if new["state"] == SUPPRESSED)
     for row_ids, values in (
         (now_suppressed, {"state": SUPPRESSED}),
         (resend, {"state": PENDING, "uncertain": True}),
@@ -411,8 +418,24 @@ def open_deliveries(
     return opened
 
 
-def record_event(session: Session, kind: str, dispatch: Dispatch, **fields: object) -> Event:
-    event = Event(kind=kind, partner_id=dispatch.partner_id, dispatch_id=dispatch.id, **fields)
+def record_event(
+    session: Session,
+    kind: str,
+    dispatch: Dispatch,
+    *,
+    now: datetime,
+    value: float | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """Log ``kind`` for ``dispatch`` as happened at ``now``."""
+    event = Event(
+        kind=kind,
+        occurred_at=now,
+        partner_id=dispatch.partner_id,
+        dispatch_id=dispatch.id,
+        value=value,
+        data=data or {},
+    )
     session.add(event)
     return event
 
@@ -421,9 +444,9 @@ def recount(session: Session, dispatch: Dispatch) -> None:
     """Set the dispatch's counters from its ledger (right even after a crash mid-batch,
     or after a bounce reported later: campaigns/delivery_feedback.py)."""
     counts = dict(
-        session.exec(  # type: ignore[call-overload]
+        session.exec(
             select(Delivery.state, func.count())
-            .where(Delivery.dispatch_id == dispatch.id)
+            .where(col(Delivery.dispatch_id) == dispatch.id)
             .group_by(Delivery.state)
         ).all()
     )

@@ -29,8 +29,9 @@ from datetime import datetime
 from sqlalchemy import UniqueConstraint, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from partnercast.core.sql import rowcount
 from partnercast.core.tenancy import TenantOwned, system_session, tenant_session
 from partnercast.core.timeutil import as_utc
 
@@ -232,11 +233,11 @@ def _lock(session: Session, model: type[BucketFields], key: str) -> int:
     """Lock the bucket's row (PostgreSQL) and the database for writing (SQLite)."""
     result = session.execute(
         update(model)
-        .where(model.key == key)  # type: ignore[arg-type]
+        .where(col(model.key) == key)
         .values(key=model.key)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def _locked(
@@ -251,12 +252,25 @@ def _locked(
 ) -> BucketFields:
     model = _model(tenant_id)
     if not _lock(session, model, key):
-        fields = dict(key=key, channel=channel, rate=rate, burst=burst, tokens=burst)
-        if tenant_id is not None:
-            fields |= dict(tenant_id=tenant_id, partner_id=partner_id)
+        row: BucketFields
+        if tenant_id is None:
+            row = ProviderBucket(
+                key=key, channel=channel, rate=rate, burst=burst, tokens=burst, updated=moment
+            )
+        else:
+            row = RateBucket(
+                key=key,
+                channel=channel,
+                rate=rate,
+                burst=burst,
+                tokens=burst,
+                updated=moment,
+                partner_id=partner_id,
+            )
+            row.tenant_id = tenant_id
         try:
             with session.begin_nested():  # two workers creating it at once: one wins
-                session.add(model(**fields, updated=moment))
+                session.add(row)
         except IntegrityError:
             pass
         _lock(session, model, key)

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
+from partnercast.core.sql import rowcount
 from partnercast.core.tenancy import plain_session
-from partnercast.core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -79,6 +79,7 @@ class _Registration:
     job: PeriodicJob
     engine: Engine
     owner: str
+    clock: Callable[[], datetime]  # the worker's: what "now" is when APScheduler fires
 
 
 # name -> what to run: filled by build_scheduler in the process that runs the jobs.
@@ -90,8 +91,9 @@ def slot_of(moment: datetime, every: timedelta) -> int:
     return math.floor(moment.timestamp() / every.total_seconds())
 
 
-def take_run(engine: Engine, name: str, slot: int, owner: str) -> bool:
-    """True for exactly one caller per (``name``, ``slot``), across processes and hosts.
+def take_run(engine: Engine, name: str, slot: int, owner: str, *, now: datetime) -> bool:
+    """True for exactly one caller per (``name``, ``slot``), across processes and hosts;
+    the winner's run is recorded as started at ``now``.
 
     On PostgreSQL a second UPDATE of the row waits for the first to commit, then finds
     ``slot < :slot`` false; on SQLite writers are serialised. The first run of a job
@@ -99,34 +101,38 @@ def take_run(engine: Engine, name: str, slot: int, owner: str) -> bool:
     """
     claim = (
         update(JobRun)
-        .where(JobRun.name == name, JobRun.slot < slot)  # type: ignore[arg-type]
-        .values(slot=slot, owner=owner, started_at=utcnow())
+        .where(col(JobRun.name) == name, col(JobRun.slot) < slot)
+        .values(slot=slot, owner=owner, started_at=now)
         .execution_options(synchronize_session=False)
     )
     with plain_session(engine) as session:  # job_run belongs to no tenant
-        if session.execute(claim).rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(session.execute(claim)) == 1:
             return True
         if session.get(JobRun, name) is not None:
             return False
         try:
             with session.begin_nested():
-                session.add(JobRun(name=name, slot=slot, owner=owner, started_at=utcnow()))
+                session.add(JobRun(name=name, slot=slot, owner=owner, started_at=now))
             return True
         except IntegrityError:  # another worker inserted it first, maybe for an older slot
-            return session.execute(claim).rowcount == 1  # type: ignore[attr-defined]
+            return rowcount(session.execute(claim)) == 1
 
 
 def run_registered(name: str) -> None:
-    """Run the function this process registered as ``name`` (what the job store stores)."""
+    """Run the function this process registered as ``name`` (what the job store stores).
+
+    APScheduler calls it on real time: here the registration's clock (the worker's, the
+    edge) is read once, and the job gets that instant.
+    """
     registration = _registered.get(name)
     if registration is None:  # a job another version of the code stored: leave it alone
         log.warning("no function registered for scheduled job %r in this process", name)
         return
     job = registration.job
-    now = utcnow()
+    now = registration.clock()
     try:
         if job.once and not take_run(
-            registration.engine, name, slot_of(now, job.every), registration.owner
+            registration.engine, name, slot_of(now, job.every), registration.owner, now=now
         ):
             log.debug("scheduled job %r: this run is another worker's", name)
             return
@@ -153,13 +159,20 @@ def _create_job_table(engine: Engine, table: Any) -> None:
 
 
 def build_scheduler(
-    engine: Engine, jobs: list[PeriodicJob], *, start_now: bool = True, owner: str = ""
+    engine: Engine,
+    jobs: list[PeriodicJob],
+    *,
+    clock: Callable[[], datetime],
+    start_now: bool = True,
+    owner: str = "",
 ) -> BackgroundScheduler:
     """A BackgroundScheduler holding ``jobs`` in the database (not started).
 
     ``coalesce`` runs a job once however many runs were missed; ``max_instances=1``
     never overlaps a job with itself in this process. ``owner`` (the worker id) is
-    recorded on the job runs this scheduler takes.
+    recorded on the job runs this scheduler takes. ``clock`` is the worker's: each run
+    reads it once for the instant its job runs for (``start_now``: the first run is
+    due at its present reading).
     """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -174,9 +187,9 @@ def build_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         timezone=UTC,
     )
-    first_run = {"next_run_time": datetime.now(UTC)} if start_now else {}
+    first_run = {"next_run_time": clock()} if start_now else {}
     for job in jobs:
-        _registered[job.name] = _Registration(job, engine, owner)
+        _registered[job.name] = _Registration(job, engine, owner, clock)
         scheduler.add_job(
             run_registered,
             IntervalTrigger(seconds=job.every.total_seconds(), start_date=GRID_ORIGIN),

@@ -12,6 +12,14 @@ itsdangerous' own output.
 :func:`recipient_token` is the one token a message carries for its recipient: every
 tracked link, the open pixel and the unsubscribe link (one signature a message, not
 one per purpose: they travel in the same message, so one token is no weaker).
+
+Time is a parameter: a token is stamped with the ``now`` its caller passes (the send path's
+tick, an HTTP request's arrival) and checked against the ``now`` of whoever reads it, never
+against the wall clock. The bytes are itsdangerous' own, so tokens made before (stamped by
+itsdangerous with ``time.time()``) read the same. A token stamped after the reader's
+``now`` (two clocks a little apart, or a simulated one) is not expired: its age is negative,
+and only an age past ``max_age_seconds`` expires a link. The signature alone proves that
+the stamp is ours.
 """
 
 from __future__ import annotations
@@ -19,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import zlib
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -55,26 +63,42 @@ def _b64(data: bytes) -> bytes:
     return urlsafe_b64encode(data).rstrip(b"=")
 
 
-def sign(settings: Settings, purpose: str, payload: Any) -> str:
-    """A URL-safe token carrying ``payload`` for ``purpose`` (itsdangerous' format)."""
+def _stamp(moment: datetime) -> bytes:
+    """itsdangerous' timestamp: whole epoch seconds, big-endian, leading zeros dropped."""
+    return _b64(int(moment.timestamp()).to_bytes(8, "big").lstrip(b"\x00"))
+
+
+def _check_age(stamped: datetime, now: datetime, max_age_seconds: int) -> None:
+    """InvalidToken, caused by itsdangerous' SignatureExpired as before, past the age."""
+    age = int(now.timestamp()) - int(stamped.timestamp())
+    if age > max_age_seconds:
+        expired = SignatureExpired(f"Signature age {age} > {max_age_seconds} seconds")
+        raise InvalidToken("this link has expired") from expired
+
+
+def sign(settings: Settings, purpose: str, payload: Any, *, now: datetime) -> str:
+    """A URL-safe token carrying ``payload`` for ``purpose`` (itsdangerous' format),
+    stamped ``now``."""
     secret = settings.secret_key.get_secret_value()
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     compressed = zlib.compress(data)
     value = b"." + _b64(compressed) if len(compressed) < len(data) - 1 else _b64(data)
-    stamp = int(time.time())
-    value += b"." + _b64(stamp.to_bytes(8, "big").lstrip(b"\x00"))
+    value += b"." + _stamp(now)
     signature = hmac.digest(_key(secret, purpose), value, hashlib.sha1)
     return (value + b"." + _b64(signature)).decode("ascii")
 
 
-def unsign(settings: Settings, purpose: str, token: str, *, max_age_seconds: int) -> Any:
-    """The payload of a valid token, or InvalidToken saying why not."""
+def unsign(
+    settings: Settings, purpose: str, token: str, *, max_age_seconds: int, now: datetime
+) -> Any:
+    """The payload of a valid token not older than ``max_age_seconds`` at ``now``, or
+    InvalidToken saying why not."""
     try:
-        return _serializer(settings, purpose).loads(token, max_age=max_age_seconds)
-    except SignatureExpired as error:
-        raise InvalidToken("this link has expired") from error
+        payload, stamped = _serializer(settings, purpose).loads(token, return_timestamp=True)
     except BadSignature as error:
         raise InvalidToken("this link is not valid") from error
+    _check_age(stamped, now, max_age_seconds)
+    return payload
 
 
 RECIPIENT_PURPOSE = "track.recipient"
@@ -91,9 +115,10 @@ def _recipient_key(secret: str) -> bytes:
 
 
 def recipient_token(
-    settings: Settings, *, tenant_id: int, dispatch_id: int, contact_id: int
+    settings: Settings, *, tenant_id: int, dispatch_id: int, contact_id: int, now: datetime
 ) -> str:
-    """The one token a recipient's message carries for its links, pixel and unsubscribe.
+    """The one token a recipient's message carries for its links, pixel and unsubscribe,
+    stamped ``now`` (the instant the message is sent).
 
     An itsdangerous TimestampSigner token over ``tenant.dispatch.contact``, made here
     with its key derived once (TimestampSigner.sign derives it on every call): it runs
@@ -101,7 +126,7 @@ def recipient_token(
     itsdangerous itself; tests/funnel/test_tracking.py holds the two to the same bytes.
     """
     value = f"{tenant_id}.{dispatch_id}.{contact_id}.".encode("ascii")
-    value += _b64(int(time.time()).to_bytes(8, "big").lstrip(b"\x00"))
+    value += _stamp(now)
     secret = settings.secret_key.get_secret_value()
     signature = hmac.digest(_recipient_key(secret), value, hashlib.sha1)
     return (value + b"." + _b64(signature)).decode("ascii")
@@ -114,14 +139,16 @@ class RecipientToken:
     contact_id: int
 
 
-def read_recipient_token(settings: Settings, token: str, *, max_age_seconds: int) -> RecipientToken:
-    """The ids in a valid recipient token, or InvalidToken saying why not."""
+def read_recipient_token(
+    settings: Settings, token: str, *, max_age_seconds: int, now: datetime
+) -> RecipientToken:
+    """The ids in a valid recipient token not older than ``max_age_seconds`` at ``now``,
+    or InvalidToken saying why not."""
     signer = _recipient_signer(settings.secret_key.get_secret_value())
     try:
-        value = signer.unsign(token, max_age=max_age_seconds).decode("ascii")
-        tenant, dispatch, contact = (int(part) for part in value.split("."))
-    except SignatureExpired as error:
-        raise InvalidToken("this link has expired") from error
+        signed, stamped = signer.unsign(token, return_timestamp=True)
+        tenant, dispatch, contact = (int(part) for part in signed.decode("ascii").split("."))
     except (BadSignature, ValueError, UnicodeDecodeError) as error:
         raise InvalidToken("this link is not valid") from error
+    _check_age(stamped, now, max_age_seconds)
     return RecipientToken(tenant, dispatch, contact)

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import Field, SQLModel
 from sqlmodel import Session as SqlModelSession
@@ -46,7 +46,9 @@ def _tenant_tables() -> frozenset[str]:
     mappers = SQLModel._sa_registry.mappers
     if _owned_cache[0] != len(mappers):
         owned = frozenset(
-            mapper.local_table.name for mapper in mappers if issubclass(mapper.class_, TenantOwned)
+            mapper.local_table.name
+            for mapper in mappers
+            if issubclass(mapper.class_, TenantOwned) and isinstance(mapper.local_table, Table)
         )
         _owned_cache = (len(mappers), owned)
     return _owned_cache[1]
@@ -59,13 +61,15 @@ def _tenant_tables_in(state: ORMExecuteState) -> tuple[set[str], set[str]]:
     loads) gets the tenant criterion; one named only as a plain Table would not.
     """
     statement = state.statement
+    if not isinstance(statement, ClauseElement):  # every SQL statement is one
+        raise TypeError(f"cannot check the tenant of {type(statement).__name__}")
     owned = _tenant_tables()
     tables = find_tables(statement, include_joins=True, include_aliases=True, include_crud=True)
-    touched = {table.name for table in tables if getattr(table, "name", None) in owned}
+    touched = {name for table in tables if (name := getattr(table, "name", None)) in owned}
     as_entities = {
         mapper.local_table.name
         for mapper in state.all_mappers
-        if issubclass(mapper.class_, TenantOwned)
+        if issubclass(mapper.class_, TenantOwned) and isinstance(mapper.local_table, Table)
     }
     if touched <= as_entities or not isinstance(statement, Select):
         return touched | as_entities, as_entities

@@ -9,6 +9,10 @@ lease still held is given back, and the process exits 0.
 While it runs, its heartbeat row (core.heartbeat) says it is alive; on SQLite a second
 worker is refused while that row is live (one clear line). Periodic jobs other than tick
 run once per scheduled run across all workers (core.scheduler.take_run).
+
+The worker is an edge that reads the wall clock (DESIGN.md, Time): its ``clock``
+(core.timeutil.utcnow unless a test hands in another) is read once for each beat, once
+at start, and by the scheduler once for each run, and the instant is passed down.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from partnercast.core import heartbeat, outbox
 from partnercast.core.scheduler import JOB_TABLE, PeriodicJob, build_scheduler
+from partnercast.core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +58,10 @@ class Worker:
         jobs: list[PeriodicJob] | None = None,
         worker_id: str | None = None,
         on_ready: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
+        self.clock = clock  # the one place the worker reads the time
         self.id = worker_id or new_worker_id()
         self.interval = interval
         self._tick = tick
@@ -76,7 +83,7 @@ class Worker:
 
     def _beat(self) -> None:
         try:
-            heartbeat.beat(self.engine, self.id)
+            heartbeat.beat(self.engine, self.id, now=self.clock())
         except Exception:  # a busy database must not stop the worker: the next beat retries
             log.exception("worker %s: heartbeat failed", self.id)
 
@@ -95,13 +102,14 @@ class Worker:
         every = timedelta(seconds=self.interval)
         jobs = [PeriodicJob(TICK_JOB, self._run_tick, every, once=False)]
         try:
-            heartbeat.register(self.engine, self.id)  # SQLite: refuses a second worker
+            # SQLite: refuses a second worker
+            heartbeat.register(self.engine, self.id, now=self.clock())
         except BaseException:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             raise
         _create_job_table(self.engine)
-        scheduler = build_scheduler(self.engine, jobs + self._jobs, owner=self.id)
+        scheduler = build_scheduler(self.engine, jobs + self._jobs, clock=self.clock, owner=self.id)
         scheduler.start()
         try:
             if self._on_ready:

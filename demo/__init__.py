@@ -41,6 +41,8 @@ from partnercast.campaigns.reporting import partner_rows, partner_table
 from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.campaigns.ticking import tick
 from partnercast.channels.email import SmtpSettings
+from partnercast.concierge.readiness import missing_by_partner
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.cli import console
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
@@ -194,7 +196,12 @@ def _fresh_folder(folder: Path) -> None:
 
 def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -> int:
     with plain_session(engine) as session:
-        tenant = Tenant(slug=TENANT["slug"], name=TENANT["name"], brand=dict(TENANT["brand"]))
+        tenant = Tenant(
+            slug=TENANT["slug"],
+            name=TENANT["name"],
+            brand=dict(TENANT["brand"]),
+            created_at=CYCLE_START,
+        )
         session.add(tenant)
     tenant_id = tenant.id or 0
     rng = random.Random(2026)
@@ -202,10 +209,12 @@ def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -
     partners_csv = write_csv(folder / "partners.csv", partner_data)
     contacts_csv = write_csv(folder / "contacts.csv", contact_rows(partner_data, contacts, rng))
     with tenant_session(engine, tenant_id) as session:
-        segments = load_segments_file(session, _example("tenants", "segments.yaml"))
-        partner_report = import_partners(session, partners_csv)
+        segments = load_segments_file(
+            session, _example("tenants", "segments.yaml"), now=CYCLE_START
+        )
+        partner_report = import_partners(session, partners_csv, now=CYCLE_START)
     with tenant_session(engine, tenant_id) as session:
-        contact_report = import_contacts(session, contacts_csv, None)
+        contact_report = import_contacts(session, contacts_csv, None, now=CYCLE_START)
     _step(
         f"tenant [bold]{TENANT['name']}[/] with {len(segments)} segments: "
         + ", ".join(segment.key for segment in segments)
@@ -224,8 +233,10 @@ def _load_campaign(engine: Engine, tenant_id: int) -> None:
     folder = _example("campaigns", "cloud-security")
     loaded = read_campaign(folder, channel_template_suffixes())
     with tenant_session(engine, tenant_id) as session:
-        result = store_campaign(session, loaded)
-        report = enroll_partners(session, result.campaign)
+        result = store_campaign(session, loaded, now=CYCLE_START)
+        report = enroll_partners(
+            session, result.campaign, now=CYCLE_START, readiness=missing_by_partner
+        )
     spec = loaded.spec
     _step(
         f"campaign [bold]{spec.name}[/] ({spec.cycle_days} days, {len(spec.touches)} touches, "
@@ -280,14 +291,26 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
                 _show_refused_customisation(session, enrollment, partner)
             if role.startswith("decline"):
                 note = DECLINE_NOTES[int(role.split(":")[1])]
-                approval.transition(session, enrollment, "decline", actor="partner", note=note)
+                approval.transition(
+                    session, enrollment, "decline", actor="partner", note=note, now=CYCLE_START
+                )
             elif role == "silent":
-                approval.transition(session, enrollment, "submit", actor="concierge")
+                approval.transition(
+                    session, enrollment, "submit", actor="concierge", now=CYCLE_START
+                )
             else:
-                customise(session, enrollment, _partner_copy(partner, position), actor="partner")
+                customise(
+                    session,
+                    enrollment,
+                    _partner_copy(partner, position),
+                    actor="partner",
+                    now=CYCLE_START,
+                )
                 if role == "auto":
                     set_auto_approve(session, enrollment, True)
-                approval.transition(session, enrollment, "submit", actor="concierge")
+                approval.transition(
+                    session, enrollment, "submit", actor="concierge", now=CYCLE_START
+                )
                 if role == "changes":
                     approval.transition(
                         session,
@@ -295,9 +318,12 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
                         "request_changes",
                         actor="partner",
                         note="Please add our own event date before we approve.",
+                        now=CYCLE_START,
                     )
                 elif enrollment.state == approval.SUBMITTED:
-                    approval.transition(session, enrollment, "approve", actor="partner")
+                    approval.transition(
+                        session, enrollment, "approve", actor="partner", now=CYCLE_START
+                    )
             counts[enrollment.state] = counts.get(enrollment.state, 0) + 1
     _step(
         "partners responded: "
@@ -326,7 +352,7 @@ def _show_refused_customisation(session, enrollment: Enrollment, partner: Partne
     }
     try:
         with session.begin_nested():
-            customise(session, enrollment, bad, actor="partner")
+            customise(session, enrollment, bad, actor="partner", now=CYCLE_START)
     except Problems as refused:
         console.print(
             f"  [yellow]{partner.external_id} tried to save an invalid customisation; refused:[/]"
@@ -362,7 +388,9 @@ def _expected_messages(engine: Engine, tenant_id: int) -> int:
 def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> str:
     """The cycle on a simulated clock; returns the partner the weekly review was held with."""
     with tenant_session(engine, tenant_id) as session:
-        cycle = start_cycle(session, get_campaign(session, "cloud-security"), CYCLE_START)
+        cycle = start_cycle(
+            session, get_campaign(session, "cloud-security"), CYCLE_START, now=CYCLE_START
+        )
         days = (cycle.ends_at - cycle.starts_at).days
     _step(f"cycle {cycle.number} runs {days} days from {CYCLE_START:%Y-%m-%d} on a simulated clock")
     total = _expected_messages(engine, tenant_id)
@@ -379,16 +407,24 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
         for day in range(days + 1):
             now = CYCLE_START + timedelta(days=day, hours=1)
             progress.update(task, description=f"day {day:2d} {now:%d %b}")
-            tick(engine, settings, now, on_progress=lambda n: progress.advance(task, n))
+            tick(
+                engine,
+                settings,
+                now,
+                on_progress=lambda n: progress.advance(task, n),
+                after=[scan_after_tick],
+            )
             if day == 2 and not unsubscribed:
                 unsubscribed = _some_recipients_unsubscribe(sink)
             if day == READERS_DAY:
-                readers = demo_engagement.readers(engine, settings, tenant_id, sink.saved())
+                readers = demo_engagement.readers(engine, settings, tenant_id, sink.saved(), now)
                 engaged = demo_engagement.open_and_click(readers)
             if day == REVIEW_DAY:
                 review = demo_concierge.weekly_review(engine, tenant_id, now)
         progress.update(task, completed=total)
-    again = tick(engine, settings, CYCLE_START + timedelta(days=days, hours=1))
+    again = tick(
+        engine, settings, CYCLE_START + timedelta(days=days, hours=1), after=[scan_after_tick]
+    )
     _step(
         f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email"
     )
@@ -409,10 +445,13 @@ def _second_cycle(engine: Engine, settings: Settings, tenant_id: int, starts_at:
     """Cycle 2 starts the day after cycle 1 ends; the demo stops after its first email,
     so that the reports and the score's trend compare two cycles."""
     with tenant_session(engine, tenant_id) as session:
-        cycle = start_cycle(session, get_campaign(session, "cloud-security"), starts_at)
+        cycle = start_cycle(
+            session, get_campaign(session, "cloud-security"), starts_at, now=starts_at
+        )
     sent = 0
     for day in range(SECOND_CYCLE_DAYS):
-        sent += tick(engine, settings, starts_at + timedelta(days=day, hours=1)).sent
+        at = starts_at + timedelta(days=day, hours=1)
+        sent += tick(engine, settings, at, after=[scan_after_tick]).sent
     _step(
         f"cycle {cycle.number} started {starts_at:%Y-%m-%d}; its first email went to {sent:,} "
         f"contacts; the demo stops on its day {SECOND_CYCLE_DAYS - 1}, the rest stays planned"

@@ -26,6 +26,7 @@ from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.store import get_campaign, store_campaign
 from partnercast.channels.social.linkedin import LinkedInAccount
 from partnercast.channels.social.x import XAccount
+from partnercast.concierge.readiness import missing_by_partner
 from partnercast.core.accounts import connect_account
 from partnercast.core.cli import console
 from partnercast.core.models import Dispatch
@@ -60,8 +61,8 @@ def set_up(
     loaded = read_campaign(_folder(), channel_template_suffixes())
     box = secret_box(settings)
     with tenant_session(engine, tenant_id) as session:
-        campaign = store_campaign(session, loaded).campaign
-        enroll_partners(session, campaign)
+        campaign = store_campaign(session, loaded, now=starts_at).campaign
+        enroll_partners(session, campaign, now=starts_at, readiness=missing_by_partner)
         enrolled = session.exec(
             select(Enrollment, Partner)
             .join(Partner, col(Partner.id) == Enrollment.partner_id)
@@ -72,16 +73,18 @@ def set_up(
         for position, (enrollment, partner) in enumerate(enrolled):
             role = roles.get(position, "approve")
             if role.startswith("decline") or role in ("silent", "changes"):
-                approval.transition(session, enrollment, "decline", actor="partner")
+                approval.transition(session, enrollment, "decline", actor="partner", now=starts_at)
                 continue
-            _answer(session, enrollment, partner, position, role)
-            _connect(session, partner, social, ads, box)
+            _answer(session, enrollment, partner, position, role, starts_at)
+            _connect(session, partner, social, ads, box, starts_at)
             approved += 1
-        start_cycle(session, campaign, starts_at)
+        start_cycle(session, campaign, starts_at, now=starts_at)
     return approved
 
 
-def _answer(session, enrollment: Enrollment, partner: Partner, position: int, role: str) -> None:  # type: ignore[no-untyped-def]
+def _answer(
+    session, enrollment: Enrollment, partner: Partner, position: int, role: str, now: datetime
+) -> None:  # type: ignore[no-untyped-def]
     values: dict[str, object] = {"signature_line": partner.signature}
     if position % KEEPS_VENDOR_POST != 5:  # the others write their own post
         city = (
@@ -91,15 +94,17 @@ def _answer(session, enrollment: Enrollment, partner: Partner, position: int, ro
             "en": f"Our {city} team now runs 45-day hybrid cloud hardening with Northwind Shield.",
             "de": f"Unser Team in {city} härtet Ihre Hybrid Cloud jetzt in 45 Tagen.",
         }
-    customise(session, enrollment, values, actor="partner")
+    customise(session, enrollment, values, actor="partner", now=now)
     if role == "auto":
         set_auto_approve(session, enrollment, True)
-    approval.transition(session, enrollment, "submit", actor="concierge")
+    approval.transition(session, enrollment, "submit", actor="concierge", now=now)
     if enrollment.state == approval.SUBMITTED:
-        approval.transition(session, enrollment, "approve", actor="partner")
+        approval.transition(session, enrollment, "approve", actor="partner", now=now)
 
 
-def _connect(session, partner: Partner, social: SocialStandIn, ads: GoogleAdsStandIn, box) -> None:  # type: ignore[no-untyped-def]
+def _connect(
+    session, partner: Partner, social: SocialStandIn, ads: GoogleAdsStandIn, box, now: datetime
+) -> None:  # type: ignore[no-untyped-def]
     handle = partner.external_id.lower()
     accounts = {
         "x": XAccount(
@@ -117,7 +122,9 @@ def _connect(session, partner: Partner, social: SocialStandIn, ads: GoogleAdsSta
         "search": ads.account(),
     }
     for channel, account in accounts.items():
-        connect_account(session, partner_id=partner.id, channel=channel, account=account, box=box)
+        connect_account(
+            session, partner_id=partner.id, channel=channel, account=account, box=box, now=now
+        )
 
 
 def a_visitor_fills_the_form(engine: Engine, settings: Settings, tenant_id: int) -> str:

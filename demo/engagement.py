@@ -70,7 +70,9 @@ def _html(raw: bytes) -> str:
     return ""
 
 
-def readers(engine: Engine, settings: Settings, tenant_id: int, saved: list[Path]) -> list[Reader]:
+def readers(
+    engine: Engine, settings: Settings, tenant_id: int, saved: list[Path], now: datetime
+) -> list[Reader]:
     """The saved messages' pixel and first tracked link, with the partner that sent each."""
     found: list[tuple[int, str, str, str]] = []
     for path in saved:
@@ -81,7 +83,7 @@ def readers(engine: Engine, settings: Settings, tenant_id: int, saved: list[Path
         if not (pixel and link and token):
             continue
         try:
-            dispatch_id = read_recipient_token(settings, token.group(1)).dispatch_id
+            dispatch_id = read_recipient_token(settings, token.group(1), now=now).dispatch_id
         except InvalidToken:
             continue
         to = str(message_from_bytes(raw)["To"] or "")

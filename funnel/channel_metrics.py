@@ -226,7 +226,7 @@ def _fetch_account(
         with tenant_session(engine, tenant_id) as session:
             stored = accounts.find_account(session, partner_id=partner_id, channel=channel.name)
             if stored is not None:
-                accounts.mark_needs_reconnect(stored, f"while fetching metrics: {error}")
+                accounts.mark_needs_reconnect(stored, f"while fetching metrics: {error}", now=now)
                 session.add(stored)
         log.warning("the %s account of partner %s needs reconnecting", channel.name, partner_id)
         report.reconnect.append(where)

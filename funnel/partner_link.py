@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
@@ -56,9 +57,11 @@ def make_token(
         raise UserError(f"must be from 1 to {MAX_DAYS} days, not {days}", where="--days")
     if partner.id is None or partner.tenant_id != tenant_id:
         raise NotFound("no such partner in this tenant")
-    expires = int(now if now is not None else time.time()) + days * 86400
+    stamp = now if now is not None else time.time()
+    expires = int(stamp) + days * 86400
     payload = [tenant_id, partner.id, partner.external_id, expires]
-    return f"{tenant_id}.{sign(settings, _purpose(tenant_id), payload)}"
+    signed = sign(settings, _purpose(tenant_id), payload, now=datetime.fromtimestamp(stamp, UTC))
+    return f"{tenant_id}.{signed}"
 
 
 def results_url(
@@ -79,7 +82,9 @@ def read_token(settings: Settings, token: str, *, now: float | None = None) -> P
     if not head.isdigit() or len(head) > 12 or not signed:
         raise InvalidToken(NOT_VALID)
     tenant_id = int(head)
-    payload = unsign(settings, _purpose(tenant_id), signed, max_age_seconds=MAX_DAYS * 86400)
+    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    max_age = MAX_DAYS * 86400
+    payload = unsign(settings, _purpose(tenant_id), signed, max_age_seconds=max_age, now=moment)
     if (
         not isinstance(payload, list)
         or len(payload) != 4

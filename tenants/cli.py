@@ -18,6 +18,7 @@ from sqlmodel import select
 from partnercast.core.cli import TenantOption, console, fail, opened_engine
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants import partners as partner_queries
 from partnercast.tenants.importing import ImportReport, import_contacts, import_partners
 from partnercast.tenants.models import Partner, Tenant
@@ -107,7 +108,7 @@ def tenants_create(
         "secondary_color": secondary_color,
     }
     with opened_engine() as engine, plain_session(engine) as session:
-        tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand)
+        tenant = create_tenant(session, slug, name=name, locale=locale, brand=brand, now=utcnow())
         tenant.delivery_guarantee = stored
     console.print(f"created tenant {tenant.slug} ({tenant.name})", markup=False, highlight=False)
 
@@ -163,7 +164,7 @@ def tenants_set(
 )
 def partners_import(file: FileArgument, tenant: TenantOption) -> None:
     with tenant_scope(tenant) as session:
-        report = import_partners(session, file)
+        report = import_partners(session, file, now=utcnow())
     _print_report(report, "partners")
 
 
@@ -255,7 +256,8 @@ def contacts_import(
     tenant: TenantOption,
 ) -> None:
     with tenant_scope(tenant) as session:
-        report = import_contacts(session, file, None if partner == "-" else partner)
+        partner_id = None if partner == "-" else partner
+        report = import_contacts(session, file, partner_id, now=utcnow())
     _print_report(report, "contacts")
 
 
@@ -294,7 +296,7 @@ def contacts_list(
 def segments_load(file: FileArgument, tenant: TenantOption) -> None:
     """Create or update segments from a YAML file (all or nothing; others are kept)."""
     with tenant_scope(tenant) as session:
-        loaded = load_segments_file(session, file)
+        loaded = load_segments_file(session, file, now=utcnow())
     console.print(
         f"loaded {len(loaded)} segments: {', '.join(s.key for s in loaded)}", markup=False
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -21,14 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
 from partnercast.core.errors import NotFound, UserError
+from partnercast.core.sql import table_of
 from partnercast.core.tenancy import session_tenant
-from partnercast.core.timeutil import utcnow
 from partnercast.tenants import values
 from partnercast.tenants.csvfile import CsvFile, CsvRow, RowShapeError, read_csv
 from partnercast.tenants.models import Contact, Partner, Tenant
 
 Outcome = Literal["created", "updated", "unchanged"]
-Row = TypeVar("Row", bound=SQLModel)
+Row = TypeVar("Row", Partner, Contact)
 
 PARTNER_REQUIRED = ("external_id", "name", "legal_name", "postal_address")
 PARTNER_OPTIONAL = (
@@ -98,8 +99,9 @@ _PARTNER_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def import_partners(session: Session, path: str | Path) -> ImportReport:
-    """Create or update the session's tenant's partners from a partner CSV file."""
+def import_partners(session: Session, path: str | Path, *, now: datetime) -> ImportReport:
+    """Create or update (at ``now``) the session's tenant's partners from a partner CSV
+    file."""
     session_tenant(session)
     csv_file = read_csv(Path(path), required=PARTNER_REQUIRED, optional=PARTNER_OPTIONAL)
     existing = {p.external_id: p for p in session.exec(select(Partner)).all()}
@@ -111,7 +113,7 @@ def import_partners(session: Session, path: str | Path) -> ImportReport:
             report.rejected.append(parsed)
             continue
         key = parsed["external_id"]
-        result = _write_row(session, Partner, existing.get(key), parsed, row.line)
+        result = _write_row(session, Partner, existing.get(key), parsed, row.line, now)
         if isinstance(result, Rejection):
             report.rejected.append(result)
             continue
@@ -122,9 +124,10 @@ def import_partners(session: Session, path: str | Path) -> ImportReport:
 
 
 def import_contacts(
-    session: Session, path: str | Path, partner_external_id: str | None
+    session: Session, path: str | Path, partner_external_id: str | None, *, now: datetime
 ) -> ImportReport:
-    """Create or update contacts of one partner, or of the partner each row names.
+    """Create or update (at ``now``) contacts of one partner, or of the partner each row
+    names.
 
     With ``partner_external_id`` None the file needs a ``partner`` column, and a row naming
     an unknown partner is rejected. A named partner that does not exist is a NotFound
@@ -162,7 +165,7 @@ def import_contacts(
             report.rejected.append(parsed)
             continue
         key = (parsed["partner_id"], parsed["external_id"])
-        result = _write_row(session, Contact, existing.get(key), parsed, row.line)
+        result = _write_row(session, Contact, existing.get(key), parsed, row.line, now)
         if isinstance(result, Rejection):
             report.rejected.append(result)
             continue
@@ -247,7 +250,7 @@ def _cell(model: type[SQLModel], column: str, cell: str, required: bool) -> Any:
         return _default(model, column)
     parser = _PARTNER_PARSERS.get(column) if model is Partner else None
     value = parser(text) if parser else text
-    limit = getattr(model.__table__.c[column].type, "length", None)  # type: ignore[attr-defined]
+    limit = getattr(table_of(model).c[column].type, "length", None)
     if isinstance(value, str) and limit is not None and len(value) > limit:
         raise values.BadValue(f"{column} is longer than {limit} characters")
     return value
@@ -259,12 +262,17 @@ def _default(model: type[SQLModel], column: str) -> Any:
 
 
 def _write_row(
-    session: Session, model: type[Row], existing: Row | None, parsed: dict[str, Any], line: int
+    session: Session,
+    model: type[Row],
+    existing: Row | None,
+    parsed: dict[str, Any],
+    line: int,
+    now: datetime,
 ) -> tuple[Outcome, Row] | Rejection:
     """Create or update one row inside a SAVEPOINT; a database failure undoes just it."""
     try:
         with session.begin_nested():
-            outcome, row = _apply(session, model, existing, parsed)
+            outcome, row = _apply(session, model, existing, parsed, now)
             session.flush()
     except SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
@@ -273,10 +281,10 @@ def _write_row(
 
 
 def _apply(
-    session: Session, model: type[Row], existing: Row | None, parsed: dict[str, Any]
+    session: Session, model: type[Row], existing: Row | None, parsed: dict[str, Any], now: datetime
 ) -> tuple[Outcome, Row]:
     if existing is None:
-        row = model(**parsed)
+        row = model(**parsed, created_at=now, updated_at=now)
         session.add(row)
         return "created", row
     changes = {name: value for name, value in parsed.items() if getattr(existing, name) != value}
@@ -284,5 +292,5 @@ def _apply(
         return "unchanged", existing
     for name, value in changes.items():
         setattr(existing, name, value)
-    existing.updated_at = utcnow()  # type: ignore[attr-defined]
+    existing.updated_at = now
     return "updated", existing

@@ -1,4 +1,7 @@
-"""Table models of the tenant side: who the vendor is, its partners and their contacts."""
+"""Table models of the tenant side: who the vendor is, its partners and their contacts.
+
+Time columns have no default: the caller passes its ``now`` (see core/models.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
-from partnercast.core.timeutil import utcnow
 
 
 class Tenant(SQLModel, table=True):
@@ -26,7 +28,7 @@ class Tenant(SQLModel, table=True):
         default="at_least_once", max_length=20, sa_column_kwargs={"server_default": "at_least_once"}
     )
     brand: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Partner(TenantOwned, SQLModel, table=True):
@@ -56,8 +58,8 @@ class Partner(TenantOwned, SQLModel, table=True):
     # The single point of contact for the weekly review.
     contact_name: str = Field(default="", max_length=200)
     contact_email: str = Field(default="", max_length=254)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    updated_at: datetime
 
 
 class Contact(TenantOwned, SQLModel, table=True):
@@ -74,8 +76,8 @@ class Contact(TenantOwned, SQLModel, table=True):
     company: str = Field(default="", max_length=200)
     locale: str = Field(default="en", max_length=16)
     consent: bool = Field(default=False)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
+    updated_at: datetime
 
 
 class Suppression(TenantOwned, SQLModel, table=True):
@@ -87,7 +89,7 @@ class Suppression(TenantOwned, SQLModel, table=True):
     email: str = Field(max_length=254)
     reason: str = Field(max_length=40)  # unsubscribed | hard_bounce | complaint | manual
     source: str = Field(default="", max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime
 
 
 class Segment(TenantOwned, SQLModel, table=True):
@@ -99,4 +101,4 @@ class Segment(TenantOwned, SQLModel, table=True):
     key: str = Field(max_length=64)
     name: str = Field(default="", max_length=200)
     rule: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import session_tenant
@@ -27,7 +27,7 @@ def list_partners(session: Session) -> list[Partner]:
 
 def count_contacts(session: Session, partner: Partner) -> int:
     """How many contacts ``partner`` has."""
-    query = select(func.count(Contact.id)).where(Contact.partner_id == partner.id)
+    query = select(func.count(col(Contact.id))).where(Contact.partner_id == partner.id)
     return int(session.exec(query).one())
 
 

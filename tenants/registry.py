@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -21,8 +23,9 @@ def create_tenant(
     name: str,
     locale: str = "en",
     brand: dict[str, str] | None = None,
+    now: datetime,
 ) -> Tenant:
-    """A new tenant; a taken slug or a bad value is a UserError.
+    """A new tenant, created ``now``; a taken slug or a bad value is a UserError.
 
     ``brand`` takes the keys in :data:`BRAND_KEYS`; empty values are left out.
     """
@@ -41,7 +44,7 @@ def create_tenant(
         checks["logo_url"] = lambda: values.web_url(given["logo_url"], "logo_url")
     for key in ("primary_color", "secondary_color"):
         if key in given:
-            checks[key] = lambda key=key: values.color(given[key], key)
+            checks[key] = partial(values.color, given[key], key)
     checked: dict[str, str] = {}
     for key, check in checks.items():
         try:
@@ -54,7 +57,11 @@ def create_tenant(
         raise UserError(f"tenant {slug!r} already exists")
     brand_values = {**given, **{key: checked[key] for key in checked if key in BRAND_KEYS}}
     tenant = Tenant(
-        slug=slug, name=name.strip(), default_locale=checked["locale"], brand=brand_values
+        slug=slug,
+        name=name.strip(),
+        default_locale=checked["locale"],
+        brand=brand_values,
+        created_at=now,
     )
     session.add(tenant)
     try:

@@ -20,7 +20,7 @@ picking the model by which key the mapping has.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
@@ -30,8 +30,8 @@ from partnercast.tenants.models import Partner
 
 FieldName = Literal["tier", "region", "languages", "tags", "score", "status", "time_zone"]
 Operator = Literal["eq", "ne", "in", "not_in", "contains", "contains_any", "gt", "gte", "lt", "lte"]
-FIELDS: tuple[str, ...] = FieldName.__args__  # type: ignore[attr-defined]
-OPERATORS: tuple[str, ...] = Operator.__args__  # type: ignore[attr-defined]
+FIELDS: tuple[str, ...] = get_args(FieldName)
+OPERATORS: tuple[str, ...] = get_args(Operator)
 COMBINATORS = ("all", "any", "not")
 LIST_FIELDS = ("languages", "tags")
 NUMBER_FIELDS = ("score",)
@@ -101,7 +101,7 @@ def _rule_kind(data: Any) -> str | None:
     """Which model a rule is: by the key its mapping has (or by its class)."""
     if isinstance(data, dict):
         return next((key for key in (*COMBINATORS, "field") if key in data), None)
-    kinds = {AllOf: "all", AnyOf: "any", NotOf: "not", Condition: "field"}
+    kinds: dict[type[Any], str] = {AllOf: "all", AnyOf: "any", NotOf: "not", Condition: "field"}
     return kinds.get(type(data))
 
 
@@ -255,7 +255,8 @@ def _condition_holds(condition: Condition, actual: Any) -> bool:
         return _compare_numbers(op, float(actual or 0), wanted)
     text = _fold(actual)
     if op in ("in", "not_in"):
-        found = text in {_fold(item) for item in wanted}  # type: ignore[union-attr]
+        listed = wanted if isinstance(wanted, tuple) else (wanted,)  # checked: a list
+        found = text in {_fold(item) for item in listed}
         return found if op == "in" else not found
     return (text == _fold(wanted)) == (op == "eq")
 

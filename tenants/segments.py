@@ -18,6 +18,7 @@ upserts by key and leaves segments the file does not name alone.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +151,9 @@ def _line_of(path: Path_, lines: dict[Path_, int]) -> int:
     return lines.get((), 1)
 
 
-def load_segments_file(session: Session, path: str | Path) -> list[Segment]:
-    """Create or update the session's tenant's segments from a YAML file.
+def load_segments_file(session: Session, path: str | Path, *, now: datetime) -> list[Segment]:
+    """Create or update the session's tenant's segments from a YAML file (new ones are
+    created ``now``).
 
     Nothing is written unless the whole file is valid. Loading the same file again
     changes nothing; segments the file does not name are kept.
@@ -165,7 +167,7 @@ def load_segments_file(session: Session, path: str | Path) -> list[Segment]:
         data = rule.to_data()
         segment = existing.get(key)
         if segment is None:
-            segment = Segment(key=key, name=name, rule=data)
+            segment = Segment(key=key, name=name, rule=data, created_at=now)
             session.add(segment)
         else:
             if segment.name != name:

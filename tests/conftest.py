@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.rollups import install as keep_rollups
 from partnercast.tenants.models import Tenant
@@ -102,6 +103,7 @@ def make_tenant(engine: Engine, slug: str, name: str | None = None) -> int:
             slug=slug,
             name=name or slug.title(),
             brand={"legal_name": f"{slug.title()} Inc.", "postal_address": "1 Main St"},
+            created_at=utcnow(),
         )
         session.add(tenant)
     assert tenant.id is not None

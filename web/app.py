@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from partnercast.channels.microsite.urls import PREFIX as MICROSITE_PREFIX
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.suppressions import unsubscribe_by_token
 from partnercast.web.crm import PREFIX as CRM_PREFIX
@@ -113,7 +114,7 @@ class EngineApp:
                 start_response, "405 Method Not Allowed", "Not allowed", "<h1>Not allowed</h1>"
             )
         try:
-            result = unsubscribe_by_token(self.engine, self.settings, token)
+            result = unsubscribe_by_token(self.engine, self.settings, token, now=utcnow())
         except InvalidToken as error:
             return _page(
                 start_response,

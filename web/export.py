@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from partnercast.core.errors import NotFound
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.tenants.models import Tenant
 from partnercast.web import landing, leadform, pages, security
@@ -63,7 +64,7 @@ def export_page(
     action = f"{base}{page.path}lead?lang={quote(chosen)}"
     form = pages.FormView(
         action=action,
-        token=leadform.form_token(settings, page.path, exported=True),
+        token=leadform.form_token(settings, page.path, now=utcnow(), exported=True),
         words=texts(chosen),
         partner=page.partner.name,
     )

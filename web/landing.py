@@ -142,6 +142,7 @@ def record_visit(
         session.add(
             Event(
                 kind="visit",
+                occurred_at=utcnow(),  # the request's arrival
                 partner_id=page.partner.id,
                 campaign_id=page.campaign.id,
                 enrollment_id=page.enrollment.id,

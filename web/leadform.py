@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qs
 
 from email_validator import EmailNotValidError, validate_email
@@ -83,9 +84,9 @@ def field_errors(form: LeadForm, words: Mapping[str, str], partner: str) -> dict
     return errors
 
 
-def form_token(settings: Settings, page: str, *, exported: bool = False) -> str:
-    """A signed token for the form of ``page`` (a page path)."""
-    return sign(settings, EXPORT_PURPOSE if exported else PAGE_PURPOSE, page)
+def form_token(settings: Settings, page: str, *, now: datetime, exported: bool = False) -> str:
+    """A signed token for the form of ``page`` (a page path), stamped ``now``."""
+    return sign(settings, EXPORT_PURPOSE if exported else PAGE_PURPOSE, page, now=now)
 
 
 class FormTokenError(Exception):
@@ -97,13 +98,18 @@ class FormTokenError(Exception):
 
 
 def check_form_token(
-    settings: Settings, token: str, page: str, *, page_seconds: int = PAGE_TOKEN_SECONDS
+    settings: Settings,
+    token: str,
+    page: str,
+    *,
+    now: datetime,
+    page_seconds: int = PAGE_TOKEN_SECONDS,
 ) -> None:
     """Accept a token signed for ``page`` (served or exported) that has not expired."""
     expired = False
     for purpose, max_age in ((PAGE_PURPOSE, page_seconds), (EXPORT_PURPOSE, EXPORT_TOKEN_SECONDS)):
         try:
-            signed_page = unsign(settings, purpose, token, max_age_seconds=max_age)
+            signed_page = unsign(settings, purpose, token, max_age_seconds=max_age, now=now)
         except InvalidToken as error:
             expired = expired or isinstance(error.__cause__, SignatureExpired)
             continue

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 
 from partnercast.channels.microsite.urls import PREFIX
 from partnercast.core.settings import Settings
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins.manager import Plugins
 from partnercast.web import landing, leadform, pages, security
 from partnercast.web.landing import LivePage, NewLead
@@ -133,7 +134,7 @@ class MicrositeRoutes:
         rendered = landing.render_page(page, self.plugins, self.settings, locale)
         view = pages.FormView(
             action=f"{page.path}lead?lang={quote(locale)}",
-            token=leadform.form_token(self.settings, page.path),
+            token=leadform.form_token(self.settings, page.path, now=utcnow()),
             words=texts(locale),
             partner=page.partner.name,
             form=form,
@@ -181,7 +182,11 @@ class MicrositeRoutes:
             return self._page(start, "429 Too Many Requests", page, locale, form, notice=notice)
         try:
             leadform.check_form_token(
-                self.settings, form.token, page.path, page_seconds=self.options.form_token_seconds
+                self.settings,
+                form.token,
+                page.path,
+                now=utcnow(),
+                page_seconds=self.options.form_token_seconds,
             )
         except leadform.FormTokenError as error:
             notice = words["expired" if error.expired else "invalid"]

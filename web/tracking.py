@@ -243,8 +243,8 @@ class TrackingRoutes:
 
     def _click(self, rest: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
         link_part, _, rcpt_part = rest.partition("/")
-        link = read_link_token(self.settings, link_part)
-        rcpt = read_recipient_token(self.settings, rcpt_part)
+        link = read_link_token(self.settings, link_part, now=hit.at)
+        rcpt = read_recipient_token(self.settings, rcpt_part, now=hit.at)
         if link.tenant_id != rcpt.tenant_id:
             raise InvalidToken("this link is not valid")
         place = _place(self.engine, rcpt, link)
@@ -263,7 +263,7 @@ class TrackingRoutes:
         return [b""]
 
     def _open(self, token: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
-        rcpt = read_recipient_token(self.settings, token)
+        rcpt = read_recipient_token(self.settings, token, now=hit.at)
         place = _place(self.engine, rcpt, None)
         if place is None:
             raise InvalidToken("this link is not valid")

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from partnercast.campaigns.loader import LoadedCampaign, read_campaign
 from partnercast.core.errors import Problems
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins.manager import installed_channels
 from partnercast.tenants.models import Segment
 
@@ -77,6 +78,10 @@ def add_segments(engine: Engine) -> Callable[..., None]:
     def add(tenant_id: int, keys: Iterable[str] = EXAMPLE_SEGMENTS) -> None:
         with tenant_session(engine, tenant_id) as session:
             for key in keys:
-                session.add(Segment(key=key, name=key, rule={"field": "tier", "eq": "gold"}))
+                session.add(
+                    Segment(
+                        key=key, name=key, rule={"field": "tier", "eq": "gold"}, created_at=utcnow()
+                    )
+                )
 
     return add

@@ -6,6 +6,7 @@ import pytest
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.models import Enrollment
+from partnercast.core.timeutil import utcnow
 
 ALLOWED = [
     ("invited", "customise", "customising"),
@@ -56,6 +57,8 @@ def _enrollment(state: str, *, auto: bool = False) -> Enrollment:
         state=state,
         auto_approve=auto,
         customization={"headline": "Hi"},
+        state_changed_at=utcnow(),
+        created_at=utcnow(),
     )
 
 
@@ -65,7 +68,7 @@ def _enrollment(state: str, *, auto: bool = False) -> Enrollment:
 def test_allowed_moves(start: str, action: str, end: str) -> None:
     session = _FakeSession()
     enrollment = _enrollment(start)
-    assert approval.transition(session, enrollment, action, actor="test") == end  # type: ignore[arg-type]
+    assert approval.transition(session, enrollment, action, actor="test", now=utcnow()) == end  # type: ignore[arg-type]
     assert enrollment.state == end
     event = session.added[-1]
     assert event.kind == f"enrollment.{end}" and event.data["from"] == start  # type: ignore[attr-defined]
@@ -75,19 +78,19 @@ def test_allowed_moves(start: str, action: str, end: str) -> None:
 def test_refused_moves_change_nothing(start: str, action: str) -> None:
     enrollment = _enrollment(start)
     with pytest.raises(approval.TransitionRefused):
-        approval.transition(_FakeSession(), enrollment, action, actor="test")  # type: ignore[arg-type]
+        approval.transition(_FakeSession(), enrollment, action, actor="test", now=utcnow())  # type: ignore[arg-type]
     assert enrollment.state == start
 
 
 def test_auto_approval_approves_on_submit() -> None:
     enrollment = _enrollment("customising", auto=True)
-    approval.transition(_FakeSession(), enrollment, "submit", actor="test")  # type: ignore[arg-type]
+    approval.transition(_FakeSession(), enrollment, "submit", actor="test", now=utcnow())  # type: ignore[arg-type]
     assert approval.is_approved_as_is(enrollment)
 
 
 def test_changing_content_after_approval_voids_it() -> None:
     enrollment = _enrollment("submitted")
-    approval.transition(_FakeSession(), enrollment, "approve", actor="partner")  # type: ignore[arg-type]
+    approval.transition(_FakeSession(), enrollment, "approve", actor="partner", now=utcnow())  # type: ignore[arg-type]
     assert approval.is_approved_as_is(enrollment)
     enrollment.customization = {"headline": "Something the partner never saw"}
     assert not approval.is_approved_as_is(enrollment)

@@ -12,9 +12,11 @@ from sqlmodel import col, select
 from support.world import CAMPAIGN, START, World, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.signing import InvalidToken, sign
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import BOUNCE_DOMAIN, SmtpSink
 from partnercast.tenants.models import Contact, Partner, Suppression
 from partnercast.tenants.suppressions import UNSUBSCRIBE, unsubscribe_by_token
@@ -79,7 +81,7 @@ def test_ticking_the_same_instant_again_sends_nothing(world: World, sink: SmtpSi
     count = sink.received.count
     assert first > 0 and count == first
     assert run_days(world, 1, 1) == 0
-    assert tick(world.engine, world.settings, START).sent == 0
+    assert tick(world.engine, world.settings, START, after=[scan_after_tick]).sent == 0
     assert sink.received.count == count
 
 
@@ -192,11 +194,13 @@ def test_a_message_carries_one_token_and_links_sent_before_it_still_unsubscribe(
         first = session.exec(select(Contact).where(Contact.email == str(message["To"]))).one()
         other = session.exec(select(Contact).where(Contact.id != first.id)).first()
         delivery = session.exec(select(Delivery).where(Delivery.contact_id == first.id)).first()
-    older = sign(world.settings, UNSUBSCRIBE, [world.tenant_id, other.id, delivery.dispatch_id])
-    assert unsubscribe_by_token(engine, world.settings, token).email == first.email
-    assert unsubscribe_by_token(engine, world.settings, older).email == other.email
+    older = sign(
+        world.settings, UNSUBSCRIBE, [world.tenant_id, other.id, delivery.dispatch_id], now=utcnow()
+    )
+    assert unsubscribe_by_token(engine, world.settings, token, now=utcnow()).email == first.email
+    assert unsubscribe_by_token(engine, world.settings, older, now=utcnow()).email == other.email
     with pytest.raises(InvalidToken):
-        unsubscribe_by_token(engine, world.settings, token[:-2] + "xx")
+        unsubscribe_by_token(engine, world.settings, token[:-2] + "xx", now=utcnow())
     with tenant_session(world.engine, world.tenant_id) as session:
         gone = set(session.exec(select(Suppression.email)).all())
     assert gone == {first.email.lower(), other.email.lower()}

@@ -18,10 +18,11 @@ from partnercast.campaigns.dispatching import APPROVAL_RECHECK, CYCLE_ENDED
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.campaigns.models import Cycle
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import accounts, outbox
 from partnercast.core.models import HELD_FOR_APPROVAL, HELD_FOR_RECONNECT, Dispatch
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import as_utc
+from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.models import Partner
 
@@ -56,14 +57,16 @@ def test_a_dispatch_waiting_for_approval_is_put_back_and_shown_waiting_not_due(
     world = _world(any_engine, tmp_path, sink)
     respond(world, {"P001": "approve", "P003": "silent"})
     start(world)
-    tick(world.engine, world.settings, FIRST)
+    tick(world.engine, world.settings, FIRST, after=[scan_after_tick])
     intro = _dispatches(world, "P003")[0]
     assert intro.state == outbox.PENDING and intro.held_for == HELD_FOR_APPROVAL
     assert intro.last_error.startswith("waiting for the partner's approval")
     assert as_utc(intro.scheduled_at) == FIRST + APPROVAL_RECHECK
 
     # A real-time worker ticking every second does not claim it again meanwhile...
-    again = tick(world.engine, world.settings, FIRST + timedelta(seconds=1))
+    again = tick(
+        world.engine, world.settings, FIRST + timedelta(seconds=1), after=[scan_after_tick]
+    )
     assert intro.id not in {run.dispatch_id for run in again.runs}
     # ...and the queue shows it waiting for the approval, not due.
     with tenant_session(world.engine, world.tenant_id) as session:
@@ -74,7 +77,7 @@ def test_a_dispatch_waiting_for_approval_is_put_back_and_shown_waiting_not_due(
     assert email["done"] == 1  # P001's intro went out
 
     # At the recheck it is claimed once more, and waits again.
-    recheck = tick(world.engine, world.settings, FIRST + APPROVAL_RECHECK)
+    recheck = tick(world.engine, world.settings, FIRST + APPROVAL_RECHECK, after=[scan_after_tick])
     assert [run.state for run in recheck.runs if run.dispatch_id == intro.id] == ["waiting"]
 
 
@@ -84,13 +87,15 @@ def test_an_approval_makes_the_waiting_dispatch_due_at_once(
     world = _world(any_engine, tmp_path, sink)
     respond(world, {"P003": "silent"})
     start(world)
-    tick(world.engine, world.settings, FIRST)
+    tick(world.engine, world.settings, FIRST, after=[scan_after_tick])
     assert sink.received.count == 0
     with tenant_session(world.engine, world.tenant_id) as session:
         enrollment = find_enrollment(session, "cloud-security", "P003")
-        approval.transition(session, enrollment, "approve", actor="partner")
+        approval.transition(session, enrollment, "approve", actor="partner", now=utcnow())
     # Two minutes later, long before the recheck: it goes out now.
-    report = tick(world.engine, world.settings, FIRST + timedelta(minutes=2))
+    report = tick(
+        world.engine, world.settings, FIRST + timedelta(minutes=2), after=[scan_after_tick]
+    )
     assert report.sent > 0 and sink.received.count == report.sent
     intro = _dispatches(world, "P003")[0]
     assert intro.state == outbox.DONE and intro.held_for == ""
@@ -104,11 +109,11 @@ def test_waiting_never_pushes_a_dispatch_past_its_cycle_and_the_close_says_why(
     start(world)
     with tenant_session(world.engine, world.tenant_id) as session:
         ends_at = as_utc(session.exec(select(Cycle)).one().ends_at)
-    tick(world.engine, world.settings, ends_at - timedelta(minutes=20))
+    tick(world.engine, world.settings, ends_at - timedelta(minutes=20), after=[scan_after_tick])
     waiting = [d for d in _dispatches(world, "P003") if d.held_for == HELD_FOR_APPROVAL]
     assert len(waiting) == 3  # every touch came due; none approved
     assert {as_utc(d.scheduled_at) for d in waiting} == {ends_at}
-    tick(world.engine, world.settings, ends_at)
+    tick(world.engine, world.settings, ends_at, after=[scan_after_tick])
     closed = _dispatches(world, "P003")
     assert {(d.state, d.last_error, d.held_for) for d in closed} == {
         (outbox.SKIPPED, "the cycle ended before the partner approved", "")
@@ -124,10 +129,12 @@ def test_a_dispatch_of_a_completed_cycle_is_skipped_never_sent(
     start(world)
     with tenant_session(world.engine, world.tenant_id) as session:
         ends_at = as_utc(session.exec(select(Cycle)).one().ends_at)
-    tick(world.engine, world.settings, ends_at)  # closed: P003's touches skipped
+    tick(
+        world.engine, world.settings, ends_at, after=[scan_after_tick]
+    )  # closed: P003's touches skipped
     with tenant_session(world.engine, world.tenant_id) as session:
         enrollment = find_enrollment(session, "cloud-security", "P003")
-        approval.transition(session, enrollment, "approve", actor="partner")
+        approval.transition(session, enrollment, "approve", actor="partner", now=utcnow())
     # Something puts a dispatch of the closed cycle back in the queue (a requeue by hand,
     # a resume that does not filter cycles): it must not go out after the cycle.
     later = ends_at + timedelta(days=1)
@@ -135,7 +142,7 @@ def test_a_dispatch_of_a_completed_cycle_is_skipped_never_sent(
     with tenant_session(world.engine, world.tenant_id) as session:
         row = session.get(Dispatch, intro.id)
         row.state, row.scheduled_at, row.finished_at, row.last_error = "pending", later, None, ""
-    report = tick(world.engine, world.settings, later)
+    report = tick(world.engine, world.settings, later, after=[scan_after_tick])
     assert [(run.dispatch_id, run.state) for run in report.runs] == [(intro.id, outbox.SKIPPED)]
     assert sink.received.count == 0
     row = next(d for d in _dispatches(world, "P003") if d.id == intro.id)
@@ -155,10 +162,12 @@ def test_a_dispatch_held_for_its_account_is_found_by_its_marker_not_its_text(
                 channel="email",
                 status=accounts.NEEDS_RECONNECT,
                 last_error="535 5.7.8 authentication credentials invalid",
+                created_at=utcnow(),
+                updated_at=utcnow(),
             )
         )
     start(world)
-    tick(world.engine, world.settings, FIRST)
+    tick(world.engine, world.settings, FIRST, after=[scan_after_tick])
     assert _dispatches(world, "P006")[0].state == outbox.DONE and sink.received.count > 0
     held = _dispatches(world, "P001")[0]
     assert (held.state, held.held_for) == (outbox.FAILED, HELD_FOR_RECONNECT)
@@ -195,7 +204,7 @@ def test_status_shows_dispatches_waiting_for_approval_apart_from_the_due_ones(
     world = build_world(engine, tmp_path / "world", sink.port)
     respond(world, {"P001": "approve"})
     start(world)
-    tick(world.engine, world.settings, FIRST)
+    tick(world.engine, world.settings, FIRST, after=[scan_after_tick])
     with tenant_session(world.engine, world.tenant_id) as session:
         held = session.exec(select(Dispatch).where(Dispatch.held_for == HELD_FOR_APPROVAL)).all()
     assert held

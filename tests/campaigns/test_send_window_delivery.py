@@ -28,10 +28,11 @@ from partnercast.campaigns.models import Cycle, Touch
 from partnercast.campaigns.send_windows import RESCHEDULED
 from partnercast.campaigns.store import get_campaign
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import outbox
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import as_utc
+from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.models import Contact, Partner
 
@@ -43,7 +44,7 @@ WAVE = {"EMEA": 0, "NA": 1, "APAC": 2}
 def windowed(any_engine: Engine, tmp_path: Path, sink: SmtpSink) -> World:
     world = build_windowed_world(any_engine, tmp_path / "world", sink.port)
     with tenant_session(world.engine, world.tenant_id) as session:
-        start_cycle(session, get_campaign(session, "cloud-security"), START)
+        start_cycle(session, get_campaign(session, "cloud-security"), START, now=utcnow())
     return world
 
 
@@ -85,7 +86,7 @@ def test_each_partner_gets_every_touch_inside_its_local_window(
     while pending := _pending(windowed):
         moment = as_utc(pending[0].scheduled_at)
         seen = sink.received.count
-        report = tick(windowed.engine, windowed.settings, moment)
+        report = tick(windowed.engine, windowed.settings, moment, after=[scan_after_tick])
         ticks += 1
         assert ticks < 100, "the clock should reach every dispatch in a few dozen ticks"
         assert report.states[RESCHEDULED] == 0  # on time: nothing claimed outside a window
@@ -154,7 +155,7 @@ def test_a_dispatch_claimed_late_is_moved_to_the_next_window_not_sent(
     first = _pending(windowed)[0]  # a Berlin partner's intro, Friday 23 Oct 07:xx UTC
     assert as_utc(first.scheduled_at).date().isoformat() == "2026-10-23"
     late = datetime.fromisoformat("2026-10-23T13:00:00+00:00")  # Friday 15:00 CEST
-    report = tick(windowed.engine, windowed.settings, late)
+    report = tick(windowed.engine, windowed.settings, late, after=[scan_after_tick])
     assert report.states[RESCHEDULED] == 2  # both Berlin partners' intros
     assert report.sent == 0 and sink.received.count == 0
     with tenant_session(windowed.engine, windowed.tenant_id) as session:
@@ -170,9 +171,11 @@ def test_a_dispatch_claimed_late_is_moved_to_the_next_window_not_sent(
         assert len(events) == 2
         new_time = as_utc(moved.scheduled_at)
     # Ticking again at once (a worker polling) still sends nothing and moves nothing again.
-    again = tick(windowed.engine, windowed.settings, late + timedelta(minutes=1))
+    again = tick(
+        windowed.engine, windowed.settings, late + timedelta(minutes=1), after=[scan_after_tick]
+    )
     assert again.sent == 0 and again.states[RESCHEDULED] == 0
-    on_time = tick(windowed.engine, windowed.settings, new_time)
+    on_time = tick(windowed.engine, windowed.settings, new_time, after=[scan_after_tick])
     assert on_time.sent > 0 and sink.received.count == on_time.sent
 
 
@@ -197,13 +200,13 @@ def test_a_window_that_would_open_after_the_cycle_ends_skips_the_touch(
         dispatch_id = dispatch.id
         for other in session.exec(select(Dispatch).where(Dispatch.id != dispatch_id)).all():
             other.state = outbox.DONE
-    report = tick(windowed.engine, windowed.settings, late)
+    report = tick(windowed.engine, windowed.settings, late, after=[scan_after_tick])
     assert report.states[RESCHEDULED] == 1 and report.sent == 0
     with tenant_session(windowed.engine, windowed.tenant_id) as session:
         moved = session.get(Dispatch, dispatch_id)
         assert moved is not None and as_utc(moved.scheduled_at) >= ends_at
         assert "after the cycle's end: it will be skipped" in moved.last_error
-    tick(windowed.engine, windowed.settings, ends_at)
+    tick(windowed.engine, windowed.settings, ends_at, after=[scan_after_tick])
     with tenant_session(windowed.engine, windowed.tenant_id) as session:
         skipped = session.get(Dispatch, dispatch_id)
         assert skipped is not None and skipped.state == outbox.SKIPPED
@@ -223,7 +226,9 @@ def test_an_unknown_partner_time_zone_falls_back_to_utc_with_a_warning(
         caplog.at_level(logging.WARNING, logger="partnercast.campaigns.send_windows"),
         tenant_session(windowed.engine, windowed.tenant_id) as session,
     ):
-        start_cycle(session, get_campaign(session, "cloud-security"), START + timedelta(45))
+        start_cycle(
+            session, get_campaign(session, "cloud-security"), START + timedelta(45), now=utcnow()
+        )
     assert f"unknown time zone 'Mars/Olympus_Mons' (partner {external_id})" in caplog.text
     with tenant_session(windowed.engine, windowed.tenant_id) as session:
         cycle = session.exec(select(Cycle).where(Cycle.number == 2)).one()
@@ -256,11 +261,11 @@ def test_a_retry_backoff_that_runs_past_the_window_waits_for_the_next_one(
             dispatch.scheduled_at = near_the_end
         ids = [dispatch.id for dispatch in berlin_intros]
     sink.fault = "rcpt:451"
-    deferred = tick(windowed.engine, windowed.settings, near_the_end)
+    deferred = tick(windowed.engine, windowed.settings, near_the_end, after=[scan_after_tick])
     assert deferred.states["retrying"] == 2 and sink.received.count == 0
     sink.fault = None
     retry_at = near_the_end + RETRY_BASE  # 11:03 CEST, the window has closed
-    retried = tick(windowed.engine, windowed.settings, retry_at)
+    retried = tick(windowed.engine, windowed.settings, retry_at, after=[scan_after_tick])
     assert retried.states[RESCHEDULED] == 2 and retried.sent == 0
     assert sink.received.count == 0
     with tenant_session(windowed.engine, windowed.tenant_id) as session:
@@ -269,5 +274,5 @@ def test_a_retry_backoff_that_runs_past_the_window_waits_for_the_next_one(
     for moment in mondays:  # Monday 26 October, inside the window, winter time
         local = moment.astimezone(ZoneInfo("Europe/Berlin"))
         assert local.date().isoformat() == "2026-10-26" and 9 <= local.hour < 11
-    monday = tick(windowed.engine, windowed.settings, mondays[-1])
+    monday = tick(windowed.engine, windowed.settings, mondays[-1], after=[scan_after_tick])
     assert monday.sent == sink.received.count > 0

@@ -28,6 +28,7 @@ from partnercast.campaigns.send_windows import (
 )
 from partnercast.campaigns.spec import SendWindow, window_slack_days
 from partnercast.core.errors import Problems
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 
 from .conftest import SUFFIXES, CampaignFolder
@@ -292,8 +293,24 @@ def test_waves_without_a_window_only_move_the_day(tmp_path: Path) -> None:
     waves = "waves:\n  - regions: [APAC]\n    offset_days: 2\n\n"
     spec = read_campaign(windowed_campaign(tmp_path / "c", waves), SUFFIXES).spec
     start = utc("2026-12-01 09:00")
-    tokyo = Partner(id=1, external_id="P1", name="T", region="apac", time_zone="Asia/Tokyo")
-    berlin = Partner(id=2, external_id="P2", name="B", region="EMEA", time_zone="Europe/Berlin")
+    tokyo = Partner(
+        id=1,
+        external_id="P1",
+        name="T",
+        region="apac",
+        time_zone="Asia/Tokyo",
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
+    berlin = Partner(
+        id=2,
+        external_id="P2",
+        name="B",
+        region="EMEA",
+        time_zone="Europe/Berlin",
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
     assert planned_time(spec, "follow-up", tokyo, start, 14) == utc("2026-12-16 09:00")
     assert planned_time(spec, "follow-up", berlin, start, 14) == utc("2026-12-14 09:00")
     # Without waves or a window, planning is what it always was.

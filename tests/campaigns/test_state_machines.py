@@ -70,6 +70,7 @@ from partnercast.campaigns.models import Cycle
 from partnercast.campaigns.store import get_campaign
 from partnercast.campaigns.ticking import tick
 from partnercast.channels.email.channel import EmailChannel
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.demo.smtp_sink import Fault, SmtpSink
@@ -154,9 +155,9 @@ class DispatchMachine(RuleBasedStateMachine):
             enrollment = find_enrollment(session, CAMPAIGN, partner)
             try:
                 if action == "customise":
-                    customise(session, enrollment, values, actor="concierge")
+                    customise(session, enrollment, values, actor="concierge", now=self.now)
                 else:
-                    approval.transition(session, enrollment, action, actor="partner")
+                    approval.transition(session, enrollment, action, actor="partner", now=self.now)
             except approval.TransitionRefused:
                 refused = True
         assert refused == (self.state[partner] not in allowed), (partner, action)
@@ -256,11 +257,12 @@ class DispatchMachine(RuleBasedStateMachine):
                 tenant_id=self.world.tenant_id,
                 contact_id=contact.id or 0,
                 dispatch_id=dispatch_id,
+                now=self.now,
             )
-            unsubscribe_by_token(self.world.engine, self.world.settings, token)
+            unsubscribe_by_token(self.world.engine, self.world.settings, token, now=self.now)
         else:  # a complaint or a concierge's suppression
             with tenant_session(self.world.engine, self.world.tenant_id) as session:
-                suppress(session, contact.email, reason="complaint")
+                suppress(session, contact.email, reason="complaint", now=self.now)
         address = normalise_email(contact.email)
         self.suppressed.add(address)
         self.arrived_before_suppression |= {a.message_id for a in self.seen if a.to == address}
@@ -281,6 +283,8 @@ class DispatchMachine(RuleBasedStateMachine):
                     email=email,
                     first_name="Nova",
                     consent=True,
+                    created_at=self.now,
+                    updated_at=self.now,
                 )
             )
         self._then(then)
@@ -294,7 +298,7 @@ class DispatchMachine(RuleBasedStateMachine):
 
     def start_a_cycle_at(self, when: datetime) -> None:
         with tenant_session(self.world.engine, self.world.tenant_id) as session:
-            cycle: Cycle = start_cycle(session, get_campaign(session, CAMPAIGN), when)
+            cycle: Cycle = start_cycle(session, get_campaign(session, CAMPAIGN), when, now=self.now)
             self.cycle_ends = cycle.ends_at.replace(tzinfo=self.now.tzinfo)
 
     @rule(hours=st.sampled_from([1, 6, 24, 72, 24 * 7, 24 * 14]))
@@ -412,7 +416,7 @@ class DispatchMachine(RuleBasedStateMachine):
         if patch is not None:
             EmailChannel.publish = patch  # type: ignore[method-assign]
         try:
-            tick(self.world.engine, self.world.settings, self.now)
+            tick(self.world.engine, self.world.settings, self.now, after=[scan_after_tick])
         except WorkerDied:
             pass
         finally:

@@ -20,6 +20,7 @@ from partnercast.campaigns.store import (
 )
 from partnercast.core.errors import NotFound, TenantScopeError, UserError
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 
 from .conftest import CampaignFolder
 
@@ -41,7 +42,7 @@ def test_the_first_load_creates_version_1(
     loaded = folder.read()
 
     with tenant_session(engine, tenant_a) as session:
-        result = store_campaign(session, loaded)
+        result = store_campaign(session, loaded, now=utcnow())
 
     assert result.created is True
     assert result.version.number == 1
@@ -68,10 +69,10 @@ def test_loading_the_same_folder_again_is_a_no_op(
 ) -> None:
     add_segments(tenant_a)
     with tenant_session(engine, tenant_a) as session:
-        first = store_campaign(session, folder.read())
+        first = store_campaign(session, folder.read(), now=utcnow())
 
     with tenant_session(engine, tenant_a) as session:
-        again = store_campaign(session, folder.read())
+        again = store_campaign(session, folder.read(), now=utcnow())
 
     assert again.created is False
     assert again.version.id == first.version.id
@@ -85,14 +86,14 @@ def test_a_changed_folder_adds_version_2_and_leaves_version_1_alone(
 ) -> None:
     add_segments(tenant_a)
     with tenant_session(engine, tenant_a) as session:
-        first = store_campaign(session, folder.read())
+        first = store_campaign(session, folder.read(), now=utcnow())
     before = _snapshot(engine, tenant_a, first.version.id)
     folder.edit("campaign.yaml", "cycle_days: 45", "cycle_days: 60")
     folder.edit("campaign.yaml", "day: 35", "day: 50")
     folder.edit("templates/email/intro.en.mjml", "No slides", "No slide decks")
 
     with tenant_session(engine, tenant_a) as session:
-        second = store_campaign(session, folder.read())
+        second = store_campaign(session, folder.read(), now=utcnow())
 
     assert second.created is True
     assert second.version.number == 2
@@ -115,7 +116,7 @@ def test_a_missing_target_segment_is_refused_and_nothing_is_written(
     loaded = folder.read()
 
     with pytest.raises(UserError) as raised, tenant_session(engine, tenant_a) as session:
-        store_campaign(session, loaded)
+        store_campaign(session, loaded, now=utcnow())
 
     assert str(raised.value) == (
         "campaign 'cloud-security' targets segments this tenant does not have: "
@@ -142,7 +143,7 @@ def test_segments_of_another_tenant_do_not_count(
         pytest.raises(UserError, match="gold-emea, silver-na, registered-apac"),
         tenant_session(engine, tenant_a) as session,
     ):
-        store_campaign(session, loaded)
+        store_campaign(session, loaded, now=utcnow())
 
 
 def test_the_same_key_in_two_tenants_is_two_campaigns(
@@ -156,9 +157,9 @@ def test_the_same_key_in_two_tenants_is_two_campaigns(
     add_segments(tenant_b)
     loaded = folder.read()
     with tenant_session(engine, tenant_a) as session:
-        in_a = store_campaign(session, loaded)
+        in_a = store_campaign(session, loaded, now=utcnow())
     with tenant_session(engine, tenant_b) as session:
-        in_b = store_campaign(session, loaded)
+        in_b = store_campaign(session, loaded, now=utcnow())
 
     assert in_b.created is True  # the same content in A does not make B's load a no-op
     assert in_b.version.number == 1
@@ -180,7 +181,7 @@ def test_a_tenant_never_sees_another_tenants_campaign(
 ) -> None:
     add_segments(tenant_b)
     with tenant_session(engine, tenant_b) as session:
-        in_b = store_campaign(session, folder.read())
+        in_b = store_campaign(session, folder.read(), now=utcnow())
 
     with tenant_session(engine, tenant_a) as session:
         with pytest.raises(NotFound, match="no campaign 'cloud-security'"):
@@ -193,4 +194,4 @@ def test_a_tenant_never_sees_another_tenants_campaign(
 
 def test_storing_needs_a_tenant_scope(engine: Engine, folder: CampaignFolder) -> None:
     with pytest.raises(TenantScopeError), plain_session(engine) as session:
-        store_campaign(session, folder.read())
+        store_campaign(session, folder.read(), now=utcnow())

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 
 AddPartners = Callable[..., list[int]]
@@ -20,7 +21,13 @@ def add_partners(engine: Engine) -> AddPartners:
     def add(tenant_id: int, languages: dict[str, list[str]]) -> list[int]:
         with tenant_session(engine, tenant_id) as session:
             rows = [
-                Partner(external_id=eid, name=f"Partner {eid}", languages=langs)
+                Partner(
+                    external_id=eid,
+                    name=f"Partner {eid}",
+                    languages=langs,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
                 for eid, langs in languages.items()
             ]
             session.add_all(rows)

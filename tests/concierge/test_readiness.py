@@ -12,8 +12,10 @@ from partnercast.campaigns.enrollment import enroll_partners
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import store_campaign
 from partnercast.concierge import readiness
+from partnercast.concierge.readiness import missing_by_partner
 from partnercast.core.errors import UserError
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.partners import get_partner
 
 ALL_YES = {key: True for key in readiness.KEYS}
@@ -49,7 +51,12 @@ def test_a_campaign_that_requires_readiness_skips_and_reports_the_unready(
         almost = {**ALL_YES, "feedback": False}
         readiness.set_readiness(session, get_partner(session, "P002"), almost, now=START)
         loaded = read_campaign(_ready_only_campaign(tmp_path), {"email": ".mjml"})
-        report = enroll_partners(session, store_campaign(session, loaded).campaign)
+        report = enroll_partners(
+            session,
+            store_campaign(session, loaded, now=utcnow()).campaign,
+            now=utcnow(),
+            readiness=missing_by_partner,
+        )
     assert report.invited == ["P001"]
     assert report.not_ready["P002"] == ["performance feedback shared"]
     assert len(report.not_ready) == 5

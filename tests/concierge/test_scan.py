@@ -17,7 +17,7 @@ from partnercast.concierge.task_scan import scan, schedule_weekly_reviews
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import as_utc
+from partnercast.core.timeutil import as_utc, utcnow
 from partnercast.demo.smtp_sink import BOUNCE_DOMAIN
 from partnercast.funnel.leads import Lead
 from partnercast.tenants.models import Contact
@@ -213,6 +213,7 @@ def test_an_account_that_needs_reconnecting_opens_a_task_until_reconnected(world
             status=NEEDS_RECONNECT,
             last_error="token expired",
             updated_at=START,
+            created_at=utcnow(),
         )
         session.add(account)
     assert _scan(world, START) == (1, 0)

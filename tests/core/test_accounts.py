@@ -21,6 +21,7 @@ from partnercast.core.models import Dispatch
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import system_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.models import Partner
 
@@ -70,7 +71,7 @@ def test_split_keeps_secrets_out_of_the_plain_settings() -> None:
 @pytest.fixture
 def partner_world(engine: Engine, tenant_a: int) -> int:
     with tenant_session(engine, tenant_a) as session:
-        partner = Partner(external_id="P001", name="Acme")
+        partner = Partner(external_id="P001", name="Acme", created_at=utcnow(), updated_at=utcnow())
         session.add(partner)
     return tenant_a
 
@@ -184,6 +185,7 @@ def _connect(world: World, external_id: str, port: int, password: str) -> None:
             channel="email",
             account=account,
             box=secret_box(world.settings),
+            now=utcnow(),
         )
 
 

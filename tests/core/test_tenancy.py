@@ -9,23 +9,38 @@ from sqlmodel import select
 
 from partnercast.core.errors import TenantScopeError
 from partnercast.core.tenancy import plain_session, system_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Contact, Partner, Tenant
 
 
 def _twins(engine: Engine) -> tuple[int, int, int, int]:
     """Two tenants, each with a partner named 'Same' with external id 'P1'."""
     with plain_session(engine) as session:
-        a, b = Tenant(slug="a", name="A"), Tenant(slug="b", name="B")
+        a, b = (
+            Tenant(slug="a", name="A", created_at=utcnow()),
+            Tenant(slug="b", name="B", created_at=utcnow()),
+        )
         session.add_all([a, b])
     ids = []
     for tenant in (a, b):
         with tenant_session(engine, tenant.id) as session:
-            partner = Partner(external_id="P1", name="Same", legal_name=f"{tenant.name} Ltd")
+            partner = Partner(
+                external_id="P1",
+                name="Same",
+                legal_name=f"{tenant.name} Ltd",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
             session.add(partner)
             session.flush()
             session.add(
                 Contact(
-                    partner_id=partner.id, external_id="C1", email="x@example.com", consent=True
+                    partner_id=partner.id,
+                    external_id="C1",
+                    email="x@example.com",
+                    consent=True,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
                 )
             )
         ids.append(partner.id)
@@ -60,7 +75,15 @@ def test_unscoped_query_on_tenant_rows_raises(any_engine: Engine) -> None:
 def test_writing_another_tenants_row_raises_and_writes_nothing(any_engine: Engine) -> None:
     a, b, _, _ = _twins(any_engine)
     with pytest.raises(TenantScopeError), tenant_session(any_engine, a) as session:
-        session.add(Partner(tenant_id=b, external_id="P2", name="Sneaky"))
+        session.add(
+            Partner(
+                tenant_id=b,
+                external_id="P2",
+                name="Sneaky",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
     with system_session(any_engine, reason="test counts every tenant's partners") as session:
         assert len(session.exec(select(Partner)).all()) == 2
 
@@ -68,7 +91,7 @@ def test_writing_another_tenants_row_raises_and_writes_nothing(any_engine: Engin
 def test_new_rows_are_stamped_with_the_scope(any_engine: Engine) -> None:
     a, _, _, _ = _twins(any_engine)
     with tenant_session(any_engine, a) as session:
-        partner = Partner(external_id="P9", name="New")
+        partner = Partner(external_id="P9", name="New", created_at=utcnow(), updated_at=utcnow())
         session.add(partner)
     assert partner.tenant_id == a
 
@@ -103,7 +126,14 @@ def test_a_released_savepoint_still_rolls_back_with_its_transaction(any_engine: 
     a, _, _, _ = _twins(any_engine)
     with pytest.raises(RuntimeError), tenant_session(any_engine, a) as session:
         with session.begin_nested():
-            session.add(Partner(external_id="P-savepoint", name="kept only if committed"))
+            session.add(
+                Partner(
+                    external_id="P-savepoint",
+                    name="kept only if committed",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
         raise RuntimeError("the outer transaction fails")
     with tenant_session(any_engine, a) as session:
         assert (

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from support.world import START, World, build_world
 
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import accounts
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import tenant_session
@@ -77,7 +78,7 @@ def published(any_engine: Engine, tmp_path: Path) -> Iterator[Published]:
             demo_digital.set_up(
                 world.engine, world.settings, world.tenant_id, social, ads, {}, START
             )
-            tick(world.engine, world.settings, POSTED)
+            tick(world.engine, world.settings, POSTED, after=[scan_after_tick])
         yield Published(a, b, social, ads)
 
 

@@ -12,6 +12,7 @@ from support.funnel_world import Funnel, add_form_lead, write_csv
 from support.world import START
 
 from partnercast.core.models import Event
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel import crm_import, rollups
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.leads import Lead
@@ -155,10 +156,14 @@ def test_a_lead_id_of_another_partner_or_tenant_is_rejected(funnel: Funnel, tmp_
 
     lead_id = add_form_lead(funnel, "P001", "own@client.example")
     with plain_session(funnel.engine) as session:
-        other = Tenant(slug="southwind", name="Southwind")
+        other = Tenant(slug="southwind", name="Southwind", created_at=utcnow())
         session.add(other)
     with tenant_session(funnel.engine, other.id or 0) as session:
-        session.add(Partner(external_id="P001", name="Southern P001"))
+        session.add(
+            Partner(
+                external_id="P001", name="Southern P001", created_at=utcnow(), updated_at=utcnow()
+            )
+        )
     path = write_csv(
         tmp_path / "crm.csv",
         f"partner,lead_id,stage\nP002,{lead_id},mql\nP001,{lead_id},sql\nP001,x1,mql\n",

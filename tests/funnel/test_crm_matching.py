@@ -16,6 +16,7 @@ from support.world import START
 
 from partnercast.campaigns.models import Campaign, Touch
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import apply_records, import_leads
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
@@ -224,12 +225,19 @@ def test_csv_and_webhook_with_the_same_crm_id_move_the_same_lead_in_one_tenant_o
         secret_a = new_secret(session, funnel.world.settings, now=NOW)
     with plain_session(funnel.engine) as session:
         slug_a = session.get(Tenant, funnel.world.tenant_id).slug  # type: ignore[union-attr]
-        other = Tenant(slug="other-vendor", name="Other", brand={})
+        other = Tenant(slug="other-vendor", name="Other", brand={}, created_at=utcnow())
         session.add(other)
         session.flush()
         other_id = other.id or 0
     with tenant_session(funnel.engine, other_id) as session:
-        session.add(Partner(external_id="P001", name="Same external id, other tenant"))
+        session.add(
+            Partner(
+                external_id="P001",
+                name="Same external id, other tenant",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
         session.flush()
         secret_b = new_secret(session, funnel.world.settings, now=NOW)
 

@@ -16,6 +16,7 @@ from support.world import START
 from partnercast.campaigns.models import Campaign
 from partnercast.core.models import Delivery, Event
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.metrics import funnel as funnel_rows
@@ -105,7 +106,7 @@ def test_partner_metrics_never_show_another_partners_numbers(results: Funnel) ->
 
 def test_another_tenant_sees_none_of_it(results: Funnel) -> None:
     with plain_session(results.engine) as session:
-        other = Tenant(slug="southwind", name="Southwind")
+        other = Tenant(slug="southwind", name="Southwind", created_at=utcnow())
         session.add(other)
     with tenant_session(results.engine, other.id or 0) as session:
         rows = funnel_rows(session, by="partner")

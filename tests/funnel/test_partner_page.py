@@ -34,6 +34,7 @@ from support.world import START, build_world, respond, run_days, start
 
 from partnercast.core.signing import sign
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.partner_link import make_token, read_token
@@ -227,7 +228,7 @@ def test_changing_the_partner_in_a_signed_payload_needs_the_key(served: Served) 
     refused(served.get(forged))
     # signed with the right key, but the external id does not match the partner id: 404
     payload = [tenant, bravo_id, "P001", int(time.time()) + 3600]
-    mismatched = f"{tenant}.{sign(settings, f'partner_results.t{tenant}', payload)}"
+    mismatched = f"{tenant}.{sign(settings, f'partner_results.t{tenant}', payload, now=utcnow())}"
     gone = served.get(mismatched)
     assert gone.status_code == 404
     assert BRAVO not in gone.text and ALPHA not in gone.text
@@ -250,7 +251,7 @@ def test_a_token_of_one_tenant_never_opens_another(served: Served, tmp_path: Pat
     with tenant_session(world.engine, south.tenant_id) as session:
         south_p1 = session.exec(select(Partner).where(Partner.external_id == "P001")).one()
     payload = [world.tenant_id, south_p1.id, "P001", int(time.time()) + 3600]
-    signed = sign(settings, f"partner_results.t{south.tenant_id}", payload)
+    signed = sign(settings, f"partner_results.t{south.tenant_id}", payload, now=utcnow())
     refused(served.get(f"{south.tenant_id}.{signed}"))
     refused(served.get(f"{world.tenant_id}.{signed}"))
     # southwind's own P001 link opens southwind's P001: none of northwind's numbers

@@ -11,6 +11,7 @@ from support.funnel_world import Funnel, add_form_lead, write_csv
 from support.world import START
 
 from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel.crm_import import import_leads
 from partnercast.funnel.reports import write_reports
 from partnercast.funnel.score import WEIGHTS, score_partners
@@ -217,7 +218,7 @@ def test_a_tenant_with_nothing_yet_still_gets_a_report(results: Funnel, tmp_path
     from partnercast.tenants.models import Tenant
 
     with plain_session(results.engine) as session:
-        empty = Tenant(slug="southwind", name="Southwind")
+        empty = Tenant(slug="southwind", name="Southwind", created_at=utcnow())
         session.add(empty)
     with tenant_session(results.engine, empty.id or 0) as session:
         files = write_reports(session, tmp_path / "empty", now=NOW)

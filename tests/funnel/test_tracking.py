@@ -30,6 +30,7 @@ from partnercast.core import signing
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.metrics import funnel as funnel_rows
 from partnercast.funnel.rollups import scan_rollups, stored_rollups
@@ -407,7 +408,7 @@ def test_the_rewriting_rules(tmp_path: Path) -> None:
     settings = load_settings(public_base_url="http://127.0.0.1:9/")
     view = _view(None, tmp_path)
     touch = view.spec.touches[0]
-    draft = track_draft(settings, _sample_draft(3), view, touch)
+    draft = track_draft(settings, _sample_draft(3), view, touch, now=utcnow())
     page = draft.parts["html"]
     tracked = re.findall(r'href="(http://127\.0\.0\.1:9/t/c/[^"]+)"', page)
     assert len(tracked) == 4  # three links + the already-tracked one, left as it was
@@ -419,7 +420,7 @@ def test_the_rewriting_rules(tmp_path: Path) -> None:
     recipient = marker(draft.nonce, "tracking")
     assert all(url.endswith(f"/{recipient}") for url in tracked[:3])
     assert page.index(f"/t/o/{recipient}.gif") < page.index("</body>")
-    payload = tracking_links.read_link_token(settings, tracked[0].split("/")[5])
+    payload = tracking_links.read_link_token(settings, tracked[0].split("/")[5], now=utcnow())
     assert payload.target == (
         "https://vendor.example/p0?x=1&y=2&utm_source=P003&utm_medium=email"
         "&utm_campaign=cloud-security&utm_content=intro"
@@ -433,9 +434,9 @@ def test_a_utm_parameter_already_present_is_kept(tmp_path: Path) -> None:
     view = _view(None, tmp_path)
     draft = _sample_draft(0)
     draft.parts["html"] = '<body><a href="https://v.example/?utm_source=newsletter">x</a></body>'
-    page = track_draft(settings, draft, view, view.spec.touches[0]).parts["html"]
+    page = track_draft(settings, draft, view, view.spec.touches[0], now=utcnow()).parts["html"]
     token = re.findall(r"/t/c/([^/]+)/", page)[0]
-    target = tracking_links.read_link_token(settings, token).target
+    target = tracking_links.read_link_token(settings, token, now=utcnow()).target
     assert parse_qs(urlsplit(target).query)["utm_source"] == ["newsletter"]
 
 
@@ -443,10 +444,12 @@ def test_a_campaign_can_turn_opens_or_clicks_off(tmp_path: Path) -> None:
     settings = load_settings(public_base_url="http://127.0.0.1:9")
     no_opens = _view({"opens": False}, tmp_path / "a")
     assert no_opens.spec.tracking.opens is False and no_opens.spec.tracking.clicks is True
-    page = track_draft(settings, _sample_draft(2), no_opens, no_opens.spec.touches[0])
+    page = track_draft(settings, _sample_draft(2), no_opens, no_opens.spec.touches[0], now=utcnow())
     assert "/t/o/" not in page.parts["html"] and page.meta["tracking"]["links"] == 2
     no_clicks = _view({"clicks": False}, tmp_path / "b")
-    draft = track_draft(settings, _sample_draft(2), no_clicks, no_clicks.spec.touches[0])
+    draft = track_draft(
+        settings, _sample_draft(2), no_clicks, no_clicks.spec.touches[0], now=utcnow()
+    )
     assert "/t/o/" in draft.parts["html"] and "/t/c/" not in draft.parts["html"].replace(
         "/t/c/already", ""
     )
@@ -461,19 +464,21 @@ def test_the_per_recipient_path_costs_one_token_whatever_the_links(
     grows by the same recipient token in each link, and no signature is made."""
     settings = load_settings(public_base_url="http://127.0.0.1:9")
     view = _view(None, tmp_path)
-    draft = track_draft(settings, _sample_draft(40), view, view.spec.touches[0])
+    draft = track_draft(settings, _sample_draft(40), view, view.spec.touches[0], now=utcnow())
     signed: list[int] = []
     monkeypatch.setattr(tracking_links, "sign", lambda *a, **k: signed.append(1) or "")
     template = MessageTemplate(
         draft, from_name="P", from_email="p@partner.example", clock=lambda: datetime.now(UTC)
     )
-    token = signing.recipient_token(settings, tenant_id=1, dispatch_id=2, contact_id=3)
+    token = signing.recipient_token(
+        settings, tenant_id=1, dispatch_id=2, contact_id=3, now=utcnow()
+    )
     values = {"email": "c@x.example", "unsubscribe_url": "http://127.0.0.1:9/u/x"}
     recipient = Recipient(1, 3, "c@x.example", "<m@x>", {**values, "tracking": token})
     untracked = Recipient(1, 3, "c@x.example", "<m@x>", values)
     assert len(template.render(recipient)) - len(template.render(untracked)) < 41 * len(token) * 2
     assert not signed
-    assert tracking_links.read_recipient_token(settings, token).contact_id == 3
+    assert tracking_links.read_recipient_token(settings, token, now=utcnow()).contact_id == 3
 
 
 def test_bots_and_prefetch_are_flagged() -> None:
@@ -504,10 +509,15 @@ def test_tokens_made_on_the_send_path_are_itsdangerous_own(
     secret = settings.secret_key.get_secret_value()
     monkeypatch.setattr("time.time", lambda: 1_790_000_000.5)  # both read the same second
     expected = URLSafeTimedSerializer(secret, salt="partnercast.unsubscribe").dumps(payload)
-    assert signing.sign(settings, "unsubscribe", payload) == expected
-    assert signing.unsign(settings, "unsubscribe", expected, max_age_seconds=60) == payload
-    token = signing.recipient_token(settings, tenant_id=1, dispatch_id=22, contact_id=333)
+    assert signing.sign(settings, "unsubscribe", payload, now=utcnow()) == expected
+    assert (
+        signing.unsign(settings, "unsubscribe", expected, max_age_seconds=60, now=utcnow())
+        == payload
+    )
+    token = signing.recipient_token(
+        settings, tenant_id=1, dispatch_id=22, contact_id=333, now=utcnow()
+    )
     signer = TimestampSigner(secret, salt="partnercast.track.recipient")
     assert token == signer.sign("1.22.333").decode()
     with pytest.raises(signing.InvalidToken):  # another purpose's key: refused
-        signing.unsign(settings, "track.link", expected, max_age_seconds=60)
+        signing.unsign(settings, "track.link", expected, max_age_seconds=60, now=utcnow())

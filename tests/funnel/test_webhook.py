@@ -14,6 +14,7 @@ from support.world import START
 
 from partnercast.core.models import Event
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import CrmSecret
@@ -115,7 +116,7 @@ def test_another_tenants_slug_with_this_tenants_secret_is_401(
     funnel: Funnel, server: str, secret: str
 ) -> None:
     with plain_session(funnel.engine) as session:
-        other = Tenant(slug="southwind", name="Southwind")
+        other = Tenant(slug="southwind", name="Southwind", created_at=utcnow())
         session.add(other)
     with tenant_session(funnel.engine, other.id or 0) as session:
         new_secret(session, funnel.world.settings, now=START)  # southwind has its own secret

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from support.world import World, respond, run_days, start
 
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.plugins import DispatchInfo, Draft, EventInfo, PublishResult, hookimpl
 from partnercast.plugins.manager import load_plugins
@@ -50,7 +51,13 @@ def _tick_all(world: World, recorder: Recorder) -> None:
     from support.world import START
 
     for day in range(0, 47):
-        tick(world.engine, world.settings, START + timedelta(days=day, hours=1), plugins=plugins)
+        tick(
+            world.engine,
+            world.settings,
+            START + timedelta(days=day, hours=1),
+            plugins=plugins,
+            after=[scan_after_tick],
+        )
 
 
 def test_hooks_hear_a_whole_cycle(world: World, sink: SmtpSink) -> None:

@@ -27,10 +27,12 @@ from sqlmodel import select
 from support.world import START, World, build_world, respond, start
 
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import accounts, outbox
 from partnercast.core.models import Dispatch
 from partnercast.core.secrets import secret_box
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.plugins.manager import load_plugins
 from partnercast.tenants.models import Partner
@@ -196,6 +198,7 @@ def _connect_webhook(world: World, url: str) -> int:
             channel="webhook",
             account=WebhookAccount(**account),
             box=secret_box(world.settings),
+            now=utcnow(),
         )
         return partner.id or 0
 
@@ -210,7 +213,13 @@ def test_a_cycle_posts_the_touch_once_to_the_partners_webhook(
     respond(world, {"P001": "approve"})
     start(world)
     for day in range(0, 4):
-        tick(world.engine, world.settings, START + timedelta(days=day, hours=1), plugins=plugins)
+        tick(
+            world.engine,
+            world.settings,
+            START + timedelta(days=day, hours=1),
+            plugins=plugins,
+            after=[scan_after_tick],
+        )
 
     assert len(Receiver.posts) == 1
     assert Receiver.posts[0]["title"] == "Northwind Shield is here"
@@ -223,7 +232,13 @@ def test_a_cycle_posts_the_touch_once_to_the_partners_webhook(
         # published again: it has its external ids.
         dispatch.state = outbox.PENDING
         dispatch_id = dispatch.id
-    tick(world.engine, world.settings, START + timedelta(days=4), plugins=plugins)
+    tick(
+        world.engine,
+        world.settings,
+        START + timedelta(days=4),
+        plugins=plugins,
+        after=[scan_after_tick],
+    )
     assert len(Receiver.posts) == 1 and len(Receiver.seen) == 1
     with tenant_session(world.engine, world.tenant_id) as session:
         again = session.get(Dispatch, dispatch_id)

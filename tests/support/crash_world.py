@@ -21,6 +21,7 @@ from sqlmodel import select
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.store import get_campaign
+from partnercast.concierge.readiness import missing_by_partner
 from partnercast.core.models import Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
@@ -95,20 +96,21 @@ def build_crash_world(
             slug=slug,
             name="Northwind Cloud",
             brand={"legal_name": "Northwind Cloud Inc.", "postal_address": "500 Harbor Dr"},
+            created_at=utcnow(),
         )
         session.add(tenant)
     tenant_id = tenant.id or 0
     rows = partner_rows(partners, random.Random(5))
     with tenant_session(engine, tenant_id) as session:
-        load_segments_file(session, SEGMENTS)
-        import_partners(session, write_csv(folder / "partners.csv", rows))
+        load_segments_file(session, SEGMENTS, now=utcnow())
+        import_partners(session, write_csv(folder / "partners.csv", rows), now=utcnow())
     with tenant_session(engine, tenant_id) as session:
         contacts = list(contact_rows(rows, contacts_each))
-        import_contacts(session, write_csv(folder / "contacts.csv", contacts), None)
+        import_contacts(session, write_csv(folder / "contacts.csv", contacts), None, now=utcnow())
         campaign = store_campaign(
-            session, read_campaign(CAMPAIGN, channel_template_suffixes())
+            session, read_campaign(CAMPAIGN, channel_template_suffixes()), now=utcnow()
         ).campaign
-        enroll_partners(session, campaign)
+        enroll_partners(session, campaign, now=utcnow(), readiness=missing_by_partner)
     settings = load_settings(
         database_url=str(engine.url),
         public_base_url=web_base,
@@ -124,7 +126,12 @@ def build_crash_world(
         }
     respond(world, dict.fromkeys(sorted(enrolled), "approve"))
     with tenant_session(engine, tenant_id) as session:
-        start_cycle(session, get_campaign(session, "cloud-security"), utcnow() - timedelta(days=36))
+        start_cycle(
+            session,
+            get_campaign(session, "cloud-security"),
+            utcnow() - timedelta(days=36),
+            now=utcnow(),
+        )
         due = session.exec(select(Dispatch).where(Dispatch.scheduled_at > utcnow())).all()
         assert not due, "every touch of the cycle should be due now"
     emails = [row["email"] for row in contacts if row["partner"] in enrolled]

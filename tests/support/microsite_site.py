@@ -15,6 +15,7 @@ from sqlmodel import select
 from partnercast.campaigns import approval
 from partnercast.campaigns.enrollment import customise, find_enrollment
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 from support.world import CAMPAIGN, World
 
@@ -43,9 +44,9 @@ def approve(world: World, external_id: str, **fields: Any) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
         enrollment = find_enrollment(session, "cloud-security", external_id)
         words = {"signature_line": f"Team {external_id}", **fields}
-        customise(session, enrollment, words, actor="partner")
-        approval.transition(session, enrollment, "submit", actor="concierge")
-        approval.transition(session, enrollment, "approve", actor="partner")
+        customise(session, enrollment, words, actor="partner", now=utcnow())
+        approval.transition(session, enrollment, "submit", actor="concierge", now=utcnow())
+        approval.transition(session, enrollment, "approve", actor="partner", now=utcnow())
 
 
 def change_partner(world: World, partner_key: str, **values: Any) -> None:

@@ -19,8 +19,10 @@ from partnercast.campaigns.enrollment import enroll_partners
 from partnercast.campaigns.loader import read_campaign
 from partnercast.campaigns.store import store_campaign
 from partnercast.channels.email import SmtpSettings
+from partnercast.concierge.readiness import missing_by_partner
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.data import contact_rows, partner_rows, write_csv
 from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.tenants.importing import import_contacts, import_partners
@@ -63,6 +65,7 @@ def build_windowed_world(engine: Engine, folder: Path, smtp_port: int) -> World:
             slug="northwind",
             name="Northwind Cloud",
             brand={"legal_name": "Northwind Cloud Inc.", "postal_address": "500 Harbor Dr"},
+            created_at=utcnow(),
         )
         session.add(tenant)
     rng = random.Random(11)
@@ -78,13 +81,15 @@ def build_windowed_world(engine: Engine, folder: Path, smtp_port: int) -> World:
     ]
     folder.mkdir(parents=True, exist_ok=True)
     with tenant_session(engine, tenant.id) as session:
-        load_segments_file(session, SEGMENTS)
-        import_partners(session, write_csv(folder / "partners.csv", partners))
+        load_segments_file(session, SEGMENTS, now=utcnow())
+        import_partners(session, write_csv(folder / "partners.csv", partners), now=utcnow())
     with tenant_session(engine, tenant.id) as session:
-        import_contacts(session, write_csv(folder / "contacts.csv", contacts), None)
+        import_contacts(session, write_csv(folder / "contacts.csv", contacts), None, now=utcnow())
         campaign = windowed_campaign(folder / "cloud-security")
-        result = store_campaign(session, read_campaign(campaign, channel_template_suffixes()))
-        enroll_partners(session, result.campaign)
+        result = store_campaign(
+            session, read_campaign(campaign, channel_template_suffixes()), now=utcnow()
+        )
+        enroll_partners(session, result.campaign, now=utcnow(), readiness=missing_by_partner)
     settings = load_settings(
         database_url=engine.url.render_as_string(hide_password=False),
         public_base_url="http://127.0.0.1:9",

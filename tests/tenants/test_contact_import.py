@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.importing import Rejection, import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
 
@@ -21,7 +22,7 @@ def partners(engine: Engine, tenant_a: int, write_csv, partner_row) -> dict[str,
     """Partners P1 and P2 of tenant A, by external id."""
     rows = [partner_row(external_id="P1"), partner_row(external_id="P2", name="Two")]
     with tenant_session(engine, tenant_a) as session:
-        import_partners(session, write_csv("partners.csv", rows))
+        import_partners(session, write_csv("partners.csv", rows), now=utcnow())
         return {p.external_id: p.id for p in session.exec(select(Partner)).all()}
 
 
@@ -40,7 +41,7 @@ def contact(**changes: str) -> dict[str, str]:
 
 def run(engine: Engine, tenant_id: int, path: Path, partner: str | None):
     with tenant_session(engine, tenant_id) as session:
-        return import_contacts(session, path, partner)
+        return import_contacts(session, path, partner, now=utcnow())
 
 
 def contacts_of(engine: Engine, tenant_id: int) -> dict[tuple[int, str], Contact]:
@@ -123,8 +124,8 @@ def test_duplicate_external_id_names_the_first_line(engine, tenant_a, partners, 
 
 def test_sample_file_rejects_the_three_rows_its_readme_names(engine, tenant_a) -> None:
     with tenant_session(engine, tenant_a) as session:
-        import_partners(session, EXAMPLES / "partners.csv")
-        report = import_contacts(session, EXAMPLES / "contacts.csv", "P1001")
+        import_partners(session, EXAMPLES / "partners.csv", now=utcnow())
+        report = import_contacts(session, EXAMPLES / "contacts.csv", "P1001", now=utcnow())
     assert report.created == 17
     assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [
         (7, "bad email 'bob@'"),

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Segment
 from partnercast.tenants.partners import get_partner, list_contacts
@@ -30,7 +31,7 @@ def both(engine: Engine, tenant_a: int, tenant_b: int, write_csv, partner_row) -
     path = write_csv("partners.csv", rows)
     for tenant_id in (tenant_a, tenant_b):
         with tenant_session(engine, tenant_id) as session:
-            report = import_partners(session, path)
+            report = import_partners(session, path, now=utcnow())
             assert report.created == 2
     rows[0] = partner_row(
         external_id="P1", name="B's own P1", tier="gold", region="EMEA", languages="en"
@@ -41,7 +42,7 @@ def both(engine: Engine, tenant_a: int, tenant_b: int, write_csv, partner_row) -
         )
     )
     with tenant_session(engine, tenant_b) as session:
-        report = import_partners(session, write_csv("partners-b.csv", rows))
+        report = import_partners(session, write_csv("partners-b.csv", rows), now=utcnow())
         assert (report.created, report.updated, report.unchanged) == (1, 1, 1)
     return path
 
@@ -57,7 +58,7 @@ def test_same_csv_into_two_tenants_stays_separate(engine, tenant_a, tenant_b, bo
     assert (a1.tenant_id, a1.name) == (tenant_a, "Shared Name")
     assert (b1.tenant_id, b1.name) == (tenant_b, "B's own P1")
     with tenant_session(engine, tenant_a) as session:
-        again = import_partners(session, both)
+        again = import_partners(session, both, now=utcnow())
         assert {p.external_id for p in session.exec(select(Partner)).all()} == {"P1", "P2"}
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
 
@@ -73,10 +74,10 @@ def test_another_tenants_partner_is_simply_not_found(engine, tenant_a, tenant_b,
 def test_contacts_into_a_p1_leave_b_p1_alone(engine, tenant_a, tenant_b, both, write_csv):
     row = {"external_id": "C1", "email": "b@customer.example", "consent": "yes"}
     with tenant_session(engine, tenant_b) as session:
-        import_contacts(session, write_csv("b.csv", [row]), "P1")
+        import_contacts(session, write_csv("b.csv", [row]), "P1", now=utcnow())
     row = {"external_id": "C1", "email": "a@customer.example", "consent": "yes"}
     with tenant_session(engine, tenant_a) as session:
-        report = import_contacts(session, write_csv("a.csv", [row]), "P1")
+        report = import_contacts(session, write_csv("a.csv", [row]), "P1", now=utcnow())
     assert (report.created, report.updated) == (1, 0)
 
     with tenant_session(engine, tenant_b) as session:
@@ -94,7 +95,7 @@ def test_partner_column_cannot_reach_another_tenants_partner(
 ) -> None:
     rows = [{"partner": "B-ONLY", "external_id": "C1", "email": "x@y.example", "consent": "yes"}]
     with tenant_session(engine, tenant_a) as session:
-        report = import_contacts(session, write_csv("c.csv", rows), None)
+        report = import_contacts(session, write_csv("c.csv", rows), None, now=utcnow())
     assert [r.reason for r in report.rejected] == ["unknown partner 'B-ONLY'"]
     with tenant_session(engine, tenant_b) as session:
         assert session.exec(select(Contact)).all() == []
@@ -105,13 +106,13 @@ def test_named_partner_of_another_tenant_is_not_found(
 ) -> None:
     rows = [{"external_id": "C1", "email": "x@y.example", "consent": "yes"}]
     with tenant_session(engine, tenant_a) as session, pytest.raises(NotFound):
-        import_contacts(session, write_csv("c.csv", rows), "B-ONLY")
+        import_contacts(session, write_csv("c.csv", rows), "B-ONLY", now=utcnow())
 
 
 def test_segment_members_are_the_tenants_own(engine, tenant_a, tenant_b, both) -> None:
     for tenant_id in (tenant_a, tenant_b):
         with tenant_session(engine, tenant_id) as session:
-            load_segments_file(session, EXAMPLES / "segments.yaml")
+            load_segments_file(session, EXAMPLES / "segments.yaml", now=utcnow())
     with tenant_session(engine, tenant_a) as session:
         a_members = segment_members(session, "gold-emea")
     with tenant_session(engine, tenant_b) as session:
@@ -127,7 +128,7 @@ def test_another_tenants_segment_is_not_found(engine, tenant_a, tenant_b, both, 
     path = tmp_path / "b.yaml"
     path.write_text("segments:\n  b-only:\n    rule: {field: tier, eq: gold}\n")
     with tenant_session(engine, tenant_b) as session:
-        load_segments_file(session, path)
+        load_segments_file(session, path, now=utcnow())
     with tenant_session(engine, tenant_a) as session:
         with pytest.raises(NotFound, match="no segment 'b-only'"):
             segment_members(session, "b-only")

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from partnercast.core.errors import UserError
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.importing import Rejection, import_partners
 from partnercast.tenants.models import Partner
 
@@ -23,7 +24,7 @@ def partners_of(engine: Engine, tenant_id: int) -> dict[str, Partner]:
 
 def import_file(engine: Engine, tenant_id: int, path: Path):
     with tenant_session(engine, tenant_id) as session:
-        return import_partners(session, path)
+        return import_partners(session, path, now=utcnow())
 
 
 def test_creates_then_updates_only_what_changed(engine, tenant_a, write_csv, partner_row) -> None:
@@ -219,7 +220,7 @@ def test_a_row_whose_write_fails_leaves_no_trace(engine, tenant_a, write_csv, pa
 
     with tenant_session(engine, tenant_a) as session:
         event.listen(session, "after_flush", fail_after_writing)
-        report = import_partners(session, write_csv("second.csv", changed))
+        report = import_partners(session, write_csv("second.csv", changed), now=utcnow())
 
     assert (report.updated, report.created) == (2, 0)
     assert report.rejected == [
@@ -236,4 +237,4 @@ def test_needs_a_tenant_scoped_session(engine, write_csv, partner_row) -> None:
     from partnercast.core.tenancy import plain_session
 
     with plain_session(engine) as session, pytest.raises(TenantScopeError):
-        import_partners(session, write_csv("p.csv", [partner_row()]))
+        import_partners(session, write_csv("p.csv", [partner_row()]), now=utcnow())

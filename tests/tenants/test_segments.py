@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from partnercast.core.errors import NotFound, Problems, UserError
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.importing import import_partners
 from partnercast.tenants.models import Partner, Segment
 from partnercast.tenants.segments import (
@@ -33,6 +34,8 @@ PARTNER = Partner(
     score=64.0,
     status="active",
     time_zone="Europe/Zurich",
+    created_at=utcnow(),
+    updated_at=utcnow(),
 )
 
 
@@ -162,7 +165,7 @@ def test_file_problems_carry_file_and_line(engine, tenant_a, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     Path("segments.yaml").write_text(BAD_FILE, encoding="utf-8")
     with tenant_session(engine, tenant_a) as session, pytest.raises(Problems) as raised:
-        load_segments_file(session, "segments.yaml")
+        load_segments_file(session, "segments.yaml", now=utcnow())
     problems = raised.value.problems
     assert problems == [
         "segments.yaml:7: unknown field 'teir' (known: tier, region, languages, tags, score, "
@@ -192,7 +195,7 @@ def test_duplicate_keys_are_reported(engine, tenant_a, tmp_path, monkeypatch) ->
         "      eq: silver\n"
     )
     with tenant_session(engine, tenant_a) as session, pytest.raises(Problems) as raised:
-        load_segments_file(session, "s.yaml")
+        load_segments_file(session, "s.yaml", now=utcnow())
     assert raised.value.problems == [
         "s.yaml:4: duplicate key 'top' (first on line 2)",
         "s.yaml:8: duplicate key 'eq' (first on line 7)",
@@ -215,26 +218,26 @@ def test_bad_yaml_is_a_user_error(engine, tenant_a, tmp_path, monkeypatch, text,
     monkeypatch.chdir(tmp_path)
     Path("segments.yaml").write_text(text, encoding="utf-8")
     with tenant_session(engine, tenant_a) as session, pytest.raises(UserError) as raised:
-        load_segments_file(session, "segments.yaml")
+        load_segments_file(session, "segments.yaml", now=utcnow())
     assert message in str(raised.value)
 
 
 def test_missing_file_is_a_user_error(engine, tenant_a, tmp_path) -> None:
     with tenant_session(engine, tenant_a) as session, pytest.raises(UserError, match="no such"):
-        load_segments_file(session, tmp_path / "nope.yaml")
+        load_segments_file(session, tmp_path / "nope.yaml", now=utcnow())
 
 
 def load_examples(engine: Engine, tenant_id: int) -> list[Segment]:
     with tenant_session(engine, tenant_id) as session:
-        import_partners(session, EXAMPLES / "partners.csv")
-        return load_segments_file(session, EXAMPLES / "segments.yaml")
+        import_partners(session, EXAMPLES / "partners.csv", now=utcnow())
+        return load_segments_file(session, EXAMPLES / "segments.yaml", now=utcnow())
 
 
 def test_loading_twice_changes_nothing_and_keeps_other_segments(engine, tenant_a, tmp_path) -> None:
     extra = tmp_path / "extra.yaml"
     extra.write_text("segments:\n  paused:\n    rule: {field: status, eq: paused}\n")
     with tenant_session(engine, tenant_a) as session:
-        load_segments_file(session, extra)
+        load_segments_file(session, extra, now=utcnow())
     first = load_examples(engine, tenant_a)
     second = load_examples(engine, tenant_a)
     assert [s.key for s in first] == ["gold-emea", "silver-na", "registered-apac", "contenders"]
@@ -248,10 +251,10 @@ def test_loading_a_changed_rule_updates_it(engine, tenant_a, tmp_path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("segments:\n  top:\n    rule: {field: score, gte: 80}\n")
     with tenant_session(engine, tenant_a) as session:
-        (old,) = load_segments_file(session, path)
+        (old,) = load_segments_file(session, path, now=utcnow())
     path.write_text("segments:\n  top:\n    name: Top\n    rule: {field: score, gte: 70}\n")
     with tenant_session(engine, tenant_a) as session:
-        (new,) = load_segments_file(session, path)
+        (new,) = load_segments_file(session, path, now=utcnow())
     assert new.id == old.id
     assert (new.name, new.rule) == ("Top", {"field": "score", "gte": 70.0})
 

@@ -36,6 +36,7 @@ from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.tasks import update_settings
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import system_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
 from partnercast.funnel.metrics import funnel
@@ -713,6 +714,7 @@ def test_soft_bounces_and_delays_are_recorded_once_and_suppress_only_past_the_li
                 dispatch_id=dispatch.id,
                 contact_id=row.contact_id,
                 data={"unique": True},
+                occurred_at=utcnow(),
             )
         )
     report = gmail_dsn(reader, recipient_of(reader), status="5.2.2")

@@ -26,10 +26,12 @@ from support.world import START, World, respond, start
 
 from partnercast.campaigns.ticking import tick
 from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.accounts import ChannelAccount, connect_account
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.secrets import secret_box
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import BOUNCE_DOMAIN, DEFER_DOMAIN, Fault, SmtpSink
 from partnercast.tenants.models import Contact, Partner, Suppression
 
@@ -43,7 +45,7 @@ class Run:
     sink: SmtpSink
 
     def tick(self, at: datetime) -> None:
-        tick(self.world.engine, self.world.settings, at)
+        tick(self.world.engine, self.world.settings, at, after=[scan_after_tick])
 
     def mailable(self) -> list[str]:
         """P001's consenting contacts that a healthy server accepts."""
@@ -305,6 +307,7 @@ def test_a_refused_login_marks_the_account_for_reconnection_and_fails_the_dispat
                     timeout_seconds=TIMEOUT,
                 ),
                 box=secret_box(world.settings),
+                now=utcnow(),
             )
         run.tick(DAY_1)
         assert sink.received.count == 0

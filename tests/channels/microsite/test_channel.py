@@ -16,9 +16,11 @@ from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.store import get_campaign
 from partnercast.campaigns.ticking import tick
 from partnercast.channels.microsite.channel import MicrositeAccount, MicrositeChannel
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.plugins import PermanentError, RenderRequest
 from partnercast.plugins.testing import ChannelCase, ChannelConformance, simple_request
 
@@ -89,8 +91,10 @@ def test_the_account_defaults_to_the_engines_public_url() -> None:
 def test_a_cycle_publishes_the_page_and_records_its_url(site: Site) -> None:
     approve(site.a, "P001")
     with tenant_session(site.a.engine, site.a.tenant_id) as session:
-        start_cycle(session, get_campaign(session, "cloud-security"), START)
-    tick(site.a.engine, site.a.settings, START + timedelta(days=1, hours=1))
+        start_cycle(session, get_campaign(session, "cloud-security"), START, now=utcnow())
+    tick(
+        site.a.engine, site.a.settings, START + timedelta(days=1, hours=1), after=[scan_after_tick]
+    )
     with tenant_session(site.a.engine, site.a.tenant_id) as session:
         dispatches = session.exec(select(Dispatch).where(Dispatch.channel == "microsite")).all()
     [dispatch] = [d for d in dispatches if d.state != "pending"]  # the others wait for approval

@@ -26,6 +26,7 @@ from partnercast.core import accounts
 from partnercast.core.models import Dispatch
 from partnercast.core.secrets import secret_box
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.social_standin import LINKEDIN_POSTS, X_POSTS
 from partnercast.tenants.models import Partner
 
@@ -66,6 +67,7 @@ def _revoke_refresh_token(stage: Digital) -> None:
             channel="search",
             account=stage.ads.account(refresh_token="revoked"),
             box=secret_box(stage.world.settings),
+            now=utcnow(),
         )
 
 

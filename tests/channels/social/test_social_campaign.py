@@ -12,6 +12,7 @@ from partnercast.campaigns.rendering import PartnerView, render_touch
 from partnercast.channels.social.linkedin import LinkedInChannel
 from partnercast.channels.social.post import PARTNER_COPY_REQUIRED
 from partnercast.channels.social.x import XChannel
+from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner, Tenant
 
 CAMPAIGN = """\
@@ -62,8 +63,16 @@ def loaded(tmp_path: Path) -> LoadedCampaign:
 
 
 def _view(loaded: LoadedCampaign, customization: dict[str, Any]) -> PartnerView:
-    tenant = Tenant(id=1, slug="northwind", name="Northwind Cloud")
-    partner = Partner(id=7, tenant_id=1, external_id="P001", name="Acme IT", languages=["en"])
+    tenant = Tenant(id=1, slug="northwind", name="Northwind Cloud", created_at=utcnow())
+    partner = Partner(
+        id=7,
+        tenant_id=1,
+        external_id="P001",
+        name="Acme IT",
+        languages=["en"],
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
     return PartnerView(tenant, partner, loaded.spec, loaded.templates, "gold-emea", customization)
 
 

@@ -21,6 +21,7 @@ from support.world import START, World, build_world
 from partnercast.campaigns import dispatching
 from partnercast.campaigns.ticking import tick
 from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.models import Dispatch
 from partnercast.core.tenancy import tenant_session
 from partnercast.demo import digital as demo_digital
@@ -46,7 +47,7 @@ class Digital:
             return list(session.exec(select(Dispatch).where(Dispatch.channel == channel)).all())
 
     def tick(self, at) -> None:  # type: ignore[no-untyped-def]
-        tick(self.world.engine, self.world.settings, at)
+        tick(self.world.engine, self.world.settings, at, after=[scan_after_tick])
 
 
 @pytest.fixture

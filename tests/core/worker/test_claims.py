@@ -91,7 +91,7 @@ def test_a_running_dispatch_whose_worker_died_is_taken_over(bulk_world: World) -
 
 def _context(world: World, owner: str, at: object) -> RunContext:
     lease = outbox.Lease(owner, clock=lambda: at, seconds=60)  # type: ignore[arg-type, return-value]
-    return RunContext(world.engine, world.settings, default_plugins(), lease=lease)
+    return RunContext(world.engine, world.settings, default_plugins(), now=at, lease=lease)
 
 
 def test_a_worker_that_lost_its_lease_changes_nothing(bulk_world: World) -> None:
@@ -111,7 +111,7 @@ def test_a_worker_that_lost_its_lease_changes_nothing(bulk_world: World) -> None
         lambda: dispatching._record_outcomes(old, tenant_id, dispatch_id, [], later),
         lambda: dispatching._record_external_ids(old, tenant_id, dispatch_id, ["post-1"]),
         lambda: dispatching._open_batch(
-            old, tenant_id, dispatch_id, [], journaled=True, at_most_once=False
+            old, tenant_id, dispatch_id, [], now=later, journaled=True, at_most_once=False
         ),
     ]
     for write in writes:

@@ -62,7 +62,7 @@ def test_the_next_worker_on_the_host_frees_a_killed_ones_leases(bulk_world: Worl
     _claim(engine, "far:1:x", remote)
     assert outbox.claim_due(engine, NOW + timedelta(seconds=10), "nobody") == []
 
-    heartbeat.register(engine, "here:new")
+    heartbeat.register(engine, "here:new", now=utcnow())
 
     freed = snapshot(engine, dead)
     assert (freed["lease_owner"], freed["lease_until"]) == (None, None)
@@ -80,7 +80,7 @@ def test_a_live_worker_frees_a_dead_peers_leases_at_its_next_beat(bulk_world: Wo
     _row(engine, "here:peer", socket.gethostname(), _dead_pid())
     _claim(engine, "here:peer", theirs)
 
-    assert heartbeat.beat(engine, "here:me") is True
+    assert heartbeat.beat(engine, "here:me", now=utcnow()) is True
 
     assert snapshot(engine, theirs)["lease_owner"] is None
     assert snapshot(engine, mine)["lease_owner"] == "here:me"  # its own lease is kept

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from partnercast.core.scheduler import slot_of, take_run
+from partnercast.core.timeutil import utcnow
 
 # One scheduler process: a 1-second job that appends (slot, owner) to job_log; a tick-like
 # job (once=False) that every scheduler runs; stops after the given seconds.
@@ -22,6 +23,7 @@ from datetime import timedelta
 from sqlalchemy import text
 from partnercast.core.db import make_engine
 from partnercast.core.scheduler import PeriodicJob, build_scheduler, slot_of
+from partnercast.core.timeutil import utcnow
 
 url, owner, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 engine = make_engine(url)
@@ -47,6 +49,7 @@ scheduler = build_scheduler(
         PeriodicJob("test.append", append, every),
         PeriodicJob("test.all", everywhere, every, once=False),
     ],
+    clock=utcnow,
     owner=owner,
 )
 print("ready", flush=True)
@@ -97,8 +100,8 @@ def test_three_schedulers_run_each_slot_exactly_once(any_engine: Engine, tmp_pat
 def test_take_run_is_won_once_per_slot_and_never_for_an_older_one(any_engine: Engine) -> None:
     now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     slot = slot_of(now, timedelta(minutes=10))
-    assert take_run(any_engine, "weekly", slot, "a") is True
-    assert take_run(any_engine, "weekly", slot, "b") is False
-    assert take_run(any_engine, "weekly", slot - 1, "b") is False  # a late straggler
-    assert take_run(any_engine, "weekly", slot + 1, "b") is True
-    assert take_run(any_engine, "other", slot, "b") is True
+    assert take_run(any_engine, "weekly", slot, "a", now=utcnow()) is True
+    assert take_run(any_engine, "weekly", slot, "b", now=utcnow()) is False
+    assert take_run(any_engine, "weekly", slot - 1, "b", now=utcnow()) is False  # a late straggler
+    assert take_run(any_engine, "weekly", slot + 1, "b", now=utcnow()) is True
+    assert take_run(any_engine, "other", slot, "b", now=utcnow()) is True

@@ -12,10 +12,12 @@ from support.world import START, World, respond, start
 from partnercast.campaigns.dispatching import THROTTLED
 from partnercast.campaigns.ticking import tick
 from partnercast.channels.email.channel import EmailAccount
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import accounts
 from partnercast.core.models import Dispatch
 from partnercast.core.secrets import secret_box
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.models import Contact, Partner
 
@@ -37,6 +39,7 @@ def _limit(world: World, sink: SmtpSink, external_id: str, per_minute: int) -> i
             channel="email",
             account=account,
             box=secret_box(world.settings),
+            now=utcnow(),
         )
         return len(
             session.exec(
@@ -54,7 +57,7 @@ def test_a_partner_server_limit_spreads_the_touch_over_minutes(
     start(world)
     first = START + timedelta(hours=1)
 
-    report = tick(world.engine, world.settings, first)
+    report = tick(world.engine, world.settings, first, after=[scan_after_tick])
     assert sink.received.count == 2
     assert report.states[THROTTLED] == 1
     with tenant_session(world.engine, world.tenant_id) as session:
@@ -65,11 +68,16 @@ def test_a_partner_server_limit_spreads_the_touch_over_minutes(
     assert "rate limited" in dispatch.last_error
     assert timedelta(seconds=50) <= dispatch.scheduled_at.replace(tzinfo=first.tzinfo) - first
 
-    tick(world.engine, world.settings, first + timedelta(seconds=30))
+    tick(world.engine, world.settings, first + timedelta(seconds=30), after=[scan_after_tick])
     assert sink.received.count == 2  # not due yet: nothing more within the minute
     minutes = 1
     while sink.received.count < audience and minutes < 20:
-        tick(world.engine, world.settings, first + timedelta(minutes=minutes))
+        tick(
+            world.engine,
+            world.settings,
+            first + timedelta(minutes=minutes),
+            after=[scan_after_tick],
+        )
         assert sink.received.count <= 2 * (minutes + 1)  # never faster than the limit
         minutes += 1
     assert sink.received.count == audience

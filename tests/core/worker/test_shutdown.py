@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from support.world import World
 
 from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import outbox
 from partnercast.core.models import Dispatch
 from partnercast.core.scheduler import JOB_TABLE
@@ -44,6 +45,7 @@ def test_a_tick_asked_to_stop_gives_back_the_claims_it_has_not_started(
         worker_id="w1",
         claim_batch=5,
         should_stop=stop_after_two_runs,
+        after=[scan_after_tick],
     )
     assert report.stopped
     assert len(report.runs) == 2  # the partner has not approved: they wait, lease given back

@@ -142,12 +142,12 @@ def test_postgres_takes_several_workers(postgres_engine: Engine, workers) -> Non
     started = [running.start() for _ in range(3)]
     for process, log in started:
         running.wait_ready(process, log)
-    live = live_workers(postgres_engine)
+    live = live_workers(postgres_engine, now=utcnow())
     assert sorted(row.pid for row in live) == sorted(process.pid for process, _ in started)
     for process, _log in started:
         process.send_signal(signal.SIGTERM)
     assert [process.wait(timeout=20) for process, _ in started] == [0, 0, 0]
-    assert live_workers(postgres_engine) == []
+    assert live_workers(postgres_engine, now=utcnow()) == []
 
 
 def _row(engine: Engine, pid: int, seen_ago: float) -> None:
@@ -169,7 +169,7 @@ def test_on_this_host_the_process_table_decides(engine: Engine) -> None:
     one that its parent has not reaped yet (a zombie) does not."""
     _row(engine, os.getpid(), seen_ago=60)
     with pytest.raises(heartbeat.AnotherWorker):
-        heartbeat.register(engine, "second")
+        heartbeat.register(engine, "second", now=utcnow())
     with plain_session(engine) as session:
         session.execute(delete(WorkerHeartbeat))
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -179,7 +179,7 @@ def test_on_this_host_the_process_table_decides(engine: Engine) -> None:
         time.sleep(0.02)
     try:
         _row(engine, zombie.pid, seen_ago=0)
-        heartbeat.register(engine, "second")  # the zombie's row is dead
+        heartbeat.register(engine, "second", now=utcnow())  # the zombie's row is dead
         assert [row.worker_id for row in _rows(engine)] == ["second"]
     finally:
         zombie.wait()

@@ -47,7 +47,12 @@ def _account(world: World, external_id: str, settings: dict, status: str = "conn
     with tenant_session(world.engine, world.tenant_id) as session:
         session.add(
             ChannelAccount(
-                partner_id=partner.id or 0, channel="email", settings=settings, status=status
+                partner_id=partner.id or 0,
+                channel="email",
+                settings=settings,
+                status=status,
+                created_at=utcnow(),
+                updated_at=utcnow(),
             )
         )
 
@@ -73,6 +78,7 @@ def _sent_lately(world: World, external_id: str, count: int, ago: timedelta, ski
                     email=contact.email,
                     state="sent",
                     sent_at=utcnow() - ago,
+                    created_at=utcnow(),
                 )
             )
 
@@ -112,7 +118,7 @@ def test_status_for_one_tenant_shows_its_queue_rates_limits_and_accounts_only(
     two_tenants, cli
 ) -> None:  # type: ignore[no-untyped-def]
     north, _globex = two_tenants
-    heartbeat.register(north.engine, "host-a:1:test")
+    heartbeat.register(north.engine, "host-a:1:test", now=utcnow())
     result = cli("status", "--tenant", "northwind")
     out = result.stdout
     [email] = _table_rows(out, "queue (northwind)")

@@ -1,7 +1,7 @@
 """The concierge task scan is a periodic job: one worker scans each slot, not every tick.
 
 A plain ``tick(now)`` (tests, the demo, ``worker --once``) still ends with the scan; the
-running worker ticks with ``scan_tasks=False`` and runs campaigns.ticking.task_scan_job.
+running worker ticks without it and runs concierge.scan_schedule.task_scan_job.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from support.world import World, build_world, start
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.campaigns.ticking import tick
 from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core import outbox
 from partnercast.core.models import Dispatch
 from partnercast.core.scheduler import slot_of
@@ -34,7 +35,8 @@ from partnercast.core.timeutil import as_utc
 WORKER = """
 import logging, sys
 from datetime import timedelta
-from partnercast.campaigns.ticking import task_scan_job, tick
+from partnercast.campaigns.ticking import tick
+from partnercast.concierge.scan_schedule import task_scan_job
 from partnercast.core.db import make_engine
 from partnercast.core.settings import load_settings
 from partnercast.core.timeutil import utcnow
@@ -46,13 +48,15 @@ settings = load_settings(database_url=sys.argv[1])
 
 def run_tick(now, should_stop):
     return tick(engine, settings, now, clock=utcnow, should_stop=should_stop,
-                worker_id=worker.id, scan_tasks=False)
+                worker_id=worker.id)
 
 worker = Worker(engine, run_tick, interval=0.5, jobs=[task_scan_job(engine, timedelta(seconds=1))],
                 on_ready=lambda: print("ready", flush=True))
 sys.exit(worker.run())
 """
-SCANNED = re.compile(r"partnercast\.campaigns\.ticking task scan at (\S+): (\d+) tasks opened")
+SCANNED = re.compile(
+    r"partnercast\.concierge\.scan_schedule task scan at (\S+): (\d+) tasks opened"
+)
 
 
 def _tasks(world: World, kind: str) -> list[ConciergeTask]:
@@ -64,9 +68,9 @@ def test_a_tick_scans_for_tasks_unless_told_not_to(world: World) -> None:
     with tenant_session(world.engine, world.tenant_id) as session:
         invited = as_utc(find_enrollment(session, "cloud-security", "P001").state_changed_at)
     late = invited + timedelta(days=5, minutes=1)  # every invitation pending past 5 days
-    tick(world.engine, world.settings, late, scan_tasks=False)
-    assert _tasks(world, "approval_pending") == []
     tick(world.engine, world.settings, late)
+    assert _tasks(world, "approval_pending") == []
+    tick(world.engine, world.settings, late, after=[scan_after_tick])
     assert len(_tasks(world, "approval_pending")) == 6
 
 

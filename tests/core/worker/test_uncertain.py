@@ -27,9 +27,11 @@ from partnercast.campaigns.ticking import tick
 from partnercast.channels.email import SmtpSettings
 from partnercast.channels.email.channel import EmailChannel
 from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.concierge.task_scan import UNCERTAIN_DELIVERY
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import BOUNCE_DOMAIN, DEFER_DOMAIN, SmtpSink
 from partnercast.tenants.models import Contact, Partner, Tenant
 
@@ -54,6 +56,8 @@ def uworld(any_engine: Engine, tmp_path: Path, sink: SmtpSink) -> World:
                     email=f"extra{n}@customer.example",
                     first_name=f"Extra{n}",
                     consent=True,
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
                 )
             )
     respond(world, {"P001": "approve"})
@@ -126,7 +130,9 @@ def _on_the_wire(world: World, *, arrived: int, lost: int) -> tuple[int, set[str
 
 def _resume(world: World) -> None:
     """Another worker claims the dispatch once the dead one's lease has expired."""
-    report = tick(world.engine, world.settings, AFTER_LEASE, worker_id=OTHER_WORKER)
+    report = tick(
+        world.engine, world.settings, AFTER_LEASE, worker_id=OTHER_WORKER, after=[scan_after_tick]
+    )
     assert report.states["done"] == 1, report.runs
 
 
@@ -227,7 +233,7 @@ def test_at_most_once_never_resends_the_messages_on_the_wire_and_tells_the_conci
 
     # Ticking again neither resends nor opens a second task.
     count = sink.received.count
-    tick(world.engine, world.settings, AFTER_LEASE + timedelta(minutes=1))
+    tick(world.engine, world.settings, AFTER_LEASE + timedelta(minutes=1), after=[scan_after_tick])
     assert sink.received.count == count and len(_uncertain_tasks(world)) == 1
 
 
@@ -285,7 +291,7 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_message_per_connec
         )
 
     monkeypatch.setattr(EmailChannel, "publish", stolen)
-    report = tick(world.engine, world.settings, FIRST_TICK)
+    report = tick(world.engine, world.settings, FIRST_TICK, after=[scan_after_tick])
     assert report.states["lease_lost"] == 1, report.runs
     (thief,) = thieves
     assert thief.count_at_theft is not None
@@ -303,7 +309,9 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_message_per_connec
 
     # The new owner resumes: everyone gets the touch; the only repeats were on the wire.
     monkeypatch.setattr(EmailChannel, "publish", original)
-    resumed = tick(world.engine, world.settings, AFTER_LEASE, worker_id=OTHER_WORKER)
+    resumed = tick(
+        world.engine, world.settings, AFTER_LEASE, worker_id=OTHER_WORKER, after=[scan_after_tick]
+    )
     assert resumed.states["done"] == 1, resumed.runs
     received = Counter(str(m["To"]) for m in sink.received.messages)
     assert set(received) == _mailable(world)
@@ -401,7 +409,14 @@ def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progre
             ticks[0] += 1
             return FIRST_TICK + timedelta(seconds=ticks[0])
 
-    report = tick(world.engine, world.settings, FIRST_TICK, lease_seconds=30, clock=clock)
+    report = tick(
+        world.engine,
+        world.settings,
+        FIRST_TICK,
+        lease_seconds=30,
+        clock=clock,
+        after=[scan_after_tick],
+    )
     with tenant_session(world.engine, world.tenant_id) as session:
         sending = set(session.exec(select(Delivery.dispatch_id)).all())
     assert len(sending) == 1  # P001's first touch (the others' dispatches wait or expire)

@@ -13,6 +13,7 @@ from support.world import START, World
 from partnercast.campaigns.models import Cycle
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import system_session, tenant_session
+from partnercast.core.timeutil import utcnow
 
 # The world's own dispatches are due from START on; the bulk ones are due a day earlier,
 # and the claims in these tests run at NOW, when only the bulk ones are due.
@@ -39,6 +40,7 @@ def add_due_dispatches(world: World, count: int, scheduled_at: datetime = DUE) -
                 # Running: the tick neither plans it (scheduled) nor skips its dispatches
                 # (completed: nothing is sent after its cycle) before the world's cycle ends.
                 state="running",
+                created_at=utcnow(),
             )
             for index in range(count)
         ]
@@ -53,6 +55,7 @@ def add_due_dispatches(world: World, count: int, scheduled_at: datetime = DUE) -
                 partner_id=template.partner_id,
                 channel=template.channel,
                 scheduled_at=scheduled_at,
+                created_at=utcnow(),
             )
             for cycle in cycles
         ]
