@@ -43,6 +43,7 @@ from partnercast.campaigns.models import Enrollment
 from partnercast.core import accounts
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch, Event
+from partnercast.core.scheduler import PeriodicJob
 from partnercast.core.secrets import SecretBox, SecretsError, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
@@ -160,7 +161,9 @@ def fetch_tenant(
     channels: dict[str, Channel] = {}
     try:
         for (partner_id, name), dispatches in sorted(groups.items()):
-            channel = channels.get(name) or channels.setdefault(name, classes[name](settings))
+            channel = channels.get(name) or channels.setdefault(
+                name, _channel(plugins, name, settings, moment)
+            )
             box = box or secret_box(settings)
             report.merge(
                 _fetch_account(engine, tenant_id, channel, partner_id, dispatches, moment, box)
@@ -301,9 +304,14 @@ def recorded_totals(session: Session, dispatch_id: int) -> dict[str, float]:
     return {kind: float(total or 0.0) for kind, total in rows}
 
 
-def job(engine: Engine, settings: Settings, plugins: Plugins) -> Any:
+def _channel(plugins: Plugins, name: str, settings: Settings, moment: datetime) -> Channel:
+    """The channel ``name`` built with the plugins' config, on a clock that reads the
+    fetch's instant: whatever the channel stamps is the time the fetch is for."""
+    return plugins.channel(name, settings, clock=lambda: moment)
+
+
+def job(engine: Engine, settings: Settings, plugins: Plugins) -> PeriodicJob:
     """The worker's daily job: every tenant's metrics, for the instant it runs for."""
-    from partnercast.core.scheduler import PeriodicJob
 
     def run(now: datetime) -> FetchReport:
         report = fetch_all(engine, settings, plugins, now)

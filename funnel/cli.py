@@ -138,13 +138,15 @@ def partners_link(
     external_id: Annotated[str, typer.Argument(help="The partner's external id.")],
     tenant: TenantOption,
     days: Annotated[int, typer.Option("--days", help="How many days the link works.")] = 30,
+    now: NowOption = None,
 ) -> None:
-    """Print a signed link to the partner's own results page (only its own numbers)."""
+    """Print a signed link to the partner's own results page (only its own numbers),
+    working --days from --now."""
     from partnercast.funnel.partner_link import results_url
 
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
-        url = results_url(session, settings, external_id, days=days)
+        url = results_url(session, settings, external_id, days=days, now=parse_now(now))
     console.print(url, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -11,9 +11,8 @@ working at its own expiry (``--days``), checked on top of itsdangerous' own age 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlmodel import Session, select
 
@@ -21,6 +20,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken, sign, unsign
 from partnercast.core.tenancy import session_tenant
+from partnercast.core.timeutil import as_utc
 from partnercast.tenants.models import Partner
 
 PURPOSE = "partner_results"
@@ -50,39 +50,46 @@ def make_token(
     partner: Partner,
     *,
     days: int = DEFAULT_DAYS,
-    now: float | None = None,
+    now: datetime,
 ) -> str:
     """A token for ``partner``'s results page, valid for ``days`` days from ``now``."""
     if not 1 <= days <= MAX_DAYS:
         raise UserError(f"must be from 1 to {MAX_DAYS} days, not {days}", where="--days")
     if partner.id is None or partner.tenant_id != tenant_id:
         raise NotFound("no such partner in this tenant")
-    stamp = now if now is not None else time.time()
-    expires = int(stamp) + days * 86400
+    moment = as_utc(now)
+    expires = int(moment.timestamp()) + days * 86400
     payload = [tenant_id, partner.id, partner.external_id, expires]
-    signed = sign(settings, _purpose(tenant_id), payload, now=datetime.fromtimestamp(stamp, UTC))
+    signed = sign(settings, _purpose(tenant_id), payload, now=moment)
     return f"{tenant_id}.{signed}"
 
 
 def results_url(
-    session: Session, settings: Settings, external_id: str, *, days: int = DEFAULT_DAYS
+    session: Session,
+    settings: Settings,
+    external_id: str,
+    *,
+    days: int = DEFAULT_DAYS,
+    now: datetime,
 ) -> str:
     """The full link (``public_base_url`` + ``/partner/<token>``) for one partner of the
-    session's tenant; NotFound names ``external_id`` when the tenant has no such partner."""
+    session's tenant, valid ``days`` from ``now``; NotFound names ``external_id`` when the
+    tenant has no such partner."""
     partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
     if partner is None:
         raise NotFound(f"no partner {external_id!r}", where="partners link")
-    token = make_token(settings, session_tenant(session), partner, days=days)
+    token = make_token(settings, session_tenant(session), partner, days=days, now=now)
     return f"{settings.public_base_url.rstrip('/')}{PATH}{token}"
 
 
-def read_token(settings: Settings, token: str, *, now: float | None = None) -> PartnerLink:
-    """Whose results ``token`` opens, or InvalidToken (forged, damaged, moved, expired)."""
+def read_token(settings: Settings, token: str, *, now: datetime) -> PartnerLink:
+    """Whose results ``token`` opens at ``now``, or InvalidToken (forged, damaged, moved,
+    expired)."""
     head, _, signed = token.partition(".")
     if not head.isdigit() or len(head) > 12 or not signed:
         raise InvalidToken(NOT_VALID)
     tenant_id = int(head)
-    moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    moment = as_utc(now)
     max_age = MAX_DAYS * 86400
     payload = unsign(settings, _purpose(tenant_id), signed, max_age_seconds=max_age, now=moment)
     if (
@@ -94,6 +101,6 @@ def read_token(settings: Settings, token: str, *, now: float | None = None) -> P
         or not isinstance(payload[3], int)
     ):
         raise InvalidToken(NOT_VALID)
-    if payload[3] <= (now if now is not None else time.time()):
+    if payload[3] <= moment.timestamp():
         raise InvalidToken("this link has expired")
     return PartnerLink(tenant_id, payload[1], payload[2], payload[3])

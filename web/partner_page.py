@@ -20,6 +20,7 @@ from partnercast.core.errors import NotFound
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
 from partnercast.funnel.partner_link import PATH, read_token
 from partnercast.funnel.partner_results import draw_charts, partner_results
 from partnercast.web import partner_template
@@ -46,7 +47,7 @@ class PartnerPageRoutes:
         if not token or "/" in token or len(token) > MAX_TOKEN:
             return _refused(start_response)
         try:
-            link = read_token(self.settings, token)
+            link = read_token(self.settings, token, now=utcnow())
         except InvalidToken:
             return _refused(start_response)
         try:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from select import select as readable
 from typing import Any
@@ -57,7 +58,9 @@ class Served:
     http: requests.Session
     names: dict[str, str]  # external id -> name, every partner of the tenant
 
-    def token(self, external_id: str, *, days: int = 30, now: float | None = None) -> str:
+    def token(self, external_id: str, *, days: int = 30, now: datetime | None = None) -> str:
+        """A token made at ``now`` (the wall clock by default: the page checks it against
+        the request's instant)."""
         with self.funnel.session() as session:
             partner = session.exec(select(Partner).where(Partner.external_id == external_id)).one()
             return make_token(
@@ -65,7 +68,7 @@ class Served:
                 self.funnel.world.tenant_id,
                 partner,
                 days=days,
-                now=now,
+                now=now or utcnow(),
             )
 
     def get(self, token: str) -> requests.Response:
@@ -224,7 +227,7 @@ def test_changing_the_partner_in_a_signed_payload_needs_the_key(served: Served) 
     with served.funnel.session() as session:
         bravo = session.exec(select(Partner).where(Partner.external_id == "P002")).one()
         bravo_id = bravo.id
-    forged = make_token(other, tenant, bravo)
+    forged = make_token(other, tenant, bravo, now=utcnow())
     refused(served.get(forged))
     # signed with the right key, but the external id does not match the partner id: 404
     payload = [tenant, bravo_id, "P001", int(time.time()) + 3600]
@@ -235,9 +238,11 @@ def test_changing_the_partner_in_a_signed_payload_needs_the_key(served: Served) 
 
 
 def test_an_expired_token_is_refused(served: Served) -> None:
-    old = served.token("P001", days=1, now=time.time() - 86400 - 5)
+    old = served.token("P001", days=1, now=utcnow() - timedelta(days=1, seconds=5))
     refused(served.get(old))
-    assert served.get(served.token("P001", days=1, now=time.time() - 86400 + 60)).ok
+    assert served.get(
+        served.token("P001", days=1, now=utcnow() - timedelta(days=1, seconds=-60))
+    ).ok
 
 
 def test_a_token_of_one_tenant_never_opens_another(served: Served, tmp_path: Path) -> None:
@@ -255,10 +260,10 @@ def test_a_token_of_one_tenant_never_opens_another(served: Served, tmp_path: Pat
     refused(served.get(f"{south.tenant_id}.{signed}"))
     refused(served.get(f"{world.tenant_id}.{signed}"))
     # southwind's own P001 link opens southwind's P001: none of northwind's numbers
-    y_token = make_token(settings, south.tenant_id, south_p1)
+    y_token = make_token(settings, south.tenant_id, south_p1, now=utcnow())
     page = visible(served.get(y_token).text)
     assert south_p1.name in page and ALPHA not in page and "50,000" not in page
-    assert read_token(settings, y_token).tenant_id == south.tenant_id
+    assert read_token(settings, y_token, now=utcnow()).tenant_id == south.tenant_id
 
 
 def test_only_get(served: Served) -> None:
@@ -274,7 +279,7 @@ def test_partners_link_prints_a_working_link(
     url = said.stdout.strip()
     assert url.startswith(f"{served.base}/partner/") and "\n" not in url
     assert "development-only" not in said.stdout  # the secret is never printed
-    link = read_token(served.funnel.world.settings, url.rsplit("/", 1)[1])
+    link = read_token(served.funnel.world.settings, url.rsplit("/", 1)[1], now=utcnow())
     assert 6.9 * 86400 < link.expires_at - time.time() <= 7 * 86400
     answer = served.http.get(url, timeout=60)
     assert answer.status_code == 200 and ALPHA in answer.text
