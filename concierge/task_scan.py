@@ -11,9 +11,9 @@ episode (``approval:e12:1764579600`` is enrollment 12 pending since that instant
   closed by the scan with a note saying why.
 
 Running the scan twice at the same instant changes nothing the second time. A plain
-``tick(now)`` runs it at its end; a worker runs it as a once-a-minute job instead
-(campaigns/ticking.task_scan_job, one worker per slot), so it stays cheap: a handful of
-indexed queries per tenant.
+tick ends with it (``tick(..., after=[scan_after_tick])``); a worker runs it as a
+once-a-minute job instead (concierge/scan_schedule.task_scan_job, one worker per slot), so
+it stays cheap: a handful of indexed queries per tenant.
 """
 
 from __future__ import annotations
