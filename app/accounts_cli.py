@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.campaigns.cycles import COMPLETED
 from partnercast.campaigns.models import Cycle
@@ -115,7 +115,7 @@ def list_accounts(tenant: TenantOption) -> None:
     with tenant_scope(tenant) as session:
         rows = session.exec(
             select(accounts.ChannelAccount, Partner)
-            .join(Partner, Partner.id == accounts.ChannelAccount.partner_id)
+            .join(Partner, col(Partner.id) == accounts.ChannelAccount.partner_id)
             .order_by(Partner.external_id, accounts.ChannelAccount.channel)
         ).all()
         for row, partner in rows:

@@ -310,6 +310,8 @@ def _mount_subcommands() -> None:
     from partnercast.campaigns.cli import register as register_campaign_commands
     from partnercast.campaigns.workflow_cli import register as register_workflow_commands
     from partnercast.concierge.cli import register as register_concierge_commands
+    from partnercast.concierge.readiness import missing_by_partner
+    from partnercast.concierge.scan_schedule import scan_after_tick
     from partnercast.feedback_cli import register as register_feedback_commands
     from partnercast.funnel.cli import register as register_funnel_commands
     from partnercast.plugins.manager import default_plugins
@@ -321,7 +323,9 @@ def _mount_subcommands() -> None:
     register_funnel_commands(app)
     register_feedback_commands(app)
     register_campaign_commands(app)
-    register_workflow_commands(app)
+    # Campaigns do not import the concierge: the readiness checklist and the task scan
+    # that ends a tick are handed in here.
+    register_workflow_commands(app, readiness=missing_by_partner, after_tick=[scan_after_tick])
     register_account_commands(app)
     register_web_commands(app)
     app.command("serve")(serve)

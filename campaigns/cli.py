@@ -65,9 +65,10 @@ def load(folder: FolderArgument, tenant: TenantOption) -> None:
     from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
 
+    now = utcnow()  # when this version is stored: a stamp, nothing waits on it
     loaded = read_campaign(folder, _channels(), _channel_contents())
     with tenant_scope(tenant) as session:
-        result = store_campaign(session, loaded, now=utcnow())
+        result = store_campaign(session, loaded, now=now)
         warnings = wave_region_warnings(session, loaded.spec)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)

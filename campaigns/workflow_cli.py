@@ -6,6 +6,7 @@ id and campaigns by their key, exactly as the user knows them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from sqlmodel import col, func, select
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import campaign_cycles, start_cycle
 from partnercast.campaigns.enrollment import (
+    ReadinessCheck,
     customise,
     enroll_partners,
     find_enrollment,
@@ -25,7 +27,7 @@ from partnercast.campaigns.enrollment import (
 from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.preview import render_preview
 from partnercast.campaigns.store import get_campaign
-from partnercast.campaigns.ticking import tick
+from partnercast.campaigns.ticking import AfterTick, tick
 from partnercast.core.cli import (
     NowOption,
     TenantOption,
@@ -36,7 +38,6 @@ from partnercast.core.cli import (
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
-from partnercast.core.timeutil import utcnow
 from partnercast.tenants.models import Partner
 from partnercast.tenants.scope import resolve_tenant, tenant_scope
 
@@ -45,27 +46,28 @@ PartnerArg = Annotated[str, typer.Argument(help="Partner external id.")]
 NoteOption = Annotated[str, typer.Option("--note", help="A note for the concierge.")]
 
 
-def enroll(campaign: CampaignArg, tenant: TenantOption) -> None:
-    """Invite every active partner in the campaign's target segments."""
-    with tenant_scope(tenant) as session:
-        from partnercast.concierge.readiness import missing_by_partner  # layers: see tick_command
+def _enroll_command(readiness: ReadinessCheck) -> Any:
+    """`enroll`, checking partners' readiness with ``readiness`` (the composition root
+    hands in the concierge's checklist: campaigns do not import the concierge)."""
 
-        report = enroll_partners(
-            session,
-            get_campaign(session, campaign),
-            now=utcnow(),
-            readiness=missing_by_partner,
-        )
-    console.print(
-        f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
-        f"{report.not_targeted} not in a target segment"
-    )
-    for external_id, missing in report.not_ready.items():
+    def enroll(campaign: CampaignArg, tenant: TenantOption, now: NowOption = None) -> None:
+        """Invite every active partner in the campaign's target segments."""
+        moment = parse_now(now)
+        with tenant_scope(tenant) as session:
+            found = get_campaign(session, campaign)
+            report = enroll_partners(session, found, now=moment, readiness=readiness)
         console.print(
-            f"not ready, skipped: {external_id} misses {', '.join(missing)}",
-            markup=False,
-            highlight=False,
+            f"invited {len(report.invited)} partners; {len(report.already)} already enrolled; "
+            f"{report.not_targeted} not in a target segment"
         )
+        for external_id, missing in report.not_ready.items():
+            console.print(
+                f"not ready, skipped: {external_id} misses {', '.join(missing)}",
+                markup=False,
+                highlight=False,
+            )
+
+    return enroll
 
 
 def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
@@ -132,8 +134,10 @@ def customise_command(
     submit: Annotated[
         bool, typer.Option("--submit", help="Submit for the partner's approval.")
     ] = False,
+    now: NowOption = None,
 ) -> None:
     """Change a partner's editable fields (refused with the field and reason if invalid)."""
+    moment = parse_now(now)
     values = _load_values_file(values_file) if values_file else {}
     values.update(_parse_assignments(assignments, locale))
     if not values and not submit:
@@ -146,21 +150,26 @@ def customise_command(
                     current = enrollment.customization.get(name)
                     if isinstance(value, dict) and isinstance(current, dict):
                         values[name] = {**current, **value}
-            customise(session, enrollment, values, actor="cli", now=utcnow())
+            customise(session, enrollment, values, actor="cli", now=moment)
         if submit:
-            approval.transition(session, enrollment, "submit", actor="cli", now=utcnow())
+            approval.transition(session, enrollment, "submit", actor="cli", now=moment)
         state = enrollment.state
     console.print(f"{partner}: {state.replace('_', ' ')}")
 
 
 def _transition_command(action: str, help_text: str) -> Any:
     def command(
-        campaign: CampaignArg, partner: PartnerArg, tenant: TenantOption, note: NoteOption = ""
+        campaign: CampaignArg,
+        partner: PartnerArg,
+        tenant: TenantOption,
+        note: NoteOption = "",
+        now: NowOption = None,
     ) -> None:
+        moment = parse_now(now)
         with tenant_scope(tenant) as session:
             enrollment = find_enrollment(session, campaign, partner)
             state = approval.transition(
-                session, enrollment, action, actor="cli", note=note, now=utcnow()
+                session, enrollment, action, actor="cli", note=note, now=moment
             )
         console.print(f"{partner}: {state.replace('_', ' ')}")
 
@@ -207,13 +216,15 @@ def cycle_start(
     campaign: CampaignArg,
     tenant: TenantOption,
     at: Annotated[
-        str | None, typer.Option("--at", help="Start (ISO datetime, UTC); default now.")
+        str | None, typer.Option("--at", help="Start (ISO datetime, UTC); default --now.")
     ] = None,
+    now: NowOption = None,
 ) -> None:
     """Start the next cycle of a campaign and plan its dispatches."""
+    moment = parse_now(now)
+    starts_at = parse_now(at, option="--at") if at else moment
     with tenant_scope(tenant) as session:
-        starts_at = parse_now(at, option="--at")
-        cycle = start_cycle(session, get_campaign(session, campaign), starts_at, now=utcnow())
+        cycle = start_cycle(session, get_campaign(session, campaign), starts_at, now=moment)
         planned = session.exec(
             select(func.count()).select_from(Dispatch).where(Dispatch.cycle_id == cycle.id)
         ).one()
@@ -223,37 +234,41 @@ def cycle_start(
     )
 
 
-def tick_command(
-    now: NowOption = None,
-    tenant: Annotated[
-        str | None,
-        typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."),
-    ] = None,
-) -> None:
-    """Run everything due at NOW: start and close cycles, send due touches."""
-    # The concierge scan ends a plain tick. Layers: this command belongs in the composition
-    # root (app/), which may import concierge; until it moves, the import stays in here.
-    from partnercast.concierge.scan_schedule import scan_after_tick
-    from partnercast.core.worker import new_worker_id
+def _tick_command(after: Sequence[AfterTick]) -> Any:
+    """`tick`, ending with the steps ``after`` (the composition root hands in the
+    concierge's task scan: campaigns do not import the concierge)."""
 
-    moment = parse_now(now)
-    settings = load_settings()
-    with opened_engine(settings) as engine:
-        tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
-        # Its own worker id: two `partnercast tick` runs at once never run the same dispatch.
-        report = tick(
-            engine,
-            settings,
-            moment,
-            tenant_ids=tenant_ids,
-            worker_id=new_worker_id(),
-            after=[scan_after_tick],
+    def tick_command(
+        now: NowOption = None,
+        tenant: Annotated[
+            str | None,
+            typer.Option("--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."),
+        ] = None,
+    ) -> None:
+        """Run everything due at NOW: start and close cycles, send due touches."""
+        from partnercast.core.worker import new_worker_id
+
+        moment = parse_now(now)
+        settings = load_settings()
+        with opened_engine(settings) as engine:
+            tenant_ids = [resolve_tenant(engine, tenant)] if tenant else None
+            # Its own worker id: two `partnercast tick` runs at once never run the same
+            # dispatch.
+            report = tick(
+                engine,
+                settings,
+                moment,
+                tenant_ids=tenant_ids,
+                worker_id=new_worker_id(),
+                after=after,
+            )
+        states = (
+            ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
+            or "nothing due"
         )
-    states = (
-        ", ".join(f"{count} {state}" for state, count in sorted(report.states.items()))
-        or "nothing due"
-    )
-    console.print(f"tick: {states}; {report.sent} messages sent")
+        console.print(f"tick: {states}; {report.sent} messages sent")
+
+    return tick_command
 
 
 def campaign_status(campaign: str, tenant: str | None) -> None:
@@ -303,9 +318,12 @@ def schedule(
     console.print(schedule_table(rows, title=title))
 
 
-def register(app: typer.Typer) -> None:
-    """Mount the workflow commands at the top level, and `cycle` as a group."""
-    app.command("enroll")(enroll)
+def register(
+    app: typer.Typer, *, readiness: ReadinessCheck, after_tick: Sequence[AfterTick]
+) -> None:
+    """Mount the workflow commands at the top level, and `cycle` as a group. ``enroll``
+    checks readiness with ``readiness``; ``tick`` ends with the steps ``after_tick``."""
+    app.command("enroll")(_enroll_command(readiness))
     app.command("enrollments")(enrollments)
     app.command("customise")(customise_command)
     app.command("submit")(
@@ -322,7 +340,7 @@ def register(app: typer.Typer) -> None:
     )
     app.command("auto-approve")(auto_approve)
     app.command("preview")(preview)
-    app.command("tick")(tick_command)
+    app.command("tick")(_tick_command(after_tick))
     app.command("schedule")(schedule)
     cycle_app = typer.Typer(help="Campaign cycles.", no_args_is_help=True)
     cycle_app.command("start")(cycle_start)

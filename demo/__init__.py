@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import Engine
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
@@ -53,7 +53,7 @@ from partnercast.demo import digital as demo_digital
 from partnercast.demo import engagement as demo_engagement
 from partnercast.demo import feedback as demo_feedback
 from partnercast.demo import funnel as demo_funnel
-from partnercast.demo.data import TENANT, contact_rows, write_csv
+from partnercast.demo.data import TENANT_BRAND, TENANT_NAME, TENANT_SLUG, contact_rows, write_csv
 from partnercast.demo.data import partner_rows as make_partner_rows
 from partnercast.demo.search_standin import GoogleAdsStandIn
 from partnercast.demo.smtp_sink import SmtpSinkProcess, free_port
@@ -65,7 +65,15 @@ from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
 
+# The demo runs on a simulated clock: every instant it acts at is one of these (or a day of
+# a cycle); it reads no wall clock. The engine's HTTP endpoints the readers and the one
+# visitor reach are edges of their own: they read the clock when a request comes in.
 CYCLE_START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SET_UP_AT = CYCLE_START - timedelta(days=14)  # tenant, segments, partners and contacts
+STAFFED_AT = CYCLE_START - timedelta(days=7)  # concierges, capacity, readiness
+CAMPAIGN_AT = CYCLE_START - timedelta(days=6)  # the campaign stored, partners invited
+RESPONSES_AT = CYCLE_START - timedelta(days=3)  # partners customise, approve or decline
+END_AT = CYCLE_START + timedelta(days=50)  # metrics fetched, mail feedback, CRM, reports
 DECLINE_NOTES = (
     "Not our focus this quarter",
     "We run our own security campaign",
@@ -155,7 +163,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 )
                 review = _run_cycle(engine, settings, tenant_id, sink)
                 fetched = demo_engagement.networks_report_numbers(
-                    engine, settings, tenant_id, social, ads, CYCLE_START + timedelta(days=50)
+                    engine, settings, tenant_id, social, ads, END_AT
                 )
                 _step(
                     f"metrics fetched from the X, LinkedIn and Google Ads stand-ins through the "
@@ -172,10 +180,9 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 server.server_close()
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
-    _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder)}")
-    results_at = CYCLE_START + timedelta(days=50)  # the demo's last instant, as for metrics
-    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", results_at)
-    reports = demo_funnel.write_all_reports(engine, tenant_id, folder, results_at)
+    _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder, END_AT)}")
+    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", END_AT)
+    reports = demo_funnel.write_all_reports(engine, tenant_id, folder, END_AT)
     _step(
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
         f"written: {reports.programme} and {len(reports.partners)} partner reports"
@@ -197,10 +204,7 @@ def _fresh_folder(folder: Path) -> None:
 def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -> int:
     with plain_session(engine) as session:
         tenant = Tenant(
-            slug=TENANT["slug"],
-            name=TENANT["name"],
-            brand=dict(TENANT["brand"]),
-            created_at=CYCLE_START,
+            slug=TENANT_SLUG, name=TENANT_NAME, brand=dict(TENANT_BRAND), created_at=SET_UP_AT
         )
         session.add(tenant)
     tenant_id = tenant.id or 0
@@ -209,14 +213,12 @@ def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -
     partners_csv = write_csv(folder / "partners.csv", partner_data)
     contacts_csv = write_csv(folder / "contacts.csv", contact_rows(partner_data, contacts, rng))
     with tenant_session(engine, tenant_id) as session:
-        segments = load_segments_file(
-            session, _example("tenants", "segments.yaml"), now=CYCLE_START
-        )
-        partner_report = import_partners(session, partners_csv, now=CYCLE_START)
+        segments = load_segments_file(session, _example("tenants", "segments.yaml"), now=SET_UP_AT)
+        partner_report = import_partners(session, partners_csv, now=SET_UP_AT)
     with tenant_session(engine, tenant_id) as session:
-        contact_report = import_contacts(session, contacts_csv, None, now=CYCLE_START)
+        contact_report = import_contacts(session, contacts_csv, None, now=SET_UP_AT)
     _step(
-        f"tenant [bold]{TENANT['name']}[/] with {len(segments)} segments: "
+        f"tenant [bold]{TENANT_NAME}[/] with {len(segments)} segments: "
         + ", ".join(segment.key for segment in segments)
     )
     _step(f"partners imported from {partners_csv.name}: {partner_report.created} created")
@@ -233,9 +235,9 @@ def _load_campaign(engine: Engine, tenant_id: int) -> None:
     folder = _example("campaigns", "cloud-security")
     loaded = read_campaign(folder, channel_template_suffixes())
     with tenant_session(engine, tenant_id) as session:
-        result = store_campaign(session, loaded, now=CYCLE_START)
+        result = store_campaign(session, loaded, now=CAMPAIGN_AT)
         report = enroll_partners(
-            session, result.campaign, now=CYCLE_START, readiness=missing_by_partner
+            session, result.campaign, now=CAMPAIGN_AT, readiness=missing_by_partner
         )
     spec = loaded.spec
     _step(
@@ -287,30 +289,22 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
         roles = assign_roles(len(enrolled))
         for position, (enrollment, partner) in enumerate(enrolled):
             role = roles.get(position, "approve")
+            now = RESPONSES_AT + timedelta(hours=position)  # one partner an hour
             if position == TRIES_BAD_TEXT:
-                _show_refused_customisation(session, enrollment, partner)
+                _show_refused_customisation(session, enrollment, partner, now)
             if role.startswith("decline"):
                 note = DECLINE_NOTES[int(role.split(":")[1])]
                 approval.transition(
-                    session, enrollment, "decline", actor="partner", note=note, now=CYCLE_START
+                    session, enrollment, "decline", actor="partner", note=note, now=now
                 )
             elif role == "silent":
-                approval.transition(
-                    session, enrollment, "submit", actor="concierge", now=CYCLE_START
-                )
+                approval.transition(session, enrollment, "submit", actor="concierge", now=now)
             else:
-                customise(
-                    session,
-                    enrollment,
-                    _partner_copy(partner, position),
-                    actor="partner",
-                    now=CYCLE_START,
-                )
+                copy = _partner_copy(partner, position)
+                customise(session, enrollment, copy, actor="partner", now=now)
                 if role == "auto":
                     set_auto_approve(session, enrollment, True)
-                approval.transition(
-                    session, enrollment, "submit", actor="concierge", now=CYCLE_START
-                )
+                approval.transition(session, enrollment, "submit", actor="concierge", now=now)
                 if role == "changes":
                     approval.transition(
                         session,
@@ -318,12 +312,10 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
                         "request_changes",
                         actor="partner",
                         note="Please add our own event date before we approve.",
-                        now=CYCLE_START,
+                        now=now,
                     )
                 elif enrollment.state == approval.SUBMITTED:
-                    approval.transition(
-                        session, enrollment, "approve", actor="partner", now=CYCLE_START
-                    )
+                    approval.transition(session, enrollment, "approve", actor="partner", now=now)
             counts[enrollment.state] = counts.get(enrollment.state, 0) + 1
     _step(
         "partners responded: "
@@ -345,14 +337,16 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
     _step(f"previews written to {previews}")
 
 
-def _show_refused_customisation(session, enrollment: Enrollment, partner: Partner) -> None:  # type: ignore[no-untyped-def]
+def _show_refused_customisation(
+    session: Session, enrollment: Enrollment, partner: Partner, now: datetime
+) -> None:
     bad = {
         "headline": "{{ ''.__class__.__mro__ }} " + "Act now! " * 12,
         "offer_terms": "50% off everything",
     }
     try:
         with session.begin_nested():
-            customise(session, enrollment, bad, actor="partner", now=CYCLE_START)
+            customise(session, enrollment, bad, actor="partner", now=now)
     except Problems as refused:
         console.print(
             f"  [yellow]{partner.external_id} tried to save an invalid customisation; refused:[/]"
@@ -388,9 +382,8 @@ def _expected_messages(engine: Engine, tenant_id: int) -> int:
 def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> str:
     """The cycle on a simulated clock; returns the partner the weekly review was held with."""
     with tenant_session(engine, tenant_id) as session:
-        cycle = start_cycle(
-            session, get_campaign(session, "cloud-security"), CYCLE_START, now=CYCLE_START
-        )
+        campaign = get_campaign(session, "cloud-security")
+        cycle = start_cycle(session, campaign, CYCLE_START, now=CYCLE_START)
         days = (cycle.ends_at - cycle.starts_at).days
     _step(f"cycle {cycle.number} runs {days} days from {CYCLE_START:%Y-%m-%d} on a simulated clock")
     total = _expected_messages(engine, tenant_id)
@@ -422,9 +415,8 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
             if day == REVIEW_DAY:
                 review = demo_concierge.weekly_review(engine, tenant_id, now)
         progress.update(task, completed=total)
-    again = tick(
-        engine, settings, CYCLE_START + timedelta(days=days, hours=1), after=[scan_after_tick]
-    )
+    last_day = CYCLE_START + timedelta(days=days, hours=1)
+    again = tick(engine, settings, last_day, after=[scan_after_tick])
     _step(
         f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email"
     )
@@ -445,13 +437,12 @@ def _second_cycle(engine: Engine, settings: Settings, tenant_id: int, starts_at:
     """Cycle 2 starts the day after cycle 1 ends; the demo stops after its first email,
     so that the reports and the score's trend compare two cycles."""
     with tenant_session(engine, tenant_id) as session:
-        cycle = start_cycle(
-            session, get_campaign(session, "cloud-security"), starts_at, now=starts_at
-        )
+        campaign = get_campaign(session, "cloud-security")
+        cycle = start_cycle(session, campaign, starts_at, now=starts_at)
     sent = 0
     for day in range(SECOND_CYCLE_DAYS):
-        at = starts_at + timedelta(days=day, hours=1)
-        sent += tick(engine, settings, at, after=[scan_after_tick]).sent
+        moment = starts_at + timedelta(days=day, hours=1)
+        sent += tick(engine, settings, moment, after=[scan_after_tick]).sent
     _step(
         f"cycle {cycle.number} started {starts_at:%Y-%m-%d}; its first email went to {sent:,} "
         f"contacts; the demo stops on its day {SECOND_CYCLE_DAYS - 1}, the rest stays planned"
@@ -500,7 +491,7 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
 
 
 def _staff(engine: Engine, tenant_id: int) -> None:
-    staffing = demo_concierge.set_up(engine, tenant_id, CYCLE_START - timedelta(days=7))
+    staffing = demo_concierge.set_up(engine, tenant_id, STAFFED_AT)
     _step(
         f"{staffing.concierges} concierges (de+en, en, en) hold {staffing.assigned} partners, "
         f"cap {staffing.cap} per language for this small programme; readiness checklists: "
@@ -515,7 +506,7 @@ def _try_next(folder: Path, review: str) -> None:
     partner = review or "P001"
     console.print(
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
-        "  export PARTNERCAST_TENANT=northwind\n"
+        f"  export PARTNERCAST_TENANT={TENANT_SLUG}\n"
         "  partnercast tasks                  # what the concierges should do next\n"
         "  partnercast concierges list        # load per language against the cap\n"
         "  partnercast concierges balance     # a balanced assignment (--apply makes it)\n"

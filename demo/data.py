@@ -7,16 +7,14 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-TENANT = {
-    "slug": "northwind",
-    "name": "Northwind Cloud",
-    "brand": {
-        "legal_name": "Northwind Cloud Inc.",
-        "postal_address": "500 Harbor Drive, Seattle, WA 98101, USA",
-        "logo_url": "https://northwind.example/logo.png",
-        "primary_color": "#0b5cab",
-        "secondary_color": "#f2f6fb",
-    },
+TENANT_SLUG = "northwind"
+TENANT_NAME = "Northwind Cloud"
+TENANT_BRAND = {
+    "legal_name": "Northwind Cloud Inc.",
+    "postal_address": "500 Harbor Drive, Seattle, WA 98101, USA",
+    "logo_url": "https://northwind.example/logo.png",
+    "primary_color": "#0b5cab",
+    "secondary_color": "#f2f6fb",
 }
 
 

@@ -16,7 +16,7 @@ import requests
 from pydantic import SecretStr
 from rich.table import Table
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from partnercast.campaigns import approval
 from partnercast.campaigns.cycles import start_cycle
@@ -30,7 +30,7 @@ from partnercast.concierge.readiness import missing_by_partner
 from partnercast.core.accounts import connect_account
 from partnercast.core.cli import console
 from partnercast.core.models import Dispatch
-from partnercast.core.secrets import secret_box
+from partnercast.core.secrets import SecretBox, secret_box
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import tenant_session
 from partnercast.demo.search_standin import GoogleAdsStandIn
@@ -83,8 +83,13 @@ def set_up(
 
 
 def _answer(
-    session, enrollment: Enrollment, partner: Partner, position: int, role: str, now: datetime
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session,
+    enrollment: Enrollment,
+    partner: Partner,
+    position: int,
+    role: str,
+    now: datetime,
+) -> None:
     values: dict[str, object] = {"signature_line": partner.signature}
     if position % KEEPS_VENDOR_POST != 5:  # the others write their own post
         city = (
@@ -103,8 +108,13 @@ def _answer(
 
 
 def _connect(
-    session, partner: Partner, social: SocialStandIn, ads: GoogleAdsStandIn, box, now: datetime
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session,
+    partner: Partner,
+    social: SocialStandIn,
+    ads: GoogleAdsStandIn,
+    box: SecretBox,
+    now: datetime,
+) -> None:
     handle = partner.external_id.lower()
     accounts = {
         "x": XAccount(
@@ -121,9 +131,10 @@ def _connect(
         ),
         "search": ads.account(),
     }
+    partner_id = partner.id or 0  # a partner read from the database: it has its id
     for channel, account in accounts.items():
         connect_account(
-            session, partner_id=partner.id, channel=channel, account=account, box=box, now=now
+            session, partner_id=partner_id, channel=channel, account=account, box=box, now=now
         )
 
 

@@ -4,6 +4,7 @@ intake as ``partnercast feedback import`` (so the reports count them)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -73,8 +74,9 @@ To: {to}
 """
 
 
-def feed_reports(engine: Engine, tenant_id: int, folder: Path) -> str:
-    """Two hard bounces and a complaint about messages the demo sent; a one-line summary."""
+def feed_reports(engine: Engine, tenant_id: int, folder: Path, now: datetime) -> str:
+    """Two hard bounces and a complaint about messages the demo sent, recorded at ``now``;
+    a one-line summary."""
     with tenant_session(engine, tenant_id) as session:
         rows = session.exec(
             select(Delivery.message_id, Delivery.email)
@@ -90,6 +92,6 @@ def feed_reports(engine: Engine, tenant_id: int, folder: Path) -> str:
     for n, ((message_id, to), template) in enumerate(zip(rows, (_DSN, _DSN, _ARF), strict=True)):
         path = out / f"report-{n + 1}.eml"
         path.write_text(template.format(n=n, to=to, message_id=message_id), encoding="utf-8")
-        outcomes.append(import_message(engine, tenant_id, path.read_bytes()))
+        outcomes.append(import_message(engine, tenant_id, path.read_bytes(), now=now))
     kinds = ", ".join(f"{r.kind} {r.outcome}" for r in outcomes)
     return f"{len(outcomes)} reports in {out.name}/ ({kinds})"

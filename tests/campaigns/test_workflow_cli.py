@@ -243,3 +243,49 @@ def test_a_new_campaign_version_is_not_picked_up_by_running_enrollments(
 def test_plugins_command_lists_the_email_channel(cli) -> None:
     result = cli("plugins")
     assert "email" in result.stdout and "partnercast" in result.stdout and "loaded" in result.stdout
+
+
+def test_now_is_the_instant_a_workflow_command_acts_at(cli, two_worlds) -> None:
+    """--now means that instant for everything the command records, on any date."""
+    from partnercast.campaigns.models import Cycle
+    from partnercast.core.timeutil import as_utc
+
+    a, _b = two_worlds
+    tenant = ("--tenant", "vendor-a")
+    cli(
+        "customise",
+        "cloud-security",
+        "P001",
+        *tenant,
+        "--set",
+        "headline=Hi",
+        "--submit",
+        "--now",
+        "2026-11-20T08:00",
+    )
+    cli("approve", "cloud-security", "P001", *tenant, "--now", "2026-11-21T09:30")
+    cli(
+        "cycle",
+        "start",
+        "cloud-security",
+        *tenant,
+        "--at",
+        "2026-12-01T09:00",
+        "--now",
+        "2026-11-22T07:00",
+    )
+    with tenant_session(a.engine, a.tenant_id) as session:
+        enrollment = session.exec(select(Enrollment).where(Enrollment.state == "approved")).one()
+        cycle = session.exec(select(Cycle)).one()
+    assert as_utc(enrollment.state_changed_at).isoformat() == "2026-11-21T09:30:00+00:00"
+    assert as_utc(cycle.created_at).isoformat() == "2026-11-22T07:00:00+00:00"
+    assert as_utc(cycle.starts_at).isoformat() == "2026-12-01T09:00:00+00:00"
+
+
+def test_a_bad_now_is_one_line(cli, two_worlds) -> None:
+    result = cli(
+        "approve", "cloud-security", "P001", "--tenant", "vendor-a", "--now", "soon", expect=1
+    )
+    assert result.stderr.strip().splitlines() == [
+        "error: --now: 'soon' is not an ISO date or datetime (e.g. 2026-12-01T09:00)"
+    ]
