@@ -4,6 +4,12 @@ A command body raises :class:`UserError` for a user's mistake; :func:`run_cli` p
 one red line on stderr and exits non-zero, with no traceback, after the session that was
 open has rolled back (so the database is left as it was).
 
+A command opens the database with :func:`opened_engine`, a tenant's data with
+``partnercast.tenants.scope.tenant_scope`` (which uses it: core knows no tenant model).
+It reads the clock once, at its start, and passes that instant down: a command whose
+outcome depends on the instant takes ``--now`` (:data:`NowOption`, :func:`parse_now`); one
+that only stamps what it records reads ``utcnow()`` once.
+
 Output that goes to a pipe, a file or a CI log is as wide as its content needs (up to
 :data:`NO_TERMINAL_WIDTH`): rich would give it 80 columns and cut table cells with "…".
 """
