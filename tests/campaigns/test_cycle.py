@@ -6,8 +6,10 @@ import re
 import threading
 import urllib.request
 from collections import Counter
+from datetime import timedelta
 
 import pytest
+import time_machine
 from sqlmodel import col, select
 from support.world import CAMPAIGN, START, World, respond, run_days, start
 
@@ -16,7 +18,6 @@ from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.signing import InvalidToken, sign
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import BOUNCE_DOMAIN, SmtpSink
 from partnercast.tenants.models import Contact, Partner, Suppression
 from partnercast.tenants.suppressions import UNSUBSCRIBE, unsubscribe_by_token
@@ -142,13 +143,16 @@ def test_unsubscribe_link_in_the_mail_is_honoured_over_http(
         message = sink.received.messages[0]
         leaver = str(message["To"])
         url = re.search(r"<(http[^>]+)>", str(message["List-Unsubscribe"])).group(1)
-        with urllib.request.urlopen(url, timeout=5) as page:  # GET only shows a button
-            assert b"Unsubscribe" in page.read()
-        with tenant_session(world.engine, world.tenant_id) as session:
-            assert session.exec(select(Suppression)).all() == []
-        post = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
-        with urllib.request.urlopen(post, timeout=5) as page:
-            assert page.status == 200
+        # The reader clicks on day 2 of the simulated cycle: the server (in this process)
+        # reads the clock time-machine moves, whatever today's date is.
+        with time_machine.travel(START + timedelta(days=2), tick=True):
+            with urllib.request.urlopen(url, timeout=5) as page:  # GET only shows a button
+                assert b"Unsubscribe" in page.read()
+            with tenant_session(world.engine, world.tenant_id) as session:
+                assert session.exec(select(Suppression)).all() == []
+            post = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
+            with urllib.request.urlopen(post, timeout=5) as page:
+                assert page.status == 200
         run_days(world, 2, 46)
     finally:
         server.shutdown()
@@ -194,13 +198,14 @@ def test_a_message_carries_one_token_and_links_sent_before_it_still_unsubscribe(
         first = session.exec(select(Contact).where(Contact.email == str(message["To"]))).one()
         other = session.exec(select(Contact).where(Contact.id != first.id)).first()
         delivery = session.exec(select(Delivery).where(Delivery.contact_id == first.id)).first()
-    older = sign(
-        world.settings, UNSUBSCRIBE, [world.tenant_id, other.id, delivery.dispatch_id], now=utcnow()
-    )
-    assert unsubscribe_by_token(engine, world.settings, token, now=utcnow()).email == first.email
-    assert unsubscribe_by_token(engine, world.settings, older, now=utcnow()).email == other.email
+    sent = START + timedelta(days=1, hours=1)  # the day-1 tick that sent the message
+    ids = [world.tenant_id, other.id, delivery.dispatch_id]
+    older = sign(world.settings, UNSUBSCRIBE, ids, now=sent - timedelta(days=30))
+    later = sent + timedelta(days=3)  # the reader follows the link
+    assert unsubscribe_by_token(engine, world.settings, token, now=later).email == first.email
+    assert unsubscribe_by_token(engine, world.settings, older, now=later).email == other.email
     with pytest.raises(InvalidToken):
-        unsubscribe_by_token(engine, world.settings, token[:-2] + "xx", now=utcnow())
+        unsubscribe_by_token(engine, world.settings, token[:-2] + "xx", now=later)
     with tenant_session(world.engine, world.tenant_id) as session:
         gone = set(session.exec(select(Suppression.email)).all())
     assert gone == {first.email.lower(), other.email.lower()}

@@ -209,7 +209,7 @@ def test_status_shows_dispatches_waiting_for_approval_apart_from_the_due_ones(
         held = session.exec(select(Dispatch).where(Dispatch.held_for == HELD_FOR_APPROVAL)).all()
     assert held
     monkeypatch.setenv("COLUMNS", "80")
-    out = cli("status", "--tenant", "northwind").stdout
+    out = cli("status", "--tenant", "northwind", "--now", FIRST.isoformat()).stdout
     assert f"waiting for the partner's approval: email {len(held)}" in out
     email = next(line for line in out.splitlines() if line.startswith("│ email"))  # the queue
     # channel, due, running, retrying, scheduled, done, failed, skipped

@@ -4,6 +4,7 @@ using a partner's connected account (and marking it for reconnection when refuse
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from support.world import World, build_world, respond, run_days, start
+from support.world import START, World, build_world, respond, run_days, start
 
 from partnercast.channels.email.channel import EmailAccount
 from partnercast.core import accounts
@@ -241,6 +242,7 @@ def test_a_refused_relay_holds_the_partners_touches_until_reconnected(
         "--set", "host=127.0.0.1", "--set", f"port={relay.port}", "--set", "username=relay",
         "--set", f"password={PASSWORD}", "--set", "from_email=p001@relay.example",
         "--set", "from_name=P001", "--set", "timeout_seconds=5",
+        "--now", (START + timedelta(days=1, hours=2)).isoformat(),  # before day 2's tick
     )  # fmt: skip
     assert f"{len(held)} dispatch(es) held for this account are due again now" in result.stdout
     assert PASSWORD not in result.stdout
