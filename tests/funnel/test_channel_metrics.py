@@ -183,11 +183,12 @@ def test_the_command(published: Published, cli, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PARTNERCAST_DATABASE_URL", str(published.a.engine.url))
     before = cli("metrics", "--tenant", "northwind", "--by", "total").stdout
     assert "social and search" not in before and "partnercast metrics fetch" in before
-    result = cli("metrics", "fetch", "--tenant", "northwind", "--days", "400")
+    fetched_at = FETCH.isoformat()
+    result = cli("metrics", "fetch", "--tenant", "northwind", "--days", "30", "--now", fetched_at)
     said = " ".join(result.stdout.split())
     assert ": 1 new metric events" in said and "impressions │ 42" in said
     # The tenant may come before the subcommand, as with `partnercast metrics --tenant T`.
-    again = cli("metrics", "--tenant", "northwind", "fetch", "--days", "400")
+    again = cli("metrics", "--tenant", "northwind", "fetch", "--days", "30", "--now", fetched_at)
     assert ": 0 new metric events" in " ".join(again.stdout.split())
     wrong = cli("metrics", "fetsh", "--tenant", "northwind", expect=None)
     assert wrong.exit_code != 0 and "fetch" in wrong.stderr
