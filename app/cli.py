@@ -21,7 +21,6 @@ from partnercast.core.cli import (
     HandledErrorsGroup,
     NowOption,
     console,
-    open_engine,
     opened_engine,
     parse_now,
     run_cli,
@@ -105,26 +104,39 @@ def db_upgrade() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8025, help="Port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Processes serving the same port (each a whole engine)."
+    ),
+    proxy_headers: bool = typer.Option(
+        False,
+        "--proxy-headers/--no-proxy-headers",
+        help="Behind a reverse proxy: take the client's address from X-Forwarded-For, "
+        "when the connection comes from --forwarded-allow-ips.",
+    ),
+    forwarded_allow_ips: str = typer.Option(
+        "127.0.0.1",
+        help="The proxies whose X-Forwarded-* headers are trusted: comma-separated "
+        "addresses or networks, or * (only with --proxy-headers).",
+    ),
 ) -> None:
-    """Serve the engine's HTTP endpoints (unsubscribe, microsites) until interrupted."""
+    """Serve the engine's HTTP endpoints (unsubscribe, tracking, microsites, webhooks) until
+    SIGTERM or Ctrl+C."""
     from partnercast.core.errors import UserError
-    from partnercast.core.settings import load_settings
-    from partnercast.web.app import make_http_server
+    from partnercast.web.serve import ServeOptions, serve
 
-    settings = load_settings()
+    options = ServeOptions(host, port, workers, proxy_headers, forwarded_allow_ips)
+
+    def ready(bound: int) -> None:
+        many = f" with {workers} workers" if workers > 1 else ""
+        console.print(f"serving on http://{host}:{bound}{many} (Ctrl+C to stop)")
+
     try:
-        server = make_http_server(open_engine(settings), settings, host, port)
+        serve(options, ready=ready)
     except OSError as error:  # port taken, no permission, unknown interface
         raise UserError(
             f"cannot listen on {host}:{port}: {error.strerror}", where="serve"
         ) from error
-    console.print(f"serving on http://{host}:{server.server_port} (Ctrl+C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        console.print("stopped")
-    finally:
-        server.server_close()
+    console.print("stopped")
 
 
 def demo(
@@ -312,22 +324,20 @@ def _mount_subcommands() -> None:
     from partnercast.concierge.cli import register as register_concierge_commands
     from partnercast.concierge.readiness import missing_by_partner
     from partnercast.concierge.scan_schedule import scan_after_tick
-    from partnercast.feedback_cli import register as register_feedback_commands
     from partnercast.funnel.cli import register as register_funnel_commands
+    from partnercast.plugins.host import provide_host
     from partnercast.plugins.manager import default_plugins
     from partnercast.tenants.cli import register as register_tenant_commands
-    from partnercast.web.cli import register as register_web_commands
+    from partnercast.web.host import opened_host
 
     register_tenant_commands(app)
     register_concierge_commands(app)
     register_funnel_commands(app)
-    register_feedback_commands(app)
     register_campaign_commands(app)
     # Campaigns do not import the concierge: the readiness checklist and the task scan
     # that ends a tick are handed in here.
     register_workflow_commands(app, readiness=missing_by_partner, after_tick=[scan_after_tick])
     register_account_commands(app)
-    register_web_commands(app)
     app.command("serve")(serve)
     app.command("demo")(demo)
     app.command("plugins")(plugins_command)
@@ -335,6 +345,7 @@ def _mount_subcommands() -> None:
     app.command("queue")(queue)
     app.command("status")(status)
     _place_in_panels(app, PANELS)
+    provide_host(opened_host)  # plugins' commands reach the engine through it
     default_plugins().register_commands(app)
     _place_in_panels(app, {PLUGINS_PANEL: ()})
 

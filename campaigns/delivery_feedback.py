@@ -1,5 +1,8 @@
 """Recording bounce and complaint reports against the deliveries they are about.
 
+The email channel parses the reports (channels/email/feedback_reports.py) and hands them
+over through the plugin host (``Host.record_delivery_feedback``); this module records them.
+
 A report names the Message-ID of our message; ``core/outbox.py`` ``message_id_for`` made it
 from the tenant, dispatch and contact (``<pc.DISPATCH.CONTACT.DIGEST@domain>``). The
 intake reads the dispatch and contact from it, checks the digest against THIS tenant, and
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
@@ -40,26 +43,25 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Enrollment
-from partnercast.channels.email.feedback_reports import (
-    FeedbackReport,
-    Kind,
-    NotAReport,
-    NothingToRecord,
-    parse_reports,
-)
 from partnercast.core import outbox
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import session_tenant, tenant_session
-from partnercast.core.timeutil import utcnow
+from partnercast.plugins.host import (
+    RECORDED,
+    REJECTED,
+    UNCHANGED,
+    DeliveryReport,
+    FeedbackOutcome,
+)
 from partnercast.tenants.models import Contact
 from partnercast.tenants.suppressions import normalise_email, suppress
 
-RECORDED, UNCHANGED, IGNORED, REJECTED = "recorded", "unchanged", "ignored", "rejected"
+BOUNCE_HARD, BOUNCE_SOFT, DELAYED, COMPLAINT = "bounce-hard", "bounce-soft", "delayed", "complaint"
 EVENT_KIND = {
-    Kind.BOUNCE_HARD: "bounced",
-    Kind.BOUNCE_SOFT: "bounce.soft",
-    Kind.DELAYED: "delivery.delayed",
-    Kind.COMPLAINT: "complained",
+    BOUNCE_HARD: "bounced",
+    BOUNCE_SOFT: "bounce.soft",
+    DELAYED: "delivery.delayed",
+    COMPLAINT: "complained",
 }
 SOFT_BOUNCE_LIMIT = 7  # distinct dispatches, for an address that never opened or clicked
 SOFT_BOUNCE_LIMIT_ENGAGED = 15
@@ -78,41 +80,20 @@ class Rejected(Exception):
         self.retry = retry
 
 
-@dataclass(frozen=True)
-class IntakeResult:
-    """What one report did: recorded | unchanged | ignored | rejected, and why."""
-
-    outcome: str
-    reason: str
-    kind: str = ""
-    delivery_id: int | None = None
-    retry: bool = False  # rejected for now only: the message is still being sent
-
-    @property
-    def line(self) -> str:
-        return f"{self.outcome}: {self.reason}"
-
-
-def import_message(
-    engine: Engine, tenant_id: int, raw: bytes, *, now: datetime | None = None
-) -> IntakeResult:
-    """Parse one raw report and record it in ``tenant_id`` (its own transaction)."""
-    try:
-        reports = parse_reports(raw)
-    except NothingToRecord as reason:
-        return IntakeResult(IGNORED, str(reason))
-    except NotAReport as reason:
-        return IntakeResult(REJECTED, str(reason))
+def record_reports(
+    engine: Engine, tenant_id: int, reports: Sequence[DeliveryReport], *, now: datetime
+) -> FeedbackOutcome:
+    """Record one parsed report in ``tenant_id`` (its own transaction)."""
     try:
         with tenant_session(engine, tenant_id) as session:
-            return record_report(session, reports, now=now or utcnow())
+            return record_report(session, reports, now=now)
     except Rejected as reason:  # raised inside the session: it rolled back
-        return IntakeResult(REJECTED, str(reason), retry=reason.retry)
+        return FeedbackOutcome(REJECTED, str(reason), retry=reason.retry)
 
 
 def record_report(
-    session: Session, reports: list[FeedbackReport], *, now: datetime
-) -> IntakeResult:
+    session: Session, reports: Sequence[DeliveryReport], *, now: datetime
+) -> FeedbackOutcome:
     """Record one report (its recipients' outcomes, most severe first) in the session's
     tenant; raises :class:`Rejected` when it matches no delivery of this tenant."""
     tenant_id = session_tenant(session)
@@ -139,8 +120,8 @@ def record_report(
     where = f"delivery {delivery.id} ({delivery.email}, dispatch {dispatch.id})"
     if not changed:
         already = f"{kind} for {where} already recorded (delivery {delivery.state})"
-        return IntakeResult(UNCHANGED, already, kind, delivery.id)
-    return IntakeResult(RECORDED, f"{kind} for {where}: {report.summary}", kind, delivery.id)
+        return FeedbackOutcome(UNCHANGED, already, kind, delivery.id)
+    return FeedbackOutcome(RECORDED, f"{kind} for {where}: {report.summary}", kind, delivery.id)
 
 
 def _our_ids(tenant_id: int, message_id: str) -> tuple[int, int]:
@@ -159,7 +140,7 @@ def _our_ids(tenant_id: int, message_id: str) -> tuple[int, int]:
     return dispatch_id, contact_id
 
 
-def _pick(reports: list[FeedbackReport], email: str) -> FeedbackReport:
+def _pick(reports: Sequence[DeliveryReport], email: str) -> DeliveryReport:
     """The recipient block about this delivery's address, else the most severe one."""
     address = normalise_email(email)
     for report in reports:
@@ -170,20 +151,20 @@ def _pick(reports: list[FeedbackReport], email: str) -> FeedbackReport:
 
 def _apply(
     session: Session,
-    report: FeedbackReport,
+    report: DeliveryReport,
     dispatch: Dispatch,
     delivery: Delivery,
     now: datetime,
 ) -> bool:
     kind = EVENT_KIND[report.kind]
-    if report.kind == Kind.BOUNCE_HARD:
+    if report.kind == BOUNCE_HARD:
         if delivery.state not in WAS_SENT:  # bounced already (at send time or imported)
             return False
         delivery.state, delivery.error = outbox.BOUNCED, report.summary[:1000]
         session.flush()
         outbox.recount(session, dispatch)
         suppress(session, delivery.email, reason="hard_bounce", source=_source(report), now=now)
-    elif report.kind == Kind.COMPLAINT:
+    elif report.kind == COMPLAINT:
         if _events(session, dispatch.partner_id, delivery, kind):
             return False
         suppress(session, delivery.email, reason="complaint", source=_source(report), now=now)
@@ -195,7 +176,7 @@ def _apply(
             return False
     session.add(_event(session, kind, report, dispatch, delivery, now))
     session.flush()
-    if report.kind == Kind.BOUNCE_SOFT:
+    if report.kind == BOUNCE_SOFT:
         _soft_bounce_limit(session, delivery.email, now)
     return True
 
@@ -216,7 +197,7 @@ def _events(session: Session, partner_id: int, delivery: Delivery, kind: str) ->
 def _event(
     session: Session,
     kind: str,
-    report: FeedbackReport,
+    report: DeliveryReport,
     dispatch: Dispatch,
     delivery: Delivery,
     now: datetime,
@@ -244,7 +225,7 @@ def _event(
     )
 
 
-def _source(report: FeedbackReport) -> str:
+def _source(report: DeliveryReport) -> str:
     return f"{report.source}:{report.status or report.kind}:{report.report_id}"[:200]
 
 
@@ -256,7 +237,7 @@ def _soft_bounce_limit(session: Session, email: str, now: datetime) -> None:
     mine = (col(Event.partner_id).in_(partners), col(Event.contact_id).in_(ids))
     bounced_in = session.exec(
         select(func.count(func.distinct(Event.dispatch_id))).where(
-            Event.kind == EVENT_KIND[Kind.BOUNCE_SOFT], *mine
+            Event.kind == EVENT_KIND[BOUNCE_SOFT], *mine
         )
     ).one()
     if bounced_in < SOFT_BOUNCE_LIMIT:

@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from partnercast.campaigns.delivery_feedback import import_message
+from partnercast.campaigns.delivery_feedback import record_reports
+from partnercast.channels.email.feedback_reports import parse_reports
 from partnercast.core.models import Delivery
 from partnercast.core.tenancy import tenant_session
 
@@ -92,6 +93,7 @@ def feed_reports(engine: Engine, tenant_id: int, folder: Path, now: datetime) ->
     for n, ((message_id, to), template) in enumerate(zip(rows, (_DSN, _DSN, _ARF), strict=True)):
         path = out / f"report-{n + 1}.eml"
         path.write_text(template.format(n=n, to=to, message_id=message_id), encoding="utf-8")
-        outcomes.append(import_message(engine, tenant_id, path.read_bytes(), now=now))
+        reports = parse_reports(path.read_bytes())  # the email channel's reading of it
+        outcomes.append(record_reports(engine, tenant_id, reports, now=now))
     kinds = ", ".join(f"{r.kind} {r.outcome}" for r in outcomes)
     return f"{len(outcomes)} reports in {out.name}/ ({kinds})"

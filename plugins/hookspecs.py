@@ -29,6 +29,8 @@ if TYPE_CHECKING:
         RegisterJob,
         RegisterSettings,
     )
+    from partnercast.plugins.host import Host
+    from partnercast.plugins.web import RegisterRouter
 
 hookspec = pluggy.HookspecMarker("partnercast")
 
@@ -125,4 +127,22 @@ def on_event(event: EventInfo) -> None:
     Called after the transaction that recorded the event commits (an event rolled back
     is never announced), with a snapshot of it. Exceptions raised here are logged and
     never break the engine. Returns nothing.
+    """
+
+
+# --- the web (helper A: register_routes) ------------------------------------------------
+
+
+@hookspec
+def register_routes(register: RegisterRouter, host: Host) -> None:
+    """Mount HTTP routes on the engine's one FastAPI application.
+
+    Called once per application, when ``partnercast serve`` (or a test) builds it. Build a
+    ``fastapi.APIRouter`` and call ``register(router)``; paths are the plugin's to choose
+    and must not clash with the engine's (``/u/``, ``/t/``, ``/crm/``, ``/partner/``,
+    ``/healthz``) or another plugin's. ``host`` (:class:`partnercast.plugins.host.Host`) is
+    the engine as the routes may use it: tokens, tenants, live pages, delivery feedback.
+    Routes that touch the engine are plain ``def`` functions and take ``now`` once per
+    request. Returns nothing; an exception is reported and that plugin's routes are left
+    out, the others are mounted.
     """

@@ -43,7 +43,9 @@ from partnercast.plugins.settings import PluginConfig
 
 if TYPE_CHECKING:
     import typer
+    from fastapi import APIRouter
 
+    from partnercast.plugins.host import Host
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +239,23 @@ class Plugins:
             self.pm.hook.on_event(event=event_info(event))
         except Exception:  # an observer must never break the engine
             log.exception("an on_event hook failed")
+
+    # --- the web (helper A: register_routes) --------------------------------------------
+
+    def routers(self, host: Host) -> list[APIRouter]:
+        """Every router plugins registered for an application whose engine is ``host``; a
+        plugin whose hook fails is reported and left out, the others' routes still mount."""
+        found: list[APIRouter] = []
+        for impl in self.pm.hook.register_routes.get_hookimpls():
+            mine: list[APIRouter] = []
+            given = {"register": mine.append, "host": host}
+            try:
+                impl.function(**{name: given[name] for name in impl.argnames})
+            except Exception as error:  # one broken plugin never takes the others' pages
+                self._report(impl.plugin_name, error, "register routes")
+                continue
+            found.extend(mine)
+        return found
 
 
 def dispatch_info(dispatch: Dispatch) -> DispatchInfo:

@@ -1,144 +1,74 @@
-"""The engine's own HTTP endpoints, as a small WSGI application.
+"""The engine's one ASGI application (FastAPI), and the factory that builds it.
 
-RFC 8058 one-click unsubscribe, the microsites' landing pages and lead forms under
-``/p/`` (see :mod:`partnercast.web.microsite`), email click and open tracking under ``/t/``
-(see :mod:`partnercast.web.tracking`). ``POST /u/<token>`` (what mail clients send, with
-the body ``List-Unsubscribe=One-Click``) suppresses the address at once; ``GET /u/<token>``
-(a person clicking the link) shows a page with a confirm button, because link scanners
-fetch URLs with GET and must not unsubscribe anyone.
+A router per feature, each in its own module:
+
+* ``/u/<token>``: RFC 8058 one-click unsubscribe (:mod:`partnercast.web.unsubscribe`);
+* ``/t/c/<link>/<recipient>`` and ``/t/o/<recipient>.gif``: email click and open tracking
+  (:mod:`partnercast.web.tracking`);
+* ``/crm/<tenant>/leads``: lead stages a partner's CRM pushes (:mod:`partnercast.web.crm`);
+* ``/partner/<token>``: a partner's own results page (:mod:`partnercast.web.partner_page`);
+* ``/healthz``;
+* and every route plugins mount through the ``register_routes`` hook, each given the
+  application's :class:`~partnercast.web.host.EngineHost`: the microsite's landing pages
+  and lead forms under ``/p/``, the email channel's ``/feedback/<tenant>``.
+
+Routes depend on the engine and settings on ``app.state`` (:mod:`partnercast.web.context`);
+building the application opens nothing. :mod:`partnercast.web.server` serves it with uvicorn.
 """
 
 from __future__ import annotations
 
-import html
-import logging
-import socketserver
-from collections.abc import Callable, Iterable
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException
 
-from partnercast.channels.microsite.urls import PREFIX as MICROSITE_PREFIX
-from partnercast.core.settings import Settings
-from partnercast.core.signing import InvalidToken
-from partnercast.core.timeutil import utcnow
+from partnercast.core.settings import Settings, load_settings
+from partnercast.funnel import rollups
 from partnercast.plugins.manager import Plugins, default_plugins
-from partnercast.tenants.suppressions import unsubscribe_by_token
-from partnercast.web.crm import PREFIX as CRM_PREFIX
-from partnercast.web.crm import CrmRoutes
-from partnercast.web.feedback import PREFIX as FEEDBACK_PREFIX
-from partnercast.web.feedback import FeedbackRoutes
-from partnercast.web.microsite import MicrositeOptions, MicrositeRoutes
-from partnercast.web.partner_page import PREFIX as PARTNER_PREFIX
-from partnercast.web.partner_page import PartnerPageRoutes
-from partnercast.web.tracking import PREFIX as TRACKING_PREFIX
-from partnercast.web.tracking import TrackingRoutes
+from partnercast.web import crm, partner_page, tracking, unsubscribe
+from partnercast.web.host import EngineHost
+from partnercast.web.server import HttpServer, ServeOptions
+from partnercast.web.templating import page
 
-log = logging.getLogger(__name__)
-
-StartResponse = Callable[..., Any]
-
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
-button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head><body>{body}</body></html>"""
+ENGINE_ROUTERS = (unsubscribe.router, tracking.router, crm.router, partner_page.router)
+health = APIRouter(include_in_schema=False)
 
 
-def _page(start_response: StartResponse, status: str, title: str, body: str) -> list[bytes]:
-    payload = _PAGE.format(title=html.escape(title), body=body).encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(payload))),
-            ("Cache-Control", "no-store"),
-            ("X-Content-Type-Options", "nosniff"),
-        ],
-    )
-    return [payload]
+@health.api_route("/healthz", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def healthz() -> Response:
+    return Response(b"ok\n", headers={"Content-Type": "text/plain"})
 
 
-class EngineApp:
-    """The WSGI application: routes requests to the engine's handlers."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        settings: Settings,
-        *,
-        plugins: Plugins | None = None,
-        microsite: MicrositeOptions | None = None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.microsite = MicrositeRoutes(
-            engine, settings, plugins or default_plugins(), microsite or MicrositeOptions()
-        )
-        self.crm = CrmRoutes(engine, settings)
-        self.tracking = TrackingRoutes(engine, settings)
-        self.feedback = FeedbackRoutes(engine, settings)
-        self.partner_page = PartnerPageRoutes(engine, settings)
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
-        if path.startswith("/u/") and len(path) > 3:
-            return self._unsubscribe(path[3:], method, start_response)
-        if path.startswith(MICROSITE_PREFIX):
-            return self.microsite(environ, start_response)
-        if path.startswith(CRM_PREFIX):
-            return self.crm(environ, start_response)
-        if path.startswith(TRACKING_PREFIX):
-            return self.tracking(environ, start_response)
-        if path.startswith(FEEDBACK_PREFIX):
-            return self.feedback(environ, start_response)
-        if path.startswith(PARTNER_PREFIX):
-            return self.partner_page(environ, start_response)
-        return _page(start_response, "404 Not Found", "Not found", "<h1>Not found</h1>")
-
-    def _unsubscribe(self, token: str, method: str, start_response: StartResponse) -> list[bytes]:
-        if method == "GET":
-            body = (
-                "<h1>Unsubscribe</h1><p>Stop all emails from this sender?</p>"
-                f'<form method="post" action="/u/{html.escape(token)}">'
-                '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                "<button type=submit>Unsubscribe</button></form>"
-            )
-            return _page(start_response, "200 OK", "Unsubscribe", body)
-        if method != "POST":
-            return _page(
-                start_response, "405 Method Not Allowed", "Not allowed", "<h1>Not allowed</h1>"
-            )
-        try:
-            result = unsubscribe_by_token(self.engine, self.settings, token, now=utcnow())
-        except InvalidToken as error:
-            return _page(
-                start_response,
-                "400 Bad Request",
-                "Link not valid",
-                f"<h1>{html.escape(error.message)}</h1>",
-            )
-        log.info("unsubscribed a contact (new=%s)", result.newly_suppressed)
-        return _page(
-            start_response,
-            "200 OK",
-            "Unsubscribed",
-            f"<h1>You are unsubscribed</h1><p>{html.escape(result.email)} "
-            "will get no more emails from this sender.</p>",
-        )
+def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = None) -> FastAPI:
+    """The application for ``engine``: the engine's routers, then the plugins' routes."""
+    # The application composes the engine (each `serve --workers` process builds its own):
+    # every event a request records keeps the funnel's rollups in step.
+    rollups.install()
+    loaded = plugins or default_plugins()
+    app = FastAPI(title="partnercast", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.host = EngineHost(engine, settings, loaded)
+    for router in (health, *ENGINE_ROUTERS, *loaded.routers(app.state.host)):
+        app.include_router(router)
+    app.add_exception_handler(HTTPException, _not_found)
+    app.add_exception_handler(RequestValidationError, _not_found)
+    return app
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
+async def _not_found(request: Request, error: Exception) -> Response:
+    """Every address no route knows, and every malformed one, is the same short page."""
+    return page(404, "Not found", heading="Not found")
 
 
-class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def app_from_settings() -> FastAPI:
+    """The application for the configured database: what each ``serve --workers N``
+    process builds (uvicorn imports it by name: ``partnercast.web.app:app_from_settings``)."""
+    from partnercast.core.cli import open_engine
+
+    settings = load_settings()
+    return create_app(open_engine(settings), settings)
 
 
 def make_http_server(
@@ -148,13 +78,12 @@ def make_http_server(
     port: int,
     *,
     plugins: Plugins | None = None,
-    microsite: MicrositeOptions | None = None,
-) -> WSGIServer:
-    """A threaded HTTP server for the engine's endpoints (port 0 picks a free port)."""
-    return make_server(
-        host,
-        port,
-        EngineApp(engine, settings, plugins=plugins, microsite=microsite),
-        server_class=ThreadingWSGIServer,
-        handler_class=_QuietHandler,
+    proxy_headers: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
+) -> HttpServer:
+    """The application for ``engine`` on ``host:port`` (0 picks a free port), served by
+    ``serve_forever()`` in the calling thread until ``shutdown()``."""
+    options = ServeOptions(
+        host, port, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips
     )
+    return HttpServer(create_app(engine, settings, plugins=plugins), options)

@@ -1,4 +1,8 @@
-"""Landing pages from the database: which page is live, rendering it, visits and leads.
+"""Live pages from the database: which page is live, rendering it, visits and leads.
+
+The engine's side of :class:`partnercast.plugins.host.Host`'s page methods: a channel
+that serves pages (the microsite) finds, renders and records through the host, never
+through these functions directly.
 
 A page is live only while the partner is active and its enrollment is approved *as is*
 (the approval fingerprint matches the pinned version and customisation). Every lookup
@@ -12,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -21,18 +24,14 @@ from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrol
 from partnercast.campaigns.rendering import PartnerView, pick_locale, render_touch
 from partnercast.campaigns.spec import CampaignSpec, TouchSpec
 from partnercast.campaigns.store import version_spec
-from partnercast.channels.microsite.channel import FORM_SLOT
-from partnercast.channels.microsite.urls import page_path
 from partnercast.core.models import Event
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.core.timeutil import utcnow
 from partnercast.funnel.leads import Lead, add_lead
+from partnercast.plugins.host import NewLead, RenderedPage
 from partnercast.plugins.manager import Plugins
 from partnercast.plugins.personalization import Personalizer
 from partnercast.tenants.models import Partner, Tenant
-
-CHANNEL = "microsite"
 
 
 @dataclass(frozen=True)
@@ -48,27 +47,12 @@ class LivePage:
     touch: TouchSpec
 
     @property
-    def path(self) -> str:
-        return page_path(self.tenant.slug, self.partner.external_id, self.campaign.key)
-
-    @property
     def tenant_id(self) -> int:
         return self.tenant.id or 0
 
 
-@dataclass(frozen=True)
-class RenderedPage:
-    """The page's content, split where the lead form goes."""
-
-    title: str
-    description: str
-    before_form: Markup
-    after_form: Markup
-    locale: str
-
-
 def find_live_page(
-    engine: Engine, tenant_slug: str, partner_key: str, campaign_key: str
+    engine: Engine, channel: str, tenant_slug: str, partner_key: str, campaign_key: str
 ) -> LivePage | None:
     """The live page at this address, or None (unknown, unapproved, or another tenant's)."""
     with plain_session(engine) as session:
@@ -76,11 +60,11 @@ def find_live_page(
     if tenant is None or tenant.id is None:
         return None
     with tenant_session(engine, tenant.id) as session:
-        return _live_in_tenant(session, tenant, partner_key, campaign_key)
+        return _live_in_tenant(session, tenant, channel, partner_key, campaign_key)
 
 
 def _live_in_tenant(
-    session: Session, tenant: Tenant, partner_key: str, campaign_key: str
+    session: Session, tenant: Tenant, channel: str, partner_key: str, campaign_key: str
 ) -> LivePage | None:
     partner = session.exec(select(Partner).where(Partner.external_id == partner_key)).first()
     campaign = session.exec(select(Campaign).where(Campaign.key == campaign_key)).first()
@@ -97,21 +81,29 @@ def _live_in_tenant(
     if version is None:
         return None
     spec = version_spec(version)
-    touch = next((t for t in spec.touches if t.channel == CHANNEL), None)
+    touch = next((t for t in spec.touches if t.channel == channel), None)
     if touch is None:
         return None
     return LivePage(tenant, partner, campaign, enrollment, version, spec, touch)
 
 
-def choose_locale(page: LivePage, requested: str = "") -> str:
-    """The asked-for locale when the campaign has it, else the partner's, else the default."""
-    if requested in page.spec.locales:
-        return requested
+def partner_locale(page: LivePage) -> str:
+    """The campaign locale the partner speaks, else the campaign's default."""
     return pick_locale("", page.spec, page.partner.languages)
 
 
+def brand_colors(page: LivePage) -> dict[str, str]:
+    """The partner's colours over the vendor's."""
+    brand = {key: str(value) for key, value in page.tenant.brand.items()}
+    for key in ("primary_color", "secondary_color"):
+        value = getattr(page.partner, key, "")
+        if value:
+            brand[key] = value
+    return {key: brand.get(key, "") for key in ("primary_color", "secondary_color")}
+
+
 def render_page(page: LivePage, plugins: Plugins, settings: Settings, locale: str) -> RenderedPage:
-    """Render the approved content through the microsite channel (the engine's sandbox)."""
+    """Render the approved content through the page's channel (the engine's sandbox)."""
     view = PartnerView(
         page.tenant,
         page.partner,
@@ -120,29 +112,33 @@ def render_page(page: LivePage, plugins: Plugins, settings: Settings, locale: st
         page.enrollment.segment_key,
         dict(page.enrollment.customization),
     )
-    channel = plugins.channel(CHANNEL, settings)
+    channel = plugins.channel(page.touch.channel, settings)
     draft = render_touch(channel, view, page.touch, locale)
     # A landing page has no recipient: contact merge markers become empty text.
     html = Personalizer(draft.nonce).fill(draft.parts.get("html", ""), {}, html_escape=True)
-    before, slot, after = html.partition(FORM_SLOT)
     return RenderedPage(
         title=draft.parts.get("title", ""),
         description=draft.parts.get("description", ""),
-        before_form=Markup(before),  # sandbox output: partner text is escaped there
-        after_form=Markup(after if slot else ""),
+        html=html,  # sandbox output: partner text is escaped there
         locale=locale,
     )
 
 
 def record_visit(
-    engine: Engine, page: LivePage, *, locale: str, utm: dict[str, str], exported: bool = False
+    engine: Engine,
+    page: LivePage,
+    *,
+    locale: str,
+    utm: dict[str, str],
+    now: datetime,
+    exported: bool = False,
 ) -> None:
     """One ``visit`` event for the page's partner and campaign."""
     with tenant_session(engine, page.tenant_id) as session:
         session.add(
             Event(
                 kind="visit",
-                occurred_at=utcnow(),  # the request's arrival
+                occurred_at=now,
                 partner_id=page.partner.id,
                 campaign_id=page.campaign.id,
                 enrollment_id=page.enrollment.id,
@@ -152,22 +148,9 @@ def record_visit(
         )
 
 
-@dataclass(frozen=True)
-class NewLead:
-    """What a visitor sent, already validated."""
-
-    email: str
-    name: str
-    company: str
-    message: str
-    consent_text: str
-    locale: str
-    utm: dict[str, str]
-
-
-def accept_lead(engine: Engine, page: LivePage, lead: NewLead, now: datetime | None = None) -> int:
+def accept_lead(engine: Engine, page: LivePage, lead: NewLead, *, now: datetime) -> int:
     """Write the Lead (stage ``lead``) and its ``form`` event; return the lead's id."""
-    moment = now or utcnow()
+    moment = now
     with tenant_session(engine, page.tenant_id) as session:
         touch = _attributed_touch(session, page, lead.utm.get("utm_content", ""))
         cycle = _running_cycle(session, page, moment)

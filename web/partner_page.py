@@ -1,9 +1,9 @@
 """``GET /partner/<token>``: a partner's own results page, opened by a signed link.
 
-The link (``partnercast partners link P --tenant T``, :mod:`tenants.partner_link`) names
+The link (``partnercast partners link P --tenant T``, :mod:`funnel.partner_link`) names
 the tenant and the partner. Only a token that verifies opens a session, scoped to the
 tenant it names, and the page is built from that one partner's results
-(:mod:`tenants.partner_results`). A forged, damaged, moved (another tenant, another
+(:mod:`funnel.partner_results`). A forged, damaged, moved (another tenant, another
 partner) or expired token gets the same short 403 page; a valid link whose partner is gone
 gets a 404. Neither says whose link it was.
 """
@@ -11,87 +11,72 @@ gets a 404. Neither says whose link it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy.engine import Engine
+from fastapi import APIRouter, Request, Response
 
 from partnercast.core.errors import NotFound
-from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import utcnow
 from partnercast.funnel.partner_link import PATH, read_token
 from partnercast.funnel.partner_results import draw_charts, partner_results
 from partnercast.web import partner_template
+from partnercast.web.context import Engine, Now, Settings
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-PREFIX = PATH
 MAX_TOKEN = 1000
+router = APIRouter(include_in_schema=False)
 
 
-class PartnerPageRoutes:
-    """Serves partners' results pages."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        token = environ.get("PATH_INFO", "")[len(PREFIX) :]
-        if method not in ("GET", "HEAD"):
-            return _error(start_response, "405 Method Not Allowed", "Not allowed", "GET only.")
-        if not token or "/" in token or len(token) > MAX_TOKEN:
-            return _refused(start_response)
-        try:
-            link = read_token(self.settings, token, now=utcnow())
-        except InvalidToken:
-            return _refused(start_response)
-        try:
-            with tenant_session(self.engine, link.tenant_id) as session:
-                results = partner_results(session, link.partner_id, link.external_id)
-        except NotFound:
-            return _error(
-                start_response,
-                "404 Not Found",
-                "Not found",
-                "These results are no longer here. Ask your partner manager for a new link.",
-            )
-        charts = draw_charts(results)
-        body = partner_template.page_html(
-            partner_template.PageView(results, charts, link.expires_at)
-        ).encode()
-        log.info("partner results page shown (tenant %s)", link.tenant_id)
-        start_response("200 OK", _headers(len(body)))
-        return [b""] if method == "HEAD" else [body]
+@router.api_route(
+    PATH + "{token:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+)
+def results_page(
+    token: str, request: Request, engine: Engine, settings: Settings, now: Now
+) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return _error(405, "Not allowed", "GET only.")
+    if not token or "/" in token or len(token) > MAX_TOKEN:
+        return _refused()
+    try:
+        link = read_token(settings, token, now=now)
+    except InvalidToken:
+        return _refused()
+    try:
+        with tenant_session(engine, link.tenant_id) as session:
+            results = partner_results(session, link.partner_id, link.external_id)
+    except NotFound:
+        return _error(
+            404,
+            "Not found",
+            "These results are no longer here. Ask your partner manager for a new link.",
+        )
+    charts = draw_charts(results)
+    view = partner_template.PageView(results, charts, link.expires_at)
+    log.info("partner results page shown (tenant %s)", link.tenant_id)
+    return _html(200, partner_template.page_html(view, now))
 
 
-def _headers(length: int) -> list[tuple[str, str]]:
-    return [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Content-Length", str(length)),
-        ("Content-Security-Policy", partner_template.CSP),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Frame-Options", "DENY"),
-        ("X-Robots-Tag", "noindex, nofollow"),
-        ("Cache-Control", "no-store, private"),
-    ]
+def _html(status: int, body: str) -> Response:
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": partner_template.csp(),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Cache-Control": "no-store, private",
+    }
+    return Response(body, status_code=status, headers=headers)
 
 
-def _refused(start_response: StartResponse) -> list[bytes]:
+def _refused() -> Response:
     return _error(
-        start_response,
-        "403 Forbidden",
+        403,
         "Link not valid",
         "This link is not valid or has expired. Ask your partner manager for a new one.",
     )
 
 
-def _error(start_response: StartResponse, status: str, title: str, text: str) -> list[bytes]:
-    body = partner_template.error_html(title, text).encode()
-    start_response(status, _headers(len(body)))
-    return [body]
+def _error(status: int, title: str, text: str) -> Response:
+    return _html(status, partner_template.error_html(title, text))

@@ -1,57 +1,19 @@
-"""What the engine's signed POST endpoints share (the CRM webhook, mail feedback).
+"""The tenant a signed POST comes from (the CRM webhook; mail feedback, via the host).
 
-A JSON answer, the raw body read within a size limit, and the tenant a slug names when
-the body carries that tenant's signature (``X-Partnercast-Signature``, HMAC-SHA256 with
-the tenant's webhook secret: :mod:`partnercast.funnel.crm_secret`).
+The tenant a slug names when the body carries that tenant's signature
+(``X-Partnercast-Signature``, HMAC-SHA256 with the tenant's webhook secret:
+:mod:`partnercast.funnel.crm_secret`).
 """
 
 from __future__ import annotations
-
-import json
-from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from partnercast.core.settings import Settings
 from partnercast.core.tenancy import plain_session, tenant_session
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER, verify
+from partnercast.funnel.crm_secret import verify
 from partnercast.tenants.models import Tenant
-
-StartResponse = Callable[..., Any]
-_SIGNATURE_KEY = "HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_")
-
-
-def json_response(
-    start_response: StartResponse, status: str, payload: dict[str, Any]
-) -> list[bytes]:
-    body = json.dumps(payload).encode()
-    start_response(
-        status,
-        [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-        ],
-    )
-    return [body]
-
-
-def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
-    """The request's body, or None when its Content-Length is not a number or is over
-    ``limit``."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if length < 0 or length > limit:
-        return None
-    return environ["wsgi.input"].read(length) if length else b""
-
-
-def signature_of(environ: dict[str, Any]) -> str | None:
-    return environ.get(_SIGNATURE_KEY) or None
 
 
 def signed_tenant(

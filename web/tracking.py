@@ -20,15 +20,16 @@ longer unique, so the message is counted opened once.
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as SqlEngine
 from sqlmodel import Session, select
 
 from partnercast.campaigns.models import Enrollment, Touch
@@ -36,22 +37,18 @@ from partnercast.campaigns.tracking_links import (
     CLICK_PATH,
     OPEN_PATH,
     LinkToken,
-    RecipientToken,
     read_link_token,
     read_recipient_token,
 )
 from partnercast.core.models import Delivery, Dispatch, Event
-from partnercast.core.settings import Settings
-from partnercast.core.signing import InvalidToken
+from partnercast.core.signing import InvalidToken, RecipientToken
 from partnercast.core.tenancy import tenant_session
-from partnercast.core.timeutil import utcnow
 from partnercast.funnel.engagement import Engagement
-from partnercast.web.microsite import PIXEL
+from partnercast.web.context import Engine, Now, Settings
+from partnercast.web.templating import render
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-PREFIX = "/t/"
 TOO_SOON = timedelta(seconds=2)
 SCANNERS = (
     "bot",
@@ -72,15 +69,13 @@ SCANNERS = (
 )
 """User-agent fragments of link scanners and scripts (lower case); browsers have none."""
 
-_NOT_FOUND = (
-    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found</title>'
-    b"</head><body><h1>Not found</h1><p>This link is not valid.</p></body></html>"
-)
-_NO_CACHE = [
-    ("Cache-Control", "no-store, no-cache, must-revalidate, private"),
-    ("Pragma", "no-cache"),
-    ("Expires", "0"),
-]
+NO_CACHE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+"""A transparent 1x1 GIF."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +115,7 @@ class _Place:
     sent_at: datetime | None
 
 
-def _place(engine: Engine, rcpt: RecipientToken, link: LinkToken | None) -> _Place | None:
+def _place(engine: SqlEngine, rcpt: RecipientToken, link: LinkToken | None) -> _Place | None:
     """Where a hit belongs, read in the recipient token's tenant only; None: not ours."""
     with tenant_session(engine, rcpt.tenant_id) as session:
         dispatch = session.get(Dispatch, rcpt.dispatch_id)
@@ -150,7 +145,7 @@ def _place(engine: Engine, rcpt: RecipientToken, link: LinkToken | None) -> _Pla
 
 
 def record_hit(
-    engine: Engine, rcpt: RecipientToken, place: _Place, hit: Hit, extra: dict[str, Any]
+    engine: SqlEngine, rcpt: RecipientToken, place: _Place, hit: Hit, extra: dict[str, Any]
 ) -> bool:
     """Write the hit's event (and, for the first genuine one, its Engagement row).
 
@@ -218,71 +213,64 @@ def _event(
     )
 
 
-class TrackingRoutes:
-    """The WSGI handler for everything under ``/t/``."""
+router = APIRouter(include_in_schema=False)
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.engine = engine
-        self.settings = settings
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method not in ("GET", "HEAD"):
-            return _not_found(start_response, method)
-        hit_kind = "clicked" if path.startswith(CLICK_PATH) else "opened"
-        hit = Hit(hit_kind, method, environ.get("HTTP_USER_AGENT", "")[:300], utcnow())
-        try:
-            if path.startswith(CLICK_PATH):
-                return self._click(path[len(CLICK_PATH) :], hit, start_response)
-            if path.startswith(OPEN_PATH) and path.endswith(".gif"):
-                return self._open(path[len(OPEN_PATH) : -len(".gif")], hit, start_response)
-        except InvalidToken:
-            pass
-        return _not_found(start_response, method)
-
-    def _click(self, rest: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
-        link_part, _, rcpt_part = rest.partition("/")
-        link = read_link_token(self.settings, link_part, now=hit.at)
-        rcpt = read_recipient_token(self.settings, rcpt_part, now=hit.at)
-        if link.tenant_id != rcpt.tenant_id:
+@router.api_route(CLICK_PATH + "{link}/{recipient}", methods=["GET", "HEAD"])
+def click(
+    link: str, recipient: str, request: Request, engine: Engine, settings: Settings, now: Now
+) -> Response:
+    """Record the click and redirect to the link's signed target."""
+    hit = _hit("clicked", request, now)
+    try:
+        link_token = read_link_token(settings, link, now=now)
+        rcpt = read_recipient_token(settings, recipient, now=now)
+        if link_token.tenant_id != rcpt.tenant_id:
             raise InvalidToken("this link is not valid")
-        place = _place(self.engine, rcpt, link)
+        place = _place(engine, rcpt, link_token)
         if place is None:
             raise InvalidToken("this link is not valid")
-        record_hit(self.engine, rcpt, place, hit, {"link": link.index, "url": link.target[:500]})
-        start_response(
-            "302 Found",
-            [
-                ("Location", link.target),
-                ("Content-Length", "0"),
-                ("Referrer-Policy", "no-referrer"),
-                *_NO_CACHE,
-            ],
-        )
-        return [b""]
+    except InvalidToken:
+        return not_found()
+    record_hit(engine, rcpt, place, hit, {"link": link_token.index, "url": link_token.target[:500]})
+    headers = {"Location": link_token.target, "Referrer-Policy": "no-referrer", **NO_CACHE}
+    return Response(status_code=302, headers=headers)
 
-    def _open(self, token: str, hit: Hit, start_response: StartResponse) -> list[bytes]:
-        rcpt = read_recipient_token(self.settings, token, now=hit.at)
-        place = _place(self.engine, rcpt, None)
+
+@router.api_route(OPEN_PATH + "{recipient}.gif", methods=["GET", "HEAD"])
+def open_pixel(
+    recipient: str, request: Request, engine: Engine, settings: Settings, now: Now
+) -> Response:
+    """Record the open and answer with a 1x1 GIF."""
+    hit = _hit("opened", request, now)
+    try:
+        rcpt = read_recipient_token(settings, recipient, now=now)
+        place = _place(engine, rcpt, None)
         if place is None:
             raise InvalidToken("this link is not valid")
-        record_hit(self.engine, rcpt, place, hit, {})
-        start_response(
-            "200 OK",
-            [("Content-Type", "image/gif"), ("Content-Length", str(len(PIXEL))), *_NO_CACHE],
-        )
-        return [b"" if hit.method == "HEAD" else PIXEL]
+    except InvalidToken:
+        return not_found()
+    record_hit(engine, rcpt, place, hit, {})
+    return Response(PIXEL, headers={"Content-Type": "image/gif", **NO_CACHE})
 
 
-def _not_found(start_response: StartResponse, method: str) -> list[bytes]:
-    start_response(
-        "404 Not Found",
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(_NOT_FOUND))),
-            ("X-Content-Type-Options", "nosniff"),
-            *_NO_CACHE,
-        ],
-    )
-    return [b"" if method == "HEAD" else _NOT_FOUND]
+@router.api_route(
+    "/t/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+)
+def anything_else(rest: str) -> Response:
+    """The same neutral 404 for every other address and method under /t/."""
+    return not_found()
+
+
+def _hit(kind: str, request: Request, now: datetime) -> Hit:
+    return Hit(kind, request.method, request.headers.get("user-agent", "")[:300], now)
+
+
+def not_found() -> Response:
+    """The tracker's one answer to anything it does not recognise (a HEAD gets no body)."""
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "X-Content-Type-Options": "nosniff",
+        **NO_CACHE,
+    }
+    return Response(render("link_not_found.html"), status_code=404, headers=headers)

@@ -7,8 +7,16 @@ it by name among its built-ins. Its SMTP settings are its own (``[smtp]``, see
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from partnercast.channels.email.settings import NAMESPACE, SmtpSettings
 from partnercast.plugins import RegisterChannel, RegisterSettings, hookimpl
+
+if TYPE_CHECKING:
+    import typer
+
+    from partnercast.plugins.host import Host
+    from partnercast.plugins.web import RegisterRouter
 
 
 @hookimpl
@@ -23,8 +31,29 @@ def register_settings(register: RegisterSettings) -> None:
     register(NAMESPACE, SmtpSettings)
 
 
+# --- the mail-feedback endpoint and command (helper A) -----------------------------------
+
+
+@hookimpl
+def register_routes(register: RegisterRouter, host: Host) -> None:
+    """``POST /feedback/<tenant>``: bounce and complaint reports (feedback_routes.py)."""
+    from partnercast.channels.email.feedback_routes import router
+
+    register(router(host))
+
+
+@hookimpl
+def register_commands(app: typer.Typer) -> None:
+    """``partnercast feedback import`` (feedback_cli.py)."""
+    from partnercast.channels.email.feedback_cli import register
+
+    register(app)
+
+
 __all__ = [
     "SmtpSettings",
     "register_channels",
+    "register_commands",
+    "register_routes",
     "register_settings",
 ]

@@ -39,8 +39,7 @@ from partnercast.plugins.manager import channel_template_suffixes
 from partnercast.plugins.personalization import marker
 from partnercast.tenants.models import Partner
 from partnercast.web.app import make_http_server
-from partnercast.web.microsite import PIXEL
-from partnercast.web.tracking import Hit, bot_reason
+from partnercast.web.tracking import PIXEL, Hit, bot_reason
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
 TRACKED_METRICS = ("opens", "opened", "clicks", "clicked")
@@ -507,17 +506,18 @@ def test_tokens_made_on_the_send_path_are_itsdangerous_own(
 
     settings = load_settings()
     secret = settings.secret_key.get_secret_value()
-    monkeypatch.setattr("time.time", lambda: 1_790_000_000.5)  # both read the same second
+    monkeypatch.setattr("time.time", lambda: 1_790_000_000.5)  # itsdangerous reads the clock
+    signed_at = datetime.fromtimestamp(1_790_000_000.5, UTC)  # ours is given the same second
     expected = URLSafeTimedSerializer(secret, salt="partnercast.unsubscribe").dumps(payload)
-    assert signing.sign(settings, "unsubscribe", payload, now=utcnow()) == expected
+    assert signing.sign(settings, "unsubscribe", payload, now=signed_at) == expected
     assert (
-        signing.unsign(settings, "unsubscribe", expected, max_age_seconds=60, now=utcnow())
+        signing.unsign(settings, "unsubscribe", expected, max_age_seconds=60, now=signed_at)
         == payload
     )
     token = signing.recipient_token(
-        settings, tenant_id=1, dispatch_id=22, contact_id=333, now=utcnow()
+        settings, tenant_id=1, dispatch_id=22, contact_id=333, now=signed_at
     )
     signer = TimestampSigner(secret, salt="partnercast.track.recipient")
     assert token == signer.sign("1.22.333").decode()
     with pytest.raises(signing.InvalidToken):  # another purpose's key: refused
-        signing.unsign(settings, "track.link", expected, max_age_seconds=60, now=utcnow())
+        signing.unsign(settings, "track.link", expected, max_age_seconds=60, now=signed_at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -23,8 +23,8 @@ from sqlmodel import col, select
 from support.world import START, World, build_world, respond, run_days, start
 
 from partnercast.campaigns import delivery_feedback as feedback_intake
-from partnercast.campaigns.delivery_feedback import import_message
 from partnercast.campaigns.models import Enrollment
+from partnercast.channels.email.feedback_intake import import_message as intake
 from partnercast.channels.email.feedback_reports import (
     Kind,
     NotAReport,
@@ -35,6 +35,7 @@ from partnercast.concierge import task_scan
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.tasks import update_settings
 from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import system_session, tenant_session
 from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
@@ -42,8 +43,21 @@ from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
 from partnercast.funnel.metrics import funnel
 from partnercast.funnel.models import Rollup
 from partnercast.funnel.rollups import scan_rollups, stored_rollups
+from partnercast.plugins.host import FeedbackOutcome
+from partnercast.plugins.manager import default_plugins
 from partnercast.tenants.models import Suppression
 from partnercast.web.app import make_http_server
+from partnercast.web.host import EngineHost
+
+
+def import_message(
+    engine: Engine, tenant_id: int, raw: bytes, *, now: datetime | None = None
+) -> FeedbackOutcome:
+    """One report through the email channel's intake and the engine's host, as the
+    endpoint and `feedback import` do."""
+    host = EngineHost(engine, load_settings(), default_plugins())
+    return intake(host, tenant_id, raw, now=now or utcnow())
+
 
 # --- reports as the big senders write them ------------------------------------------------
 
@@ -731,7 +745,7 @@ def test_the_bounce_rate_task_sees_imported_bounces_and_complaints(sent: Sent) -
     assert len(same) >= 2
     now = START + timedelta(days=2)
     with tenant_session(a.engine, a.tenant_id) as session:
-        update_settings(session, {"bounce_rate_threshold": 0.01})
+        update_settings(session, {"bounce_rate_threshold": 0.01}, now=utcnow())
         assert [t for t in task_scan.scan(session, now).opened if t.kind == "bounce_rate"] == []
     import_message(sent.engine, a.tenant_id, yahoo_arf(same[0], recipient_of(same[0])))
     with tenant_session(a.engine, a.tenant_id) as session:
@@ -756,7 +770,9 @@ def test_a_hard_bounce_reported_long_after_the_send_still_counts(sent: Sent) -> 
     dispatch_id = _delivery(a, message_id_of(raws[0])).dispatch_id
     late = START + timedelta(days=60)
     with tenant_session(a.engine, a.tenant_id) as session:
-        update_settings(session, {"bounce_rate_threshold": 0.01, "incident_window_days": 7})
+        update_settings(
+            session, {"bounce_rate_threshold": 0.01, "incident_window_days": 7}, now=utcnow()
+        )
         assert not [t for t in task_scan.scan(session, late).opened if t.kind == "bounce_rate"]
     report = postfix_dsn(raws[0], recipient_of(raws[0]))
     assert import_message(sent.engine, a.tenant_id, report, now=late).outcome == "recorded"
@@ -782,7 +798,7 @@ def server(sent: Sent) -> Iterator[str]:
 
 def _secret(world: World) -> str:
     with tenant_session(world.engine, world.tenant_id) as session:
-        return new_secret(session, world.settings)
+        return new_secret(session, world.settings, now=utcnow())
 
 
 def _post(base: str, slug: str, body: bytes, signature: str | None) -> requests.Response:

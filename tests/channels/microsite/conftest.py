@@ -14,7 +14,6 @@ from support.microsite_site import Site, microsite_campaign
 from support.world import build_world
 
 from partnercast.web.app import make_http_server
-from partnercast.web.microsite import MicrositeOptions
 
 
 @pytest.fixture
@@ -25,21 +24,16 @@ def campaign_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def options() -> MicrositeOptions:
-    return MicrositeOptions(rate_limit=5, rate_window_seconds=600)
-
-
-@pytest.fixture
 def site(
     engine: Engine,
     tmp_path: Path,
     campaign_folder: Path,
-    options: MicrositeOptions,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Site]:
     a = build_world(engine, tmp_path / "a", 9, slug="northwind")
     b = build_world(engine, tmp_path / "b", 9, slug="southwind")
-    server = make_http_server(engine, a.settings, "127.0.0.1", 0, microsite=options)
+    # The lead form's rate limit is the microsite's default: 5 a page per 10 minutes.
+    server = make_http_server(engine, a.settings, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.server_port}"
     for world in (a, b):
         world.settings.public_base_url = base

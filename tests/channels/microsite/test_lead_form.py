@@ -15,11 +15,12 @@ from support.microsite_site import Site, approve
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.models import Cycle, Touch
 from partnercast.campaigns.store import get_campaign
+from partnercast.channels.microsite.leadform import PAGE_PURPOSE
 from partnercast.core.models import Event
+from partnercast.core.signing import sign
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
 from partnercast.funnel.leads import Lead
-from partnercast.web.leadform import form_token
 
 PAGE = "/p/northwind/P001/cloud-security/"
 
@@ -94,7 +95,7 @@ def test_without_utm_the_lead_is_the_landing_touchs(site: Site) -> None:
 
 def _expired_token(site: Site) -> str:
     with time_machine.travel(time.time() - 3 * 3600, tick=False):
-        return form_token(site.a.settings, PAGE, now=utcnow())
+        return sign(site.a.settings, PAGE_PURPOSE, PAGE, now=utcnow())  # as the page makes it
 
 
 def _other_pages_token(site: Site) -> str:

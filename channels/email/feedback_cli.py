@@ -5,6 +5,8 @@ Each FILE is one message (``.eml``) or an mbox (several messages, each starting 
 (its own transaction) in ``--tenant`` only; one line per message says what it did, then a
 summary. Exit 1 when any message was rejected (unreadable, not a report, or about no
 delivery of this tenant); a bad file is a rejected line, never a traceback.
+
+Mounted through the ``register_commands`` hook; the engine is reached through the host.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from __future__ import annotations
 import mailbox
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from partnercast.campaigns.delivery_feedback import REJECTED, IntakeResult, import_message
-from partnercast.core.cli import TenantOption, console
-from partnercast.funnel import rollups
-from partnercast.tenants.scope import tenant_engine
+from partnercast.channels.email.feedback_intake import import_message
+from partnercast.plugins.host import REJECTED, FeedbackOutcome, open_host
 
 feedback_app = typer.Typer(
     help="Bounce reports (DSN) and complaints (ARF feedback loops).", no_args_is_help=True
@@ -29,9 +30,8 @@ OUTCOMES = ("recorded", "unchanged", "ignored", "rejected")
 
 
 def register(app: typer.Typer) -> None:
-    """Mount `feedback`."""
-    rollups.install()
-    app.add_typer(feedback_app, name="feedback")
+    """Mount `feedback`, in the help's Sending panel."""
+    app.add_typer(feedback_app, name="feedback", rich_help_panel="Sending")
 
 
 def messages(path: Path) -> Iterator[tuple[str, bytes | str]]:
@@ -67,32 +67,37 @@ def feedback_import(
         list[Path],
         typer.Argument(help="Reports: .eml files and/or mbox files.", show_default=False),
     ],
-    tenant: TenantOption,
+    tenant: Annotated[
+        str,
+        typer.Option(
+            "--tenant",
+            "-t",
+            envvar="PARTNERCAST_TENANT",
+            help="Slug of the tenant (vendor) to act as.",
+            show_default=False,
+        ),
+    ],
 ) -> None:
     """Record bounce reports (RFC 3464 DSNs, and text bounces that quote our Message-ID)
     and complaints (RFC 5965 ARF): a hard bounce marks the delivery bounced and suppresses
     the address, a complaint records `complained` and suppresses it, soft bounces and
     delays are recorded. Importing the same report again changes nothing."""
-    rollups.install()
+    now = datetime.now(UTC)  # the command's one instant: every report is recorded at it
     tally: Counter[str] = Counter()
-    with tenant_engine(tenant) as (engine, tenant_id):
+    with open_host() as host:
+        tenant_id = host.tenant_id(tenant)
         for path in files:
             for label, raw in messages(path):
                 if isinstance(raw, str):
-                    result = IntakeResult(REJECTED, raw)
+                    result = FeedbackOutcome(REJECTED, raw)
                 else:
-                    result = import_message(engine, tenant_id, raw)
+                    result = import_message(host, tenant_id, raw, now=now)
                 tally[result.outcome] += 1
-                style = "red" if result.outcome == REJECTED else None
-                console.print(
-                    f"{label}: {result.line}",
-                    markup=False,
-                    highlight=False,
-                    style=style,
-                    soft_wrap=True,
+                typer.secho(
+                    f"{label}: {result.line}", fg="red" if result.outcome == REJECTED else None
                 )
     total = sum(tally.values())
     counts = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES)
-    console.print(f"{total} reports: {counts}", highlight=False)
+    typer.echo(f"{total} reports: {counts}")
     if tally[REJECTED]:
         raise typer.Exit(1)

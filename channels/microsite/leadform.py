@@ -8,16 +8,14 @@ across origins) gets a long-lived one under another purpose, since it cannot be 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import parse_qs
+from typing import Protocol
 
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import SignatureExpired
 
-from partnercast.core.settings import Settings
-from partnercast.core.signing import InvalidToken, sign, unsign
+from partnercast.plugins.host import Host, TokenError
 
 FIELDS = ("email", "name", "company", "message")
 REQUIRED = ("email", "name", "company")
@@ -42,25 +40,33 @@ class LeadForm:
     utm: dict[str, str] = field(default_factory=dict)
 
 
-def parse_form(body: bytes) -> LeadForm:
-    """The form fields of an ``application/x-www-form-urlencoded`` body."""
-    data = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+class Fields(Protocol):
+    """A multi-valued mapping of names to values: a request's query or its form."""
 
-    def first(name: str) -> str:
-        return data.get(name, [""])[0]
+    def getlist(self, key: str) -> Sequence[object]: ...
 
+
+def first(data: Fields, name: str) -> str:
+    """The first value sent for ``name`` ('' when none, or when it is a file)."""
+    values = data.getlist(name)
+    return values[0] if values and isinstance(values[0], str) else ""
+
+
+def parse_form(data: Fields) -> LeadForm:
+    """The lead form's fields, as sent (an ``application/x-www-form-urlencoded`` body
+    parsed by the framework)."""
     return LeadForm(
-        values={name: first(name).strip() for name in FIELDS},
-        consent=first("consent") in ("yes", "on", "1", "true"),
-        honeypot=first(HONEYPOT),
-        token=first("token"),
+        values={name: first(data, name).strip() for name in FIELDS},
+        consent=first(data, "consent") in ("yes", "on", "1", "true"),
+        honeypot=first(data, HONEYPOT),
+        token=first(data, "token"),
         utm=utm_values(data),
     )
 
 
-def utm_values(data: Mapping[str, list[str]]) -> dict[str, str]:
-    """The UTM parameters among ``data`` (a parsed query or form), trimmed."""
-    found = {key: data.get(key, [""])[0].strip()[:UTM_MAX] for key in UTM_KEYS}
+def utm_values(data: Fields) -> dict[str, str]:
+    """The UTM parameters among ``data`` (a request's query or form), trimmed."""
+    found = {key: first(data, key).strip()[:UTM_MAX] for key in UTM_KEYS}
     return {key: value for key, value in found.items() if value}
 
 
@@ -84,9 +90,9 @@ def field_errors(form: LeadForm, words: Mapping[str, str], partner: str) -> dict
     return errors
 
 
-def form_token(settings: Settings, page: str, *, now: datetime, exported: bool = False) -> str:
-    """A signed token for the form of ``page`` (a page path), stamped ``now``."""
-    return sign(settings, EXPORT_PURPOSE if exported else PAGE_PURPOSE, page, now=now)
+def form_token(host: Host, page: str, *, now: datetime, exported: bool = False) -> str:
+    """A signed token for the form of ``page`` (a page path), made at ``now``."""
+    return host.sign(EXPORT_PURPOSE if exported else PAGE_PURPOSE, page, now=now)
 
 
 class FormTokenError(Exception):
@@ -98,20 +104,21 @@ class FormTokenError(Exception):
 
 
 def check_form_token(
-    settings: Settings,
+    host: Host,
     token: str,
     page: str,
     *,
     now: datetime,
     page_seconds: int = PAGE_TOKEN_SECONDS,
 ) -> None:
-    """Accept a token signed for ``page`` (served or exported) that has not expired."""
+    """Accept a token signed for ``page`` (served or exported) that has not expired at
+    ``now``."""
     expired = False
     for purpose, max_age in ((PAGE_PURPOSE, page_seconds), (EXPORT_PURPOSE, EXPORT_TOKEN_SECONDS)):
         try:
-            signed_page = unsign(settings, purpose, token, max_age_seconds=max_age, now=now)
-        except InvalidToken as error:
-            expired = expired or isinstance(error.__cause__, SignatureExpired)
+            signed_page = host.unsign(purpose, token, max_age_seconds=max_age, now=now)
+        except TokenError as error:
+            expired = expired or error.expired
             continue
         if signed_page != page:
             raise FormTokenError(expired=False)

@@ -9,22 +9,23 @@ engine fetches no URL a partner supplied.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy.engine import Engine
+from markupsafe import Markup
 
-from partnercast.core.errors import NotFound
-from partnercast.core.settings import Settings
-from partnercast.core.tenancy import plain_session
-from partnercast.core.timeutil import utcnow
-from partnercast.plugins.manager import Plugins, default_plugins
-from partnercast.tenants.models import Tenant
-from partnercast.web import landing, leadform, pages, security
-from partnercast.web.microsite import brand_colors
-from partnercast.web.texts import texts
+from partnercast.channels.microsite import leadform, pages, security
+from partnercast.channels.microsite.channel import FORM_SLOT
+from partnercast.channels.microsite.routes import CHANNEL, path_of
+from partnercast.channels.microsite.texts import texts
+from partnercast.plugins.host import Host
 
 CSS_FILE = "assets/site.css"
+
+
+class NoLivePage(Exception):
+    """The partner has no live page in the campaign (one line for the user)."""
 
 
 @dataclass(frozen=True)
@@ -36,37 +37,35 @@ class ExportResult:
 
 
 def export_page(
-    engine: Engine,
-    settings: Settings,
-    tenant_id: int,
+    host: Host,
+    tenant_slug: str,
     campaign_key: str,
     partner_key: str,
     out: Path,
     *,
+    now: datetime,
     locale: str = "",
-    plugins: Plugins | None = None,
 ) -> ExportResult:
-    """Write the partner's live page for ``campaign_key`` into ``out``."""
-    with plain_session(engine) as session:
-        tenant = session.get(Tenant, tenant_id)
-    page = (
-        landing.find_live_page(engine, tenant.slug, partner_key, campaign_key) if tenant else None
-    )
+    """Write the partner's live page for ``campaign_key`` into ``out`` (its form's token
+    made at ``now``)."""
+    page = host.find_live_page(CHANNEL, tenant_slug, partner_key, campaign_key)
     if page is None:
-        raise NotFound(
+        raise NoLivePage(
             f"no live landing page for partner {partner_key!r} in {campaign_key!r}: the "
             "partner must exist, be enrolled, have approved, and the campaign needs a "
             "microsite touch"
         )
-    chosen = landing.choose_locale(page, locale)
-    rendered = landing.render_page(page, plugins or default_plugins(), settings, chosen)
-    base = settings.public_base_url.rstrip("/")
-    action = f"{base}{page.path}lead?lang={quote(chosen)}"
+    chosen = page.locale(locale)
+    rendered = host.render_live_page(page, chosen)
+    before, slot, after = rendered.html.partition(FORM_SLOT)
+    base = host.public_base_url.rstrip("/")
+    path = path_of(page)
+    action = f"{base}{path}lead?lang={quote(chosen)}"
     form = pages.FormView(
         action=action,
-        token=leadform.form_token(settings, page.path, now=utcnow(), exported=True),
+        token=leadform.form_token(host, path, now=now, exported=True),
         words=texts(chosen),
-        partner=page.partner.name,
+        partner=page.partner_name,
     )
     shell = pages.Shell(
         chosen,
@@ -74,12 +73,15 @@ def export_page(
         CSS_FILE,
         rendered.description,
         csp_meta=security.export_csp(_origin(base)),
-        pixel=f"{base}{page.path}pixel.gif?lang={quote(chosen)}",
+        pixel=f"{base}{path}pixel.gif?lang={quote(chosen)}",
     )
-    html = pages.page_html(shell, rendered.before_form, pages.form_html(form), rendered.after_form)
+    # The sandbox's output: partner text is escaped there.
+    html = pages.page_html(
+        shell, Markup(before), pages.form_html(form), Markup(after if slot else "")
+    )
     files = [
         _write(out / "index.html", html),
-        _write(out / CSS_FILE, pages.site_css(brand_colors(page))),
+        _write(out / CSS_FILE, pages.site_css(page.colors)),
     ]
     return ExportResult(out, files, action, chosen)
 

@@ -22,14 +22,13 @@ def export_csp(engine_origin: str) -> str:
     )
 
 
-def page_headers(content_type: str, length: int) -> list[tuple[str, str]]:
+def page_headers(content_type: str) -> dict[str, str]:
     """Headers for one page or asset served by the engine."""
-    return [
-        ("Content-Type", content_type),
-        ("Content-Length", str(length)),
-        ("Content-Security-Policy", CSP),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "strict-origin-when-cross-origin"),
-        ("X-Frame-Options", "DENY"),
-        ("Cache-Control", "no-store"),
-    ]
+    return {
+        "Content-Type": content_type,
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",
+    }

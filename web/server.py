@@ -1,0 +1,113 @@
+"""Serving the application with uvicorn: in this process (``partnercast serve``, tests, the
+demo) or in several worker processes (``partnercast serve --workers N``).
+
+The listening socket is bound first, here, so that a taken port is one clear error before
+anything starts, and port 0 picks a free port that :attr:`HttpServer.server_port` names.
+
+Limits: at most :data:`LIMIT_CONCURRENCY` connections and requests at once per process
+(more get 503 at once instead of queueing without bound: route functions run on a thread
+pool of 40 and the database pool is smaller still), and an idle keep-alive connection is
+closed after :data:`TIMEOUT_KEEP_ALIVE` seconds. Behind a reverse proxy, ``proxy_headers``
+takes the client address (and scheme) from ``X-Forwarded-For``/``X-Forwarded-Proto``, but
+only when the connection comes from one of ``forwarded_allow_ips``: anyone else could
+otherwise pick the address the lead form's rate limit counts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+LIMIT_CONCURRENCY = 200
+TIMEOUT_KEEP_ALIVE = 5
+TIMEOUT_GRACEFUL_SHUTDOWN = 10
+APP_FACTORY = "partnercast.web.app:app_from_settings"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``partnercast serve`` runs uvicorn."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    workers: int = 1
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (OSError when the port is taken or not ours to take)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)  # uvicorn's worker processes serve the same socket
+    return sock
+
+
+def config(app: FastAPI | str, options: ServeOptions) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
+        workers=options.workers,
+        proxy_headers=options.proxy_headers,
+        forwarded_allow_ips=options.forwarded_allow_ips,
+        limit_concurrency=LIMIT_CONCURRENCY,
+        timeout_keep_alive=TIMEOUT_KEEP_ALIVE,
+        timeout_graceful_shutdown=TIMEOUT_GRACEFUL_SHUTDOWN,
+        server_header=False,
+        access_log=False,
+        log_config=None,  # the engine's logging, not uvicorn's own configuration
+        lifespan="off",
+    )
+
+
+class HttpServer:
+    """The application on a socket bound at construction, served by :meth:`serve_forever`
+    until :meth:`shutdown` (from another thread) or a signal (in the main thread)."""
+
+    def __init__(
+        self, app: FastAPI, options: ServeOptions, *, sock: socket.socket | None = None
+    ) -> None:
+        self.socket = sock or bind(options.host, options.port)
+        self.server = uvicorn.Server(config(app, options))
+        self._stopped = threading.Event()
+        self._started = threading.Event()
+
+    @property
+    def server_port(self) -> int:
+        port: int = self.socket.getsockname()[1]
+        return port
+
+    def serve_forever(self) -> None:
+        self._started.set()
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop serving (open requests finish first) and wait until it has stopped."""
+        self.server.should_exit = True
+        if self._started.is_set():
+            self._stopped.wait(TIMEOUT_GRACEFUL_SHUTDOWN + 5)
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+def serve_workers(options: ServeOptions, sock: socket.socket) -> None:
+    """Serve with ``options.workers`` processes, each building the application from the
+    settings (uvicorn's supervisor restarts a worker that dies; SIGTERM stops them all)."""
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config(APP_FACTORY, options), sockets=[sock]).run()
