@@ -145,11 +145,15 @@ def demo(
     ),
     partners: int = typer.Option(40, min=6, max=400, help="How many partners to create."),
     contacts: int = typer.Option(2400, min=100, max=200_000, help="How many contacts in all."),
+    now: NowOption = None,
 ) -> None:
-    """Run the whole story on a fresh SQLite database: partners, a campaign, a 45-day cycle."""
+    """Run the whole story on a fresh SQLite database: partners, a campaign, a 45-day cycle.
+
+    The story runs on a simulated clock placed around --now: its first cycle started a
+    few days before, so the links it mails are fresh when followed over real HTTP."""
     from partnercast.demo import run_demo
 
-    run_demo(folder, partners=partners, contacts=contacts)
+    run_demo(folder, now=parse_now(now), partners=partners, contacts=contacts)
 
 
 def plugins_command() -> None:

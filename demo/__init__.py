@@ -18,7 +18,8 @@ import re
 import shutil
 import threading
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from importlib import resources
 from pathlib import Path
@@ -48,6 +49,7 @@ from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
 from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.core.timeutil import as_utc
 from partnercast.demo import concierge as demo_concierge
 from partnercast.demo import digital as demo_digital
 from partnercast.demo import engagement as demo_engagement
@@ -65,15 +67,6 @@ from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
 
-# The demo runs on a simulated clock: every instant it acts at is one of these (or a day of
-# a cycle); it reads no wall clock. The engine's HTTP endpoints the readers and the one
-# visitor reach are edges of their own: they read the clock when a request comes in.
-CYCLE_START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-SET_UP_AT = CYCLE_START - timedelta(days=14)  # tenant, segments, partners and contacts
-STAFFED_AT = CYCLE_START - timedelta(days=7)  # concierges, capacity, readiness
-CAMPAIGN_AT = CYCLE_START - timedelta(days=6)  # the campaign stored, partners invited
-RESPONSES_AT = CYCLE_START - timedelta(days=3)  # partners customise, approve or decline
-END_AT = CYCLE_START + timedelta(days=50)  # metrics fetched, mail feedback, CRM, reports
 DECLINE_NOTES = (
     "Not our focus this quarter",
     "We run our own security campaign",
@@ -85,6 +78,49 @@ SAMPLE = UNSUBSCRIBERS * 4  # .eml files left in outbox/ as samples
 SECOND_CYCLE_DAYS = 4  # cycle 2 runs this many days by the demo's end: its first email
 READERS_DAY = 6  # the day readers open and click the first email (all of it sent by then)
 REVIEW_DAY = 7  # the day the weekly review is held with one partner
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The demo's simulated clock: every instant it acts at (or a day of a cycle), all
+    from the one instant its entry is given. The engine's HTTP endpoints that recipients,
+    readers and the one visitor reach are edges of their own: they read the real clock,
+    and check the signed links the demo mailed against it. So the story is placed around
+    the day the demo runs (a fixed date would make those links too old one day)."""
+
+    cycle_start: datetime
+
+    @classmethod
+    def around(cls, now: datetime) -> Timeline:
+        """The first cycle started at 09:00 UTC, READERS_DAY days before ``now``'s date:
+        the readers open the first email about when the tracker sees them do it."""
+        day = as_utc(now).replace(hour=9, minute=0, second=0, microsecond=0)
+        return cls(day - timedelta(days=READERS_DAY))
+
+    @property
+    def set_up(self) -> datetime:
+        """The tenant, its segments, partners and contacts."""
+        return self.cycle_start - timedelta(days=14)
+
+    @property
+    def staffed(self) -> datetime:
+        """Concierges, capacity, readiness."""
+        return self.cycle_start - timedelta(days=7)
+
+    @property
+    def campaign(self) -> datetime:
+        """The campaign stored, partners invited."""
+        return self.cycle_start - timedelta(days=6)
+
+    @property
+    def responses(self) -> datetime:
+        """Partners customise, approve or decline, one an hour from here."""
+        return self.cycle_start - timedelta(days=3)
+
+    @property
+    def end(self) -> datetime:
+        """Metrics fetched, mail feedback, CRM results and reports."""
+        return self.cycle_start + timedelta(days=50)
 
 
 def assign_roles(count: int) -> dict[int, str]:
@@ -120,8 +156,10 @@ def _step(text: str) -> None:
     console.print(f"[bold cyan]•[/] {text}")
 
 
-def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
-    """Run the demo in ``folder`` (its database is recreated each run)."""
+def run_demo(folder: Path, *, now: datetime, partners: int = 40, contacts: int = 2400) -> None:
+    """Run the demo in ``folder`` (its database is recreated each run); its story is
+    placed around ``now`` (:meth:`Timeline.around`)."""
+    timeline = Timeline.around(now)
     keep_rollups()  # the demo composes its engine: the funnel's rollups follow its events
     folder = folder.resolve()
     _fresh_folder(folder)
@@ -150,20 +188,26 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 f"at {ads.url}: local fakes shaped like the real APIs, nothing leaves this machine"
             )
             try:
-                tenant_id = _set_up_tenant(engine, folder, partners, contacts)
-                _staff(engine, tenant_id)
-                _load_campaign(engine, tenant_id)
-                _partners_respond(engine, settings, tenant_id, folder)
+                tenant_id = _set_up_tenant(engine, folder, partners, contacts, timeline.set_up)
+                _staff(engine, tenant_id, timeline.staffed)
+                _load_campaign(engine, tenant_id, timeline.campaign)
+                _partners_respond(engine, settings, tenant_id, folder, timeline.responses)
                 approved = demo_digital.set_up(
-                    engine, settings, tenant_id, social, ads, assign_roles(partners), CYCLE_START
+                    engine,
+                    settings,
+                    tenant_id,
+                    social,
+                    ads,
+                    assign_roles(partners),
+                    timeline.cycle_start,
                 )
                 _step(
                     f"campaign [bold]{demo_digital.CAMPAIGN}[/] (landing page, X, LinkedIn, search "
                     f"ad): {approved} partners approved and connected their accounts"
                 )
-                review = _run_cycle(engine, settings, tenant_id, sink)
+                review = _run_cycle(engine, settings, tenant_id, sink, timeline.cycle_start)
                 fetched = demo_engagement.networks_report_numbers(
-                    engine, settings, tenant_id, social, ads, END_AT
+                    engine, settings, tenant_id, social, ads, timeline.end
                 )
                 _step(
                     f"metrics fetched from the X, LinkedIn and Google Ads stand-ins through the "
@@ -180,9 +224,10 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
                 server.server_close()
     _report(engine, tenant_id, sink, folder)  # after the sink stopped: its counts are final
     demo_digital.report(engine, tenant_id, social, ads)
-    _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder, END_AT)}")
-    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", END_AT)
-    reports = demo_funnel.write_all_reports(engine, tenant_id, folder, END_AT)
+    end = timeline.end
+    _step(f"mail feedback: {demo_feedback.feed_reports(engine, tenant_id, folder, end)}")
+    stages = demo_funnel.record_results(engine, tenant_id, folder, "cloud-security", end)
+    reports = demo_funnel.write_all_reports(engine, tenant_id, folder, end)
     _step(
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
         f"written: {reports.programme} and {len(reports.partners)} partner reports"
@@ -190,7 +235,7 @@ def run_demo(folder: Path, *, partners: int = 40, contacts: int = 2400) -> None:
     engine.dispose()
     for extra in sink.saved()[SAMPLE:]:
         extra.unlink()
-    _try_next(folder, review)
+    _try_next(folder, review, timeline)
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -201,10 +246,12 @@ def _fresh_folder(folder: Path) -> None:
     shutil.rmtree(folder / "previews", ignore_errors=True)
 
 
-def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -> int:
+def _set_up_tenant(
+    engine: Engine, folder: Path, partners: int, contacts: int, now: datetime
+) -> int:
     with plain_session(engine) as session:
         tenant = Tenant(
-            slug=TENANT_SLUG, name=TENANT_NAME, brand=dict(TENANT_BRAND), created_at=SET_UP_AT
+            slug=TENANT_SLUG, name=TENANT_NAME, brand=dict(TENANT_BRAND), created_at=now
         )
         session.add(tenant)
     tenant_id = tenant.id or 0
@@ -213,10 +260,10 @@ def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -
     partners_csv = write_csv(folder / "partners.csv", partner_data)
     contacts_csv = write_csv(folder / "contacts.csv", contact_rows(partner_data, contacts, rng))
     with tenant_session(engine, tenant_id) as session:
-        segments = load_segments_file(session, _example("tenants", "segments.yaml"), now=SET_UP_AT)
-        partner_report = import_partners(session, partners_csv, now=SET_UP_AT)
+        segments = load_segments_file(session, _example("tenants", "segments.yaml"), now=now)
+        partner_report = import_partners(session, partners_csv, now=now)
     with tenant_session(engine, tenant_id) as session:
-        contact_report = import_contacts(session, contacts_csv, None, now=SET_UP_AT)
+        contact_report = import_contacts(session, contacts_csv, None, now=now)
     _step(
         f"tenant [bold]{TENANT_NAME}[/] with {len(segments)} segments: "
         + ", ".join(segment.key for segment in segments)
@@ -231,14 +278,12 @@ def _set_up_tenant(engine: Engine, folder: Path, partners: int, contacts: int) -
     return tenant_id
 
 
-def _load_campaign(engine: Engine, tenant_id: int) -> None:
+def _load_campaign(engine: Engine, tenant_id: int, now: datetime) -> None:
     folder = _example("campaigns", "cloud-security")
     loaded = read_campaign(folder, channel_template_suffixes())
     with tenant_session(engine, tenant_id) as session:
-        result = store_campaign(session, loaded, now=CAMPAIGN_AT)
-        report = enroll_partners(
-            session, result.campaign, now=CAMPAIGN_AT, readiness=missing_by_partner
-        )
+        result = store_campaign(session, loaded, now=now)
+        report = enroll_partners(session, result.campaign, now=now, readiness=missing_by_partner)
     spec = loaded.spec
     _step(
         f"campaign [bold]{spec.name}[/] ({spec.cycle_days} days, {len(spec.touches)} touches, "
@@ -276,7 +321,9 @@ def _partner_copy(partner: Partner, number: int) -> dict[str, object]:
     }
 
 
-def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder: Path) -> None:
+def _partners_respond(
+    engine: Engine, settings: Settings, tenant_id: int, folder: Path, start: datetime
+) -> None:
     counts: dict[str, int] = {}
     with tenant_session(engine, tenant_id) as session:
         campaign = get_campaign(session, "cloud-security")
@@ -289,7 +336,7 @@ def _partners_respond(engine: Engine, settings: Settings, tenant_id: int, folder
         roles = assign_roles(len(enrolled))
         for position, (enrollment, partner) in enumerate(enrolled):
             role = roles.get(position, "approve")
-            now = RESPONSES_AT + timedelta(hours=position)  # one partner an hour
+            now = start + timedelta(hours=position)  # one partner an hour
             if position == TRIES_BAD_TEXT:
                 _show_refused_customisation(session, enrollment, partner, now)
             if role.startswith("decline"):
@@ -379,13 +426,16 @@ def _expected_messages(engine: Engine, tenant_id: int) -> int:
     return int(contacts) * touches
 
 
-def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess) -> str:
-    """The cycle on a simulated clock; returns the partner the weekly review was held with."""
+def _run_cycle(
+    engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSinkProcess, start: datetime
+) -> str:
+    """The cycle from ``start`` on a simulated clock; returns the partner the weekly review
+    was held with."""
     with tenant_session(engine, tenant_id) as session:
         campaign = get_campaign(session, "cloud-security")
-        cycle = start_cycle(session, campaign, CYCLE_START, now=CYCLE_START)
+        cycle = start_cycle(session, campaign, start, now=start)
         days = (cycle.ends_at - cycle.starts_at).days
-    _step(f"cycle {cycle.number} runs {days} days from {CYCLE_START:%Y-%m-%d} on a simulated clock")
+    _step(f"cycle {cycle.number} runs {days} days from {start:%Y-%m-%d} on a simulated clock")
     total = _expected_messages(engine, tenant_id)
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -398,7 +448,7 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("day  0", total=total)
         for day in range(days + 1):
-            now = CYCLE_START + timedelta(days=day, hours=1)
+            now = start + timedelta(days=day, hours=1)
             progress.update(task, description=f"day {day:2d} {now:%d %b}")
             tick(
                 engine,
@@ -415,7 +465,7 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
             if day == REVIEW_DAY:
                 review = demo_concierge.weekly_review(engine, tenant_id, now)
         progress.update(task, completed=total)
-    last_day = CYCLE_START + timedelta(days=days, hours=1)
+    last_day = start + timedelta(days=days, hours=1)
     again = tick(engine, settings, last_day, after=[scan_after_tick])
     _step(
         f"{unsubscribed} recipients clicked one-click unsubscribe (HTTP POST) after the first email"
@@ -429,7 +479,7 @@ def _run_cycle(engine: Engine, settings: Settings, tenant_id: int, sink: SmtpSin
     )
     if review:
         _step(f"weekly review held with {review} on day {REVIEW_DAY}, its notes kept")
-    _second_cycle(engine, settings, tenant_id, CYCLE_START + timedelta(days=days + 1))
+    _second_cycle(engine, settings, tenant_id, start + timedelta(days=days + 1))
     return review
 
 
@@ -490,8 +540,8 @@ def _report(engine: Engine, tenant_id: int, sink: SmtpSinkProcess, folder: Path)
         raise UserError(f"{received.unparsable} messages did not parse back: this is a bug")
 
 
-def _staff(engine: Engine, tenant_id: int) -> None:
-    staffing = demo_concierge.set_up(engine, tenant_id, STAFFED_AT)
+def _staff(engine: Engine, tenant_id: int, now: datetime) -> None:
+    staffing = demo_concierge.set_up(engine, tenant_id, now)
     _step(
         f"{staffing.concierges} concierges (de+en, en, en) hold {staffing.assigned} partners, "
         f"cap {staffing.cap} per language for this small programme; readiness checklists: "
@@ -501,9 +551,10 @@ def _staff(engine: Engine, tenant_id: int) -> None:
         console.print(f"    [yellow]capacity:[/] {warning}", highlight=False)
 
 
-def _try_next(folder: Path, review: str) -> None:
+def _try_next(folder: Path, review: str, timeline: Timeline) -> None:
     console.rule("[bold]try next")
     partner = review or "P001"
+    next_review = timeline.cycle_start + timedelta(days=REVIEW_DAY + 7, hours=1)
     console.print(
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
         f"  export PARTNERCAST_TENANT={TENANT_SLUG}\n"
@@ -512,7 +563,7 @@ def _try_next(folder: Path, review: str) -> None:
         "  partnercast concierges balance     # a balanced assignment (--apply makes it)\n"
         "  partnercast partners readiness     # who is ready, who misses what\n"
         f"  partnercast reviews {partner}        # the weekly review's notes\n"
-        f"  partnercast review {partner} --at 2026-12-15T10:00Z   # the next agenda\n"
+        f"  partnercast review {partner} --at {next_review:%Y-%m-%dT%H:%MZ}   # the next agenda\n"
         "  partnercast metrics --by cycle     # opens, clicks, social, leads, ROI\n"
         "  partnercast score                  # contenders and pretenders\n"
         "  partnercast status cloud-security\n"
