@@ -2,7 +2,10 @@
 
 Built by :func:`load_settings`, never at import time. The config file is the one named by
 ``PARTNERCAST_CONFIG`` or ``./partnercast.toml`` when it exists; environment variables win
-over the file.
+over the file. A table of the file that is not a core setting (``[smtp]``) belongs to a
+plugin: the core keeps it raw, with the ``PARTNERCAST_*`` variables that are not core
+settings (:class:`PluginSources`), and the plugin framework validates each with the model
+its plugin declared (``register_settings``; docs/plugins.md, "Settings").
 """
 
 from __future__ import annotations

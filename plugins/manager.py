@@ -202,7 +202,7 @@ class Plugins:
                     raise PartnercastError(f"job {name!r} must run every positive interval")
                 found[name] = Job(name, function, every, _plugin)
 
-            impl.function(register=register)
+            self._call_registry(impl, register, "register jobs")
         return list(found.values())
 
     def register_commands(self, app: typer.Typer) -> None:

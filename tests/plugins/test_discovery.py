@@ -104,6 +104,13 @@ def test_jobs_are_collected_with_their_plugin_and_duplicates_refused() -> None:
         def register_jobs(self, register):  # type: ignore[no-untyped-def]
             register("refresh-tokens", refresh, every=timedelta(hours=2))
 
+    class Broken:
+        @hookimpl
+        def register_jobs(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no licence")
+
+    broken = load_plugins(extra=[One(), Broken()])
+    assert [job.name for job in broken.jobs()] == ["refresh-tokens"]  # the others still run
     jobs = load_plugins(extra=[One()]).jobs()
     assert [(job.name, job.every) for job in jobs] == [("refresh-tokens", timedelta(hours=1))]
     with pytest.raises(PartnercastError, match="two plugins register the job 'refresh-tokens'"):
