@@ -8,6 +8,8 @@ with :func:`open_host` (the engine's database, from the settings, closed afterwa
 
 What it offers, and nothing more:
 
+* the plugins' own settings (:attr:`Host.config`, the sections ``register_settings``
+  declared);
 * signed tokens (:meth:`Host.sign`, :meth:`Host.unsign`): the engine's secret key, a
   purpose per use, an age limit when read;
 * tenants: :meth:`Host.tenant_id` (a command's ``--tenant``) and :meth:`Host.signed_tenant`
@@ -27,7 +29,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from partnercast.plugins.settings import PluginConfig
 
 RECORDED, UNCHANGED, IGNORED, REJECTED = "recorded", "unchanged", "ignored", "rejected"
 """The outcomes of one delivery-feedback report."""
@@ -136,6 +141,11 @@ class Host(Protocol):
     @property
     def public_base_url(self) -> str:
         """The engine's public address (``https://engine.example``, no trailing slash)."""
+        ...
+
+    @property
+    def config(self) -> PluginConfig:
+        """Every plugin's own settings: ``host.config.section("microsite", Model)``."""
         ...
 
     def sign(self, purpose: str, value: str, *, now: datetime) -> str:

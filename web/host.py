@@ -28,6 +28,7 @@ from partnercast.plugins.host import (
     TokenError,
 )
 from partnercast.plugins.manager import Plugins, default_plugins
+from partnercast.plugins.settings import PluginConfig
 from partnercast.tenants.scope import resolve_tenant
 from partnercast.web import landing
 from partnercast.web.signed_posts import signed_tenant
@@ -40,10 +41,15 @@ class EngineHost:
         self.engine = engine
         self.settings = settings
         self.plugins = plugins
+        self._config = plugins.config(settings)  # a bad plugin setting: one error, at once
 
     @property
     def public_base_url(self) -> str:
         return self.settings.public_base_url.rstrip("/")
+
+    @property
+    def config(self) -> PluginConfig:
+        return self._config
 
     def sign(self, purpose: str, value: str, *, now: datetime) -> str:
         return sign(self.settings, purpose, value, now=now)

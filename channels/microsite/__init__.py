@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from partnercast.plugins import Channel, hookimpl
+from partnercast.plugins import Channel, RegisterSettings, hookimpl
 
 if TYPE_CHECKING:
     import typer
@@ -25,6 +25,14 @@ def register_channels(register: Callable[[type[Channel]], None]) -> None:
     from partnercast.channels.microsite.channel import MicrositeChannel
 
     register(MicrositeChannel)
+
+
+@hookimpl
+def register_settings(register: RegisterSettings) -> None:
+    """``[microsite]``: the lead form's rate limit and token lifetime (settings.py)."""
+    from partnercast.channels.microsite.settings import NAMESPACE, MicrositeSettings
+
+    register(NAMESPACE, MicrositeSettings)
 
 
 @hookimpl

@@ -18,7 +18,6 @@ import base64
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
@@ -30,6 +29,7 @@ from starlette.datastructures import FormData
 from partnercast.channels.microsite import leadform, pages, security
 from partnercast.channels.microsite.channel import FORM_SLOT
 from partnercast.channels.microsite.ratelimit import RateLimiter
+from partnercast.channels.microsite.settings import NAMESPACE, MicrositeSettings
 from partnercast.channels.microsite.texts import texts
 from partnercast.channels.microsite.urls import PREFIX, page_path
 from partnercast.plugins.host import Host, LivePage, NewLead
@@ -44,17 +44,6 @@ PAGE = PREFIX + "{tenant}/{partner}/{campaign}/"
 SUBPAGES = ("", "lead", "thanks", "site.css", "pixel.gif")
 
 
-@dataclass
-class MicrositeOptions:
-    """Tunables of the lead form: at most ``rate_limit`` forms from one client address to
-    one page within ``rate_window_seconds``; a served form's token lasts
-    ``form_token_seconds`` (an exported page's lasts 400 days)."""
-
-    rate_limit: int = 5
-    rate_window_seconds: float = 600.0
-    form_token_seconds: int = leadform.PAGE_TOKEN_SECONDS
-
-
 def path_of(page: LivePage) -> str:
     return page_path(page.tenant_slug, page.partner_key, page.campaign_key)
 
@@ -62,9 +51,9 @@ def path_of(page: LivePage) -> str:
 class Microsite:
     """Serves landing pages and takes their lead forms, for one application's host."""
 
-    def __init__(self, host: Host, options: MicrositeOptions | None = None) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
-        self.options = options or MicrositeOptions()
+        self.options = host.config.section(NAMESPACE, MicrositeSettings)
         self.limiter = RateLimiter(self.options.rate_limit, self.options.rate_window_seconds)
 
     def live_page(self, tenant: str, partner: str, campaign: str) -> LivePage | None:
@@ -150,9 +139,9 @@ async def _lead_form(request: Request) -> leadform.LeadForm | None:
     return leadform.parse_form(fields)
 
 
-def router(host: Host, options: MicrositeOptions | None = None) -> APIRouter:
+def router(host: Host) -> APIRouter:
     """The microsite's routes, for an application whose engine is ``host``."""
-    site = Microsite(host, options)
+    site = Microsite(host)
     routes = APIRouter(include_in_schema=False)
 
     def live(tenant: str, partner: str, campaign: str) -> LivePage | None:

@@ -122,7 +122,7 @@ def test_a_third_party_plugin_gets_its_own_section(
     (tmp_path / "partnercast.toml").write_text('[webhook]\ntoken = "t0ken-1234"\n')
     monkeypatch.setenv("PARTNERCAST_WEBHOOK_RETRIES", "[2, 4, 8]")
     plugins = load_plugins([WebhookPlugin()])
-    assert set(plugins.settings_models()) == {"smtp", "webhook"}
+    assert set(plugins.settings_models()) == {"smtp", "microsite", "webhook"}
     webhook = plugins.config(load_settings()).section("webhook", Webhook)
     assert webhook.retries == [2, 4, 8] and webhook.url == "https://hooks.example/in"
     assert webhook.token is not None and webhook.token.get_secret_value() == "t0ken-1234"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,12 @@ print(partner_template.csp())
 
 
 def test_the_wheel_carries_the_templates_and_they_render(tmp_path: Path) -> None:
+    # A copy of the sources: the build writes build/ and egg-info beside what it builds.
+    source = tmp_path / "source"
+    skip = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "*.db")
+    shutil.copytree(REPO, source, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         cwd=tmp_path,

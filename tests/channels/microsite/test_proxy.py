@@ -11,6 +11,7 @@ import pytest
 import requests
 from support.microsite_site import Site, approve
 
+from partnercast.core.settings import load_settings
 from partnercast.web.app import make_http_server
 
 PAGE = "/p/northwind/P001/cloud-security/"
@@ -68,3 +69,18 @@ def test_without_proxy_headers_the_header_is_ignored(site: Site) -> None:
     approve(site.a, "P001")
     answers = [_post(site.base, f"203.0.113.{n}") for n in range(6)]
     assert answers == [422] * 5 + [429]
+
+
+def test_the_rate_limit_is_the_microsites_own_setting(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    approve(site.a, "P001")
+    monkeypatch.setenv("PARTNERCAST_MICROSITE_RATE_LIMIT", "2")  # [microsite] rate_limit
+    server = make_http_server(site.a.engine, load_settings(), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        assert [_post(base, "") for _ in range(3)] == [422, 422, 429]
+    finally:
+        server.shutdown()
+        server.server_close()
