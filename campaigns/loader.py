@@ -667,16 +667,18 @@ def _local_names(tree: nodes.Template) -> set[str]:
     """Names a template defines for itself: loop targets, set, macro args, imports."""
     names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     names |= {macro.name for macro in tree.find_all(nodes.Macro)}
-    for node in tree.find_all(nodes.Import):
-        names.add(node.target)
-    for node in tree.find_all(nodes.FromImport):
-        names |= {n if isinstance(n, str) else n[1] for n in node.names}
+    for imported in tree.find_all(nodes.Import):
+        names.add(imported.target)
+    for from_import in tree.find_all(nodes.FromImport):
+        names |= {n if isinstance(n, str) else n[1] for n in from_import.names}
     return names
 
 
 def _references(tree: nodes.Template, local: set[str]) -> Iterator[tuple[str, str, int]]:
     """(namespace, attribute, line) of each ``ns.attr`` or ``ns['attr']`` in the template."""
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):  # narrows find_all's Node
+            continue
         base = node.node
         if not (isinstance(base, nodes.Name) and base.ctx == "load"):
             continue
@@ -694,6 +696,8 @@ def _references(tree: nodes.Template, local: set[str]) -> Iterator[tuple[str, st
 def _included(tree: nodes.Template) -> Iterator[tuple[str, int]]:
     """Templates named by include, import or extends (constant names only)."""
     for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        if not isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends):
+            continue  # narrows find_all's Node
         if isinstance(node.template, nodes.Const) and isinstance(node.template.value, str):
             yield node.template.value, node.lineno
 

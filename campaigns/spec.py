@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal, overload
@@ -67,9 +67,9 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _./&-]{0,39}")
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-"""Day names of a send window, in ``date.weekday()`` order."""
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Day names of a send window, in ``date.weekday()`` order."""
 
 
 # --- small value types --------------------------------------------------------------------
@@ -374,7 +374,7 @@ class SendWindow(_Model):
         return f"{_day_ranges(self.days)} {self.start}-{self.end}"
 
 
-def _day_ranges(days: list[str]) -> str:
+def _day_ranges(days: Sequence[str]) -> str:
     numbers = sorted(WEEKDAYS.index(day) for day in days)
     if len(numbers) == len(WEEKDAYS):
         return "every day"

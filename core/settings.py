@@ -80,7 +80,10 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"invalid TOML: {error}", where=str(path)) from error
-    return data.get("partnercast", data)
+    section = data.get("partnercast", data)
+    if not isinstance(section, dict):
+        raise UserError("[partnercast] must be a table of settings", where=str(path))
+    return section
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -249,8 +249,8 @@ def _returned_headers(message: EmailMessage) -> Message | None:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
-                return payload[0]  # type: ignore[no-any-return]
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                return payload[0]
         if kind == "text/rfc822-headers":
             return HeaderParser().parsestr(_part_text(part), headersonly=True)
     return None
@@ -281,12 +281,14 @@ def _all_text(message: EmailMessage) -> str:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 chunks.append("".join(f"{k}: {v}\n" for k, v in payload[0].items()))
         elif part.get_content_maintype() == "text":
             chunks.append(_part_text(part))
         elif kind == "message/delivery-status":
             for block in part.get_payload() or []:
+                if not isinstance(block, Message):
+                    continue
                 chunks.append("".join(f"{k}: {v}\n" for k, v in block.items()))
     return "\n".join(chunks)[:2_000_000]
 
