@@ -191,6 +191,7 @@ def build_tenant(
 ) -> World:
     """One tenant's partners, campaigns, cycles, touches, enrollments, dispatches, events."""
     now = START
+    built = START - timedelta(days=30)  # partners and campaigns exist before the contacts
     tenant_id = ids.take("tenant")
     writer.dicts(
         connection,
@@ -215,6 +216,8 @@ def build_tenant(
                 "region": rng.choice(("emea", "amer", "apac")),
                 "languages": ["en"],
                 "tags": [],
+                "created_at": built,
+                "updated_at": built,
             }
             for pid in world.partners
         ],
@@ -238,6 +241,7 @@ def build_tenant(
                     "tenant_id": tenant_id,
                     "key": CAMPAIGNS[index],
                     "name": CAMPAIGNS[index],
+                    "created_at": built,
                 }
             ],
         )
@@ -254,6 +258,7 @@ def build_tenant(
                     "cycle_days": CYCLE_DAYS,
                     "spec": spec,
                     "templates": {},
+                    "created_at": built,
                 }
             ],
         )
@@ -292,6 +297,7 @@ def build_tenant(
                     "starts_at": START + timedelta(days=CYCLE_DAYS * n),
                     "ends_at": START + timedelta(days=CYCLE_DAYS * (n + 1)),
                     "state": "completed" if n < CYCLES - 1 else "running",
+                    "created_at": START + timedelta(days=CYCLE_DAYS * n),
                 }
                 for n in range(CYCLES)
             ],
@@ -332,6 +338,8 @@ def _enroll(
                 "state": "approved",
                 "customization": {"intro": rng.choice(("", "Your workloads, our team."))},
                 "approved_at": approved,
+                "state_changed_at": approved,
+                "created_at": invited,
             }
         )
         for kind, moment in (("enrollment.invited", invited), ("enrollment.approved", approved)):
@@ -365,6 +373,7 @@ def _enroll(
                         "state": "done" if rng.random() < 0.9 else "skipped",
                         "external_ids": [],
                         "finished_at": scheduled,
+                        "created_at": START + timedelta(days=CYCLE_DAYS * n),
                     }
                 )
                 world.dispatches.append((did, pid, n, campaign_id, cycle_id, eid))
@@ -389,6 +398,7 @@ def _spend(
                     "amount": round(500 + 20_000 * weight * rng.random(), 2),
                     "kind": "mdf",
                     "currency": "EUR",
+                    "created_at": START,
                 }
             )
     writer.dicts(connection, "spend", rows)
@@ -656,6 +666,8 @@ def incremental(engine: Engine, world: World, count: int, rng: random.Random) ->
                         value=25_000.0 if kind == "opportunity" else None,
                         source="bench",
                         data={"cycle_id": cycle_id, "reached": [kind]},
+                        # The bench is an edge: a change happens at the wall clock's now.
+                        occurred_at=datetime.now(UTC),
                     )
                 )
                 touched.add(pid)
