@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,44 +27,39 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 CLOCK_SHIFT_VARIABLE = "PARTNERCAST_TEST_CLOCK_SHIFT"
-"""Set it (e.g. to ``+730d``, libfaketime's syntax) to run the whole suite with every
-clock moved: CI runs it two years ahead, so that no test or code path can depend on
-today's date. pytest restarts itself under libfaketime (``apt-get install faketime``), so
-the worker and CLI processes the tests start are moved too."""
+"""Set it to a number of days (``730``, or ``+730d``) to run the whole suite with the wall
+clock moved that far ahead: CI runs it two years ahead, so that no test and no code path
+can depend on today's date. time-machine moves this process's clock, and the CLI and worker
+processes the tests start move theirs at start-up (tests/support/clock_shift/
+sitecustomize.py, put on their PYTHONPATH). Monotonic time, sleeps and waits are left
+alone (libfaketime cannot do both: with monotonic time moved, waits with a timeout hang;
+without, Python's time.sleep fails)."""
 
 
-def _libfaketime() -> str | None:
-    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob(
-        "/usr/lib/faketime/libfaketime.so.1"
-    )
-    return found[0] if found else None
+def _shift_days(value: str) -> int:
+    digits = value.strip().lstrip("+").removesuffix("d")
+    if not digits.isdigit():
+        raise pytest.UsageError(f"{CLOCK_SHIFT_VARIABLE}={value!r}: expected days, e.g. 730")
+    return int(digits)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     shift = os.environ.get(CLOCK_SHIFT_VARIABLE)
-    if not shift or os.environ.get("FAKETIME") == shift:
+    if not shift:
         return
-    library = _libfaketime()
-    if library is None:
-        raise pytest.UsageError(f"{CLOCK_SHIFT_VARIABLE}={shift} needs libfaketime (faketime)")
-    capture = config.pluginmanager.getplugin("capturemanager")
-    if capture is not None:
-        capture.stop_global_capturing()  # the restarted run writes to the real terminal
-    preload = " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
-    environment = {
-        **os.environ,
-        "LD_PRELOAD": preload,
-        "FAKETIME": shift,  # the monotonic clock moves too: time.sleep fails if it does not
-    }
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]], environment)
+    import time_machine
+
+    moved = datetime.now(UTC) + timedelta(days=_shift_days(shift))
+    time_machine.travel(moved, tick=True).start()
+    shim = str(Path(__file__).resolve().parent / "support" / "clock_shift")
+    os.environ["PARTNERCAST_TEST_CLOCK_SHIFT_TO"] = moved.isoformat()
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, os.environ.get("PYTHONPATH")]))
 
 
 def pytest_report_header() -> str | None:
-    if os.environ.get("FAKETIME"):
+    if os.environ.get(CLOCK_SHIFT_VARIABLE):
         moved = datetime.now(UTC).isoformat(timespec="seconds")
-        return f"clock moved {os.environ['FAKETIME']} by libfaketime: it is {moved} here"
+        return f"clock moved {os.environ[CLOCK_SHIFT_VARIABLE]} days ahead: it is {moved} here"
     return None
 
 

@@ -17,10 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import time_machine
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
-from support.world import CAMPAIGN, World, build_world, respond, run_days, start
+from support.world import CAMPAIGN, START, World, build_world, respond, run_days, start
 
 from partnercast.campaigns import dispatching, tracking_links
 from partnercast.campaigns.loader import read_campaign
@@ -55,6 +56,11 @@ class Served:
 def served(any_engine: Engine) -> Iterator[Served]:
     """The engine's own HTTP server on a free port, before the world exists (its public
     base URL goes into the drafts)."""
+    # Requests read the wall clock (the request's instant); the world sends on its own
+    # simulated week, so the server lives in that week too (links expire: this test must
+    # not depend on today's date).
+    traveller = time_machine.travel(START + timedelta(days=1), tick=True)
+    traveller.start()
     http = make_http_server(any_engine, load_settings(), "127.0.0.1", 0)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
@@ -63,6 +69,7 @@ def served(any_engine: Engine) -> Iterator[Served]:
     finally:
         http.shutdown()
         http.server_close()
+        traveller.stop()
 
 
 def _world(served: Served, sink: SmtpSink, folder: Path, slug: str = "northwind") -> World:

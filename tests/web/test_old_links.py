@@ -12,17 +12,19 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import time_machine
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from support import world as world_module
 from support.microsite_site import approve, microsite_campaign
-from support.world import World, build_world, respond, run_days, start
+from support.world import START, World, build_world, respond, run_days, start
 
 from partnercast.core.models import Delivery
 from partnercast.core.signing import sign
@@ -43,6 +45,11 @@ SKIPPED_HEADERS = {"date", "server", "connection", "keep-alive", "transfer-encod
 def served(engine: Engine) -> Iterator[tuple[str, Any]]:
     from partnercast.core.settings import load_settings
 
+    # Requests read the wall clock (the request's instant); the world sends on its own
+    # simulated week, so the server lives in that week too (links expire: this test must
+    # not depend on today's date).
+    traveller = time_machine.travel(START + timedelta(days=1), tick=True)
+    traveller.start()
     http = make_http_server(engine, load_settings(), "127.0.0.1", 0)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
@@ -51,6 +58,7 @@ def served(engine: Engine) -> Iterator[tuple[str, Any]]:
     finally:
         http.shutdown()
         http.server_close()
+        traveller.stop()
 
 
 def _html(message: EmailMessage) -> str:

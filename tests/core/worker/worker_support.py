@@ -13,7 +13,7 @@ from support.world import START, World
 from partnercast.campaigns.models import Cycle
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import system_session, tenant_session
-from partnercast.core.timeutil import utcnow
+from partnercast.core.timeutil import as_utc, utcnow
 
 # The world's own dispatches are due from START on; the bulk ones are due a day earlier,
 # and the claims in these tests run at NOW, when only the bulk ones are due.
@@ -35,8 +35,10 @@ def add_due_dispatches(world: World, count: int, scheduled_at: datetime = DUE) -
                 campaign_id=cycle.campaign_id,
                 version_id=cycle.version_id,
                 number=10_000 + index,
-                starts_at=cycle.starts_at,
-                ends_at=cycle.ends_at,
+                # On real time (a live worker) the due instant may lie past the world's
+                # cycle: each cycle spans it, so its dispatches are not "sent late".
+                starts_at=min(as_utc(cycle.starts_at), as_utc(scheduled_at)),
+                ends_at=max(as_utc(cycle.ends_at), as_utc(scheduled_at) + timedelta(days=30)),
                 # Running: the tick neither plans it (scheduled) nor skips its dispatches
                 # (completed: nothing is sent after its cycle) before the world's cycle ends.
                 state="running",
