@@ -386,7 +386,7 @@ def build_app() -> typer.Typer:
     keep_rollups()
     if not getattr(app, "_partnercast_mounted", False):
         _mount_subcommands()
-        app._partnercast_mounted = True  # type: ignore[attr-defined]
+        app._partnercast_mounted = True  # type: ignore[attr-defined]  # our marker, not Typer's
     return app
 
 

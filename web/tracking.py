@@ -180,7 +180,7 @@ def first_engagement(session: Session, rcpt: RecipientToken, kind: str, at: date
     ON CONFLICT DO NOTHING on the unique (dispatch, contact, kind): exact under concurrent
     hits on SQLite and PostgreSQL alike.
     """
-    table = Engagement.__table__  # type: ignore[attr-defined]
+    table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(table)
