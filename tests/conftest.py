@@ -49,10 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     import time_machine
 
-    moved = datetime.now(UTC) + timedelta(days=_shift_days(shift))
-    time_machine.travel(moved, tick=True).start()
+    days = _shift_days(shift)
+    time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True).start()
     shim = str(Path(__file__).resolve().parent / "support" / "clock_shift")
-    os.environ["PARTNERCAST_TEST_CLOCK_SHIFT_TO"] = moved.isoformat()
+    os.environ["TEST_CLOCK_SHIFT_DAYS"] = str(days)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, os.environ.get("PYTHONPATH")]))
 
 

@@ -2,18 +2,18 @@
 
 tests/conftest.py puts this folder on PYTHONPATH when PARTNERCAST_TEST_CLOCK_SHIFT is set,
 and Python imports ``sitecustomize`` at start-up: the CLI and worker processes the tests
-spawn then read the same moved clock as the test process (time-machine moves the wall
-clock only; monotonic time, sleeps and waits are left alone).
+spawn then read the same moved clock as the test process, the real time plus the same
+number of days (time-machine moves the wall clock only; monotonic time, sleeps and waits
+are left alone). The variable it reads has no PARTNERCAST_ prefix: tests that start
+workers with a clean PARTNERCAST_* environment keep it.
 """
 
 import os
 
-if os.environ.get("PARTNERCAST_TEST_CLOCK_SHIFT_TO"):
-    from datetime import UTC, datetime
+if os.environ.get("TEST_CLOCK_SHIFT_DAYS"):
+    from datetime import UTC, datetime, timedelta
 
     import time_machine
 
-    time_machine.travel(
-        datetime.fromisoformat(os.environ["PARTNERCAST_TEST_CLOCK_SHIFT_TO"]).astimezone(UTC),
-        tick=True,
-    ).start()
+    days = int(os.environ["TEST_CLOCK_SHIFT_DAYS"])
+    time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True).start()
