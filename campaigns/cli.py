@@ -16,8 +16,7 @@ from rich.table import Table
 
 from partnercast.campaigns.models import CampaignVersion
 from partnercast.campaigns.spec import CampaignSpec, localize
-from partnercast.core.cli import TenantOption, console
-from partnercast.core.timeutil import utcnow
+from partnercast.core.cli import NowOption, TenantOption, console, parse_now
 from partnercast.tenants.scope import tenant_scope
 
 campaign_app = typer.Typer(help="Campaigns as code: folders of campaign.yaml and templates.")
@@ -59,16 +58,16 @@ def validate(folder: FolderArgument) -> None:
 
 
 @campaign_app.command("load")
-def load(folder: FolderArgument, tenant: TenantOption) -> None:
+def load(folder: FolderArgument, tenant: TenantOption, now: NowOption = None) -> None:
     """Store a campaign folder as the tenant's next version (unchanged content: no-op)."""
     from partnercast.campaigns.loader import read_campaign
     from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
 
-    now = utcnow()  # when this version is stored: a stamp, nothing waits on it
+    moment = parse_now(now)  # when this version is stored
     loaded = read_campaign(folder, _channels(), _channel_contents())
     with tenant_scope(tenant) as session:
-        result = store_campaign(session, loaded, now=now)
+        result = store_campaign(session, loaded, now=moment)
         warnings = wave_region_warnings(session, loaded.spec)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
