@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from partnercast.plugins import spreadsheet
 
 TENANT_SLUG = "northwind"
 TENANT_NAME = "Northwind Cloud"
@@ -246,7 +247,7 @@ def contact_rows(
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = spreadsheet.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     return path

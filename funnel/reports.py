@@ -7,7 +7,6 @@ every partner.
 
 from __future__ import annotations
 
-import csv
 import html
 import re
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from partnercast.funnel.metrics import (
     total,
 )
 from partnercast.funnel.score import ScoreCard, score_partners
+from partnercast.plugins import spreadsheet
 from partnercast.tenants.models import Partner, Tenant
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;
@@ -328,7 +328,7 @@ def _page(path: Path, title: str, body: list[str]) -> Path:
 
 def _write_funnel_csv(path: Path, rows: list[FunnelRow]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = spreadsheet.writer(handle)
         writer.writerow(
             [
                 "group",
@@ -360,7 +360,7 @@ def _write_funnel_csv(path: Path, rows: list[FunnelRow]) -> None:
 
 def _write_cycles_csv(path: Path, rows: list[FunnelRow]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = spreadsheet.writer(handle)
         writer.writerow(["cycle", *FUNNEL, *CHANNEL_VALUES, "pipeline", "won_value"])
         for row in rows:
             writer.writerow(
@@ -376,7 +376,7 @@ def _write_cycles_csv(path: Path, rows: list[FunnelRow]) -> None:
 
 def _write_scores_csv(path: Path, cards: list[ScoreCard]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = spreadsheet.writer(handle)
         writer.writerow(
             ["partner", "score", "component", "group", "weight", "value", "points", "detail"]
         )

@@ -19,12 +19,14 @@ location (one each)    Campaign, Location (English country name), Location ID (t
                        target constant's id, 2276 for Germany)
 =====================  ==================================================================
 
-Every row has every column (empty where it does not apply), UTF-8, comma-separated.
+Every row has every column (empty where it does not apply), UTF-8, comma-separated. A cell
+that a spreadsheet would run as a formula (starting with =, +, - or @) is written with a
+leading single quote (:mod:`partnercast.plugins.spreadsheet`): partners open this file in
+Excel before they upload it.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from babel import Locale
 
 from partnercast.channels.search.ad import DESCRIPTIONS, HEADLINES, SearchAd
 from partnercast.channels.search.geo import geo_target_constant
+from partnercast.plugins import spreadsheet
 
 MATCH = {"broad": "Broad", "phrase": "Phrase", "exact": "Exact"}
 
@@ -132,7 +135,7 @@ def editor_rows(ad: SearchAd, campaign_name: str) -> list[dict[str, str]]:
 def editor_csv(ad: SearchAd, campaign_name: str) -> str:
     """The whole CSV as text."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(), restval="", lineterminator="\r\n")
+    writer = spreadsheet.DictWriter(buffer, fieldnames=columns(), restval="", lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(editor_rows(ad, campaign_name))
     return buffer.getvalue()
