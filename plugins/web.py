@@ -10,15 +10,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 RegisterRouter = Callable[[APIRouter], None]
 """The ``register`` callback of the ``register_routes`` hook."""
 
 NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """Every other method, for the 405 route beside a POST-only endpoint."""
+
+
+def request_now() -> datetime:
+    """The request's instant: read once at the edge, passed down to everything it does.
+
+    The engine's own routes and every plugin's routes depend on this one function, so a
+    test (or an embedding application) that overrides it moves every route's clock.
+    """
+    return datetime.now(UTC)
+
+
+Now = Annotated[datetime, Depends(request_now)]
+"""A route's parameter ``now: Now`` is the request's instant (see :func:`request_now`)."""
 
 
 def json_answer(status: int, payload: dict[str, Any]) -> Response:

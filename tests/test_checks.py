@@ -30,18 +30,16 @@ CLOCK_READS = {
 """Attribute calls that read the wall clock, besides :func:`partnercast.core.timeutil.utcnow`."""
 
 EDGES = {
-    # Where the clock is read once and passed down: commands (the engine's and the
-    # channels'), HTTP handlers (the web's request dependency, the channels' routes), the
+    # Where the clock is read once and passed down: commands (the engine's; a channel's
+    # read it through plugins.cli.parse_now), HTTP handlers (through the one request
+    # dependency the web's and the channels' routes share, plugins.web.request_now), the
     # worker loop, the one helper everything calls, and the demo's stand-ins for the
     # networks it fakes.
     "partnercast.core.timeutil",
     "partnercast.core.cli",
     "partnercast.core.worker",
-    "partnercast.web.context",
-    "partnercast.channels.email.feedback_cli",
-    "partnercast.channels.email.feedback_routes",
-    "partnercast.channels.microsite.cli",
-    "partnercast.channels.microsite.routes",
+    "partnercast.plugins.web",
+    "partnercast.plugins.cli",
     "partnercast.cli",
     "partnercast.accounts_cli",
     "partnercast.campaigns.workflow_cli",

@@ -7,14 +7,13 @@ settings on ``app.state``; nothing here opens a database or reads settings itsel
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine as SqlEngine
 
 from partnercast.core.settings import Settings as EngineSettings
-from partnercast.core.timeutil import utcnow
+from partnercast.plugins.web import Now, request_now
 
 
 def get_engine(request: Request) -> SqlEngine:
@@ -27,11 +26,7 @@ def get_settings(request: Request) -> EngineSettings:
     return settings
 
 
-def request_now() -> datetime:
-    """The request's instant: read once at the edge, passed down to everything it does."""
-    return utcnow()
-
-
 Engine = Annotated[SqlEngine, Depends(get_engine)]
 Settings = Annotated[EngineSettings, Depends(get_settings)]
-Now = Annotated[datetime, Depends(request_now)]
+
+__all__ = ["Engine", "Now", "Settings", "get_engine", "get_settings", "request_now"]

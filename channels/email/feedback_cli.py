@@ -14,13 +14,13 @@ from __future__ import annotations
 import mailbox
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from partnercast.channels.email.feedback_intake import import_message
+from partnercast.plugins.cli import NowOption, parse_now
 from partnercast.plugins.host import REJECTED, FeedbackOutcome, open_host
 
 feedback_app = typer.Typer(
@@ -77,12 +77,13 @@ def feedback_import(
             show_default=False,
         ),
     ],
+    now: NowOption = None,
 ) -> None:
     """Record bounce reports (RFC 3464 DSNs, and text bounces that quote our Message-ID)
     and complaints (RFC 5965 ARF): a hard bounce marks the delivery bounced and suppresses
     the address, a complaint records `complained` and suppresses it, soft bounces and
     delays are recorded. Importing the same report again changes nothing."""
-    now = datetime.now(UTC)  # the command's one instant: every report is recorded at it
+    instant = parse_now(now)  # the command's one instant: every report is recorded at it
     tally: Counter[str] = Counter()
     with open_host() as host:
         tenant_id = host.tenant_id(tenant)
@@ -91,7 +92,7 @@ def feedback_import(
                 if isinstance(raw, str):
                     result = FeedbackOutcome(REJECTED, raw)
                 else:
-                    result = import_message(host, tenant_id, raw, now=now)
+                    result = import_message(host, tenant_id, raw, now=instant)
                 tally[result.outcome] += 1
                 typer.secho(
                     f"{label}: {result.line}", fg="red" if result.outcome == REJECTED else None

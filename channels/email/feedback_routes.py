@@ -17,14 +17,13 @@ Mounted through the ``register_routes`` hook; the engine is reached only through
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from partnercast.channels.email.feedback_intake import import_message
 from partnercast.plugins.host import REJECTED, Host
-from partnercast.plugins.web import NOT_POST, json_answer, limited_body
+from partnercast.plugins.web import NOT_POST, Now, json_answer, limited_body
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ def router(host: Host) -> APIRouter:
         slug: str,
         request: Request,
         body: Annotated[bytes | None, Depends(limited_body(MAX_BODY))],
+        now: Now,
     ) -> Response:
-        now = datetime.now(UTC)
         if body is None:
             return json_answer(413, {"error": "body too large"})
         signature = request.headers.get(SIGNATURE_HEADER) or None

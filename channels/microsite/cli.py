@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from partnercast.plugins.cli import NowOption, parse_now
 from partnercast.plugins.host import open_host
 
 
@@ -26,16 +26,16 @@ def export(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the page into.")],
     locale: Annotated[str, typer.Option(help="Locale of the page (default: the partner's).")] = "",
+    now: NowOption = None,
 ) -> None:
     """Export a partner's approved landing page as static files the partner can host."""
     from partnercast.channels.microsite.export import NoLivePage, export_page
 
+    instant = parse_now(now)
     with open_host() as host:
         host.tenant_id(tenant)  # an unknown tenant is one line, as in every command
         try:
-            result = export_page(
-                host, tenant, campaign, partner, out, now=datetime.now(UTC), locale=locale
-            )
+            result = export_page(host, tenant, campaign, partner, out, now=instant, locale=locale)
         except NoLivePage as error:
             typer.secho(f"error: {error}", err=True, fg="red")
             raise typer.Exit(1) from error

@@ -18,7 +18,7 @@ import base64
 import logging
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -33,7 +33,7 @@ from partnercast.channels.microsite.settings import NAMESPACE, MicrositeSettings
 from partnercast.channels.microsite.texts import texts
 from partnercast.channels.microsite.urls import PREFIX, page_path
 from partnercast.plugins.host import Host, LivePage, NewLead
-from partnercast.plugins.web import client_address
+from partnercast.plugins.web import Now, client_address
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,7 @@ def router(host: Host) -> APIRouter:
     Live = Annotated[LivePage | None, Depends(live)]
 
     @routes.get(PAGE)
-    def landing(page: Live, request: Request) -> Response:
-        now = datetime.now(UTC)
+    def landing(page: Live, request: Request, now: Now) -> Response:
         if page is None:
             return not_found()
         locale = page.locale(leadform.first(request.query_params, "lang"))
@@ -164,8 +163,8 @@ def router(host: Host) -> APIRouter:
         page: Live,
         request: Request,
         form: Annotated[leadform.LeadForm | None, Depends(_lead_form)],
+        now: Now,
     ) -> Response:
-        now = datetime.now(UTC)
         if page is None:
             return not_found()
         if form is None:
@@ -186,8 +185,7 @@ def router(host: Host) -> APIRouter:
         return plain_response(200, pages.site_css(page.colors).encode(), "text/css; charset=utf-8")
 
     @routes.get(PAGE + "pixel.gif")
-    def pixel(page: Live, request: Request) -> Response:
-        now = datetime.now(UTC)
+    def pixel(page: Live, request: Request, now: Now) -> Response:
         if page is None:
             return not_found()
         locale = page.locale(leadform.first(request.query_params, "lang"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -886,3 +886,16 @@ def test_a_report_about_a_message_still_on_the_wire_asks_to_be_retried(
         row.state = "sent"
     assert _post(server, "northwind", body, sign(secret, body)).status_code == 200
     assert _delivery(a, message_id_of(raw)).state == "bounced"
+
+
+def test_cli_records_reports_at_its_now(sent: Sent, cli: Any, tmp_path: Path) -> None:
+    a = sent.a
+    first = sent.by_tenant[a.tenant_id][0]
+    hard = _write(tmp_path / "reports", "hard.eml", postfix_dsn(first, recipient_of(first)))
+    cli("feedback", "import", "--tenant", "northwind", str(hard), "--now", "2031-02-03T04:05")
+    bounced = _delivery(a, message_id_of(first))
+    with tenant_session(a.engine, a.tenant_id) as session:
+        event = session.exec(
+            select(Event).where(Event.kind == "bounced", Event.contact_id == bounced.contact_id)
+        ).one()
+    assert event.occurred_at == datetime(2031, 2, 3, 4, 5, tzinfo=UTC)

@@ -57,3 +57,20 @@ def test_export_of_an_unapproved_page_is_one_clear_error(site: Site, cli, tmp_pa
     assert "no live landing page for partner 'P002'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_export_takes_now_and_a_bad_one_is_one_line(site: Site, cli, tmp_path: Path) -> None:
+    approve(site.a, "P001", page_headline="Exported at a fixed instant")
+    out = tmp_path / "export"
+    cli(
+        "microsite", "export", "cloud-security", "P001", "--tenant", "northwind",
+        "--out", str(out), "--now", "2026-12-01T09:00",
+    )  # fmt: skip
+    assert "Exported at a fixed instant" in (out / "index.html").read_text(encoding="utf-8")
+    elsewhere = tmp_path / "never"
+    result = cli(
+        "microsite", "export", "cloud-security", "P001", "--tenant", "northwind",
+        "--out", str(elsewhere), "--now", "next tuesday", expect=2,
+    )  # fmt: skip
+    assert "'next tuesday' is not an ISO date or datetime" in result.stderr
+    assert "Traceback" not in result.stderr and not elsewhere.exists()
