@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from partnercast.core.settings import Settings, load_settings
 from partnercast.funnel import rollups
@@ -54,12 +55,19 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
         app.include_router(router)
     app.add_exception_handler(HTTPException, _not_found)
     app.add_exception_handler(RequestValidationError, _not_found)
+    app.add_exception_handler(ClientDisconnect, _gone)
     return app
 
 
 async def _not_found(request: Request, error: Exception) -> Response:
     """Every address no route knows, and every malformed one, is the same short page."""
     return page(404, "Not found", heading="Not found")
+
+
+async def _gone(request: Request, error: Exception) -> Response:
+    """The client went (or the server closed a request whose body was too slow, see
+    :mod:`partnercast.web.limits`) while its body was read: nobody to answer, nothing to log."""
+    return Response(status_code=400)
 
 
 def app_from_settings() -> FastAPI:

@@ -6,8 +6,13 @@ anything starts, and port 0 picks a free port that :attr:`HttpServer.server_port
 
 Limits: at most :data:`LIMIT_CONCURRENCY` connections and requests at once per process
 (more get 503 at once instead of queueing without bound: route functions run on a thread
-pool of 40 and the database pool is smaller still), and an idle keep-alive connection is
-closed after :data:`TIMEOUT_KEEP_ALIVE` seconds. Behind a reverse proxy, ``proxy_headers``
+pool of 40 and the database pool is smaller still; the process's open-file limit is raised
+to fit them), an idle keep-alive connection is closed after :data:`TIMEOUT_KEEP_ALIVE`
+seconds, and a request's headers and body must arrive within the deadlines and sizes of
+:mod:`partnercast.web.limits` (uvicorn has none of its own: a client sending half a
+request is otherwise held for ever, and counts against the cap). Idle connections cost a
+few kilobytes and no thread, so the cap is set well above what slow clients can hold
+within those deadlines. Behind a reverse proxy, ``proxy_headers``
 takes the client address (and scheme) from ``X-Forwarded-For``/``X-Forwarded-Proto``, but
 only when the connection comes from one of ``forwarded_allow_ips``: anyone else could
 otherwise pick the address the lead form's rate limit counts.
@@ -15,6 +20,7 @@ otherwise pick the address the lead form's rate limit counts.
 
 from __future__ import annotations
 
+import resource
 import socket
 import threading
 from dataclasses import dataclass
@@ -22,7 +28,9 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-LIMIT_CONCURRENCY = 200
+from partnercast.web.limits import LimitedHttpProtocol
+
+LIMIT_CONCURRENCY = 2048
 TIMEOUT_KEEP_ALIVE = 5
 TIMEOUT_GRACEFUL_SHUTDOWN = 10
 APP_FACTORY = "partnercast.web.app:app_from_settings"
@@ -55,9 +63,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def config(app: FastAPI | str, options: ServeOptions) -> uvicorn.Config:
+    _open_files_for(LIMIT_CONCURRENCY)
     return uvicorn.Config(
         app,
         factory=isinstance(app, str),
+        http=LimitedHttpProtocol,
         workers=options.workers,
         proxy_headers=options.proxy_headers,
         forwarded_allow_ips=options.forwarded_allow_ips,
@@ -69,6 +79,16 @@ def config(app: FastAPI | str, options: ServeOptions) -> uvicorn.Config:
         log_config=None,  # the engine's logging, not uvicorn's own configuration
         lifespan="off",
     )
+
+
+def _open_files_for(connections: int) -> None:
+    """Raise this process's soft open-file limit (often 1,024) towards the hard one, so that
+    the connection cap, not EMFILE on accept, is what stops a crowd."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256  # the database, the logs, the spool
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, ceiling), hard))
 
 
 class HttpServer:

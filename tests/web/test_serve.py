@@ -1,11 +1,15 @@
 """`partnercast serve` as a real process: it answers, and stops cleanly on SIGTERM and
-Ctrl+C (SIGINT), with one worker or several; a taken port is one line (tests/test_layout.py)."""
+Ctrl+C (SIGINT), with one worker or several; a taken port is one line (tests/test_layout.py);
+slow clients are timed out while others are answered."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy.engine import Engine
+
+from partnercast.web import limits
 
 READY = re.compile(r"serving on http://127\.0\.0\.1:(\d+)")
 
@@ -76,3 +82,99 @@ def test_serve_answers_and_stops_cleanly(
     assert stdout.rstrip().endswith("stopped")
     with pytest.raises(requests.ConnectionError):  # nothing listens any more
         requests.get(f"{base}/healthz", timeout=2)
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+def _connect(port: int, sent: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if sent:
+        sock.sendall(sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """What the server sent before closing (b'' for a plain close)."""
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
+def test_slow_clients_are_timed_out_and_the_server_answers_others(
+    engine: Engine, tmp_path: Path, tenant_a: int
+) -> None:
+    """800 idle sockets, 50 with half their headers, 50 with half a body, 5 with endless
+    headers and one declaring a huge body, against `partnercast serve`: everyone else is
+    answered at once while they are held; the server closes each by its deadline
+    (limits.HEADER_TIMEOUT, BODY_TIMEOUT) and gives back every descriptor it took."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
+    with serving(tmp_path) as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        _healthy(base)
+        requests.post(f"{base}/crm/vendor-a/leads", data=b"{}", timeout=30)  # the thread pool
+        fds_before, threads_before = _open_fds(process.pid), _threads(process.pid)
+        started = time.monotonic()
+
+        idle = [_connect(port) for _ in range(800)]
+        half_headers = [
+            _connect(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ") for _ in range(50)
+        ]
+        half_body = [
+            _connect(
+                port,
+                b"POST /crm/vendor-a/leads HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                b"Content-Length: 1000\r\n\r\nopportunity,stage\r\n",
+            )
+            for _ in range(50)
+        ]
+        huge = _connect(
+            port,
+            b"POST /crm/vendor-a/leads HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+        )
+        endless = [_connect(port, b"GET / HTTP/1.1\r\n") for _ in range(5)]
+        for sock in endless:
+            with contextlib.suppress(OSError):  # the server closes it once over the limit
+                for _ in range(20):
+                    sock.sendall(b"X-Padding: " + b"a" * 4000 + b"\r\n")
+
+        time.sleep(1)
+        assert _open_fds(process.pid) >= fds_before + 890  # they are held
+        for _ in range(20):  # others are answered while they are
+            asked = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+            assert time.monotonic() - asked < 2
+        assert _answer(huge).startswith(b"HTTP/1.1 413 ")
+        for sock in endless:
+            assert _answer(sock).startswith(b"HTTP/1.1 431 ")
+
+        for sock in idle:
+            assert _answer(sock) == b""  # closed, nothing to say to a silent client
+        for sock in half_headers:
+            assert _answer(sock).startswith(b"HTTP/1.1 408 ")
+        headers_closed = time.monotonic() - started
+        for sock in half_body:
+            assert _answer(sock).startswith(b"HTTP/1.1 408 ")
+        body_closed = time.monotonic() - started
+        assert limits.HEADER_TIMEOUT - 1 < headers_closed < limits.HEADER_TIMEOUT + 15
+        assert limits.BODY_TIMEOUT - 1 < body_closed < limits.BODY_TIMEOUT + 15
+
+        for sock in (*idle, *half_headers, *half_body, huge, *endless):
+            sock.close()
+        deadline = time.monotonic() + 10
+        while _open_fds(process.pid) > fds_before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _open_fds(process.pid) <= fds_before  # every socket it held is given back
+        assert _threads(process.pid) <= threads_before  # and no thread was spent on them
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "Traceback" not in (process.stderr.read() if process.stderr else "")
