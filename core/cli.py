@@ -12,10 +12,21 @@ that only stamps what it records reads ``utcnow()`` once.
 
 Output that goes to a pipe, a file or a CI log is as wide as its content needs (up to
 :data:`NO_TERMINAL_WIDTH`): rich would give it 80 columns and cut table cells with "…".
+
+What the consoles print is text, not Rich markup: a partner named ``[/]`` or
+``[link=https://…]`` prints as written instead of crashing the command or becoming a
+terminal hyperlink, and control characters (a raw ANSI escape in a name) are dropped.
+A command that styles its own words passes ``markup=True`` and escapes what it
+interpolates (``rich.markup.escape``), or prints a ``rich.text.Text``.
+
+Numbers on the command line are bounded (:func:`bound_numbers`): an integer option fits a
+database integer and a number option is finite and at most :data:`MAX_FLOAT_OPTION`, so
+``--limit 99999999999999999999`` is a usage error, not an overflow in the database.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,23 +35,44 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
+from rich.text import Text
 from sqlalchemy.engine import Engine
 from typer.core import TyperGroup
 
-from partnercast.core.db import make_engine, require_schema
+from partnercast.core.bounds import MAX_DB_INT, MAX_FLOAT_OPTION, parse_instant
+from partnercast.core.db import check_connection, make_engine, require_schema
 from partnercast.core.errors import UserError
 from partnercast.core.settings import Settings, load_settings
-from partnercast.core.timeutil import as_utc, utcnow
+from partnercast.core.timeutil import utcnow
 
 NO_TERMINAL_WIDTH = 200
 """Columns of the CLI's output when it is not a terminal and COLUMNS is not set."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but newline and tab: escapes, carriage returns, bells, NULs."""
+
+
+def plain(text: str) -> str:
+    """``text`` without control characters (an ANSI escape in a partner's name), safe to
+    print to a terminal."""
+    return _CONTROL.sub("", text)
 
 
 class CliConsole(Console):
     """A rich Console whose width is, in this order: ``COLUMNS`` when set, the terminal's
     when its output is a terminal, else :data:`NO_TERMINAL_WIDTH` (rich's own fallback
     is 80, which cuts every table in a pipe). Decided at each print, not at import, so
-    the same console serves a terminal, a pipe and tests that set COLUMNS."""
+    the same console serves a terminal, a pipe and tests that set COLUMNS.
+
+    Strings it prints (table cells and titles too) are text: markup only where a print
+    asks for it with ``markup=True``, and never a control character."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        super().__init__(**kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(plain(text), **kwargs)
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -92,24 +124,25 @@ def parse_now(value: str | None, *, option: str = "--now") -> datetime:
     if not value:
         return utcnow()
     try:
-        return as_utc(datetime.fromisoformat(value))
+        return parse_instant(value)
     except ValueError as error:
-        raise UserError(
-            f"{value!r} is not an ISO date or datetime (e.g. 2026-12-01T09:00)", where=option
-        ) from error
+        raise UserError(f"{error} (e.g. 2026-12-01T09:00)", where=option) from error
 
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:
     """The engine for the configured database; by default it must already be migrated
     (else a UserError that says to run `partnercast db upgrade`). The caller disposes it:
     a command uses :func:`opened_engine`, which does."""
-    engine = make_engine((settings or load_settings()).database_url)
-    if migrated:
-        try:
+    # Nothing is created on disk for a command that needs a migrated database: a mistyped
+    # SQLite path is an error, not a new folder and an empty database.
+    engine = make_engine((settings or load_settings()).database_url, create=not migrated)
+    try:
+        check_connection(engine)
+        if migrated:
             require_schema(engine)
-        except BaseException:
-            engine.dispose()
-            raise
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -125,8 +158,36 @@ def opened_engine(settings: Settings | None = None, *, migrated: bool = True) ->
         engine.dispose()
 
 
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, the message as text (never markup)."""
+    line = Text.assemble(("error:", "bold red"), " ", plain(message))
+    err_console.print(line, highlight=False, soft_wrap=True)
+
+
+def bound_numbers(command: Any) -> None:
+    """Bound every number parameter of ``command`` and its sub-commands that has no
+    bound of its own: an integer fits a database integer (at most :data:`MAX_DB_INT`,
+    at least its negative), a number is finite and at most :data:`MAX_FLOAT_OPTION` in
+    size. Typer then refuses a bigger value as a usage error naming the option."""
+    for param in getattr(command, "params", ()):
+        descriptor = getattr(param, "type_descriptor", None)
+        kind = getattr(descriptor, "annotation", None)
+        if descriptor is None or kind not in (int, float):
+            continue
+        info = descriptor.parameter_info
+        largest = MAX_DB_INT if kind is int else MAX_FLOAT_OPTION
+        if info.max is None or info.max > largest:
+            info.max = largest
+        if info.min is None or info.min < -largest:
+            info.min = -largest
+        param._runtime_param = None  # rebuilt with the bounds at its next use
+    for sub in getattr(command, "commands", {}).values():
+        bound_numbers(sub)
+
+
 class HandledErrorsGroup(TyperGroup):
-    """The root command group: any UserError raised by any sub-command becomes one line.
+    """The root command group: any UserError raised by any sub-command becomes one line,
+    and every number parameter of every command is bounded (:func:`bound_numbers`).
 
     Sessions opened by the command have rolled back by the time the error gets here, so
     the database is left as it was.
@@ -135,16 +196,17 @@ class HandledErrorsGroup(TyperGroup):
     # ``ctx`` is typer's vendored click Context, a private module: typed as Any rather
     # than narrowed to typer.Context (its subclass), which would break the override.
     def invoke(self, ctx: Any) -> Any:
+        bound_numbers(self)  # before the sub-command parses its arguments
         try:
             return super().invoke(ctx)
         except UserError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            print_error(str(error))
             raise typer.Exit(error.exit_code) from error
 
 
 def fail(message: str, *, code: int = 1) -> None:
     """Print one error line and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -153,5 +215,5 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, standalone_mode=True)
     except UserError as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        print_error(str(error))
         sys.exit(error.exit_code)

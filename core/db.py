@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from partnercast.core import keepers
 from partnercast.core.errors import UserError
@@ -24,10 +24,22 @@ if TYPE_CHECKING:  # alembic is imported where migrations run: not in every comm
     from alembic.config import Config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 10
+"""How long a PostgreSQL connection attempt may take (unless the URL says
+``?connect_timeout=``): an unreachable host is an error in seconds, not minutes."""
+
+POSTGRES_INSTALL = 'pip install ".[postgres]"'
+POSTGRES_EXAMPLE = "postgresql+psycopg://user:password@host:5432/dbname"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = True) -> Engine:
     """Create an engine for ``url``; SQLite files get their folder and sane pragmas.
+
+    With ``create=False`` a SQLite file must already exist: nothing is created on disk (a
+    mistyped path is an error, not a new folder and an empty database). A URL the engine
+    cannot use (an unknown scheme such as Heroku's ``postgres://``, a driver that is not
+    installed) is a :class:`UserError` that says what to write or install; connecting
+    is not tried here (see :func:`check_connection`).
 
     It also arms the check that no event is written before a keeper of the event totals
     is registered (:mod:`partnercast.core.keepers`): every engine is made here.
@@ -36,17 +48,93 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as error:
-        raise UserError(f"not a database URL: {url!r}", where="database_url") from error
+        raise UserError(
+            f"not a database URL: {_shown(url)!r} (e.g. sqlite:///partnercast.db or "
+            f"{POSTGRES_EXAMPLE})",
+            where="database_url",
+        ) from error
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return _create(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        path = Path(parsed.database).expanduser()
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise UserError(
+                f"no SQLite database at {path.resolve()}: check the path, or create it "
+                "with `partnercast db upgrade`",
+                where="database_url",
+            )
+    engine = _create(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     event.listen(engine, "commit", _sqlite_end)
     event.listen(engine, "rollback", _sqlite_end)
     return engine
+
+
+def _create(url: URL, **options: Any) -> Engine:
+    """``create_engine``, with an unknown dialect or a missing driver said in one line."""
+    backend = url.get_backend_name()
+    try:
+        return create_engine(url, **options)
+    except NoSuchModuleError as error:
+        if backend == "postgres":
+            raise UserError(
+                f"write the URL as {POSTGRES_EXAMPLE} ('postgres://' is not a name "
+                f"SQLAlchemy knows), with the driver installed: {POSTGRES_INSTALL}",
+                where="database_url",
+            ) from error
+        raise UserError(
+            f"{url.drivername!r} is not a database this engine can use: SQLite "
+            f"(sqlite:///partnercast.db) or PostgreSQL ({POSTGRES_EXAMPLE})",
+            where="database_url",
+        ) from error
+    except ImportError as error:
+        driver = url.get_driver_name()  # the dialect loaded: its default driver is known
+        if backend == "postgresql":
+            hint = (
+                POSTGRES_INSTALL
+                if driver == "psycopg"
+                else f"{POSTGRES_INSTALL} and write postgresql+psycopg://..."
+            )
+            raise UserError(
+                f"the PostgreSQL driver {driver} is not installed ({error.name or error}): {hint}",
+                where="database_url",
+            ) from error
+        raise UserError(
+            f"the {backend} driver {driver} is not installed ({error.name or error}): install "
+            f"it, or use SQLite or PostgreSQL ({POSTGRES_INSTALL})",
+            where="database_url",
+        ) from error
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return {}
+
+
+def _shown(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once: a database that cannot be reached or opened is a UserError of one
+    line (where, and the driver's reason), not a traceback."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as error:
+        reason = " ".join(str(error.orig).split()) or type(error.orig).__name__
+        raise UserError(
+            f"cannot connect to the database: {reason}",
+            where=engine.url.render_as_string(hide_password=True),
+        ) from error
 
 
 _open_transactions = threading.local()  # per thread: SQLite transactions open, per engine
@@ -111,7 +199,8 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as error:
         raise UserError(
-            f"cannot migrate the database: {error.orig}", where=str(engine.url)
+            f"cannot migrate the database: {' '.join(str(error.orig).split())}",
+            where=engine.url.render_as_string(hide_password=True),
         ) from error
 
 
