@@ -158,6 +158,7 @@ def demo(
 def plugins_command() -> None:
     """List the loaded plugins, where they come from, and the channels they add."""
     from rich.table import Table
+    from rich.text import Text
 
     from partnercast.plugins.manager import default_plugins
 
@@ -169,7 +170,7 @@ def plugins_command() -> None:
             info.name,
             info.distribution,
             info.version,
-            f"[red]{info.error}[/]" if info.error else "loaded",
+            Text(info.error, style="red") if info.error else "loaded",
         )
     console.print(table)
     channels = ", ".join(f"{name} ({cls.title})" for name, cls in sorted(classes.items()))
@@ -268,6 +269,7 @@ def queue(
 ) -> None:
     """The dispatch queue per channel: due, running (leased), retrying, done, failed."""
     from rich.table import Table
+    from rich.text import Text
 
     from partnercast.core.outbox import QUEUE_BUCKETS, queue_counts
     from partnercast.tenants.scope import tenant_or_system
@@ -280,7 +282,7 @@ def queue(
     for channel in sorted(counts):
         table.add_row(channel, *(str(counts[channel].get(b, 0)) for b in QUEUE_BUCKETS))
     total = {b: sum(c.get(b, 0) for c in counts.values()) for b in QUEUE_BUCKETS}
-    table.add_row("[bold]all[/]", *(f"[bold]{total[b]}[/]" for b in QUEUE_BUCKETS))
+    table.add_row(Text("all", "bold"), *(Text(str(total[b]), "bold") for b in QUEUE_BUCKETS))
     console.print(table)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rich.text import Text
 from sqlalchemy import case, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -24,6 +25,7 @@ from sqlmodel import Session, col, select
 from partnercast.campaigns.throttle import account_limits, provider_limits
 from partnercast.core import outbox
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
+from partnercast.core.cli import plain
 from partnercast.core.heartbeat import WorkerHeartbeat, live_workers
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.ratelimit import ProviderBucket, RateBucket, limits_from, taken_recently
@@ -326,7 +328,8 @@ def show(report: Status, now: datetime, console: Any, tenant: str | None) -> Non
     reconnect = [a for a in report.accounts if a.needs_reconnect]
     if reconnect:
         names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)
-        console.print(f"[red]accounts needing reconnection ({len(reconnect)}):[/] {names}")
+        heading = f"accounts needing reconnection ({len(reconnect)}):"
+        console.print(Text.assemble((heading, "red"), " ", plain(names)))
     else:
         console.print("no account needs reconnecting")
 

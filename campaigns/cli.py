@@ -70,7 +70,7 @@ def load(folder: FolderArgument, tenant: TenantOption, now: NowOption = None) ->
         result = store_campaign(session, loaded, now=moment)
         warnings = wave_region_warnings(session, loaded.spec)
     for warning in warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)
     key, number = result.campaign.key, result.version.number
     if result.created:
         console.print(f"{key}: stored version {number}", highlight=False)
@@ -114,7 +114,7 @@ def show(
         campaign = get_campaign(session, key)
         versions = campaign_versions(session, campaign)
         spec = version_spec(latest_version(session, campaign))
-    console.print(f"[bold]{escape(spec.name)}[/] ({campaign.key})", highlight=False)
+    console.print(f"[bold]{escape(spec.name)}[/] ({campaign.key})", markup=True, highlight=False)
     console.print(
         f"{spec.cycle_days}-day cycle · locales {', '.join(spec.locales)} · "
         f"segments {', '.join(spec.segments)} · "

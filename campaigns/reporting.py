@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session, col, func, select
 
 from partnercast.campaigns.models import Campaign, Enrollment
@@ -115,7 +116,7 @@ def partner_table(rows: list[PartnerRow], *, title: str, show_names: bool = True
             row.external_id,
             *([row.name] if show_names else []),
             row.segment,
-            f"[{style}]{state}[/]" if style else state,
+            Text(state, style) if style else state,
             str(row.touches_done),
             f"{row.sent:,}",
             f"{row.delivered:,}",

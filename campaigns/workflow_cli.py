@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, func, select
 
 from partnercast.campaigns import approval
@@ -34,6 +35,7 @@ from partnercast.core.cli import (
     console,
     opened_engine,
     parse_now,
+    plain,
 )
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
@@ -207,9 +209,10 @@ def preview(
         out.write_text(result.html, encoding="utf-8")
     except OSError as error:
         raise UserError(f"cannot write: {error.strerror}", where=str(out)) from error
-    console.print(f"[bold]{result.subject}[/] ({result.locale}) -> {out}")
+    subject = plain(result.subject)
+    console.print(Text.assemble((subject, "bold"), plain(f" ({result.locale}) -> {out}")))
     for problem in result.problems:
-        console.print(f"[yellow]problem:[/] {problem}")
+        console.print(Text.assemble(("problem:", "yellow"), " ", plain(problem)))
 
 
 def cycle_start(

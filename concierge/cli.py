@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
@@ -450,7 +451,9 @@ def concierges_settings(
 
 def _warn(overloads: list[capacity.Overload]) -> None:
     for overload in overloads:
-        err_console.print(f"[yellow]warning:[/] {overload}", highlight=False)
+        err_console.print(
+            f"[yellow]warning:[/] {escape(str(overload))}", markup=True, highlight=False
+        )
 
 
 # --- readiness ----------------------------------------------------------------------------

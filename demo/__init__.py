@@ -44,7 +44,7 @@ from partnercast.campaigns.ticking import tick
 from partnercast.channels.email import SmtpSettings
 from partnercast.concierge.readiness import missing_by_partner
 from partnercast.concierge.scan_schedule import scan_after_tick
-from partnercast.core.cli import console
+from partnercast.core.cli import CliConsole
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
 from partnercast.core.settings import Settings, load_settings
@@ -66,6 +66,9 @@ from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
+
+console = CliConsole(markup=True)
+"""The demo's console: it tells its own made-up story, styled with Rich markup."""
 
 DECLINE_NOTES = (
     "Not our focus this quarter",
