@@ -7,20 +7,34 @@ prints as one line (exit 1) after the session rolled back.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from partnercast.core.cli import TenantOption, console, fail, opened_engine
+from partnercast.core.cli import TenantOption, console, err_console, fail, opened_engine
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.tenancy import plain_session
+from partnercast.core.tenancy import plain_session, session_tenant
 from partnercast.core.timeutil import utcnow
+from partnercast.plugins import spreadsheet
 from partnercast.tenants import partners as partner_queries
-from partnercast.tenants.importing import ImportReport, import_contacts, import_partners
+from partnercast.tenants import suppressions
+from partnercast.tenants.columns import parse_mapping
+from partnercast.tenants.importing import (
+    ImportReport,
+    import_contacts,
+    import_partners,
+)
+from partnercast.tenants.importing import (
+    Progress as ProgressCallback,
+)
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.tenants.registry import create_tenant, list_tenants
 from partnercast.tenants.scope import tenant_scope
@@ -32,11 +46,22 @@ from partnercast.tenants.segments import (
 )
 
 IMPORT_EXIT_CODES = (
+    "The file is CSV (any encoding and separator: detected) or .xlsx; headers are matched "
+    "through aliases (docs/imports.md), other columns ignored with a note. "
     "Exit code 0 when at least one row was kept (created, updated or unchanged), even if "
     "other rows were rejected: those are listed with their line numbers. Exit code 1 when "
-    "every row was rejected or the file itself is unusable (missing, not UTF-8, not CSV, "
-    "unknown or missing columns); then nothing is written."
+    "every row was rejected or the file itself is unusable (missing, not readable, a "
+    "required column missing); then nothing is written."
 )
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="COLUMN=FIELD: read the file's COLUMN as FIELD ('-' ignores it); repeatable, "
+        "remembered for the tenant's next imports.",
+        show_default=False,
+    ),
+]
 
 tenants_app = typer.Typer(
     help="Tenants: the vendors, each an isolated space.", no_args_is_help=True
@@ -119,7 +144,13 @@ def tenants_list() -> None:
     with opened_engine() as engine, plain_session(engine) as session:
         tenants = list_tenants(session)
     table = Table(
-        "slug", "name", "locale", "legal name", "delivery", title=f"{len(tenants)} tenants"
+        "slug",
+        "name",
+        "locale",
+        "legal name",
+        "delivery",
+        "unsubscribe",
+        title=f"{len(tenants)} tenants",
     )
     for tenant in tenants:
         _add_row(
@@ -129,31 +160,54 @@ def tenants_list() -> None:
             tenant.default_locale,
             tenant.brand.get("legal_name", ""),
             _guarantee_text(tenant.delivery_guarantee),
+            tenant.unsubscribe_scope,
         )
     console.print(table)
+
+
+SCOPE_HELP = (
+    "What an unsubscribe or a withdrawal of consent stops: vendor (default) the mail of "
+    "every partner of the tenant, partner the mail of that partner only."
+)
 
 
 @tenants_app.command("set")
 def tenants_set(
     slug: Annotated[str, typer.Argument(help="The tenant's slug.", show_default=False)],
     guarantee: Annotated[
-        str, typer.Option("--delivery-guarantee", help=GUARANTEE_HELP, show_default=False)
-    ],
+        str | None,
+        typer.Option("--delivery-guarantee", help=GUARANTEE_HELP, show_default=False),
+    ] = None,
+    scope: Annotated[
+        str | None, typer.Option("--unsubscribe-scope", help=SCOPE_HELP, show_default=False)
+    ] = None,
 ) -> None:
-    """Change a tenant's settings: its delivery guarantee (see `tenants list`)."""
-    stored = delivery_guarantee(guarantee)
+    """Change a tenant's settings: its delivery guarantee, its unsubscribe scope."""
+    if guarantee is None and scope is None:
+        raise UserError("give --delivery-guarantee or --unsubscribe-scope (or both)")
+    stored = delivery_guarantee(guarantee) if guarantee is not None else None
+    chosen = scope.strip().lower() if scope is not None else None
+    if chosen is not None and chosen not in suppressions.SCOPES:
+        raise UserError(
+            f"{scope!r} is not an unsubscribe scope (use {' or '.join(suppressions.SCOPES)})",
+            where="--unsubscribe-scope",
+        )
+    lines = []
     with opened_engine() as engine, plain_session(engine) as session:
         tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
         if tenant is None:
             raise NotFound(f"no tenant {slug!r} (see `partnercast tenants list`)")
-        before = tenant.delivery_guarantee
-        tenant.delivery_guarantee = stored
-    change = "unchanged" if before == stored else f"was {_guarantee_text(before)}"
-    console.print(
-        f"tenant {slug}: delivery guarantee {_guarantee_text(stored)} ({change})",
-        markup=False,
-        highlight=False,
-    )
+        if stored is not None:
+            before = tenant.delivery_guarantee
+            tenant.delivery_guarantee = stored
+            change = "unchanged" if before == stored else f"was {_guarantee_text(before)}"
+            lines.append(f"delivery guarantee {_guarantee_text(stored)} ({change})")
+        if chosen is not None:
+            before = tenant.unsubscribe_scope
+            tenant.unsubscribe_scope = chosen
+            change = "unchanged" if before == chosen else f"was {before}"
+            lines.append(f"unsubscribe scope {chosen} ({change})")
+    console.print(f"tenant {slug}: {'; '.join(lines)}", markup=False, highlight=False)
 
 
 # --- partners -----------------------------------------------------------------------------
@@ -162,9 +216,12 @@ def tenants_set(
 @partners_app.command(
     "import", help=f"Create or update partners from a CSV file. {IMPORT_EXIT_CODES}"
 )
-def partners_import(file: FileArgument, tenant: TenantOption) -> None:
-    with tenant_scope(tenant) as session:
-        report = import_partners(session, file, now=utcnow())
+def partners_import(file: FileArgument, tenant: TenantOption, map_: MapOption = None) -> None:
+    mapping = parse_mapping("partners", map_ or [])
+    now = utcnow()
+    with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
+        report = import_partners(session, file, now=now, mapping=mapping, progress=progress)
+        _remember(session, "partners", mapping, report)
     _print_report(report, "partners")
 
 
@@ -254,11 +311,146 @@ def contacts_import(
     partner: Annotated[str, typer.Argument(help="The partner's external id, or '-'.")],
     file: FileArgument,
     tenant: TenantOption,
+    map_: MapOption = None,
 ) -> None:
-    with tenant_scope(tenant) as session:
+    mapping = parse_mapping("contacts", map_ or [])
+    now = utcnow()
+    with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
         partner_id = None if partner == "-" else partner
-        report = import_contacts(session, file, partner_id, now=utcnow())
+        report = import_contacts(
+            session, file, partner_id, now=now, mapping=mapping, progress=progress
+        )
+        _remember(session, "contacts", mapping, report)
     _print_report(report, "contacts")
+
+
+def _remember(session: Session, kind: str, mapping: dict[str, str], report: ImportReport) -> None:
+    """Keep the --map choices for the tenant's next imports of ``kind``."""
+    if not mapping or report.kept == 0:
+        return
+    tenant = session.get(Tenant, session_tenant(session))
+    if tenant is None:
+        return
+    columns = dict(tenant.import_columns)
+    columns[kind] = {**columns.get(kind, {}), **mapping}
+    tenant.import_columns = columns
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[ProgressCallback]:
+    """A callback that drives a Rich progress bar on a terminal (on stderr), and does
+    nothing when the output is a pipe or a file."""
+    if not err_console.is_terminal:
+        yield lambda phase, done, total: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {phase}", completed=done, total=total)
+
+        yield advance
+
+
+@contacts_app.command("suppress")
+def contacts_suppress(
+    emails: Annotated[list[str], typer.Argument(help="The addresses.", show_default=False)],
+    tenant: TenantOption,
+    partner: Annotated[
+        str | None,
+        typer.Option(
+            "--partner",
+            help="Stop this partner's mail only (default: every partner of the tenant).",
+            show_default=False,
+        ),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with it).")] = "manual",
+) -> None:
+    """Stop all mail to the addresses from now on (a withdrawal of consent is recorded)."""
+    now = utcnow()
+    with tenant_scope(tenant) as session:
+        owner = partner_queries.get_partner(session, partner) if partner else None
+        added = suppressions.suppress_by_command(
+            session, emails, partner_id=owner.id if owner else None, reason=reason, now=now
+        )
+    scope = f"for partner {partner}" if partner else "for every partner"
+    console.print(
+        f"suppressed {added} of {len(emails)} addresses {scope} "
+        f"({len(emails) - added} already were)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@contacts_app.command("erase")
+def contacts_erase(
+    emails: Annotated[list[str], typer.Argument(help="The addresses.", show_default=False)],
+    tenant: TenantOption,
+) -> None:
+    """Erase the addresses from the tenant on the person's request: contacts, deliveries,
+    suppressions and consent records lose them; a one-way hash is kept so that no later
+    import or send reaches them again."""
+    now = utcnow()
+    with tenant_scope(tenant) as session:
+        results = [suppressions.erase(session, email, now=now) for email in emails]
+    for email, result in zip(emails, results, strict=True):
+        again = " (erased before)" if result.already else ""
+        console.print(
+            f"erased {email.strip()}{again}: {result.contacts} contacts anonymised, "
+            f"{result.suppressions} suppressions and {result.consent_records} consent "
+            "records now hold only its hash",
+            markup=False,
+            highlight=False,
+        )
+
+
+@contacts_app.command("consents")
+def contacts_consents(
+    tenant: TenantOption,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the CSV here (default: standard output)."),
+    ] = None,
+) -> None:
+    """Export the tenant's consent records as CSV: when consent was given or withdrawn,
+    how, the text agreed to, and the source."""
+    with tenant_scope(tenant) as session:
+        records = suppressions.consent_records(session)
+        partner_ids = {p.id: p.external_id for p in partner_queries.list_partners(session)}
+        rows = [
+            [
+                record.recorded_at.isoformat(),
+                record.occurred_at.isoformat(),
+                "granted" if record.granted else "withdrawn",
+                record.method,
+                partner_ids.get(record.partner_id, "") if record.partner_id else "",
+                record.email,
+                record.email_hash,
+                record.text,
+                record.source,
+            ]
+            for record in records
+        ]
+    header = [
+        "recorded_at", "occurred_at", "consent", "method", "partner", "email", "email_sha256",
+        "text", "source",
+    ]  # fmt: skip
+    if out is None:
+        writer = spreadsheet.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(rows)
+        return
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = spreadsheet.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    console.print(f"wrote {len(rows)} consent records to {out}", markup=False, highlight=False)
 
 
 @contacts_app.command("list")
@@ -319,10 +511,13 @@ def _add_row(table: Table, *cells: str) -> None:
 
 
 def _print_report(report: ImportReport, noun: str) -> None:
-    """Summary line, then the rejected rows; exit 1 when no row at all was kept."""
+    """Notes, the summary line, then the rejected rows; exit 1 when no row was kept."""
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    withdrawn = f", {report.withdrawn} consent withdrawn (suppressed)" if report.withdrawn else ""
     console.print(
         f"{noun}: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.rejected)} rejected",
+        f"{report.unchanged} unchanged, {len(report.rejected)} rejected{withdrawn}",
         highlight=False,
     )
     if report.rejected:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
@@ -28,6 +28,16 @@ class Tenant(SQLModel, table=True):
         default="at_least_once", max_length=20, sa_column_kwargs={"server_default": "at_least_once"}
     )
     brand: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What an unsubscribe (or a withdrawal of consent in an import) stops: mail from every
+    # partner of the vendor ("vendor"), or from the partner whose mail it came from only.
+    unsubscribe_scope: str = Field(
+        default="vendor", max_length=20, sa_column_kwargs={"server_default": "vendor"}
+    )
+    # The import column choices given with --map, remembered: {"contacts": {key: field}}.
+    import_columns: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default=text("'{}'")),
+    )
     created_at: datetime
 
 
@@ -90,6 +100,48 @@ class Suppression(TenantOwned, SQLModel, table=True):
     reason: str = Field(max_length=40)  # unsubscribed | hard_bounce | complaint | manual
     source: str = Field(default="", max_length=200)
     created_at: datetime
+
+
+class PartnerSuppression(TenantOwned, SQLModel, table=True):
+    """An address that must get no more messages from one partner (a tenant whose
+    unsubscribes stop one partner's mail only: ``Tenant.unsubscribe_scope``)."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "partner_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    email: str = Field(max_length=254)
+    reason: str = Field(max_length=40)  # unsubscribed | withdrawn | manual
+    source: str = Field(default="", max_length=200)
+    created_at: datetime
+
+
+class Erasure(TenantOwned, SQLModel, table=True):
+    """An address erased on request: only its one-way hash (``suppressions.email_hash``)
+    is kept, so that no later import or send reaches it again."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "email_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64)
+    erased_at: datetime
+
+
+class ConsentRecord(TenantOwned, SQLModel, table=True):
+    """Evidence of a consent given or withdrawn: when, how, the text agreed to, from
+    which source. Kept after an erasure with the address removed (its hash stays)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    partner_id: int | None = Field(default=None, foreign_key="partner.id")
+    email: str = Field(default="", max_length=254)
+    email_hash: str = Field(max_length=64, index=True)
+    granted: bool
+    occurred_at: datetime  # when the person gave or withdrew it (as the source says)
+    method: str = Field(max_length=40)  # import | unsubscribe link | command | bounce ...
+    text: str = Field(default="", max_length=2000)  # the wording agreed to, if known
+    source: str = Field(default="", max_length=300)  # file and line, link, command
+    recorded_at: datetime
 
 
 class Segment(TenantOwned, SQLModel, table=True):

@@ -1,32 +1,102 @@
-"""Suppressions: addresses that must never get another message from a tenant.
+"""Suppressions: addresses that must never get another message from a tenant, or from one
+of its partners; erasures; the consent records that say when and how consent changed.
 
-An unsubscribe, a hard bounce or a complaint adds the address; every send checks the list
-at the moment of sending. Unsubscribe links carry a signed token naming the tenant and the
-contact, so the one-click endpoint needs no login and cannot be used to unsubscribe anyone
-else.
+An unsubscribe, a withdrawal of consent (in an import, or by command), a hard bounce or a
+complaint adds the address; every send checks the lists at the moment of sending. A hard
+bounce or a complaint stops every partner's mail; an unsubscribe or a withdrawal stops
+what the tenant chose (``Tenant.unsubscribe_scope``): every partner of the vendor
+("vendor", the default) or the one partner ("partner").
+
+An erasure removes the address from every row of the tenant that holds it and keeps only
+a one-way hash of it (:func:`email_hash`, salted with the tenant), so that no later import
+brings it back and no send reaches it.
+
+Unsubscribe links carry a signed token naming the tenant and the contact, so the
+one-click endpoint needs no login and cannot be used to unsubscribe anyone else.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import String, cast, delete, func, insert, literal, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from partnercast.core.models import Event
+from partnercast.core.errors import UserError
+from partnercast.core.models import Delivery, Event
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken, read_recipient_token, recipient_token, unsign
-from partnercast.core.tenancy import tenant_session
-from partnercast.tenants.models import Contact, Suppression
+from partnercast.core.tenancy import session_tenant, tenant_session
+from partnercast.tenants.models import (
+    ConsentRecord,
+    Contact,
+    Erasure,
+    PartnerSuppression,
+    Suppression,
+    Tenant,
+)
 
 UNSUBSCRIBE = "unsubscribe"
 UNSUBSCRIBE_LINK_DAYS = 400  # well past the 30 days the law asks links to keep working
+SCOPES = ("vendor", "partner")
+"""Tenant.unsubscribe_scope: what an unsubscribe or a withdrawal stops."""
+ERASED = "erased"
 
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+def email_hash(tenant_id: int, email: str) -> str:
+    """The one-way hash an erasure keeps of an address: SHA-256 of the tenant and the
+    normalised address, so one tenant's hashes say nothing about another's."""
+    data = f"partnercast-erasure:{tenant_id}:{normalise_email(email)}".encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def unsubscribe_scope(session: Session) -> str:
+    """The session's tenant's choice of what an unsubscribe stops (see :data:`SCOPES`)."""
+    tenant = session.get(Tenant, session_tenant(session))
+    return tenant.unsubscribe_scope if tenant is not None else SCOPES[0]
+
+
+def withdraw(
+    session: Session,
+    email: str,
+    partner_id: int,
+    *,
+    reason: str,
+    source: str,
+    now: datetime,
+    scope: str | None = None,
+) -> bool:
+    """Stop mail to ``email`` as the tenant's unsubscribe scope says (or ``scope``): from
+    every partner, or from ``partner_id`` only. False when it was already stopped."""
+    if (scope or unsubscribe_scope(session)) == "vendor":
+        return suppress(session, email, reason=reason, source=source, now=now)
+    address = normalise_email(email)
+    existing = session.exec(
+        select(PartnerSuppression.id).where(
+            PartnerSuppression.partner_id == partner_id, PartnerSuppression.email == address
+        )
+    ).first()
+    if existing is not None:
+        return False
+    session.add(
+        PartnerSuppression(
+            partner_id=partner_id,
+            email=address,
+            reason=reason,
+            source=source[:200],
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
 
 
 def suppress(session: Session, email: str, *, reason: str, source: str = "", now: datetime) -> bool:
@@ -41,13 +111,183 @@ def suppress(session: Session, email: str, *, reason: str, source: str = "", now
     return True
 
 
-def suppressed_among(session: Session, emails: Iterable[str]) -> set[str]:
-    """Which of ``emails`` (normalised) are suppressed in the session's tenant."""
+def suppress_by_command(
+    session: Session,
+    emails: Iterable[str],
+    *,
+    partner_id: int | None,
+    reason: str,
+    now: datetime,
+) -> int:
+    """Suppress ``emails`` for every partner (``partner_id`` None) or one partner, as the
+    operator asked, recording each as a withdrawal of consent; how many were new. A string
+    that is not an address is a UserError before anything is written."""
+    tenant_id = session_tenant(session)
+    addresses = [normalise_email(email) for email in emails]
+    bad = [email for email in addresses if "@" not in email or " " in email]
+    if bad:
+        raise UserError(f"not an email address: {', '.join(repr(email) for email in bad)}")
+    added = 0
+    for address in dict.fromkeys(addresses):
+        scope = "vendor" if partner_id is None else "partner"
+        if withdraw(
+            session,
+            address,
+            partner_id or 0,
+            reason=reason[:40],
+            source="command",
+            now=now,
+            scope=scope,
+        ):
+            added += 1
+            session.add(
+                ConsentRecord(
+                    partner_id=partner_id,
+                    email=address,
+                    email_hash=email_hash(tenant_id, address),
+                    granted=False,
+                    occurred_at=now,
+                    method="command",
+                    text=reason[:2000],
+                    source="contacts suppress",
+                    recorded_at=now,
+                )
+            )
+    session.flush()
+    return added
+
+
+def suppressed_among(
+    session: Session, emails: Iterable[str], partner_id: int | None = None
+) -> set[str]:
+    """Which of ``emails`` (normalised) must not be mailed in the session's tenant: on its
+    suppression list, erased, or (given ``partner_id``) suppressed for that partner."""
     addresses = {normalise_email(email) for email in emails}
     if not addresses:
         return set()
-    rows = session.exec(select(Suppression.email).where(col(Suppression.email).in_(addresses)))
-    return set(rows.all())
+    found = set(
+        session.exec(select(Suppression.email).where(col(Suppression.email).in_(addresses)))
+    )
+    if partner_id is not None:
+        found |= set(
+            session.exec(
+                select(PartnerSuppression.email).where(
+                    PartnerSuppression.partner_id == partner_id,
+                    col(PartnerSuppression.email).in_(addresses),
+                )
+            )
+        )
+    tenant_id = session_tenant(session)
+    hashes = {email_hash(tenant_id, address): address for address in addresses - found}
+    if hashes:
+        erased = session.exec(
+            select(Erasure.email_hash).where(col(Erasure.email_hash).in_(list(hashes)))
+        )
+        found |= {hashes[value] for value in erased}
+    return found
+
+
+def erased_hashes(session: Session) -> set[str]:
+    """The hashes of every address erased in the session's tenant."""
+    return set(session.exec(select(Erasure.email_hash)).all())
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure did: contacts anonymised, suppressions and consent records cleared."""
+
+    contacts: int
+    suppressions: int
+    consent_records: int
+    already: bool
+
+
+def erase(session: Session, email: str, *, now: datetime, source: str = "command") -> Erased:
+    """Erase ``email`` from the session's tenant: its contacts (every partner's) lose their
+    address, names and company and their consent; their deliveries lose the address; the
+    suppressions naming it are replaced by its hash; consent records keep only the hash.
+
+    A later import of the address is refused, and no send reaches it.
+    """
+    tenant_id = session_tenant(session)
+    address = normalise_email(email)
+    if "@" not in address:
+        raise UserError(f"{email!r} is not an email address")
+    digest = email_hash(tenant_id, address)
+    already = session.exec(select(Erasure.id).where(Erasure.email_hash == digest)).first()
+    contact_ids = list(
+        session.exec(select(Contact.id).where(func.lower(col(Contact.email)) == address)).all()
+    )
+    if contact_ids:
+        session.execute(
+            update(Contact)
+            .where(col(Contact.id).in_(contact_ids))
+            .values(
+                email="",
+                first_name="",
+                last_name="",
+                company="",
+                consent=False,
+                external_id=literal("erased-", String) + cast(col(Contact.id), String),
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.contact_id).in_(contact_ids))
+            .values(email="")
+            .execution_options(synchronize_session=False)
+        )
+    suppressions = 0
+    for model in (Suppression, PartnerSuppression):
+        result = session.execute(
+            delete(model)
+            .where(col(model.email) == address)
+            .execution_options(synchronize_session=False)
+        )
+        suppressions += int(getattr(result, "rowcount", 0) or 0)
+    records = session.execute(
+        update(ConsentRecord)
+        .where(col(ConsentRecord.email_hash) == digest)
+        .values(email="")
+        .execution_options(synchronize_session=False)
+    )
+    if already is None:
+        session.add(Erasure(email_hash=digest, erased_at=now))
+    session.add(
+        ConsentRecord(
+            email_hash=digest,
+            granted=False,
+            occurred_at=now,
+            method="erasure",
+            source=source[:300],
+            recorded_at=now,
+        )
+    )
+    session.flush()
+    return Erased(
+        contacts=len(contact_ids),
+        suppressions=suppressions,
+        consent_records=int(getattr(records, "rowcount", 0) or 0),
+        already=already is not None,
+    )
+
+
+def record_consents(session: Session, rows: list[dict[str, object]]) -> None:
+    """Add consent records (dicts of :class:`ConsentRecord` fields) in one statement."""
+    if not rows:
+        return
+    tenant_id = session_tenant(session)
+    for start in range(0, len(rows), 5000):
+        chunk = [{"tenant_id": tenant_id, "text": "", **row} for row in rows[start : start + 5000]]
+        session.execute(insert(ConsentRecord), chunk)
+
+
+def consent_records(session: Session) -> list[ConsentRecord]:
+    """The tenant's consent records, oldest first."""
+    query = select(ConsentRecord).order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))
+    return list(session.exec(query).all())
 
 
 def unsubscribe_token(
@@ -94,16 +334,35 @@ def unsubscribe_by_token(
     engine: Engine, settings: Settings, token: str, *, now: datetime
 ) -> UnsubscribeResult:
     """Honour an unsubscribe link followed at ``now``: suppress the contact's address in
-    its tenant."""
+    its tenant, for every partner or for the contact's partner as the tenant chose."""
     tenant_id, contact_id, dispatch_id = _unsubscribe_ids(settings, token, now)
     with tenant_session(engine, tenant_id) as session:
         contact = session.get(Contact, int(contact_id))
-        if contact is None:
+        if contact is None or not contact.email:  # gone, or erased since
             raise InvalidToken("this link is not valid")
-        added = suppress(
-            session, contact.email, reason="unsubscribed", source=f"link:{dispatch_id}", now=now
+        source = f"link:{dispatch_id}"
+        added = withdraw(
+            session,
+            contact.email,
+            contact.partner_id,
+            reason="unsubscribed",
+            source=source,
+            now=now,
         )
         if added:
+            session.add(
+                ConsentRecord(
+                    contact_id=contact.id,
+                    partner_id=contact.partner_id,
+                    email=normalise_email(contact.email),
+                    email_hash=email_hash(tenant_id, contact.email),
+                    granted=False,
+                    occurred_at=now,
+                    method="unsubscribe link",
+                    source=source,
+                    recorded_at=now,
+                )
+            )
             session.add(
                 Event(
                     kind="unsubscribed",

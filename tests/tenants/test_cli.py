@@ -111,9 +111,12 @@ def test_import_help_documents_the_exit_codes(cli) -> None:
     ("content", "message"),
     [
         (None, "no such file"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file in any encoding recognised"),
         (b"external_id,name\x00\n", "not a CSV text file"),
-        (b"external_id,nmae,legal_name,postal_address\nP1,x,y,z\n", "unknown columns 'nmae'"),
+        (
+            b"external_id,nmae,legal_name,postal_address\nP1,x,y,z\n",
+            "missing required columns name",
+        ),
         (b"", "the file is empty"),
     ],
 )
@@ -160,12 +163,13 @@ def test_sample_walkthrough(cli, engine, tenant_a) -> None:
     imported = cli(
         "contacts", "import", "P1001", str(EXAMPLES / "contacts.csv"), "--tenant", "vendor-a"
     )
-    assert "contacts: 17 created, 0 updated, 0 unchanged, 3 rejected" in imported.stdout
-    for reason in ("bad email 'bob@'", "unknown locale 'xx_YY'", "no consent"):
+    summary = "contacts: 18 created, 0 updated, 0 unchanged, 2 rejected, 1 consent withdrawn"
+    assert summary in imported.stdout
+    for reason in ("bad email 'bob@'", "unknown locale 'xx_YY'"):
         assert reason in imported.stdout
 
     listed = cli("contacts", "list", "P1001", "--tenant", "vendor-a", "--limit", "5")
-    assert "17 contacts of P1001 (first 5)" in listed.stdout
+    assert "18 contacts of P1001 (first 5)" in listed.stdout
     assert "anna.schmidt@brauhaus-koenig.example" in listed.stdout
 
     loaded = cli("segments", "load", str(EXAMPLES / "segments.yaml"), "--tenant", "vendor-a")
