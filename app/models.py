@@ -23,7 +23,16 @@ from partnercast.core.scheduler import JobRun
 from partnercast.funnel.engagement import Engagement
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import CrmSecret, LeadStage, Rollup, Spend
-from partnercast.tenants.models import Contact, Partner, Segment, Suppression, Tenant
+from partnercast.tenants.models import (
+    ConsentRecord,
+    Contact,
+    Erasure,
+    Partner,
+    PartnerSuppression,
+    Segment,
+    Suppression,
+    Tenant,
+)
 
 metadata = SQLModel.metadata
 
@@ -34,6 +43,7 @@ __all__ = [
     "Concierge",
     "ConciergeSettings",
     "ConciergeTask",
+    "ConsentRecord",
     "Contact",
     "CrmSecret",
     "Cycle",
@@ -41,6 +51,7 @@ __all__ = [
     "Dispatch",
     "Engagement",
     "Enrollment",
+    "Erasure",
     "Event",
     "JobRun",
     "Lead",
@@ -48,6 +59,7 @@ __all__ = [
     "Partner",
     "PartnerAssignment",
     "PartnerReadiness",
+    "PartnerSuppression",
     "ProviderBucket",
     "RateBucket",
     "Review",
