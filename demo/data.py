@@ -241,7 +241,7 @@ def contact_rows(
             )
     rows[3]["email"] = "not-an-address"
     rows[7]["locale"] = "xx_YY"
-    rows[11]["consent"] = "no"
+    rows[11]["consent"] = ""  # no consent given: rejected ("no" would withdraw it)
     return rows
 
 
