@@ -519,7 +519,8 @@ def _open_batch(
 ) -> tuple[list[outbox.Pending], dict[int, AudienceMember]]:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = _fenced_row(session, dispatch_id)
-        suppressed = suppressed_among(session, [contact.email for contact in contacts])
+        emails = [contact.email for contact in contacts]
+        suppressed = suppressed_among(session, emails, partner_id=dispatch.partner_id)
         addressees = [outbox.Addressee(contact.id or 0, contact.email) for contact in contacts]
         opened = outbox.open_deliveries(
             session,
