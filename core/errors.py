@@ -47,3 +47,7 @@ class TenantScopeError(PartnercastError):
 
 class TemplateError(UserError):
     """A template could not be rendered (syntax, sandbox violation, budget exceeded)."""
+
+    retryable = False
+    """True when another attempt may succeed (the render ran out of CPU time or memory on
+    a loaded machine): a dispatch retries it a bounded number of times instead of failing."""
