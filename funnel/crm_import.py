@@ -21,7 +21,6 @@ from ``lead`` also reached mql, sql and opportunity), which the rollups count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.core.bounds import db_int_problem, parse_amount, parse_instant
 from partnercast.core.models import Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc
@@ -190,6 +190,11 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups, now: datetime) -> 
             lead_id = int(get["lead_id"])
         except ValueError:
             problems.append(f"lead_id {get['lead_id']!r} is not a number")
+        else:
+            problem = db_int_problem(lead_id)
+            if problem:
+                problems.append(f"lead_id {get['lead_id']!r} {problem}")
+                lead_id = None
     email = ""
     if get["email"]:
         try:
@@ -206,9 +211,9 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups, now: datetime) -> 
     occurred_at = as_utc(now)
     if get["occurred_at"]:
         try:
-            occurred_at = as_utc(datetime.fromisoformat(get["occurred_at"]))
-        except ValueError:
-            problems.append(f"occurred_at {get['occurred_at']!r} is not an ISO date or datetime")
+            occurred_at = parse_instant(get["occurred_at"])
+        except ValueError as error:
+            problems.append(f"occurred_at {error}")
     if problems or partner is None:
         raise values.BadValue("; ".join(problems))
     utm = tuple((key, get[key][:200]) for key in UTM if get[key])
@@ -258,14 +263,10 @@ def _amount(cell: str, problems: list[str]) -> float:
     if not cell:
         return 0.0
     try:
-        amount = float(cell.replace(",", ""))
-    except ValueError:
-        problems.append(f"deal_value {cell!r} is not a number")
+        return parse_amount(cell, label="deal_value")
+    except ValueError as error:
+        problems.append(str(error))
         return 0.0
-    if not math.isfinite(amount) or amount < 0:
-        problems.append(f"deal_value {cell!r} must be zero or more")
-        return 0.0
-    return amount
 
 
 def apply_update(session: Session, update: StageUpdate) -> Outcome:

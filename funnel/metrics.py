@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign, Cycle, Enrollment
+from partnercast.core.bounds import finite
 from partnercast.core.tenancy import session_tenant
 from partnercast.funnel.models import Rollup, Spend
 from partnercast.tenants.models import Partner
@@ -90,7 +91,7 @@ class FunnelRow:
 
     def rate(self, numerator: str, denominator: str) -> float | None:
         bottom = self.counts.get(denominator, 0)
-        return self.counts.get(numerator, 0) / bottom if bottom else None
+        return finite(self.counts.get(numerator, 0) / bottom) if bottom else None
 
     @property
     def rates(self) -> dict[str, float | None]:
@@ -98,11 +99,13 @@ class FunnelRow:
 
     @property
     def roi_pipeline(self) -> float | None:
-        return self.pipeline / self.spend if self.spend else None
+        """Pipeline over spend; None without spend, or when it is not a finite number
+        (amounts are bounded where they come in: only rows stored before could)."""
+        return finite(self.pipeline / self.spend) if self.spend else None
 
     @property
     def roi_won(self) -> float | None:
-        return self.won_value / self.spend if self.spend else None
+        return finite(self.won_value / self.spend) if self.spend else None
 
     @property
     def meets_target(self) -> bool:

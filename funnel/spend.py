@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Campaign
+from partnercast.core.bounds import MIN_SPEND, check_amount
 from partnercast.core.errors import NotFound, UserError
 from partnercast.funnel.models import Spend
 from partnercast.tenants.models import Partner
@@ -29,8 +29,7 @@ def add_spend(
     """Record an investment in one partner's campaign."""
     if kind not in KINDS:
         raise UserError(f"kind must be one of {', '.join(KINDS)}", where="--kind")
-    if not math.isfinite(amount) or amount <= 0:
-        raise UserError("the amount must be more than zero", where="AMOUNT")
+    amount = check_amount(amount, where="AMOUNT", minimum=MIN_SPEND)
     partner = session.exec(
         select(Partner).where(Partner.external_id == partner_external_id)
     ).first()
@@ -42,7 +41,7 @@ def add_spend(
     row = Spend(
         partner_id=partner.id or 0,
         campaign_id=campaign.id or 0,
-        amount=float(amount),
+        amount=amount,
         kind=kind,
         currency=currency.upper()[:3],
         note=note[:500],
