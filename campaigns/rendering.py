@@ -18,7 +18,7 @@ from typing import Any
 from markupsafe import Markup
 
 from partnercast.campaigns.partner_text import partner_text
-from partnercast.campaigns.sandbox import render_limited, template_environment
+from partnercast.campaigns.sandbox import TemplateSet, render_limited, template_environment
 from partnercast.campaigns.spec import CampaignSpec, TouchSpec, localize
 from partnercast.plugins import Channel, Draft, RenderRequest
 from partnercast.plugins.personalization import marker, new_nonce
@@ -205,12 +205,12 @@ def _cache_key(view: PartnerView, touch: TouchSpec, locale: str) -> str:
 
 
 class Environments:
-    """Template environments shared by the drafts of one run, by template set, escaping
-    and filters. Safe to share: an environment holds compiled templates only; every
-    render gets its own context and budget (campaigns/sandbox.py)."""
+    """Template sets shared by the drafts of one run, by templates, escaping and filters:
+    each is hashed once, and the render process compiles it once and keeps it
+    (campaigns/sandbox.py). Safe to share: every render gets its own context and budget."""
 
     def __init__(self) -> None:
-        self._made: dict[tuple[str, bool, int], Any] = {}
+        self._made: dict[tuple[str, bool, int], TemplateSet] = {}
 
     def get(
         self,
@@ -218,7 +218,7 @@ class Environments:
         *,
         autoescape: bool,
         filters: Mapping[str, Callable[..., Any]] | None,
-    ) -> Any:
+    ) -> TemplateSet:
         digest = hashlib.sha256(
             json.dumps(dict(templates), sort_keys=True).encode("utf-8")
         ).hexdigest()

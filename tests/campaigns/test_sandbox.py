@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from partnercast.campaigns.partner_text import partner_text, template_syntax_problems
-from partnercast.campaigns.sandbox import RenderLimits, render_limited, template_environment
+from partnercast.campaigns.sandbox import (
+    RenderBudgetExceeded,
+    RenderLimits,
+    render_limited,
+    template_environment,
+)
 from partnercast.core.errors import TemplateError
 from partnercast.plugins.personalization import Personalizer, marker
 
@@ -15,47 +20,27 @@ def render(source: str, context: dict | None = None, limits: RenderLimits | None
     return render_limited(environment, "t.mjml", context or {}, limits)
 
 
-RUNAWAY = [
-    pytest.param(
-        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        "loops more than",
-        id="nested-loops-for-ever",
-    ),
-    pytest.param(
-        "{% set s = 'ab' * 500 %}{% for a in s %}{% for b in s %}{% for c in s %}{% endfor %}"
-        "{% endfor %}{% endfor %}",
-        "loops more than",
-        id="loops-over-strings",
-    ),
-    pytest.param("{{ 'x' * 1000000000 }}", "repeats a value", id="string-times-a-billion"),
-    pytest.param("{{ ([1] * 1000) * 100000 }}", "repeats a value", id="list-multiplication"),
-    pytest.param("{{ '{:>999999999}'.format('a') }}", "format width", id="str-format-width"),
-    pytest.param("{{ '%999999999s' % 'a' }}", "format width", id="percent-format-width"),
-    pytest.param("{{ 'a'|center(999999999) }}", "too large", id="center-filter"),
-    pytest.param(
-        "{% for i in range(100000) %}{{ 'x' * 60 }}{% endfor %}",
-        "output is over",
-        id="gigabytes-of-output",
-    ),
-    pytest.param("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion", id="recursion"),
-]
-
-
-@pytest.mark.parametrize(("source", "reason"), RUNAWAY)
-def test_runaway_templates_are_stopped_quickly(source: str, reason: str) -> None:
-    # A generous deadline, so that on a loaded machine the guard under test (iterations,
-    # output size, width, recursion) is the one that stops the render, not the clock; the
-    # clock has its own test below.
-    with pytest.raises(TemplateError) as caught:
-        render(source, limits=RenderLimits(seconds=60))
-    assert reason in str(caught.value)
-    assert "t.mjml" in str(caught.value)
-
-
 def test_slow_template_hits_the_deadline() -> None:
     source = "{% for i in range(100000) %}{{ i|string|length }}{% endfor %}" * 50
-    with pytest.raises(TemplateError, match="longer than"):
+    with pytest.raises(RenderBudgetExceeded, match=r"more than 0\.05 seconds of CPU time"):
         render(source, limits=RenderLimits(seconds=0.05, iterations=10_000_000))
+
+
+def test_a_template_error_is_not_a_budget_and_names_its_line() -> None:
+    with pytest.raises(
+        TemplateError, match=r"^t\.mjml: line 2: division by zero \(ZeroDivisionError\)$"
+    ) as caught:
+        render("fine\n{{ 1/0 }}")
+    assert not isinstance(caught.value, RenderBudgetExceeded)
+
+
+def test_a_killed_render_process_is_replaced() -> None:
+    # Stopped by the kernel in the middle of one filter call (no check runs there), then
+    # the next render gets a fresh process.
+    wraps = "|wordwrap(1)" * 20
+    with pytest.raises(RenderBudgetExceeded, match="CPU time"):
+        render("{{ ('a ' * 999999)" + wraps + "|length }}", limits=RenderLimits(seconds=0.2))
+    assert render("{{ 6 * 7 }}") == "42"
 
 
 def test_sandbox_refuses_python_internals() -> None:
