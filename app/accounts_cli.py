@@ -129,12 +129,21 @@ def list_accounts(tenant: TenantOption) -> None:
 
 @accounts_app.command("rotate-keys")
 def rotate_keys() -> None:
-    """Re-encrypt every stored secret with the first encryption key (all tenants)."""
+    """Re-encrypt every stored secret (channel accounts, webhook secrets) with the first
+    encryption key, all tenants; a secret no configured key opens is one line, nothing
+    changed."""
+    from partnercast.funnel.crm_secret import rotate_secrets as rotate_webhook_secrets
+
     config = load_settings()
+    box = secret_box(config)
     reason = "key rotation re-encrypts every tenant's secrets"
     with opened_engine(config) as engine, system_session(engine, reason=reason) as session:
-        count = accounts.rotate_secrets(session, secret_box(config))
-    console.print(f"re-encrypted the secrets of {count} accounts with the first key")
+        count = accounts.rotate_secrets(session, box)
+        webhooks = rotate_webhook_secrets(session, box)
+    console.print(
+        f"re-encrypted the secrets of {count} accounts and {webhooks} webhook secrets "
+        "with the first key"
+    )
 
 
 def register(app: typer.Typer) -> None:

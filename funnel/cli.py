@@ -30,7 +30,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import import_leads
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret
+from partnercast.funnel.crm_secret import HEADERS, new_secret
 from partnercast.funnel.metrics import (
     ENGAGEMENT,
     GROUPINGS,
@@ -126,7 +126,8 @@ def crm_secret(tenant: TenantOption, now: NowOption = None) -> None:
         secret = new_secret(session, settings, now=moment)
     console.print(secret, markup=False, highlight=False)
     console.print(
-        f"POST /crm/{tenant}/leads with {SIGNATURE_HEADER}: sha256=<HMAC-SHA256 of the body>. "
+        f"POST /crm/{tenant}/leads (and /feedback/{tenant}) signed by the Standard Webhooks "
+        f"scheme: {', '.join(HEADERS)} (docs/funnel.md). "
         "Keep the secret now: it is stored encrypted and will not be shown again.",
         markup=False,
         highlight=False,

@@ -13,6 +13,12 @@ importing the same file twice is a no-op. Every record is checked before anythin
 written and then written in its own SAVEPOINT: a bad record is rejected with its line (or
 index) and a reason, and leaves nothing behind.
 
+Stage changes apply by the CRM's own time: a record's ``occurred_at``, else (a webhook) the
+message's ``webhook-timestamp``, else (a CSV row) the import's instant. An older record
+never overwrites a newer one: a deal value set by a later record stays (an out-of-order
+"opportunity 1000" after a 5000 changes nothing), and the lead's current stage moves only
+further along lead -> won, and to or from lost only by a more recent record.
+
 A stage change is an :class:`Event` whose kind is the stage and whose value is the deal
 value, attributed through the Lead to its partner, campaign, enrollment, touch and cycle;
 ``data["reached"]`` lists every stage it newly reached (a lead reported ``won`` straight
@@ -118,10 +124,15 @@ def import_leads(session: Session, path: str | Path, *, now: datetime) -> Import
 
 
 def apply_records(
-    session: Session, records: Iterable[Mapping[str, Any]], *, now: datetime
+    session: Session,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    sent_at: datetime | None = None,
 ) -> ImportReport:
-    """Apply webhook records received at ``now``; a rejection's ``line`` is the record's
-    index (from 0)."""
+    """Apply webhook records received at ``now``, sent by the CRM at ``sent_at`` (the time
+    of a record that gives no ``occurred_at``; default ``now``); a rejection's ``line`` is
+    the record's index (from 0)."""
     session_tenant(session)
     lookups = _Lookups.load(session)
     report = ImportReport()
@@ -134,7 +145,7 @@ def apply_records(
             report.rejected.append(Rejection(index, f"unknown fields {', '.join(unknown)}"))
             continue
         cells = {key: "" if value is None else str(value) for key, value in record.items()}
-        _apply_one(session, lookups, cells, index, report, now)
+        _apply_one(session, lookups, cells, index, report, now, sent_at)
     return report
 
 
@@ -145,9 +156,10 @@ def _apply_one(
     line: int,
     report: ImportReport,
     now: datetime,
+    sent_at: datetime | None = None,
 ) -> None:
     try:
-        update = parse_record(cells, lookups, now)
+        update = parse_record(cells, lookups, now, sent_at)
     except values.BadValue as error:
         report.rejected.append(Rejection(line, str(error)))
         return
@@ -164,9 +176,11 @@ def _apply_one(
     report.count(outcome)
 
 
-def parse_record(cells: Mapping[str, str], lookups: _Lookups, now: datetime) -> StageUpdate:
-    """Check one record, received at ``now``, completely; raise BadValue listing every
-    problem."""
+def parse_record(
+    cells: Mapping[str, str], lookups: _Lookups, now: datetime, sent_at: datetime | None = None
+) -> StageUpdate:
+    """Check one record, received at ``now`` (sent at ``sent_at``, its time when it gives
+    no ``occurred_at``), completely; raise BadValue listing every problem."""
     problems: list[str] = []
     get = {key: (cells.get(key) or "").strip() for key in (*REQUIRED, *OPTIONAL)}
     partner = lookups.partners.get(get["partner"])
@@ -208,7 +222,7 @@ def parse_record(cells: Mapping[str, str], lookups: _Lookups, now: datetime) -> 
     currency = get["currency"].upper()
     if currency and not (len(currency) == 3 and currency.isalpha()):
         problems.append(f"currency {get['currency']!r} is not a 3-letter code")
-    occurred_at = as_utc(now)
+    occurred_at = as_utc(sent_at or now)
     if get["occurred_at"]:
         try:
             occurred_at = parse_instant(get["occurred_at"])
@@ -280,9 +294,13 @@ def apply_update(session: Session, update: StageUpdate) -> Outcome:
         reached_rows = _baseline(session, lead, update.recorded_at)
     previous = reached_rows.get(update.stage)
     if previous is not None:
+        as_of = as_utc(previous.value_as_of or previous.occurred_at)
+        if update.occurred_at < as_of:
+            return "updated" if relinked else "unchanged"  # older than the value it has
         if update.stage in VALUED and update.value and previous.value != update.value:
             delta = update.value - previous.value
             previous.value = update.value
+            previous.value_as_of = update.occurred_at
             session.add(previous)
             session.add(_event(lead, update, reached=[], adjust=delta))
             return "updated"
@@ -299,12 +317,22 @@ def apply_update(session: Session, update: StageUpdate) -> Outcome:
                 created_at=update.recorded_at,
             )
         )
-    if _rank(update.stage) >= _rank(lead.stage):
+    if _moves_lead(lead, update):
         lead.stage = update.stage
         lead.stage_changed_at = update.occurred_at
         session.add(lead)
     session.add(_event(lead, update, reached=reached))
     return "created" if created else "updated"
+
+
+def _moves_lead(lead: Lead, update: StageUpdate) -> bool:
+    """Along lead -> won, a further stage moves the lead (reaching it means the earlier ones
+    were passed); to or from lost, the more recent record wins (at the same instant, the
+    further stage), so an out-of-order older "lost" does not undo a newer "won"."""
+    if "lost" not in (lead.stage, update.stage):
+        return _rank(update.stage) >= _rank(lead.stage)
+    current = (as_utc(lead.stage_changed_at), _rank(lead.stage))
+    return (update.occurred_at, _rank(update.stage)) >= current
 
 
 def _rank(stage: str) -> int:

@@ -1,4 +1,5 @@
-"""Table models of the funnel: lead stages reached, spend, rollups, the CRM webhook secret.
+"""Table models of the funnel: lead stages reached, spend, rollups, the webhook secret and
+the ids of the signed webhook messages accepted.
 
 ``Rollup`` rows are the funnel's running totals, one per (tenant, partner, campaign,
 cycle, metric); they are kept up to date as events are flushed (see
@@ -38,6 +39,9 @@ class LeadStage(TenantOwned, SQLModel, table=True):
     occurred_at: datetime
     source: str = Field(default="crm", max_length=64)
     created_at: datetime
+    # The CRM's time of the record that set ``value`` (None: ``occurred_at``): a record
+    # older than it changes nothing (an out-of-order "opportunity 1000" after a 5000).
+    value_as_of: datetime | None = Field(default=None)
 
 
 class Spend(TenantOwned, SQLModel, table=True):
@@ -80,3 +84,21 @@ class CrmSecret(TenantOwned, SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sealed: str = Field(max_length=1000)
     created_at: datetime
+
+
+class WebhookMessage(TenantOwned, SQLModel, table=True):
+    """A signed webhook message accepted once (Standard Webhooks' ``webhook-id``), per
+    tenant: the same id again is a replay and is refused. Kept a while longer than the
+    timestamp tolerance (after it, the timestamp alone refuses the message)."""
+
+    __tablename__ = "webhook_message"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "message_id"),
+        Index("ix_webhook_message_received", "tenant_id", "received_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=255)
+    source: str = Field(max_length=40)  # crm | feedback
+    sent_at: datetime  # the sender's webhook-timestamp
+    received_at: datetime

@@ -12,8 +12,9 @@ What it offers, and nothing more:
   declared);
 * signed tokens (:meth:`Host.sign`, :meth:`Host.unsign`): the engine's secret key, a
   purpose per use, an age limit when read;
-* tenants: :meth:`Host.tenant_id` (a command's ``--tenant``) and :meth:`Host.signed_tenant`
-  (a webhook body signed with the tenant's secret, ``X-Partnercast-Signature``);
+* tenants: :meth:`Host.tenant_id` (a command's ``--tenant``) and :meth:`Host.accept_signed`
+  (a webhook signed with the tenant's secret by the Standard Webhooks scheme, its id
+  accepted once; :meth:`Host.release_signed` forgets it when it could not be applied);
 * live pages: :meth:`Host.find_live_page` finds a partner's approved page for a channel,
   :meth:`Host.render_live_page` renders it in the engine's sandbox,
   :meth:`Host.record_visit` and :meth:`Host.accept_lead` record what visitors do;
@@ -120,6 +121,26 @@ class DeliveryReport(Protocol):
 
 
 @dataclass(frozen=True)
+class SignedPost:
+    """A signed webhook message the host accepted: the tenant it comes from, its
+    ``webhook-id`` and the sender's ``webhook-timestamp``."""
+
+    tenant_id: int
+    message_id: str
+    sent_at: datetime
+
+
+class NotSigned(Exception):
+    """A webhook the host refused: ``status`` 401 (unsigned, not valid, not on time) or
+    409 (its id was accepted before: a replay), and the one-line ``reason``."""
+
+    def __init__(self, reason: str, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
 class FeedbackOutcome:
     """What one report did: ``outcome`` is one of RECORDED, UNCHANGED, IGNORED, REJECTED;
     ``retry`` (rejected only): the message is still being sent, try again later."""
@@ -162,9 +183,18 @@ class Host(Protocol):
         """The id of the tenant a slug (or id) names; a one-line user error when none."""
         ...
 
-    def signed_tenant(self, slug: str, body: bytes, signature: str | None) -> int | None:
-        """The tenant ``slug`` names when ``body`` carries its webhook signature, else None
-        (an unknown tenant and a bad signature look the same)."""
+    def accept_signed(
+        self, slug: str, body: bytes, headers: Mapping[str, str], *, source: str, now: datetime
+    ) -> SignedPost:
+        """The message, when ``body`` and ``headers`` carry the Standard Webhooks signature
+        of the tenant ``slug`` names, made within the tolerance of ``now``; its id is then
+        accepted for good (``source`` names the endpoint). :class:`NotSigned` otherwise (an
+        unknown tenant and a bad signature look the same; an id accepted before is 409)."""
+        ...
+
+    def release_signed(self, post: SignedPost) -> None:
+        """Forget an accepted id: what the message asked could not be done yet, and its
+        sender may send it again (a retry keeps its id)."""
         ...
 
     def find_live_page(

@@ -1,11 +1,17 @@
 """``POST /crm/<tenant-slug>/leads``: lead stages pushed by a partner's CRM, signed.
 
-The raw body must carry a valid ``X-Partnercast-Signature`` (HMAC-SHA256 with the
-tenant's CRM secret); an unknown tenant, a missing or wrong signature all answer 401 and
-write nothing (a missing one says how to sign). A signed body that is not JSON, or not
-lead records, answers 400 with the reason. Records are applied like rows of ``partnercast
-leads import``: each good one is kept, each bad one is listed with its index and reason;
-200, or 422 when every record was rejected.
+Signed by the Standard Webhooks scheme with the tenant's secret (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature``: :mod:`partnercast.funnel.crm_secret`). An
+unknown tenant, missing headers, a wrong signature or a timestamp more than 5 minutes from
+the server's clock answer 401 and write nothing (missing headers say how to sign, and the
+old ``X-Partnercast-Signature`` says it is no longer accepted); an id this tenant accepted
+before is a replay: 409, nothing written. A signed body that is not JSON, or not lead
+records, answers 400 with the reason. Records are applied like rows of ``partnercast
+leads import``, at the CRM's time (a record's ``occurred_at``, else the message's
+``webhook-timestamp``), so an older record never overwrites a newer one: each good one is
+kept, each bad one is listed with its index and reason; 200, or 422 when every record was
+rejected. The message's id is accepted in the same transaction as its records: a call
+that fails can be sent again.
 
 Body: ``{"leads": [{"partner": "P1", "email": "a@b.example", "stage": "sql", ...}]}``,
 a list of such records, or one record.
@@ -21,17 +27,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.crm_import import apply_records
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER
+from partnercast.funnel.crm_secret import claim_message
 from partnercast.plugins.web import NOT_POST, json_answer, limited_body
 from partnercast.web.context import Engine, Now, Settings
-from partnercast.web.signed_posts import signed_tenant
+from partnercast.web.signed_posts import ALREADY_RECEIVED, Refused, signed_message
 
 log = logging.getLogger(__name__)
 
-UNSIGNED = (
-    f"unsigned: send the {SIGNATURE_HEADER} header, sha256=<hex HMAC-SHA256 of the raw body "
-    "with the tenant's secret from `partnercast crm secret`>"
-)
 MAX_BODY = 1_000_000
 
 
@@ -50,21 +52,20 @@ def leads(
     """Apply the signed lead records of a partner's CRM."""
     if body is None:
         return json_answer(413, {"error": "body too large"})
-    signature = request.headers.get(SIGNATURE_HEADER)
-    if not signature:
-        # Said before the tenant is looked up, so it tells nothing about which exist.
-        return json_answer(401, {"error": UNSIGNED})
-    tenant_id = signed_tenant(engine, settings, slug, body, signature)
-    if tenant_id is None:
-        return json_answer(401, {"error": "signature not valid"})
+    try:
+        post = signed_message(engine, settings, slug, body, request.headers, now=now)
+    except Refused as refused:
+        return json_answer(refused.status, {"error": refused.reason})
     try:
         records = _records(json.loads(body.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return json_answer(400, {"error": f"not JSON: {error}"})
     except ValueError as error:
         return json_answer(400, {"error": str(error)})
-    with tenant_session(engine, tenant_id) as session:
-        report = apply_records(session, records, now=now)
+    with tenant_session(engine, post.tenant_id) as session:
+        if not claim_message(session, post.message, source="crm", now=now):
+            return json_answer(409, {"error": ALREADY_RECEIVED})
+        report = apply_records(session, records, now=now, sent_at=post.message.sent_at)
     log.info("crm webhook: %s created, %s updated", report.created, report.updated)
     # Every record refused: 422, so a CRM that only looks at the status sees it failed
     # (the same rule as `leads import`, which exits 1 when every row was rejected).

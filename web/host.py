@@ -18,20 +18,22 @@ from partnercast.campaigns import delivery_feedback
 from partnercast.core.cli import open_engine
 from partnercast.core.settings import Settings, load_settings
 from partnercast.core.signing import InvalidToken, sign, unsign
+from partnercast.funnel.crm_secret import SignedMessage
 from partnercast.plugins.host import (
     DeliveryReport,
     FeedbackOutcome,
     Host,
     LivePage,
     NewLead,
+    NotSigned,
     RenderedPage,
+    SignedPost,
     TokenError,
 )
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.plugins.settings import PluginConfig
 from partnercast.tenants.scope import resolve_tenant
-from partnercast.web import landing
-from partnercast.web.signed_posts import signed_tenant
+from partnercast.web import landing, signed_posts
 
 
 class EngineHost:
@@ -66,8 +68,21 @@ class EngineHost:
     def tenant_id(self, name: str) -> int:
         return resolve_tenant(self.engine, name)
 
-    def signed_tenant(self, slug: str, body: bytes, signature: str | None) -> int | None:
-        return signed_tenant(self.engine, self.settings, slug, body, signature)
+    def accept_signed(
+        self, slug: str, body: bytes, headers: Mapping[str, str], *, source: str, now: datetime
+    ) -> SignedPost:
+        try:
+            post = signed_posts.accept(
+                self.engine, self.settings, slug, body, headers, source=source, now=now
+            )
+        except signed_posts.Refused as refused:
+            raise NotSigned(refused.reason, refused.status) from refused
+        message = post.message
+        return SignedPost(post.tenant_id, message.message_id, message.sent_at)
+
+    def release_signed(self, post: SignedPost) -> None:
+        message = SignedMessage(post.message_id, post.sent_at)
+        signed_posts.release(self.engine, signed_posts.SignedPost(post.tenant_id, message))
 
     def find_live_page(
         self, channel: str, tenant_slug: str, partner_key: str, campaign_key: str

@@ -1,15 +1,22 @@
 """``POST /feedback/<tenant-slug>``: one bounce or complaint report, as raw message/rfc822.
 
 For a mail provider's inbound webhook, or a pipe from the MTA (``curl --data-binary @-``).
-Signed like the CRM webhook: the header ``X-Partnercast-Signature: sha256=<hex
-HMAC-SHA256 of the raw body>`` with the tenant's webhook secret (``partnercast crm
-secret``). Unknown tenant, missing or wrong signature: 401, nothing written. Answers, in
-JSON ``{"outcome", "reason", "kind"}``:
+Signed like the CRM webhook, by the Standard Webhooks scheme with the tenant's webhook
+secret (``partnercast crm secret``): headers ``webhook-id``, ``webhook-timestamp`` (within 5
+minutes of the server's clock) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
+"<id>.<timestamp>.<raw body>">``). Unknown tenant, missing headers (the old
+``X-Partnercast-Signature`` is refused, saying so), a wrong signature or a stale
+timestamp: 401, nothing written; an id this tenant accepted before (a replay): 409
+``{"error"}``, nothing written. Otherwise, in JSON ``{"outcome", "reason", "kind"}``:
 
-* 200: recorded, unchanged (already recorded: a retried call is harmless) or ignored (a
-  success DSN, a not-spam report);
+* 200: recorded, unchanged (already recorded) or ignored (a success DSN, a not-spam
+  report);
 * 422: rejected for good (not a report, or about no delivery of this tenant);
-* 409: the message is still being sent; the sender should retry later.
+* 409: the message is still being sent; the sender should retry later (its id is not
+  kept, so the retry is accepted).
+
+Reports apply in any order: a hard bounce is final, so an older soft bounce or delay that
+arrives after it changes no delivery's state.
 
 Mounted through the ``register_routes`` hook; the engine is reached only through the host.
 """
@@ -22,13 +29,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from partnercast.channels.email.feedback_intake import import_message
-from partnercast.plugins.host import REJECTED, Host
+from partnercast.plugins.host import REJECTED, Host, NotSigned
 from partnercast.plugins.web import NOT_POST, Now, json_answer, limited_body
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 10_000_000  # a bounce may carry the whole returned message
-SIGNATURE_HEADER = "X-Partnercast-Signature"
 
 
 def router(host: Host) -> APIRouter:
@@ -44,15 +50,21 @@ def router(host: Host) -> APIRouter:
     ) -> Response:
         if body is None:
             return json_answer(413, {"error": "body too large"})
-        signature = request.headers.get(SIGNATURE_HEADER) or None
-        tenant_id = host.signed_tenant(slug, body, signature)
-        if tenant_id is None:
-            return json_answer(401, {"error": "signature not valid"})
-        result = import_message(host, tenant_id, body, now=now)
-        log.info("mail feedback for tenant %s: %s", tenant_id, result.outcome)
+        try:
+            post = host.accept_signed(slug, body, request.headers, source="feedback", now=now)
+        except NotSigned as refused:
+            return json_answer(refused.status, {"error": refused.reason})
+        try:
+            result = import_message(host, post.tenant_id, body, now=now)
+        except BaseException:
+            host.release_signed(post)  # not recorded: the sender's retry must be accepted
+            raise
+        log.info("mail feedback for tenant %s: %s", post.tenant_id, result.outcome)
         status = 200
         if result.outcome == REJECTED:
             status = 409 if result.retry else 422
+            if result.retry:
+                host.release_signed(post)
         payload = {"outcome": result.outcome, "reason": result.reason, "kind": result.kind}
         return json_answer(status, payload)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import utcnow
 from partnercast.funnel import rollups
 from partnercast.funnel.crm_import import apply_records, import_leads
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
+from partnercast.funnel.crm_secret import new_secret, signed_headers
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import LeadStage
 from partnercast.tenants.models import Partner, Tenant
@@ -206,12 +207,17 @@ def server(funnel: Funnel) -> Iterator[str]:
         http.server_close()
 
 
+def _signed(secret: str, body: bytes) -> dict[str, str]:
+    """Standard Webhooks headers, sent now (the server checks the time on its clock)."""
+    return signed_headers(secret, body, message_id=f"msg_{uuid.uuid4().hex}", sent_at=utcnow())
+
+
 def _post(server: str, slug: str, secret: str, records: list[dict]) -> dict:
     body = json.dumps({"leads": records}).encode()
     answer = requests.post(
         f"{server}/crm/{slug}/leads",
         data=body,
-        headers={SIGNATURE_HEADER: sign(secret, body), "Content-Type": "application/json"},
+        headers={**_signed(secret, body), "Content-Type": "application/json"},
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -270,7 +276,7 @@ def test_csv_and_webhook_with_the_same_crm_id_move_the_same_lead_in_one_tenant_o
     refused = requests.post(
         f"{server}/crm/other-vendor/leads",
         data=body,
-        headers={SIGNATURE_HEADER: sign(secret_a, body)},
+        headers=_signed(secret_a, body),
         timeout=30,
     )
     assert refused.status_code == 401

@@ -16,11 +16,11 @@ from sqlalchemy.engine import Engine
 from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
+from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, signed_headers
 from partnercast.plugins import hookimpl
-from partnercast.plugins.host import Host
+from partnercast.plugins.host import Host, NotSigned
 from partnercast.plugins.manager import Plugins, load_plugins
-from partnercast.plugins.web import RegisterRouter, json_answer, limited_body
+from partnercast.plugins.web import Now, RegisterRouter, json_answer, limited_body
 from partnercast.web.app import make_http_server
 from partnercast.web.host import EngineHost
 
@@ -37,13 +37,15 @@ class Receiver:
             tenant: str,
             request: Request,
             body: Annotated[bytes | None, Depends(limited_body(100))],
+            now: Now,
         ) -> Response:
             if body is None:
                 return json_answer(413, {"error": "body too large"})
-            tenant_id = host.signed_tenant(tenant, body, request.headers.get(SIGNATURE_HEADER))
-            if tenant_id is None:
-                return json_answer(401, {"error": "signature not valid"})
-            return json_answer(200, {"tenant": tenant_id, "bytes": len(body)})
+            try:
+                post = host.accept_signed(tenant, body, request.headers, source="receiver", now=now)
+            except NotSigned as refused:
+                return json_answer(refused.status, {"error": refused.reason})
+            return json_answer(200, {"tenant": post.tenant_id, "bytes": len(body)})
 
         register(routes)
 
@@ -77,11 +79,14 @@ def test_a_plugins_routes_reach_the_engine_through_the_host(
     with tenant_session(engine, tenant_id) as session:
         secret = new_secret(session, load_settings(), now=utcnow())
     body = b'{"hello": 1}'
-    signed = requests.post(
-        f"{base}/receiver/acme", data=body, headers={SIGNATURE_HEADER: sign(secret, body)}
-    )
+    headers = signed_headers(secret, body, message_id="msg_1", sent_at=utcnow())
+    signed = requests.post(f"{base}/receiver/acme", data=body, headers=headers)
     assert (signed.status_code, signed.json()) == (200, {"tenant": tenant_id, "bytes": 12})
-    forged = requests.post(f"{base}/receiver/acme", data=body, headers={SIGNATURE_HEADER: "x"})
+    replayed = requests.post(f"{base}/receiver/acme", data=body, headers=headers)
+    assert replayed.status_code == 409  # the host accepts each message id once
+    forged = requests.post(
+        f"{base}/receiver/acme", data=body, headers={**headers, SIGNATURE_HEADER: "v1,x"}
+    )
     assert forged.status_code == 401
     assert requests.post(f"{base}/receiver/acme", data=b"x" * 101).status_code == 413
     # The built-ins' routes are mounted beside it, though another plugin's hook failed.

@@ -8,6 +8,7 @@ the real CLI and the engine's own HTTP server, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import system_session, tenant_session
 from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
-from partnercast.funnel.crm_secret import SIGNATURE_HEADER, new_secret, sign
+from partnercast.funnel.crm_secret import LEGACY_HEADER, new_secret, signed_headers
 from partnercast.funnel.metrics import funnel
 from partnercast.funnel.models import Rollup
 from partnercast.funnel.rollups import scan_rollups, stored_rollups
@@ -801,10 +802,15 @@ def _secret(world: World) -> str:
         return new_secret(session, world.settings, now=utcnow())
 
 
-def _post(base: str, slug: str, body: bytes, signature: str | None) -> requests.Response:
-    headers = {"Content-Type": "message/rfc822"}
-    if signature is not None:
-        headers[SIGNATURE_HEADER] = signature
+def sign(secret: str, body: bytes, *, ago: timedelta = timedelta(0)) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, a new message sent ``ago`` before now."""
+    return signed_headers(
+        secret, body, message_id=f"msg_{uuid.uuid4().hex}", sent_at=utcnow() - ago
+    )
+
+
+def _post(base: str, slug: str, body: bytes, signed: dict[str, str] | None) -> requests.Response:
+    headers = {"Content-Type": "message/rfc822", **(signed or {})}
     return requests.post(f"{base}/feedback/{slug}", data=body, headers=headers, timeout=20)
 
 
@@ -827,12 +833,19 @@ def test_the_webhook_takes_signed_reports_once_and_only_for_its_tenant(
     assert _post(server, "northwind", junk, sign(secret_a, junk)).status_code == 422
     assert snapshot(sent.engine) == before
 
-    taken = _post(server, "northwind", complaint, sign(secret_a, complaint))
+    signed = sign(secret_a, complaint)
+    taken = _post(server, "northwind", complaint, signed)
     assert taken.status_code == 200, taken.text
     assert taken.json()["outcome"] == "recorded" and taken.json()["kind"] == "complaint"
     after = snapshot(sent.engine)
-    retried = _post(server, "northwind", complaint, sign(secret_a, complaint))
-    assert (retried.status_code, retried.json()["outcome"]) == (200, "unchanged")
+    replayed = _post(server, "northwind", complaint, signed)  # the same message again
+    assert replayed.status_code == 409 and "already received" in replayed.json()["error"]
+    resent = _post(server, "northwind", complaint, sign(secret_a, complaint))  # a new message
+    assert (resent.status_code, resent.json()["outcome"]) == (200, "unchanged")
+    stale = _post(server, "northwind", complaint, sign(secret_a, complaint, ago=timedelta(hours=1)))
+    assert stale.status_code == 401 and "webhook-timestamp" in stale.json()["error"]
+    legacy = _post(server, "northwind", complaint, {LEGACY_HEADER: "sha256=" + "0" * 64})
+    assert legacy.status_code == 401 and "no longer accepted" in legacy.json()["error"]
     assert snapshot(sent.engine) == after
     assert _metric(a, "complained") == 1 and _metric(b, "complained") == 0
     with tenant_session(a.engine, a.tenant_id) as session:
@@ -878,14 +891,43 @@ def test_a_report_about_a_message_still_on_the_wire_asks_to_be_retried(
         row.state = "sending"  # a worker handed it over and has not noted the outcome yet
     body = postfix_dsn(raw, recipient_of(raw))
     before = snapshot(sent.engine)
-    answer = _post(server, "northwind", body, sign(secret, body))
+    signed = sign(secret, body)
+    answer = _post(server, "northwind", body, signed)
     assert answer.status_code == 409 and "still being sent" in answer.json()["reason"]
     assert snapshot(sent.engine) == before
     with tenant_session(a.engine, a.tenant_id) as session:
         row = session.exec(select(Delivery).where(Delivery.message_id == message_id_of(raw))).one()
         row.state = "sent"
-    assert _post(server, "northwind", body, sign(secret, body)).status_code == 200
+    # The sender retries the same message (same id): its id was not kept, so it is taken.
+    assert _post(server, "northwind", body, signed).status_code == 200
     assert _delivery(a, message_id_of(raw)).state == "bounced"
+
+
+def test_an_older_report_arriving_after_a_newer_one_changes_no_outcome(
+    sent: Sent, server: str
+) -> None:
+    """Out of order over the webhook: the hard bounce (sent now) arrives first, the delay
+    notice the relay sent two minutes before it arrives after; the delivery stays bounced,
+    the address suppressed, the tallies as the hard bounce left them."""
+    a = sent.a
+    secret = _secret(a)
+    raw = sent.by_tenant[a.tenant_id][0]
+    address = recipient_of(raw)
+    hard = postfix_dsn(raw, address)
+    delayed = postfix_dsn(
+        raw, address, status="4.4.1", action="delayed", diagnostic="timed out", queue_id="77"
+    )
+    assert _post(server, "northwind", hard, sign(secret, hard)).json()["outcome"] == "recorded"
+    bounced = snapshot(sent.engine)
+    late = _post(server, "northwind", delayed, sign(secret, delayed, ago=timedelta(minutes=2)))
+    assert late.status_code == 200, late.text
+    assert _delivery(a, message_id_of(raw)).state == "bounced"
+    after = snapshot(sent.engine)
+    for part in ("suppressions", "deliveries", "dispatches"):
+        assert after[part] == bounced[part], part
+    with tenant_session(a.engine, a.tenant_id) as session:
+        (row,) = session.exec(select(Suppression)).all()
+        assert row.reason == "hard_bounce"
 
 
 def test_cli_records_reports_at_its_now(sent: Sent, cli: Any, tmp_path: Path) -> None:
