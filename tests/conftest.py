@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     days = _shift_days(shift)
     time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True).start()
+    time.time_ns()  # it ticks from its first reading (see clock_shift/sitecustomize.py)
     shim = str(Path(__file__).resolve().parent / "support" / "clock_shift")
     os.environ["TEST_CLOCK_SHIFT_DAYS"] = str(days)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, os.environ.get("PYTHONPATH")]))
