@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rich.text import Text
-from sqlalchemy import case, func
+from sqlalchemy import and_, case, func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from partnercast.campaigns.dispatching import one_line
 from partnercast.campaigns.throttle import account_limits, provider_limits
 from partnercast.core import outbox
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
@@ -67,6 +68,21 @@ class ProviderStatus:
 
 
 @dataclass
+class Why:
+    """One distinct reason dispatches are being retried or have failed."""
+
+    state: str  # "retrying" or "failed"
+    channel: str
+    reason: str
+    count: int
+    tenants: list[str] = field(default_factory=list)
+
+
+WHY_LINES = 8
+"""The most frequent reasons shown; the rest are counted in one more line."""
+
+
+@dataclass
 class Status:
     queue: dict[str, dict[str, int]]
     channels: dict[str, Rates]
@@ -76,6 +92,39 @@ class Status:
     workers: list[WorkerHeartbeat] = field(default_factory=list)
     # channel -> (resent, not resent): messages on the wire when a worker died (issue 5)
     uncertain: dict[str, tuple[int, int]] = field(default_factory=dict)
+    why: list[Why] = field(default_factory=list)
+
+
+def _why(session: Session, slugs: dict[int | None, str]) -> list[Why]:
+    """Why dispatches are being retried (pending again after a failed attempt) or have
+    failed: one entry per state, channel and reason, the most frequent first. Counted in
+    the database over the failed and retrying rows only (the state index finds them)."""
+    retrying = and_(
+        col(Dispatch.state) == outbox.PENDING,
+        col(Dispatch.attempts) > 0,
+        col(Dispatch.last_error).startswith("retrying: "),
+    )
+    rows = session.exec(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() up to 4 columns
+            Dispatch.state,
+            Dispatch.channel,
+            Dispatch.last_error,
+            Dispatch.tenant_id,
+            func.count(),
+        )
+        .where(or_(col(Dispatch.state) == outbox.FAILED, retrying))
+        .group_by(Dispatch.state, Dispatch.channel, Dispatch.last_error, Dispatch.tenant_id)
+    ).all()
+    found: dict[tuple[str, str, str], Why] = {}
+    for state, channel, last_error, tenant_id, count in rows:
+        label = "retrying" if state == outbox.PENDING else state
+        reason = (last_error or "no reason recorded").removeprefix("retrying: ")
+        why = found.setdefault((label, channel, reason), Why(label, channel, reason, 0))
+        why.count += int(count)
+        slug = slugs.get(tenant_id, str(tenant_id))
+        if slug not in why.tenants:
+            why.tenants.append(slug)
+    return sorted(found.values(), key=lambda w: (w.state != "retrying", -w.count, w.reason))
 
 
 def _uncertain(session: Session) -> dict[str, tuple[int, int]]:
@@ -161,6 +210,7 @@ def gather(
     buckets = session.exec(select(RateBucket)).all()
     partners = {p.id: p for p in session.exec(select(Partner)).all()}
     tenant_ids = {p.tenant_id for p in partners.values()}
+    tenant_ids |= set(session.exec(select(Dispatch.tenant_id).distinct()).all())
     with plain_session(engine) as plain:
         slugs = {
             t.id: t.slug
@@ -235,6 +285,7 @@ def gather(
         providers=_providers(engine, moment, settings),
         workers=live_workers(engine, now=moment),
         uncertain=_uncertain(session),
+        why=_why(session, slugs),
     )
 
 
@@ -263,6 +314,26 @@ def _rate(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
 
 
+def _show_why(why: list[Why], console: Any, tenant: str | None) -> None:
+    """One line per distinct reason dispatches are retrying or failed, never a traceback.
+    Reasons are the engine's own text and a server's or a template's words: printed as
+    they are (no Rich markup), on one line each."""
+    for item in why[:WHY_LINES]:
+        noun = "dispatch" if item.count == 1 else "dispatches"
+        whose = "" if tenant else f", {', '.join(item.tenants[:3])}"
+        whose += ", ..." if not tenant and len(item.tenants) > 3 else ""
+        console.print(
+            f"{item.state} ({item.channel}, {item.count} {noun}{whose}): {one_line(item.reason)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    rest = why[WHY_LINES:]
+    if rest:
+        more = sum(item.count for item in rest)
+        console.print(f"... and {len(rest)} more reasons ({more} dispatches)", highlight=False)
+
+
 def show(report: Status, now: datetime, console: Any, tenant: str | None) -> None:
     """Print ``report`` as ``partnercast status`` does: narrow tables that stay whole at
     80 columns (a pipe or a file gets 80), secrets never (none is in a Status)."""
@@ -283,6 +354,7 @@ def show(report: Status, now: datetime, console: Any, tenant: str | None) -> Non
     ]
     if waiting:
         console.print(f"waiting for the partner's approval: {', '.join(waiting)}")
+    _show_why(report.why, console, tenant)
 
     rates = Table(
         "channel",

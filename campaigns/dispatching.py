@@ -73,6 +73,25 @@ MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(minutes=5)
 RETRY_MIN = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how far apart, a failing dispatch is tried: ``max_attempts`` in all,
+    each retry after :func:`retry_delay` (exponential from ``base``, full jitter between
+    ``minimum`` and the ceiling, at most ``cap``)."""
+
+    max_attempts: int = MAX_ATTEMPTS
+    base: timedelta = RETRY_BASE
+    minimum: timedelta = RETRY_MIN
+    cap: timedelta = RETRY_CAP
+
+
+DEFAULT_RETRY = RetryPolicy()
+RETRYING = "retrying"
+ERROR_EVENT = "dispatch.error"
+"""Recorded at each attempt that failed with an error no channel classified (a template
+that raises, a bug): the concierge scan opens the dispatch's one task from the first."""
 UNCERTAIN = "uncertain: check the partner's feed"
 """How a post that may or may not exist fails: the concierge's task note starts so."""
 APPROVAL_RECHECK = timedelta(hours=1)
@@ -94,6 +113,7 @@ class RunContext:
     batch_size: int = 500
     on_progress: Callable[[int], None] | None = None
     lease: outbox.Lease | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
     drafts: DraftCache = field(default_factory=DraftCache)
     channels: dict[str, Channel] = field(default_factory=dict)
     _box: SecretBox | None = None
@@ -138,6 +158,8 @@ class DispatchRun:
     bounced: int = 0
     suppressed: int = 0
     reason: str = ""
+    tenant_id: int = 0
+    attempts: int = 0  # set when it failed or will be retried: the attempts made so far
 
 
 @dataclass(frozen=True)
@@ -158,13 +180,82 @@ def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
     """Run one claimed dispatch of ``tenant_id`` as far as its approval allows.
 
     A dispatch left ``running`` by a worker that died is resumed: the ledger knows who
-    has been sent to already.
+    has been sent to already. Whatever goes wrong, it goes wrong for this dispatch alone:
+    an error no channel classified (a template that raises at render time, a plugin's
+    bug, a MemoryError) is recorded as this attempt's failure, retried with back-off and
+    failed after ``ctx.retry.max_attempts``; it never reaches the tick.
     """
+    attempt = _Attempt()
     try:
-        return _run_claimed(ctx, tenant_id, dispatch_id, now)
+        run = _run_claimed(ctx, tenant_id, dispatch_id, now, attempt)
     except outbox.LeaseLost as error:
         log.warning("dispatch %s dropped: %s", dispatch_id, error)
-        return DispatchRun(dispatch_id, LEASE_LOST, reason=str(error))
+        run = DispatchRun(dispatch_id, LEASE_LOST, reason=str(error))
+    except Exception as error:  # one dispatch's failure is its own
+        run = _failed_unexpectedly(ctx, tenant_id, dispatch_id, now, error, attempt.counted)
+    run.tenant_id = tenant_id
+    return run
+
+
+@dataclass
+class _Attempt:
+    counted: bool = False  # the attempt is committed (Dispatch.attempts was incremented)
+
+
+def one_line(text: str, room: int = 500) -> str:
+    """``text`` on one printable line (whitespace folded, control characters such as a
+    server's escape sequences replaced), clipped to ``room`` characters."""
+    folded = " ".join(text.split())
+    line = "".join(ch if ch.isprintable() else "?" for ch in folded)
+    return line if len(line) <= room else line[: room - 3] + "..."
+
+
+def describe(error: BaseException) -> str:
+    """``error`` as one line: its type and message."""
+    text = one_line(str(error))
+    name = type(error).__name__
+    return one_line(f"{name}: {text}") if text else name
+
+
+def _failed_unexpectedly(
+    ctx: RunContext,
+    tenant_id: int,
+    dispatch_id: int,
+    now: datetime,
+    error: Exception,
+    counted: bool,
+) -> DispatchRun:
+    """Record an unclassified error as a failed attempt: retried, or failed at the last.
+
+    The traceback goes to the debug log only: operators see the one-line reason (tick,
+    worker, status), developers can turn the debug log on.
+    """
+    reason = error.reason if isinstance(error, RenderCrashed) else describe(error)
+    log.debug("dispatch %s: %s", dispatch_id, reason, exc_info=error)
+    try:
+        return _retry(
+            ctx, tenant_id, dispatch_id, now, reason, None, count_attempt=not counted, error=True
+        )
+    except outbox.LeaseLost as lost:
+        log.warning("dispatch %s failed (%s) and was dropped: %s", dispatch_id, reason, lost)
+        return DispatchRun(dispatch_id, LEASE_LOST, reason=reason)
+    except Exception as again:  # e.g. the database went away meanwhile
+        # Not recorded: the lease runs out and a worker claims the dispatch again.
+        log.warning(
+            "dispatch %s failed (%s) and the failure could not be recorded: %s",
+            dispatch_id,
+            reason,
+            describe(again),
+        )
+        return DispatchRun(dispatch_id, RETRYING, reason=reason)
+
+
+class RenderCrashed(Exception):
+    """Rendering a touch raised something the sandbox did not turn into a TemplateError."""
+
+    def __init__(self, touch: str, locale: str, error: Exception) -> None:
+        self.reason = f"rendering touch {touch!r} ({locale}) failed: {describe(error)}"
+        super().__init__(self.reason)
 
 
 @contextmanager
@@ -183,7 +274,9 @@ def _fenced_row(session: Session, dispatch_id: int) -> Dispatch:
     return dispatch
 
 
-def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime) -> DispatchRun:
+def _run_claimed(
+    ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetime, attempt: _Attempt
+) -> DispatchRun:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         if dispatch is None or dispatch.state not in (outbox.PENDING, outbox.RUNNING):
@@ -199,6 +292,7 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
         prepared = _prepare(session, ctx, dispatch)
         dispatch.state = outbox.RUNNING
         dispatch.attempts += 1
+    attempt.counted = True
     try:
         if prepared.channel.audience:
             run = _send_to_audience(ctx, tenant_id, prepared, now)
@@ -214,10 +308,23 @@ def _run_claimed(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
     except PermanentError as error:
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except TemplateError as error:
+        if _worth_retrying(error):  # out of CPU time or memory: another attempt may do
+            return _retry(ctx, tenant_id, dispatch_id, now, str(error), None)
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
     except TransientError as error:
         return _retry(ctx, tenant_id, dispatch_id, now, str(error), error.retry_after)
     return run
+
+
+def _worth_retrying(error: TemplateError) -> bool:
+    """A template error that another attempt may not meet: the render ran out of its CPU
+    time or memory (on a loaded machine), or its process was lost. Every other template
+    error (syntax, an undefined name, ``1/0``) is the same on every attempt: it fails the
+    dispatch at once and the concierge's task opens at once."""
+    if error.retryable:
+        return True
+    # The sandbox's RenderBudgetExceeded, until it says so itself with ``retryable``.
+    return any(kind.__name__ == "RenderBudgetExceeded" for kind in type(error).__mro__)
 
 
 class AccountNeedsReconnect(AuthError):
@@ -341,7 +448,12 @@ def _prepare(session: Session, ctx: RunContext, dispatch: Dispatch) -> _Prepared
 
 
 def _draft(ctx: RunContext, prepared: _Prepared, locale: str, dispatch: Dispatch) -> Draft:
-    draft = ctx.drafts.get_or_render(prepared.channel, prepared.view, prepared.touch, locale)
+    try:
+        draft = ctx.drafts.get_or_render(prepared.channel, prepared.view, prepared.touch, locale)
+    except (TemplateError, ChannelError):
+        raise
+    except Exception as error:  # e.g. {{ 1/0 }}: says which touch
+        raise RenderCrashed(prepared.touch.key, locale, error) from error
     problems = prepared.channel.validate(draft)
     if problems:
         raise PermanentError("; ".join(problems))
@@ -420,6 +532,7 @@ def _send_to_audience(
     )
     run = DispatchRun(dispatch_id, outbox.DONE)
     transient = 0
+    deferred_why = ""
     come_back: throttle.Allowance | None = None
     try:
         for contacts in _contact_batches(ctx, tenant_id, dispatch.partner_id):
@@ -439,10 +552,11 @@ def _send_to_audience(
             results = _publish_batch(ctx, prepared, account, pending, by_contact, journal)
             if journal is not None and journal.lost:
                 raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
-            counts = _record_outcomes(ctx, tenant_id, dispatch_id, results, now)
-            run.sent += counts["sent"]
-            run.bounced += counts["bounced"]
-            transient += counts["transient"]
+            settled = _record_outcomes(ctx, tenant_id, dispatch_id, results, now)
+            run.sent += settled.sent
+            run.bounced += settled.bounced
+            transient += settled.transient
+            deferred_why = deferred_why or settled.deferred_why
             if ctx.on_progress:
                 ctx.on_progress(len(contacts))
             if come_back is not None:
@@ -454,7 +568,11 @@ def _send_to_audience(
         reason = f"rate limited by {come_back.limited_by}"
         return _put_back(ctx, tenant_id, dispatch_id, come_back.retry_at, reason, run)
     if transient:
-        return _retry(ctx, tenant_id, dispatch_id, now, f"{transient} messages were deferred", None)
+        # The server's own words, not a count: one line per distinct reason (tick, status).
+        why = (
+            f"messages were deferred: {deferred_why}" if deferred_why else "messages were deferred"
+        )
+        return _retry(ctx, tenant_id, dispatch_id, now, why, None)
     return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run)
 
 
@@ -579,19 +697,29 @@ def _recipient(
     )
 
 
+@dataclass
+class _Settled:
+    """One batch's outcomes as recorded; ``deferred_why``: the first deferral's detail."""
+
+    sent: int = 0
+    bounced: int = 0
+    transient: int = 0
+    deferred_why: str = ""
+
+
 def _record_outcomes(
     ctx: RunContext,
     tenant_id: int,
     dispatch_id: int,
     results: list[PublishResult],
     now: datetime,
-) -> dict[str, int]:
+) -> _Settled:
     """Settle one batch's outcomes in the ledger (set-based: sent rows in one UPDATE).
 
     ``sent`` rows may already say so (the journal notes them as they go); bounces
     suppress the address and become events; transient ones wait for the retry.
     """
-    counts = {"sent": 0, "bounced": 0, "transient": 0}
+    settled = _Settled()
     outcomes = [o for result in results for o in result.outcomes]
     sent_ids = [o.delivery_id for o in outcomes if o.status == "sent"]
     others = {o.delivery_id: o for o in outcomes if o.status != "sent"}
@@ -609,7 +737,7 @@ def _record_outcomes(
                 .values(state=outbox.SENT, sent_at=now)
                 .execution_options(synchronize_session=False)
             )
-        counts["sent"] = len(sent_ids)
+        settled.sent = len(sent_ids)
         rows = (
             session.exec(select(Delivery).where(col(Delivery.id).in_(list(others)))).all()
             if others  # the usual batch: every message sent, nothing more to read
@@ -636,13 +764,14 @@ def _record_outcomes(
                         data={"detail": outcome.detail[:500]},
                     )
                 )
-                counts["bounced"] += 1
+                settled.bounced += 1
             elif outcome.status == "failed":
                 delivery.state, delivery.error = outbox.FAILED, outcome.detail[:1000]
             else:
                 delivery.state, delivery.error = outbox.PENDING, outcome.detail[:1000]
-                counts["transient"] += 1
-    return counts
+                settled.transient += 1
+                settled.deferred_why = settled.deferred_why or " ".join(outcome.detail.split())
+    return settled
 
 
 def _publish_once(
@@ -770,8 +899,8 @@ def _finish(
             },
         )
         suppressed = dispatch.suppressed_count
-    if state == outbox.FAILED:
-        log.warning("dispatch %s failed: %s", dispatch_id, reason)
+    if state == outbox.FAILED:  # the tick and the worker say why, once per reason
+        log.debug("dispatch %s failed: %s", dispatch_id, reason)
     if state == outbox.DONE:
         ctx.plugins.after_publish(dispatch, PublishResult(external_ids=list(dispatch.external_ids)))
     result = run or DispatchRun(dispatch_id, state, reason=reason)
@@ -806,25 +935,36 @@ def _retry(
     now: datetime,
     reason: str,
     retry_after: float | None,
+    *,
+    count_attempt: bool = False,
+    error: bool = False,
 ) -> DispatchRun:
-    """Put the dispatch back, due after :func:`retry_delay`; fail it after MAX_ATTEMPTS."""
-    with tenant_session(ctx.engine, tenant_id) as session:
-        dispatch = _fenced_row(session, dispatch_id)
-        attempts = dispatch.attempts
-        uncertain = dispatch.publish_started_at is not None and not dispatch.external_ids
-    if attempts >= MAX_ATTEMPTS:
-        given_up = f"gave up after {attempts} attempts: {reason}"
-        if uncertain:  # a post that may exist: the concierge looks before anyone re-posts
-            given_up = f"{UNCERTAIN}: {given_up}"
-        return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, given_up)
-    delay = retry_delay(attempts, retry_after, _RANDOM)
+    """Put the dispatch back, due after :func:`retry_delay`; fail it after the policy's
+    last attempt. ``count_attempt``: the attempt failed before it was counted.
+    ``error``: an unclassified error, recorded as an event (the concierge hears of it)."""
+    policy = ctx.retry
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = _fenced_row(session, dispatch_id)
-        outbox.end_lease(dispatch)
-        dispatch.state = outbox.PENDING
-        dispatch.scheduled_at = now + delay
-        dispatch.last_error = f"retrying: {reason}"[:2000]
-    return DispatchRun(dispatch_id, "retrying", reason=reason)
+        if count_attempt:
+            dispatch.attempts += 1
+        attempts = dispatch.attempts
+        uncertain = dispatch.publish_started_at is not None and not dispatch.external_ids
+        if error:
+            outbox.record_event(
+                session, ERROR_EVENT, dispatch, now=now, data={"reason": reason[:500]}
+            )
+        if attempts < policy.max_attempts:
+            outbox.end_lease(dispatch)
+            dispatch.state = outbox.PENDING
+            dispatch.scheduled_at = now + retry_delay(attempts, retry_after, _RANDOM, policy)
+            dispatch.last_error = f"retrying: {reason}"[:2000]
+            return DispatchRun(dispatch_id, RETRYING, reason=reason, attempts=attempts)
+    given_up = f"gave up after {attempts} attempts: {reason}"
+    if uncertain:  # a post that may exist: the concierge looks before anyone re-posts
+        given_up = f"{UNCERTAIN}: {given_up}"
+    run = _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, given_up)
+    run.attempts = attempts
+    return run
 
 
 _RANDOM = random.Random()
@@ -832,22 +972,34 @@ _RANDOM = random.Random()
 
 
 def retry_delay(
-    attempts: int, retry_after: float | None, rng: random.Random | None = None
+    attempts: int,
+    retry_after: float | None,
+    rng: random.Random | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
 ) -> timedelta:
     """How long to wait before attempt ``attempts + 1``: exponential back-off, full jitter.
 
-    The ceiling doubles from RETRY_BASE with each attempt, up to RETRY_CAP; the delay is
-    drawn uniformly between RETRY_MIN and that ceiling, so that many dispatches failing
+    The ceiling doubles from the policy's base (RETRY_BASE) with each attempt, up to its
+    cap (RETRY_CAP); the delay is drawn uniformly between its minimum (RETRY_MIN) and that
+    ceiling, so that many dispatches failing
     together (one provider down) do not all come back at the same instant. A Retry-After
     (``retry_after`` seconds, parsed by the channel) is a floor: jitter never shortens it.
     """
     exponent = min(max(attempts - 1, 0), 32)  # past the cap anyway; no overflow
-    ceiling = min(RETRY_BASE.total_seconds() * 2**exponent, RETRY_CAP.total_seconds())
-    low = min(RETRY_MIN.total_seconds(), ceiling)
+    ceiling = min(policy.base.total_seconds() * 2**exponent, policy.cap.total_seconds())
+    low = min(policy.minimum.total_seconds(), ceiling)
     seconds = (rng or _RANDOM).uniform(low, ceiling)
     if retry_after is not None and retry_after > 0:
         seconds = max(seconds, float(retry_after))
     return timedelta(seconds=seconds)
 
 
-__all__ = ["LEASE_LOST", "ChannelError", "DispatchRun", "RunContext", "run_dispatch"]
+__all__ = [
+    "LEASE_LOST",
+    "RETRYING",
+    "ChannelError",
+    "DispatchRun",
+    "RetryPolicy",
+    "RunContext",
+    "run_dispatch",
+]

@@ -21,12 +21,23 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from partnercast.campaigns.cycles import advance_cycles
-from partnercast.campaigns.dispatching import DispatchRun, RunContext, run_dispatch
+from partnercast.campaigns.dispatching import (
+    DEFAULT_RETRY,
+    LEASE_LOST,
+    RETRYING,
+    DispatchRun,
+    RetryPolicy,
+    RunContext,
+    describe,
+    one_line,
+    run_dispatch,
+)
 from partnercast.core import outbox
 from partnercast.core.event_bus import subscribed
 from partnercast.core.settings import Settings
@@ -47,12 +58,19 @@ AfterTick = Callable[[Engine, datetime, list[int]], object]
 log = logging.getLogger(__name__)
 
 
+EXPLAINED = (outbox.FAILED, RETRYING, LEASE_LOST)
+"""The outcomes a tick says why of: what did not go out as planned."""
+
+
 @dataclass
 class TickReport:
     """What one tick did, summed over tenants."""
 
     runs: list[DispatchRun] = field(default_factory=list)
     stopped: bool = False  # asked to stop before everything due was run
+    errors: list[str] = field(default_factory=list)  # steps that failed (a tenant's cycles)
+    tenants: dict[int, str] = field(default_factory=dict)  # id -> slug, for the lines
+    max_attempts: int = DEFAULT_RETRY.max_attempts
 
     @property
     def states(self) -> Counter[str]:
@@ -61,6 +79,28 @@ class TickReport:
     @property
     def sent(self) -> int:
         return sum(run.sent for run in self.runs)
+
+    def why(self) -> list[str]:
+        """One line per distinct reason a dispatch failed, will be retried or was dropped,
+        and per step that failed: what ``partnercast tick`` prints and the worker logs."""
+        groups: dict[tuple[str, str], list[DispatchRun]] = {}
+        for run in self.runs:
+            if run.state in EXPLAINED:
+                groups.setdefault((run.state, run.reason), []).append(run)
+        lines = [self._line(state, reason, runs) for (state, reason), runs in groups.items()]
+        return lines + self.errors
+
+    def _line(self, state: str, reason: str, runs: list[DispatchRun]) -> str:
+        ids = [run.dispatch_id for run in runs]
+        shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+        slugs = sorted({self.tenants.get(run.tenant_id, str(run.tenant_id)) for run in runs})
+        where = [f"dispatch{'es' if len(ids) > 1 else ''} {shown}", ", ".join(slugs[:3])]
+        attempts = sorted({run.attempts for run in runs if run.attempts})
+        if attempts and state == RETRYING:  # a failure says "gave up after N attempts"
+            span = str(attempts[0]) if len(attempts) == 1 else f"{attempts[0]}-{attempts[-1]}"
+            where.append(f"attempt{'s' if len(attempts) > 1 else ''} {span} of {self.max_attempts}")
+        label = state.replace("_", " ")
+        return f"{len(runs)} {label} ({'; '.join(where)}): {one_line(reason) or 'no reason'}"
 
 
 def tick(
@@ -77,6 +117,7 @@ def tick(
     claim_batch: int = CLAIM_BATCH,
     should_stop: Callable[[], bool] = lambda: False,
     after: Sequence[AfterTick] = (),
+    retry: RetryPolicy = DEFAULT_RETRY,
 ) -> TickReport:
     """Advance cycles, claim and run every dispatch due at ``now``, then run ``after``.
 
@@ -86,26 +127,49 @@ def tick(
     yet started are released, and the dispatch in flight finishes. ``after``: steps run
     once the due work is done, in order, each with (engine, ``now``, the tenants ticked),
     even when stopped early (the concierge task scan: the state this tick left).
+
+    One tenant never stops another: a dispatch that fails fails alone (run_dispatch), a
+    tenant whose cycles cannot advance is reported and the others go on, and so is a
+    step of ``after`` that fails. :meth:`TickReport.why` says what went wrong, one line
+    per distinct reason; ``retry`` is how failed dispatches are tried again.
     """
     moment = as_utc(now)
     loaded = plugins or default_plugins()
     lease = outbox.Lease(worker_id, clock or (lambda: moment), lease_seconds)
     began = lease.now()  # claims are made at ``moment`` plus the time the tick has run
-    ctx = RunContext(engine, settings, loaded, moment, on_progress=on_progress, lease=lease)
-    report = TickReport()
-    tenants = tenant_ids or _tenant_ids(engine)
+    ctx = RunContext(
+        engine, settings, loaded, moment, on_progress=on_progress, lease=lease, retry=retry
+    )
+    report = TickReport(max_attempts=retry.max_attempts)
+    report.tenants = _tenant_slugs(engine, tenant_ids)
+    tenants = tenant_ids or list(report.tenants)
     # Plugins handed in (a test, an embedding app) hear this tick's events too.
     with subscribed(loaded.on_event):
         try:
             for tenant_id in tenants:
-                with tenant_session(engine, tenant_id) as session:
-                    advance_cycles(session, moment)
+                where = f"tenant {report.tenants.get(tenant_id, tenant_id)}: cycles"
+                _isolated(report, where, partial(_advance, engine, tenant_id, moment))
             report.stopped = _run_due(ctx, moment, began, tenants, claim_batch, should_stop, report)
             for step in after:
-                step(engine, moment, tenants)
+                name = getattr(step, "__name__", "a step")
+                _isolated(report, f"after the tick, {name}", partial(step, engine, moment, tenants))
         finally:
             ctx.close()
     return report
+
+
+def _advance(engine: Engine, tenant_id: int, moment: datetime) -> None:
+    with tenant_session(engine, tenant_id) as session:
+        advance_cycles(session, moment)
+
+
+def _isolated(report: TickReport, what: str, step: Callable[[], object]) -> None:
+    """Run ``step``; if it raises, note one line in the report and go on."""
+    try:
+        step()
+    except Exception as error:  # one tenant's trouble stays its own
+        log.debug("%s failed", what, exc_info=error)
+        report.errors.append(f"{what} failed: {describe(error)}")
 
 
 def _run_due(
@@ -120,6 +184,7 @@ def _run_due(
     """Claim due dispatches in batches and run them; True when stopped early."""
     lease = ctx.held()
     seen: set[int] = set()  # a dispatch left waiting is not claimed again in this tick
+    last_tenant = 0  # claims take turns between tenants from the one after the last run
     while not should_stop():
         claims = outbox.claim_due(
             ctx.engine,
@@ -132,6 +197,7 @@ def _run_due(
             tenant_ids=tenants,
             exclude=seen,
             reclaim_own=True,
+            after_tenant=last_tenant,
         )
         if not claims:
             return False
@@ -142,14 +208,15 @@ def _run_due(
                 outbox.release(ctx.engine, rest, lease)
                 return True
             seen.add(claim.dispatch_id)
+            last_tenant = claim.tenant_id
             report.runs.append(run_dispatch(ctx, claim.tenant_id, claim.dispatch_id, now))
     return True
 
 
-def _tenant_ids(engine: Engine) -> list[int]:
+def _tenant_slugs(engine: Engine, tenant_ids: list[int] | None) -> dict[int, str]:
+    """Slugs by id, in id order: of ``tenant_ids``, or of every tenant."""
+    statement = select(Tenant.id, Tenant.slug).order_by(col(Tenant.id))
+    if tenant_ids:
+        statement = statement.where(col(Tenant.id).in_(tenant_ids))
     with plain_session(engine) as session:
-        return [
-            tenant_id
-            for tenant_id in session.exec(select(Tenant.id).order_by(col(Tenant.id))).all()
-            if tenant_id
-        ]
+        return {tenant_id: slug for tenant_id, slug in session.exec(statement).all() if tenant_id}

@@ -270,6 +270,8 @@ def _tick_command(after: Sequence[AfterTick]) -> Any:
             or "nothing due"
         )
         console.print(f"tick: {states}; {report.sent} messages sent")
+        for line in report.why():  # one line per distinct reason, never a traceback
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
     return tick_command
 

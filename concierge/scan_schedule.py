@@ -33,8 +33,15 @@ def scan_tenants(engine: Engine, now: datetime, tenant_ids: list[int] | None = N
     """Run the concierge task scan in each tenant (default: all); returns tasks opened."""
     opened = 0
     for tenant_id in tenant_ids or _all_tenant_ids(engine):
-        with tenant_session(engine, tenant_id) as session:
-            opened += len(scan(session, as_utc(now)).opened)
+        try:
+            with tenant_session(engine, tenant_id) as session:
+                opened += len(scan(session, as_utc(now)).opened)
+        except Exception as error:  # one tenant's scan never stops the others'
+            log.debug("task scan of tenant %s failed", tenant_id, exc_info=error)
+            text = " ".join(str(error).split())[:300]
+            log.warning(
+                "task scan of tenant %s failed: %s: %s", tenant_id, type(error).__name__, text
+            )
     return opened
 
 

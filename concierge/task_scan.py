@@ -166,13 +166,19 @@ def account_reconnect_causes(ctx: ScanContext) -> list[Cause]:
     ]
 
 
+ERROR_EVENT = "dispatch.error"  # campaigns.dispatching records it at each such attempt
+
+
 def dispatch_failed_causes(ctx: ScanContext) -> list[Cause]:
-    """Failed dispatches of active partners (few: the state index finds them).
+    """Failed dispatches of active partners (few: the state index finds them), and those
+    still being retried after an error no channel classified (a template that raises at
+    render time, a bug): their task opens at the first such failure, not after the last
+    retry, and it is the same task (one cause key a dispatch) when the dispatch fails.
 
     A dispatch held for a refused channel account is left out: the account's own
     reconnect task covers every dispatch it holds, and reconnecting resumes them.
     """
-    rows = ctx.session.exec(
+    failed = ctx.session.exec(
         select(Dispatch)
         .join(Partner, col(Partner.id) == Dispatch.partner_id)
         .where(
@@ -181,15 +187,37 @@ def dispatch_failed_causes(ctx: ScanContext) -> list[Cause]:
             Partner.status == "active",
         )
     ).all()
-    return [
+    erring = ctx.session.exec(
+        select(Dispatch)
+        .join(Partner, col(Partner.id) == Dispatch.partner_id)
+        .join(Event, col(Event.dispatch_id) == Dispatch.id)
+        .where(
+            Event.kind == ERROR_EVENT,
+            col(Dispatch.state).in_(("pending", "running")),
+            col(Dispatch.attempts) > 0,
+            Partner.status == "active",
+        )
+    ).all()  # a row per error event (a few a dispatch): _reconcile keeps one per cause key
+    causes = [
         Cause(
             f"dispatch_failed:d{dispatch.id}",
             DISPATCH_FAILED,
             dispatch.partner_id,
             f"dispatch {dispatch.id} ({dispatch.channel}) failed: {clip(dispatch.last_error)}",
         )
-        for dispatch in rows
+        for dispatch in failed
     ]
+    causes += [
+        Cause(
+            f"dispatch_failed:d{dispatch.id}",
+            DISPATCH_FAILED,
+            dispatch.partner_id,
+            f"dispatch {dispatch.id} ({dispatch.channel}) is failing and being retried: "
+            f"{clip(dispatch.last_error.removeprefix('retrying: '))}",
+        )
+        for dispatch in erring
+    ]
+    return causes
 
 
 def bounce_rate_causes(ctx: ScanContext) -> list[Cause]:

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, insert, or_, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -129,28 +130,52 @@ def claim_due(
     tenant_ids: Collection[int] | None = None,
     exclude: Collection[int] = (),
     reclaim_own: bool = False,
+    after_tenant: int = 0,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due dispatches of any tenant to ``worker_id``; oldest first.
+    """Lease up to ``limit`` due dispatches to ``worker_id``, taking turns between tenants.
 
     Crosses tenants on purpose (a worker serves them all); each claim carries its
     tenant, and the dispatch is then run in that tenant's scoped session.
+
+    Fair between tenants: each tenant's due dispatches are ranked oldest first, and the
+    claim takes every tenant's first, then every tenant's second, and so on, so one
+    tenant's backlog (a thousand dispatches, or a thousand failing ones) never keeps
+    another tenant's work waiting behind it. Within a rank, tenants come in turn from
+    the one after ``after_tenant`` (the caller passes the last tenant it ran: successive
+    claims go round the tenants). The claims come back in that order: the tenants'
+    first dispatches, then their second ones.
+
     ``reclaim_own`` also takes rows whose live lease ``worker_id`` already holds (a fixed
     id ticking again after a crash); ``exclude`` leaves out ids the caller has seen.
     """
     moment = as_utc(now)
     condition = _claimable(moment, worker_id if reclaim_own else None)
-    candidates = select(Dispatch.id).where(condition)
+    turn = (
+        func.row_number()
+        .over(
+            partition_by=col(Dispatch.tenant_id),
+            order_by=(col(Dispatch.scheduled_at), col(Dispatch.id)),
+        )
+        .label("turn")
+    )
+    due = select_columns(col(Dispatch.id).label("id"), turn).where(condition)
     if tenant_ids is not None:
-        candidates = candidates.where(col(Dispatch.tenant_id).in_(list(tenant_ids)))
+        due = due.where(col(Dispatch.tenant_id).in_(list(tenant_ids)))
     if exclude:
-        candidates = candidates.where(col(Dispatch.id).not_in(list(exclude)))
+        due = due.where(col(Dispatch.id).not_in(list(exclude)))
+    ranked = due.subquery("ranked")
+    after = case((col(Dispatch.tenant_id) > after_tenant, 0), else_=1)
     # A CTE, evaluated once. As ``id IN (subquery)`` PostgreSQL may plan a nested-loop semi
     # join that rescans the subquery per outer row; each rescan skips the rows just claimed
     # and yields the next one, so LIMIT 1 claimed every due row (the crash test saw it).
+    # The ranks are a subquery of their own: PostgreSQL locks no row of a query level
+    # with a window function, so only ``dispatch`` is locked (FOR UPDATE OF dispatch).
     claimable = (
-        candidates.order_by(col(Dispatch.scheduled_at), col(Dispatch.id))
+        select(Dispatch.id)
+        .join(ranked, ranked.c.id == col(Dispatch.id))
+        .order_by(ranked.c.turn, after, col(Dispatch.tenant_id), col(Dispatch.id))
         .limit(limit)
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders no FOR UPDATE
+        .with_for_update(skip_locked=True, of=Dispatch)  # PostgreSQL; SQLite has none
         .cte("claimable")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
@@ -162,13 +187,27 @@ def claim_due(
             lease_until=moment + timedelta(seconds=lease_seconds),
             claimed_at=moment,
         )
-        .returning(col(Dispatch.id), col(Dispatch.tenant_id))
+        .returning(col(Dispatch.id), col(Dispatch.tenant_id), col(Dispatch.scheduled_at))
         .execution_options(synchronize_session=False)
     )
     with system_session(engine, reason="a worker claims due dispatches of every tenant") as s:
         rows = s.execute(statement).all()
-    claims = [Claim(int(row[0]), int(row[1])) for row in rows]
-    return sorted(claims, key=lambda claim: claim.dispatch_id)
+    return in_turns(
+        [(Claim(int(row[0]), int(row[1])), as_utc(row[2])) for row in rows], after_tenant
+    )
+
+
+def in_turns(claims: Sequence[tuple[Claim, datetime]], after_tenant: int = 0) -> list[Claim]:
+    """``claims`` (each with its due time) in the order they are to run: each tenant's
+    oldest first, the tenants taking turns from the one after ``after_tenant``."""
+    queues: dict[int, list[Claim]] = {}
+    for claim, _due in sorted(claims, key=lambda item: (item[1], item[0].dispatch_id)):
+        queues.setdefault(claim.tenant_id, []).append(claim)
+    tenants = sorted(queues, key=lambda tenant: (tenant <= after_tenant, tenant))
+    ordered: list[Claim] = []
+    for rank in range(max((len(queue) for queue in queues.values()), default=0)):
+        ordered.extend(queues[t][rank] for t in tenants if rank < len(queues[t]))
+    return ordered
 
 
 def fence(session: Session, dispatch_id: int, lease: Lease) -> None:

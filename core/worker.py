@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.engine import Engine
 
@@ -39,6 +40,15 @@ TICK_JOB = "partnercast.tick"
 
 # tick(now, should_stop) -> anything: what the worker runs at every interval.
 TickFunction = Callable[[datetime, Callable[[], bool]], object]
+
+
+@runtime_checkable
+class Explained(Protocol):
+    """What a tick returns when it can say why things went wrong (campaigns' TickReport)."""
+
+    def why(self) -> list[str]:
+        """One line per distinct reason a dispatch failed or will be retried."""
+        ...
 
 
 def new_worker_id() -> str:
@@ -78,8 +88,20 @@ class Worker:
         self._stop.set()
 
     def _run_tick(self, now: datetime) -> None:
-        if not self.stopping():
-            self._tick(now, self.stopping)
+        """One tick; what went wrong is logged one line per reason, never a traceback (the
+        scheduler would log one at every interval), and the next tick runs as usual."""
+        if self.stopping():
+            return
+        try:
+            result = self._tick(now, self.stopping)
+        except Exception as error:
+            log.debug("worker %s: the tick failed", self.id, exc_info=error)
+            text = " ".join(str(error).split())[:500]
+            log.error("worker %s: the tick failed: %s: %s", self.id, type(error).__name__, text)
+            return
+        if isinstance(result, Explained):
+            for line in result.why():
+                log.warning("worker %s: %s", self.id, line)
 
     def _beat(self) -> None:
         try:
