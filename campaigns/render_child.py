@@ -163,9 +163,10 @@ class _Child:
                 answer, leave = self.render(job, limits)
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
-            self.answer(answer)
-            if leave:
+            if leave:  # out of memory: the next job starts in a fresh process
+                self.answer({**answer, "leaving": True})
                 return
+            self.answer(answer)
 
     def render(self, job: dict[str, Any], limits: RenderLimits) -> tuple[dict[str, Any], bool]:
         try:

@@ -211,14 +211,20 @@ class RenderPool:
                 process.send(_call_filter(templates, answer))
                 continue
             process.known.add(templates.key)
+            if answer.get("leaving"):
+                process.stop(wait=5)
             return _outcome(process, answer, job["where"])
 
     def _take(self) -> RenderProcess:
         with self._lock:
             while not self._idle and self._started >= self.size:
                 self._lock.wait()
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                process = self._idle.pop()
+                if process.alive:
+                    return process
+                process.stop()  # ended while idle (killed from outside): not this job's fault
+                self._started -= 1
             self._started += 1
         try:
             return RenderProcess()

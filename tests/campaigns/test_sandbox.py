@@ -34,12 +34,20 @@ def test_a_template_error_is_not_a_budget_and_names_its_line() -> None:
     assert not isinstance(caught.value, RenderBudgetExceeded)
 
 
-def test_a_killed_render_process_is_replaced() -> None:
-    # Stopped by the kernel in the middle of one filter call (no check runs there), then
-    # the next render gets a fresh process.
-    wraps = "|wordwrap(1)" * 20
-    with pytest.raises(RenderBudgetExceeded, match="CPU time"):
-        render("{{ ('a ' * 999999)" + wraps + "|length }}", limits=RenderLimits(seconds=0.2))
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        # Stopped by the kernel in the middle of one filter call (no check runs there).
+        pytest.param("{{ ('a ' * 999999)" + "|wordwrap(1)" * 20 + "|length }}", "CPU", id="cpu"),
+        # Out of address space: a MemoryError, after which the render process leaves.
+        pytest.param(
+            "{% set s = 'x' * 1999999 %}{{ ([s] * 200)|map('upper')|join }}", "MB", id="memory"
+        ),
+    ],
+)
+def test_the_next_render_after_a_runaway_gets_a_fresh_process(source: str, reason: str) -> None:
+    with pytest.raises(RenderBudgetExceeded, match=reason):
+        render(source, limits=RenderLimits(seconds=0.2))
     assert render("{{ 6 * 7 }}") == "42"
 
 
