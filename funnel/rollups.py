@@ -134,21 +134,27 @@ def _totals(
 
 
 def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
+    """One upsert statement executed for every key (built once: building it per key was
+    most of a batch's cost in the tracker), keys in sorted order so that concurrent
+    writers take the rows' locks in the same order on PostgreSQL."""
+    if not totals:
+        return
     table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     keys = ["tenant_id", "partner_id", "campaign_id", "cycle_id", "metric"]
-    for key, (count, value) in totals.items():
-        statement = insert(table).values(
-            **dict(zip(keys, key, strict=True)), count=int(count), value=float(value)
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=keys,
-            set_={
-                "count": table.c.count + statement.excluded.count,
-                "value": table.c.value + statement.excluded.value,
-            },
-        )
-        connection.execute(statement)
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={
+            "count": table.c.count + statement.excluded.count,
+            "value": table.c.value + statement.excluded.value,
+        },
+    )
+    rows = [
+        {**dict(zip(keys, key, strict=True)), "count": int(count), "value": float(value)}
+        for key, (count, value) in sorted(totals.items())
+    ]
+    connection.execute(statement, rows)
 
 
 def _sent_changes(session: Session) -> list[tuple[Dispatch, int]]:
