@@ -36,10 +36,14 @@ SetOption = Annotated[
 
 def _pairs(items: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
-    for item in items:
+    for number, item in enumerate(items, start=1):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set {key.strip() or item!r}: expected key=value")
+            # Not echoed: a mistyped --set is often the secret itself, pasted alone.
+            raise UserError(
+                "expected key=value (what was given is not shown: it may be a secret)",
+                where=f"--set number {number}",
+            )
         values[key.strip()] = value
     return values
 

@@ -22,6 +22,7 @@ from partnercast.core.cli import (
     NowOption,
     console,
     opened_engine,
+    output_folder,
     parse_now,
     run_cli,
 )
@@ -102,7 +103,7 @@ def db_upgrade() -> None:
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8025, help="Port to listen on."),
+    port: int = typer.Option(8025, min=1, max=65535, help="Port to listen on."),
     workers: int = typer.Option(
         1, min=1, max=64, help="Processes serving the same port (each a whole engine)."
     ),
@@ -152,6 +153,7 @@ def demo(
     few days before, so the links it mails are fresh when followed over real HTTP."""
     from partnercast.demo import run_demo
 
+    output_folder(folder, where="--folder")
     run_demo(folder, now=parse_now(now), partners=partners, contacts=contacts)
 
 
@@ -178,12 +180,14 @@ def plugins_command() -> None:
 
 
 def worker(
-    interval: float = typer.Option(5.0, min=0.2, help="Seconds between ticks."),
+    interval: float = typer.Option(5.0, min=0.2, max=3600, help="Seconds between ticks."),
     once: bool = typer.Option(False, "--once", help="Run one tick and exit (cron, tests)."),
     now: str | None = typer.Option(
         None, "--now", help="With --once: the instant to tick for (ISO, UTC); default now."
     ),
-    lease: float = typer.Option(300.0, min=5, help="Seconds a claimed dispatch stays leased."),
+    lease: float = typer.Option(
+        300.0, min=5, max=86400, help="Seconds a claimed dispatch stays leased."
+    ),
     batch: int = typer.Option(20, min=1, help="Dispatches claimed at a time."),
 ) -> None:
     """Run due work on real time until SIGTERM/Ctrl+C: ticks and the plugins' jobs.

@@ -31,6 +31,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -127,6 +128,18 @@ def parse_now(value: str | None, *, option: str = "--now") -> datetime:
         return parse_instant(value)
     except ValueError as error:
         raise UserError(f"{error} (e.g. 2026-12-01T09:00)", where=option) from error
+
+
+def output_folder(path: Path, *, where: str) -> Path:
+    """``path`` as a folder to write into, made with its parents if missing; a UserError
+    naming ``where`` when it is a file or cannot be made (checked before any work)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path} is a file, not a folder", where=where) from None
+    except OSError as error:
+        raise UserError(f"cannot make the folder {path}: {error.strerror}", where=where) from None
+    return path
 
 
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:

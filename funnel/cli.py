@@ -24,6 +24,7 @@ from partnercast.core.cli import (
     console,
     err_console,
     fail,
+    output_folder,
     parse_now,
 )
 from partnercast.core.errors import NotFound, UserError
@@ -545,13 +546,17 @@ def report_command(
 ) -> None:
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
     moment = parse_now(now)
-    if partner is not None:
+    output_folder(out, where="--out")
+    try:
+        if partner is not None:
+            with tenant_scope(tenant) as session:
+                page = write_partner_report(session, partner, out, now=moment)
+            console.print(f"{partner}'s report: {page}", highlight=False, soft_wrap=True)
+            return
         with tenant_scope(tenant) as session:
-            page = write_partner_report(session, partner, out, now=moment)
-        console.print(f"{partner}'s report: {page}", markup=False, highlight=False, soft_wrap=True)
-        return
-    with tenant_scope(tenant) as session:
-        files = write_reports(session, out, now=moment)
+            files = write_reports(session, out, now=moment)
+    except OSError as error:  # a read-only folder, a full disk, a file where a folder goes
+        raise UserError(f"cannot write {error.filename}: {error.strerror}", where="--out") from None
     console.print(
         f"programme report: {files.programme}", markup=False, highlight=False, soft_wrap=True
     )
