@@ -64,6 +64,20 @@ BREAKAGES = [
     pytest.param(Breakage(template="{{ 1/0 }}"), id="template-raises"),
     pytest.param(Breakage(template="{{ range(10**10)|list }}"), id="template-huge-range"),
     pytest.param(Breakage(plugin=True), id="plugin-bug"),
+    # Runaway templates, stopped by the render process's limits (campaigns/render_pool.py):
+    # past the sandbox's size checks, the join needs 400 MB (RLIMIT_AS: out of memory);
+    # the loop stays under the iteration budget but runs out of CPU time. Both retryable.
+    pytest.param(
+        Breakage(template="{% set s = 'x' * 1999999 %}{{ ([s] * 200)|map('upper')|join }}"),
+        id="template-exhausts-memory",
+    ),
+    pytest.param(
+        Breakage(
+            template="{% for i in range(1000) %}{% for j in range(190) %}"
+            "{{ ('ab ' * 3000)|wordcount }}{% endfor %}{% endfor %}"
+        ),
+        id="template-loops",
+    ),
 ]
 
 
