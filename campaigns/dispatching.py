@@ -321,10 +321,7 @@ def _worth_retrying(error: TemplateError) -> bool:
     time or memory (on a loaded machine), or its process was lost. Every other template
     error (syntax, an undefined name, ``1/0``) is the same on every attempt: it fails the
     dispatch at once and the concierge's task opens at once."""
-    if error.retryable:
-        return True
-    # The sandbox's RenderBudgetExceeded, until it says so itself with ``retryable``.
-    return any(kind.__name__ == "RenderBudgetExceeded" for kind in type(error).__mro__)
+    return error.retryable  # campaigns/sandbox.RenderBudgetExceeded sets it
 
 
 class AccountNeedsReconnect(AuthError):
