@@ -297,6 +297,9 @@ def status(
     tenant: str | None = typer.Option(
         None, "--tenant", "-t", envvar="PARTNERCAST_TENANT", help="Only this tenant."
     ),
+    every_account: bool = typer.Option(
+        False, "--accounts", help="List every channel account (many are summed up per channel)."
+    ),
     now: NowOption = None,
 ) -> None:
     """The queue per channel, send rates against their limits, accounts, live workers.
@@ -323,7 +326,7 @@ def status(
         tenant_or_system(engine, tenant, reason=reason) as session,
     ):
         report = gather(engine, session, moment, channels, settings)
-    show(report, moment, console, tenant)
+    show(report, moment, console, tenant, every_account=every_account)
 
 
 def _mount_subcommands() -> None:

@@ -27,6 +27,7 @@ from partnercast.campaigns.throttle import account_limits, provider_limits
 from partnercast.core import outbox
 from partnercast.core.accounts import NEEDS_RECONNECT, ChannelAccount
 from partnercast.core.cli import plain
+from partnercast.core.cli_tables import Column, print_table
 from partnercast.core.heartbeat import WorkerHeartbeat, live_workers
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.ratelimit import ProviderBucket, RateBucket, limits_from, taken_recently
@@ -310,6 +311,97 @@ def _providers(engine: Engine, now: datetime, settings: Any) -> list[ProviderSta
 # --- what the command prints ------------------------------------------------------------
 
 
+ACCOUNT_ROWS = 12
+"""Up to this many channel accounts, status lists each; above, a summary per channel."""
+BUSIEST = 5
+"""The accounts with the most sends in the last hour listed under the summary."""
+
+
+def _account_table(
+    accounts: list[AccountStatus], title: str, console: Any, tenant: str | None
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    headers = [*(["tenant"] if not tenant else []), "partner", "channel", "account", "limit"]
+    for header in headers:  # folded, never cut: each value stays whole at 80 columns
+        table.add_column(header, overflow="fold")
+    for header in ("sent 1m / 1h", "taken 1m / 1h"):
+        table.add_column(header, justify="right", overflow="fold")
+    for account in accounts:
+        table.add_row(
+            *([account.tenant] if not tenant else []),
+            account.partner,
+            account.channel,
+            account.status.replace("_", " "),
+            account.limit,
+            f"{account.rates.sent_minute} / {account.rates.sent_hour}",
+            f"{_rate(account.rates.taken_minute)} / {_rate(account.rates.taken_hour)}",
+            style="red" if account.needs_reconnect else None,
+        )
+    if accounts:
+        console.print(table)
+
+
+def _counted(values: list[str]) -> str:
+    """'34 connected, 1 needs reconnect': each distinct value with how many have it."""
+    counts: dict[str, int] = defaultdict(int)
+    for value in values:
+        counts[value] += 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count} {value}" for value, count in ordered)
+
+
+def _account_summary(
+    accounts: list[AccountStatus], where: str, console: Any, tenant: str | None
+) -> None:
+    """One row per channel (and tenant): how many accounts, in which state, their limits
+    and what they sent; then the busiest accounts."""
+    groups: dict[tuple[str, str], list[AccountStatus]] = defaultdict(list)
+    for account in accounts:
+        groups[(account.tenant, account.channel)].append(account)
+    channels = len({channel for _tenant, channel in groups})
+    rows = []
+    for (tenant_slug, channel), members in sorted(groups.items()):
+        sent = (sum(a.rates.sent_minute for a in members), sum(a.rates.sent_hour for a in members))
+        taken = (
+            sum(a.rates.taken_minute for a in members),
+            sum(a.rates.taken_hour for a in members),
+        )
+        rows.append(
+            [
+                *([tenant_slug] if not tenant else []),
+                channel,
+                str(len(members)),
+                plain(_counted([a.status.replace("_", " ") for a in members])),
+                plain(_counted([a.limit for a in members])),
+                f"{sent[0]} / {sent[1]}",
+                f"{_rate(taken[0])} / {_rate(taken[1])}",
+            ]
+        )
+    columns = [
+        *([Column("tenant", "key"), Column("channel", "word")] if not tenant else []),
+        *([Column("channel", "key")] if tenant else []),
+        Column("accounts"),
+        Column("state", "text"),
+        Column("limit", "text"),
+        Column("sent 1m / 1h"),
+        Column("taken 1m / 1h"),
+    ]
+    title = f"accounts ({where}): {len(accounts)} on {channels} channels"
+    print_table(console, title, columns, rows)
+    busy = [a for a in accounts if a.rates.sent_hour or a.rates.taken_hour]
+    busy.sort(key=lambda a: (-a.rates.sent_hour, -a.rates.taken_hour, a.partner))
+    if busy:
+        _account_table(busy[:BUSIEST], "busiest accounts, last hour", console, tenant)
+    more = len(busy) - BUSIEST
+    if more > 0:
+        console.print(f"{more} more accounts sent in the last hour", highlight=False)
+    console.print("every account: partnercast status --accounts", highlight=False)
+
+
 def _rate(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
 
@@ -334,9 +426,19 @@ def _show_why(why: list[Why], console: Any, tenant: str | None) -> None:
         console.print(f"... and {len(rest)} more reasons ({more} dispatches)", highlight=False)
 
 
-def show(report: Status, now: datetime, console: Any, tenant: str | None) -> None:
+def show(
+    report: Status,
+    now: datetime,
+    console: Any,
+    tenant: str | None,
+    *,
+    every_account: bool = False,
+) -> None:
     """Print ``report`` as ``partnercast status`` does: narrow tables that stay whole at
-    80 columns (a pipe or a file gets 80), secrets never (none is in a Status)."""
+    80 columns (a pipe or a file gets 80), secrets never (none is in a Status). Up to
+    :data:`ACCOUNT_ROWS` accounts are listed one by one; more (a programme of 40 partners
+    on four channels has 140) are summed up per channel, with the busiest listed, unless
+    ``every_account``."""
     from rich.table import Table
 
     where = tenant or "all tenants"
@@ -378,25 +480,10 @@ def show(report: Status, now: datetime, console: Any, tenant: str | None) -> Non
     for name, (resent, kept) in sorted(report.uncertain.items()):
         console.print(f"uncertain deliveries ({name}): {resent} resent, {kept} not resent")
 
-    accounts = Table(title=f"accounts ({where})")
-    headers = [*(["tenant"] if not tenant else []), "partner", "channel", "account", "limit"]
-    for header in headers:  # folded, never cut: each value stays whole at 80 columns
-        accounts.add_column(header, overflow="fold")
-    for header in ("sent 1m / 1h", "taken 1m / 1h"):
-        accounts.add_column(header, justify="right", overflow="fold")
-    for account in report.accounts:
-        accounts.add_row(
-            *([account.tenant] if not tenant else []),
-            account.partner,
-            account.channel,
-            account.status.replace("_", " "),
-            account.limit,
-            f"{account.rates.sent_minute} / {account.rates.sent_hour}",
-            f"{_rate(account.rates.taken_minute)} / {_rate(account.rates.taken_hour)}",
-            style="red" if account.needs_reconnect else None,
-        )
-    if report.accounts:
-        console.print(accounts)
+    if len(report.accounts) <= ACCOUNT_ROWS or every_account:
+        _account_table(report.accounts, f"accounts ({where})", console, tenant)
+    else:
+        _account_summary(report.accounts, where, console, tenant)
     reconnect = [a for a in report.accounts if a.needs_reconnect]
     if reconnect:
         names = ", ".join(f"{a.partner} ({a.channel})" for a in reconnect)

@@ -149,20 +149,37 @@ def _task_lines(
             )
         )
     header = ("task", "due", "partner", "kind", "owner", "status", "")
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    # What does not fit the terminal's width beside the others goes under the row, with
+    # what the task is about: first who made it, then the owner. A row never wraps.
+    shown = list(range(len(header)))
+    for movable in (6, 4):  # who made it, then the owner
+        if _widest(shown, header, rows) <= width:
+            break
+        shown.remove(movable)
+    moved = [i for i in range(len(header)) if i not in shown]
+    widths = {i: max(len(row[i]) for row in (header, *rows)) for i in shown}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+        return "  ".join(cells[i].ljust(widths[i]) for i in shown).rstrip()
 
     out = [f"{len(tasks)} task{'' if len(tasks) == 1 else 's'}"]
     if tasks:
         out.append(line(header))
-    wrap = max(width - 6, 30)
+    wrap = max(width - 4, 30)
     for task, row in zip(tasks, rows, strict=True):
         out.append(line(row))
-        if task.title:
-            out += textwrap.wrap(task.title, wrap, initial_indent="    ", subsequent_indent="    ")
+        under = [task.title] if task.title else []
+        under += [f"owner {row[i]}" if header[i] == "owner" else row[i] for i in moved if row[i]]
+        if under:
+            text = " · ".join(under)
+            out += textwrap.wrap(text, wrap, initial_indent="    ", subsequent_indent="    ")
     return out
+
+
+def _widest(shown: list[int], header: tuple[str, ...], rows: list[tuple[str, ...]]) -> int:
+    """The longest line of the ``shown`` columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in shown]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 @tasks_app.command("show")

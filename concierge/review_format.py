@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from partnercast.concierge.review import Agenda
+from partnercast.core.cli_tables import Column, Kind, print_table
 
 # section title, agenda attribute, columns (key, header)
 SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -69,8 +69,15 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("_", " ")
 
 
-# Columns whose values are short and must stay whole (dates, counts); the others fold.
-WHOLE = {"date", "sent", "delivered", "bounced", "suppressed", "id", "due", "since", "days", "at"}
+# How each column is laid out (partnercast.core.cli_tables): numbers right-aligned, words
+# (dates, keys, channels) never cut, text wrapped at word boundaries. The first column of a
+# section is its key.
+NUMBERS = {"sent", "delivered", "bounced", "suppressed", "days"}
+TEXTS = {"kind", "title", "owner", "lead", "waiting", "state"}
+
+
+def _kind(key: str) -> Kind:
+    return "number" if key in NUMBERS else "text" if key in TEXTS else "word"
 
 
 def _result_lines(agenda: Agenda) -> Iterator[str]:
@@ -109,9 +116,10 @@ def _header(agenda: Agenda) -> list[str]:
 
 
 def print_agenda(console: Console, agenda: Agenda) -> None:
+    """The agenda at the console's width: lines wrap at word boundaries, tables fit."""
     title, subtitle = _header(agenda)
-    console.print(Text(title, style="bold"), soft_wrap=True)
-    console.print(Text(subtitle), soft_wrap=True)
+    console.print(Text(title, style="bold"))
+    console.print(Text(subtitle))
     last = _last_notes(agenda)
     if last:
         console.print(Text(last))
@@ -124,18 +132,12 @@ def print_agenda(console: Console, agenda: Agenda) -> None:
         if not rows:
             console.print(Text(f"{section}: none"))
             continue
-        # No vertical rules: eight columns of an agenda fit 80 characters without cutting
-        # a date or a campaign key in the middle.
-        table = Table(title=section, box=None, pad_edge=False, title_justify="left")
-        table.header_style = "bold underline"
-        for key, header in columns:
-            if key in WHOLE:
-                table.add_column(header, no_wrap=True)
-            else:
-                table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(_cell(row.get(key))) for key, _h in columns))
-        console.print(table)
+        kinds = [
+            Column(header, "key" if n == 0 else _kind(key))
+            for n, (key, header) in enumerate(columns)
+        ]
+        cells = [[_cell(row.get(key)) for key, _h in columns] for row in rows]
+        print_table(console, section, kinds, cells)
 
 
 def _md(text: str) -> str:

@@ -7,7 +7,6 @@ the process (see :mod:`partnercast.funnel.rollups`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +26,7 @@ from partnercast.core.cli import (
     output_folder,
     parse_now,
 )
+from partnercast.core.cli_tables import Column, print_table
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
 from partnercast.funnel import rollups
@@ -213,19 +213,6 @@ def _partner_id(partners: dict[int | None, str], external_id: str) -> int:
     raise NotFound(f"no partner {external_id!r}")
 
 
-def _numbers_table(
-    by: str, columns: tuple[str, ...], title: str, labels: list[str] | None = None
-) -> Table:
-    """A table whose numbers never wrap; the group label folds onto more lines rather than
-    being cut (two campaign keys cut to the same prefix would be told apart by nobody)."""
-    table = Table(title=title)
-    widest = max((len(label) for label in labels or []), default=len(by))
-    table.add_column(by, ratio=1, overflow="fold", min_width=min(max(widest, len(by)), 12))
-    for name in columns:
-        table.add_column(name, justify="right", no_wrap=True)
-    return table
-
-
 def _fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -348,14 +335,8 @@ def show_metrics(
     scope = f" by {by}" + (f", campaign {campaign}" if campaign else "")
     scope += f", partner {partner}" if partner else ""
     for title, header, lines in _metric_tables(scope, rows):
-        if len(rows) > PLAIN_ABOVE:
-            plain = [tuple(_plain_cell(cell) for cell in cells) for cells in lines]
-            _plain(title, (by, *header), plain)
-            continue
-        table = _numbers_table(by, header, title, [row.label for row in rows])
-        for cells in lines:
-            table.add_row(*cells)
-        console.print(table)
+        columns = [Column(by, "key"), *(Column(name) for name in header)]
+        print_table(console, title, columns, lines)
     console.print(
         f"ROI = pipeline value / spend; programme target {ROI_TARGET:.0f}x (✓ met, ✗ not met)",
         highlight=False,
@@ -376,10 +357,6 @@ def show_metrics(
             highlight=False,
             style="dim",
         )
-
-
-def _plain_cell(cell: object) -> str:
-    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 MetricTable = tuple[str, tuple[str, ...], list[tuple[Text | str, ...]]]
@@ -465,32 +442,6 @@ def _metric_tables(scope: str, rows: list[FunnelRow]) -> list[MetricTable]:
     return tables
 
 
-# Above this many rows, tables are printed as plain aligned text: rich lays out 1,000
-# partners' rows in seconds, the query that fills them takes a fraction of one.
-PLAIN_ABOVE = 60
-
-
-def _plain(
-    title: str,
-    header: tuple[str, ...],
-    lines: Sequence[tuple[str, ...]],
-    left: frozenset[int] = frozenset({0}),
-) -> None:
-    """A fixed-width table: the ``left`` columns left-aligned, the numbers right-aligned."""
-    widths = [max(len(cells[i]) for cells in (header, *lines)) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = (
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        )
-        return "  ".join(padded).rstrip()
-
-    out = [title, line(header), "  ".join("-" * width for width in widths)]
-    out += [line(cells) for cells in lines]
-    console.print("\n".join(out) + "\n", markup=False, highlight=False, soft_wrap=True)
-
-
 def score_command(
     tenant: TenantOption,
     partner: Annotated[str | None, typer.Argument(help="One partner (all when left out).")] = None,
@@ -502,35 +453,37 @@ def score_command(
         raise NotFound(f"no partner {partner!r}")
     if partner:
         card = cards[0]
-        table = Table(title=f"{card.external_id} {card.name}: {card.score:.0f} / 100")
-        table.add_column("component", no_wrap=True)
-        table.add_column("group", no_wrap=True)
-        table.add_column("weight", justify="right", no_wrap=True)
-        table.add_column("points", justify="right", no_wrap=True)
-        table.add_column("why")
-        for c in card.components:
-            _row(table, c.name, c.group, f"{c.weight:.0f}", f"{c.points:.1f}", c.detail)
-        console.print(table)
+        print_table(
+            console,
+            f"{card.external_id} {card.name}: {card.score:.0f} / 100",
+            [
+                Column("component", "key"),
+                Column("group", "word"),
+                Column("weight"),
+                Column("points"),
+                Column("why", "text"),
+            ],
+            [
+                (c.name, c.group, f"{c.weight:.0f}", f"{c.points:.1f}", c.detail)
+                for c in card.components
+            ],
+        )
         console.print(Text(f"what holds it back: {card.weakest.explain()}"))
         return
-    if len(cards) > PLAIN_ABOVE:
-        lines = [
+    print_table(
+        console,
+        "contender scores",
+        [
+            Column("partner", "key"),
+            Column("name", "text"),
+            Column("score"),
+            Column("what holds it back", "text"),
+        ],
+        [
             (c.external_id, c.name, f"{c.score:.0f}", f"{c.weakest.name}: {c.weakest.detail}")
             for c in cards
-        ]
-        header = ("partner", "name", "score", "what holds it back")
-        _plain("contender scores", header, lines, left=frozenset({0, 1, 3}))
-        return
-    table = Table("partner", "name", "score", "what holds it back", title="contender scores")
-    for card in cards:
-        _row(
-            table,
-            card.external_id,
-            card.name,
-            f"{card.score:.0f}",
-            f"{card.weakest.name}: {card.weakest.detail}",
-        )
-    console.print(table)
+        ],
+    )
 
 
 def report_command(

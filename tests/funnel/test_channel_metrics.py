@@ -7,7 +7,6 @@ the differences as events, which the rollups add to the funnel per partner.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
+from support.cli_tables import table
 from support.world import START, World, build_world
 
 from partnercast.campaigns.ticking import tick
@@ -199,10 +199,8 @@ def test_the_command(published: Published, cli, monkeypatch: pytest.MonkeyPatch)
     # The funnel tables show what the networks counted, per partner and in total.
     for args in (("metrics",), ("metrics", "show")):
         out = cli(*args, "--tenant", "northwind", "--by", "total").stdout
-        lines = out.splitlines()
-        at = next(i for i, line in enumerate(lines) if "social and search" in line)
-        names = [c.strip() for c in re.split(r"[┃│]", lines[at + 2]) if c.strip()]
-        cells = [c.strip() for c in re.split(r"[┃│]", lines[at + 4]) if c.strip()]
+        [row] = table(out, "social and search by total (as the networks count them)")
+        names, cells = list(row), list(row.values())
         assert names[1:] == [
             "impressions",
             "engaged",

@@ -3,13 +3,12 @@ their own numbers, tenants only theirs."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from itertools import takewhile
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
+from support.cli_tables import table
 from support.funnel_world import Funnel, add_form_lead, write_csv
 from support.world import START
 
@@ -178,10 +177,8 @@ def test_social_and_search_numbers_are_in_every_grouping_and_table(results: Funn
         assert row.counts["impressions"] == 1500 and row.ad_cost == pytest.approx(94.75)
 
     out = cli("metrics", "--tenant", "northwind", "--by", "partner").stdout
-    lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if "social and search by partner" in line)
-    header = [c.strip() for c in re.split(r"[┃│]", lines[at + 2]) if c.strip()]
-    assert header[1:] == [
+    shown = table(out, "social and search by partner (as the networks count them)")
+    assert list(shown[0])[1:] == [
         "impressions",
         "engaged",
         "eng. rate",
@@ -189,12 +186,7 @@ def test_social_and_search_numbers_are_in_every_grouping_and_table(results: Funn
         "ad cost",
         "conv.",
     ]
-    body = takewhile(lambda line: not line.startswith("└"), lines[at + 4 :])
-    rows = {
-        cells[0].split()[0]: cells[1:]
-        for line in body
-        if (cells := [c.strip() for c in re.split(r"[┃│]", line) if c.strip()])
-    }
+    rows = {row["partner"].split()[0]: list(row.values())[1:] for row in shown}
     assert rows["P001"] == ["1,200", "30", "2%", "12", "84.50", "2.0"]
     assert rows["total"][0] == "1,500" and rows["total"][4] == "94.75"
     # A partner's own view carries its numbers and no other partner's.

@@ -21,6 +21,7 @@ import time_machine
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
+from support.cli_tables import table
 from support.world import CAMPAIGN, START, World, build_world, respond, run_days, start
 
 from partnercast.campaigns import dispatching, tracking_links
@@ -206,10 +207,8 @@ def test_a_sent_email_is_tracked_end_to_end(
         "PARTNERCAST_DATABASE_URL", world.engine.url.render_as_string(hide_password=False)
     )
     out = cli("metrics", "--tenant", "northwind", "--by", "total").stdout
-    lines = out.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.strip().startswith("email engagement"))
-    names = [c.strip() for c in re.split(r"[┃│]", lines[at + 2]) if c.strip()]
-    cells = [c.strip() for c in re.split(r"[┃│]", lines[at + 4]) if c.strip()]
+    [row] = table(out, "email engagement by total (opened, clicked: unique)")
+    names, cells = list(row), list(row.values())
     assert names[-6:] == ["opened", "opens", "clicked", "clicks", "open rate", "click rate"]
     assert cells[-6:-2] == ["1", "2", "1", "4"]
 
