@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from partnercast.core.errors import NotFound, Problems, UserError
 from partnercast.core.tenancy import session_tenant
+from partnercast.core.yamlfile import compose_bounded
 from partnercast.tenants.csvfile import read_text
 from partnercast.tenants.models import Partner, Segment
 from partnercast.tenants.rules import Rule, build_rule, check_rule, parse_rule, partner_matches
@@ -55,8 +56,7 @@ def parse_segments_text(text: str, source: str) -> list[tuple[str, str, Rule]]:
     ``source`` names the file in messages (``segments.yaml:7: ...``).
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = compose_bounded(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
