@@ -46,6 +46,7 @@ from partnercast.campaigns.spec import (
     localized_parts,
 )
 from partnercast.core.errors import Problems, UserError
+from partnercast.core.yamlfile import BoundedLoader
 from partnercast.plugins import Channel
 
 SPEC_FILE = "campaign.yaml"
@@ -213,9 +214,9 @@ def _read_text(path: Path, name: str, report: _Report) -> str | None:
 # --- campaign.yaml ------------------------------------------------------------------------
 
 
-class _CampaignYaml(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 scalars: no implicit dates, only true/false are booleans,
-    no base-60 integers.
+class _CampaignYaml(BoundedLoader):
+    """SafeLoader (no aliases, bounded nesting: core/yamlfile.py) with YAML 1.2 scalars:
+    no implicit dates, only true/false are booleans, no base-60 integers.
 
     (YAML 1.1 reads ``no`` as false, which is Norwegian's locale id, turns
     ``2025-03-01`` into a date object where a date field wants text, and ``11:00`` into
@@ -247,7 +248,12 @@ def _read_yaml(path: Path, report: _Report) -> tuple[yaml.Node | None, dict[str,
     text = _read_text(path, SPEC_FILE, report)
     if text is None:
         return None, None
-    loader = _CampaignYaml(text)
+    try:
+        loader = _CampaignYaml(text)  # a NUL byte is refused here
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        report.add(SPEC_FILE, line, f"invalid YAML: {str(error).splitlines()[0]}")
+        return None, None
     try:
         root = loader.get_single_node()
         if root is None:
