@@ -40,6 +40,7 @@ from partnercast.core.cli import (
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
+from partnercast.core.yamlfile import compose_bounded
 from partnercast.tenants.models import Partner
 from partnercast.tenants.scope import resolve_tenant, tenant_scope
 
@@ -112,7 +113,9 @@ def _parse_assignments(assignments: list[str], locale: str | None) -> dict[str, 
 
 def _load_values_file(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = compose_bounded(path.read_text(encoding="utf-8"))[1]
+    except UnicodeDecodeError as error:
+        raise UserError(f"not UTF-8 text (byte {error.start})", where=str(path)) from error
     except OSError as error:
         raise UserError(f"cannot read: {error.strerror}", where=str(path)) from error
     except yaml.YAMLError as error:
