@@ -103,7 +103,9 @@ def db_upgrade() -> None:
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8025, min=1, max=65535, help="Port to listen on."),
+    port: int = typer.Option(
+        8025, min=0, max=65535, help="Port to listen on (0: a free one, named when it listens)."
+    ),
     workers: int = typer.Option(
         1, min=1, max=64, help="Processes serving the same port (each a whole engine)."
     ),
