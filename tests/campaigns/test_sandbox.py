@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from markupsafe import Markup
 
 from partnercast.campaigns.partner_text import partner_text, template_syntax_problems
 from partnercast.campaigns.sandbox import (
@@ -49,6 +50,31 @@ def test_the_next_render_after_a_runaway_gets_a_fresh_process(source: str, reaso
     with pytest.raises(RenderBudgetExceeded, match=reason):
         render(source, limits=RenderLimits(seconds=0.2))
     assert render("{{ 6 * 7 }}") == "42"
+
+
+def test_plugin_filters_run_in_the_engine_on_plain_values() -> None:
+    """The render process calls back for plugin filters: any callable works, Markup stays
+    Markup, and a filter's own failure is the template's error line, not a traceback."""
+
+    def boom(value: object) -> str:
+        raise ValueError(f"cannot shout {value}")
+
+    filters = {"shout": lambda value: value.upper(), "boom": boom, "keys": lambda m: sorted(m)}
+    environment = template_environment(
+        {"t.html": "{{ text|shout }} {{ safe|shout }} {{ {'b': 1, 'a': [2]}|keys }}"},
+        filters=filters,
+    )
+    context = {"text": "<i>", "safe": Markup("<b>ok</b>")}
+    assert (
+        render_limited(environment, "t.html", context)
+        == "&lt;I&gt; <B>OK</B> [&#39;a&#39;, &#39;b&#39;]"
+    )
+    failing = template_environment({"t.html": "fine\n{{ 'x'|boom }}"}, filters=filters)
+    with pytest.raises(TemplateError, match=r"^t\.html: line 2: filter 'boom': cannot shout x"):
+        render_limited(failing, "t.html", {})
+    odd = template_environment({"t.html": "{{ cycler(1)|shout }}"}, filters=filters)
+    with pytest.raises(TemplateError, match="cannot take a Cycler value"):
+        render_limited(odd, "t.html", {})
 
 
 def test_sandbox_refuses_python_internals() -> None:
