@@ -7,6 +7,9 @@ unique one, and its event says so (``data["unique"]``), which the rollups count.
 unique key makes this exact under concurrent hits on SQLite and PostgreSQL alike, and
 no query ever scans the event log to tell.
 
+The tracker records hits in batches (web/tracking.py): :func:`claim_first` inserts the
+rows of a whole batch in one statement and says which were new.
+
 A genuine click on a message with no ``opened`` row inserts that row too (an implied open:
 the reader's client blocked the pixel), so unique opens are never fewer than the readers
 who clicked, and a later pixel hit does not count the message opened a second time.
@@ -14,10 +17,13 @@ who clicked, and a later pixel hit does not count the message opened a second ti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, Session, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
 
@@ -32,3 +38,40 @@ class Engagement(TenantOwned, SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id")
     kind: str = Field(max_length=20)  # opened | clicked
     first_at: datetime
+
+
+EngagementKey = tuple[int, int, str]
+"""(dispatch, contact, kind)."""
+
+
+def claim_first(
+    session: Session, tenant_id: int, firsts: Iterable[tuple[EngagementKey, datetime]]
+) -> set[EngagementKey]:
+    """Insert an Engagement row for each key unless it exists; the keys that were new.
+
+    One INSERT ... ON CONFLICT DO NOTHING RETURNING executed for the whole batch (SQLAlchemy
+    sends it as multi-row statements from one cached compilation): the unique (dispatch,
+    contact, kind) makes it exact under concurrent writers (other batches, other
+    processes) on SQLite and PostgreSQL alike.
+    """
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "dispatch_id": dispatch,
+            "contact_id": contact,
+            "kind": kind,
+            "first_at": at,
+        }
+        for (dispatch, contact, kind), at in firsts
+    ]
+    if not rows:
+        return set()
+    table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
+        .returning(table.c.dispatch_id, table.c.contact_id, table.c.kind)
+    )
+    found = session.connection().execute(statement, rows)
+    return {(row[0], row[1], row[2]) for row in found}

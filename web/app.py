@@ -18,6 +18,9 @@ building the application opens nothing. :mod:`partnercast.web.server` serves it 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
@@ -37,7 +40,7 @@ health = APIRouter(include_in_schema=False)
 
 
 @health.api_route("/healthz", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-def healthz() -> Response:
+async def healthz() -> Response:
     return Response(b"ok\n", headers={"Content-Type": "text/plain"})
 
 
@@ -47,8 +50,18 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     # every event a request records keeps the funnel's rollups in step.
     rollups.install()
     loaded = plugins or default_plugins()
-    app = FastAPI(title="partnercast", docs_url=None, redoc_url=None, openapi_url=None)
+    tracker = tracking.HitWriter(engine, tracking.bot_reason)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        tracker.close()  # every hit answered is recorded; the rest waiting are, too
+
+    app = FastAPI(
+        title="partnercast", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.engine = engine
+    app.state.tracker = tracker
     app.state.settings = settings
     app.state.host = EngineHost(engine, settings, loaded)
     for router in (health, *ENGINE_ROUTERS, *loaded.routers(app.state.host)):
@@ -71,12 +84,18 @@ async def _gone(request: Request, error: Exception) -> Response:
 
 
 def app_from_settings() -> FastAPI:
-    """The application for the configured database: what each ``serve --workers N``
-    process builds (uvicorn imports it by name: ``partnercast.web.app:app_from_settings``)."""
+    """The application for the configured database."""
     from partnercast.core.cli import open_engine
 
     settings = load_settings()
     return create_app(open_engine(settings), settings)
+
+
+def served_from_settings() -> tracking.TrackerFront:
+    """What each ``serve --workers N`` process runs (uvicorn imports it by name): the
+    application for the configured database behind the tracker's front
+    (:class:`~partnercast.web.tracking.TrackerFront`)."""
+    return tracking.TrackerFront(app_from_settings())
 
 
 def make_http_server(

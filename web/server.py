@@ -29,11 +29,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from partnercast.web.limits import LimitedHttpProtocol
+from partnercast.web.tracking import TrackerFront
 
 LIMIT_CONCURRENCY = 2048
 TIMEOUT_KEEP_ALIVE = 5
 TIMEOUT_GRACEFUL_SHUTDOWN = 10
-APP_FACTORY = "partnercast.web.app:app_from_settings"
+APP_FACTORY = "partnercast.web.app:served_from_settings"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def bind(host: str, port: int) -> socket.socket:
 def config(app: FastAPI | str, options: ServeOptions) -> uvicorn.Config:
     _open_files_for(LIMIT_CONCURRENCY)
     return uvicorn.Config(
-        app,
+        TrackerFront(app) if isinstance(app, FastAPI) else app,
         factory=isinstance(app, str),
         http=LimitedHttpProtocol,
         workers=options.workers,
@@ -77,7 +78,7 @@ def config(app: FastAPI | str, options: ServeOptions) -> uvicorn.Config:
         server_header=False,
         access_log=False,
         log_config=None,  # the engine's logging, not uvicorn's own configuration
-        lifespan="off",
+        lifespan="on",  # the application's lifespan stops its tracker's writer
     )
 
 

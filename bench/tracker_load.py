@@ -1,0 +1,457 @@
+"""The tracker under the opens and clicks of a large send, with locust as the readers.
+
+    python bench/tracker_load.py [--contacts 30000] [--clients 50,200,500] [--workers 1]
+        [--database sqlite|postgresql] [--postgres-url URL] [--compare-with TREE]
+
+Needs postfix's ``smtp-sink`` (the send) and locust (``pip install -e ".[bench]"``).
+
+1. Builds the world of bench/email_throughput.py (20 partners, ``--contacts`` consenting
+   contacts, the sample campaign approved, its first cycle started) and sends the first
+   touch with one engine worker to smtp-sink: that is the send to replay, and its rate is
+   the engine's own send rate on this database, measured in this run.
+2. Plans the readers of that send (seeded): per message, no hit (20%), the pixel once
+   (45%) or twice (10%), a click with images blocked (5%), the pixel then a click (15%),
+   the pixel then two clicks (5%); and a link scanner's click first on 8% of messages.
+   Each request carries the tokens the engine put in that message (the recipient's one
+   token, the draft's signed link tokens: core/signing.py, campaigns/tracking_links.py).
+3. Starts ``partnercast serve`` on the database (as the README does) and replays the
+   plan with locust (headless, FastHttpUser) at each client count: a third of the
+   messages each, every reader making its message's requests in order as a mail client
+   does. Prints requests per second, p50 and p99 latency, errors, and checks after each
+   level that every hit was counted exactly once: the opened and clicked events, the
+   unique ones (Engagement rows), and the funnel rollups (opens, opened, clicks,
+   clicked) equal what the plan sent, implied opens included.
+4. The load generator's ceiling, in the same run: the same number of requests at 200
+   clients against a static response of the same server (``/healthz``).
+5. ``--compare-with TREE``: the same replay at 50 clients against ``partnercast serve``
+   from another package tree (``python tools/package_tree.py TREE`` in a git worktree of
+   an older commit), on a copy of the same send, for the old figure in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
+SCANNER = "Mozilla/5.0 (compatible; Barracuda Sentinel)"
+TARGETS = (
+    "https://vendor.example/cloud",
+    "https://vendor.example/trial",
+    "https://vendor.example/",
+)
+
+
+def _email_bench() -> Any:
+    """bench/email_throughput.py: its world and its engine worker (spawned processes
+    import it by name, so bench/ goes on the path)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import email_throughput
+
+    return email_throughput
+
+
+@dataclass
+class Expected:
+    requests: int = 0
+    opened: int = 0  # opened events: pixel hits and implied opens
+    clicked: int = 0  # clicked events
+    unique_opened: int = 0
+    unique_clicked: int = 0
+
+    def add(self, other: Expected) -> Expected:
+        return Expected(
+            *(a + b for a, b in zip(vars(self).values(), vars(other).values(), strict=True))
+        )
+
+
+def plan_messages(
+    messages: list[dict[str, Any]], rng: random.Random
+) -> tuple[list[list[list[str]]], Expected]:
+    """The requests of each message's reader, and what they must count."""
+    plan: list[list[list[str]]] = []
+    want = Expected()
+    for message in messages:
+        pixel = ["GET", f"/t/o/{message['rcpt']}.gif", BROWSER]
+        links = [["GET", f"/t/c/{link}/{message['rcpt']}", BROWSER] for link in message["links"]]
+        roll = rng.random()
+        if roll < 0.20:
+            hits: list[list[str]] = []
+        elif roll < 0.65:
+            hits = [pixel]
+        elif roll < 0.75:
+            hits = [pixel, pixel]
+        elif roll < 0.80:
+            hits = [links[0]]
+        elif roll < 0.95:
+            hits = [pixel, links[rng.randrange(len(links))]]
+        else:
+            hits = [pixel, links[0], links[1 % len(links)]]
+        if rng.random() < 0.08:
+            hits = [["GET", links[0][1], SCANNER], *hits]
+        if not hits:
+            continue
+        plan.append(hits)
+        pixels = sum(1 for hit in hits if hit[1].startswith("/t/o/"))
+        genuine_clicks = sum(1 for hit in hits if hit[1].startswith("/t/c/") and hit[2] == BROWSER)
+        implied = 1 if genuine_clicks and not pixels else 0
+        want.requests += len(hits)
+        want.opened += pixels + implied
+        want.clicked += sum(1 for hit in hits if hit[1].startswith("/t/c/"))
+        want.unique_opened += 1 if pixels or genuine_clicks else 0
+        want.unique_clicked += 1 if genuine_clicks else 0
+    return plan, want
+
+
+def the_send(engine: Any, settings: Any) -> list[dict[str, Any]]:
+    """Every message of the send, with the tokens the engine put in it."""
+    from sqlmodel import select
+
+    from partnercast.campaigns.models import Campaign, Enrollment, Touch
+    from partnercast.campaigns.tracking_links import LINK_PURPOSE
+    from partnercast.core.models import Delivery, Dispatch
+    from partnercast.core.signing import recipient_token, sign
+    from partnercast.core.tenancy import system_session
+
+    with system_session(engine, reason="the benchmark reads its own send") as session:
+        rows = session.exec(
+            select(Delivery, Dispatch, Touch.key, Campaign.key)
+            .join(Dispatch, Dispatch.id == Delivery.dispatch_id)
+            .join(Touch, Touch.id == Dispatch.touch_id)
+            .join(Enrollment, Enrollment.id == Dispatch.enrollment_id)
+            .join(Campaign, Campaign.id == Enrollment.campaign_id)
+            .where(Delivery.state == "sent")
+        ).all()
+    links: dict[int, list[str]] = {}
+    messages = []
+    for delivery, dispatch, touch, campaign in rows:
+        sent_at = delivery.sent_at
+        if dispatch.id not in links:
+            ids = [dispatch.tenant_id, dispatch.partner_id, campaign, touch]
+            links[dispatch.id] = [
+                sign(settings, LINK_PURPOSE, [*ids, index, target], now=sent_at)
+                for index, target in enumerate(TARGETS)
+            ]
+        token = recipient_token(
+            settings,
+            tenant_id=dispatch.tenant_id,
+            dispatch_id=dispatch.id,
+            contact_id=delivery.contact_id,
+            now=sent_at,
+        )
+        messages.append({"rcpt": token, "links": links[dispatch.id]})
+    return messages
+
+
+def counted(engine: Any) -> Expected:
+    """What the database counted: events, engagements, rollups (which must agree)."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+
+        def one(sql: str) -> int:
+            return int(connection.execute(text(sql)).scalar() or 0)
+
+        events = {
+            kind: one(
+                f"SELECT count(*) FROM event WHERE kind = '{kind}' AND source = 'email-tracking'"
+            )
+            for kind in ("opened", "clicked")
+        }
+        unique = {
+            kind: one(f"SELECT count(*) FROM engagement WHERE kind = '{kind}'")
+            for kind in ("opened", "clicked")
+        }
+        rollups = {
+            metric: one(f"SELECT coalesce(sum(count), 0) FROM rollup WHERE metric = '{metric}'")
+            for metric in ("opens", "opened", "clicks", "clicked")
+        }
+    if (rollups["opens"], rollups["clicks"]) != (events["opened"], events["clicked"]) or (
+        rollups["opened"],
+        rollups["clicked"],
+    ) != (unique["opened"], unique["clicked"]):
+        print(f"   rollups {rollups} disagree with events {events} / engagements {unique}")
+        return Expected(-1, -1, -1, -1, -1)
+    return Expected(0, events["opened"], events["clicked"], unique["opened"], unique["clicked"])
+
+
+class Server:
+    """``partnercast serve`` in its own process, as the README starts it."""
+
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "partnercast",
+                "serve",
+                "--port",
+                "0",
+                "--workers",
+                str(workers),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"serving on http://127\.0\.0\.1:(\d+)", log.read_text())):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"partnercast serve did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        self.base = f"http://127.0.0.1:{found.group(1)}"
+        import requests
+
+        while True:
+            try:
+                requests.get(f"{self.base}/healthz", timeout=30)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@dataclass
+class Run:
+    clients: int
+    requests: int
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+    first_errors: list[str]
+
+
+def replay(base: str, plan: list[list[list[str]]], clients: int, folder: Path) -> Run:
+    """The plan replayed by ``clients`` locust readers against ``base``."""
+    plan_file, result = folder / f"plan-{clients}.json", folder / f"result-{clients}.json"
+    plan_file.write_text(json.dumps(plan))
+    env = {**os.environ, "TRACKER_PLAN": str(plan_file), "TRACKER_RESULT": str(result)}
+    command = [
+        shutil.which("locust") or "locust",
+        "-f", str(REPO / "bench" / "tracker_locustfile.py"),
+        "--headless", "--users", str(clients), "--spawn-rate", str(clients),
+        "--host", base, "--run-time", "600s", "--only-summary", "--loglevel", "ERROR",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if not result.exists():
+        sys.exit(f"locust failed:\n{done.stderr[-3000:]}")
+    data = json.loads(result.read_text())
+    samples = data["samples"]
+    latencies = sorted(end - began for began, end in samples)
+    seconds = max(end for _, end in samples) - min(began for began, _ in samples)
+    return Run(
+        clients,
+        len(samples),
+        len(samples) / seconds,
+        statistics.median(latencies) * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        len(data["errors"]),
+        data["errors"][:3],
+    )
+
+
+def _keys_for_the_run() -> None:
+    """Keys of the run's own, unless the environment has them (serve needs real ones)."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("PARTNERCAST_SECRET_KEY", secrets.token_hex(32))
+    os.environ.setdefault(
+        "PARTNERCAST_ENCRYPTION_KEYS", json.dumps([Fernet.generate_key().decode()])
+    )
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--contacts", type=int, default=30_000)
+    parser.add_argument("--partners", type=int, default=20)
+    parser.add_argument("--clients", default="50,200,500")
+    parser.add_argument("--workers", type=int, default=1, help="partnercast serve --workers")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "PARTNERCAST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="any database on the server; the bench creates and drops its own (trackerbench)",
+    )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        action="append",
+        default=[],
+        help="a package tree of an older commit (repeat for several)",
+    )
+    args = parser.parse_args()
+    levels = [int(n) for n in args.clients.split(",")]
+
+    from sqlalchemy import create_engine
+
+    _keys_for_the_run()
+    email = _email_bench()
+    folder = Path(tempfile.mkdtemp(prefix="trackerbench-"))
+    postgres = args.database == "postgresql"
+    server_url = args.postgres_url.rsplit("/", 1)[0]
+    url = f"{server_url}/trackerbench" if postgres else f"sqlite:///{folder / 'world' / 'bench.db'}"
+
+    def compare_url(n: int) -> str:
+        return f"{server_url}/trackerbench_old{n}" if postgres else f"sqlite:///{folder}/old{n}.db"
+
+    admin = (
+        create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT") if postgres else None
+    )
+
+    def recreate(name: str, template: str = "") -> None:
+        assert admin is not None
+        from sqlalchemy import text
+
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            connection.execute(
+                text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+            )
+
+    print(
+        f"tracker benchmark: {args.database}, {args.contacts} recipients, "
+        f"serve --workers {args.workers}"
+    )
+    print(f"load average at start: {load_average()}")
+    port = email._free_port()
+    sink = email.start_sink(port)
+    try:
+        if postgres:
+            recreate("trackerbench")
+        engine, settings = email.build_world(
+            folder / "world", args.partners, args.contacts, port, url
+        )
+        sent, seconds, _ = email.engine_rate(url, port, 1, 2)
+    finally:
+        sink.kill()
+    send_rate = sent / seconds
+    print(f"engine send, 1 worker: {sent} messages in {seconds:.1f} s = {send_rate:,.0f} msg/s")
+
+    messages = the_send(engine, settings)
+    rng = random.Random(16)
+    rng.shuffle(messages)
+    thirds = [messages[n :: len(levels)] for n in range(len(levels))]
+    plans = [plan_messages(part, rng) for part in thirds]
+    engine.dispose()
+    for n, _ in enumerate(args.compare_with):  # a copy of the send, before any hit
+        if postgres:
+            recreate(f"trackerbench_old{n}", "trackerbench")
+        else:
+            shutil.copy(folder / "world" / "bench.db", folder / f"old{n}.db")
+
+    env = {**os.environ, "PARTNERCAST_DATABASE_URL": url, "COLUMNS": "200"}
+    runs: list[tuple[Run, bool, Expected, Expected]] = []
+    server = Server(env, args.workers, folder / "serve.log")
+    try:
+        static_plan = [
+            [["GET", "/healthz", BROWSER]] for _ in range(max(p[1].requests for p in plans))
+        ]
+        ceiling = replay(server.base, static_plan, 200, folder)
+        print(
+            f"load generator ceiling, /healthz at 200 clients: {ceiling.rps:,.0f} req/s "
+            f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors); "
+            f"load {load_average()}"
+        )
+        want = Expected()
+        for clients, (plan, expected) in zip(levels, plans, strict=True):
+            run = replay(server.base, plan, clients, folder)
+            want = want.add(expected)
+            have = counted(engine)
+            exact = vars(have) | {"requests": want.requests} == vars(want)
+            runs.append((run, exact, want, have))
+            print(
+                f"{clients:>4} clients: {run.requests} requests, {run.rps:,.0f} req/s, "
+                f"p50 {run.p50:.1f} ms, "
+                f"p99 {run.p99:.1f} ms, {run.errors} errors {run.first_errors or ''}; "
+                f"counted exactly once: {'yes' if exact else f'NO: sent {want}, counted {have}'}; "
+                f"load {load_average()}"
+            )
+    finally:
+        server.stop()
+    olds: list[tuple[Path, Run]] = []
+    for n, tree in enumerate(args.compare_with):
+        old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
+        old_server = Server(old_env, args.workers, folder / f"serve-old{n}.log")
+        try:
+            old = replay(old_server.base, plans[0][0], levels[0], folder)
+        finally:
+            old_server.stop()
+        olds.append((tree, old))
+        print(
+            f"old server ({tree}), {levels[0]} clients: {old.rps:,.0f} req/s, "
+            f"p50 {old.p50:.1f} ms, p99 {old.p99:.1f} ms, {old.errors} errors; "
+            f"load {load_average()}"
+        )
+
+    print("\nverdict:")
+    by_clients = {run.clients: (run, exact) for run, exact, _, _ in runs}
+    print(f"  no errors at any level: {all(run.errors == 0 for run, *_ in runs)}")
+    print(f"  every hit counted exactly once: {all(exact for _, exact, *_ in runs)}")
+    if 200 in by_clients:
+        print(
+            f"  p99 at 200 clients {by_clients[200][0].p99:.1f} ms < 100 ms: "
+            f"{by_clients[200][0].p99 < 100}"
+        )
+    slowest = min(run.rps for run, *_ in runs)
+    print(
+        f"  slowest level {slowest:,.0f} req/s >= half the send rate ({send_rate / 2:,.0f}): "
+        f"{slowest >= send_rate / 2}"
+    )
+    first = runs[0][0]
+    print(
+        f"  {first.clients} clients vs the old wsgiref server's 93 req/s (issue 16): "
+        f"{first.rps / 93:.1f}x"
+    )
+    if old is not None:
+        print(
+            f"  {first.clients} clients vs the old server measured now: {first.rps / old.rps:.1f}x"
+        )
+    print(
+        f"  load generator ceiling {ceiling.rps:,.0f} req/s; "
+        f"load average at the end: {load_average()}"
+    )
+    if postgres and admin is not None:
+        engine.dispose()
+        from sqlalchemy import text
+
+        with admin.connect() as connection:
+            for name in ["trackerbench"] + [f"trackerbench_old{n}" for n in range(len(olds))]:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
