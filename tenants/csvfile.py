@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import charset_normalizer
-
 from partnercast.core.errors import UserError
 
 SEPARATORS = ",;\t|"
@@ -121,6 +119,18 @@ class CsvFile:
 
 
 @dataclass(frozen=True)
+class CsvStream:
+    """A checked file whose rows are read as they are iterated (a large import never
+    holds them all); ``size`` is how many lines or sheet rows follow the header."""
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: Iterator[CsvRow | RowShapeError]
+    notes: tuple[str, ...]
+    size: int
+
+
+@dataclass(frozen=True)
 class _Table:
     """Rows of fields as read, before the header is matched: (line, fields) pairs."""
 
@@ -128,6 +138,7 @@ class _Table:
     header_line: int
     records: Iterator[tuple[int, list[str] | str]]  # fields, or why the line is unreadable
     described: str  # "windows-1252, ';'-separated": said when not plain UTF-8 CSV
+    size: int
 
 
 def read_text(path: Path) -> str:
@@ -150,30 +161,41 @@ def read_csv(
     """
     if schema is None:
         schema = Schema(required, optional, refuse_unknown=True)
+    stream = open_csv(path, schema, mapping)
+    return CsvFile(path, stream.columns, tuple(stream.rows), stream.notes)
+
+
+def open_csv(path: Path, schema: Schema, mapping: Mapping[str, str] | None = None) -> CsvStream:
+    """:func:`read_csv`, the rows read as they are iterated. The file itself (its
+    encoding, its header) is checked here, before the first row."""
     table = _read_table(path)
     positions, columns, notes = _match_header(path, table, schema, dict(mapping or {}))
+    if table.described:
+        notes.insert(0, f"read as {table.described}")
+    rows = _rows(table, positions, columns)
+    return CsvStream(path, columns, rows, tuple(notes), table.size)
+
+
+def _rows(
+    table: _Table, positions: list[int], columns: tuple[str, ...]
+) -> Iterator[CsvRow | RowShapeError]:
     width = len(table.header)
     trailing_blank = width - len(_rstrip_blank(table.header))
-    rows: list[CsvRow | RowShapeError] = []
     for line, record in table.records:
         if isinstance(record, str):
-            rows.append(RowShapeError(line, record))
+            yield RowShapeError(line, record)
             continue
-        if not any(cell.strip() for cell in record):
+        if not "".join(record).strip():
             continue
         count = len(record)
-        if count > width and not any(cell.strip() for cell in record[width:]):
+        if count > width and not "".join(record[width:]).strip():
             record = record[:width]  # a trailing separator on the data lines only
         elif width - trailing_blank <= count < width:
             record = record + [""] * (width - count)  # ... or on the header line only
         if len(record) != width:
-            reason = f"has {count} fields, the header has {width}"
-            rows.append(RowShapeError(line, reason))
+            yield RowShapeError(line, f"has {count} fields, the header has {width}")
             continue
-        rows.append(CsvRow(line, tuple(record[index] for index in positions), columns))
-    if table.described:
-        notes.insert(0, f"read as {table.described}")
-    return CsvFile(path, columns, tuple(rows), tuple(notes))
+        yield CsvRow(line, tuple([record[index] for index in positions]), columns)
 
 
 def _rstrip_blank(names: list[str]) -> list[str]:
@@ -245,6 +267,7 @@ def _read_table(path: Path) -> _Table:
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise UserError("an old Excel (.xls) file: save it as .xlsx or CSV UTF-8", where=str(path))
     text, encoding = decode(data, path)
+    del data  # a large file's bytes are not kept beside its text
     return _read_text(path, text, encoding)
 
 
@@ -278,6 +301,8 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
+            import charset_normalizer  # only a file that is not UTF-8 pays for it
+
             best = charset_normalizer.from_bytes(data).best()
             if best is None:
                 raise UserError(
@@ -322,7 +347,8 @@ def _read_text(path: Path, text: str, encoding: str) -> _Table:
         described.append(_encoding_name(encoding))
     if separator != ",":
         described.append(f"{_separator_name(separator)}-separated")
-    return _Table(first[1], first[0], records, ", ".join(described))
+    size = len(lines) - first[0]
+    return _Table(first[1], first[0], records, ", ".join(described), size)
 
 
 def _encoding_name(encoding: str) -> str:
@@ -423,7 +449,8 @@ def _read_sheet(path: Path, data: bytes) -> _Table:
     for number, header in rows:
         if any(cell.strip() for cell in header):
             records: Iterator[tuple[int, list[str] | str]] = _closing(rows, workbook)
-            return _Table(_rstrip_blank(header), number, records, "an Excel sheet")
+            size = max(0, (sheet.max_row or 0) - number)
+            return _Table(_rstrip_blank(header), number, records, "an Excel sheet", size)
     workbook.close()
     raise UserError("the sheet is empty (expected a header row)", where=str(path))
 

@@ -39,7 +39,14 @@ from partnercast.tenants.columns import (
     PARTNERS,
     remembered,
 )
-from partnercast.tenants.csvfile import CsvFile, CsvRow, RowShapeError, read_csv
+from partnercast.tenants.csvfile import (
+    CsvFile,
+    CsvRow,
+    CsvStream,
+    RowShapeError,
+    open_csv,
+    read_csv,
+)
 from partnercast.tenants.models import Contact, Partner, PartnerSuppression, Suppression, Tenant
 from partnercast.tenants.suppressions import (
     email_hash,
@@ -284,7 +291,7 @@ def import_contacts(
             raise NotFound(f"no partner {partner_external_id!r}{hint}")
     columns = {**remembered(tenant.import_columns, "contacts"), **(mapping or {})}
     try:
-        csv_file = read_csv(Path(path), CONTACTS if named else CONTACTS_WITH_PARTNER, columns)
+        csv_file = open_csv(Path(path), CONTACTS if named else CONTACTS_WITH_PARTNER, columns)
     except UserError as error:
         if named is None or PARTNER_COLUMN not in error.message:
             raise
@@ -295,23 +302,30 @@ def import_contacts(
             where=str(path),
         )
     report = ImportReport(notes=list(csv_file.notes))
+    present = tuple(name for name in CONTACT_FIELDS if name in csv_file.columns)
+    known = _Known.load(session, named, present)
+    erased = erased_hashes(session)
     tell = progress or _no_progress
-    checked = _check_contacts(csv_file, partners, named, tenant.default_locale, report, tell)
-    query = select(
-        Contact.id,
-        Contact.partner_id,
-        Contact.external_id,
-        *(getattr(Contact, name) for name in CONTACT_FIELDS),
-    )
-    if named is not None:
-        query = query.where(Contact.partner_id == named)
-    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]] = {
-        (row[1], row[2]): (row[0], tuple(row[3:])) for row in session.execute(query)
-    }
-    checked = _refuse_duplicate_emails(checked, existing, report)
-    checked = _refuse_erased(session, tenant_id, checked, report)
-    _write_contacts(session, tenant, csv_file.path.name, checked, existing, report, tell, now)
-    report.rejected.sort(key=lambda rejection: rejection.line)
+    checker = _Checker(csv_file, partners, named, tenant.default_locale)
+    chunk: list[_Contact] = []
+    done = 0
+    for row in csv_file.rows:
+        done += 1
+        checked = checker.check(row)
+        if isinstance(checked, Rejection):
+            report.rejected.append(checked)
+            continue
+        problem = known.claim(checked) or _erased(tenant_id, checked, erased)
+        if problem:
+            report.rejected.append(Rejection(checked.line, problem))
+            continue
+        chunk.append(checked)
+        if len(chunk) == CHUNK:
+            _write_contacts(session, tenant, csv_file.path.name, chunk, known, report, now)
+            chunk = []
+            tell("importing", done, csv_file.size)
+    _write_contacts(session, tenant, csv_file.path.name, chunk, known, report, now)
+    tell("importing", done, done)
     return report
 
 
@@ -327,79 +341,133 @@ def _suggest(key: str, partners: Mapping[str, int]) -> str:
     return ""
 
 
-def _check_contacts(
-    csv_file: CsvFile,
-    partners: dict[str, int],
-    named: int | None,
-    default_locale: str,
-    report: ImportReport,
-    tell: Progress,
-) -> list[_Contact]:
-    """The rows that pass every check; the others are added to the report's rejections."""
-    index = {name: position for position, name in enumerate(csv_file.columns)}
-    checked: list[_Contact] = []
-    first_seen: dict[tuple[int | str, str], int] = {}
-    total = len(csv_file.rows)
-    for done, row in enumerate(csv_file.rows, start=1):
-        if done % CHUNK == 0:
-            tell("checking", done, total)
+class _Checker:
+    """Checks rows one by one: each row's values, and its key not seen before."""
+
+    def __init__(
+        self, csv_file: CsvStream, partners: dict[str, int], named: int | None, locale: str
+    ) -> None:
+        self.positions = [
+            csv_file.columns.index(name) if name in csv_file.columns else -1
+            for name in (PARTNER_COLUMN, "external_id", *CONTACT_FIELDS, *_CONSENT_EXTRAS)
+        ]
+        self.partners, self.named, self.locale = partners, named, locale
+        # Keyed by hash((partner, external id)): an int, not a tuple and its string, per
+        # row of a large file (two keys in 2**64 alike would reject a row as a duplicate).
+        self.first_seen: dict[int, int] = {}
+
+    def check(self, row: CsvRow | RowShapeError) -> _Contact | Rejection:
         if isinstance(row, RowShapeError):
-            report.rejected.append(Rejection(row.line, row.reason))
-            continue
-        result = _check_contact(row, index, partners, named, default_locale)
+            return Rejection(row.line, row.reason)
+        result = _check_contact(row, self.positions, self.partners, self.named, self.locale)
         if isinstance(result, str):
-            report.rejected.append(Rejection(row.line, result))
-            continue
-        key = (result.partner_id, result.external_id)
-        if key in first_seen:
-            report.rejected.append(
-                Rejection(row.line, f"duplicate external_id, first seen on line {first_seen[key]}")
-            )
-            continue
-        first_seen[key] = row.line
-        checked.append(result)
-    tell("checking", total, total)
-    return checked
+            return Rejection(row.line, result)
+        key = hash((result.partner_id, result.external_id))
+        first = self.first_seen.setdefault(key, row.line)
+        if first != row.line:
+            return Rejection(row.line, f"duplicate external_id, first seen on line {first}")
+        return result
+
+
+class _Known:
+    """The contacts already stored, as much of them as an import needs: by (partner,
+    external id) their id, a hash of the fields the file has, their consent and address;
+    and who has each address, in the database or on an earlier line of the file."""
+
+    def __init__(self, present: tuple[str, ...]) -> None:
+        self.present = tuple(CONTACT_FIELDS.index(name) for name in present)
+        # (partner, external id) -> (id, hash of the fields, consent, owners' key)
+        self.rows: dict[tuple[int, str], tuple[int, int, bool, int]] = {}
+        # Who has each address: hash((partner, lower-case address)) -> (external id, the
+        # file's line, 0 when it is in the database); an int key keeps a large file small.
+        self.owners: dict[int, tuple[str, int]] = {}
+
+    @classmethod
+    def load(cls, session: Session, named: int | None, present: tuple[str, ...]) -> _Known:
+        known = cls(present)
+        fields = [getattr(Contact, name) for name in present]
+        query = select(
+            Contact.id, Contact.partner_id, Contact.external_id, Contact.email, Contact.consent,
+            *fields,
+        )  # fmt: skip
+        if named is not None:
+            query = query.where(Contact.partner_id == named)
+        # Streamed, not buffered: 100,000 contacts' rows at once would double the import's
+        # peak memory.
+        for row in session.execute(query.execution_options(yield_per=CHUNK)):
+            owner_key = hash((row[1], row[3].lower()))
+            known.rows[(row[1], row[2])] = (row[0], hash(tuple(row[5:])), row[4], owner_key)
+            if row[3]:
+                known.owners[owner_key] = (row[2], 0)
+        return known
+
+    def digest(self, row: _Contact) -> int:
+        """The hash of the row's values of the fields the file has (as :meth:`load`)."""
+        return hash(tuple([row.fields[index] for index in self.present]))
+
+    def claim(self, row: _Contact) -> str:
+        """Why the row's address is another contact's (of the same partner), or "" after
+        noting that it is now this row's."""
+        address = row.fields[0]
+        if address is None:
+            return ""
+        lower = address.lower()
+        key = hash((row.partner_id, lower))
+        owner = self.owners.get(key)
+        if owner is not None and owner[0] != row.external_id:
+            if owner[1]:
+                return f"email {address} is also on line {owner[1]} (external_id {owner[0]!r})"
+            return f"email {address} is already contact {owner[0]!r} of this partner"
+        stored = self.rows.get((row.partner_id, row.external_id))
+        if stored is not None and stored[3] != key:
+            self.owners.pop(stored[3], None)  # its old address is free
+        self.owners[key] = (row.external_id, row.line)
+        return ""
+
+
+def _erased(tenant_id: int, row: _Contact, erased: set[str]) -> str:
+    if erased and row.fields[0] is not None and email_hash(tenant_id, row.fields[0]) in erased:
+        return "this address was erased on request; it is not imported"
+    return ""
+
+
+_CONSENT_EXTRAS = ("consent_date", "consent_text", "consent_source")
 
 
 def _check_contact(
     row: CsvRow,
-    index: dict[str, int],
+    positions: list[int],
     partners: dict[str, int],
     named: int | None,
     default_locale: str,
 ) -> _Contact | str:
-    """One row checked and normalised, or why it is refused."""
-    cells = row.cells
-
-    def cell(name: str) -> str | None:
-        position = index.get(name)
-        return None if position is None else cells[position].strip()
-
+    """One row checked and normalised, or why it is refused. ``positions`` are the
+    cells' indexes of the partner, the external id, :data:`CONTACT_FIELDS` and the
+    consent extras (-1: no such column)."""
+    cells = [row.cells[at].strip() if at >= 0 else None for at in positions]
     problems: list[str] = []
     partner_id = named
     if partner_id is None:
-        partner_key = cell(PARTNER_COLUMN) or ""
+        partner_key = cells[0] or ""
         partner_id = partners.get(partner_key)
         if not partner_key:
             problems.append("partner is empty")
         elif partner_id is None:
             problems.append(f"unknown partner {partner_key!r}{_suggest(partner_key, partners)}")
-    external_id = cell("external_id") or ""
+    external_id = cells[1] or ""
     if not external_id:
         problems.append("external_id is empty")
+    elif len(external_id) > _TEXT_LIMITS["external_id"]:
+        problems.append(f"external_id is longer than {_TEXT_LIMITS['external_id']} characters")
     parsed: list[Any] = []
-    for name in CONTACT_FIELDS:
-        text = cell(name)
+    for name, text in zip(CONTACT_FIELDS, cells[2:8], strict=True):
         try:
             parsed.append(_contact_value(name, text, default_locale))
         except values.BadValue as error:
             problems.append(str(error))
             parsed.append(None)
-    if len(external_id) > _TEXT_LIMITS["external_id"]:
-        problems.append(f"external_id is longer than {_TEXT_LIMITS['external_id']} characters")
+    consent_date, consent_text, consent_source = cells[8:]
     consent_at = None
-    consent_date = cell("consent_date")
     if consent_date:
         try:
             consent_at = _instant(consent_date)
@@ -413,8 +481,8 @@ def _check_contact(
         external_id,
         tuple(parsed),
         consent_at,
-        (cell("consent_text") or "")[:2000],
-        (cell("consent_source") or "")[:120],
+        (consent_text or "")[:2000],
+        (consent_source or "")[:120],
     )
 
 
@@ -422,6 +490,11 @@ def _contact_value(name: str, text: str | None, default_locale: str) -> Any:
     """A contact field's stored value from its cell (None: no such column)."""
     if text is None:
         return None
+    limit = _TEXT_LIMITS.get(name)
+    if limit is not None:
+        if len(text) > limit:
+            raise values.BadValue(f"{name} is longer than {limit} characters")
+        return text
     if name == "email":
         if not text:
             raise values.BadValue("email is empty")
@@ -430,12 +503,7 @@ def _contact_value(name: str, text: str | None, default_locale: str) -> Any:
         if not text:
             raise values.BadValue("no consent given (the consent cell is empty: write yes or no)")
         return values.consent(text)
-    if name == "locale":
-        return values.contact_locale(text) if text else default_locale
-    limit = _TEXT_LIMITS[name]
-    if len(text) > limit:
-        raise values.BadValue(f"{name} is longer than {limit} characters")
-    return text
+    return values.contact_locale(text) if text else default_locale  # the locale
 
 
 def _instant(text: str) -> datetime:
@@ -445,60 +513,6 @@ def _instant(text: str) -> datetime:
     except ValueError:
         raise values.BadValue(f"consent_date {text!r} is not an ISO date (2026-03-31)") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _refuse_duplicate_emails(
-    checked: list[_Contact],
-    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]],
-    report: ImportReport,
-) -> list[_Contact]:
-    """Rows whose address another contact of the same partner has (in the file, or in the
-    database and not changed by the file) are rejected: one person, one contact."""
-    in_file = {(row.partner_id, row.external_id) for row in checked}
-    owners: dict[tuple[int, str], str] = {}
-    for key, (_id, stored) in existing.items():
-        if key not in in_file and stored[0]:
-            owners[(key[0], stored[0].lower())] = key[1]
-    seen: dict[tuple[int, str], _Contact] = {}
-    kept: list[_Contact] = []
-    for row in checked:
-        address = row.fields[0]
-        if address is None:
-            kept.append(row)
-            continue
-        key = (row.partner_id, address.lower())
-        owner = owners.get(key)
-        first = seen.get(key)
-        if owner is not None:
-            reason = f"email {address} is already contact {owner!r} of this partner"
-        elif first is not None:
-            reason = (
-                f"email {address} is also on line {first.line} (external_id {first.external_id!r})"
-            )
-        else:
-            seen[key] = row
-            kept.append(row)
-            continue
-        report.rejected.append(Rejection(row.line, reason))
-    return kept
-
-
-def _refuse_erased(
-    session: Session, tenant_id: int, checked: list[_Contact], report: ImportReport
-) -> list[_Contact]:
-    """Rows naming an address erased on request are rejected: it never comes back."""
-    erased = erased_hashes(session)
-    if not erased:
-        return checked
-    kept = []
-    for row in checked:
-        if row.fields[0] is not None and email_hash(tenant_id, row.fields[0]) in erased:
-            report.rejected.append(
-                Rejection(row.line, "this address was erased on request; it is not imported")
-            )
-        else:
-            kept.append(row)
-    return kept
 
 
 @dataclass
@@ -516,58 +530,52 @@ def _write_contacts(
     session: Session,
     tenant: Tenant,
     file_name: str,
-    checked: list[_Contact],
-    existing: dict[tuple[int, str], tuple[int, tuple[Any, ...]]],
+    chunk: list[_Contact],
+    known: _Known,
     report: ImportReport,
-    tell: Progress,
     now: datetime,
 ) -> None:
-    """Insert the new contacts and update the changed ones, :data:`CHUNK` rows at a time;
-    record consents, suppress withdrawals."""
+    """Insert a chunk's new contacts and update its changed ones, in one statement each;
+    record consents given or withdrawn, suppress the withdrawn addresses."""
     defaults = ("", "", "", "", tenant.default_locale, False)
-    total = len(checked)
-    for start in range(0, total, CHUNK):
-        writes = _Writes()
-        for row in checked[start : start + CHUNK]:
-            current = existing.get((row.partner_id, row.external_id))
-            if current is None:
-                stored = tuple(
-                    default if value is None else value
-                    for value, default in zip(row.fields, defaults, strict=True)
-                )
-                writes.inserts.append(
-                    {
-                        "tenant_id": tenant.id,
-                        "partner_id": row.partner_id,
-                        "external_id": row.external_id,
-                        **dict(zip(CONTACT_FIELDS, stored, strict=True)),
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                writes.new_rows.append(row)
-                writes.consents.append((row, None, bool(stored[5])))
-                continue
-            contact_id, old = current
-            changes = {
-                name: value
-                for name, value, before in zip(CONTACT_FIELDS, row.fields, old, strict=True)
-                if value is not None and value != before
-            }
-            if not changes:
-                report.unchanged += 1
-                continue
-            writes.updates.append({"id": contact_id, **changes, "updated_at": now})
-            report.updated += 1
-            if "consent" in changes:
-                writes.consents.append((row, contact_id, bool(changes["consent"])))
-        report.created += _insert(session, writes, report)
-        if writes.updates:
-            session.execute(update(Contact), writes.updates)
-        _consents(session, tenant, file_name, writes, report, now)
-        tell("writing", min(start + CHUNK, total), total)
-    if not total:
-        tell("writing", 0, 0)
+    writes = _Writes()
+    for row in chunk:
+        current = known.rows.get((row.partner_id, row.external_id))
+        if current is None:
+            stored = tuple(
+                default if value is None else value
+                for value, default in zip(row.fields, defaults, strict=True)
+            )
+            writes.inserts.append(
+                {
+                    "tenant_id": tenant.id,
+                    "partner_id": row.partner_id,
+                    "external_id": row.external_id,
+                    **dict(zip(CONTACT_FIELDS, stored, strict=True)),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            writes.new_rows.append(row)
+            writes.consents.append((row, None, bool(stored[5])))
+            continue
+        contact_id, digest, consent, _address = current
+        if known.digest(row) == digest:
+            report.unchanged += 1
+            continue
+        changes = {
+            name: value
+            for name, value in zip(CONTACT_FIELDS, row.fields, strict=True)
+            if value is not None
+        }
+        writes.updates.append({"id": contact_id, **changes, "updated_at": now})
+        report.updated += 1
+        if changes.get("consent", consent) != consent:
+            writes.consents.append((row, contact_id, bool(changes["consent"])))
+    report.created += _insert(session, writes, report)
+    if writes.updates:
+        session.execute(update(Contact), writes.updates)
+    _consents(session, tenant, file_name, writes, report, now)
 
 
 def _insert(session: Session, writes: _Writes, report: ImportReport) -> int:
@@ -575,15 +583,16 @@ def _insert(session: Session, writes: _Writes, report: ImportReport) -> int:
     import got there first (a unique key taken), row by row, rejecting the taken ones."""
     if not writes.inserts:
         return 0
-    statement = insert(Contact).returning(
-        col(Contact.partner_id),
-        col(Contact.external_id),
-        col(Contact.id),
-        sort_by_parameter_order=True,
-    )
+    table = table_of(Contact)
+    # The keys come back with the ids, so their order does not matter: without
+    # sort_by_parameter_order SQLite gets multi-row INSERTs, not one statement a row.
+    statement = table.insert().returning(table.c.partner_id, table.c.external_id, table.c.id)
     try:
         with session.begin_nested():
-            ids = {(p, e): i for p, e, i in session.execute(statement, writes.inserts)}
+            # Core, not the ORM's bulk insert (three times slower per row): every row
+            # carries the session's tenant id, set by _write_contacts from it.
+            result = session.connection().execute(statement, writes.inserts)
+            ids = {(p, e): i for p, e, i in result}
     except IntegrityError:
         ids = {}
         for values_, row in zip(writes.inserts, writes.new_rows, strict=True):
@@ -653,13 +662,10 @@ def _suppress_withdrawn(
     addresses = sorted({address for _partner, address in withdrawn})
     rows: list[dict[str, Any]] = []
     if tenant.unsubscribe_scope == "partner":
-        taken = set(
-            session.execute(
-                select(PartnerSuppression.partner_id, PartnerSuppression.email).where(
-                    col(PartnerSuppression.email).in_(addresses)
-                )
-            ).tuples()
+        query = select(PartnerSuppression.partner_id, PartnerSuppression.email).where(
+            col(PartnerSuppression.email).in_(addresses)
         )
+        taken = {(partner_id, email) for partner_id, email in session.execute(query)}
         for key, row in withdrawn.items():
             if key not in taken:
                 rows.append({"partner_id": key[0], "email": key[1], **_why(file_name, row, now)})
@@ -674,7 +680,9 @@ def _suppress_withdrawn(
                 rows.append({"email": address, **_why(file_name, row, now)})
         model = Suppression
     if rows:
-        session.execute(insert(model), [{"tenant_id": tenant.id, **row} for row in rows])
+        session.connection().execute(
+            table_of(model).insert(), [{"tenant_id": tenant.id, **row} for row in rows]
+        )
 
 
 def _why(file_name: str, row: _Contact, now: datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, cast, delete, func, insert, literal, update
+from sqlalchemy import String, cast, delete, func, literal, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,7 @@ from partnercast.core.errors import UserError
 from partnercast.core.models import Delivery, Event
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken, read_recipient_token, recipient_token, unsign
+from partnercast.core.sql import table_of
 from partnercast.core.tenancy import session_tenant, tenant_session
 from partnercast.tenants.models import (
     ConsentRecord,
@@ -279,9 +280,12 @@ def record_consents(session: Session, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     tenant_id = session_tenant(session)
+    table = table_of(ConsentRecord)
     for start in range(0, len(rows), 5000):
-        chunk = [{"tenant_id": tenant_id, "text": "", **row} for row in rows[start : start + 5000]]
-        session.execute(insert(ConsentRecord), chunk)
+        # Core (the ORM's bulk insert is three times slower per row), stamped here with
+        # the session's own tenant.
+        chunk = [{"text": "", **row, "tenant_id": tenant_id} for row in rows[start : start + 5000]]
+        session.connection().execute(table.insert(), chunk)
 
 
 def consent_records(session: Session) -> list[ConsentRecord]:

@@ -117,6 +117,9 @@ def web_url(value: str, label: str) -> str:
 def consent(value: str) -> bool:
     """Granted (True) or withdrawn (False), from :data:`CONSENT_YES` / :data:`CONSENT_NO`:
     yes/no, Y/N, ja/nein, oui/non, "opted in" ... (any case)."""
+    found = CONSENT_VALUES.get(value.strip().lower())
+    if found is not None:
+        return found
     text = re.sub(r"[\s_-]+", " ", value.strip().casefold())
     if text not in CONSENT_VALUES:
         raise BadValue(
@@ -157,10 +160,14 @@ def contact_locale(value: str) -> str:
     (``German``, ``Deutsch``). A territory that is the language's likely one is dropped
     (``de_DE`` -> ``de``, ``de_CH`` stays), so the contact reads the campaign's ``de``."""
     text = re.split(r"[.@]", value.strip(), maxsplit=1)[0]
-    named = _language_names().get(_fold(text))
-    if named is not None:
+    try:
+        parsed = locale_id(text)
+    except BadValue:
+        # A name, looked up only now: the table loads the data of 40 locales (30 MB).
+        named = _language_names().get(_fold(text))
+        if named is None:
+            raise
         return named
-    parsed = locale_id(text)
     locale = Locale.parse(parsed)
     if locale.territory and not locale.script and not locale.variant:
         likely = get_global("likely_subtags").get(locale.language, "")
