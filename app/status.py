@@ -407,9 +407,10 @@ def _rate(value: float) -> str:
 
 
 def _show_why(why: list[Why], console: Any, tenant: str | None) -> None:
-    """One line per distinct reason dispatches are retrying or failed, never a traceback.
+    """One entry per distinct reason dispatches are retrying or failed, never a traceback.
     Reasons are the engine's own text and a server's or a template's words: printed as
-    they are (no Rich markup), on one line each."""
+    they are (no Rich markup), folded at the console's width like the tables (80 columns
+    in a pipe), never cut."""
     for item in why[:WHY_LINES]:
         noun = "dispatch" if item.count == 1 else "dispatches"
         whose = "" if tenant else f", {', '.join(item.tenants[:3])}"
@@ -418,7 +419,6 @@ def _show_why(why: list[Why], console: Any, tenant: str | None) -> None:
             f"{item.state} ({item.channel}, {item.count} {noun}{whose}): {one_line(item.reason)}",
             markup=False,
             highlight=False,
-            soft_wrap=True,
         )
     rest = why[WHY_LINES:]
     if rest:

@@ -33,6 +33,7 @@ def unreachable(any_engine: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PARTNERCAST_SMTP_PORT", str(port))
     monkeypatch.setenv("PARTNERCAST_SMTP_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("PARTNERCAST_PUBLIC_BASE_URL", world.settings.public_base_url)
+    monkeypatch.setenv("COLUMNS", "250")  # each reason on one line, to read it back whole
     return world
 
 
@@ -50,6 +51,18 @@ def test_tick_and_status_say_why_in_one_line_per_reason(unreachable: World, cli)
         whose = ", northwind" if not tenant else ""
         assert why.startswith(f"retrying (email, 6 dispatches{whose}): cannot connect to SMTP")
         assert "Traceback" not in status.stdout + status.stderr
+
+
+def test_status_folds_a_long_reason_at_80_columns_without_cutting_it(
+    unreachable: World, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("tick", "--now", FIRST)
+    monkeypatch.setenv("COLUMNS", "80")  # the tables fit 80 columns: so do the reasons
+    out = cli("status", "--now", FIRST).stdout
+    assert max(len(line) for line in out.splitlines()) <= 80
+    folded = " ".join(out.split())
+    assert folded.count("retrying (email, 6 dispatches, northwind): cannot connect") == 1
+    assert "Connection refused" in folded and "…" not in out
 
 
 def test_status_shows_a_tenants_reasons_to_that_tenant_only(unreachable: World, cli) -> None:
