@@ -182,9 +182,13 @@ def guard_filter(
     return guarded
 
 
+_SIZE_KEYWORDS = ("width", "length", "linecount", "slices")
+
+
 def _check_numbers(args: tuple[Any, ...], kwargs: dict[str, Any], limit: int) -> None:
-    """Any size argument (a width, a count) over the limit: center, batch, slice..."""
-    for argument in (*args[1:], *kwargs.values()):
+    """The size argument (a width, a count) over the limit: center, batch, slice..."""
+    sizes = [*args[1:2], *(kwargs[name] for name in _SIZE_KEYWORDS if name in kwargs)]
+    for argument in sizes:
         if _is_int(argument) and abs(argument) > limit:
             refuse(f"filter argument {argument} is too large")
 
