@@ -75,7 +75,10 @@ def identity(view: PartnerView) -> dict[str, str]:
 
 
 def _brand(view: PartnerView) -> dict[str, Any]:
-    brand = {key: value for key, value in view.tenant.brand.items() if value}
+    # Every documented key is there, empty when neither the partner nor the tenant has
+    # it: `{% if brand.logo_url %}` on a partner without a logo answered 500 (undefined).
+    brand: dict[str, Any] = dict.fromkeys(BRAND_KEYS, "")
+    brand.update({key: value for key, value in view.tenant.brand.items() if value})
     brand["name"] = view.tenant.name
     for key in BRAND_KEYS:
         value = getattr(view.partner, key, "")
