@@ -246,6 +246,8 @@ def worker(
             report = run_tick(moment, clock=advancing_from(moment))
             states = ", ".join(f"{n} {state}" for state, n in sorted(report.states.items()))
             console.print(f"worker {worker_id}: {states or 'nothing due'}; {report.sent} sent")
+            for line in report.why():  # one line per distinct reason, never a traceback
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
             return
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]

@@ -71,3 +71,10 @@ def test_status_shows_a_tenants_reasons_to_that_tenant_only(unreachable: World, 
         session.add(Tenant(slug="other", name="Other", brand={}, created_at=START))
     status = cli("status", "--now", FIRST, "--tenant", "other")
     assert _lines_with(status.stdout, "cannot connect") == []
+
+
+def test_worker_once_says_why_too(unreachable: World, cli) -> None:
+    once = cli("worker", "--once", "--now", FIRST)
+    [line] = _lines_with(once.stdout, "cannot connect to SMTP 127.0.0.1")
+    assert line.startswith("6 retrying (dispatches ") and "attempt 1 of 5" in line
+    assert "Traceback" not in once.stdout + once.stderr
