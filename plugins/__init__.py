@@ -22,6 +22,7 @@ from partnercast.plugins.channel import (
     Recipient,
     RecipientOutcome,
     RenderRequest,
+    TemplateFinding,
     TransientError,
 )
 from partnercast.plugins.hooktypes import (
@@ -54,6 +55,7 @@ __all__ = [
     "RegisterJob",
     "RegisterSettings",
     "RenderRequest",
+    "TemplateFinding",
     "TransientError",
     "hookimpl",
 ]

@@ -86,6 +86,20 @@ class RenderRequest:
     tenant_key: str = ""
 
 
+@dataclass(frozen=True)
+class TemplateFinding:
+    """A problem a channel finds in one rendered template (:meth:`Channel.check_rendered`).
+
+    ``offset`` is where it is, as a character index into the rendered text: the engine
+    maps it back to the template file and line that produced that text (None: the
+    template as a whole). A ``warning`` is shown but does not refuse the campaign.
+    """
+
+    message: str
+    offset: int | None = None
+    warning: bool = False
+
+
 @dataclass
 class Draft:
     """A rendered touch: what the partner previews and what the channel publishes."""
@@ -168,7 +182,8 @@ class Channel(ABC):
     rate_limits: ClassVar[Mapping[str, int]] = {}
     # What every template of this channel must show, checked when a campaign is loaded:
     # ``{"links.unsubscribe": "the unsubscribe link"}`` reports "<name> template must show
-    # the unsubscribe link" for a template (with what it includes) that never uses it.
+    # the unsubscribe link: use {{ links.unsubscribe }}" for a template (with what it
+    # includes) that never uses it.
     template_must_show: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, settings: PluginConfig | None = None) -> None:
@@ -187,6 +202,19 @@ class Channel(ABC):
         (its ``content:`` with its ``subject`` and ``preheader``). Return whole sentences
         naming the touch; the loader reports them at the touch's line. The default finds
         none: the Content model already checks each field.
+        """
+        return []
+
+    @classmethod
+    def check_rendered(cls, rendered: str) -> list[TemplateFinding]:
+        """Problems of one touch template as rendered for a sample partner and contact.
+
+        Called when a campaign is loaded (and by ``preview`` when a render fails), once per
+        touch, locale and variant, with ``templates/<template>.<locale><suffix>`` rendered
+        in the sandbox (contact values as merge markers). Report what would make
+        ``render`` fail or send something broken (email: MJML that does not compile, an
+        unknown MJML tag as a warning), each with the offset in ``rendered`` where it is.
+        The default finds none.
         """
         return []
 
