@@ -13,6 +13,7 @@ from mjml import mjml2html
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from partnercast.channels.email.message import MessageTemplate
+from partnercast.channels.email.mjml_check import check_mjml, explain
 from partnercast.channels.email.settings import NAMESPACE, SmtpSettings
 from partnercast.channels.email.smtp import SmtpConnection
 from partnercast.plugins import (
@@ -26,6 +27,7 @@ from partnercast.plugins import (
     Recipient,
     RecipientOutcome,
     RenderRequest,
+    TemplateFinding,
     TransientError,
 )
 from partnercast.plugins.personalization import marker
@@ -105,6 +107,11 @@ class EmailChannel(Channel):
             return [f"touch {touch_key!r} is an email and needs a subject"]
         return []
 
+    @classmethod
+    def check_rendered(cls, rendered: str) -> list[TemplateFinding]:
+        """MJML that would not compile (where), and unknown MJML tags (warnings)."""
+        return check_mjml(rendered)
+
     # --- rendering ----------------------------------------------------------------------
 
     def render(self, request: RenderRequest) -> Draft:
@@ -113,7 +120,8 @@ class EmailChannel(Channel):
         try:
             html = mjml2html(mjml_source)
         except Exception as error:  # mjml-python raises plain exceptions for bad markup
-            raise PermanentError(f"MJML could not compile {request.template}: {error}") from error
+            why = explain(mjml_source) or str(error)
+            raise PermanentError(f"MJML could not compile {request.template}: {why}") from error
         text = _text_converter().handle(html).strip() + "\n"
         subject = " ".join(request.render_string(content.subject, html=False).split())
         preheader = (
