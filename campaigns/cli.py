@@ -7,6 +7,7 @@ with exit code 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,12 +46,33 @@ def _channels() -> dict[str, Any]:
     return installed_channels()
 
 
+def _read(folder: Path) -> Any:
+    """The checked campaign folder, rendered for a sample partner with the plugins' filters."""
+    from partnercast.campaigns.loader import read_campaign
+    from partnercast.plugins.manager import default_plugins
+
+    filters = default_plugins().template_filters()
+    return read_campaign(folder, _channels(), _channel_contents(), filters=filters)
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        console.print(
+            f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False, soft_wrap=True
+        )
+
+
 @campaign_app.command("validate")
 def validate(folder: FolderArgument) -> None:
-    """Check a campaign folder and print every problem (no database needed)."""
-    from partnercast.campaigns.loader import read_campaign
+    """Check a campaign folder, render it for a sample partner, print every problem.
 
-    spec = read_campaign(folder, _channels(), _channel_contents()).spec
+    No database needed. Every touch is rendered in every locale and variant, so a
+    template that breaks only when rendered (or whose MJML does not compile) is a problem
+    too, with its file and line.
+    """
+    loaded = _read(folder)
+    spec = loaded.spec
+    _print_warnings(loaded.warnings)
     console.print(
         f"ok: {spec.key} v? — {len(spec.touches)} touches, locales {', '.join(spec.locales)}",
         highlight=False,
@@ -59,18 +81,20 @@ def validate(folder: FolderArgument) -> None:
 
 @campaign_app.command("load")
 def load(folder: FolderArgument, tenant: TenantOption, now: NowOption = None) -> None:
-    """Store a campaign folder as the tenant's next version (unchanged content: no-op)."""
-    from partnercast.campaigns.loader import read_campaign
+    """Store a campaign folder as the tenant's next version (unchanged content: no-op).
+
+    The folder is checked and rendered for a sample partner first, as by ``validate``:
+    a campaign with any problem is not stored.
+    """
     from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
 
     moment = parse_now(now)  # when this version is stored
-    loaded = read_campaign(folder, _channels(), _channel_contents())
+    loaded = _read(folder)
     with tenant_scope(tenant) as session:
         result = store_campaign(session, loaded, now=moment)
         warnings = wave_region_warnings(session, loaded.spec)
-    for warning in warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True, highlight=False)
+    _print_warnings([*loaded.warnings, *warnings])
     key, number = result.campaign.key, result.version.number
     if result.created:
         console.print(f"{key}: stored version {number}", highlight=False)

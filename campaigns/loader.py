@@ -11,7 +11,9 @@ each problem as ``file:line: message``: YAML syntax and duplicate keys, the spec
 references to names the renderer does not provide, touches without a template for a
 locale, and each channel's own rules, through the Channel contract: what its templates
 must show (``template_must_show``: email's unsubscribe link, legal name and postal
-address) and what its touches need (``check_touch``: email's subject).
+address) and what its touches need (``check_touch``: email's subject). A campaign that
+passes all that is rendered for a sample partner (every touch, locale and variant), so
+that a template that breaks only when rendered or compiled is refused too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,9 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ValidationError
+from rapidfuzz import fuzz, process
 
+from partnercast.campaigns.sample_render import sample_render
 from partnercast.campaigns.spec import (
     CAMPAIGN_RULE,
     CampaignSpec,
@@ -45,6 +49,7 @@ from partnercast.campaigns.spec import (
     localize,
     localized_parts,
 )
+from partnercast.campaigns.template_syntax import unclosed_block
 from partnercast.core.errors import Problems, UserError
 from partnercast.core.yamlfile import BoundedLoader
 from partnercast.plugins import Channel
@@ -99,12 +104,16 @@ class LoadedCampaign:
     spec: CampaignSpec
     templates: dict[str, str]
     content_hash: str
+    warnings: tuple[str, ...] = ()
+    """``file:line: message`` of what the channels warn about; none refuse the campaign."""
 
 
 def read_campaign(
     folder: Path,
     channels: Mapping[str, ChannelSpec],
     channel_contents: Mapping[str, type[BaseModel]] | None = None,
+    *,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
 ) -> LoadedCampaign:
     """Read and check the campaign in ``folder``; raise Problems listing everything wrong.
 
@@ -114,6 +123,11 @@ def read_campaign(
     rules). ``channel_contents`` optionally maps channel names to their Content models,
     so that each touch's content is checked, locale by locale, with the line it is on. A
     missing folder or ``campaign.yaml`` is a UserError.
+
+    A campaign without such problems is then rendered for a sample partner, every touch
+    in every locale and variant (:mod:`partnercast.campaigns.sample_render`), with the
+    plugins' template ``filters``: what fails only when rendered is a problem too, and
+    what a channel only warns about (an unknown MJML tag) is in ``warnings``.
     """
     channel_suffixes = {
         name: known if isinstance(known, str) else known.template_suffix
@@ -130,9 +144,24 @@ def read_campaign(
     if spec is not None and root is not None:
         _check_touches(spec, root, templates, channel_suffixes, classes, report)
         _check_touch_content(spec, root, channel_contents or {}, report)
+    warnings = _Report()
+    if spec is not None and root is not None and not report.problems:
+        # Only a campaign that reads cleanly is rendered: a template that does not parse
+        # would fail again, in other words.
+        for found in sample_render(
+            spec,
+            templates,
+            classes,
+            channel_suffixes,
+            touch_line=lambda index: _line_of(root, ("touches", index)),
+            filters=filters,
+        ):
+            (warnings if found.warning else report).add(found.file, found.line, found.message)
     if report.problems or spec is None:
         raise Problems(report.lines(), subject=str(folder))
-    return LoadedCampaign(folder, spec, templates, content_hash(spec, templates))
+    return LoadedCampaign(
+        folder, spec, templates, content_hash(spec, templates), tuple(warnings.lines())
+    )
 
 
 def content_hash(spec: CampaignSpec, templates: Mapping[str, str]) -> str:
@@ -553,8 +582,8 @@ class _TemplateChecker:
         try:
             return self.environment.parse(source)
         except TemplateSyntaxError as error:
-            at = line if line is not None else error.lineno
-            self.report.add(file, at, f"{prefix}{error.message}")
+            at, message = unclosed_block(self.environment, source, error)
+            self.report.add(file, line if line is not None else at, f"{prefix}{message}")
             return None
 
     def _check_file_name(self, relative: str, name: str) -> None:
@@ -580,11 +609,9 @@ class _TemplateChecker:
         local = _local_names(tree) | JINJA_IMPLICIT | set(self.environment.globals)
         for name in tree.find_all(nodes.Name):
             if name.ctx == "load" and name.name not in local and name.name not in CONTEXT_NAMES:
-                known = ", ".join(sorted(CONTEXT_NAMES))
+                hint = _hint(name.name, [*CONTEXT_NAMES, *self._dotted_names()], CONTEXT_NAMES)
                 self.report.add(
-                    file,
-                    line or name.lineno,
-                    f"{prefix}unknown name {name.name!r} (known: {known})",
+                    file, line or name.lineno, f"{prefix}unknown name {name.name!r} {hint}"
                 )
         for namespace, attr, lineno in _references(tree, local):
             message = self._reference_problem(namespace, attr)
@@ -596,13 +623,19 @@ class _TemplateChecker:
             known_fixed = FIXED_NAMESPACES[namespace]
             if attr in known_fixed:
                 return None
-            return f"{namespace}.{attr} is not known (known: {', '.join(sorted(known_fixed))})"
+            hint = _hint(attr, known_fixed, known_fixed, prefix=f"{namespace}.")
+            return f"{namespace}.{attr} is not known {hint}"
         names = self.names.get(namespace)
         if names is None or attr in names:
             return None
-        known = ", ".join(sorted(names)) or "none"
         noun = CAMPAIGN_NAMESPACES[namespace]
-        return f"{namespace}.{attr} is not {noun} of this campaign (known: {known})"
+        hint = _hint(attr, names, names, prefix=f"{namespace}.")
+        return f"{namespace}.{attr} is not {noun} of this campaign {hint}"
+
+    def _dotted_names(self) -> list[str]:
+        """Every ``namespace.name`` a template may use, for suggestions."""
+        spaces = {**FIXED_NAMESPACES, **self.names}
+        return [f"{ns}.{attr}" for ns, attrs in spaces.items() for attr in attrs]
 
     def _check_includes(self, tree: nodes.Template, file: str) -> None:
         for included, lineno in _included(tree):
@@ -625,8 +658,11 @@ class _TemplateChecker:
                 continue
             for needed, what in must_show.items():
                 if needed not in shown:
+                    variable = "{{ " + ".".join(needed) + " }}"
                     self.report.add(
-                        f"{TEMPLATES_DIR}/{relative}", None, f"{name} template must show {what}"
+                        f"{TEMPLATES_DIR}/{relative}",
+                        None,
+                        f"{name} template must show {what}: use {variable}",
                     )
 
     def _reachable_references(self, start: str) -> set[tuple[str, str]] | None:
@@ -667,6 +703,14 @@ class _TemplateChecker:
 
     def _yaml_line(self, loc: Loc) -> int | None:
         return _line_of(self.yaml_root, loc) if self.yaml_root is not None else None
+
+
+def _hint(word: str, candidates: Iterable[str], known: Iterable[str], *, prefix: str = "") -> str:
+    """``(did you mean 'x'?)`` with the nearest candidate, else ``(known: ...)``."""
+    nearest = process.extractOne(word, list(candidates), scorer=fuzz.WRatio, score_cutoff=80)
+    if nearest is not None:
+        return f"(did you mean {prefix}{nearest[0]}?)"
+    return f"(known: {', '.join(sorted(known)) or 'none'})"
 
 
 def _local_names(tree: nodes.Template) -> set[str]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.enrollment import enrollment_spec, find_enrollment
 from partnercast.campaigns.models import CampaignVersion
 from partnercast.campaigns.rendering import PartnerView, pick_locale, render_touch
-from partnercast.core.errors import NotFound, UserError
+from partnercast.campaigns.sample_render import touch_problems
+from partnercast.campaigns.spec import TouchSpec
+from partnercast.campaigns.template_origin import from_a_template
+from partnercast.core.errors import NotFound, TemplateError, UserError
 from partnercast.core.settings import Settings
+from partnercast.plugins import Channel, ChannelError
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.plugins.personalization import Personalizer
 from partnercast.tenants.models import Contact, Partner, Tenant
@@ -72,7 +78,11 @@ def render_preview(
     )
     loaded = plugins or default_plugins()
     channel = loaded.channel(touch.channel, settings)
-    draft = render_touch(channel, view, touch, chosen, loaded.template_filters())
+    filters = loaded.template_filters()
+    try:
+        draft = render_touch(channel, view, touch, chosen, filters)
+    except Exception as error:
+        raise _render_failure(error, view, touch, chosen, type(channel), filters) from error
     values = {
         **_sample_contact(session, partner),
         "unsubscribe_url": f"{settings.public_base_url}/u/preview",
@@ -85,6 +95,33 @@ def render_preview(
         locale=chosen,
         problems=channel.validate(draft),
     )
+
+
+def _render_failure(
+    error: Exception,
+    view: PartnerView,
+    touch: TouchSpec,
+    locale: str,
+    channel: type[Channel],
+    filters: Mapping[str, Callable[..., Any]],
+) -> Exception:
+    """A failed render as one line naming the template file and line, when it is the
+    campaign's (a template or the channel refusing it); any other error as it is."""
+    if not isinstance(error, UserError | ChannelError) and not from_a_template(error):
+        return error
+    if isinstance(error, TemplateError) and error.message.startswith("stopped"):
+        return error  # over the render limits: never rendered again outside them
+    problems = [
+        found
+        for found in touch_problems(view, touch, locale, channel, filters=filters)
+        if not found.warning
+    ]
+    if not problems:
+        message = error.message if isinstance(error, UserError) else str(error)
+        return UserError(message, where=f"touch {touch.key!r} ({locale})")
+    first = problems[0]
+    where = f"{first.file}:{first.line}" if first.line else first.file
+    return UserError(first.message, where=where)
 
 
 def _sample_contact(session: Session, partner: Partner) -> dict[str, str]:

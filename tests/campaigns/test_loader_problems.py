@@ -24,6 +24,7 @@ INTRO_DE = "templates/email/intro.de.mjml"
 LAST_CALL_EN = "templates/email/last-call.en.mjml"
 FIELD_NAMES = "call_to_action, event_date, headline, intro, show_event, signature_line"
 CHOICES = "'Book a demo', 'Talk to us', 'Get the checklist'"
+UNSUBSCRIBE = "the unsubscribe link: use {{ links.unsubscribe }}"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ ROWS = [
                 INTRO_EN,
                 "fields.introduction",
                 "fields.introduction is not an editable field of this campaign "
-                f"(known: {FIELD_NAMES})",
+                "(did you mean fields.intro?)",
             )
         ],
     ),
@@ -195,8 +196,7 @@ ROWS = [
                 f,
                 INTRO_EN,
                 "vars['vendr']",
-                "vars.vendr is not a variable of this campaign (known: checklist_url, "
-                "demo_minutes, discount, landing_url, product, vendor)",
+                "vars.vendr is not a variable of this campaign (did you mean vars.vendor?)",
             )
         ],
     ),
@@ -208,8 +208,7 @@ ROWS = [
                 f,
                 INTRO_EN,
                 "brand.logo }}",
-                "brand.logo is not known (known: legal_name, logo_url, name, postal_address, "
-                "primary_color, secondary_color, signature)",
+                "brand.logo is not known (did you mean brand.logo_url?)",
             )
         ],
     ),
@@ -221,8 +220,7 @@ ROWS = [
                 f,
                 INTRO_EN,
                 "partner_name",
-                "unknown name 'partner_name' (known: brand, campaign, contact, fields, links, "
-                "locale, locked, partner, touch, vars)",
+                "unknown name 'partner_name' (did you mean partner.name?)",
             )
         ],
     ),
@@ -242,15 +240,17 @@ ROWS = [
     Row(
         "email-without-unsubscribe",
         _no_unsubscribe,
-        lambda f: [f"{LAST_CALL_EN}: email template must show the unsubscribe link"],
+        lambda f: [f"{LAST_CALL_EN}: email template must show {UNSUBSCRIBE}"],
     ),
     Row(
         "email-without-footer",
         lambda f: f.edit(LAST_CALL_EN, '{% include "email/_footer.mjml" %}', ""),
         lambda f: [
-            f"{LAST_CALL_EN}: email template must show the unsubscribe link",
-            f"{LAST_CALL_EN}: email template must show the legal name",
-            f"{LAST_CALL_EN}: email template must show the postal address",
+            f"{LAST_CALL_EN}: email template must show {UNSUBSCRIBE}",
+            f"{LAST_CALL_EN}: email template must show the legal name: "
+            "use {{ brand.legal_name }}",
+            f"{LAST_CALL_EN}: email template must show the postal address: "
+            "use {{ brand.postal_address }}",
         ],
     ),
     Row(
@@ -464,9 +464,9 @@ ROWS = [
                 INTRO_EN,
                 "fields.introduction",
                 "fields.introduction is not an editable field of this campaign "
-                f"(known: {FIELD_NAMES})",
+                "(did you mean fields.intro?)",
             ),
-            f"{LAST_CALL_EN}: email template must show the unsubscribe link",
+            f"{LAST_CALL_EN}: email template must show {UNSUBSCRIBE}",
         ],
     ),
 ]

@@ -37,8 +37,12 @@ def _problems(folder: Path, channels: Mapping[str, Any]) -> list[str]:
 
 def test_the_email_channel_says_what_its_templates_must_show(folder: Path) -> None:
     assert _problems(folder, installed_channels()) == [
-        f"{LAST_CALL}: email template must show {what}"
-        for what in ("the unsubscribe link", "the legal name", "the postal address")
+        f"{LAST_CALL}: email template must show {what}: use {{{{ {variable} }}}}"
+        for what, variable in (
+            ("the unsubscribe link", "links.unsubscribe"),
+            ("the legal name", "brand.legal_name"),
+            ("the postal address", "brand.postal_address"),
+        )
     ]
 
 
@@ -52,7 +56,7 @@ def test_a_third_party_channel_declares_its_own(folder: Path) -> None:
 
     problems = _problems(folder, {"email": Strict})
     assert any(p.endswith("touch 'intro' is too strict") for p in problems)
-    assert f"{LAST_CALL}: email template must show the day" in problems
+    assert f"{LAST_CALL}: email template must show the day: use {{{{ touch.day }}}}" in problems
     assert not any("unsubscribe" in p for p in problems)  # the rules are the channel's
 
 
