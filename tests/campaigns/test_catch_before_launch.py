@@ -290,10 +290,11 @@ def test_the_examples_validate_cleanly_and_quickly(cli: Cli) -> None:
         assert result.stdout.startswith("ok: ")
         assert "warning" not in result.stdout
         assert result.stderr == ""
-        # About 0.3 s of sample renders on an idle machine (18 of them for the email
-        # example); the bound holds on a loaded 2-core machine and fails if a render
-        # compiles every template again, which took several seconds.
-        assert took < 5, f"validate {example.name} took {took:.1f} s"
+        # Measured: 0.4 s (email example, 18 sample renders) on a quiet machine, 2.9 s
+        # and 4.3 s at load 15 on 2 cores (the first render starts the render process).
+        # The bound holds under such load and fails if validate waits on something per
+        # render (a render process started each time, a render budget run out).
+        assert took < 20, f"validate {example.name} took {took:.1f} s"
 
 
 def test_the_example_loads_cleanly(
