@@ -36,14 +36,14 @@ class BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
             raise YamlRefused(
                 None, None, "aliases (*name) are not allowed: write the value out", event.start_mark
             )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # as above
                 raise YamlRefused(
                     None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
                 )
