@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
+from rich.segment import Segment
 from rich.text import Text
 from sqlalchemy.engine import Engine
 from typer.core import TyperGroup
@@ -74,6 +75,14 @@ class CliConsole(Console):
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(plain(text), **kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # The last step before the terminal: text a command put in a rich Text (a table
+        # cell of user data) never went through render_str.
+        return super()._render_buffer(
+            segment if segment.control else Segment(plain(segment.text), segment.style)
+            for segment in buffer
+        )
 
     @property
     def size(self) -> ConsoleDimensions:
