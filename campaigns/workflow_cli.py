@@ -118,8 +118,13 @@ def _load_values_file(path: Path) -> dict[str, Any]:
         raise UserError(f"not UTF-8 text (byte {error.start})", where=str(path)) from error
     except OSError as error:
         raise UserError(f"cannot read: {error.strerror}", where=str(path)) from error
-    except yaml.YAMLError as error:
-        raise UserError(f"not valid YAML: {error}", where=str(path)) from error
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"not valid YAML: {error.problem}", where=where) from error
+    except yaml.YAMLError as error:  # a NUL byte: the first line says which and where
+        problem = str(error).splitlines()[0]
+        raise UserError(f"not valid YAML: {problem}", where=str(path)) from error
     if not isinstance(data, dict):
         raise UserError("expected a mapping of field: value", where=str(path))
     return data
