@@ -27,6 +27,8 @@ from partnercast.core.cli import (
     run_cli,
 )
 from partnercast.core.db import current_revision, upgrade
+from partnercast.core.errors import UserError
+from partnercast.core.keys import key_file_path
 
 PANELS: dict[str, tuple[str, ...]] = {
     "Set-up": ("tenants", "partners", "contacts", "segments", "accounts"),
@@ -47,7 +49,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Sending": ("tick", "worker", "queue", "status"),
     "Concierge": ("tasks", "concierges", "review", "reviews"),
     "Funnel": ("leads", "crm", "spend", "metrics", "score", "report"),
-    "Admin": ("db", "serve", "plugins", "demo", "version"),
+    "Admin": ("init", "db", "serve", "plugins", "demo", "version"),
 }
 """The help panels of the built-in commands, in the order ``--help`` shows them."""
 PLUGINS_PANEL = "Plugins"
@@ -92,9 +94,61 @@ def version() -> None:
     console.print(f"partnercast {__version__}")
 
 
+@app.command("init")
+def init(
+    rotate: bool = typer.Option(
+        False,
+        "--rotate",
+        help="Put new keys first in the key file; the old ones still verify links already "
+        "sent and decrypt until `partnercast accounts rotate-keys`.",
+    ),
+) -> None:
+    """Set up: generate the keys (an owner-only key file) and create or migrate the database."""
+    from partnercast.core.keys import rotate_key_file
+    from partnercast.core.settings import config_file_path, load_settings
+
+    if rotate:
+        path = key_file_path(config_file_path())
+        settings = load_settings()
+        if settings.keys_from != str(path):
+            raise UserError(
+                f"the keys come from {settings.keys_from}, not the key file: rotate them there"
+            )
+        rotate_key_file(path)
+        console.print(
+            f"keys rotated in {path}: new links are signed with the new key, old links still "
+            "verify; run `partnercast accounts rotate-keys` to re-encrypt stored secrets"
+        )
+        return
+    _make_keys_if_missing()
+    _upgrade_database()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the database to the latest schema (safe to run again)."""
+    """Create or migrate the database to the latest schema (safe to run again); on a new
+    set-up with no keys configured, generate them first as `partnercast init` does."""
+    _make_keys_if_missing()
+    _upgrade_database()
+
+
+def _make_keys_if_missing() -> None:
+    """Write a key file (owner-only) when the settings have no keys and none is there; then
+    check the keys, whatever their source. Never prints a key."""
+    from partnercast.core.keys import generate_keys, write_key_file
+    from partnercast.core.settings import config_file_path, load_settings
+
+    settings = load_settings(require_keys=False)
+    path = key_file_path(config_file_path())
+    if (settings.secret_key is None or not settings.encryption_keys) and not path.exists():
+        write_key_file(path, generate_keys())
+        console.print(
+            f"keys generated in {path} (readable by you only: back it up, keep it secret)"
+        )
+    load_settings()  # the keys, wherever they come from, are real ones
+
+
+def _upgrade_database() -> None:
     with opened_engine(migrated=False) as engine:
         upgrade(engine)
         url = engine.url.render_as_string(hide_password=True)
@@ -123,7 +177,6 @@ def serve(
 ) -> None:
     """Serve the engine's HTTP endpoints (unsubscribe, tracking, microsites, webhooks) until
     SIGTERM or Ctrl+C."""
-    from partnercast.core.errors import UserError
     from partnercast.web.serve import ServeOptions, serve
 
     options = ServeOptions(host, port, workers, proxy_headers, forwarded_allow_ips)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import os
 import random
@@ -444,6 +445,13 @@ class Worlds:
 
 
 def main() -> None:
+    # Keys of its own for the run (there is no default key), inherited by the workers it
+    # spawns, unless the environment has them already.
+    from partnercast.core.keys import generate_keys
+
+    keys = generate_keys()
+    os.environ.setdefault("PARTNERCAST_SECRET_KEY", keys.secret_key)
+    os.environ.setdefault("PARTNERCAST_ENCRYPTION_KEYS", json.dumps(keys.encryption_keys))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--partners", type=int, default=20)

@@ -1,25 +1,29 @@
 """Secrets at rest: Fernet encryption with key rotation (MultiFernet).
 
 The first key of ``Settings.encryption_keys`` encrypts, every key decrypts; rotation
-puts a new key first, re-encrypts (``rotate``), then drops the old key. With no keys
-configured a key is derived from ``secret_key``, which ``Settings.check_safe`` refuses
-outside development.
+puts a new key first (``partnercast init --rotate``), re-encrypts (``rotate``: ``partnercast
+accounts rotate-keys``), then drops the old key. There is no default and no derived key:
+settings without an encryption key fail here saying how to make one (``partnercast init``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from partnercast.core.errors import PartnercastError, UserError
+from partnercast.core.errors import UserError
+from partnercast.core.keys import HOW_TO_MAKE_KEYS
+
+NOT_DECRYPTED = (
+    "a stored secret cannot be decrypted with the configured encryption keys "
+    "(keep the key it was sealed with in encryption_keys, after the new one)"
+)
 
 
-class SecretsError(PartnercastError):
-    """A stored secret cannot be decrypted with any configured key."""
+class SecretsError(UserError):
+    """A stored secret cannot be decrypted with any configured key (one line, no key)."""
 
 
 class SecretBox:
@@ -27,7 +31,7 @@ class SecretBox:
 
     def __init__(self, keys: list[str]) -> None:
         if not keys:
-            raise UserError("no encryption key configured", where="encryption_keys")
+            raise UserError(f"no encryption key configured: {HOW_TO_MAKE_KEYS}")
         try:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except ValueError as error:
@@ -50,27 +54,16 @@ class SecretBox:
         try:
             return dict(json.loads(self._fernet.decrypt(token.encode())))
         except InvalidToken as error:
-            raise SecretsError(
-                "a stored secret cannot be decrypted with the configured encryption keys"
-            ) from error
+            raise SecretsError(NOT_DECRYPTED) from error
 
     def rotate(self, token: str) -> str:
         """The same secrets, encrypted with the first key."""
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken as error:
-            raise SecretsError(
-                "a stored secret cannot be decrypted with the configured encryption keys"
-            ) from error
-
-
-def derived_key(secret_key: str) -> str:
-    """A Fernet key derived from the secret key (development only)."""
-    digest = hashlib.sha256(b"partnercast-secrets:" + secret_key.encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()
+            raise SecretsError(NOT_DECRYPTED) from error
 
 
 def secret_box(settings: Any) -> SecretBox:
-    """The box for ``settings`` (configured keys, else the development key)."""
-    keys = [key.get_secret_value() for key in settings.encryption_keys]
-    return SecretBox(keys or [derived_key(settings.secret_key.get_secret_value())])
+    """The box for the settings' encryption keys (UserError when there are none)."""
+    return SecretBox([key.get_secret_value() for key in settings.encryption_keys])

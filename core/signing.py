@@ -4,6 +4,11 @@ The tokens are itsdangerous ``URLSafeTimedSerializer`` tokens (HMAC-SHA1 with th
 settings' secret key and a per-purpose salt), so a token for one purpose can never be
 replayed for another, and itsdangerous checks them (:func:`unsign`).
 
+Keys rotate without breaking the links already sent: the settings' ``secret_key`` signs,
+and a token verifies with it or with any of ``previous_secret_keys`` (itsdangerous' key
+rotation: a list of keys, the newest last). There is no default key: settings without one
+fail when signing or reading, saying how to make one (``Settings.signing_secret``).
+
 :func:`sign` makes the same bytes itsdangerous would, without its per-call machinery (a
 new signer and a key derivation each time): an unsubscribe link is signed for every
 message sent, thousands a second. tests/funnel/test_tracking.py holds it to
@@ -45,18 +50,19 @@ class InvalidToken(UserError):
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
-    return _cached_serializer(settings.secret_key.get_secret_value(), purpose)
+    return _cached_serializer(settings.verification_secrets(), purpose)
 
 
 @lru_cache(maxsize=64)
-def _cached_serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt=f"partnercast.{purpose}")
+def _cached_serializer(secrets: tuple[str, ...], purpose: str) -> URLSafeTimedSerializer:
+    """Signs with ``secrets[0]``, verifies with any (itsdangerous wants the newest last)."""
+    return URLSafeTimedSerializer(list(reversed(secrets)), salt=f"partnercast.{purpose}")
 
 
 @lru_cache(maxsize=64)
 def _key(secret: str, purpose: str) -> bytes:
     """The HMAC key itsdangerous derives ("django-concat": SHA-1 of salt, "signer", secret)."""
-    return _cached_serializer(secret, purpose).make_signer().derive_key()
+    return _cached_serializer((secret,), purpose).make_signer().derive_key()
 
 
 def _b64(data: bytes) -> bytes:
@@ -79,7 +85,7 @@ def _check_age(stamped: datetime, now: datetime, max_age_seconds: int) -> None:
 def sign(settings: Settings, purpose: str, payload: Any, *, now: datetime) -> str:
     """A URL-safe token carrying ``payload`` for ``purpose`` (itsdangerous' format),
     stamped ``now``."""
-    secret = settings.secret_key.get_secret_value()
+    secret = settings.signing_secret()
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     compressed = zlib.compress(data)
     value = b"." + _b64(compressed) if len(compressed) < len(data) - 1 else _b64(data)
@@ -105,13 +111,14 @@ RECIPIENT_PURPOSE = "track.recipient"
 
 
 @lru_cache(maxsize=8)
-def _recipient_signer(secret: str) -> TimestampSigner:
-    return TimestampSigner(secret, salt=f"partnercast.{RECIPIENT_PURPOSE}")
+def _recipient_signer(secrets: tuple[str, ...]) -> TimestampSigner:
+    """Signs with ``secrets[0]``, verifies with any (itsdangerous wants the newest last)."""
+    return TimestampSigner(list(reversed(secrets)), salt=f"partnercast.{RECIPIENT_PURPOSE}")
 
 
 @lru_cache(maxsize=8)
 def _recipient_key(secret: str) -> bytes:
-    return _recipient_signer(secret).derive_key()
+    return _recipient_signer((secret,)).derive_key()
 
 
 def recipient_token(
@@ -127,7 +134,7 @@ def recipient_token(
     """
     value = f"{tenant_id}.{dispatch_id}.{contact_id}.".encode("ascii")
     value += _stamp(now)
-    secret = settings.secret_key.get_secret_value()
+    secret = settings.signing_secret()
     signature = hmac.digest(_recipient_key(secret), value, hashlib.sha1)
     return (value + b"." + _b64(signature)).decode("ascii")
 
@@ -144,7 +151,7 @@ def read_recipient_token(
 ) -> RecipientToken:
     """The ids in a valid recipient token not older than ``max_age_seconds`` at ``now``,
     or InvalidToken saying why not."""
-    signer = _recipient_signer(settings.secret_key.get_secret_value())
+    signer = _recipient_signer(settings.verification_secrets())
     try:
         signed, stamped = signer.unsign(token, return_timestamp=True)
         tenant, dispatch, contact = (int(part) for part in signed.decode("ascii").split("."))

@@ -47,6 +47,7 @@ from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.core.cli import CliConsole
 from partnercast.core.db import make_engine, upgrade
 from partnercast.core.errors import Problems, UserError
+from partnercast.core.keys import KEY_FILE_NAME, KeyMaterial, generate_keys, write_key_file
 from partnercast.core.settings import Settings, load_settings
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import as_utc
@@ -171,7 +172,10 @@ def run_demo(folder: Path, *, now: datetime, partners: int = 40, contacts: int =
     # outbox is cut back to a sample afterwards.
     with SmtpSinkProcess(save_to=folder / "outbox", save_first=max(SAMPLE, contacts)) as sink:
         web_port = free_port()
+        keys = _demo_keys(folder)
         settings = load_settings(
+            secret_key=keys.secret_key,
+            encryption_keys=keys.encryption_keys,
             database_url=f"sqlite:///{folder / 'partnercast.db'}",
             public_base_url=f"http://127.0.0.1:{web_port}",
             smtp=SmtpSettings(host="127.0.0.1", port=sink.port),
@@ -247,6 +251,14 @@ def _fresh_folder(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / "outbox", ignore_errors=True)
     shutil.rmtree(folder / "previews", ignore_errors=True)
+
+
+def _demo_keys(folder: Path) -> KeyMaterial:
+    """The demo's own keys, new each run (its database is too), in its folder's key file
+    (owner-only) for the commands it suggests; never printed."""
+    keys = generate_keys()
+    write_key_file(folder / KEY_FILE_NAME, keys, replace=True)
+    return keys
 
 
 def _set_up_tenant(
@@ -560,6 +572,7 @@ def _try_next(folder: Path, review: str, timeline: Timeline) -> None:
     next_review = timeline.cycle_start + timedelta(days=REVIEW_DAY + 7, hours=1)
     console.print(
         f"  export PARTNERCAST_DATABASE_URL=sqlite:///{folder / 'partnercast.db'}\n"
+        f"  export PARTNERCAST_KEY_FILE={folder / KEY_FILE_NAME}\n"
         f"  export PARTNERCAST_TENANT={TENANT_SLUG}\n"
         "  partnercast tasks                  # what the concierges should do next\n"
         "  partnercast concierges list        # load per language against the cap\n"

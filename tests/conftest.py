@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -18,6 +19,7 @@ from support.world import World, build_world
 from typer.testing import CliRunner, Result
 
 from partnercast.core.db import make_engine, upgrade
+from partnercast.core.keys import generate_keys
 from partnercast.core.tenancy import plain_session
 from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
@@ -44,7 +46,20 @@ def _shift_days(value: str) -> int:
     return int(digits)
 
 
+TEST_KEYS = generate_keys()
+"""Real keys for the suite (new each run), as `partnercast init` makes them: there is no
+default key, so every command and process the tests start signs and decrypts with these
+(PARTNERCAST_SECRET_KEY and PARTNERCAST_ENCRYPTION_KEYS, set for the whole session).
+Tests of what happens without keys remove them (tests/core/test_keys.py)."""
+
+
+def _set_test_keys() -> None:
+    os.environ["PARTNERCAST_SECRET_KEY"] = TEST_KEYS.secret_key
+    os.environ["PARTNERCAST_ENCRYPTION_KEYS"] = json.dumps(TEST_KEYS.encryption_keys)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _set_test_keys()
     shift = os.environ.get(CLOCK_SHIFT_VARIABLE)
     if not shift:
         return

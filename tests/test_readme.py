@@ -40,6 +40,8 @@ def test_the_readme_commands_work(
 
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("PARTNERCAST_SMTP_PORT", str(sink.port))
+    for name in ("PARTNERCAST_SECRET_KEY", "PARTNERCAST_ENCRYPTION_KEYS"):
+        monkeypatch.delenv(name)  # the suite's keys: the README makes its own (`init`)
     (tmp_path / "examples").symlink_to(REPO / "examples")
     commands = readme_commands()
     assert len(commands) > 20
@@ -49,5 +51,6 @@ def test_the_readme_commands_work(
         assert result.exit_code == 0, (
             f"partnercast {shlex.join(args)}\n{result.stdout}\n{result.stderr}"
         )
+    assert (tmp_path / "partnercast-keys.toml").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "intro.html").exists()
     assert (tmp_path / "reports" / "index.html").exists()

@@ -42,12 +42,17 @@ def test_secrets_round_trip_and_rotate_to_a_new_key() -> None:
     assert "****" in repr(both) and new not in repr(both)
 
 
-def test_production_refuses_keys_derived_from_the_secret_key(tmp_path: Path) -> None:
-    production = {"environment": "production", "secret_key": SecretStr("k" * 40)}
-    with pytest.raises(UserError, match="PARTNERCAST_ENCRYPTION_KEYS"):
-        load_settings(tmp_path / "none.toml", **production)
+def test_no_key_is_derived_from_the_secret_key(tmp_path: Path) -> None:
+    """Without encryption keys nothing is sealed (the old fallback derived one from the
+    secret key, which was published): one line saying how to make them."""
+    signing_only = {"secret_key": SecretStr("k" * 40), "encryption_keys": []}
+    settings = load_settings(tmp_path / "none.toml", require_keys=False, **signing_only)
+    with pytest.raises(UserError, match="no encryption key configured: run `partnercast init`"):
+        secret_box(settings)
+    with pytest.raises(UserError, match="no encryption key configured"):
+        load_settings(tmp_path / "none.toml", **signing_only)
     key = SecretStr(Fernet.generate_key().decode())
-    settings = load_settings(tmp_path / "none.toml", **production, encryption_keys=[key])
+    settings = load_settings(tmp_path / "none.toml", **signing_only | {"encryption_keys": [key]})
     assert secret_box(settings).open(secret_box(settings).seal({"a": "b"})) == {"a": "b"}
 
 

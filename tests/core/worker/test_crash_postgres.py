@@ -49,6 +49,9 @@ from partnercast.channels.email import SmtpSettings
 
 pytestmark = [pytest.mark.crash, pytest.mark.postgres]
 
+KEY_VARIABLES = ("PARTNERCAST_SECRET_KEY", "PARTNERCAST_ENCRYPTION_KEYS")
+"""The suite's keys (tests/conftest.py): the workers sign links and decrypt with them."""
+
 
 WORKERS = 4
 PARTNERS, CONTACTS_EACH = 100, 34  # x 3 touches = 10,200 emails
@@ -69,7 +72,9 @@ def test_four_workers_survive_fifty_sigkills(postgres_engine: Engine, tmp_path: 
         )
         assert crash.expected >= 10_000
         env = {
-            key: value for key, value in os.environ.items() if not key.startswith("PARTNERCAST_")
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PARTNERCAST_") or key in KEY_VARIABLES
         }
         env |= {
             "PARTNERCAST_DATABASE_URL": engine.url.render_as_string(hide_password=False),

@@ -46,6 +46,9 @@ from partnercast.channels.email import SmtpSettings
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
 
+KEY_VARIABLES = ("PARTNERCAST_SECRET_KEY", "PARTNERCAST_ENCRYPTION_KEYS")
+"""The suite's keys (tests/conftest.py): the workers sign links and decrypt with them."""
+
 pytestmark = pytest.mark.crash
 
 
@@ -75,7 +78,9 @@ def test_one_worker_survives_twenty_sigkills_beside_the_cli(engine: Engine, tmp_
         )
         waiting = _submitted_bystander(engine, tmp_path / "acme", sink.port)
         env = {
-            key: value for key, value in os.environ.items() if not key.startswith("PARTNERCAST_")
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PARTNERCAST_") or key in KEY_VARIABLES
         }
         env |= {
             "PARTNERCAST_DATABASE_URL": str(engine.url),
