@@ -330,3 +330,30 @@ def _opportunity_value(funnel: Funnel) -> float:
             select(LeadStage).where(LeadStage.lead_id == lead.id, LeadStage.stage == "opportunity")
         ).one()
     return row.value
+
+
+def test_ids_are_claimed_once_per_tenant_and_forgotten_after_an_hour(any_engine) -> None:
+    """On SQLite and PostgreSQL: the unique (tenant, id) refuses the second claim, inside
+    the caller's transaction, which stays usable; old ids are pruned as new ones come."""
+    from conftest import make_tenant
+
+    from partnercast.funnel.crm_secret import KEEP_IDS, SignedMessage, claim_message
+    from partnercast.funnel.models import WebhookMessage
+
+    north, south = make_tenant(any_engine, "north"), make_tenant(any_engine, "south")
+    now = utcnow()
+    message = SignedMessage("msg_1", now)
+    with tenant_session(any_engine, north) as session:
+        assert claim_message(session, message, source="crm", now=now)
+        assert not claim_message(session, message, source="feedback", now=now)
+        assert session.exec(select(func.count()).select_from(WebhookMessage)).one() == 1
+    with tenant_session(any_engine, south) as session:
+        assert claim_message(session, message, source="crm", now=now)
+    with tenant_session(any_engine, north) as session:
+        assert not claim_message(session, message, source="crm", now=now + timedelta(minutes=9))
+        later = now + KEEP_IDS + timedelta(seconds=1)
+        assert claim_message(session, SignedMessage("msg_2", later), source="crm", now=later)
+        ids = session.exec(select(WebhookMessage.message_id)).all()
+        assert ids == ["msg_2"]  # msg_1 forgotten: its timestamp alone refuses it now
+    with tenant_session(any_engine, south) as session:
+        assert session.exec(select(WebhookMessage.message_id)).all() == ["msg_1"]
