@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
@@ -24,6 +23,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session, session_tenant
 from partnercast.core.timeutil import utcnow
 from partnercast.plugins import spreadsheet
+from partnercast.plugins.progress import progress_bar
 from partnercast.tenants import partners as partner_queries
 from partnercast.tenants import suppressions
 from partnercast.tenants.columns import parse_mapping
@@ -338,22 +338,12 @@ def _remember(session: Session, kind: str, mapping: dict[str, str], report: Impo
 
 @contextmanager
 def _progress(description: str) -> Iterator[ProgressCallback]:
-    """A callback that drives a Rich progress bar on a terminal (on stderr), and does
-    nothing when the output is a pipe or a file."""
-    if not err_console.is_terminal:
-        yield lambda phase, done, total: None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(description, total=None)
+    """An import's progress callback drawing a bar on a terminal (stderr), nothing in a
+    pipe (partnercast.plugins.progress)."""
+    with progress_bar(description, console=err_console) as update:
 
         def advance(phase: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{description}: {phase}", completed=done, total=total)
+            update(done, total or None, f"{description}: {phase}")
 
         yield advance
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -385,13 +386,10 @@ class _Known:
     @classmethod
     def load(cls, session: Session, named: int | None, present: tuple[str, ...]) -> _Known:
         known = cls(present)
-        fields = [getattr(Contact, name) for name in present]
-        query = select(
-            Contact.id, Contact.partner_id, Contact.external_id, Contact.email, Contact.consent,
-            *fields,
-        )  # fmt: skip
+        names = ("id", "partner_id", "external_id", "email", "consent", *present)
+        query = sa_select(*(col(getattr(Contact, name)) for name in names))
         if named is not None:
-            query = query.where(Contact.partner_id == named)
+            query = query.where(col(Contact.partner_id) == named)
         # Streamed, not buffered: 100,000 contacts' rows at once would double the import's
         # peak memory.
         for row in session.execute(query.execution_options(yield_per=CHUNK)):
