@@ -22,6 +22,7 @@ import typer
 from partnercast.channels.email.feedback_intake import import_message
 from partnercast.plugins.cli import NowOption, parse_now
 from partnercast.plugins.host import REJECTED, FeedbackOutcome, open_host
+from partnercast.plugins.progress import progress_bar
 
 feedback_app = typer.Typer(
     help="Bounce reports (DSN) and complaints (ARF feedback loops).", no_args_is_help=True
@@ -85,9 +86,9 @@ def feedback_import(
     delays are recorded. Importing the same report again changes nothing."""
     instant = parse_now(now)  # the command's one instant: every report is recorded at it
     tally: Counter[str] = Counter()
-    with open_host() as host:
+    with open_host() as host, progress_bar("feedback import") as update:
         tenant_id = host.tenant_id(tenant)
-        for path in files:
+        for number, path in enumerate(files, start=1):
             for label, raw in messages(path):
                 if isinstance(raw, str):
                     result = FeedbackOutcome(REJECTED, raw)
@@ -97,6 +98,7 @@ def feedback_import(
                 typer.secho(
                     f"{label}: {result.line}", fg="red" if result.outcome == REJECTED else None
                 )
+                update(sum(tally.values()), None, f"{path.name} ({number} of {len(files)})")
     total = sum(tally.values())
     counts = ", ".join(f"{tally[o]} {o}" for o in OUTCOMES)
     typer.echo(f"{total} reports: {counts}")
