@@ -3,6 +3,7 @@ per-recipient step (merge markers filled, MIME built) over reused SMTP connectio
 
 from __future__ import annotations
 
+import re
 import smtplib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +34,10 @@ from partnercast.plugins import (
 from partnercast.plugins.personalization import marker
 
 SUBJECT_MAX = 150
+_UNSUBSCRIBE_MARKER = re.compile(
+    re.escape(marker("NONCE", "unsubscribe_url")).replace("NONCE", "[0-9a-f]+")
+)
+"""The unsubscribe link as a rendered template holds it, whatever the draft's nonce."""
 
 
 class EmailAccount(BaseModel):
@@ -109,8 +114,18 @@ class EmailChannel(Channel):
 
     @classmethod
     def check_rendered(cls, rendered: str) -> list[TemplateFinding]:
-        """MJML that would not compile (where), and unknown MJML tags (warnings)."""
-        return check_mjml(rendered)
+        """MJML that would not compile (where), unknown MJML tags (warnings), and an
+        unsubscribe link that a condition hides in this locale or variant (the loader's
+        check that the template uses it at all cannot see which branch renders)."""
+        findings = check_mjml(rendered)
+        if not _UNSUBSCRIBE_MARKER.search(rendered):
+            findings.append(
+                TemplateFinding(
+                    "the email shows no unsubscribe link when rendered: use "
+                    "{{ links.unsubscribe }} where no condition can hide it"
+                )
+            )
+        return findings
 
     # --- rendering ----------------------------------------------------------------------
 

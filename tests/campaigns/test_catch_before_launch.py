@@ -206,6 +206,28 @@ REFUSED = [
 ]
 
 
+def test_an_unsubscribe_link_hidden_by_a_condition_is_refused_for_each_email(
+    cli: Cli, folder: CampaignFolder
+) -> None:
+    """It is in the footer, so the loader's check that templates use it passes; rendered
+    in English, the branch that holds it is not taken."""
+    folder.edit(FOOTER, '<a href="{{ links.unsubscribe }}">Unsubscribe</a>', "Reply STOP.")
+
+    result = cli("campaign", "validate", str(folder.path), expect=1)
+
+    message = (
+        "the email shows no unsubscribe link when rendered: use {{ links.unsubscribe }} "
+        "where no condition can hide it"
+    )
+    assert result.stderr.splitlines() == [
+        f"error: 3 problems in {folder.path}:",
+        *(
+            f"  templates/email/{name}.en.mjml: {message}"
+            for name in ("follow-up", "intro", "last-call")
+        ),
+    ]
+
+
 @pytest.mark.parametrize("case", REFUSED, ids=[case.id for case in REFUSED])
 def test_validate_refuses_it_with_its_file_and_line(
     case: Case, cli: Cli, folder: CampaignFolder

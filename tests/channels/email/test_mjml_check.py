@@ -1,5 +1,6 @@
-"""The email channel's MJML check: each mistake that makes mjml-python refuse a document,
-found where it is, and what it compiles but drops (an unknown tag) as a warning.
+"""The email channel's checks of a rendered template: each mistake that makes mjml-python
+refuse a document, found where it is; what it compiles but drops (an unknown tag) as a
+warning; an unsubscribe link missing from what was rendered.
 
 Every "refused" row is checked against mjml-python itself first, so the table cannot
 drift from what the compiler really refuses.
@@ -13,6 +14,7 @@ from mjml import mjml2html
 from partnercast.channels.email.channel import EmailChannel
 from partnercast.channels.email.mjml_check import check_mjml, explain
 from partnercast.plugins import TemplateFinding
+from partnercast.plugins.personalization import marker, new_nonce
 
 BODY = (
     "<mjml>\n<mj-body>\n<mj-section>\n<mj-column>\n"
@@ -84,7 +86,7 @@ def test_an_unknown_tag_compiles_and_is_a_warning_with_the_nearest_tag() -> None
     text = document("<mj-txt>dropped by the compiler</mj-txt>")
     mjml2html(text)
 
-    assert EmailChannel.check_rendered(text) == [
+    assert check_mjml(text) == [
         TemplateFinding(
             "unknown MJML tag <mj-txt> (did you mean <mj-text>?)",
             offset=text.index("<mj-txt>"),
@@ -100,5 +102,23 @@ def test_a_template_that_is_not_mjml_says_so() -> None:
     assert check_mjml("  \n") == [
         TemplateFinding(
             "MJML: the template renders to nothing (an email starts with <mjml>)", offset=0
+        )
+    ]
+
+
+def test_the_channel_also_wants_the_unsubscribe_link_in_what_is_rendered() -> None:
+    """The loader checks that a template uses links.unsubscribe; a condition may still
+    leave it out of one locale or variant, which only the rendered text shows."""
+    link = f'<a href="{marker(new_nonce(), "unsubscribe_url")}">Unsubscribe</a>'
+    shown = document(f"<mj-txt>x</mj-txt><mj-text>{link}</mj-text>")
+    hidden = document("<mj-text>Reply STOP to stop.</mj-text>")
+
+    assert [f.message for f in EmailChannel.check_rendered(shown)] == [
+        "unknown MJML tag <mj-txt> (did you mean <mj-text>?)"
+    ]
+    assert EmailChannel.check_rendered(hidden) == [
+        TemplateFinding(
+            "the email shows no unsubscribe link when rendered: use {{ links.unsubscribe }} "
+            "where no condition can hide it"
         )
     ]
