@@ -329,22 +329,37 @@ def test_the_example_loads_cleanly(
     assert result.stdout == "cloud-security: stored version 1\n"
 
 
-def test_preview_of_a_stored_version_whose_mjml_breaks_is_one_line(
-    cli: Cli, world: World, tmp_path: Path
+PREVIEWED = [
+    (
+        "mjml-that-does-not-compile",
+        ("</mj-section>", ""),
+        '<mj-section background-color="#f4f6f8"',
+        "MJML: <mj-section> is not closed before </mj-body>",
+    ),
+    (
+        "division-by-zero",
+        ("{{ locked.legal }}", "{{ 1 / 0 }}"),
+        "{{ 1 / 0 }}",
+        "when rendered: division by zero (ZeroDivisionError)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "needle", "message"), [p[1:] for p in PREVIEWED], ids=[p[0] for p in PREVIEWED]
+)
+def test_preview_of_a_stored_version_that_breaks_is_one_line(
+    cli: Cli, world: World, tmp_path: Path, breakage: tuple[str, str], needle: str, message: str
 ) -> None:
     """A version stored before these checks existed: preview names the file and line."""
     partial = "email/_footer.mjml"
     with tenant_session(world.engine, world.tenant_id) as session:
         version = session.exec(select(CampaignVersion)).one()
         templates = dict(version.templates)
-        templates[partial] = templates[partial].replace("</mj-section>", "")
+        templates[partial] = templates[partial].replace(*breakage)
         version.templates = templates
         session.add(version)
-    line = next(
-        n
-        for n, text in enumerate(templates[partial].splitlines(), 1)
-        if '<mj-section background-color="#f4f6f8"' in text
-    )
+    line = next(n for n, text in enumerate(templates[partial].splitlines(), 1) if needle in text)
     out = tmp_path / "intro.html"
 
     result = cli(
@@ -362,10 +377,42 @@ def test_preview_of_a_stored_version_whose_mjml_breaks_is_one_line(
         expect=1,
     )
 
-    assert result.stderr.splitlines() == [
-        f"error: templates/{partial}:{line}: MJML: <mj-section> is not closed before </mj-body>"
-    ]
+    assert result.stderr.splitlines() == [f"error: templates/{partial}:{line}: {message}"]
     assert not out.exists()
+
+
+def test_preview_of_a_template_over_the_render_limits_is_one_line(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
+    """Stopped by the render limits: said as it is, never rendered again outside them."""
+    loops = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+    with tenant_session(world.engine, world.tenant_id) as session:
+        version = session.exec(select(CampaignVersion)).one()
+        templates = dict(version.templates)
+        templates["email/_footer.mjml"] = templates["email/_footer.mjml"].replace(
+            "{{ locked.legal }}", loops
+        )
+        version.templates = templates
+        session.add(version)
+
+    result = cli(
+        "preview",
+        "cloud-security",
+        "P001",
+        "--tenant",
+        "northwind",
+        "--touch",
+        "intro",
+        "--locale",
+        "en",
+        "-o",
+        str(tmp_path / "intro.html"),
+        expect=1,
+    )
+
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: templates/email/intro.en.mjml: stopped: ")
 
 
 def test_a_folder_read_with_suffixes_only_still_renders_its_templates(
