@@ -14,19 +14,14 @@ rows).
 # ruff: noqa: E501  (the table keeps one case a line)
 from __future__ import annotations
 
-import os
 import shutil
-import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from support.cli_world import CAMPAIGN, EXAMPLES, cli_world, dump, run
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
-CAMPAIGN = EXAMPLES / "campaigns" / "cloud-security"
 BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
@@ -50,49 +45,14 @@ class Place:
 
     database: Path
     files: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def run(*args: str) -> Result:
-    from partnercast.cli import build_app
-
-    return CliRunner().invoke(build_app(), list(args))
-
-
-def dump(database: Path) -> list[str]:
-    with sqlite3.connect(database) as connection:
-        return list(connection.iterdump())
 
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     """The world, built once through the CLI; each case works on a copy."""
     folder = tmp_path_factory.mktemp("mistakes")
-    database = folder / "world.db"
-    saved = dict(os.environ)
-    os.environ.update(
-        PARTNERCAST_DATABASE_URL=f"sqlite:///{database}", COLUMNS="200", PARTNERCAST_TENANT=""
-    )
-    tenant = ("--tenant", "northwind")
-    steps: list[tuple[str, ...]] = [
-        ("db", "upgrade"),
-        ("tenants", "create", "northwind", "--name", "Northwind Cloud", "--legal-name",
-         "Northwind Cloud Inc.", "--postal-address", "500 Harbor Drive, Seattle"),
-        ("segments", "load", str(EXAMPLES / "tenants" / "segments.yaml"), *tenant),
-        ("partners", "import", str(EXAMPLES / "tenants" / "partners.csv"), *tenant),
-        ("contacts", "import", "P1001", str(EXAMPLES / "tenants" / "contacts.csv"), *tenant),
-        ("campaign", "load", str(CAMPAIGN), *tenant, "--now", "2026-11-20T09:00"),
-        ("enroll", "cloud-security", *tenant, "--now", "2026-11-20T10:00"),
-        ("cycle", "start", "cloud-security", *tenant, "--at", "2026-12-01T09:00"),
-    ]  # fmt: skip
-    try:
-        for step in steps:
-            result = run(*step)
-            assert result.exit_code == 0, (step, result.output)
+    with cli_world(folder) as database:
         yield Place(database, _bad_files(folder / "bad"))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _bad_files(folder: Path) -> Path:
