@@ -541,6 +541,7 @@ def _send_to_audience(
                 now=now,
                 journaled=journal is not None,
                 at_most_once=at_most_once,
+                sender_email=prepared.view.partner.sender_email,
             )
             if pending:
                 allowance = _allowance(ctx, dispatch, channel, account, len(pending), now)
@@ -631,6 +632,7 @@ def _open_batch(
     now: datetime,
     journaled: bool,
     at_most_once: bool,
+    sender_email: str,
 ) -> tuple[list[outbox.Pending], dict[int, AudienceMember]]:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = _fenced_row(session, dispatch_id)
@@ -642,7 +644,7 @@ def _open_batch(
             dispatch,
             addressees,
             suppressed,
-            domain=_message_domain(ctx.settings),
+            domain=_message_domain(ctx.settings, sender_email),
             now=now,
             journaled=journaled,
             at_most_once=at_most_once,
@@ -659,7 +661,13 @@ def _open_batch(
     return opened.pending, {contact.id or 0: contact for contact in contacts}
 
 
-def _message_domain(settings: Settings) -> str:
+def _message_domain(settings: Settings, sender_email: str) -> str:
+    """The domain of the Message-ID: the sender's (the From address's), as mail clients
+    and filters expect of a message from that domain; the public URL's host when the
+    partner has no sender address."""
+    domain = sender_email.rpartition("@")[2].strip().strip(">").lower()
+    if domain:
+        return domain
     return settings.public_base_url.split("//")[-1].split("/")[0].split(":")[0] or "partnercast"
 
 

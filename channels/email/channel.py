@@ -73,13 +73,29 @@ class EmailContent(BaseModel):
     preheader: str = ""
 
 
+class _PlainText(html2text.HTML2Text):
+    """html2text for people, not for a Markdown renderer: text is taken as it is, without
+    the backslashes Markdown would need ('1. Alles sehen' stays '1. Alles sehen', not
+    '1\\. Alles sehen')."""
+
+    def handle_data(self, data: str, entity_char: bool = False) -> None:
+        super().handle_data(data, entity_char=True)  # html2text escapes all but entities
+
+
 def _text_converter() -> html2text.HTML2Text:
-    converter = html2text.HTML2Text()
+    converter = _PlainText()
     converter.body_width = 0  # never wrap: a wrapped line could split a merge marker
     converter.ignore_images = True
     converter.ignore_emphasis = True
     converter.ignore_tables = True
     return converter
+
+
+def plain_text(html: str) -> str:
+    """The text part of an email from its HTML: no Markdown escapes, no trailing spaces
+    (html2text's line breaks end in two), one newline at the end."""
+    text = _text_converter().handle(html)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
 
 
 class EmailChannel(Channel):
@@ -137,7 +153,7 @@ class EmailChannel(Channel):
         except Exception as error:  # mjml-python raises plain exceptions for bad markup
             why = explain(mjml_source) or str(error)
             raise PermanentError(f"MJML could not compile {request.template}: {why}") from error
-        text = _text_converter().handle(html).strip() + "\n"
+        text = plain_text(html)
         subject = " ".join(request.render_string(content.subject, html=False).split())
         preheader = (
             request.render_string(content.preheader, html=False) if content.preheader else ""

@@ -25,8 +25,8 @@ import html
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from email.utils import formataddr, formatdate
+from datetime import UTC, datetime
+from email.utils import format_datetime, formataddr
 
 from partnercast.plugins import Draft, Recipient
 from partnercast.plugins.personalization import Filler, Personalizer, marker
@@ -72,7 +72,9 @@ class _Clock:
         second = int(self._clock().timestamp())
         if second != self._second:
             self._second = second
-            self._value = formatdate(second, localtime=False).encode("ascii")
+            # +0000: UTC, said so (formatdate's -0000 means "zone unknown", RFC 5322 3.3)
+            moment = datetime.fromtimestamp(second, UTC)
+            self._value = format_datetime(moment).encode("ascii")
         return self._value
 
 
