@@ -62,6 +62,8 @@ def leads(
         return json_answer(400, {"error": f"not JSON: {error}"})
     except ValueError as error:
         return json_answer(400, {"error": str(error)})
+    except RecursionError:  # [[[[... a few hundred thousand deep fits in the body limit
+        return json_answer(400, {"error": "not JSON: nested too deeply"})
     with tenant_session(engine, post.tenant_id) as session:
         if not claim_message(session, post.message, source="crm", now=now):
             return json_answer(409, {"error": ALREADY_RECEIVED})
