@@ -41,6 +41,7 @@ from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Enrollment
 from partnercast.core import accounts
+from partnercast.core.bounds import amount_problem
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.scheduler import PeriodicJob
@@ -244,8 +245,16 @@ def _fetch_account(
     for dispatch in dispatches:
         found: dict[str, float] = defaultdict(float)
         for external in dispatch.external_ids:
-            for kind, value in totals(by_id.get(external, {})).items():
-                found[kind] += value
+            try:
+                numbers = totals(by_id.get(external, {}))
+            except (TypeError, ValueError) as error:  # the network answered junk
+                log.info("metrics of %s for %s not numbers: %s", where, external, error)
+                continue
+            for kind, value in numbers.items():
+                if amount_problem(value) is None:  # finite, 0 to a trillion: core/bounds
+                    found[kind] += value
+                else:
+                    log.info("%s %r of %s for %s not recorded", kind, value, where, external)
         report.dispatches += 1
         if found:
             _record(engine, tenant_id, dispatch.id or 0, dict(found), now, channel.name, report)
