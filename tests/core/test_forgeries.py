@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
-from support.world import build_world, respond, run_days, start
+from support.world import START, build_world, respond, run_days, start
 
 from partnercast.core.keys import KEY_FILE_NAME
 from partnercast.core.secrets import SecretBox
@@ -40,6 +41,7 @@ from partnercast.tenants.models import Partner, Suppression
 PUBLISHED = "development-only-secret-key-change-me"
 """The key the source published before keys were generated at set-up."""
 READY = re.compile(r"serving on http://127\.0\.0\.1:(\d+)")
+SHIM = Path(__file__).resolve().parents[1] / "support" / "clock_shift"
 KEY_VARIABLES = ("PARTNERCAST_SECRET_KEY", "PARTNERCAST_ENCRYPTION_KEYS", "PARTNERCAST_KEY_FILE")
 
 
@@ -84,6 +86,17 @@ def readme_env(
     return {**os.environ, "COLUMNS": "200"}
 
 
+def _in_the_worlds_week(env: dict[str, str]) -> dict[str, str]:
+    """The server's clock a day after the world's cycle started (its links are checked
+    for age on that clock), whatever the date and any suite-wide shift: the clock-shift
+    shim (tests/support/clock_shift) moves the child's real time by the days given."""
+    shifted = int(env.get("TEST_CLOCK_SHIFT_DAYS") or 0)  # this process is that far ahead
+    real_now = utcnow() - timedelta(days=shifted)
+    days = (START + timedelta(days=1) - real_now).days
+    path = os.pathsep.join(filter(None, [str(SHIM), env.get("PYTHONPATH")]))
+    return {**env, "TEST_CLOCK_SHIFT_DAYS": str(days), "PYTHONPATH": path}
+
+
 def test_the_published_key_forges_nothing_against_a_readme_server(
     readme_env: dict[str, str], cli, engine: Engine, sink: SmtpSink, tmp_path: Path
 ) -> None:
@@ -101,7 +114,7 @@ def test_the_published_key_forges_nothing_against_a_readme_server(
     page = sink.received.messages[0].get_body(preferencelist=("html",)).get_content()
     secret = cli("crm", "secret", "--tenant", "northwind").stdout.split()[0]
 
-    with serving(tmp_path, readme_env) as base:
+    with serving(tmp_path, _in_the_worlds_week(readme_env)) as base:
         # 1. A click redirect to a target the engine never signed.
         link = re.findall(r"https?://[^/\"']+/t/c/([^/\"']+)/([^\"'/]+)", page)[0]
         link_token, rcpt_token = link
