@@ -10,6 +10,8 @@ where), then Plugins: the commands plugins add, unless a plugin names a panel it
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +254,6 @@ def worker(
     one worker: a second is refused while the first is alive (--once is not a worker).
     """
     import logging
-    from collections.abc import Callable
     from datetime import datetime
 
     from partnercast.campaigns.ticking import TickReport, tick
@@ -386,37 +387,108 @@ def status(
     show(report, moment, console, tenant, every_account=every_account)
 
 
-def _mount_subcommands() -> None:
-    from partnercast.accounts_cli import register as register_account_commands
-    from partnercast.campaigns.cli import register as register_campaign_commands
-    from partnercast.campaigns.workflow_cli import register as register_workflow_commands
-    from partnercast.concierge.cli import register as register_concierge_commands
+def _tenants() -> None:
+    from partnercast.tenants.cli import register
+
+    register(app)
+
+
+def _concierge() -> None:
+    from partnercast.concierge.cli import register
+
+    register(app)
+
+
+def _funnel() -> None:
+    from partnercast.funnel.cli import register
+
+    register(app)
+
+
+def _campaigns() -> None:
+    from partnercast.campaigns.cli import register
+
+    register(app)
+
+
+def _workflow() -> None:
+    from partnercast.campaigns.workflow_cli import register
     from partnercast.concierge.readiness import missing_by_partner
     from partnercast.concierge.scan_schedule import scan_after_tick
-    from partnercast.funnel.cli import register as register_funnel_commands
-    from partnercast.plugins.host import provide_host
-    from partnercast.plugins.manager import default_plugins
-    from partnercast.tenants.cli import register as register_tenant_commands
-    from partnercast.web.host import opened_host
 
-    register_tenant_commands(app)
-    register_concierge_commands(app)
-    register_funnel_commands(app)
-    register_campaign_commands(app)
     # Campaigns do not import the concierge: the readiness checklist and the task scan
     # that ends a tick are handed in here.
-    register_workflow_commands(app, readiness=missing_by_partner, after_tick=[scan_after_tick])
-    register_account_commands(app)
+    register(app, readiness=missing_by_partner, after_tick=[scan_after_tick])
+
+
+def _accounts() -> None:
+    from partnercast.accounts_cli import register
+
+    register(app)
+
+
+def _own() -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
     app.command("plugins")(plugins_command)
     app.command("worker")(worker)
     app.command("queue")(queue)
     app.command("status")(status)
+
+
+MOUNTS = {
+    _tenants: ("tenants", "partners", "contacts", "segments"),
+    _concierge: ("review", "reviews", "tasks", "concierges"),
+    _funnel: ("score", "report", "leads", "crm", "spend", "metrics"),
+    _campaigns: ("campaign",),
+    _workflow: (
+        "enroll",
+        "enrollments",
+        "customise",
+        "submit",
+        "approve",
+        "request-changes",
+        "decline",
+        "auto-approve",
+        "preview",
+        "tick",
+        "schedule",
+        "cycle",
+    ),
+    _accounts: ("accounts",),
+    _own: ("serve", "demo", "plugins", "worker", "queue", "status"),
+}
+"""Who mounts which commands, in the order --help lists them (tests/test_cli_lazy.py
+holds it to what each mounts). A command line naming one of them mounts only that one:
+importing every folder's commands cost a second of CPU before any command ran."""
+
+
+_mounted: set[Callable[[], None]] = set()
+
+
+def _mount_subcommands(only: str | None = None) -> None:
+    """Mount every folder's commands, then the plugins'; or, when ``only`` names a
+    built-in command, only the folder that has it (a command's run or its --help).
+    Each folder is mounted once, whatever is asked after."""
+    for mount, names in MOUNTS.items():
+        if mount not in _mounted and (only is None or only in names):
+            mount()
+            _mounted.add(mount)
     _place_in_panels(app, PANELS)
+    if only is not None or _plugins_mounted():
+        return
+    from partnercast.plugins.host import provide_host
+    from partnercast.plugins.manager import default_plugins
+    from partnercast.web.host import opened_host
+
     provide_host(opened_host)  # plugins' commands reach the engine through it
     default_plugins().register_commands(app)
     _place_in_panels(app, {PLUGINS_PANEL: ()})
+    app._partnercast_mounted = True  # type: ignore[attr-defined]  # our marker, not Typer's
+
+
+def _plugins_mounted() -> bool:
+    return bool(getattr(app, "_partnercast_mounted", False))
 
 
 def _place_in_panels(root: typer.Typer, panels: dict[str, tuple[str, ...]]) -> None:
@@ -444,18 +516,27 @@ def _callback_name(callback: Any) -> str:
     return str(getattr(callback, "__name__", "")).replace("_", "-")
 
 
-def build_app() -> typer.Typer:
-    """The root app with every folder's commands mounted (idempotent), and the engine
-    composed: the funnel's rollups kept in step with every event a command records."""
+def build_app(command: str | None = None) -> typer.Typer:
+    """The root app with every folder's commands mounted (idempotent), or only what
+    ``command`` needs when it names a built-in one; and the engine composed: the funnel's
+    rollups kept in step with every event a command records."""
     from partnercast.funnel.rollups import install as keep_rollups
 
     keep_rollups()
-    if not getattr(app, "_partnercast_mounted", False):
-        _mount_subcommands()
-        app._partnercast_mounted = True  # type: ignore[attr-defined]  # our marker, not Typer's
+    only = command if any(command in names for names in MOUNTS.values()) else None
+    if not _plugins_mounted():
+        _mount_subcommands(only)
     return app
 
 
+def _command_in(args: list[str]) -> str | None:
+    """The command a command line names (its first word that is not an option)."""
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
-    """Console-script entry point."""
-    run_cli(build_app())
+    """Console-script entry point: mounts only the folder the command needs."""
+    run_cli(build_app(_command_in(sys.argv[1:])))
