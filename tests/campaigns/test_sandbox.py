@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from markupsafe import Markup
 
 from partnercast.campaigns.partner_text import partner_text, template_syntax_problems
+from partnercast.campaigns.render_pool import shared_pool
 from partnercast.campaigns.sandbox import (
     RenderBudgetExceeded,
     RenderLimits,
@@ -75,6 +78,17 @@ def test_plugin_filters_run_in_the_engine_on_plain_values() -> None:
     odd = template_environment({"t.html": "{{ cycler(1)|shout }}"}, filters=filters)
     with pytest.raises(TemplateError, match="cannot take a Cycler value"):
         render_limited(odd, "t.html", {})
+
+
+def test_threads_share_the_render_processes() -> None:
+    """Pages served at once (serve's threads) each get their own answer."""
+    environment = template_environment({"t.txt": "{{ n }}-{{ n * 2 }}"}, autoescape=False)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda n: render_limited(environment, "t.txt", {"n": n}), range(200))
+        )
+    assert answers == [f"{n}-{n * 2}" for n in range(200)]
+    assert shared_pool()._started <= shared_pool().size
 
 
 def test_sandbox_refuses_python_internals() -> None:
