@@ -312,6 +312,9 @@ def import_contacts(
     done = 0
     for row in csv_file.rows:
         done += 1
+        if known.rows and checker.unchanged(row, known):
+            report.unchanged += 1
+            continue
         checked = checker.check(row)
         if isinstance(checked, Rejection):
             report.rejected.append(checked)
@@ -356,6 +359,42 @@ class _Checker:
         # Keyed by hash((partner, external id)): an int, not a tuple and its string, per
         # row of a large file (two keys in 2**64 alike would reject a row as a duplicate).
         self.first_seen: dict[int, int] = {}
+
+    def unchanged(self, row: CsvRow | RowShapeError, known: _Known) -> bool:
+        """Whether the row's cells, as they are, are what is stored (the usual row of a
+        re-import): then it needs no checking, the stored values were checked. Its key
+        and address are noted as :meth:`check` and :meth:`_Known.claim` would."""
+        if isinstance(row, RowShapeError):
+            return False
+        cells = row.cells
+        at = self.positions
+        partner_id = self.named
+        if partner_id is None:
+            partner_id = self.partners.get(cells[at[0]].strip())
+        external_id = cells[at[1]].strip()
+        stored = known.rows.get((partner_id or 0, external_id))
+        if stored is None:
+            return False
+        raw: list[Any] = []
+        for index in known.present:
+            text = cells[at[2 + index]].strip()
+            if index == _CONSENT_INDEX:
+                consent = values.CONSENT_VALUES.get(text.lower())
+                if consent is None:
+                    return False
+                raw.append(consent)
+            else:
+                raw.append(text)
+        if hash(tuple(raw)) != stored[1]:
+            return False
+        date_at = at[2 + len(CONTACT_FIELDS)]
+        if date_at >= 0 and cells[date_at].strip():
+            return False  # a consent date to check
+        key = hash((partner_id, external_id))
+        if self.first_seen.setdefault(key, row.line) != row.line:
+            return False  # a duplicate: check() rejects it
+        address = raw[0] if known.present[:1] == (0,) else None
+        return not known.claim_address(partner_id or 0, external_id, address, row.line)
 
     def check(self, row: CsvRow | RowShapeError) -> _Contact | Rejection:
         if isinstance(row, RowShapeError):
@@ -406,20 +445,25 @@ class _Known:
     def claim(self, row: _Contact) -> str:
         """Why the row's address is another contact's (of the same partner), or "" after
         noting that it is now this row's."""
-        address = row.fields[0]
+        return self.claim_address(row.partner_id, row.external_id, row.fields[0], row.line)
+
+    def claim_address(
+        self, partner_id: int, external_id: str, address: str | None, line: int
+    ) -> str:
+        """:meth:`claim`, by parts."""
         if address is None:
             return ""
         lower = address.lower()
-        key = hash((row.partner_id, lower))
+        key = hash((partner_id, lower))
         owner = self.owners.get(key)
-        if owner is not None and owner[0] != row.external_id:
+        if owner is not None and owner[0] != external_id:
             if owner[1]:
                 return f"email {address} is also on line {owner[1]} (external_id {owner[0]!r})"
             return f"email {address} is already contact {owner[0]!r} of this partner"
-        stored = self.rows.get((row.partner_id, row.external_id))
+        stored = self.rows.get((partner_id, external_id))
         if stored is not None and stored[3] != key:
             self.owners.pop(stored[3], None)  # its old address is free
-        self.owners[key] = (row.external_id, row.line)
+        self.owners[key] = (external_id, line)
         return ""
 
 
@@ -429,6 +473,7 @@ def _erased(tenant_id: int, row: _Contact, erased: set[str]) -> str:
     return ""
 
 
+_CONSENT_INDEX = CONTACT_FIELDS.index("consent")
 _CONSENT_EXTRAS = ("consent_date", "consent_text", "consent_source")
 
 

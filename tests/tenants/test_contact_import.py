@@ -182,3 +182,23 @@ def test_missing_consent_column_refuses_the_file(engine, tenant_a, partners, wri
     del row["consent"]
     with pytest.raises(UserError, match="missing required columns consent"):
         run(engine, tenant_a, write_csv("c.csv", [row]), "P1")
+
+
+def test_reimport_still_finds_duplicates_and_changes(engine, tenant_a, partners, write_csv):
+    """Rows a re-import finds as stored skip the checks; a repeated row, a changed one and
+    one taking another's address are still seen."""
+    rows = [contact(external_id="C1"), contact(external_id="C2", email="jonas@elbe.example")]
+    run(engine, tenant_a, write_csv("c.csv", rows), "P1")
+    again = [
+        *rows,
+        contact(external_id="C1"),
+        contact(external_id="C3", email="jonas@elbe.example"),
+        contact(external_id="C2", email="jonas@elbe.example", company="Elbe AG"),
+    ]
+    report = run(engine, tenant_a, write_csv("again.csv", again), "P1")
+    assert (report.unchanged, report.updated, report.created) == (2, 0, 0)
+    assert report.rejected == [
+        Rejection(4, "duplicate external_id, first seen on line 2"),
+        Rejection(5, "email jonas@elbe.example is also on line 3 (external_id 'C2')"),
+        Rejection(6, "duplicate external_id, first seen on line 3"),
+    ]
