@@ -57,6 +57,13 @@ SETTING_FIELDS = (
     "incident_window_days",
 )
 
+TEN_YEARS_OF_DAYS = 3650
+SETTING_LIMITS = {
+    "lead_followup_hours": 24 * TEN_YEARS_OF_DAYS,
+    "partners_per_language_cap": 100_000,
+}
+"""The largest value of a setting (days: ten years): due dates are computed from them."""
+
 
 # --- settings -----------------------------------------------------------------------------
 
@@ -75,8 +82,12 @@ def update_settings(session: Session, changes: dict[str, Any], *, now: datetime)
             raise UserError(f"unknown concierge setting {name!r}")
         if value is None:
             continue
-        if value <= 0 or (name == "bounce_rate_threshold" and value >= 1):
-            raise UserError(f"{name} must be positive (a rate below 1)", where=name)
+        if name == "bounce_rate_threshold":
+            if not 0 < value < 1:  # NaN too
+                raise UserError(f"{name} must be a rate above 0 and below 1", where=name)
+        elif not 0 < value <= SETTING_LIMITS.get(name, TEN_YEARS_OF_DAYS):
+            limit = SETTING_LIMITS.get(name, TEN_YEARS_OF_DAYS)
+            raise UserError(f"{name} must be from 1 to {limit:,}", where=name)
         setattr(row, name, value)
     row.updated_at = now
     session.add(row)

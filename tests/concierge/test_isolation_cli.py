@@ -146,7 +146,7 @@ def test_the_readiness_overview_lists_every_partner(two_tenants, cli) -> None:
         (("partners", "readiness", "NOPE"), "no partner 'NOPE'"),
         (("concierges", "add", "Cleo", "--languages", "xx_YY"), "unknown locale"),
         (("concierges", "add", "Anna", "--languages", "de"), "already a concierge named 'Anna'"),
-        (("concierges", "settings", "--bounce-threshold", "2"), "must be positive"),
+        (("concierges", "settings", "--bounce-threshold", "2"), "must be a rate above 0"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(value[:2]),
 )
