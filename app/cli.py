@@ -463,6 +463,11 @@ holds it to what each mounts). A command line naming one of them mounts only tha
 importing every folder's commands cost a second of CPU before any command ran."""
 
 
+EXTENDS = {_concierge: ("partners",), _funnel: ("partners",)}
+"""Groups of another folder that a folder adds subcommands to (``partners readiness``,
+``partners link``): a command line naming the group mounts those folders too."""
+
+
 _mounted: set[Callable[[], None]] = set()
 
 
@@ -471,7 +476,8 @@ def _mount_subcommands(only: str | None = None) -> None:
     built-in command, only the folder that has it (a command's run or its --help).
     Each folder is mounted once, whatever is asked after."""
     for mount, names in MOUNTS.items():
-        if mount not in _mounted and (only is None or only in names):
+        wanted = only is None or only in names or only in EXTENDS.get(mount, ())
+        if mount not in _mounted and wanted:
             mount()
             _mounted.add(mount)
     _place_in_panels(app, PANELS)

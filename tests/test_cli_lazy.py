@@ -40,3 +40,14 @@ def test_a_command_mounts_only_its_folder() -> None:
     assert "partnercast.concierge.cli" in loaded
     for other in ("partnercast.funnel.cli", "partnercast.campaigns.workflow_cli"):
         assert other not in loaded, other
+
+
+def test_a_group_that_other_folders_extend_has_all_its_commands() -> None:
+    """`partners link` (funnel) and `partners readiness` (concierge) live in another
+    folder than `partners` (tenants): the real command line finds them."""
+    for words in (["partners", "link", "--help"], ["partners", "readiness", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "partnercast", *words], capture_output=True, text=True
+        )
+        assert done.returncode == 0, (words, done.stderr)
+        assert "Usage: " in done.stdout and "No such command" not in done.stderr
