@@ -24,6 +24,7 @@ from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import system_session
 from partnercast.plugins.manager import default_plugins
 from partnercast.tenants.models import Partner
+from partnercast.tenants.partners import get_partner
 from partnercast.tenants.scope import tenant_scope
 
 accounts_app = typer.Typer(help="Partners' channel accounts (secrets encrypted at rest).")
@@ -70,8 +71,8 @@ def connect(
             values[name] = typer.prompt(f"{name}", hide_input=True)
     account = accounts.validate_account(model, values, channel)
     with tenant_scope(tenant, config) as session:
-        row = session.exec(select(Partner).where(Partner.external_id == partner)).first()
-        if row is None or row.id is None:
+        row = get_partner(session, partner, where=tenant)
+        if row.id is None:
             raise NotFound(f"no partner {partner!r}", where=tenant)
         stored = accounts.connect_account(
             session,

@@ -28,6 +28,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.models import Event
 from partnercast.core.sql import id_of
 from partnercast.tenants.models import Partner, Segment
+from partnercast.tenants.partners import get_partner
 from partnercast.tenants.segments import parse_rule, partner_matches
 
 ReadinessCheck = Callable[[Session, Sequence[Partner]], Mapping[int, list[str]]]
@@ -123,10 +124,9 @@ def _invite(
 
 
 def find_partner(session: Session, external_id: str) -> Partner:
-    partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
-    if partner is None:
-        raise NotFound(f"no partner {external_id!r}")
-    return partner
+    """The partner as the user names it (:func:`partnercast.tenants.partners.get_partner`:
+    any case, the nearest id suggested when there is none)."""
+    return get_partner(session, external_id)
 
 
 def find_enrollment(session: Session, campaign_key: str, partner_external_id: str) -> Enrollment:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,8 +135,10 @@ def fetch_tenant(
     *,
     days: int = DEFAULT_DAYS,
     box: SecretBox | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> FetchReport:
-    """Fetch and record the metrics of one tenant's recent social and search dispatches."""
+    """Fetch and record the metrics of one tenant's recent social and search dispatches;
+    ``on_progress(done, total)`` after each account read."""
     if days < 1:
         raise UserError("must be at least 1", where="--days")
     moment = as_utc(now)
@@ -161,7 +163,7 @@ def fetch_tenant(
                 report.found += 1
     channels: dict[str, Channel] = {}
     try:
-        for (partner_id, name), dispatches in sorted(groups.items()):
+        for done, ((partner_id, name), dispatches) in enumerate(sorted(groups.items()), 1):
             channel = channels.get(name) or channels.setdefault(
                 name, _channel(plugins, name, settings, moment)
             )
@@ -169,6 +171,8 @@ def fetch_tenant(
             report.merge(
                 _fetch_account(engine, tenant_id, channel, partner_id, dispatches, moment, box)
             )
+            if on_progress:
+                on_progress(done, len(groups))
     finally:
         for channel in channels.values():
             close = getattr(channel, "close", None)

@@ -26,6 +26,7 @@ from partnercast.core.cli import (
     output_folder,
     parse_now,
 )
+from partnercast.core.cli_progress import progress
 from partnercast.core.cli_tables import Column, print_table
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
@@ -48,6 +49,7 @@ from partnercast.funnel.score import score_partners
 from partnercast.funnel.spend import KINDS, add_spend, list_spend
 from partnercast.tenants.cli import partners_app
 from partnercast.tenants.models import Partner
+from partnercast.tenants.partners import get_partner
 from partnercast.tenants.scope import tenant_engine, tenant_scope
 
 leads_app = typer.Typer(
@@ -188,7 +190,7 @@ def spend_list(
     with tenant_scope(tenant) as session:
         partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
         campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
-        pid = _partner_id(partners, partner) if partner else None
+        pid = (get_partner(session, partner, where="--partner").id or 0) if partner else None
         rows = list_spend(session, partner_id=pid)
     table = Table("id", "partner", "campaign", "kind", "amount", "currency", "note")
     table.title = f"{len(rows)} spend rows, total {sum(r.amount for r in rows):,.2f}"
@@ -204,13 +206,6 @@ def spend_list(
             r.note,
         )
     console.print(table)
-
-
-def _partner_id(partners: dict[int | None, str], external_id: str) -> int:
-    for pid, key in partners.items():
-        if key == external_id and pid is not None:
-            return pid
-    raise NotFound(f"no partner {external_id!r}")
 
 
 def _fmt_rate(value: float | None) -> str:
@@ -282,8 +277,13 @@ def metrics_fetch(
 
     moment = parse_now(now)
     settings = load_settings()
-    with tenant_engine(_tenant_of(ctx, tenant), settings) as (engine, tenant_id):
-        report = fetch_tenant(engine, settings, default_plugins(), tenant_id, moment, days=days)
+    with (
+        tenant_engine(_tenant_of(ctx, tenant), settings) as (engine, tenant_id),
+        progress(err_console, "reading the networks' numbers") as advance,
+    ):
+        report = fetch_tenant(
+            engine, settings, default_plugins(), tenant_id, moment, days=days, on_progress=advance
+        )
     console.print(
         f"{report.found} posts and ads of the last {days} days; {report.dispatches} read "
         f"through {report.accounts} accounts: {report.events} new metric events",
@@ -305,8 +305,11 @@ def metrics_fetch(
 @metrics_app.command("rebuild")
 def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
     """Recompute the rollups from the event log (after a bulk import around the ORM)."""
-    with tenant_scope(_tenant_of(ctx, tenant)) as session:
-        rollups.rebuild_rollups(session)
+    with (
+        tenant_scope(_tenant_of(ctx, tenant)) as session,
+        progress(err_console, "rebuilding the rollups") as advance,
+    ):
+        rollups.rebuild_rollups(session, on_progress=advance)
     console.print("rollups rebuilt from the event log", highlight=False)
 
 
@@ -327,8 +330,7 @@ def show_metrics(
             campaign_id = found.id
         partner_id = None
         if partner:
-            partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
-            partner_id = _partner_id(partners, partner)
+            partner_id = get_partner(session, partner, where="--partner").id
         rows = funnel(session, by=by, campaign_id=campaign_id, partner_id=partner_id)
         currencies = spend_currencies(session)
     rows = [*rows, total(rows)] if by != "total" and len(rows) != 1 else rows
@@ -506,8 +508,11 @@ def report_command(
                 page = write_partner_report(session, partner, out, now=moment)
             console.print(f"{partner}'s report: {page}", highlight=False, soft_wrap=True)
             return
-        with tenant_scope(tenant) as session:
-            files = write_reports(session, out, now=moment)
+        with (
+            tenant_scope(tenant) as session,
+            progress(err_console, "writing the reports") as advance,
+        ):
+            files = write_reports(session, out, now=moment, on_progress=advance)
     except OSError as error:  # a read-only folder, a full disk, a file where a folder goes
         raise UserError(f"cannot write {error.filename}: {error.strerror}", where="--out") from None
     console.print(
@@ -519,3 +524,12 @@ def report_command(
         highlight=False,
         soft_wrap=True,
     )
+    if files.missing_glyphs:
+        shown = " ".join(sorted(files.missing_glyphs)[:12])
+        err_console.print(
+            f"note: the charts draw {len(files.missing_glyphs)} characters of names as boxes "
+            f"({shown}): no installed font has them; install one that does (Debian: "
+            "fonts-noto-cjk for Japanese, Chinese and Korean, fonts-symbola for emoji)",
+            markup=False,
+            highlight=False,
+        )

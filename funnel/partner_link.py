@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import Settings
@@ -22,6 +22,7 @@ from partnercast.core.signing import InvalidToken, sign, unsign
 from partnercast.core.tenancy import session_tenant
 from partnercast.core.timeutil import as_utc
 from partnercast.tenants.models import Partner
+from partnercast.tenants.partners import get_partner
 
 PURPOSE = "partner_results"
 PATH = "/partner/"
@@ -75,9 +76,7 @@ def results_url(
     """The full link (``public_base_url`` + ``/partner/<token>``) for one partner of the
     session's tenant, valid ``days`` from ``now``; NotFound names ``external_id`` when the
     tenant has no such partner."""
-    partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
-    if partner is None:
-        raise NotFound(f"no partner {external_id!r}", where="partners link")
+    partner = get_partner(session, external_id, where="partners link")
     token = make_token(settings, session_tenant(session), partner, days=days, now=now)
     return f"{settings.public_base_url.rstrip('/')}{PATH}{token}"
 

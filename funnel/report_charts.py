@@ -9,13 +9,37 @@ across cycles, grouped bars that read as well with one cycle as with ten.
 
 matplotlib is imported inside the functions so that importing this module (and the CLI)
 costs nothing until a report is written.
+
+Names come in every script: text is drawn in DejaVu Sans (matplotlib's own) with the
+installed fonts of :data:`FALLBACK_FONTS` behind it, glyph by glyph (Noto Sans CJK for
+Japanese, Chinese and Korean, Symbola for emoji: Debian's fonts-noto-cjk and
+fonts-symbola, which .ci/run installs). A character no installed font has is drawn as a
+box; instead of one matplotlib warning per character on stderr, such characters are
+collected (:func:`take_missing_glyphs`) and the report command names them in one line.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+FALLBACK_FONTS = (
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK KR",
+    "Noto Sans JP",
+    "Symbola",
+    "Noto Emoji",
+    "Noto Sans Symbols 2",
+)
+"""Fonts drawn from, in this order, for what DejaVu Sans lacks (those installed)."""
+_MISSING = re.compile(r"Glyph \d+ \((.+?)\) missing from font")
+_missing_glyphs: set[str] = set()
 
 REACH_STEPS = ("sent", "delivered", "opened", "clicked", "visits", "forms")
 PIPELINE_STEPS = ("leads", "mql", "sql", "opportunity", "won")
@@ -50,20 +74,66 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold"})
+    plt.rcParams["font.family"] = font_families()
+    # "Failed to find font weight bold for Symbola": the regular weight is drawn, as meant.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     return plt
+
+
+@functools.cache
+def font_families() -> list[str]:
+    """DejaVu Sans, then each of :data:`FALLBACK_FONTS` that is installed."""
+    from matplotlib import font_manager
+
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    if not installed & set(FALLBACK_FONTS):
+        # matplotlib's font cache predates fonts installed since: add their files.
+        for path in font_manager.findSystemFonts():
+            if re.search(r"NotoSansCJK|NotoSans[A-Z]{2}-|Symbola|NotoEmoji", Path(path).name):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in FALLBACK_FONTS if name in installed)]
+
+
+def take_missing_glyphs() -> set[str]:
+    """The characters drawn as boxes since the last call (no installed font has them)."""
+    missing = set(_missing_glyphs)
+    _missing_glyphs.clear()
+    return missing
 
 
 def _save(fig: Any, path: Path, *, margins: dict[str, float] | None = None) -> Path:
     """Write the PNG. Charts whose labels are known in advance (a partner's report draws
     four per partner) take fixed ``margins``: tight_layout draws the figure once more to
     measure it, which is a third of a report's time."""
-    if margins:
-        fig.subplots_adjust(**margins)
-    else:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if margins:
+            fig.subplots_adjust(**margins)
+        else:
+            fig.tight_layout()
+        fig.savefig(path, dpi=110)
     _pyplot().close(fig)
+    for warning in caught:
+        found = _MISSING.search(str(warning.message))
+        if found:
+            _missing_glyphs.add(_character(found.group(1)))
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     return path
+
+
+def _character(name: str) -> str:
+    """The character matplotlib names as ``\\N{CJK UNIFIED IDEOGRAPH-793E}``."""
+    try:
+        return str(name.encode("ascii").decode("unicode_escape"))
+    except UnicodeDecodeError:
+        return name
 
 
 FUNNEL_MARGINS = {"left": 0.1, "right": 0.98, "top": 0.84, "bottom": 0.08, "wspace": 0.45}
@@ -79,13 +149,20 @@ def _plain_axes(ax: Any) -> None:
 
 
 def step_labels(counts: dict[str, int], steps: Sequence[str]) -> list[str]:
-    """Each step's count, and from the second step on its share of the step before."""
+    """Each step's count, and from the second step on its share of the step before. A step
+    larger than the one before is not a conversion from it (page visits also come from
+    posts, ads and people who typed the address): it says so instead of "900% of"."""
     labels = []
     for i, step in enumerate(steps):
         count = counts.get(step, 0)
         base = SHARE_OF.get(step, steps[i - 1] if i else "")
         before = counts.get(base, 0) if base else 0
-        share = f"  ({count / before:.0%} of {STEP_LABELS[base]})" if before else ""
+        if not before:
+            share = ""
+        elif count > before:
+            share = f"  (more than {STEP_LABELS[base]}: other sources too)"
+        else:
+            share = f"  ({count / before:.0%} of {STEP_LABELS[base]})"
         labels.append(f"{count:,}{share}")
     return labels
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +33,13 @@ from partnercast.funnel.metrics import (
 from partnercast.funnel.score import ScoreCard, score_partners
 from partnercast.plugins import spreadsheet
 from partnercast.tenants.models import Partner, Tenant
+from partnercast.tenants.partners import get_partner
 
+# Read on a phone too (390 CSS pixels): every table scrolls inside its own box, long words
+# (a partner's name, a URL) break instead of widening the page, images shrink to fit.
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;
-color:#0f172a}h2{margin-top:2.5rem;border-bottom:1px solid #e2e8f0;padding-bottom:.3rem}
+color:#0f172a;overflow-wrap:anywhere}h2{margin-top:2.5rem;border-bottom:1px solid #e2e8f0;
+padding-bottom:.3rem}ul.partners{columns:16rem;padding-left:1.2rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}
 td,th{border:1px solid #cbd5e1;padding:.25rem .5rem;text-align:right;white-space:nowrap}
 th{background:#f1f5f9}th:first-child,td:first-child,td.t,th.t{text-align:left}td.t{white-space:normal}
@@ -51,26 +56,40 @@ PIPELINE_COLUMNS = ("leads", "mql", "sql", "opportunity", "won", "lost")
 class ReportFiles:
     programme: Path
     partners: dict[str, Path]
+    missing_glyphs: frozenset[str] = frozenset()
+    """Characters of names the charts drew as boxes: no installed font has them."""
 
 
-def write_reports(session: Session, out: Path, *, now: datetime) -> ReportFiles:
+def write_reports(
+    session: Session,
+    out: Path,
+    *,
+    now: datetime,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ReportFiles:
     """Write the vendor's report and every partner's into ``out`` (created if needed),
-    stamped as written at ``now``."""
+    stamped as written at ``now``; ``on_progress(done, total)`` after each report."""
     tenant = session.get(Tenant, session_tenant(session))
     if tenant is None:
         raise NotFound("the session's tenant does not exist")
     out.mkdir(parents=True, exist_ok=True)
+    charts.take_missing_glyphs()  # only this report's
     rows = funnel(session, by="partner")
     cards = score_partners(session)
-    programme = _programme(session, tenant, rows, cards, out, now)
+    everyone = list(session.exec(select(Partner).order_by(col(Partner.external_id))).all())
+    programme = _programme(session, tenant, rows, cards, out, now, everyone)
+    if on_progress:
+        on_progress(1, len(everyone) + 1)
     partners: dict[str, Path] = {}
     by_id = {card.partner_id: card for card in cards}
-    for partner in session.exec(select(Partner).order_by(col(Partner.external_id))).all():
+    for done, partner in enumerate(everyone, start=2):
         folder = out / "partners" / _safe(partner.external_id)
         partners[partner.external_id] = _partner_report(
             session, tenant, partner, by_id.get(partner.id or 0), folder, now
         )
-    return ReportFiles(programme, partners)
+        if on_progress:
+            on_progress(done, len(everyone) + 1)
+    return ReportFiles(programme, partners, frozenset(charts.take_missing_glyphs()))
 
 
 def write_partner_report(session: Session, external_id: str, out: Path, *, now: datetime) -> Path:
@@ -79,10 +98,8 @@ def write_partner_report(session: Session, external_id: str, out: Path, *, now: 
     tenant = session.get(Tenant, session_tenant(session))
     if tenant is None:
         raise NotFound("the session's tenant does not exist")
-    partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
-    if partner is None:
-        raise NotFound(f"no partner {external_id!r}", where="--partner")
-    cards = score_partners(session, external_id)
+    partner = get_partner(session, external_id, where="--partner")
+    cards = score_partners(session, partner.external_id)
     return _partner_report(session, tenant, partner, cards[0] if cards else None, out, now)
 
 
@@ -93,6 +110,7 @@ def _programme(
     cards: list[ScoreCard],
     out: Path,
     now: datetime,
+    partners: list[Partner],
 ) -> Path:
     overall = total(rows)
     cycles = funnel(session, by="cycle")
@@ -139,6 +157,8 @@ def _programme(
         *_funnel_tables([*rows, overall]),
         '<p>Data: <a href="funnel.csv">funnel.csv</a>, <a href="cycles.csv">cycles.csv</a>, '
         '<a href="scores.csv">scores.csv</a></p>',
+        "<h2>Each partner's own report</h2>",
+        _partner_links(partners),
     ]
     return _page(out / "index.html", f"{tenant.name} programme report", body)
 
@@ -192,6 +212,21 @@ def _partner_report(
         '<p>Data: <a href="funnel.csv">funnel.csv</a>, <a href="cycles.csv">cycles.csv</a></p>',
     ]
     return _page(folder / "index.html", f"{partner.name} report", body)
+
+
+def _partner_folder(external_id: str) -> str:
+    """Where a partner's report is, relative to the programme report."""
+    return f"partners/{_safe(external_id)}/index.html"
+
+
+def _partner_links(partners: list[Partner]) -> str:
+    """A link to every partner's report (to hand it over, or to read it as they will)."""
+    items = "".join(
+        f'<li><a href="{html.escape(_partner_folder(p.external_id))}">'
+        f"{html.escape(p.external_id)} {html.escape(p.name)}</a></li>"
+        for p in partners
+    )
+    return f'<ul class="partners">{items}</ul>'
 
 
 def _trend(cycles: list[FunnelRow], title: str, path: Path) -> None:
@@ -286,26 +321,30 @@ def _heading(metric: str) -> str:
 
 
 def _scores_table(cards: list[ScoreCard]) -> str:
-    lines = ['<table><tr><th>partner</th><th>score</th><th class="t">what holds it back</th></tr>']
+    lines = [
+        '<div class="scroll"><table><tr><th>partner</th><th>score</th>'
+        '<th class="t">what holds it back</th></tr>'
+    ]
     for card in cards:
         lines.append(
             f"<tr><td>{html.escape(card.external_id)} {html.escape(card.name)}</td>"
             f'<td>{card.score:.0f}</td><td class="t">{html.escape(card.weakest.name)}: '
             f"{html.escape(card.weakest.detail)}</td></tr>"
         )
-    return "".join(lines) + "</table>"
+    return "".join(lines) + "</table></div>"
 
 
 def _components_table(card: ScoreCard) -> str:
     lines = [
-        '<table><tr><th>component</th><th>weight</th><th>points</th><th class="t">why</th></tr>'
+        '<div class="scroll"><table><tr><th>component</th><th>weight</th><th>points</th>'
+        '<th class="t">why</th></tr>'
     ]
     for c in card.components:
         lines.append(
             f"<tr><td>{html.escape(c.name)}</td><td>{c.weight:.0f}</td><td>{c.points:.1f}</td>"
             f'<td class="t">{html.escape(c.detail)}</td></tr>'
         )
-    lines.append("</table>")
+    lines.append("</table></div>")
     weakest = card.weakest
     lines.append(
         f"<p>What holds you back: <b>{html.escape(weakest.name)}</b> "
@@ -317,7 +356,8 @@ def _components_table(card: ScoreCard) -> str:
 
 def _page(path: Path, title: str, body: list[str]) -> Path:
     path.write_text(
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>'
         f"{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         + "\n".join(body)
         + "</body></html>",

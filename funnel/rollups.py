@@ -18,7 +18,7 @@ rebuild``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import event, func, insert, inspect, select
@@ -312,8 +312,11 @@ def stored_rollups(session: SqlModelSession) -> dict[Key, tuple[int, float]]:
     }
 
 
-def rebuild_rollups(session: SqlModelSession) -> int:
-    """Recompute the tenant's rollups from its events and deliveries; returns rows written.
+def rebuild_rollups(
+    session: SqlModelSession, on_progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Recompute the tenant's rollups from its events and deliveries; returns rows written
+    (``on_progress(done, total)`` as they are).
 
     What an operator runs (``partnercast metrics rebuild``) after a bulk import that went
     around the ORM, or after a fix to how events count.
@@ -329,5 +332,7 @@ def rebuild_rollups(session: SqlModelSession) -> int:
     ]
     for start in range(0, len(rows), 5_000):
         session.execute(insert(Rollup), rows[start : start + 5_000])
+        if on_progress:
+            on_progress(min(start + 5_000, len(rows)), len(rows))
     session.flush()
     return len(rows)

@@ -25,6 +25,7 @@ from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.funnel.metrics import ROI_TARGET, FunnelRow, cells, funnel
 from partnercast.tenants.models import Partner
+from partnercast.tenants.partners import find_partner
 
 WEIGHTS: dict[str, float] = {
     "approval speed": 15,
@@ -202,7 +203,8 @@ def score_partners(session: Session, external_id: str | None = None) -> list[Sco
     """
     query = select(Partner).order_by(col(Partner.external_id))
     if external_id is not None:
-        query = query.where(Partner.external_id == external_id)
+        found = find_partner(session, external_id)  # p1001 is P1001
+        query = query.where(Partner.id == (found.id if found else -1))
     partners = list(session.exec(query).all())
     rows = {row.key: row for row in funnel(session, by="partner")}
     best_leads = max((row.counts["leads"] for row in rows.values()), default=0)

@@ -10,7 +10,7 @@ from partnercast.campaigns.models import Campaign
 from partnercast.core.bounds import MIN_SPEND, check_amount
 from partnercast.core.errors import NotFound, UserError
 from partnercast.funnel.models import Spend
-from partnercast.tenants.models import Partner
+from partnercast.tenants.partners import get_partner
 
 KINDS = ("mdf", "other")
 
@@ -30,11 +30,7 @@ def add_spend(
     if kind not in KINDS:
         raise UserError(f"kind must be one of {', '.join(KINDS)}", where="--kind")
     amount = check_amount(amount, where="AMOUNT", minimum=MIN_SPEND)
-    partner = session.exec(
-        select(Partner).where(Partner.external_id == partner_external_id)
-    ).first()
-    if partner is None:
-        raise NotFound(f"no partner {partner_external_id!r}")
+    partner = get_partner(session, partner_external_id)
     campaign = session.exec(select(Campaign).where(Campaign.key == campaign_key)).first()
     if campaign is None:
         raise NotFound(f"no campaign {campaign_key!r}")

@@ -10,13 +10,39 @@ from partnercast.core.tenancy import session_tenant
 from partnercast.tenants.models import Contact, Partner
 
 
-def get_partner(session: Session, external_id: str) -> Partner:
-    """The tenant's partner ``external_id``; another tenant's partner is simply not found."""
+def find_partner(session: Session, external_id: str) -> Partner | None:
+    """The tenant's partner ``external_id``, matched exactly, else without regard to case
+    when that names one partner only (``p1001`` is ``P1001``); None when there is none."""
     session_tenant(session)
     partner = session.exec(select(Partner).where(Partner.external_id == external_id)).first()
+    if partner is not None:
+        return partner
+    folded = session.exec(
+        select(Partner).where(func.lower(Partner.external_id) == external_id.strip().lower())
+    ).all()
+    return folded[0] if len(folded) == 1 else None
+
+
+def get_partner(session: Session, external_id: str, *, where: str | None = None) -> Partner:
+    """The tenant's partner ``external_id`` (:func:`find_partner`); another tenant's
+    partner is simply not found. Not found, the error suggests the nearest of the tenant's
+    partner ids when one is close."""
+    partner = find_partner(session, external_id)
     if partner is None:
-        raise NotFound(f"no partner {external_id!r}")
+        raise NotFound(
+            f"no partner {external_id!r}{_suggestion(session, external_id)}", where=where
+        )
     return partner
+
+
+def _suggestion(session: Session, external_id: str) -> str:
+    from rapidfuzz import fuzz, process, utils
+
+    ids = list(session.exec(select(Partner.external_id)).all())
+    best = process.extractOne(
+        external_id, ids, scorer=fuzz.ratio, processor=utils.default_process, score_cutoff=70
+    )
+    return f" (did you mean {best[0]!r}?)" if best else ""
 
 
 def list_partners(session: Session) -> list[Partner]:
