@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from partnercast.plugins.settings import PluginConfig
 
 RECORDED, UNCHANGED, IGNORED, REJECTED = "recorded", "unchanged", "ignored", "rejected"
+REPLAY = 409
+""":attr:`NotSigned.status` of a message whose id was accepted before: nothing is done
+again, and the route answers it as delivered (2xx), so that a sender retrying a call whose
+answer it lost stops (Standard Webhooks senders retry anything else)."""
 """The outcomes of one delivery-feedback report."""
 
 

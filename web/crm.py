@@ -5,7 +5,9 @@ Signed by the Standard Webhooks scheme with the tenant's secret (``webhook-id``,
 unknown tenant, missing headers, a wrong signature or a timestamp more than 5 minutes from
 the server's clock answer 401 and write nothing (missing headers say how to sign, and the
 old ``X-Partnercast-Signature`` says it is no longer accepted); an id this tenant accepted
-before is a replay: 409, nothing written. A signed body that is not JSON, or not lead
+before is a replay: nothing written, answered 200 ``{"duplicate": true, "reason"}`` (a
+sender retrying a call whose answer it lost must see it delivered, not retry for ever).
+A signed body that is not JSON, or not lead
 records, answers 400 with the reason. Records are applied like rows of ``partnercast
 leads import``, at the CRM's time (a record's ``occurred_at``, else the message's
 ``webhook-timestamp``), so an older record never overwrites a newer one: each good one is
@@ -66,7 +68,7 @@ def leads(
         return json_answer(400, {"error": "not JSON: nested too deeply"})
     with tenant_session(engine, post.tenant_id) as session:
         if not claim_message(session, post.message, source="crm", now=now):
-            return json_answer(409, {"error": ALREADY_RECEIVED})
+            return json_answer(200, {"duplicate": True, "reason": ALREADY_RECEIVED})
         report = apply_records(session, records, now=now, sent_at=post.message.sent_at)
     log.info("crm webhook: %s created, %s updated", report.created, report.updated)
     # Every record refused: 422, so a CRM that only looks at the status sees it failed

@@ -6,8 +6,9 @@ secret (``partnercast crm secret``): headers ``webhook-id``, ``webhook-timestamp
 minutes of the server's clock) and ``webhook-signature`` (``v1,<base64 HMAC-SHA256 of
 "<id>.<timestamp>.<raw body>">``). Unknown tenant, missing headers (the old
 ``X-Partnercast-Signature`` is refused, saying so), a wrong signature or a stale
-timestamp: 401, nothing written; an id this tenant accepted before (a replay): 409
-``{"error"}``, nothing written. Otherwise, in JSON ``{"outcome", "reason", "kind"}``:
+timestamp: 401, nothing written; an id this tenant accepted before (a replay, or a retry
+whose answer was lost): 200 ``unchanged``, nothing written. Otherwise, in JSON
+``{"outcome", "reason", "kind"}``:
 
 * 200: recorded, unchanged (already recorded) or ignored (a success DSN, a not-spam
   report);
@@ -29,7 +30,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from partnercast.channels.email.feedback_intake import import_message
-from partnercast.plugins.host import REJECTED, Host, NotSigned
+from partnercast.plugins.host import REJECTED, REPLAY, UNCHANGED, Host, NotSigned
 from partnercast.plugins.web import NOT_POST, Now, json_answer, limited_body
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ def router(host: Host) -> APIRouter:
         try:
             post = host.accept_signed(slug, body, request.headers, source="feedback", now=now)
         except NotSigned as refused:
+            if refused.status == REPLAY:  # delivered before: the sender must not retry it
+                payload = {"outcome": UNCHANGED, "reason": refused.reason, "kind": None}
+                return json_answer(200, payload)
             return json_answer(refused.status, {"error": refused.reason})
         try:
             result = import_message(host, post.tenant_id, body, now=now)

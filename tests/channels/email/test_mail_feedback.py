@@ -839,7 +839,8 @@ def test_the_webhook_takes_signed_reports_once_and_only_for_its_tenant(
     assert taken.json()["outcome"] == "recorded" and taken.json()["kind"] == "complaint"
     after = snapshot(sent.engine)
     replayed = _post(server, "northwind", complaint, signed)  # the same message again
-    assert replayed.status_code == 409 and "already received" in replayed.json()["error"]
+    assert replayed.status_code == 200 and replayed.json()["outcome"] == "unchanged"
+    assert "already received" in replayed.json()["reason"]
     resent = _post(server, "northwind", complaint, sign(secret_a, complaint))  # a new message
     assert (resent.status_code, resent.json()["outcome"]) == (200, "unchanged")
     stale = _post(server, "northwind", complaint, sign(secret_a, complaint, ago=timedelta(hours=1)))
