@@ -171,6 +171,7 @@ class _Prepared:
 
 
 LEASE_LOST = "lease_lost"
+LEASE_LOST_REASON = "this worker's lease on it ran out: another worker may have taken it over"
 THROTTLED = "throttled"  # put back until the rate limits' buckets refill
 AT_MOST_ONCE = "at_most_once"  # Tenant.delivery_guarantee
 UNCERTAIN_EVENT = "deliveries.uncertain"
@@ -188,9 +189,9 @@ def run_dispatch(ctx: RunContext, tenant_id: int, dispatch_id: int, now: datetim
     attempt = _Attempt()
     try:
         run = _run_claimed(ctx, tenant_id, dispatch_id, now, attempt)
-    except outbox.LeaseLost as error:
-        log.warning("dispatch %s dropped: %s", dispatch_id, error)
-        run = DispatchRun(dispatch_id, LEASE_LOST, reason=str(error))
+    except outbox.LeaseLost as error:  # the tick's report says it, once per reason
+        log.info("dispatch %s dropped: %s", dispatch_id, error)
+        run = DispatchRun(dispatch_id, LEASE_LOST, reason=LEASE_LOST_REASON)
     except Exception as error:  # one dispatch's failure is its own
         run = _failed_unexpectedly(ctx, tenant_id, dispatch_id, now, error, attempt.counted)
     run.tenant_id = tenant_id

@@ -111,7 +111,14 @@ def test_a_worker_that_lost_its_lease_changes_nothing(bulk_world: World) -> None
         lambda: dispatching._record_outcomes(old, tenant_id, dispatch_id, [], later),
         lambda: dispatching._record_external_ids(old, tenant_id, dispatch_id, ["post-1"]),
         lambda: dispatching._open_batch(
-            old, tenant_id, dispatch_id, [], now=later, journaled=True, at_most_once=False
+            old,
+            tenant_id,
+            dispatch_id,
+            [],
+            now=later,
+            journaled=True,
+            at_most_once=False,
+            sender_email="",
         ),
     ]
     for write in writes:
