@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
@@ -213,10 +213,35 @@ def current_revision(engine: Engine) -> str | None:
     return ", ".join(sorted(heads)) or None
 
 
+def schema_revision() -> str:
+    """The revision this version of the engine needs: its newest migration. Migrations are
+    numbered in order (``0016_webhook_replay.py`` is revision ``0016``;
+    tests/core/test_schema_revision.py holds that to Alembic's head), so no Alembic import
+    is needed to know it when a command starts."""
+    versions = resources.files("partnercast.core") / "migrations" / "versions"
+    return max(entry.name[:4] for entry in versions.iterdir() if entry.name[:4].isdigit())
+
+
 def require_schema(engine: Engine) -> None:
-    """Fail with a clear message when the database has not been migrated."""
+    """Fail with a clear message when the database has not been migrated, or was migrated
+    by another version of the engine (a command on an older schema would fail on the first
+    column it lacks, with a traceback)."""
+    where = engine.url.render_as_string(hide_password=True)
     if not inspect(engine).has_table("tenant"):
         raise UserError(
             "the database has no partnercast tables: run `partnercast db upgrade` first",
-            where=engine.url.render_as_string(hide_password=True),
+            where=where,
+        )
+    needed = schema_revision()
+    found: list[str] = []
+    if inspect(engine).has_table("alembic_version"):
+        with engine.connect() as connection:
+            stamped = connection.execute(text("SELECT version_num FROM alembic_version"))
+            found = sorted(stamped.scalars())
+    if found != [needed]:
+        at = ", ".join(found) or "no revision"
+        raise UserError(
+            f"the database schema is at {at} and this version of partnercast needs {needed}:"
+            " back the database up, then run `partnercast db upgrade`",
+            where=where,
         )
