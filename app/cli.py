@@ -137,12 +137,24 @@ def db_upgrade() -> None:
 def _make_keys_if_missing() -> None:
     """Write a key file (owner-only) when the settings have no keys and none is there; then
     check the keys, whatever their source. Never prints a key."""
-    from partnercast.core.keys import generate_keys, write_key_file
+    from partnercast.core.keys import check_secret_key, generate_keys, upgrade_keys, write_key_file
     from partnercast.core.settings import config_file_path, load_settings
 
     settings = load_settings(require_keys=False)
     path = key_file_path(config_file_path())
-    if (settings.secret_key is None or not settings.encryption_keys) and not path.exists():
+    if settings.secret_key is not None and not settings.encryption_keys and not path.exists():
+        # Upgrading from a version that derived the encryption key from the secret key:
+        # keep that key to decrypt what it sealed (docs/upgrading.md).
+        secret = settings.secret_key.get_secret_value()
+        check_secret_key(secret, settings.keys_from)
+        write_key_file(path, upgrade_keys(secret))
+        console.print(
+            f"encryption keys generated in {path} (owner-only: back it up), a new one first "
+            "and the one earlier versions derived from your secret key last, so stored "
+            "secrets still open: run `partnercast accounts rotate-keys` to re-encrypt them, "
+            "then that last key may be removed"
+        )
+    elif (settings.secret_key is None or not settings.encryption_keys) and not path.exists():
         write_key_file(path, generate_keys())
         console.print(
             f"keys generated in {path} (readable by you only: back it up, keep it secret)"

@@ -10,10 +10,18 @@ Rotation (:func:`rotate_key_file`): a new signing key signs from then on and the
 moves to ``previous_secret_keys``, which still verify the links already sent; a new
 encryption key goes first and the old ones stay to decrypt until ``partnercast accounts
 rotate-keys`` has re-encrypted every stored secret.
+
+Upgrading (:func:`upgrade_keys`, docs/upgrading.md): versions before the key file derived
+the Fernet key from ``secret_key`` when no encryption key was set, so a deployment that set
+only a secret key has secrets sealed with that derived key. ``init`` then writes a new
+encryption key first and the derived one after it (decrypt-only) and leaves the signing key
+where it is configured, so those secrets still open until ``accounts rotate-keys``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 import tomllib
@@ -58,6 +66,23 @@ def generate_keys() -> KeyMaterial:
     return KeyMaterial(secrets.token_urlsafe(32), [Fernet.generate_key().decode("ascii")])
 
 
+def legacy_encryption_key(secret_key: str) -> str:
+    """The Fernet key versions before the key file derived from ``secret_key`` when no
+    encryption key was configured (decrypt-only now: see :func:`upgrade_keys`)."""
+    digest = hashlib.sha256(b"partnercast-secrets:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def upgrade_keys(secret_key: str) -> KeyMaterial:
+    """Keys for a deployment upgraded from a version that derived its encryption key from
+    ``secret_key``: a new Fernet key encrypts, the derived one still decrypts what it
+    sealed. No signing key: the configured one stays where it is (an empty ``secret_key``
+    is left out of the key file)."""
+    return KeyMaterial(
+        "", [Fernet.generate_key().decode("ascii"), legacy_encryption_key(secret_key)]
+    )
+
+
 def key_file_path(config_file: Path) -> Path:
     """Where the key file is: ``PARTNERCAST_KEY_FILE``, else beside the config file."""
     named = os.environ.get(KEY_FILE_VARIABLE)
@@ -92,11 +117,16 @@ def _render(keys: KeyMaterial) -> str:
     def quoted(values: list[str]) -> str:
         return "[" + ", ".join(f'"{value}"' for value in values) + "]"
 
+    signing = (
+        f'secret_key = "{keys.secret_key}"\n'
+        if keys.secret_key
+        else "# secret_key: configured where it was before (environment or config file).\n"
+    )
     return (
         "# partnercast keys: keep this file secret (owner-only) and back it up with the\n"
         "# database. secret_key signs links; previous_secret_keys still verify links signed\n"
         "# before a rotation; the first of encryption_keys encrypts stored secrets, all decrypt.\n"
-        f'secret_key = "{keys.secret_key}"\n'
+        f"{signing}"
         f"previous_secret_keys = {quoted(keys.previous_secret_keys)}\n"
         f"encryption_keys = {quoted(keys.encryption_keys)}\n"
     )

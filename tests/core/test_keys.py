@@ -4,6 +4,8 @@ without breaking the links already sent."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import stat
 import subprocess
@@ -249,3 +251,79 @@ def test_settings_loaded_without_requiring_keys_still_refuse_to_sign(tmp_path: P
         signing.sign(settings, "unsubscribe", [1], now=NOW)
     with pytest.raises(UserError, match=NO_KEYS):
         signing.recipient_token(settings, tenant_id=1, dispatch_id=1, contact_id=1, now=NOW)
+
+
+def test_init_on_an_upgraded_set_up_keeps_the_derived_key_until_rotate_keys(
+    no_keys: None, cli, engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment of before the key file set only PARTNERCAST_SECRET_KEY: its stored
+    secrets were sealed with the Fernet key derived from it. `init` keeps that key after a
+    new one, so they still open; after `accounts rotate-keys` the old key can go."""
+    from partnercast.core.accounts import ChannelAccount
+    from partnercast.core.keys import KeyMaterial, legacy_encryption_key
+    from partnercast.core.secrets import secret_box
+    from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.funnel.crm_secret import new_secret, verify_secret
+
+    secret = generate_keys().secret_key
+    monkeypatch.setenv("PARTNERCAST_SECRET_KEY", secret)
+    derived = legacy_encryption_key(secret)
+    # The derivation earlier versions used (core/secrets.py before dfc3899), held here.
+    assert (
+        derived
+        == base64.urlsafe_b64encode(
+            hashlib.sha256(b"partnercast-secrets:" + secret.encode()).digest()
+        ).decode()
+    )
+    old = load_settings(require_keys=False, encryption_keys=[derived])  # sealed the old way
+    tenant = _tenant(engine)
+    with tenant_session(engine, tenant) as session:
+        session.add(
+            ChannelAccount(
+                partner_id=_partner(engine, tenant),
+                channel="email",
+                secrets=secret_box(old).seal({"password": "relay-pass"}),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+        crm = new_secret(session, old, now=NOW)
+
+    result = cli("init")
+    assert "accounts rotate-keys" in result.stdout and "may be removed" in result.stdout
+    path = Path(KEY_FILE_NAME)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = read_key_file(path)
+    assert "secret_key" not in keys  # the signing key stays in the environment
+    new_key, old_key = keys["encryption_keys"]
+    assert old_key == derived and new_key != derived
+    for shown in (secret, new_key, old_key):
+        assert shown not in result.stdout + result.stderr
+    upgraded = load_settings()
+    assert upgraded.signing_secret() == secret
+    with system_session(engine, reason="test reads every account") as session:
+        (row,) = session.exec(select(ChannelAccount)).all()
+        assert secret_box(upgraded).open(row.secrets) == {"password": "relay-pass"}
+    with tenant_session(engine, tenant) as session:
+        assert verify_secret(session, upgraded) == crm
+
+    cli("accounts", "rotate-keys")
+    write_key_file(path, KeyMaterial("", [new_key]), replace=True)  # the old key removed
+    only_new = load_settings()
+    assert [k.get_secret_value() for k in only_new.encryption_keys] == [new_key]
+    with system_session(engine, reason="test reads every account") as session:
+        (row,) = session.exec(select(ChannelAccount)).all()
+        assert secret_box(only_new).open(row.secrets) == {"password": "relay-pass"}
+    with tenant_session(engine, tenant) as session:
+        assert verify_secret(session, only_new) == crm
+    cli("accounts", "rotate-keys")  # and every command runs on the new key alone
+
+
+def test_init_refuses_to_derive_from_the_published_key(
+    no_keys: None, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARTNERCAST_SECRET_KEY", "development-only-secret-key-change-me")
+    result = cli("init", expect=1)
+    assert "the development key published" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert not Path(KEY_FILE_NAME).exists()
