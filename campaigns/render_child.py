@@ -204,7 +204,13 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGPROF, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
-    _Child(sys.stdin.buffer, answers).run()
+    try:
+        _Child(sys.stdin.buffer, answers).run()
+    except BrokenPipeError:
+        # The engine's process is gone (killed, or stopped mid-render): nobody is left to
+        # answer, and a traceback would land in that process's log. Leave at once, without
+        # flushing the answers again at exit.
+        os._exit(0)
 
 
 if __name__ == "__main__":
