@@ -4,6 +4,9 @@ The first key of ``Settings.encryption_keys`` encrypts, every key decrypts; rota
 puts a new key first (``partnercast init --rotate``), re-encrypts (``rotate``: ``partnercast
 accounts rotate-keys``), then drops the old key. There is no default and no derived key:
 settings without an encryption key fail here saying how to make one (``partnercast init``).
+On an upgrade, ``init`` writes the key earlier versions derived from the secret key into the
+key file after a new one (:func:`partnercast.core.keys.upgrade_keys`): a configured key
+like any other, decrypt-only until ``accounts rotate-keys`` makes it unneeded.
 """
 
 from __future__ import annotations
