@@ -32,13 +32,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.segment import Segment
 from rich.text import Text
 from sqlalchemy.engine import Engine
+from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
 from partnercast.core.bounds import MAX_DB_INT, MAX_FLOAT_OPTION, parse_instant
@@ -207,13 +208,45 @@ def bound_numbers(command: Any) -> None:
         bound_numbers(sub)
 
 
+def _first_lower(message: str) -> str:
+    """``message`` with its first letter lower-case (click's "Invalid value ..." as
+    "invalid value ...", like every other error line), an acronym left as it is."""
+    if message[:1].isupper() and not message[1:2].isupper():
+        return message[0].lower() + message[1:]
+    return message
+
+
+def click_error(error: ClickException) -> NoReturn:
+    """A usage error (a bad option value, an unknown option, a missing argument) as one
+    ``error:`` line, and a second one naming the help to read; exits with click's code
+    (2 for a usage error). Typer would print the usage and a multi-line box.
+
+    The help a group shows when called with no arguments is passed on unchanged."""
+    if error.__class__.__name__ == "NoArgsIsHelpError":  # not an error: the help
+        raise error
+    message = " ".join(error.format_message().split()).removesuffix(".")
+    print_error(_first_lower(message))
+    ctx = getattr(error, "ctx", None)
+    if isinstance(error, UsageError) and ctx and ctx.command.get_help_option(ctx) is not None:
+        hint = f"try '{ctx.command_path} {ctx.help_option_names[0]}'"
+        err_console.print(plain(hint), highlight=False, soft_wrap=True)
+    raise typer.Exit(error.exit_code) from error
+
+
 class HandledErrorsGroup(TyperGroup):
     """The root command group: any UserError raised by any sub-command becomes one line,
-    and every number parameter of every command is bounded (:func:`bound_numbers`).
+    a usage error one line and a pointer to the help (:func:`click_error`), and every
+    number parameter of every command is bounded (:func:`bound_numbers`).
 
     Sessions opened by the command have rolled back by the time the error gets here, so
     the database is left as it was.
     """
+
+    def make_context(self, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
+        try:  # the root's own options and arguments (`partnercast --bogus`)
+            return super().make_context(info_name, args, parent, **extra)
+        except ClickException as error:
+            click_error(error)
 
     # ``ctx`` is typer's vendored click Context, a private module: typed as Any rather
     # than narrowed to typer.Context (its subclass), which would break the override.
@@ -224,6 +257,8 @@ class HandledErrorsGroup(TyperGroup):
         except UserError as error:
             print_error(str(error))
             raise typer.Exit(error.exit_code) from error
+        except ClickException as error:  # a sub-command's usage, or an unknown command
+            click_error(error)
 
 
 def fail(message: str, *, code: int = 1) -> None:

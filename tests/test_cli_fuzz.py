@@ -1,6 +1,7 @@
 """The CLI fed generated inputs (hypothesis): command-line arguments, CSV files and
 campaign folders. Whatever it is given, a command raises nothing (no traceback), exits 0,
-1 or 2, and a command that fails leaves the database as it was (no half-written rows).
+1 or 2 (a usage error: one ``error:`` line and at most a pointer to the help), and a
+command that fails leaves the database as it was (no half-written rows).
 
 Each example runs the real command in-process on a copy of one world built through the
 CLI (tests/support/cli_world.py). The example counts are kept small (20 each, the same
@@ -107,6 +108,10 @@ class Attempt:
         assert "Traceback" not in shown, shown
         assert result.exit_code in (0, 1, 2), (args, result.exit_code, shown)
         assert "\x1b" not in result.stdout, (args, result.stdout)
+        if result.exit_code == 2:  # a usage error: one line, at most one more for the help
+            lines = result.stderr.strip().splitlines()
+            assert lines and lines[0].startswith("error: "), (args, result.stderr)
+            assert len(lines) <= 2, (args, result.stderr)
         if result.exit_code != 0:
             assert dump(self.database) == before, f"partnercast {args!r} failed and wrote"
         return result.exit_code

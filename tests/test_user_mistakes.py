@@ -6,9 +6,9 @@ Every case runs the real ``partnercast`` command (in-process, as tests/conftest.
 sample segments, partners and contacts, the sample campaign loaded and enrolled, a cycle
 started. A case gives the arguments, the exit code, and what the error must say; the test
 checks that no exception escaped (a traceback), that a runtime error is exactly one
-``error:`` line (a list of problems starts with one), that a usage error names the
-option, and that the database file dumps the same before and after (no half-written
-rows).
+``error:`` line (a list of problems starts with one), that a usage error is one
+``error:`` line naming the option and at most a second one naming the help to read,
+and that the database file dumps the same before and after (no half-written rows).
 """
 
 # ruff: noqa: E501  (the table keeps one case a line)
@@ -120,22 +120,28 @@ CASES = [
     Case(("leads", "import", "{bad}/year-9999.csv", *T), 1, f"occurred_at '9999-12-31T23:59' {DATES}"),
     Case(("leads", "import", "{bad}/year-1.csv", *T), 1, f"occurred_at '0001-01-01' {DATES}"),
     # Numbers too large for the database, or not finite.
-    Case(("contacts", "list", "P1001", *T, "--limit", BIG), 2, "Invalid value for '--limit'"),
-    Case(("tasks", "show", BIG, *T), 2, "Invalid value for 'task_id'"),
-    Case(("tasks", "close", BIG, *T), 2, "Invalid value for 'task_id'"),
-    Case(("concierges", "settings", *T, "--cap", BIG), 2, "Invalid value for '--cap'"),
-    Case(("concierges", "settings", *T, "--bounce-threshold", "nan"), 2, "Invalid value for '--bounce-threshold'"),
+    Case(("contacts", "list", "P1001", *T, "--limit", BIG), 2, "error: invalid value for '--limit'"),
+    Case(("tasks", "show", BIG, *T), 2, "error: invalid value for 'task_id'"),
+    Case(("tasks", "close", BIG, *T), 2, "error: invalid value for 'task_id'"),
+    Case(("concierges", "settings", *T, "--cap", BIG), 2, "error: invalid value for '--cap'"),
+    Case(("concierges", "settings", *T, "--bounce-threshold", "nan"), 2, "error: invalid value for '--bounce-threshold'"),
     Case(("concierges", "settings", *T, "--review-days", "2147483647"), 1, "review_interval_days: review_interval_days must be from 1 to 3,650"),
     Case(("concierges", "settings", *T, "--lead-hours", "2147483647"), 1, "lead_followup_hours must be from 1 to 87,600"),
     Case(("concierges", "settings", *T, "--bounce-threshold", "1.5"), 1, "bounce_rate_threshold must be a rate above 0 and below 1"),
-    Case(("worker", "--once", "--batch", BIG), 2, "Invalid value for '--batch'"),
-    Case(("worker", "--interval", "1e308"), 2, "Invalid value for '--interval'"),
-    Case(("serve", "--port", "70000"), 2, "Invalid value for '--port'"),
-    Case(("partners", "link", "P1001", *T, "--days", BIG), 2, "Invalid value for '--days'"),
-    Case(("schedule", "cloud-security", *T, "--cycle", BIG), 2, "Invalid value for '--cycle'"),
+    Case(("worker", "--once", "--batch", BIG), 2, "error: invalid value for '--batch'"),
+    Case(("worker", "--interval", "1e308"), 2, "error: invalid value for '--interval'"),
+    Case(("serve", "--port", "70000"), 2, "error: invalid value for '--port': Input should be less than or equal to 65535"),
+    # Usage errors: one line, then where to read the help.
+    Case(("tasks", "show", *T, "--bogus"), 2, "error: no such option: --bogus"),
+    Case(("tasks", "show", *T), 2, "error: missing argument 'task_id'"),
+    Case(("--bogus",), 2, "error: no such option: --bogus"),
+    Case(("no-such-command",), 2, "error: no such command 'no-such-command'"),
+    Case(("serve", "--port"), 2, "error: option '--port' requires an argument"),
+    Case(("partners", "link", "P1001", *T, "--days", BIG), 2, "error: invalid value for '--days'"),
+    Case(("schedule", "cloud-security", *T, "--cycle", BIG), 2, "error: invalid value for '--cycle'"),
     # Amounts: bounded, finite, spend at least a cent.
-    Case(("spend", "add", "P1001", "cloud-security", "1e308", *T), 2, "Invalid value for 'amount'"),
-    Case(("spend", "add", "P1001", "cloud-security", "inf", *T), 2, "Invalid value for 'amount'"),
+    Case(("spend", "add", "P1001", "cloud-security", "1e308", *T), 2, "error: invalid value for 'amount'"),
+    Case(("spend", "add", "P1001", "cloud-security", "inf", *T), 2, "error: invalid value for 'amount'"),
     Case(("spend", "add", "P1001", "cloud-security", "1e-300", *T), 1, "AMOUNT: 1e-300 must be at least 0.01"),
     Case(("leads", "import", "{bad}/huge-deals.csv", *T), 1, "deal_value '1e308' must be at most 1,000,000,000,000"),
     Case(("leads", "import", "{bad}/nan-deal.csv", *T), 1, "deal_value 'nan' must be a finite number"),
@@ -172,7 +178,7 @@ def test_a_mistake_is_one_line_and_changes_nothing(
     database = tmp_path / "world.db"
     shutil.copy(place.database, database)
     monkeypatch.setenv("PARTNERCAST_DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.setenv("COLUMNS", "200")  # a usage error's box is not wrapped
+    monkeypatch.setenv("COLUMNS", "200")  # an error line is not wrapped
     monkeypatch.chdir(tmp_path)
     before = dump(database)
     args = [arg.replace("{bad}", str(place.files)) for arg in case.args]
@@ -189,8 +195,11 @@ def test_a_mistake_is_one_line_and_changes_nothing(
         assert lines and lines[0].startswith("error: "), shown
         assert len(lines) == 1 or "problem" in lines[0] or "rejected" in shown, shown
         assert says in result.stderr or says in result.output, shown
-    else:
-        assert says in shown, shown
+    else:  # a usage error: one line, then at most one saying which help to read
+        lines = result.stderr.strip().splitlines()
+        assert lines[0] == says or lines[0].startswith(says), shown
+        assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("try '")), shown
+        assert "Usage:" not in shown and "╭" not in shown, shown
     if case.absent:
         assert case.absent not in shown
     assert "\x1b" not in result.stdout  # no escape reaches the terminal (none is one here)
