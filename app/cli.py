@@ -400,9 +400,11 @@ def status(
 
 
 def _tenants() -> None:
+    from partnercast.funnel.leads import erase_leads
     from partnercast.tenants.cli import register
 
-    register(app)
+    # Tenants do not import the funnel: erasing a person reaches its leads through this.
+    register(app, erasers={"leads": erase_leads})
 
 
 def _concierge() -> None:

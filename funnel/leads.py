@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
-from sqlmodel import Field, Session, SQLModel
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, func, update
+from sqlmodel import Field, Session, SQLModel, col
 
 from partnercast.core.tenancy import TenantOwned
 
@@ -60,3 +60,18 @@ def add_lead(session: Session, *, lead: Lead) -> Lead:
     session.add(lead)
     session.flush()
     return lead
+
+
+def erase_leads(session: Session, address: str, now: datetime) -> int:
+    """Erase a person from the session's tenant's leads, on their request: every lead with
+    the (normalised) ``address`` loses its email, name, company and message; its stage,
+    attribution and dates stay, so the partner's funnel keeps counting it. The
+    :data:`~partnercast.tenants.suppressions.Eraser` that ``contacts erase`` is handed.
+    ``now`` is unused: a lead keeps no erasure date (the tenant's Erasure row has it)."""
+    result = session.execute(
+        update(Lead)
+        .where(func.lower(col(Lead.email)) == address)
+        .values(email="", name="", company="", message="")
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

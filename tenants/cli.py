@@ -8,7 +8,7 @@ prints as one line (exit 1) after the session rolled back.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -73,8 +73,15 @@ segments_app = typer.Typer(help="Named rules that group partners.", no_args_is_h
 FileArgument = Annotated[Path, typer.Argument(help="Path of the file.", show_default=False)]
 
 
-def register(app: typer.Typer) -> None:
-    """Mount this folder's commands on the root app."""
+_erasers: dict[str, suppressions.Eraser] = {}
+"""What ``contacts erase`` also erases the address from (the layers above: the funnel's
+leads), handed in by the composition root."""
+
+
+def register(app: typer.Typer, *, erasers: Mapping[str, suppressions.Eraser] | None = None) -> None:
+    """Mount this folder's commands on the root app; ``erasers`` (by name) erase an address
+    from what the layers above tenants keep, in the same transaction as ``contacts erase``."""
+    _erasers.update(erasers or {})
     app.add_typer(tenants_app, name="tenants")
     app.add_typer(partners_app, name="partners")
     app.add_typer(contacts_app, name="contacts")
@@ -388,13 +395,14 @@ def contacts_erase(
     import or send reaches them again."""
     now = utcnow()
     with tenant_scope(tenant) as session:
-        results = [suppressions.erase(session, email, now=now) for email in emails]
+        results = [suppressions.erase(session, email, now=now, also=_erasers) for email in emails]
     for email, result in zip(emails, results, strict=True):
         again = " (erased before)" if result.already else ""
         console.print(
             f"erased {email.strip()}{again}: {result.contacts} contacts anonymised, "
             f"{result.suppressions} suppressions and {result.consent_records} consent "
-            "records now hold only its hash",
+            "records now hold only its hash"
+            + "".join(f", {count} {name} anonymised" for name, count in result.others),
             markup=False,
             highlight=False,
         )

@@ -18,7 +18,7 @@ one-click endpoint needs no login and cannot be used to unsubscribe anyone else.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -193,22 +193,38 @@ def erased_hashes(session: Session) -> set[str]:
     return set(session.exec(select(Erasure.email_hash)).all())
 
 
+Eraser = Callable[[Session, str, datetime], int]
+"""Erases a normalised address from what a layer above tenants keeps of it (the funnel's
+leads) in the session's tenant, and says how many rows it anonymised. Handed to
+:func:`erase` by whatever composes the engine, since tenants imports no layer above it."""
+
+
 @dataclass(frozen=True)
 class Erased:
-    """What an erasure did: contacts anonymised, suppressions and consent records cleared."""
+    """What an erasure did: contacts anonymised, suppressions and consent records cleared,
+    and what each eraser from above anonymised (``others``: its name and row count)."""
 
     contacts: int
     suppressions: int
     consent_records: int
     already: bool
+    others: tuple[tuple[str, int], ...] = ()
 
 
-def erase(session: Session, email: str, *, now: datetime, source: str = "command") -> Erased:
+def erase(
+    session: Session,
+    email: str,
+    *,
+    now: datetime,
+    source: str = "command",
+    also: Mapping[str, Eraser] | None = None,
+) -> Erased:
     """Erase ``email`` from the session's tenant: its contacts (every partner's) lose their
     address, names and company and their consent; their deliveries lose the address; the
     suppressions naming it are replaced by its hash; consent records keep only the hash.
 
-    A later import of the address is refused, and no send reaches it.
+    A later import of the address is refused, and no send reaches it. ``also`` erases it
+    from what the layers above keep (by name: the funnel's leads), in the same transaction.
     """
     tenant_id = session_tenant(session)
     address = normalise_email(email)
@@ -266,12 +282,14 @@ def erase(session: Session, email: str, *, now: datetime, source: str = "command
             recorded_at=now,
         )
     )
+    others = tuple((name, eraser(session, address, now)) for name, eraser in (also or {}).items())
     session.flush()
     return Erased(
         contacts=len(contact_ids),
         suppressions=suppressions,
         consent_records=int(getattr(records, "rowcount", 0) or 0),
         already=already is not None,
+        others=others,
     )
 
 
