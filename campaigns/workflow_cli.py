@@ -29,6 +29,7 @@ from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.preview import render_preview
 from partnercast.campaigns.store import get_campaign
 from partnercast.campaigns.ticking import AfterTick, tick
+from partnercast.core.boundedread import read_bounded
 from partnercast.core.cli import (
     NowOption,
     TenantOption,
@@ -40,7 +41,7 @@ from partnercast.core.cli import (
 from partnercast.core.errors import UserError
 from partnercast.core.models import Dispatch
 from partnercast.core.settings import load_settings
-from partnercast.core.yamlfile import compose_bounded
+from partnercast.core.yamlfile import MAX_YAML_BYTES, compose_bounded
 from partnercast.tenants.models import Partner
 from partnercast.tenants.scope import resolve_tenant, tenant_scope
 
@@ -113,7 +114,7 @@ def _parse_assignments(assignments: list[str], locale: str | None) -> dict[str, 
 
 def _load_values_file(path: Path) -> dict[str, Any]:
     try:
-        data = compose_bounded(path.read_text(encoding="utf-8"))[1]
+        data = compose_bounded(read_bounded(path, MAX_YAML_BYTES).decode("utf-8"))[1]
     except UnicodeDecodeError as error:
         raise UserError(f"not UTF-8 text (byte {error.start})", where=str(path)) from error
     except OSError as error:
@@ -122,7 +123,7 @@ def _load_values_file(path: Path) -> dict[str, Any]:
         mark = error.problem_mark or error.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"not valid YAML: {error.problem}", where=where) from error
-    except yaml.YAMLError as error:  # a NUL byte: the first line says which and where
+    except yaml.YAMLError as error:  # a control character: the first line says which, where
         problem = str(error).splitlines()[0]
         raise UserError(f"not valid YAML: {problem}", where=str(path)) from error
     if not isinstance(data, dict):

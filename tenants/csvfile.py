@@ -9,7 +9,8 @@ other line ends changes nothing), a trailing separator on every line, and ``.xls
 aliases ("First Name", "E-mail") and the tenant's remembered ``--map`` choices; other
 columns are ignored and named in one note.
 
-Problems with the file itself (missing, binary, no header, a required field missing)
+Problems with the file itself (missing, not a regular file, over :data:`MAX_IMPORT_BYTES`,
+binary, no header, a required field missing)
 raise :class:`UserError` before any row is looked at, so nothing gets written. Problems
 with one row (the wrong number of fields, a stray quote) are that row's
 :class:`RowShapeError`, with its physical line: the importer rejects that row only and
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from partnercast.core.boundedread import read_bounded
 from partnercast.core.errors import UserError
 
 SEPARATORS = ",;\t|"
@@ -44,6 +46,8 @@ _BOMS = (
 )
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _SNIFF_LINES = 20
+MAX_IMPORT_BYTES = 100_000_000
+"""The largest CSV or Excel file read (100 MB: hundreds of thousands of rows)."""
 
 
 def column_key(name: str) -> str:
@@ -141,9 +145,10 @@ class _Table:
     size: int
 
 
-def read_text(path: Path) -> str:
-    """A text file's text, in whatever encoding it was saved (see :func:`decode`)."""
-    return decode(_read_bytes(path), path)[0]
+def read_text(path: Path, *, limit: int = MAX_IMPORT_BYTES) -> str:
+    """A text file's text, in whatever encoding it was saved (see :func:`decode`); a
+    regular file of at most ``limit`` bytes, else a UserError naming it."""
+    return decode(read_bounded(path, limit), path)[0]
 
 
 def read_csv(
@@ -261,7 +266,7 @@ def _match_header(
 
 
 def _read_table(path: Path) -> _Table:
-    data = _read_bytes(path)
+    data = read_bounded(path, MAX_IMPORT_BYTES)  # not /dev/zero, a pipe, nor 10 GB
     if path.suffix.lower() in _EXCEL_SUFFIXES or data[:4] == b"PK\x03\x04":
         return _read_sheet(path, data)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
@@ -269,17 +274,6 @@ def _read_table(path: Path) -> _Table:
     text, encoding = decode(data, path)
     del data  # a large file's bytes are not kept beside its text
     return _read_text(path, text, encoding)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UserError("no such file", where=str(path)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, not a file", where=str(path)) from None
-    except OSError as error:
-        raise UserError(f"cannot read: {error.strerror}", where=str(path)) from None
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
@@ -315,7 +309,7 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
             text = data.decode(encoding) if encoding != best.encoding else str(best)
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise UserError(f"line {line}: not a CSV text file (it has NUL bytes)", where=str(path))
+        raise UserError(f"line {line}: contains a NUL byte (not a text file)", where=str(path))
     return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
 
 

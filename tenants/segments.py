@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from partnercast.core.errors import NotFound, Problems, UserError
 from partnercast.core.tenancy import session_tenant
-from partnercast.core.yamlfile import compose_bounded
+from partnercast.core.yamlfile import MAX_YAML_BYTES, compose_bounded
 from partnercast.tenants.csvfile import read_text
 from partnercast.tenants.models import Partner, Segment
 from partnercast.tenants.rules import Rule, build_rule, check_rule, parse_rule, partner_matches
@@ -160,7 +160,7 @@ def load_segments_file(session: Session, path: str | Path, *, now: datetime) -> 
     """
     session_tenant(session)
     file_path = Path(path)
-    parsed = parse_segments_text(read_text(file_path), str(path))
+    parsed = parse_segments_text(read_text(file_path, limit=MAX_YAML_BYTES), str(path))
     existing = {segment.key: segment for segment in session.exec(select(Segment)).all()}
     loaded: list[Segment] = []
     for key, name, rule in parsed:

@@ -14,6 +14,7 @@ and that the database file dumps the same before and after (no half-written rows
 # ruff: noqa: E501  (the table keeps one case a line)
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 from support.cli_world import CAMPAIGN, EXAMPLES, cli_world, dump, run
+
+from partnercast.core.yamlfile import MAX_YAML_BYTES
+from partnercast.tenants.csvfile import MAX_IMPORT_BYTES
 
 BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
@@ -64,6 +68,10 @@ def _bad_files(folder: Path) -> Path:
     (folder / "values-deep.yaml").write_text("headline: " + "[" * 5000 + "]" * 5000 + "\n")
     (folder / "values-alias.yaml").write_text("x: &x hi\nheadline: *x\n")
     (folder / "a-file").write_text("not a folder\n")
+    os.mkfifo(folder / "pipe.csv")  # opened for reading, it would wait for a writer
+    with (folder / "huge.csv").open("wb") as sparse:  # its size, not its bytes, on disk
+        sparse.truncate(MAX_IMPORT_BYTES + 1)
+    (folder / "huge.yaml").write_bytes(b"#" * (MAX_YAML_BYTES + 1))
     (folder / "huge-deals.csv").write_text(
         LEADS_HEADER + "P1001,won,a@b.example,1e308,,\nP1001,won,c@b.example,1e308,,\n"
     )
@@ -153,7 +161,7 @@ CASES = [
     # YAML: alias bombs, nesting, NUL bytes, size.
     Case(("segments", "load", "{bad}/bomb.yaml", *T), 1, "bomb.yaml:2: not valid YAML: aliases (*name) are not allowed"),
     Case(("segments", "load", "{bad}/deep.yaml", *T), 1, "deep.yaml:1: not valid YAML: nested deeper than 64 levels"),
-    Case(("segments", "load", "{bad}/nul.yaml", *T), 1, "nul.yaml"),
+    Case(("segments", "load", "{bad}/nul.yaml", *T), 1, "nul.yaml: line 2: contains a NUL byte"),
     Case(("segments", "load", "{bad}/big.yaml", *T), 1, "not valid YAML: longer than 1,000,000 characters"),
     Case(("campaign", "validate", "{bad}/campaign-deep"), 1, "invalid YAML: nested deeper than 64 levels"),
     Case(("campaign", "validate", "{bad}/campaign-nul"), 1, "invalid YAML: unacceptable character #x0000"),
@@ -161,7 +169,15 @@ CASES = [
     Case(("campaign", "load", "{bad}/campaign-deep", *T), 1, "invalid YAML: nested deeper than 64 levels"),
     Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/values-deep.yaml"), 1, "nested deeper than 64 levels"),
     Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/values-alias.yaml"), 1, "values-alias.yaml:2: not valid YAML: aliases (*name) are not allowed"),
-    Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/nul.yaml"), 1, "nul.yaml: not valid YAML: unacceptable character #x0000"),
+    Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/nul.yaml"), 1, "nul.yaml:2: not valid YAML: contains a NUL byte"),
+    # Files that read for ever or fill the memory: a device, a pipe, a huge file.
+    Case(("segments", "load", "/dev/zero", *T), 1, "/dev/zero: not a regular file (a device, a pipe or a socket)"),
+    Case(("partners", "import", "/dev/zero", *T), 1, "/dev/zero: not a regular file (a device, a pipe or a socket)"),
+    Case(("leads", "import", "{bad}/pipe.csv", *T), 1, "pipe.csv: not a regular file"),
+    Case(("customise", "cloud-security", "P1001", *T, "--file", "/dev/zero"), 1, "/dev/zero: not a regular file"),
+    Case(("partners", "import", "{bad}/huge.csv", *T), 1, f"huge.csv: larger than {MAX_IMPORT_BYTES:,} bytes"),
+    Case(("segments", "load", "{bad}/huge.yaml", *T), 1, f"huge.yaml: larger than {MAX_YAML_BYTES:,} bytes"),
+    Case(("partners", "import", "{bad}", *T), 1, "is a directory, not a file"),
     # A secret typed where key=value was expected is not echoed.
     Case(("accounts", "connect", "P1001", "x", *T, "--set", "s3cr3t-TOKEN"), 1, "--set number 1: expected key=value", absent="s3cr3t"),
     Case(("accounts", "connect", "P1001", "x", *T, "--set", "=s3cr3t-TOKEN"), 1, "--set number 1: expected key=value", absent="s3cr3t"),

@@ -112,7 +112,7 @@ def test_import_help_documents_the_exit_codes(cli) -> None:
     [
         (None, "no such file"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "not a text file in any encoding recognised"),
-        (b"external_id,name\x00\n", "not a CSV text file"),
+        (b"external_id,name\x00\n", "contains a NUL byte (not a text file)"),
         (
             b"external_id,nmae,legal_name,postal_address\nP1,x,y,z\n",
             "missing required columns name",

@@ -198,7 +198,7 @@ def test_windows_1252_file_is_read(engine, tenant_a, tmp_path) -> None:
     [
         (None, "no such file"),
         (b"", "the file is empty"),
-        (b"\x00\x01\x02binary", "line 1: not a CSV text file"),
+        (b"\x00\x01\x02binary", "line 1: contains a NUL byte"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", r"an old Excel \(.xls\) file"),
         (b"PK\x03\x04not really a zip", "not a readable .xlsx workbook"),
     ],
