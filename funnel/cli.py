@@ -26,7 +26,6 @@ from partnercast.core.cli import (
     output_folder,
     parse_now,
 )
-from partnercast.core.cli_progress import progress
 from partnercast.core.cli_tables import Column, print_table
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.settings import load_settings
@@ -47,6 +46,7 @@ from partnercast.funnel.metrics import (
 from partnercast.funnel.reports import write_partner_report, write_reports
 from partnercast.funnel.score import score_partners
 from partnercast.funnel.spend import KINDS, add_spend, list_spend
+from partnercast.plugins.progress import progress_bar
 from partnercast.tenants.cli import partners_app
 from partnercast.tenants.models import Partner
 from partnercast.tenants.partners import get_partner
@@ -279,7 +279,7 @@ def metrics_fetch(
     settings = load_settings()
     with (
         tenant_engine(_tenant_of(ctx, tenant), settings) as (engine, tenant_id),
-        progress(err_console, "reading the networks' numbers") as advance,
+        progress_bar("reading the networks' numbers", console=err_console) as advance,
     ):
         report = fetch_tenant(
             engine, settings, default_plugins(), tenant_id, moment, days=days, on_progress=advance
@@ -307,7 +307,7 @@ def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
     """Recompute the rollups from the event log (after a bulk import around the ORM)."""
     with (
         tenant_scope(_tenant_of(ctx, tenant)) as session,
-        progress(err_console, "rebuilding the rollups") as advance,
+        progress_bar("rebuilding the rollups", console=err_console) as advance,
     ):
         rollups.rebuild_rollups(session, on_progress=advance)
     console.print("rollups rebuilt from the event log", highlight=False)
@@ -510,7 +510,7 @@ def report_command(
             return
         with (
             tenant_scope(tenant) as session,
-            progress(err_console, "writing the reports") as advance,
+            progress_bar("writing the reports", console=err_console) as advance,
         ):
             files = write_reports(session, out, now=moment, on_progress=advance)
     except OSError as error:  # a read-only folder, a full disk, a file where a folder goes

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from partnercast.core.cli_progress import progress
+from partnercast.plugins.progress import progress_bar
 
 
 def _console(terminal: bool) -> tuple[Console, io.StringIO]:
@@ -16,7 +16,7 @@ def _console(terminal: bool) -> tuple[Console, io.StringIO]:
 
 def test_a_terminal_gets_a_bar_that_goes_when_done() -> None:
     console, out = _console(terminal=True)
-    with progress(console, "writing the reports") as advance:
+    with progress_bar("writing the reports", console=console) as advance:
         for done in range(1, 42):
             advance(done, 41)
         console.file.flush()
@@ -27,7 +27,7 @@ def test_a_terminal_gets_a_bar_that_goes_when_done() -> None:
 
 def test_a_pipe_gets_nothing() -> None:
     console, out = _console(terminal=False)
-    with progress(console, "writing the reports") as advance:
+    with progress_bar("writing the reports", console=console) as advance:
         advance(1, 2)
         advance(2, 2)
     assert out.getvalue() == ""
