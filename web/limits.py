@@ -60,12 +60,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._waiting_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > HEADER_LIMIT:
-                self._refuse(431)
-                return
+        if not self._waiting_headers:
+            super().data_received(data)
+            return
+        # Parse first: a read may hold the end of the headers and the start of the body (a
+        # client that sends both at once), and only what is still headers after it counts.
+        self._header_bytes += len(data)
         super().data_received(data)
+        if self._waiting_headers and not self._refused and self._header_bytes > HEADER_LIMIT:
+            self._refuse(431)
 
     def on_headers_complete(self) -> None:
         self._waiting_headers = False
