@@ -18,7 +18,15 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session, select
 
-from partnercast.core.cli import TenantOption, console, err_console, fail, opened_engine
+from partnercast.core.cli import (
+    NowOption,
+    TenantOption,
+    console,
+    err_console,
+    fail,
+    opened_engine,
+    parse_now,
+)
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.tenancy import plain_session, session_tenant
 from partnercast.core.timeutil import utcnow
@@ -223,9 +231,11 @@ def tenants_set(
 @partners_app.command(
     "import", help=f"Create or update partners from a CSV file. {IMPORT_EXIT_CODES}"
 )
-def partners_import(file: FileArgument, tenant: TenantOption, map_: MapOption = None) -> None:
+def partners_import(
+    file: FileArgument, tenant: TenantOption, map_: MapOption = None, now_text: NowOption = None
+) -> None:
     mapping = parse_mapping("partners", map_ or [])
-    now = utcnow()
+    now = parse_now(now_text)
     with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
         report = import_partners(session, file, now=now, mapping=mapping, progress=progress)
         _remember(session, "partners", mapping, report)
@@ -319,9 +329,10 @@ def contacts_import(
     file: FileArgument,
     tenant: TenantOption,
     map_: MapOption = None,
+    now_text: NowOption = None,
 ) -> None:
     mapping = parse_mapping("contacts", map_ or [])
-    now = utcnow()
+    now = parse_now(now_text)
     with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
         partner_id = None if partner == "-" else partner
         report = import_contacts(
@@ -368,9 +379,10 @@ def contacts_suppress(
         ),
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Why (kept with it).")] = "manual",
+    now_text: NowOption = None,
 ) -> None:
     """Stop all mail to the addresses from now on (a withdrawal of consent is recorded)."""
-    now = utcnow()
+    now = parse_now(now_text)
     with tenant_scope(tenant) as session:
         owner = partner_queries.get_partner(session, partner) if partner else None
         added = suppressions.suppress_by_command(
@@ -389,11 +401,12 @@ def contacts_suppress(
 def contacts_erase(
     emails: Annotated[list[str], typer.Argument(help="The addresses.", show_default=False)],
     tenant: TenantOption,
+    now_text: NowOption = None,
 ) -> None:
     """Erase the addresses from the tenant on the person's request: contacts, deliveries,
     suppressions and consent records lose them; a one-way hash is kept so that no later
     import or send reaches them again."""
-    now = utcnow()
+    now = parse_now(now_text)
     with tenant_scope(tenant) as session:
         results = [suppressions.erase(session, email, now=now, also=_erasers) for email in emails]
     for email, result in zip(emails, results, strict=True):
