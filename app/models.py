@@ -23,6 +23,7 @@ from partnercast.core.scheduler import JobRun
 from partnercast.funnel.engagement import Engagement
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import CrmSecret, LeadStage, Rollup, Spend
+from partnercast.tenants.access_models import ApiToken, Membership, SignInLink, User, WebSession
 from partnercast.tenants.models import (
     ConsentRecord,
     Contact,
@@ -37,6 +38,7 @@ from partnercast.tenants.models import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ApiToken",
     "Campaign",
     "CampaignVersion",
     "ChannelAccount",
@@ -56,6 +58,7 @@ __all__ = [
     "JobRun",
     "Lead",
     "LeadStage",
+    "Membership",
     "Partner",
     "PartnerAssignment",
     "PartnerReadiness",
@@ -65,10 +68,13 @@ __all__ = [
     "Review",
     "Rollup",
     "Segment",
+    "SignInLink",
     "Spend",
     "Suppression",
     "Tenant",
     "Touch",
+    "User",
+    "WebSession",
     "WorkerHeartbeat",
     "metadata",
 ]
