@@ -2,8 +2,10 @@
 
     python bench/tracker_load.py [--contacts 30000] [--clients 50,200,500] [--workers 1]
         [--database sqlite|postgresql] [--postgres-url URL] [--compare-with TREE]
+        [--generator wrk|locust] [--py-spy FILE]
 
-Needs postfix's ``smtp-sink`` (the send) and locust (``pip install -e ".[bench]"``).
+Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or locust,
+``pip install -e ".[bench]"``, with ``--generator locust``).
 
 1. Builds the world of bench/email_throughput.py (20 partners, ``--contacts`` consenting
    contacts, the sample campaign approved, its first cycle started) and sends the first
@@ -15,17 +17,25 @@ Needs postfix's ``smtp-sink`` (the send) and locust (``pip install -e ".[bench]"
    Each request carries the tokens the engine put in that message (the recipient's one
    token, the draft's signed link tokens: core/signing.py, campaigns/tracking_links.py).
 3. Starts ``partnercast serve`` on the database (as the README does) and replays the
-   plan with locust (headless, FastHttpUser) at each client count: a third of the
-   messages each, every reader making its message's requests in order as a mail client
-   does. Prints requests per second, p50 and p99 latency, errors, and checks after each
-   level that every hit was counted exactly once: the opened and clicked events, the
-   unique ones (Engagement rows), and the funnel rollups (opens, opened, clicks,
-   clicked) equal what the plan sent, implied opens included.
-4. The load generator's ceiling, in the same run: the same number of requests at 200
-   clients against a static response of the same server (``/healthz``).
+   plan at each client count, a third of the messages each. wrk (one thread, ``-c``
+   clients on keep-alive connections, bench/tracker_wrk.lua) sends every request of the
+   level exactly once, from one list in which a message's later hits come thousands of
+   requests after its earlier ones (so each is answered before the next is sent, as one
+   mail client makes them; the counts below would show it otherwise). Locust
+   (``--generator locust``: headless, FastHttpUser, each reader its message's requests in
+   order) is the alternative; it costs the machine several times wrk's CPU per request.
+   Prints requests per second, p50 and p99 latency, errors, and checks after each level
+   that every hit was counted exactly once: the opened and clicked events, the unique ones
+   (Engagement rows), and the funnel rollups (opens, opened, clicks, clicked) equal what
+   the plan sent, implied opens included.
+4. The load generator's ceiling, in the same run: the same number of requests at each
+   client count against a static answer (bench/tracker_static.py: a bare ASGI application
+   served by uvicorn as ``partnercast serve`` serves, with the same number of processes).
 5. ``--compare-with TREE``: the same replay at 50 clients against ``partnercast serve``
    from another package tree (``python tools/package_tree.py TREE`` in a git worktree of
    an older commit), on a copy of the same send, for the old figure in the same run.
+6. ``--py-spy FILE``: py-spy records the server's processes through the levels (a
+   flame graph in FILE).
 """
 
 from __future__ import annotations
@@ -225,6 +235,32 @@ class Server:
         self.log.close()
 
 
+class StaticServer(Server):
+    """bench/tracker_static.py, served by uvicorn with the server's number of processes."""
+
+    def __init__(self, workers: int, log: Path) -> None:
+        port = _email_bench()._free_port()
+        self.log = log.open("w")
+        command = [
+            sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "bench"),
+            "tracker_static:app", "--port", str(port), "--http", "httptools",
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        import requests
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{self.base}/", timeout=30)
+                break
+            except requests.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"the static server did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+
+
 @dataclass
 class Run:
     clients: int
@@ -236,7 +272,53 @@ class Run:
     first_errors: list[str]
 
 
-def replay(base: str, plan: list[list[list[str]]], clients: int, folder: Path) -> Run:
+def in_send_order(plan: list[list[list[str]]], gap: int) -> list[list[str]]:
+    """The plan's requests as one list: hit k of message m at about m + k * gap, so that a
+    message's later hits are sent long after its earlier ones were answered."""
+    slots = [(m + k * gap, m, k, hit) for m, hits in enumerate(plan) for k, hit in enumerate(hits)]
+    slots.sort(key=lambda slot: slot[:3])
+    return [hit for *_, hit in slots]
+
+
+def replay(
+    base: str, plan: list[list[list[str]]], clients: int, folder: Path, generator: str
+) -> Run:
+    """The plan replayed by ``clients`` clients of ``generator`` against ``base``."""
+    if generator == "locust":
+        return replay_locust(base, plan, clients, folder)
+    plan_file = folder / f"plan-{clients}.txt"
+    requests = in_send_order(plan, gap=max(2000, 20 * clients))
+    plan_file.write_text("".join(f"{method} {path} {agent}\n" for method, path, agent in requests))
+    command = [
+        shutil.which("wrk") or "wrk", "-t", "1", "-c", str(clients), "-d", "600s",
+        "--timeout", "60s", "-s", str(REPO / "bench" / "tracker_wrk.lua"), base,
+    ]  # fmt: skip
+    env = {**os.environ, "TRACKER_PLAN": str(plan_file)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        sys.exit(f"wrk failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    data = json.loads(lines[-1])
+    errors = [f"{data['bad_status']} statuses other than 200/302:{data['statuses']}"] * bool(
+        data["bad_status"]
+    )
+    socket_errors = {k: data[k] for k in ("connect", "read", "write", "timeout") if data[k]}
+    if socket_errors:
+        errors.append(f"socket errors {socket_errors}")
+    if data["answered"] < data["planned"] or data["spare"]:
+        errors.append(f"{data['planned'] - data['answered'] + data['spare']} not answered")
+    return Run(
+        clients,
+        data["answered"],
+        data["answered"] / data["seconds"] if data["seconds"] > 0 else 0.0,
+        data["p50_us"] / 1000,
+        data["p99_us"] / 1000,
+        data["bad_status"] + sum(socket_errors.values()) + data["spare"],
+        errors,
+    )
+
+
+def replay_locust(base: str, plan: list[list[list[str]]], clients: int, folder: Path) -> Run:
     """The plan replayed by ``clients`` locust readers against ``base``."""
     plan_file, result = folder / f"plan-{clients}.json", folder / f"result-{clients}.json"
     plan_file.write_text(json.dumps(plan))
@@ -297,6 +379,8 @@ def main() -> None:
         ),
         help="any database on the server; the bench creates and drops its own (trackerbench)",
     )
+    parser.add_argument("--generator", choices=("wrk", "locust"), default="wrk")
+    parser.add_argument("--py-spy", type=Path, help="a flame graph of the server, to this file")
     parser.add_argument(
         "--compare-with",
         type=Path,
@@ -365,21 +449,35 @@ def main() -> None:
             shutil.copy(folder / "world" / "bench.db", folder / f"old{n}.db")
 
     env = {**os.environ, "PARTNERCAST_DATABASE_URL": url, "COLUMNS": "200"}
+    generator = args.generator
+    ceilings: dict[int, Run] = {}
+    static = StaticServer(args.workers, folder / "static.log")
+    try:
+        for clients, (_, expected) in zip(levels, plans, strict=True):
+            static_plan = [[["GET", f"/static/{n}", BROWSER]] for n in range(expected.requests)]
+            ceiling = replay(static.base, static_plan, clients, folder, generator)
+            ceilings[clients] = ceiling
+            print(
+                f"load generator ceiling, {generator} against a static answer "
+                f"({args.workers} process(es)), {clients} clients: {ceiling.rps:,.0f} req/s "
+                f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors); "
+                f"load {load_average()}"
+            )
+    finally:
+        static.stop()
     runs: list[tuple[Run, bool, Expected, Expected]] = []
     server = Server(env, args.workers, folder / "serve.log")
+    spy = None
+    if args.py_spy:
+        spy_command = [
+            "py-spy", "record", "--subprocesses", "--nonblocking", "-r", "200",
+            "-o", str(args.py_spy), "--pid", str(server.process.pid),
+        ]  # fmt: skip
+        spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        static_plan = [
-            [["GET", "/healthz", BROWSER]] for _ in range(max(p[1].requests for p in plans))
-        ]
-        ceiling = replay(server.base, static_plan, 200, folder)
-        print(
-            f"load generator ceiling, /healthz at 200 clients: {ceiling.rps:,.0f} req/s "
-            f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors); "
-            f"load {load_average()}"
-        )
         want = Expected()
         for clients, (plan, expected) in zip(levels, plans, strict=True):
-            run = replay(server.base, plan, clients, folder)
+            run = replay(server.base, plan, clients, folder, generator)
             want = want.add(expected)
             have = counted(engine)
             exact = vars(have) | {"requests": want.requests} == vars(want)
@@ -392,13 +490,16 @@ def main() -> None:
                 f"load {load_average()}"
             )
     finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         server.stop()
     olds: list[tuple[Path, Run]] = []
     for n, tree in enumerate(args.compare_with):
         old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
         old_server = Server(old_env, args.workers, folder / f"serve-old{n}.log")
         try:
-            old = replay(old_server.base, plans[0][0], levels[0], folder)
+            old = replay(old_server.base, plans[0][0], levels[0], folder, generator)
         finally:
             old_server.stop()
         olds.append((tree, old))
@@ -429,10 +530,13 @@ def main() -> None:
     )
     for tree, old in olds:
         print(f"  {first.clients} clients vs {tree} measured now: {first.rps / old.rps:.1f}x")
-    print(
-        f"  load generator ceiling {ceiling.rps:,.0f} req/s; "
-        f"load average at the end: {load_average()}"
-    )
+    for run, *_ in runs:
+        ceiling = ceilings[run.clients]
+        print(
+            f"  {run.clients} clients: {run.rps:,.0f} req/s is {run.rps / ceiling.rps:.0%} of "
+            f"the load generator's ceiling against a static answer ({ceiling.rps:,.0f} req/s)"
+        )
+    print(f"  load average at the end: {load_average()}")
     if postgres and admin is not None:
         engine.dispose()
         from sqlalchemy import text
