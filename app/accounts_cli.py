@@ -8,24 +8,17 @@ secret: listings show ``****``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlmodel import Session, col, select
 
-from partnercast.campaigns.cycles import COMPLETED
-from partnercast.campaigns.models import Cycle
-from partnercast.core import accounts
 from partnercast.core.cli import NowOption, TenantOption, console, opened_engine, parse_now
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.secrets import secret_box
-from partnercast.core.settings import load_settings
-from partnercast.core.tenancy import system_session
-from partnercast.plugins.manager import default_plugins
-from partnercast.tenants.models import Partner
-from partnercast.tenants.partners import get_partner
-from partnercast.tenants.scope import tenant_scope
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 
 accounts_app = typer.Typer(help="Partners' channel accounts (secrets encrypted at rest).")
 
@@ -62,6 +55,13 @@ def connect(
     Dispatches that failed because this account was refused or missing are due again
     (at --now).
     """
+    from partnercast.core import accounts
+    from partnercast.core.secrets import secret_box
+    from partnercast.core.settings import load_settings
+    from partnercast.plugins.manager import default_plugins
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     config = load_settings()
     model = default_plugins().channel(channel, config).Account
@@ -97,6 +97,12 @@ def resume_held_dispatches(
     """Due again at ``now``: the partner's dispatches on ``channel`` that failed for want of a
     working account, in cycles that have not ended (a touch is never sent after its
     cycle). Returns how many."""
+    from sqlmodel import select
+
+    from partnercast.campaigns.cycles import COMPLETED
+    from partnercast.campaigns.models import Cycle
+    from partnercast.core import accounts
+
     still_open = [i for i in session.exec(select(Cycle.id).where(Cycle.state != COMPLETED)) if i]
     held = accounts.held_dispatches(
         session, partner_id=partner_id, channel=channel, cycle_ids=still_open
@@ -114,6 +120,12 @@ def _shown(settings: dict[str, Any], secret_names: list[str]) -> str:
 @accounts_app.command("list")
 def list_accounts(tenant: TenantOption) -> None:
     """List the tenant's channel accounts (secrets shown as ****)."""
+    from sqlmodel import col, select
+
+    from partnercast.core import accounts
+    from partnercast.tenants.models import Partner
+    from partnercast.tenants.scope import tenant_scope
+
     table = Table("partner", "channel", "status")
     table.add_column("settings", overflow="fold")  # folded, never cut: whole at 80 columns
     table.add_column("last error", overflow="fold")
@@ -137,6 +149,10 @@ def rotate_keys() -> None:
     """Re-encrypt every stored secret (channel accounts, webhook secrets) with the first
     encryption key, all tenants; a secret no configured key opens is one line, nothing
     changed."""
+    from partnercast.core import accounts
+    from partnercast.core.secrets import secret_box
+    from partnercast.core.settings import load_settings
+    from partnercast.core.tenancy import system_session
     from partnercast.funnel.crm_secret import rotate_secrets as rotate_webhook_secrets
 
     config = load_settings()

@@ -11,9 +11,11 @@ where), then Plugins: the commands plugins add, unless a plugin names a panel it
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.models import CommandInfo, TyperInfo
@@ -22,15 +24,25 @@ from partnercast import __version__
 from partnercast.core.cli import (
     HandledErrorsGroup,
     NowOption,
+    compose_before_open,
     console,
     opened_engine,
     output_folder,
     parse_now,
     run_cli,
 )
-from partnercast.core.db import current_revision, upgrade
 from partnercast.core.errors import UserError
-from partnercast.core.keys import key_file_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from partnercast.plugins.host import Host
+    from partnercast.tenants.models import Partner
+
+# A command line imports this module, typer and core.cli, then the one folder's commands it
+# names (MOUNTS): every feature module, SQLAlchemy and the settings are imported inside the
+# commands, when they run (tests/test_cli_start.py holds `--help` to no SQLAlchemy).
 
 PANELS: dict[str, tuple[str, ...]] = {
     "Set-up": ("tenants", "partners", "contacts", "segments", "accounts"),
@@ -106,7 +118,7 @@ def init(
     ),
 ) -> None:
     """Set up: generate the keys (an owner-only key file) and create or migrate the database."""
-    from partnercast.core.keys import rotate_key_file
+    from partnercast.core.keys import key_file_path, rotate_key_file
     from partnercast.core.settings import config_file_path, load_settings
 
     if rotate:
@@ -137,7 +149,13 @@ def db_upgrade() -> None:
 def _make_keys_if_missing() -> None:
     """Write a key file (owner-only) when the settings have no keys and none is there; then
     check the keys, whatever their source. Never prints a key."""
-    from partnercast.core.keys import check_secret_key, generate_keys, upgrade_keys, write_key_file
+    from partnercast.core.keys import (
+        check_secret_key,
+        generate_keys,
+        key_file_path,
+        upgrade_keys,
+        write_key_file,
+    )
     from partnercast.core.settings import config_file_path, load_settings
 
     settings = load_settings(require_keys=False)
@@ -163,6 +181,8 @@ def _make_keys_if_missing() -> None:
 
 
 def _upgrade_database() -> None:
+    from partnercast.core.db import current_revision, upgrade
+
     with opened_engine(migrated=False) as engine:
         upgrade(engine)
         url = engine.url.render_as_string(hide_password=True)
@@ -266,7 +286,6 @@ def worker(
     one worker: a second is refused while the first is alive (--once is not a worker).
     """
     import logging
-    from datetime import datetime
 
     from partnercast.campaigns.ticking import TickReport, tick
     from partnercast.concierge.scan_schedule import scan_after_tick, task_scan_job
@@ -400,11 +419,10 @@ def status(
 
 
 def _tenants() -> None:
-    from partnercast.funnel.leads import erase_leads
     from partnercast.tenants.cli import register
 
     # Tenants do not import the funnel: erasing a person reaches its leads through this.
-    register(app, erasers={"leads": erase_leads})
+    register(app, erasers={"leads": _erase_leads})
 
 
 def _concierge() -> None:
@@ -427,12 +445,32 @@ def _campaigns() -> None:
 
 def _workflow() -> None:
     from partnercast.campaigns.workflow_cli import register
-    from partnercast.concierge.readiness import missing_by_partner
-    from partnercast.concierge.scan_schedule import scan_after_tick
 
     # Campaigns do not import the concierge: the readiness checklist and the task scan
     # that ends a tick are handed in here.
-    register(app, readiness=missing_by_partner, after_tick=[scan_after_tick])
+    register(app, readiness=_missing_by_partner, after_tick=[_scan_after_tick])
+
+
+# What one folder hands another, each imported when it is called, not when its command is
+# mounted: a command's --help imports none of the features it would use.
+
+
+def _erase_leads(session: Session, address: str, now: datetime) -> int:
+    from partnercast.funnel.leads import erase_leads
+
+    return erase_leads(session, address, now)
+
+
+def _missing_by_partner(session: Session, partners: Sequence[Partner]) -> dict[int, list[str]]:
+    from partnercast.concierge.readiness import missing_by_partner
+
+    return missing_by_partner(session, partners)
+
+
+def _scan_after_tick(engine: Engine, now: datetime, tenant_ids: list[int]) -> int:
+    from partnercast.concierge.scan_schedule import scan_after_tick
+
+    return scan_after_tick(engine, now, tenant_ids)
 
 
 def _accounts() -> None:
@@ -498,13 +536,24 @@ def _mount_subcommands(only: str | None = None) -> None:
     if only is not None or _plugins_mounted():
         return
     from partnercast.plugins.host import provide_host
-    from partnercast.plugins.manager import default_plugins
-    from partnercast.web.host import opened_host
+    from partnercast.plugins.manager import load_plugins
 
-    provide_host(opened_host)  # plugins' commands reach the engine through it
-    default_plugins().register_commands(app)
+    provide_host(_opened_host)  # plugins' commands reach the engine through it
+    # Loaded for their commands only: default_plugins() would also subscribe them to the
+    # event bus, which imports SQLAlchemy and the models (a third of a second of
+    # `partnercast --help`); a plugin's command that opens the engine gets those.
+    load_plugins().register_commands(app)
     _place_in_panels(app, {PLUGINS_PANEL: ()})
     app._partnercast_mounted = True  # type: ignore[attr-defined]  # our marker, not Typer's
+
+
+@contextmanager
+def _opened_host() -> Iterator[Host]:
+    """web.host.opened_host, imported when a plugin's command opens the engine."""
+    from partnercast.web.host import opened_host
+
+    with opened_host() as host:
+        yield host
 
 
 def _plugins_mounted() -> bool:
@@ -539,14 +588,19 @@ def _callback_name(callback: Any) -> str:
 def build_app(command: str | None = None) -> typer.Typer:
     """The root app with every folder's commands mounted (idempotent), or only what
     ``command`` needs when it names a built-in one; and the engine composed: the funnel's
-    rollups kept in step with every event a command records."""
-    from partnercast.funnel.rollups import install as keep_rollups
-
-    keep_rollups()
+    rollups kept in step with every event a command records (installed before the first
+    engine a command opens, so that a command's help imports no funnel)."""
+    compose_before_open(_keep_rollups)
     only = command if any(command in names for names in MOUNTS.values()) else None
     if not _plugins_mounted():
         _mount_subcommands(only)
     return app
+
+
+def _keep_rollups() -> None:
+    from partnercast.funnel.rollups import install
+
+    install()
 
 
 def _command_in(args: list[str]) -> str | None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from partnercast.campaigns.models import CampaignVersion
-from partnercast.campaigns.spec import CampaignSpec, localize
 from partnercast.core.cli import NowOption, TenantOption, console, parse_now
-from partnercast.tenants.scope import tenant_scope
+
+if TYPE_CHECKING:
+    from partnercast.campaigns.models import CampaignVersion
+    from partnercast.campaigns.spec import CampaignSpec
+
 
 campaign_app = typer.Typer(help="Campaigns as code: folders of campaign.yaml and templates.")
 
@@ -88,6 +90,7 @@ def load(folder: FolderArgument, tenant: TenantOption, now: NowOption = None) ->
     """
     from partnercast.campaigns.send_windows import wave_region_warnings
     from partnercast.campaigns.store import store_campaign
+    from partnercast.tenants.scope import tenant_scope
 
     moment = parse_now(now)  # when this version is stored
     loaded = _read(folder)
@@ -106,6 +109,7 @@ def load(folder: FolderArgument, tenant: TenantOption, now: NowOption = None) ->
 def list_command(tenant: TenantOption) -> None:
     """The tenant's campaigns and their latest version."""
     from partnercast.campaigns.store import campaign_versions, list_campaigns
+    from partnercast.tenants.scope import tenant_scope
 
     table = Table("key", "name", "versions", "latest", "cycle days", title="campaigns")
     with tenant_scope(tenant) as session:
@@ -127,12 +131,14 @@ def show(
     key: Annotated[str, typer.Argument(help="The campaign's key.")], tenant: TenantOption
 ) -> None:
     """One campaign: its versions, and the touches of its latest version."""
+    from partnercast.campaigns.spec import localize
     from partnercast.campaigns.store import (
         campaign_versions,
         get_campaign,
         latest_version,
         version_spec,
     )
+    from partnercast.tenants.scope import tenant_scope
 
     with tenant_scope(tenant) as session:
         campaign = get_campaign(session, key)

@@ -8,28 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import col, func, select
 
-from partnercast.campaigns import approval
-from partnercast.campaigns.cycles import campaign_cycles, start_cycle
-from partnercast.campaigns.enrollment import (
-    ReadinessCheck,
-    customise,
-    enroll_partners,
-    find_enrollment,
-    set_auto_approve,
-)
-from partnercast.campaigns.models import Enrollment
-from partnercast.campaigns.preview import render_preview
-from partnercast.campaigns.store import get_campaign
-from partnercast.campaigns.ticking import AfterTick, tick
-from partnercast.core.boundedread import read_bounded
 from partnercast.core.cli import (
     NowOption,
     TenantOption,
@@ -39,15 +23,23 @@ from partnercast.core.cli import (
     plain,
 )
 from partnercast.core.errors import UserError
-from partnercast.core.models import Dispatch
-from partnercast.core.settings import load_settings
-from partnercast.core.yamlfile import MAX_YAML_BYTES, compose_bounded
-from partnercast.tenants.models import Partner
-from partnercast.tenants.scope import resolve_tenant, tenant_scope
+
+if TYPE_CHECKING:
+    from partnercast.campaigns.enrollment import ReadinessCheck
+    from partnercast.campaigns.ticking import AfterTick
+
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign key, as in campaign.yaml.")]
 PartnerArg = Annotated[str, typer.Argument(help="Partner external id.")]
 NoteOption = Annotated[str, typer.Option("--note", help="A note for the concierge.")]
+ReasonOption = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        help="Why the agency decides on the partner's behalf (required; recorded, and the "
+        "partner sees it in the portal).",
+    ),
+]
 
 
 def _enroll_command(readiness: ReadinessCheck) -> Any:
@@ -56,6 +48,10 @@ def _enroll_command(readiness: ReadinessCheck) -> Any:
 
     def enroll(campaign: CampaignArg, tenant: TenantOption, now: NowOption = None) -> None:
         """Invite every active partner in the campaign's target segments."""
+        from partnercast.campaigns.enrollment import enroll_partners
+        from partnercast.campaigns.store import get_campaign
+        from partnercast.tenants.scope import tenant_scope
+
         moment = parse_now(now)
         with tenant_scope(tenant) as session:
             found = get_campaign(session, campaign)
@@ -76,6 +72,13 @@ def _enroll_command(readiness: ReadinessCheck) -> Any:
 
 def enrollments(campaign: CampaignArg, tenant: TenantOption) -> None:
     """List the campaign's enrollments and their approval states."""
+    from sqlmodel import col, select
+
+    from partnercast.campaigns.models import Enrollment
+    from partnercast.campaigns.store import get_campaign
+    from partnercast.tenants.models import Partner
+    from partnercast.tenants.scope import tenant_scope
+
     table = Table(
         "partner", "name", "segment", "state", "auto", "version", title=f"enrollments in {campaign}"
     )
@@ -113,6 +116,11 @@ def _parse_assignments(assignments: list[str], locale: str | None) -> dict[str, 
 
 
 def _load_values_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    from partnercast.core.boundedread import read_bounded
+    from partnercast.core.yamlfile import MAX_YAML_BYTES, compose_bounded
+
     try:
         data = compose_bounded(read_bounded(path, MAX_YAML_BYTES).decode("utf-8"))[1]
     except UnicodeDecodeError as error:
@@ -148,6 +156,10 @@ def customise_command(
     now: NowOption = None,
 ) -> None:
     """Change a partner's editable fields (refused with the field and reason if invalid)."""
+    from partnercast.campaigns import approval
+    from partnercast.campaigns.enrollment import customise, find_enrollment
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     values = _load_values_file(values_file) if values_file else {}
     values.update(_parse_assignments(assignments, locale))
@@ -168,7 +180,55 @@ def customise_command(
     console.print(f"{partner}: {state.replace('_', ' ')}")
 
 
+def _decision_command(decision: str, help_text: str) -> Any:
+    """approve, decline, request-changes: a decision made at the agency, recorded on the
+    partner's behalf with its reason (campaigns/decisions.py)."""
+
+    def command(
+        campaign: CampaignArg,
+        partner: PartnerArg,
+        tenant: TenantOption,
+        reason: ReasonOption = "",
+        note: NoteOption = "",
+        now: NowOption = None,
+    ) -> None:
+        import getpass
+
+        from partnercast.campaigns.decisions import Client, cli_principal, decide
+        from partnercast.campaigns.enrollment import find_enrollment
+        from partnercast.tenants.scope import tenant_scope
+
+        moment = parse_now(now)
+        if not reason.strip():
+            raise UserError(
+                "--reason is required: a decision made here is on the partner's behalf, "
+                "and the partner sees why"
+            )
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):
+            operator = "unknown"
+        with tenant_scope(tenant) as session:
+            enrollment = find_enrollment(session, campaign, partner)
+            record = decide(
+                session,
+                enrollment,
+                decision,
+                principal=cli_principal(operator),
+                now=moment,
+                reason=reason,
+                note=note,
+                client=Client(address="cli", user_agent="partnercast CLI"),
+            )
+            state = record.state_after
+        console.print(f"{partner}: {state.replace('_', ' ')} (on the partner's behalf)")
+
+    command.__doc__ = help_text
+    return command
+
+
 def _transition_command(action: str, help_text: str) -> Any:
+
     def command(
         campaign: CampaignArg,
         partner: PartnerArg,
@@ -176,6 +236,10 @@ def _transition_command(action: str, help_text: str) -> Any:
         note: NoteOption = "",
         now: NowOption = None,
     ) -> None:
+        from partnercast.campaigns import approval
+        from partnercast.campaigns.enrollment import find_enrollment
+        from partnercast.tenants.scope import tenant_scope
+
         moment = parse_now(now)
         with tenant_scope(tenant) as session:
             enrollment = find_enrollment(session, campaign, partner)
@@ -197,6 +261,9 @@ def auto_approve(
     ] = True,
 ) -> None:
     """Record the partner's choice to approve this campaign's sends automatically."""
+    from partnercast.campaigns.enrollment import find_enrollment, set_auto_approve
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         set_auto_approve(session, find_enrollment(session, campaign, partner), enabled)
     console.print(f"{partner}: auto-approval {'on' if enabled else 'off'}")
@@ -211,6 +278,10 @@ def preview(
     locale: Annotated[str | None, typer.Option(help="Locale (default: the partner's).")] = None,
 ) -> None:
     """Render one touch for one partner and locale to a file, as a contact would see it."""
+    from partnercast.campaigns.preview import render_preview
+    from partnercast.core.settings import load_settings
+    from partnercast.tenants.scope import tenant_scope
+
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
         result = render_preview(session, settings, campaign, partner, touch, locale)
@@ -233,6 +304,13 @@ def cycle_start(
     now: NowOption = None,
 ) -> None:
     """Start the next cycle of a campaign and plan its dispatches."""
+    from sqlmodel import func, select
+
+    from partnercast.campaigns.cycles import start_cycle
+    from partnercast.campaigns.store import get_campaign
+    from partnercast.core.models import Dispatch
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     starts_at = parse_now(at, option="--at") if at else moment
     with tenant_scope(tenant) as session:
@@ -258,7 +336,10 @@ def _tick_command(after: Sequence[AfterTick]) -> Any:
         ] = None,
     ) -> None:
         """Run everything due at NOW: start and close cycles, send due touches."""
+        from partnercast.campaigns.ticking import tick
+        from partnercast.core.settings import load_settings
         from partnercast.core.worker import new_worker_id
+        from partnercast.tenants.scope import resolve_tenant
 
         moment = parse_now(now)
         settings = load_settings()
@@ -291,6 +372,10 @@ def campaign_status(campaign: str, tenant: str | None) -> None:
     Shown by ``partnercast status CAMPAIGN`` (app/cli.py), the same command that
     shows the queue without a campaign.
     """
+    from partnercast.campaigns.cycles import campaign_cycles
+    from partnercast.campaigns.store import get_campaign
+    from partnercast.tenants.scope import tenant_scope
+
     if not tenant:
         raise UserError(
             "a campaign's status needs --tenant (or PARTNERCAST_TENANT)", where=campaign
@@ -319,6 +404,8 @@ def schedule(
 ) -> None:
     """When each touch goes out to each partner, in the partner's local time."""
     from partnercast.campaigns.schedule import cycle_schedule, preview_schedule, schedule_table
+    from partnercast.campaigns.store import get_campaign
+    from partnercast.tenants.scope import tenant_scope
 
     with tenant_scope(tenant) as session:
         found = get_campaign(session, campaign)
@@ -344,13 +431,19 @@ def register(
         _transition_command("submit", "Submit the customised campaign for the partner's approval.")
     )
     app.command("approve")(
-        _transition_command("approve", "Record the partner's approval of what was submitted.")
+        _decision_command(
+            "approve", "Approve what was submitted, on the partner's behalf (--reason)."
+        )
     )
     app.command("request-changes")(
-        _transition_command("request_changes", "Record that the partner asks for changes.")
+        _decision_command(
+            "request_changes", "Ask for changes, on the partner's behalf (--reason)."
+        )
     )
     app.command("decline")(
-        _transition_command("decline", "Record that the partner declines the campaign.")
+        _decision_command(
+            "decline", "Decline the campaign, on the partner's behalf (--reason)."
+        )
     )
     app.command("auto-approve")(auto_approve)
     app.command("preview")(preview)

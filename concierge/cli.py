@@ -9,19 +9,13 @@ from __future__ import annotations
 import textwrap
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session
 
-from partnercast.concierge import capacity, readiness, review
-from partnercast.concierge import tasks as concierge
-from partnercast.concierge.models import ConciergeTask
-from partnercast.concierge.review_format import print_agenda, to_markdown
-from partnercast.concierge.task_scan import scan
 from partnercast.core.cli import (
     NowOption,
     OptionalTenant,
@@ -31,9 +25,14 @@ from partnercast.core.cli import (
     parse_now,
 )
 from partnercast.core.errors import UserError
-from partnercast.core.timeutil import as_utc
-from partnercast.tenants.partners import get_partner, list_partners
-from partnercast.tenants.scope import tenant_scope
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from partnercast.concierge import capacity
+    from partnercast.concierge import tasks as concierge
+    from partnercast.concierge.models import ConciergeTask
+
 
 tasks_app = typer.Typer(
     help="Concierge tasks: list (the default), show, add, assign, start, note, close, scan.",
@@ -90,6 +89,8 @@ def tasks_main(
     now: NowOption = None,
 ) -> None:
     """List the tenant's concierge tasks (open ones by default), by due date."""
+    from partnercast.concierge import tasks as concierge
+
     if ctx.invoked_subcommand is not None:
         return
     if not tenant:
@@ -109,12 +110,17 @@ def tasks_list(
     now: NowOption = None,
 ) -> None:
     """List the tenant's concierge tasks (the same as `partnercast tasks`)."""
+    from partnercast.concierge import tasks as concierge
+
     query = concierge.TaskFilter(owner, partner, kind, status, overdue)
     _print_tasks(tenant, query, parse_now(now))
 
 
 def _print_tasks(tenant: str, query: concierge.TaskFilter, now: datetime) -> None:
     """The tasks ``query`` finds, overdue as seen at ``now``."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         tasks = concierge.list_tasks(session, query, now=now)
         lines = _task_lines(session, tasks, now, width=console.width)
@@ -129,6 +135,10 @@ def _task_lines(
     A table squeezes the text that matters (what the task is about) into a column a few
     letters wide on an 80-column terminal; this reads the same at any width.
     """
+    from partnercast.concierge import tasks as concierge
+    from partnercast.core.timeutil import as_utc
+    from partnercast.tenants.partners import list_partners
+
     partners = {p.id: p.external_id for p in list_partners(session)}
     owners = {c.id: c.name for c in concierge.list_concierges(session)}
     rows: list[tuple[str, ...]] = []
@@ -185,6 +195,9 @@ def _widest(shown: list[int], header: tuple[str, ...], rows: list[tuple[str, ...
 @tasks_app.command("show")
 def tasks_show(task_id: TaskArg, tenant: TenantOption, now: NowOption = None) -> None:
     """One task in full, with its notes."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
@@ -215,6 +228,10 @@ def tasks_add(
     now: NowOption = None,
 ) -> None:
     """Add a task by hand."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     due_at = parse_now(due, option="--due") if due else None
     with tenant_scope(tenant) as session:
@@ -245,6 +262,9 @@ def tasks_assign(
     now: NowOption = None,
 ) -> None:
     """Give a task to a concierge."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
@@ -258,6 +278,9 @@ def tasks_start(
     task_id: TaskArg, tenant: TenantOption, by: ByOption = "", now: NowOption = None
 ) -> None:
     """Mark a task in progress."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
@@ -274,6 +297,9 @@ def tasks_note(
     now: NowOption = None,
 ) -> None:
     """Add a note to a task."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         task = concierge.get_task(session, task_id)
@@ -293,6 +319,9 @@ def tasks_close(
     now: NowOption = None,
 ) -> None:
     """Close a task as done (or dismissed)."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     status = concierge.DISMISSED if dismiss else concierge.DONE
     with tenant_scope(tenant) as session:
@@ -304,6 +333,10 @@ def tasks_close(
 @tasks_app.command("scan")
 def tasks_scan(tenant: TenantOption, now: NowOption = None) -> None:
     """Open the tasks the tenant's state calls for; close those whose cause is gone."""
+    from partnercast.concierge import capacity
+    from partnercast.concierge.task_scan import scan
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         report = scan(session, moment)
@@ -324,6 +357,9 @@ def concierges_add(
     now: NowOption = None,
 ) -> None:
     """Add a concierge who covers partners in the given languages."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     langs = concierge.parse_languages(languages)
     with tenant_scope(tenant) as session:
@@ -334,6 +370,10 @@ def concierges_add(
 @concierges_app.command("list")
 def concierges_list(tenant: TenantOption) -> None:
     """List the concierges with their load per language against the cap."""
+    from partnercast.concierge import capacity
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         people = concierge.list_concierges(session)
         loads = capacity.loads(session)
@@ -368,6 +408,11 @@ def concierges_assign(
     now: NowOption = None,
 ) -> None:
     """Assign a partner to a concierge (one concierge per partner)."""
+    from partnercast.concierge import capacity
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         row = capacity.assign_partner(
@@ -389,6 +434,9 @@ def concierges_balance(
     now: NowOption = None,
 ) -> None:
     """Propose a balanced assignment, language by language; --apply makes it."""
+    from partnercast.concierge import capacity
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         proposal = capacity.propose_balance(session)
@@ -446,6 +494,9 @@ def concierges_settings(
     now: NowOption = None,
 ) -> None:
     """Show the tenant's concierge thresholds, changing those given."""
+    from partnercast.concierge import tasks as concierge
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     changes = {
         "approval_pending_days": approval_days,
@@ -476,6 +527,11 @@ def _warn(overloads: list[capacity.Overload]) -> None:
 # --- readiness ----------------------------------------------------------------------------
 
 
+READINESS_KEYS = ("strategic", "competent", "contact", "weekly_review", "feedback")
+"""concierge.readiness.KEYS, for the help of `partners readiness --set` without importing
+the checklist (SQLAlchemy) before the command runs; tests/test_cli_start.py holds them equal."""
+
+
 def readiness_command(
     tenant: TenantOption,
     partner: Annotated[
@@ -487,12 +543,16 @@ def readiness_command(
     ] = None,
     assignments: Annotated[
         list[str] | None,
-        typer.Option("--set", help="ITEM=yes|no|unknown; items: " + ", ".join(readiness.KEYS)),
+        typer.Option("--set", help="ITEM=yes|no|unknown; items: " + ", ".join(READINESS_KEYS)),
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note on the assessment.")] = None,
     now: NowOption = None,
 ) -> None:
     """Show (and with --set, change) a partner's readiness checklist, or every partner's."""
+    from partnercast.concierge import readiness
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     changes = readiness.parse_assignments(assignments or [])
     if partner is None:
@@ -530,6 +590,10 @@ READINESS_HEADERS = {
 
 def _readiness_overview(tenant: str) -> None:
     """Every partner's checklist: yes, no or ? per item, and whether it is ready."""
+    from partnercast.concierge import readiness
+    from partnercast.tenants.partners import list_partners
+    from partnercast.tenants.scope import tenant_scope
+
     marks = {True: "yes", False: "no", None: "?"}
     with tenant_scope(tenant) as session:
         partners = list_partners(session)
@@ -579,6 +643,11 @@ def review_command(
     by: ByOption = "",
 ) -> None:
     """The agenda of the weekly joint review with a partner; --notes records it as held."""
+    from partnercast.concierge import review
+    from partnercast.concierge.review_format import print_agenda, to_markdown
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     now = parse_now(at, option="--at")
     held = None
     with tenant_scope(tenant) as session:
@@ -604,6 +673,11 @@ def _write(path: Path, text: str) -> None:
 
 def reviews_command(partner: PartnerArg, tenant: TenantOption) -> None:
     """The reviews held with a partner, newest first, with their notes."""
+    from partnercast.concierge import review
+    from partnercast.core.timeutil import as_utc
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         rows = review.list_reviews(session, get_partner(session, partner))
     table = Table(

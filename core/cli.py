@@ -28,25 +28,37 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.segment import Segment
 from rich.text import Text
-from sqlalchemy.engine import Engine
 from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
-from partnercast.core.bounds import MAX_DB_INT, MAX_FLOAT_OPTION, parse_instant
-from partnercast.core.db import check_connection, make_engine, require_schema
 from partnercast.core.errors import UserError
-from partnercast.core.settings import Settings, load_settings
 from partnercast.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from partnercast.core.settings import Settings
+
+# Every command imports this module before it parses its arguments, so at the top it
+# imports only typer, rich and the standard library: the database (SQLAlchemy), the
+# settings and the bounds (pydantic) are imported by the functions that use them, when a
+# command runs (tests/core/test_cli_start.py: no SQLAlchemy for `partnercast --help`).
+
+MAX_DB_INT = 2**31 - 1
+"""The largest integer option: core.bounds.MAX_DB_INT, which imports pydantic
+(tests/core/test_cli_start.py holds the two equal)."""
+MAX_FLOAT_OPTION = 1_000_000_000_000.0
+"""The largest number option: core.bounds.MAX_FLOAT_OPTION (held equal the same way)."""
 
 NO_TERMINAL_WIDTH = 200
 """Columns of the CLI's output when it is not a terminal and COLUMNS is not set."""
@@ -134,6 +146,8 @@ def parse_now(value: str | None, *, option: str = "--now") -> datetime:
     once, and pass the instant down; library code never reads it."""
     if not value:
         return utcnow()
+    from partnercast.core.bounds import parse_instant
+
     try:
         return parse_instant(value)
     except ValueError as error:
@@ -152,10 +166,26 @@ def output_folder(path: Path, *, where: str) -> Path:
     return path
 
 
+_composers: list[Callable[[], None]] = []
+
+
+def compose_before_open(compose: Callable[[], None]) -> None:
+    """Run ``compose`` (idempotent) before every engine :func:`open_engine` opens: the
+    composition root hands in what keeps the event totals (core.keepers) without
+    importing it before a command runs. Registered once, however often it is handed in."""
+    if compose not in _composers:
+        _composers.append(compose)
+
+
 def open_engine(settings: Settings | None = None, *, migrated: bool = True) -> Engine:
     """The engine for the configured database; by default it must already be migrated
     (else a UserError that says to run `partnercast db upgrade`). The caller disposes it:
     a command uses :func:`opened_engine`, which does."""
+    from partnercast.core.db import check_connection, make_engine, require_schema
+    from partnercast.core.settings import load_settings
+
+    for compose in _composers:
+        compose()
     # Nothing is created on disk for a command that needs a migrated database: a mistyped
     # SQLite path is an error, not a new folder and an empty database.
     engine = make_engine((settings or load_settings()).database_url, create=not migrated)

@@ -8,49 +8,29 @@ the process (see :mod:`partnercast.funnel.rollups`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import select
 
-from partnercast.campaigns.models import Campaign
 from partnercast.core.cli import (
     NowOption,
     OptionalTenant,
     TenantOption,
+    compose_before_open,
     console,
     err_console,
     fail,
     output_folder,
     parse_now,
 )
-from partnercast.core.cli_tables import Column, print_table
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.settings import load_settings
-from partnercast.funnel import rollups
-from partnercast.funnel.crm_import import import_leads
-from partnercast.funnel.crm_secret import HEADERS, new_secret
-from partnercast.funnel.metrics import (
-    ENGAGEMENT,
-    GROUPINGS,
-    MARKETING,
-    ROI_TARGET,
-    SALES,
-    FunnelRow,
-    funnel,
-    spend_currencies,
-    total,
-)
-from partnercast.funnel.reports import write_partner_report, write_reports
-from partnercast.funnel.score import score_partners
-from partnercast.funnel.spend import KINDS, add_spend, list_spend
-from partnercast.plugins.progress import progress_bar
-from partnercast.tenants.cli import partners_app
-from partnercast.tenants.models import Partner
-from partnercast.tenants.partners import get_partner
-from partnercast.tenants.scope import tenant_engine, tenant_scope
+from partnercast.funnel.names import GROUPINGS, SPEND_KINDS
+
+if TYPE_CHECKING:
+    from partnercast.funnel.metrics import FunnelRow
+
 
 leads_app = typer.Typer(
     help="Leads and their stages from the partners' CRMs.", no_args_is_help=True
@@ -76,7 +56,9 @@ PartnerOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Mount `leads`, `crm`, `spend`, `metrics`, `score`, `report` and `partners link`."""
-    rollups.install()
+    from partnercast.tenants.cli import partners_app
+
+    compose_before_open(_keep_rollups)  # before a command opens the database, not now
     app.add_typer(leads_app, name="leads")
     app.add_typer(crm_app, name="crm")
     app.add_typer(spend_app, name="spend")
@@ -84,6 +66,12 @@ def register(app: typer.Typer) -> None:
     app.command("score")(score_command)
     app.command("report")(report_command)
     partners_app.command("link")(partners_link)
+
+
+def _keep_rollups() -> None:
+    from partnercast.funnel import rollups
+
+    rollups.install()
 
 
 def _row(table: Table, *cells: object) -> None:
@@ -102,6 +90,10 @@ def leads_import(
     then crm_id, then email. Importing the same file again changes nothing; rejected rows
     are listed with their line. Exit 1 when every row was rejected. A row without
     occurred_at happened at --now."""
+    from partnercast.funnel import rollups
+    from partnercast.funnel.crm_import import import_leads
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     rollups.install()
     with tenant_scope(tenant) as session:
@@ -123,6 +115,10 @@ def leads_import(
 @crm_app.command("secret")
 def crm_secret(tenant: TenantOption, now: NowOption = None) -> None:
     """Make a new webhook signing secret (the old one stops working) and print it once."""
+    from partnercast.core.settings import load_settings
+    from partnercast.funnel.crm_secret import HEADERS, new_secret
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
@@ -146,7 +142,9 @@ def partners_link(
 ) -> None:
     """Print a signed link to the partner's own results page (only its own numbers),
     working --days from --now."""
+    from partnercast.core.settings import load_settings
     from partnercast.funnel.partner_link import results_url
+    from partnercast.tenants.scope import tenant_scope
 
     settings = load_settings()
     with tenant_scope(tenant, settings) as session:
@@ -160,12 +158,15 @@ def spend_add(
     campaign: Annotated[str, typer.Argument(help="The campaign key.")],
     amount: Annotated[float, typer.Argument(help="How much.")],
     tenant: TenantOption,
-    kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")] = "mdf",
+    kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(SPEND_KINDS)}.")] = "mdf",
     currency: Annotated[str, typer.Option("--currency", help="ISO code, e.g. EUR.")] = "",
     note: Annotated[str, typer.Option("--note", help="What it paid for.")] = "",
     now: NowOption = None,
 ) -> None:
     """Record MDF or other investment in one partner's campaign."""
+    from partnercast.funnel.spend import add_spend
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     with tenant_scope(tenant) as session:
         row = add_spend(
@@ -187,6 +188,14 @@ def spend_list(
     partner: Annotated[str | None, typer.Option("--partner", help="Only this partner's.")] = None,
 ) -> None:
     """List spend rows."""
+    from sqlmodel import select
+
+    from partnercast.campaigns.models import Campaign
+    from partnercast.funnel.spend import list_spend
+    from partnercast.tenants.models import Partner
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         partners = {p.id: p.external_id for p in session.exec(select(Partner)).all()}
         campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}
@@ -272,8 +281,11 @@ def metrics_fetch(
 ) -> None:
     """Ask X, LinkedIn and Google Ads for the numbers of recent posts and ads, and record
     them."""
+    from partnercast.core.settings import load_settings
     from partnercast.funnel.channel_metrics import failure_summary, fetch_tenant
     from partnercast.plugins.manager import default_plugins
+    from partnercast.plugins.progress import progress_bar
+    from partnercast.tenants.scope import tenant_engine
 
     moment = parse_now(now)
     settings = load_settings()
@@ -305,6 +317,10 @@ def metrics_fetch(
 @metrics_app.command("rebuild")
 def metrics_rebuild(ctx: typer.Context, tenant: OptionalTenant = None) -> None:
     """Recompute the rollups from the event log (after a bulk import around the ORM)."""
+    from partnercast.funnel import rollups
+    from partnercast.plugins.progress import progress_bar
+    from partnercast.tenants.scope import tenant_scope
+
     with (
         tenant_scope(_tenant_of(ctx, tenant)) as session,
         progress_bar("rebuilding the rollups", console=err_console) as advance,
@@ -317,6 +333,15 @@ def show_metrics(
     tenant: str, campaign: str | None, by: str, partner: str | None, rebuild: bool
 ) -> None:
     """Print the funnel tables of ``tenant``."""
+    from sqlmodel import select
+
+    from partnercast.campaigns.models import Campaign
+    from partnercast.core.cli_tables import Column, print_table
+    from partnercast.funnel import rollups
+    from partnercast.funnel.metrics import ROI_TARGET, funnel, spend_currencies, total
+    from partnercast.tenants.partners import get_partner
+    from partnercast.tenants.scope import tenant_scope
+
     if by not in GROUPINGS:
         raise UserError(f"must be one of {', '.join(GROUPINGS)}", where="--by")
     with tenant_scope(tenant) as session:
@@ -367,6 +392,8 @@ MetricTable = tuple[str, tuple[str, ...], list[tuple[Text | str, ...]]]
 
 def _metric_tables(scope: str, rows: list[FunnelRow]) -> list[MetricTable]:
     """The funnel's tables, one :data:`MetricTable` each."""
+    from partnercast.funnel.metrics import ENGAGEMENT, MARKETING, SALES
+
     tables: list[MetricTable] = [
         (
             f"marketing funnel{scope}",
@@ -449,6 +476,10 @@ def score_command(
     partner: Annotated[str | None, typer.Argument(help="One partner (all when left out).")] = None,
 ) -> None:
     """The contender score (0-100) with each component's weight and value."""
+    from partnercast.core.cli_tables import Column, print_table
+    from partnercast.funnel.score import score_partners
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         cards = score_partners(session, partner)
     if partner and not cards:
@@ -500,6 +531,10 @@ def report_command(
     now: NowOption = None,
 ) -> None:
     """Write the programme report and one report per partner (HTML, PNG charts, CSV)."""
+    from partnercast.funnel.reports import write_partner_report, write_reports
+    from partnercast.plugins.progress import progress_bar
+    from partnercast.tenants.scope import tenant_scope
+
     moment = parse_now(now)
     output_folder(out, where="--out")
     try:

@@ -23,6 +23,7 @@ from partnercast.campaigns.models import Campaign, Cycle, Enrollment
 from partnercast.core.bounds import finite
 from partnercast.core.tenancy import session_tenant
 from partnercast.funnel.models import Rollup, Spend
+from partnercast.funnel.names import GROUPINGS
 from partnercast.tenants.models import Partner
 
 ROI_TARGET = 20.0
@@ -62,7 +63,6 @@ RATES = (
     ("SQL to opportunity", "opportunity", "sql"),
     ("opportunity to won", "won", "opportunity"),
 )
-GROUPINGS = ("partner", "campaign", "segment", "cycle", "total")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from partnercast.campaigns.models import Campaign
 from partnercast.core.bounds import MIN_SPEND, check_amount
 from partnercast.core.errors import NotFound, UserError
 from partnercast.funnel.models import Spend
+from partnercast.funnel.names import SPEND_KINDS
 from partnercast.tenants.partners import get_partner
 
-KINDS = ("mdf", "other")
+KINDS = SPEND_KINDS
+"""The kinds of spend (kept in funnel.names, which the CLI's help reads)."""
 
 
 def add_spend(

@@ -33,8 +33,6 @@ import pluggy
 from pydantic import BaseModel
 
 from partnercast.core.errors import PartnercastError, UserError
-from partnercast.core.models import Dispatch, Event
-from partnercast.core.settings import Settings
 from partnercast.plugins import hookspecs
 from partnercast.plugins.channel import Channel, Draft, PublishResult
 from partnercast.plugins.hooktypes import DispatchInfo, EventInfo, JobFunction
@@ -45,7 +43,12 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
 
+    from partnercast.core.models import Dispatch, Event
+    from partnercast.core.settings import Settings
     from partnercast.plugins.host import Host
+
+# The CLI loads the plugins to list their commands in `partnercast --help`: the database
+# models and the settings are imported where they are used, not with this module.
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,8 @@ class Plugins:
         if self._settings_models is None:
             found: dict[str, type[BaseModel]] = {}
             owners: dict[str, str] = {}
+            from partnercast.core.settings import Settings
+
             for impl in self.pm.hook.register_settings.get_hookimpls():
 
                 def register(

@@ -13,13 +13,15 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from partnercast.core.errors import PartnercastError, UserError
-from partnercast.core.settings import Settings
 from partnercast.plugins.settings import PluginConfig
+
+if TYPE_CHECKING:
+    from partnercast.core.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 NAMESPACE = re.compile(r"[a-z][a-z0-9_]*")

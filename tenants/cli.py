@@ -11,12 +11,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session, select
 
 from partnercast.core.cli import (
     NowOption,
@@ -28,30 +27,15 @@ from partnercast.core.cli import (
     parse_now,
 )
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.tenancy import plain_session, session_tenant
-from partnercast.core.timeutil import utcnow
-from partnercast.plugins import spreadsheet
-from partnercast.plugins.progress import progress_bar
-from partnercast.tenants import partners as partner_queries
-from partnercast.tenants import suppressions
-from partnercast.tenants.columns import parse_mapping
-from partnercast.tenants.importing import (
-    ImportReport,
-    import_contacts,
-    import_partners,
-)
-from partnercast.tenants.importing import (
-    Progress as ProgressCallback,
-)
-from partnercast.tenants.models import Partner, Tenant
-from partnercast.tenants.registry import create_tenant, list_tenants
-from partnercast.tenants.scope import tenant_scope
-from partnercast.tenants.segments import (
-    load_segments_file,
-    partner_segments,
-    segment_members,
-    segments_with_counts,
-)
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from partnercast.tenants import suppressions
+    from partnercast.tenants.importing import ImportReport
+    from partnercast.tenants.importing import Progress as ProgressCallback
+    from partnercast.tenants.models import Partner
+
 
 IMPORT_EXIT_CODES = (
     "The file is CSV (any encoding and separator: detected) or .xlsx; headers are matched "
@@ -139,6 +123,10 @@ def tenants_create(
     ] = "at-least-once",
 ) -> None:
     """Create a tenant (refuses a slug that is taken)."""
+    from partnercast.core.tenancy import plain_session
+    from partnercast.core.timeutil import utcnow
+    from partnercast.tenants.registry import create_tenant
+
     stored = delivery_guarantee(guarantee)
     brand = {
         "legal_name": legal_name,
@@ -156,6 +144,9 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list() -> None:
     """List the tenants."""
+    from partnercast.core.tenancy import plain_session
+    from partnercast.tenants.registry import list_tenants
+
     with opened_engine() as engine, plain_session(engine) as session:
         tenants = list_tenants(session)
     table = Table(
@@ -198,6 +189,12 @@ def tenants_set(
     ] = None,
 ) -> None:
     """Change a tenant's settings: its delivery guarantee, its unsubscribe scope."""
+    from sqlmodel import select
+
+    from partnercast.core.tenancy import plain_session
+    from partnercast.tenants import suppressions
+    from partnercast.tenants.models import Tenant
+
     if guarantee is None and scope is None:
         raise UserError("give --delivery-guarantee or --unsubscribe-scope (or both)")
     stored = delivery_guarantee(guarantee) if guarantee is not None else None
@@ -234,6 +231,10 @@ def tenants_set(
 def partners_import(
     file: FileArgument, tenant: TenantOption, map_: MapOption = None, now_text: NowOption = None
 ) -> None:
+    from partnercast.tenants.columns import parse_mapping
+    from partnercast.tenants.importing import import_partners
+    from partnercast.tenants.scope import tenant_scope
+
     mapping = parse_mapping("partners", map_ or [])
     now = parse_now(now_text)
     with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
@@ -250,6 +251,10 @@ def partners_list(
     ] = None,
 ) -> None:
     """List the tenant's partners, or one segment's members."""
+    from partnercast.tenants import partners as partner_queries
+    from partnercast.tenants.scope import tenant_scope
+    from partnercast.tenants.segments import segment_members
+
     with tenant_scope(tenant) as session:
         if segment is None:
             partners = partner_queries.list_partners(session)
@@ -278,6 +283,10 @@ def partners_show(
     tenant: TenantOption,
 ) -> None:
     """Show one partner: profile, brand, point of contact, segments, contact count."""
+    from partnercast.tenants import partners as partner_queries
+    from partnercast.tenants.scope import tenant_scope
+    from partnercast.tenants.segments import partner_segments
+
     with tenant_scope(tenant) as session:
         partner = partner_queries.get_partner(session, external_id)
         segments = partner_segments(session, partner)
@@ -331,6 +340,10 @@ def contacts_import(
     map_: MapOption = None,
     now_text: NowOption = None,
 ) -> None:
+    from partnercast.tenants.columns import parse_mapping
+    from partnercast.tenants.importing import import_contacts
+    from partnercast.tenants.scope import tenant_scope
+
     mapping = parse_mapping("contacts", map_ or [])
     now = parse_now(now_text)
     with tenant_scope(tenant) as session, _progress(f"importing {file.name}") as progress:
@@ -344,6 +357,9 @@ def contacts_import(
 
 def _remember(session: Session, kind: str, mapping: dict[str, str], report: ImportReport) -> None:
     """Keep the --map choices for the tenant's next imports of ``kind``."""
+    from partnercast.core.tenancy import session_tenant
+    from partnercast.tenants.models import Tenant
+
     if not mapping or report.kept == 0:
         return
     tenant = session.get(Tenant, session_tenant(session))
@@ -358,6 +374,8 @@ def _remember(session: Session, kind: str, mapping: dict[str, str], report: Impo
 def _progress(description: str) -> Iterator[ProgressCallback]:
     """An import's progress callback drawing a bar on a terminal (stderr), nothing in a
     pipe (partnercast.plugins.progress)."""
+    from partnercast.plugins.progress import progress_bar
+
     with progress_bar(description, console=err_console) as update:
 
         def advance(phase: str, done: int, total: int) -> None:
@@ -382,6 +400,10 @@ def contacts_suppress(
     now_text: NowOption = None,
 ) -> None:
     """Stop all mail to the addresses from now on (a withdrawal of consent is recorded)."""
+    from partnercast.tenants import partners as partner_queries
+    from partnercast.tenants import suppressions
+    from partnercast.tenants.scope import tenant_scope
+
     now = parse_now(now_text)
     with tenant_scope(tenant) as session:
         owner = partner_queries.get_partner(session, partner) if partner else None
@@ -406,6 +428,9 @@ def contacts_erase(
     """Erase the addresses from the tenant on the person's request: contacts, deliveries,
     suppressions and consent records lose them; a one-way hash is kept so that no later
     import or send reaches them again."""
+    from partnercast.tenants import suppressions
+    from partnercast.tenants.scope import tenant_scope
+
     now = parse_now(now_text)
     with tenant_scope(tenant) as session:
         results = [suppressions.erase(session, email, now=now, also=_erasers) for email in emails]
@@ -431,6 +456,11 @@ def contacts_consents(
 ) -> None:
     """Export the tenant's consent records as CSV: when consent was given or withdrawn,
     how, the text agreed to, and the source."""
+    from partnercast.plugins import spreadsheet
+    from partnercast.tenants import partners as partner_queries
+    from partnercast.tenants import suppressions
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         records = suppressions.consent_records(session)
         partner_ids = {p.id: p.external_id for p in partner_queries.list_partners(session)}
@@ -471,6 +501,9 @@ def contacts_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many rows to show.")] = 20,
 ) -> None:
     """Count a partner's contacts and show the first ones."""
+    from partnercast.tenants import partners as partner_queries
+    from partnercast.tenants.scope import tenant_scope
+
     with tenant_scope(tenant) as session:
         owner = partner_queries.get_partner(session, partner)
         total = partner_queries.count_contacts(session, owner)
@@ -498,6 +531,10 @@ def contacts_list(
 @segments_app.command("load")
 def segments_load(file: FileArgument, tenant: TenantOption) -> None:
     """Create or update segments from a YAML file (all or nothing; others are kept)."""
+    from partnercast.core.timeutil import utcnow
+    from partnercast.tenants.scope import tenant_scope
+    from partnercast.tenants.segments import load_segments_file
+
     with tenant_scope(tenant) as session:
         loaded = load_segments_file(session, file, now=utcnow())
     console.print(
@@ -508,6 +545,9 @@ def segments_load(file: FileArgument, tenant: TenantOption) -> None:
 @segments_app.command("list")
 def segments_list(tenant: TenantOption) -> None:
     """List the tenant's segments with their member counts."""
+    from partnercast.tenants.scope import tenant_scope
+    from partnercast.tenants.segments import segments_with_counts
+
     with tenant_scope(tenant) as session:
         counted = segments_with_counts(session)
     table = Table("key", "name", "members", title=f"{len(counted)} segments")
