@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect
 from partnercast.core.settings import Settings, load_settings
 from partnercast.funnel import rollups
 from partnercast.plugins.manager import Plugins, default_plugins
-from partnercast.web import crm, partner_page, tracking, unsubscribe
+from partnercast.web import crm, partner_page, signin, tracking, unsubscribe
 from partnercast.web.host import EngineHost
 from partnercast.web.server import HttpServer, ServeOptions
 from partnercast.web.templating import page
@@ -66,6 +66,7 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     app.state.host = EngineHost(engine, settings, loaded)
     for router in (health, *ENGINE_ROUTERS, *loaded.routers(app.state.host)):
         app.include_router(router)
+    signin.install(app)  # sign-in, sign-out, the shell's /static/ (web/signin.py)
     app.add_exception_handler(HTTPException, _not_found)
     app.add_exception_handler(RequestValidationError, _not_found)
     app.add_exception_handler(ClientDisconnect, _gone)
