@@ -6,7 +6,14 @@ needs from its own folder.
 
 from sqlmodel import SQLModel
 
-from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrollment, Touch
+from partnercast.campaigns.models import (
+    ApprovalRecord,
+    Campaign,
+    CampaignVersion,
+    Cycle,
+    Enrollment,
+    Touch,
+)
 from partnercast.concierge.models import (
     Concierge,
     ConciergeSettings,
@@ -20,6 +27,7 @@ from partnercast.core.heartbeat import WorkerHeartbeat
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.ratelimit import ProviderBucket, RateBucket
 from partnercast.core.scheduler import JobRun
+from partnercast.core.webhook_models import WebhookDelivery, WebhookEndpoint
 from partnercast.funnel.engagement import Engagement
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import CrmSecret, LeadStage, Rollup, Spend
@@ -34,11 +42,13 @@ from partnercast.tenants.models import (
     Suppression,
     Tenant,
 )
+from partnercast.web.api.models import IdempotencyKey
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "ApiToken",
+    "ApprovalRecord",
     "Campaign",
     "CampaignVersion",
     "ChannelAccount",
@@ -55,6 +65,7 @@ __all__ = [
     "Enrollment",
     "Erasure",
     "Event",
+    "IdempotencyKey",
     "JobRun",
     "Lead",
     "LeadStage",
@@ -75,6 +86,8 @@ __all__ = [
     "Touch",
     "User",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkerHeartbeat",
     "metadata",
 ]

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns.models import Enrollment
+from partnercast.campaigns.models import Enrollment, Touch
 from partnercast.core import outbox
 from partnercast.core.errors import UserError
 from partnercast.core.models import HELD_FOR_APPROVAL, Dispatch, Event
@@ -78,6 +78,15 @@ def is_approved_as_is(enrollment: Enrollment) -> bool:
     return enrollment.state == APPROVED and enrollment.approved_fingerprint == fingerprint(
         enrollment
     )
+
+
+def touch_declined(session: Session, enrollment: Enrollment, touch_id: int) -> bool:
+    """True when the partner declined this one touch (campaigns/decisions.py): it does not
+    go out for them, whatever the campaign's approval."""
+    if not enrollment.declined_touches:
+        return False
+    touch = session.get(Touch, touch_id)
+    return touch is not None and touch.key in enrollment.declined_touches
 
 
 def transition(

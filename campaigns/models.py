@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
@@ -75,6 +75,11 @@ class Enrollment(TenantOwned, SQLModel, table=True):
     # Fingerprint of (version, customisation) the partner approved: a send checks it, so
     # content changed after approval can never go out under the partner's name.
     approved_fingerprint: str = Field(default="", max_length=64)
+    # Keys of the touches the partner declined on their own (campaigns/decisions.py): those
+    # never go out for this partner, whatever the campaign's approval.
+    declined_touches: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime
 
 
@@ -91,3 +96,34 @@ class Cycle(TenantOwned, SQLModel, table=True):
     ends_at: datetime
     state: str = Field(default="scheduled", max_length=20)  # scheduled | running | completed
     created_at: datetime
+
+
+class ApprovalRecord(TenantOwned, SQLModel, table=True):
+    """One decision on an enrollment, with its evidence (campaigns/decisions.py): who, on
+    whose behalf and why, when, from which address and browser, and a fingerprint of the
+    exact content they were shown. Rows are only ever added."""
+
+    __tablename__ = "approvalrecord"
+    __table_args__ = (Index("ix_approvalrecord_enrollment", "enrollment_id", "decided_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: int = Field(foreign_key="enrollment.id")
+    partner_id: int = Field(foreign_key="partner.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    version_id: int = Field(foreign_key="campaignversion.id")
+    touch_key: str | None = Field(default=None, max_length=64)  # None: the whole campaign
+    decision: str = Field(max_length=32)  # approve | decline | request_changes | auto_approve...
+    state_after: str = Field(max_length=32)  # the enrollment's state after the decision
+    user_id: int | None = Field(default=None, foreign_key="person.id")
+    token_id: int | None = None  # apitoken.id, when an API token decided
+    actor_label: str = Field(max_length=254)  # the user's email, "API token <name>", "cli ..."
+    on_behalf: bool = Field(default=False)
+    reason: str = Field(default="", max_length=2000)  # required when on behalf
+    note: str = Field(default="", max_length=2000)
+    decided_at: datetime
+    client_address: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=500)
+    # approval.fingerprint (version + customisation) of what was shown and decided on, and,
+    # for a decision on one touch, a hash of that touch's rendered content when known.
+    fingerprint: str = Field(max_length=64)
+    content_fingerprint: str = Field(default="", max_length=64)

@@ -436,14 +436,10 @@ def register(
         )
     )
     app.command("request-changes")(
-        _decision_command(
-            "request_changes", "Ask for changes, on the partner's behalf (--reason)."
-        )
+        _decision_command("request_changes", "Ask for changes, on the partner's behalf (--reason).")
     )
     app.command("decline")(
-        _decision_command(
-            "decline", "Decline the campaign, on the partner's behalf (--reason)."
-        )
+        _decision_command("decline", "Decline the campaign, on the partner's behalf (--reason).")
     )
     app.command("auto-approve")(auto_approve)
     app.command("preview")(preview)

@@ -64,7 +64,7 @@ COMMANDS: list[Any] = [
     lambda v: ("cycle", "start", v[0], *T, "--at", v[1]),
     lambda v: ("customise", "cloud-security", v[0], *T, "--set", f"{v[1]}={v[2]}"),
     lambda v: ("customise", "cloud-security", "P1001", *T, "--set", v[0], "--locale", v[1]),
-    lambda v: ("approve", v[0], v[1], *T, "--now", v[2]),
+    lambda v: ("approve", v[0], v[1], *T, "--reason", "fuzz", "--now", v[2]),
     lambda v: ("enrollments", v[0], *T),
     lambda v: ("metrics", *T, "--by", v[0]),
     lambda v: ("score", *T),

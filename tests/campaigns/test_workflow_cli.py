@@ -65,7 +65,7 @@ def test_customise_submit_preview_approve_and_send(
     assert "Ihre Cloud in 45 Tagen sicher" in shown.stdout
     assert "Ihre Cloud in 45 Tagen sicher" in preview.read_text(encoding="utf-8")
     assert "problem" not in shown.stdout
-    cli("approve", "cloud-security", "P001", "--tenant", "vendor-a")
+    cli("approve", "cloud-security", "P001", "--tenant", "vendor-a", "--reason", "asked by phone")
     cli("cycle", "start", "cloud-security", "--tenant", "vendor-a", "--at", "2026-12-01T09:00")
     ticked = cli("tick", "--now", "2026-12-01T10:00")
     assert "messages sent" in ticked.stdout
@@ -110,7 +110,10 @@ def test_invalid_customisation_is_refused_with_field_and_reason(
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(["approve", "cloud-security", "P001"], id="approve-before-submit"),
+        pytest.param(
+            ["approve", "cloud-security", "P001", "--reason", "x"], id="approve-before-submit"
+        ),
+        pytest.param(["approve", "cloud-security", "P001"], id="approve-without-reason"),
         pytest.param(
             ["preview", "cloud-security", "P001", "--touch", "nope", "-o", "x.html"],
             id="unknown-touch",
@@ -172,8 +175,26 @@ def test_one_tenants_commands_never_reach_the_other(cli, two_worlds, sink: SmtpS
             "signature_line=Team B",
             "--submit",
         )
-        cli("approve", "cloud-security", external_id, "--tenant", "vendor-b")
-    cli("decline", "cloud-security", "P001", "--tenant", "vendor-a", "--note", "not now")
+        cli(
+            "approve",
+            "cloud-security",
+            external_id,
+            "--tenant",
+            "vendor-b",
+            "--reason",
+            "asked by phone",
+        )
+    cli(
+        "decline",
+        "cloud-security",
+        "P001",
+        "--tenant",
+        "vendor-a",
+        "--note",
+        "not now",
+        "--reason",
+        "x",
+    )
     assert _state(b, "P001") == "approved" and _state(a, "P001") == "declined"
     listed = cli("enrollments", "cloud-security", "--tenant", "vendor-a").stdout
     assert listed.count("approved") == 0  # B's approvals never show up in A's list
@@ -263,7 +284,16 @@ def test_now_is_the_instant_a_workflow_command_acts_at(cli, two_worlds) -> None:
         "--now",
         "2026-11-20T08:00",
     )
-    cli("approve", "cloud-security", "P001", *tenant, "--now", "2026-11-21T09:30")
+    cli(
+        "approve",
+        "cloud-security",
+        "P001",
+        *tenant,
+        "--reason",
+        "asked by phone",
+        "--now",
+        "2026-11-21T09:30",
+    )
     cli(
         "cycle",
         "start",

@@ -69,7 +69,17 @@ class CliWriter:
             ],
         ]
         if turn < len(self.bystander_partners):
-            commands.append(["approve", "cloud-security", partner, "--tenant", self.bystander])
+            commands.append(
+                [
+                    "approve",
+                    "cloud-security",
+                    partner,
+                    "--tenant",
+                    self.bystander,
+                    "--reason",
+                    "test",
+                ]
+            )
         return commands
 
     def _contacts(self, turn: int, partner: str) -> Path:
