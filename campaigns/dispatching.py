@@ -388,6 +388,8 @@ def _approval_verdict(session: Session, dispatch: Dispatch) -> str | None:
         return f"skip:the partner is {partner.status}"
     if enrollment.state == approval.DECLINED:
         return "skip:the partner declined this campaign"
+    if approval.touch_declined(session, enrollment, dispatch.touch_id):
+        return "skip:the partner declined this touch"
     if not approval.is_approved_as_is(enrollment):
         return f"wait:waiting for the partner's approval ({enrollment.state.replace('_', ' ')})"
     return None
