@@ -47,7 +47,8 @@ class ConciergeTask(TenantOwned, SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    partner_id: int = Field(foreign_key="partner.id", index=True)
+    # None for work about the tenant as a whole (a webhook endpoint the engine disabled).
+    partner_id: int | None = Field(default=None, foreign_key="partner.id", index=True)
     owner_id: int | None = Field(default=None, foreign_key="concierge.id", index=True)
     kind: str = Field(max_length=40)
     title: str = Field(default="", max_length=300)
