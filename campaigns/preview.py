@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.enrollment import enrollment_spec, find_enrollment
-from partnercast.campaigns.models import CampaignVersion
+from partnercast.campaigns.models import CampaignVersion, Enrollment
 from partnercast.campaigns.rendering import PartnerView, pick_locale, render_touch
 from partnercast.campaigns.sample_render import touch_problems
 from partnercast.campaigns.spec import TouchSpec
@@ -36,6 +36,9 @@ class PreviewResult:
     text: str
     locale: str
     problems: list[str]
+    channel_title: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    """What the channel says of the draft beyond its parts (a post's weighted length)."""
 
 
 def render_preview(
@@ -57,6 +60,23 @@ def render_preview(
         raise NotFound(
             f"no touch {touch_key!r} in {campaign_key!r} (touches: {known})", where="--touch"
         )
+    return preview_touch(session, settings, enrollment, touch, locale, plugins=plugins)
+
+
+def preview_touch(
+    session: Session,
+    settings: Settings,
+    enrollment: Enrollment,
+    touch: TouchSpec,
+    locale: str | None = None,
+    *,
+    customization: Mapping[str, Any] | None = None,
+    plugins: Plugins | None = None,
+) -> PreviewResult:
+    """Render one touch of ``enrollment`` as a sample contact would get it, with
+    ``customization`` instead of the saved one when given (the portal's live preview of
+    what the partner has typed but not saved)."""
+    spec = enrollment_spec(session, enrollment)
     partner = session.get(Partner, enrollment.partner_id)
     tenant = session.get(Tenant, enrollment.tenant_id)
     version = session.get(CampaignVersion, enrollment.version_id)
@@ -74,7 +94,7 @@ def render_preview(
         spec,
         version.templates,
         enrollment.segment_key,
-        dict(enrollment.customization),
+        dict(enrollment.customization if customization is None else customization),
     )
     loaded = plugins or default_plugins()
     channel = loaded.channel(touch.channel, settings)
@@ -94,6 +114,8 @@ def render_preview(
         text=fill(draft.parts.get("text", ""), values, html_escape=False),
         locale=chosen,
         problems=channel.validate(draft),
+        channel_title=channel.title,
+        meta={key: value for key, value in draft.meta.items() if key != "identity"},
     )
 
 
