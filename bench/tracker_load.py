@@ -35,7 +35,7 @@ Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or lo
    from another package tree (``python tools/package_tree.py TREE`` in a git worktree of
    an older commit), on a copy of the same send, for the old figure in the same run.
 6. ``--py-spy FILE``: py-spy records the server's processes through the levels (a
-   flame graph in FILE).
+   flame graph in FILE; collapsed stacks for a .txt, speedscope for a .json).
 """
 
 from __future__ import annotations
@@ -347,6 +347,19 @@ def replay_locust(base: str, plan: list[list[list[str]]], clients: int, folder: 
     )
 
 
+def _send_rate(email: Any, url: str, port: int) -> tuple[int, float]:
+    """(messages, seconds) of one engine worker with the engine's defaults, from
+    bench/email_throughput.py (whose engine_rate gained a delivery window argument and
+    a result object with issue 16's send batching)."""
+    import inspect
+
+    window = {"window": 0} if "window" in inspect.signature(email.engine_rate).parameters else {}
+    run = email.engine_rate(url, port, 1, 2, **window)
+    if hasattr(run, "sent"):
+        return int(run.sent), float(run.seconds)
+    return int(run[0]), float(run[1])
+
+
 def _keys_for_the_run() -> None:
     """Keys of the run's own, unless the environment has them (serve needs real ones)."""
     import secrets
@@ -430,7 +443,7 @@ def main() -> None:
         engine, settings = email.build_world(
             folder / "world", args.partners, args.contacts, port, url
         )
-        sent, seconds, _ = email.engine_rate(url, port, 1, 2)
+        sent, seconds = _send_rate(email, url, port)
     finally:
         sink.kill()
     send_rate = sent / seconds
@@ -469,9 +482,11 @@ def main() -> None:
     server = Server(env, args.workers, folder / "serve.log")
     spy = None
     if args.py_spy:
+        spy_format = {".txt": "raw", ".json": "speedscope"}.get(args.py_spy.suffix, "flamegraph")
         spy_command = [
-            "py-spy", "record", "--subprocesses", "--nonblocking", "-r", "200",
+            "py-spy", "record", "--subprocesses", "--nonblocking", "--gil", "-r", "200",
             "-o", str(args.py_spy), "--pid", str(server.process.pid),
+            "--format", spy_format,
         ]  # fmt: skip
         spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -3,12 +3,16 @@
 A pixel hit or a click is a few microseconds of work in the request (checking two
 signatures) and a database write. Written one transaction per request, the writes were the
 tracker's whole cost (93 requests a second at 50 clients with the old server, issue 16).
-Here the request hands its hit to :class:`HitWriter` and waits; one thread per process
-takes every hit waiting at that moment (up to :data:`MAX_BATCH`) and records them in one
-transaction per tenant: the dispatches' places read once (and cached: a dispatch's partner,
-touch and cycle never change), the messages' deliveries in one query, the first
-engagements claimed in one INSERT (:func:`partnercast.funnel.engagement.claim_first`), the
-events added in one flush (the rollups keeper adds them to their rollups in that flush).
+Here the request hands its hit to :class:`HitWriter` with an asyncio future of its event
+loop and awaits it; one thread per process takes every hit waiting at that moment (up to
+:data:`MAX_BATCH`) and records them in one transaction per tenant, then settles the
+batch's futures with one call into each event loop (a ``concurrent.futures.Future`` per
+hit, with its lock and condition, and a thread-safe call per hit, were a quarter of the
+server's CPU under load: py-spy, 2026-12-06). A batch reads the dispatches' places once
+(and caches them: a dispatch's partner, touch and cycle never change), the messages'
+deliveries in one query, claims the first
+engagements in one INSERT (:func:`partnercast.funnel.engagement.claim_first`), and adds the
+events in one flush (the rollups keeper adds them to their rollups in that flush).
 While one batch commits, the next gathers: the busier the tracker, the larger its batches.
 
 Durability: a request is answered only after its batch has committed, so a hit that was
@@ -26,11 +30,12 @@ not ours (the request answers the neutral 404) and writes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections import defaultdict
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,6 +89,8 @@ class Place:
 
 
 BotReason = Any  # Callable[[Hit, datetime | None], str], web/tracking.bot_reason
+Waiting = tuple[PendingHit, "asyncio.Future[bool]"]
+Outcome = tuple["asyncio.Future[bool]", bool | BaseException]
 
 
 class HitWriter:
@@ -93,15 +100,16 @@ class HitWriter:
     def __init__(self, engine: Engine, bot_reason: BotReason) -> None:
         self.engine = engine
         self.bot_reason = bot_reason
-        self._queue: queue.SimpleQueue[tuple[PendingHit, Future[bool]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._places: dict[tuple[int, int], Place | None] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, pending: PendingHit) -> Future[bool]:
-        """The hit's future: True once recorded, False when it is not ours."""
-        future: Future[bool] = Future()
+    def submit(self, pending: PendingHit, future: asyncio.Future[bool]) -> None:
+        """Record the hit; ``future`` (of the running event loop) is set, in its loop, to
+        True once recorded, False when it is not ours, or a RuntimeError when it could not
+        be recorded. RuntimeError at once when the writer is stopped."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the tracker is stopped")
@@ -111,7 +119,6 @@ class HitWriter:
                 )
                 self._thread.start()
         self._queue.put((pending, future))
-        return future
 
     def close(self) -> None:
         """Record every hit submitted so far, then stop the thread."""
@@ -138,10 +145,12 @@ class HitWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._write(batch)
+            settled: list[Outcome] = []
+            self._write(batch, settled)
+            _settle_in_their_loops(settled)
 
-    def _write(self, batch: list[tuple[PendingHit, Future[bool]]]) -> None:
-        tenants: dict[int, list[tuple[PendingHit, Future[bool]]]] = defaultdict(list)
+    def _write(self, batch: list[Waiting], settled: list[Outcome]) -> None:
+        tenants: dict[int, list[Waiting]] = defaultdict(list)
         for item in batch:
             tenants[item[0].rcpt.tenant_id].append(item)
         for tenant_id, items in tenants.items():
@@ -150,13 +159,14 @@ class HitWriter:
             except Exception:
                 if len(items) == 1:
                     log.exception("a tracked hit could not be recorded")
-                    items[0][1].set_exception(RuntimeError("not recorded"))
+                    settled.append((items[0][1], RuntimeError("not recorded")))
                     continue
                 for item in items:  # one bad hit must not cost the others theirs
-                    self._write([item])
+                    self._write([item], settled)
                 continue
-            for (_, future), outcome in zip(items, outcomes, strict=True):
-                future.set_result(outcome)
+            settled.extend(
+                (future, outcome) for (_, future), outcome in zip(items, outcomes, strict=True)
+            )
 
     def record(self, tenant_id: int, hits: list[PendingHit]) -> list[bool]:
         """Record ``hits`` of one tenant in one transaction; whether each was ours."""
@@ -206,6 +216,26 @@ class HitWriter:
                 place = Place(partner, campaign, enrollment, cycle or 0, touch)
                 self._places[(tenant_id, dispatch_id or 0)] = place
         return {d: self._places.get((tenant_id, d)) for d in wanted}
+
+
+def _settle_in_their_loops(settled: list[Outcome]) -> None:
+    """Set each future in its own event loop: one call into each loop for the batch."""
+    loops: dict[asyncio.AbstractEventLoop, list[Outcome]] = defaultdict(list)
+    for future, outcome in settled:
+        loops[future.get_loop()].append((future, outcome))
+    for loop, outcomes in loops.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, outcomes)
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for future, outcome in outcomes:
+        if future.done():  # cancelled: the client went away
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _sent_at(

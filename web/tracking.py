@@ -112,8 +112,10 @@ async def _recorded_by(
 ) -> bool:
     """Whether the hit was ours, once its batch has committed (TrackerUnavailable when it
     could not be recorded: the reader is told to come back, nothing was counted)."""
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     try:
-        return await asyncio.wrap_future(writer.submit(PendingHit(rcpt, link, hit)))
+        writer.submit(PendingHit(rcpt, link, hit), future)
+        return await future
     except RuntimeError as error:
         raise TrackerUnavailable() from error
 
