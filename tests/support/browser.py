@@ -70,14 +70,16 @@ def serve(
 ) -> Iterator[LiveServer]:
     """The engine's application on a free port in a thread, until the block ends.
 
-    ``settings``: the test's own (its public_base_url is replaced by the server's address);
-    without, settings for ``engine`` from the environment, with ``overrides``."""
+    ``settings``: the test's own (its public_base_url is replaced by the server's address,
+    unless ``public_base_url=`` says otherwise); without, settings for ``engine`` from the
+    environment, with ``overrides``."""
     sock = bind("127.0.0.1", 0)
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    overrides.setdefault("public_base_url", base)
     if settings is None:
-        settings = load_settings(database_url=str(engine.url), public_base_url=base, **overrides)
+        settings = load_settings(database_url=str(engine.url), **overrides)
     else:
-        settings = settings.model_copy(update={"public_base_url": base})
+        settings = settings.model_copy(update={"public_base_url": overrides["public_base_url"]})
     app = create_app(engine, settings)
     http = HttpServer(app, ServeOptions("127.0.0.1", 0), sock=sock)
     thread = threading.Thread(target=http.serve_forever, daemon=True, name="live-server")
