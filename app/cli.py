@@ -63,7 +63,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Sending": ("tick", "worker", "queue", "status"),
     "Concierge": ("tasks", "concierges", "review", "reviews"),
     "Funnel": ("leads", "crm", "spend", "metrics", "score", "report"),
-    "Admin": ("init", "db", "serve", "plugins", "demo", "version"),
+    "Admin": ("init", "db", "serve", "webhooks", "plugins", "demo", "version"),
 }
 """The help panels of the built-in commands, in the order ``--help`` shows them."""
 PLUGINS_PANEL = "Plugins"
@@ -295,6 +295,7 @@ def worker(
     from partnercast.core.worker import Worker, new_worker_id
     from partnercast.funnel import channel_metrics
     from partnercast.plugins.manager import default_plugins
+    from partnercast.web.webhooks_cli import webhook_job
 
     if now and not once:
         raise typer.BadParameter("--now goes with --once only", param_hint="--now")
@@ -324,7 +325,7 @@ def worker(
                 claim_batch=batch,
                 should_stop=should_stop,
                 # The running worker scans in a job of its own (task_scan_job).
-                after=[scan_after_tick] if once else [],
+                after=[scan_after_tick, _deliver_webhooks] if once else [],
             )
 
         if moment is not None:
@@ -338,6 +339,7 @@ def worker(
         jobs = [PeriodicJob(job.name, job.function, job.every) for job in plugins.jobs()]
         jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
         jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
+        jobs.append(webhook_job(engine, settings, worker_id))  # every few seconds
         running = Worker(
             engine,
             run_tick,
@@ -448,7 +450,7 @@ def _workflow() -> None:
 
     # Campaigns do not import the concierge: the readiness checklist and the task scan
     # that ends a tick are handed in here.
-    register(app, readiness=_missing_by_partner, after_tick=[_scan_after_tick])
+    register(app, readiness=_missing_by_partner, after_tick=[_scan_after_tick, _deliver_webhooks])
 
 
 # What one folder hands another, each imported when it is called, not when its command is
@@ -471,6 +473,18 @@ def _scan_after_tick(engine: Engine, now: datetime, tenant_ids: list[int]) -> in
     from partnercast.concierge.scan_schedule import scan_after_tick
 
     return scan_after_tick(engine, now, tenant_ids)
+
+
+def _deliver_webhooks(engine: Engine, now: datetime, tenant_ids: list[int]) -> int:
+    from partnercast.web.webhooks_cli import deliver_after_tick
+
+    return deliver_after_tick(engine, now, tenant_ids)
+
+
+def _webhooks() -> None:
+    from partnercast.web.webhooks_cli import register
+
+    register(app)
 
 
 def _accounts() -> None:
@@ -508,6 +522,7 @@ MOUNTS = {
         "cycle",
     ),
     _accounts: ("accounts",),
+    _webhooks: ("webhooks",),
     _own: ("serve", "demo", "plugins", "worker", "queue", "status"),
 }
 """Who mounts which commands, in the order --help lists them (tests/test_cli_lazy.py
@@ -598,9 +613,13 @@ def build_app(command: str | None = None) -> typer.Typer:
 
 
 def _keep_rollups() -> None:
+    """Compose the engine: the funnel's rollups and the outgoing webhooks' deliveries are
+    written in the flush that records what they count or report."""
     from partnercast.funnel.rollups import install
+    from partnercast.web.outgoing_events import install as report_to_webhooks
 
     install()
+    report_to_webhooks()
 
 
 def _command_in(args: list[str]) -> str | None:

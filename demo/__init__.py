@@ -67,6 +67,7 @@ from partnercast.tenants.importing import import_contacts, import_partners
 from partnercast.tenants.models import Contact, Partner, Tenant
 from partnercast.tenants.segments import load_segments_file
 from partnercast.web.app import make_http_server
+from partnercast.web.outgoing_events import install as report_to_webhooks
 
 console = CliConsole(markup=True)
 """The demo's console: it tells its own made-up story, styled with Rich markup."""
@@ -165,6 +166,7 @@ def run_demo(folder: Path, *, now: datetime, partners: int = 40, contacts: int =
     placed around ``now`` (:meth:`Timeline.around`)."""
     timeline = Timeline.around(now)
     keep_rollups()  # the demo composes its engine: the funnel's rollups follow its events
+    report_to_webhooks()  # and what happens is written for the tenants' webhooks
     folder = folder.resolve()
     _fresh_folder(folder)
     console.rule("[bold]partnercast demo")

@@ -25,6 +25,7 @@ from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.rollups import install as keep_rollups
 from partnercast.tenants.models import Tenant
+from partnercast.web.outgoing_events import install as report_to_webhooks
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -83,8 +84,10 @@ def pytest_report_header() -> str | None:
 @pytest.fixture(autouse=True, scope="session")
 def composed_engine() -> None:
     """The suite composes the engine as the CLI does: the funnel's rollups follow every
-    event a test records, through tick(now), a web request or a direct write."""
+    event a test records, through tick(now), a web request or a direct write; and what
+    happens is written for the tenants' outgoing webhooks."""
     keep_rollups()
+    report_to_webhooks()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect
 from partnercast.core.settings import Settings, load_settings
 from partnercast.funnel import rollups
 from partnercast.plugins.manager import Plugins, default_plugins
-from partnercast.web import crm, partner_page, signin, tracking, unsubscribe
+from partnercast.web import crm, outgoing_events, partner_page, signin, tracking, unsubscribe
 from partnercast.web.host import EngineHost
 from partnercast.web.server import HttpServer, ServeOptions
 from partnercast.web.templating import page
@@ -49,6 +49,7 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     # The application composes the engine (each `serve --workers` process builds its own):
     # every event a request records keeps the funnel's rollups in step.
     rollups.install()
+    outgoing_events.install()  # and what a request records is written for the webhooks
     loaded = plugins or default_plugins()
     tracker = tracking.HitWriter(engine, tracking.bot_reason)
 

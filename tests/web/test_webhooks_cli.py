@@ -1,0 +1,81 @@
+"""``partnercast webhooks``, as an agency admin uses it: add a receiver, let the engine
+work, see the deliveries, replay one; the secret is shown once and never again."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from partnercast.concierge.tasks import add_task
+from partnercast.core.tenancy import tenant_session
+from partnercast.tenants.models import Partner
+from tests.conftest import Cli
+from tests.support.webhook_receiver import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.server.shutdown()
+
+
+def _task_opened(engine: Engine, tenant_id: int, now: datetime) -> None:
+    with tenant_session(engine, tenant_id) as session:
+        partner = Partner(external_id="P1", name="Alpha", created_at=now, updated_at=now)
+        session.add(partner)
+        session.flush()
+        add_task(session, partner, kind="call", due_at=now, created_by="test", now=now)
+
+
+def test_add_deliver_list_and_replay(
+    cli: Cli, engine: Engine, tenant_a: int, receiver: Receiver
+) -> None:
+    now = datetime.now(UTC)
+    added = cli("webhooks", "add", receiver.url, "--events", "task.opened", "--tenant", "vendor-a")
+    secret = added.stdout.strip()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/=]{32}", secret), added.stdout
+    assert secret not in added.stderr and "signing secret" in added.stderr
+    listed = cli("webhooks", "list", "--tenant", "vendor-a")
+    assert receiver.url in listed.stdout and "enabled" in listed.stdout
+    assert secret not in listed.stdout
+
+    _task_opened(engine, tenant_a, now)
+    delivered = cli("webhooks", "deliver")
+
+    assert "1 delivered, 0 failed" in delivered.stdout
+    (body,) = receiver.verified(secret)
+    assert body["type"] == "task.opened" and body["data"]["kind"] == "call"
+    shown = cli("webhooks", "deliveries", "--tenant", "vendor-a").stdout
+    assert body["_id"] in shown and "delivered" in shown and "HTTP 204" in shown
+
+    delivery_id = shown.split()[0]
+    cli("webhooks", "replay", delivery_id, "--tenant", "vendor-a")
+    cli("webhooks", "deliver")
+    again = receiver.verified(secret)
+    assert [b["_id"] for b in again] == [body["_id"], body["_id"]]
+
+
+def test_mistakes_are_one_line(cli: Cli, tenant_a: int, tenant_b: int) -> None:
+    wrong = cli("webhooks", "add", "ftp://x", "--events", "*", "--tenant", "vendor-a", expect=1)
+    assert "not an http(s) URL" in wrong.stderr and "Traceback" not in wrong.stderr
+    unknown = cli(
+        "webhooks",
+        "add",
+        "https://h.example",
+        "--events",
+        "lead.won",
+        "--tenant",
+        "vendor-a",
+        expect=1,
+    )
+    assert "unknown event type 'lead.won'" in unknown.stderr
+    cli("webhooks", "add", "https://h.example/x", "--events", "*", "--tenant", "vendor-a")
+    other = cli("webhooks", "disable", "1", "--tenant", "vendor-b", expect=1)
+    assert "no webhook endpoint 1" in other.stderr  # another tenant's id is not found
+    bad_state = cli("webhooks", "deliveries", "--tenant", "vendor-a", "--state", "x", expect=1)
+    assert "--state" in bad_state.stderr
