@@ -153,6 +153,7 @@ def rotate_keys() -> None:
     from partnercast.core.secrets import secret_box
     from partnercast.core.settings import load_settings
     from partnercast.core.tenancy import system_session
+    from partnercast.core.webhook_outbox import rotate_secrets as rotate_endpoint_secrets
     from partnercast.funnel.crm_secret import rotate_secrets as rotate_webhook_secrets
 
     config = load_settings()
@@ -161,9 +162,10 @@ def rotate_keys() -> None:
     with opened_engine(config) as engine, system_session(engine, reason=reason) as session:
         count = accounts.rotate_secrets(session, box)
         webhooks = rotate_webhook_secrets(session, box)
+        endpoints = rotate_endpoint_secrets(session, box)
     console.print(
-        f"re-encrypted the secrets of {count} accounts and {webhooks} webhook secrets "
-        "with the first key"
+        f"re-encrypted the secrets of {count} accounts, {webhooks} webhook secrets and "
+        f"{endpoints} outgoing webhook endpoints with the first key"
     )
 
 

@@ -40,7 +40,7 @@ from sqlmodel import Session, col
 from standardwebhooks import Webhook
 
 from partnercast.core.errors import NotFound, UserError
-from partnercast.core.secrets import secret_box
+from partnercast.core.secrets import SecretBox, secret_box
 from partnercast.core.sql import rowcount, table_of
 from partnercast.core.tenancy import session_tenant, system_session
 from partnercast.core.webhook_models import DELIVERED, PENDING, WebhookDelivery, WebhookEndpoint
@@ -131,6 +131,16 @@ def create_endpoint(
     session.add(endpoint)
     session.flush()
     return endpoint, secret
+
+
+def rotate_secrets(session: Session, box: SecretBox) -> int:
+    """Re-seal every endpoint's signing secret with the first key (``accounts
+    rotate-keys``); ``session`` is a system session: rotation crosses every tenant."""
+    endpoints = session.execute(select(WebhookEndpoint)).scalars().all()
+    for endpoint in endpoints:
+        endpoint.sealed_secret = box.rotate(endpoint.sealed_secret)
+        session.add(endpoint)
+    return len(endpoints)
 
 
 def get_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:

@@ -148,6 +148,8 @@ def test_rotation_keeps_links_already_sent_and_secrets_already_sealed(
     from partnercast.core.accounts import ChannelAccount
     from partnercast.core.secrets import secret_box
     from partnercast.core.tenancy import system_session, tenant_session
+    from partnercast.core.webhook_models import WebhookEndpoint
+    from partnercast.core.webhook_outbox import create_endpoint
     from partnercast.funnel.crm_secret import new_secret, verify_secret
 
     cli("init")
@@ -169,6 +171,9 @@ def test_rotation_keeps_links_already_sent_and_secrets_already_sealed(
             )
         )
         crm = new_secret(session, before, now=NOW)
+        endpoint, signing_secret = create_endpoint(
+            session, before, url="https://hooks.example/in", event_types=["*"], now=NOW
+        )
 
     result = cli("init", "--rotate")
     assert "keys rotated" in result.stdout
@@ -187,11 +192,16 @@ def test_rotation_keeps_links_already_sent_and_secrets_already_sealed(
     with pytest.raises(signing.InvalidToken):  # new links are signed with the new key only
         signing.unsign(before, "unsubscribe", new_link, max_age_seconds=DAY7, now=later)
 
-    cli("accounts", "rotate-keys")  # re-encrypts channel accounts and CRM secrets
+    # Re-encrypts channel accounts, CRM secrets and outgoing webhook signing secrets.
+    rotated = cli("accounts", "rotate-keys")
+    assert "1 outgoing webhook endpoints" in rotated.stdout
     newest = SecretBox([after.encryption_keys[0].get_secret_value()])
     with system_session(engine, reason="test reads every account") as session:
         (row,) = session.exec(select(ChannelAccount)).all()
         assert newest.open(row.secrets) == {"password": "relay-pass"}
+        resealed = session.get(WebhookEndpoint, endpoint.id)
+        assert resealed is not None
+        assert newest.open(resealed.sealed_secret) == {"secret": signing_secret}
     only_new = after.model_copy(update={"encryption_keys": after.encryption_keys[:1]})
     with tenant_session(engine, tenant) as session:
         assert verify_secret(session, only_new) == crm
