@@ -270,6 +270,31 @@ class Run:
     p99: float
     errors: int
     first_errors: list[str]
+    cpu_ms: float = 0.0  # the server's CPU time (all its processes) per request
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (Linux /proc)."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def replay_costed(
+    server: Server, plan: list[list[list[str]]], clients: int, folder: Path, generator: str
+) -> Run:
+    """:func:`replay`, with the server's CPU time per request."""
+    before = cpu_seconds(server.process.pid)
+    run = replay(server.base, plan, clients, folder, generator)
+    run.cpu_ms = (cpu_seconds(server.process.pid) - before) * 1000 / max(run.requests, 1)
+    return run
 
 
 def in_send_order(plan: list[list[list[str]]], gap: int) -> list[list[str]]:
@@ -468,12 +493,13 @@ def main() -> None:
     try:
         for clients, (_, expected) in zip(levels, plans, strict=True):
             static_plan = [[["GET", f"/static/{n}", BROWSER]] for n in range(expected.requests)]
-            ceiling = replay(static.base, static_plan, clients, folder, generator)
+            ceiling = replay_costed(static, static_plan, clients, folder, generator)
             ceilings[clients] = ceiling
             print(
                 f"load generator ceiling, {generator} against a static answer "
                 f"({args.workers} process(es)), {clients} clients: {ceiling.rps:,.0f} req/s "
-                f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors); "
+                f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors, "
+                f"server CPU {ceiling.cpu_ms:.3f} ms/request); "
                 f"load {load_average()}"
             )
     finally:
@@ -492,7 +518,7 @@ def main() -> None:
     try:
         want = Expected()
         for clients, (plan, expected) in zip(levels, plans, strict=True):
-            run = replay(server.base, plan, clients, folder, generator)
+            run = replay_costed(server, plan, clients, folder, generator)
             want = want.add(expected)
             have = counted(engine)
             exact = vars(have) | {"requests": want.requests} == vars(want)
@@ -500,7 +526,8 @@ def main() -> None:
             print(
                 f"{clients:>4} clients: {run.requests} requests, {run.rps:,.0f} req/s, "
                 f"p50 {run.p50:.1f} ms, "
-                f"p99 {run.p99:.1f} ms, {run.errors} errors {run.first_errors or ''}; "
+                f"p99 {run.p99:.1f} ms, {run.errors} errors {run.first_errors or ''}, "
+                f"server CPU {run.cpu_ms:.2f} ms/request; "
                 f"counted exactly once: {'yes' if exact else f'NO: sent {want}, counted {have}'}; "
                 f"load {load_average()}"
             )
@@ -514,13 +541,14 @@ def main() -> None:
         old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
         old_server = Server(old_env, args.workers, folder / f"serve-old{n}.log")
         try:
-            old = replay(old_server.base, plans[0][0], levels[0], folder, generator)
+            old = replay_costed(old_server, plans[0][0], levels[0], folder, generator)
         finally:
             old_server.stop()
         olds.append((tree, old))
         print(
             f"old server ({tree}), {levels[0]} clients: {old.rps:,.0f} req/s, "
-            f"p50 {old.p50:.1f} ms, p99 {old.p99:.1f} ms, {old.errors} errors; "
+            f"p50 {old.p50:.1f} ms, p99 {old.p99:.1f} ms, {old.errors} errors, "
+            f"server CPU {old.cpu_ms:.2f} ms/request; "
             f"load {load_average()}"
         )
 
@@ -544,7 +572,11 @@ def main() -> None:
         f"{first.rps / 93:.1f}x"
     )
     for tree, old in olds:
-        print(f"  {first.clients} clients vs {tree} measured now: {first.rps / old.rps:.1f}x")
+        print(
+            f"  {first.clients} clients vs {tree} measured now: {first.rps / old.rps:.1f}x the "
+            f"requests per second (>= 10x: {first.rps >= 10 * old.rps}), "
+            f"{old.cpu_ms / first.cpu_ms:.1f}x less server CPU per request"
+        )
     for run, *_ in runs:
         ceiling = ceilings[run.clients]
         print(
