@@ -63,7 +63,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "Sending": ("tick", "worker", "queue", "status"),
     "Concierge": ("tasks", "concierges", "review", "reviews"),
     "Funnel": ("leads", "crm", "spend", "metrics", "score", "report"),
-    "Admin": ("init", "db", "serve", "webhooks", "plugins", "demo", "version"),
+    "Admin": ("init", "db", "serve", "api-tokens", "webhooks", "plugins", "demo", "version"),
 }
 """The help panels of the built-in commands, in the order ``--help`` shows them."""
 PLUGINS_PANEL = "Plugins"
@@ -493,6 +493,12 @@ def _accounts() -> None:
     register(app)
 
 
+def _api_tokens() -> None:
+    from partnercast.web.api.tokens_cli import register
+
+    register(app)
+
+
 def _own() -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
@@ -522,6 +528,7 @@ MOUNTS = {
         "cycle",
     ),
     _accounts: ("accounts",),
+    _api_tokens: ("api-tokens",),
     _webhooks: ("webhooks",),
     _own: ("serve", "demo", "plugins", "worker", "queue", "status"),
 }

@@ -8,6 +8,7 @@ A router per feature, each in its own module:
 * ``/crm/<tenant>/leads``: lead stages a partner's CRM pushes (:mod:`partnercast.web.crm`);
 * ``/partner/<token>``: a partner's own results page (:mod:`partnercast.web.partner_page`);
 * ``/healthz``;
+* ``/api/v1/...``: the REST API, an application of its own (:mod:`partnercast.web.api`);
 * and every route plugins mount through the ``register_routes`` hook, each given the
   application's :class:`~partnercast.web.host.EngineHost`: the microsite's landing pages
   and lead forms under ``/p/``, the email channel's ``/feedback/<tenant>``.
@@ -31,6 +32,8 @@ from partnercast.core.settings import Settings, load_settings
 from partnercast.funnel import rollups
 from partnercast.plugins.manager import Plugins, default_plugins
 from partnercast.web import crm, outgoing_events, partner_page, signin, tracking, unsubscribe
+from partnercast.web.api.app import PREFIX as API_PREFIX
+from partnercast.web.api.app import create_api
 from partnercast.web.host import EngineHost
 from partnercast.web.server import HttpServer, ServeOptions
 from partnercast.web.templating import page
@@ -67,6 +70,8 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     app.state.host = EngineHost(engine, settings, loaded)
     for router in (health, *ENGINE_ROUTERS, *loaded.routers(app.state.host)):
         app.include_router(router)
+    # The REST API is an application of its own: its OpenAPI document is the API's only.
+    app.mount(API_PREFIX, create_api(engine, settings))
     signin.install(app)  # sign-in, sign-out, the shell's /static/ (web/signin.py)
     app.add_exception_handler(HTTPException, _not_found)
     app.add_exception_handler(RequestValidationError, _not_found)

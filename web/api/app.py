@@ -1,0 +1,41 @@
+"""The API application: built by :func:`create_api`, mounted at :data:`PREFIX`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from partnercast.core.settings import Settings
+from partnercast.web import problems
+from partnercast.web.api.auth import RateLimit
+
+PREFIX = "/api/v1"
+VERSION = "1.0.0"
+
+
+def create_api(
+    engine: Engine, settings: Settings, *, rate_limit: RateLimit | None = None
+) -> FastAPI:
+    """The API application (mount it at :data:`PREFIX`)."""
+    from partnercast.web.api import contacts, partners, tenant
+
+    api = FastAPI(
+        title="partnercast REST API",
+        version=VERSION,
+        description=(
+            "Everything the `partnercast` command does, for an agency's own tools and a "
+            "vendor's CRM. Authenticate with `Authorization: Bearer pct_...` "
+            "(`partnercast api-tokens create`). Errors are RFC 9457 problem documents. "
+            "See docs/api.md."
+        ),
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    api.state.engine = engine
+    api.state.settings = settings
+    api.state.rate_limit = rate_limit or RateLimit()
+    for router in (tenant.router, partners.router, contacts.router):
+        api.include_router(router)
+    problems.install(api)
+    return api

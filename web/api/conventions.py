@@ -1,0 +1,226 @@
+"""What every resource of the API shares: cursor pagination, ETag and If-Match, and the
+Idempotency-Key of a POST.
+
+* Lists answer ``{"data": [...], "next": URL or null}`` in id order; ``next`` carries an
+  opaque ``cursor`` (signed, so it cannot be forged or moved to another list) and the
+  same filters; ``limit`` is 1 to 200 (default 50).
+* A resource that can be changed carries an ``ETag`` (a hash of its representation).
+  PATCH needs ``If-Match`` with it: missing, 428; another (the resource changed since
+  it was read), 412.
+* A POST with ``Idempotency-Key`` does its work once: the key, a fingerprint of the
+  request and the answer are kept per token (web/api/models.py); the same key again
+  answers the same (with ``Idempotent-Replayed: true``), the same key with another
+  request is 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from partnercast.core.errors import UserError
+from partnercast.core.signing import sign as sign_token
+from partnercast.core.signing import unsign
+from partnercast.core.tenancy import tenant_session
+from partnercast.web.api.auth import Caller
+from partnercast.web.api.models import IdempotencyKey
+from partnercast.web.problems import Problem
+
+CURSOR_PURPOSE = "api.cursor"
+CURSOR_AGE = 30 * 86400
+MAX_LIMIT = 200
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"How many items (1 to {MAX_LIMIT}).")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=1000, description="The `next` link's cursor: where the page starts."),
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Any unique string (a UUID): the same key again does the work once.",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", max_length=200, description="The ETag of the resource read."),
+]
+
+
+# --- pagination ---------------------------------------------------------------------------
+
+
+def after_id(caller: Caller, request: Request, cursor: str | None) -> int:
+    """The id the page starts after (0 for the first page)."""
+    if cursor is None:
+        return 0
+    try:
+        payload = unsign(
+            caller.settings, CURSOR_PURPOSE, cursor, max_age_seconds=CURSOR_AGE, now=caller.now
+        )
+    except UserError:
+        payload = None
+    valid = (
+        isinstance(payload, list)
+        and len(payload) == 3
+        and payload[0] == caller.token_id
+        and payload[1] == request.url.path
+        and isinstance(payload[2], int)
+    )
+    if not valid:
+        raise Problem(
+            400,
+            "query.cursor: not a cursor of this list (take it from the `next` link)",
+            errors=[("query.cursor", "not a cursor of this list")],
+        )
+    assert isinstance(payload, list)
+    found: int = payload[2]
+    return found
+
+
+def page(
+    caller: Caller,
+    request: Request,
+    items: Sequence[Any],
+    ids: Sequence[int],
+    limit: int,
+) -> dict[str, Any]:
+    """``{"data", "next"}`` for up to ``limit + 1`` rows read (the extra one says there
+    is a next page)."""
+    more = len(items) > limit
+    shown = list(items[:limit])
+    next_url = None
+    if more:
+        token = sign_token(
+            caller.settings,
+            CURSOR_PURPOSE,
+            [caller.token_id, request.url.path, ids[limit - 1]],
+            now=caller.now,
+        )
+        next_url = str(request.url.include_query_params(cursor=token))
+    return {"data": shown, "next": next_url}
+
+
+# --- ETag and If-Match --------------------------------------------------------------------
+
+
+def etag_of(representation: BaseModel) -> str:
+    data = json.dumps(jsonable_encoder(representation), sort_keys=True, separators=(",", ":"))
+    return '"' + hashlib.sha256(data.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+def check_if_match(if_match: str | None, current: str) -> None:
+    """428 without If-Match; 412 when none of its ETags is the current one."""
+    if if_match is None or not if_match.strip():
+        raise Problem(
+            428,
+            "If-Match: send the ETag of the resource you read (GET it first)",
+            kind="if-match-required",
+            errors=[("header.If-Match", "missing")],
+        )
+    given = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if "*" not in given and current not in given:
+        raise Problem(
+            412,
+            "If-Match: the resource changed since you read it (GET it again)",
+            kind="etag-mismatch",
+            errors=[("header.If-Match", "not the current ETag")],
+            headers={"ETag": current},
+        )
+
+
+def with_etag(status: int, representation: BaseModel, **headers: str) -> Response:
+    answer = json_response(status, representation)
+    answer.headers["ETag"] = etag_of(representation)
+    for name, value in headers.items():
+        answer.headers[name] = value
+    return answer
+
+
+def json_response(status: int, content: Any) -> Response:
+    body = json.dumps(jsonable_encoder(content), separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+# --- Idempotency-Key ----------------------------------------------------------------------
+
+
+def fingerprint(request: Request, payload: Any) -> str:
+    """What makes two requests the same: the method, the path and the request's content."""
+    content = json.dumps(jsonable_encoder(payload), sort_keys=True, separators=(",", ":"))
+    text = f"{request.method} {request.url.path}\n{content}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+KEPT_HEADERS = ("etag", "location", "content-type")
+
+
+def once(
+    caller: Caller,
+    key: str | None,
+    request_fingerprint: str,
+    work: Callable[[Session], Response],
+) -> Response:
+    """Run ``work`` in a tenant session, once per Idempotency-Key.
+
+    The key's row is the transaction's first write, before the work: a second request
+    with the key waits for the first to commit (or roll back), then replays its answer.
+    ``work`` raises (a Problem, a UserError) to refuse: the transaction and the key go.
+    """
+    if key is not None and not key.strip():
+        raise Problem(
+            422,
+            "Idempotency-Key: empty (send a unique string, such as a UUID)",
+            errors=[("header.Idempotency-Key", "empty")],
+        )
+    with tenant_session(caller.engine, caller.tenant_id) as session:
+        if key is None:
+            return work(session)
+        row = IdempotencyKey(
+            token_id=caller.token_id,
+            key=key,
+            fingerprint=request_fingerprint,
+            created_at=caller.now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            return _replay(session, caller, key, request_fingerprint)
+        answer = work(session)
+        row.status = answer.status_code
+        row.body = bytes(answer.body).decode("utf-8")
+        row.headers = {
+            name: value for name, value in answer.headers.items() if name in KEPT_HEADERS
+        }
+        session.add(row)
+        return answer
+
+
+def _replay(session: Session, caller: Caller, key: str, request_fingerprint: str) -> Response:
+    found = session.exec(
+        select(IdempotencyKey).where(
+            IdempotencyKey.token_id == caller.token_id, IdempotencyKey.key == key
+        )
+    ).one()
+    if found.fingerprint != request_fingerprint:
+        raise Problem(
+            422,
+            "Idempotency-Key: already used with another request (use a new key per request)",
+            kind="idempotency-key-reused",
+            errors=[("header.Idempotency-Key", "already used with another request")],
+        )
+    headers = dict(found.headers)
+    headers["Idempotent-Replayed"] = "true"
+    return Response(found.body, status_code=found.status, headers=headers)
