@@ -31,9 +31,10 @@ Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or lo
 4. The load generator's ceiling, in the same run: the same number of requests at each
    client count against a static answer (bench/tracker_static.py: a bare ASGI application
    served by uvicorn as ``partnercast serve`` serves, with the same number of processes).
-5. ``--compare-with TREE``: the same replay at 50 clients against ``partnercast serve``
-   from another package tree (``python tools/package_tree.py TREE`` in a git worktree of
-   an older commit), on a copy of the same send, for the old figure in the same run.
+5. ``--compare-with TREE``: the same replay at 50 clients (its first ``--old-requests``
+   requests) against ``partnercast serve`` from another package tree (``python
+   tools/package_tree.py TREE`` in a git worktree of an older commit), on a copy of the
+   same send, for the old figure in the same run.
 6. ``--py-spy FILE``: py-spy records the server's processes through the levels (a
    flame graph in FILE; collapsed stacks for a .txt, speedscope for a .json).
 """
@@ -287,6 +288,17 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def _first_requests(plan: list[list[list[str]]], requests: int) -> list[list[list[str]]]:
+    """The first messages of ``plan`` that make at least ``requests`` requests."""
+    taken, count = [], 0
+    for hits in plan:
+        if count >= requests:
+            break
+        taken.append(hits)
+        count += len(hits)
+    return taken
+
+
 def replay_costed(
     server: Server, plan: list[list[list[str]]], clients: int, folder: Path, generator: str
 ) -> Run:
@@ -418,6 +430,12 @@ def main() -> None:
         help="any database on the server; the bench creates and drops its own (trackerbench)",
     )
     parser.add_argument("--generator", choices=("wrk", "locust"), default="wrk")
+    parser.add_argument(
+        "--old-requests",
+        type=int,
+        default=4000,
+        help="how many of the first level's requests the old servers replay (they are slow)",
+    )
     parser.add_argument("--py-spy", type=Path, help="a flame graph of the server, to this file")
     parser.add_argument(
         "--compare-with",
@@ -541,7 +559,8 @@ def main() -> None:
         old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
         old_server = Server(old_env, args.workers, folder / f"serve-old{n}.log")
         try:
-            old = replay_costed(old_server, plans[0][0], levels[0], folder, generator)
+            old_plan = _first_requests(plans[0][0], args.old_requests)
+            old = replay_costed(old_server, old_plan, levels[0], folder, generator)
         finally:
             old_server.stop()
         olds.append((tree, old))
