@@ -290,7 +290,8 @@ def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> int:
     statement = dialect.insert(table).on_conflict_do_nothing(
         index_elements=["endpoint_id", "event_key"]
     )
-    return rowcount(connection.execute(statement, rows))
+    # Counted by RETURNING: a driver's rowcount of a many-row insert is not reliable.
+    return len(connection.execute(statement.returning(table.c.id), rows).all())
 
 
 # ---------------------------------------------------------------- sending

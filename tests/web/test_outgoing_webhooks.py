@@ -3,6 +3,7 @@ signed by the Standard Webhooks scheme, once, in order per subject, after an out
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -243,3 +244,38 @@ def test_deliveries_of_one_tenant_are_not_found_from_another(
         with pytest.raises(Exception, match="no webhook endpoint"):
             set_enabled(session, endpoint_id, False, now=now)
         assert session.exec(select(WebhookDelivery)).all() == []
+
+
+def test_on_both_databases_one_happening_is_one_delivery_and_two_workers_share(
+    any_engine: Engine, receiver: Receiver
+) -> None:
+    """PostgreSQL takes the same ON CONFLICT DO NOTHING and the same leases as SQLite:
+    the same happening enqueued twice is one delivery; two workers never both send one."""
+    from partnercast.core.webhook_outbox import Happening, enqueue
+    from tests.conftest import make_tenant
+
+    now = datetime.now(UTC)
+    tenant = make_tenant(any_engine, "vendor-pg")
+    secret = _endpoint(any_engine, tenant, receiver.url, ["task.opened"], now)
+    happenings = [
+        Happening("task.opened", f"task:{n}", f"task:{n}", {"n": n}, now) for n in range(20)
+    ]
+    with any_engine.begin() as connection:
+        assert enqueue(connection, tenant, happenings) == 20
+        assert enqueue(connection, tenant, happenings[:5]) == 0
+    settings = load_settings()
+    reports = []
+    threads = [
+        threading.Thread(
+            target=lambda owner=owner: reports.append(
+                deliver_due(any_engine, settings, now, owner=owner)
+            )
+        )
+        for owner in ("w1", "w2")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(report.delivered for report in reports) == 20
+    assert sorted(body["data"]["n"] for body in receiver.verified(secret)) == list(range(20))
