@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import insert, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -32,6 +31,7 @@ from partnercast.core.errors import NotFound, UserError
 from partnercast.core.sql import table_of
 from partnercast.core.tenancy import session_tenant
 from partnercast.tenants import values
+from partnercast.tenants.bulk import insert_rows, select_rows
 from partnercast.tenants.columns import (
     CONTACTS,
     CONTACTS_WITH_PARTNER,
@@ -48,12 +48,19 @@ from partnercast.tenants.csvfile import (
     open_csv,
     read_csv,
 )
-from partnercast.tenants.models import Contact, Partner, PartnerSuppression, Suppression, Tenant
+from partnercast.tenants.models import (
+    ConsentRecord,
+    Contact,
+    Partner,
+    PartnerSuppression,
+    Suppression,
+    Tenant,
+)
 from partnercast.tenants.suppressions import (
     email_hash,
+    email_hasher,
     erased_hashes,
     normalise_email,
-    record_consents,
 )
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -356,6 +363,7 @@ class _Checker:
             for name in (PARTNER_COLUMN, "external_id", *CONTACT_FIELDS, *_CONSENT_EXTRAS)
         ]
         self.partners, self.named, self.locale = partners, named, locale
+        self.parsers = _parsers(locale)
         # Keyed by hash((partner, external id)): an int, not a tuple and its string, per
         # row of a large file (two keys in 2**64 alike would reject a row as a duplicate).
         self.first_seen: dict[int, int] = {}
@@ -399,7 +407,7 @@ class _Checker:
     def check(self, row: CsvRow | RowShapeError) -> _Contact | Rejection:
         if isinstance(row, RowShapeError):
             return Rejection(row.line, row.reason)
-        result = _check_contact(row, self.positions, self.partners, self.named, self.locale)
+        result = _check_contact(row, self.positions, self.partners, self.named, self.parsers)
         if isinstance(result, str):
             return Rejection(row.line, result)
         key = hash((result.partner_id, result.external_id))
@@ -421,21 +429,25 @@ class _Known:
         # Who has each address: hash((partner, lower-case address)) -> (external id, the
         # file's line, 0 when it is in the database); an int key keeps a large file small.
         self.owners: dict[int, tuple[str, int]] = {}
+        # Every contact this import inserts has a larger id than this one (ids only grow):
+        # reading back a chunk's new ids reads the contacts above it.
+        self.floor = 0
 
     @classmethod
     def load(cls, session: Session, named: int | None, present: tuple[str, ...]) -> _Known:
         known = cls(present)
         names = ("id", "partner_id", "external_id", "email", "consent", *present)
-        query = sa_select(*(col(getattr(Contact, name)) for name in names))
-        if named is not None:
-            query = query.where(col(Contact.partner_id) == named)
-        # Streamed, not buffered: 100,000 contacts' rows at once would double the import's
-        # peak memory.
-        for row in session.execute(query.execution_options(yield_per=CHUNK)):
+        where = [] if named is None else [("partner_id", "=", named)]
+        # Plain driver rows, streamed (bulk.select_rows): 100,000 contacts' rows at once,
+        # or as ORM rows, would double the import's peak memory and time.
+        rows = known.rows
+        owners = known.owners
+        for row in select_rows(session, Contact, names, where=where):
             owner_key = hash((row[1], row[3].lower()))
-            known.rows[(row[1], row[2])] = (row[0], hash(tuple(row[5:])), row[4], owner_key)
+            rows[(row[1], row[2])] = (row[0], hash(row[5:]), row[4], owner_key)
             if row[3]:
-                known.owners[owner_key] = (row[2], 0)
+                owners[owner_key] = (row[2], 0)
+        known.floor = int(session.exec(select(func.max(col(Contact.id)))).one() or 0)
         return known
 
     def digest(self, row: _Contact) -> int:
@@ -482,12 +494,14 @@ def _check_contact(
     positions: list[int],
     partners: dict[str, int],
     named: int | None,
-    default_locale: str,
+    parsers: tuple[Callable[[str], Any], ...],
 ) -> _Contact | str:
     """One row checked and normalised, or why it is refused. ``positions`` are the
     cells' indexes of the partner, the external id, :data:`CONTACT_FIELDS` and the
-    consent extras (-1: no such column)."""
-    cells = [row.cells[at].strip() if at >= 0 else None for at in positions]
+    consent extras (-1: no such column); ``parsers`` (:func:`_parsers`) check the
+    fields' cells."""
+    raw = row.cells
+    cells = [raw[at].strip() if at >= 0 else None for at in positions]
     problems: list[str] = []
     partner_id = named
     if partner_id is None:
@@ -503,9 +517,12 @@ def _check_contact(
     elif len(external_id) > _TEXT_LIMITS["external_id"]:
         problems.append(f"external_id is longer than {_TEXT_LIMITS['external_id']} characters")
     parsed: list[Any] = []
-    for name, text in zip(CONTACT_FIELDS, cells[2:8], strict=True):
+    for parser, text in zip(parsers, cells[2:8], strict=True):
+        if text is None:
+            parsed.append(None)  # no such column: the stored value stays
+            continue
         try:
-            parsed.append(_contact_value(name, text, default_locale))
+            parsed.append(parser(text))
         except values.BadValue as error:
             problems.append(str(error))
             parsed.append(None)
@@ -529,24 +546,38 @@ def _check_contact(
     )
 
 
-def _contact_value(name: str, text: str | None, default_locale: str) -> Any:
-    """A contact field's stored value from its cell (None: no such column)."""
-    if text is None:
-        return None
-    limit = _TEXT_LIMITS.get(name)
-    if limit is not None:
-        if len(text) > limit:
-            raise values.BadValue(f"{name} is longer than {limit} characters")
-        return text
-    if name == "email":
+def _parsers(default_locale: str) -> tuple[Callable[[str], Any], ...]:
+    """For each of :data:`CONTACT_FIELDS`, what turns its (stripped) cell into the stored
+    value, or raises BadValue."""
+
+    def limited(name: str) -> Callable[[str], str]:
+        limit = _TEXT_LIMITS[name]
+
+        def parse(text: str) -> str:
+            if len(text) > limit:
+                raise values.BadValue(f"{name} is longer than {limit} characters")
+            return text
+
+        return parse
+
+    def email(text: str) -> str:
         if not text:
             raise values.BadValue("email is empty")
         return values.fast_email(text)
-    if name == "consent":
+
+    def consent(text: str) -> bool:
+        found = values.CONSENT_VALUES.get(text.lower())
+        if found is not None:
+            return found
         if not text:
             raise values.BadValue("no consent given (the consent cell is empty: write yes or no)")
         return values.consent(text)
-    return values.contact_locale(text) if text else default_locale  # the locale
+
+    def locale(text: str) -> str:
+        return values.contact_locale(text) if text else default_locale
+
+    by_name = {"email": email, "consent": consent, "locale": locale}
+    return tuple(by_name.get(name) or limited(name) for name in CONTACT_FIELDS)
 
 
 def _instant(text: str) -> datetime:
@@ -558,11 +589,20 @@ def _instant(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+_INSERTED = ("partner_id", "external_id", *CONTACT_FIELDS, "created_at", "updated_at")
+"""The columns of a new contact, in the order of :attr:`_Writes.inserts`' tuples."""
+_CONSENT_COLUMNS = (
+    "contact_id", "partner_id", "email", "email_hash", "granted", "occurred_at", "method",
+    "text", "source", "recorded_at",
+)  # fmt: skip
+
+
 @dataclass
 class _Writes:
     """What one chunk of rows writes."""
 
-    inserts: list[dict[str, Any]] = field(default_factory=list)
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    """New contacts' values, in :data:`_INSERTED` order."""
     new_rows: list[_Contact] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     consents: list[tuple[_Contact, int | None, bool]] = field(default_factory=list)
@@ -589,16 +629,7 @@ def _write_contacts(
                 default if value is None else value
                 for value, default in zip(row.fields, defaults, strict=True)
             )
-            writes.inserts.append(
-                {
-                    "tenant_id": tenant.id,
-                    "partner_id": row.partner_id,
-                    "external_id": row.external_id,
-                    **dict(zip(CONTACT_FIELDS, stored, strict=True)),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            writes.inserts.append((row.partner_id, row.external_id, *stored, now, now))
             writes.new_rows.append(row)
             writes.consents.append((row, None, bool(stored[5])))
             continue
@@ -615,42 +646,46 @@ def _write_contacts(
         report.updated += 1
         if changes.get("consent", consent) != consent:
             writes.consents.append((row, contact_id, bool(changes["consent"])))
-    report.created += _insert(session, writes, report)
+    report.created += _insert(session, writes, known, report)
     if writes.updates:
         session.execute(update(Contact), writes.updates)
     _consents(session, tenant, file_name, writes, report, now)
 
 
-def _insert(session: Session, writes: _Writes, report: ImportReport) -> int:
-    """Insert a chunk's new contacts in one statement, noting their ids; if another
-    import got there first (a unique key taken), row by row, rejecting the taken ones."""
+def _insert(session: Session, writes: _Writes, known: _Known, report: ImportReport) -> int:
+    """Insert a chunk's new contacts in one driver call and read back their ids; if
+    another import got there first (a unique key taken), row by row, rejecting the
+    taken ones."""
     if not writes.inserts:
         return 0
-    table = table_of(Contact)
-    # The keys come back with the ids, so their order does not matter: without
-    # sort_by_parameter_order SQLite gets multi-row INSERTs, not one statement a row.
-    statement = table.insert().returning(table.c.partner_id, table.c.external_id, table.c.id)
     try:
         with session.begin_nested():
-            # Core, not the ORM's bulk insert (three times slower per row): every row
-            # carries the session's tenant id, set by _write_contacts from it.
-            result = session.connection().execute(statement, writes.inserts)
-            ids = {(p, e): i for p, e, i in result}
+            insert_rows(session, Contact, _INSERTED, writes.inserts)
     except IntegrityError:
-        ids = {}
         for values_, row in zip(writes.inserts, writes.new_rows, strict=True):
             try:
                 with session.begin_nested():
-                    inserted = session.execute(insert(Contact).returning(col(Contact.id)), values_)
-                    ids[(row.partner_id, row.external_id)] = inserted.scalar_one()
+                    insert_rows(session, Contact, _INSERTED, [values_])
             except SQLAlchemyError as error:
                 cause = getattr(error, "orig", None) or error
                 report.rejected.append(Rejection(row.line, f"not saved: {cause}"))
+    # The chunk's contacts are the ones above the floor with its keys (a key is unique in
+    # the tenant: another import's new contact cannot have one of them).
+    wanted = {(row.partner_id, row.external_id) for row in writes.new_rows}
+    ids: dict[tuple[int, str], int] = {}
+    columns = ("id", "partner_id", "external_id")
+    for id_, partner_id, external_id in select_rows(
+        session, Contact, columns, where=[("id", ">", known.floor)]
+    ):
+        if (partner_id, external_id) in wanted:
+            ids[(partner_id, external_id)] = id_
+    if ids:
+        known.floor = max(known.floor, *ids.values())
     resolved: list[tuple[_Contact, int | None, bool]] = []
     for row, contact_id, granted in writes.consents:
-        known = contact_id if contact_id is not None else ids.get((row.partner_id, row.external_id))
-        if known is not None:
-            resolved.append((row, known, granted))
+        found = contact_id if contact_id is not None else ids.get((row.partner_id, row.external_id))
+        if found is not None:
+            resolved.append((row, found, granted))
     writes.consents = resolved
     return len(ids)
 
@@ -665,31 +700,34 @@ def _consents(
 ) -> None:
     """Record each consent given or withdrawn; suppress the withdrawn addresses at once,
     for every partner or for the row's partner as the tenant chose."""
-    tenant_id = tenant.id or 0
-    records: list[dict[str, object]] = []
+    hasher = email_hasher(tenant.id or 0)
+    records: list[tuple[Any, ...]] = []
     withdrawn: dict[tuple[int, str], _Contact] = {}
+    prefix = f"{file_name}, line "
     for row, contact_id, granted in writes.consents:
         address = normalise_email(str(row.fields[0] or ""))
-        source = f"{file_name}, line {row.line}"
-        if row.consent_source:
-            source += f": {row.consent_source}"
+        source = (
+            f"{prefix}{row.line}: {row.consent_source}"
+            if row.consent_source
+            else (f"{prefix}{row.line}")
+        )
         records.append(
-            {
-                "contact_id": contact_id,
-                "partner_id": row.partner_id,
-                "email": address,
-                "email_hash": email_hash(tenant_id, address),
-                "granted": granted,
-                "occurred_at": row.consent_at or now,
-                "method": "import",
-                "text": row.consent_text,
-                "source": source,
-                "recorded_at": now,
-            }
+            (
+                contact_id,
+                row.partner_id,
+                address,
+                hasher(address),
+                granted,
+                row.consent_at or now,
+                "import",
+                row.consent_text,
+                source[:300],
+                now,
+            )
         )
         if not granted and address:
             withdrawn[(row.partner_id, address)] = row
-    record_consents(session, records)
+    insert_rows(session, ConsentRecord, _CONSENT_COLUMNS, records)
     report.withdrawn += len(withdrawn)
     if withdrawn:
         _suppress_withdrawn(session, tenant, file_name, withdrawn, now)
