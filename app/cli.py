@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 # commands, when they run (tests/test_cli_start.py holds `--help` to no SQLAlchemy).
 
 PANELS: dict[str, tuple[str, ...]] = {
-    "Set-up": ("tenants", "partners", "contacts", "segments", "accounts"),
+    "Set-up": ("tenants", "partners", "contacts", "segments", "accounts", "users"),
     "Campaigns": (
         "campaign",
         "enroll",
@@ -499,6 +499,12 @@ def _api_tokens() -> None:
     register(app)
 
 
+def _users() -> None:
+    from partnercast.web.users_cli import register
+
+    register(app)
+
+
 def _own() -> None:
     app.command("serve")(serve)
     app.command("demo")(demo)
@@ -528,6 +534,7 @@ MOUNTS = {
         "cycle",
     ),
     _accounts: ("accounts",),
+    _users: ("users",),
     _api_tokens: ("api-tokens",),
     _webhooks: ("webhooks",),
     _own: ("serve", "demo", "plugins", "worker", "queue", "status"),
@@ -537,9 +544,10 @@ holds it to what each mounts). A command line naming one of them mounts only tha
 importing every folder's commands cost a second of CPU before any command ran."""
 
 
-EXTENDS = {_concierge: ("partners",), _funnel: ("partners",)}
+EXTENDS = {_concierge: ("partners",), _funnel: ("partners",), _users: ("partners",)}
 """Groups of another folder that a folder adds subcommands to (``partners readiness``,
-``partners link``): a command line naming the group mounts those folders too."""
+``partners link``, ``partners invite``): a command line naming the group mounts those
+folders too."""
 
 
 _mounted: set[Callable[[], None]] = set()
