@@ -47,6 +47,7 @@ AUTO_APPROVE_OFF = "auto_approve_off"
 
 DECISIONS = (APPROVE, DECLINE, REQUEST_CHANGES, AUTO_APPROVE, AUTO_APPROVE_OFF)
 TOUCH_DECISIONS = (APPROVE, DECLINE, REQUEST_CHANGES)
+SUBMITTABLE = frozenset({approval.INVITED, approval.CUSTOMISING, approval.CHANGES_REQUESTED})
 
 
 class NotPermitted(NotFound):
@@ -125,9 +126,13 @@ def decide(
             "the content changed since it was shown: look at it again before deciding"
         )
     if touch_key is not None:
-        state_note = _decide_touch(session, enrollment, decision, touch_key, note, principal, now)
+        state_note = _decide_touch(
+            session, enrollment, decision, touch_key, note, principal, now, own=not on_behalf
+        )
     else:
-        state_note = _decide_campaign(session, enrollment, decision, note, principal, now)
+        state_note = _decide_campaign(
+            session, enrollment, decision, note, principal, now, own=not on_behalf
+        )
     record = ApprovalRecord(
         enrollment_id=enrollment.id or 0,
         partner_id=partner_id,
@@ -164,6 +169,8 @@ def _decide_campaign(
     note: str,
     principal: Principal,
     now: datetime,
+    *,
+    own: bool,
 ) -> str:
     if decision == AUTO_APPROVE:
         set_auto_approve(session, enrollment, True)
@@ -175,6 +182,13 @@ def _decide_campaign(
     if decision == AUTO_APPROVE_OFF:
         set_auto_approve(session, enrollment, False)
         return "auto-approval off"
+    if decision in (APPROVE, REQUEST_CHANGES) and own and enrollment.state in SUBMITTABLE:
+        # The partner deciding on what they see submits it: they approve (or ask for
+        # changes to) the content in front of them, whether or not someone submitted it
+        # first. On their behalf, only what was submitted is decided on.
+        approval.transition(session, enrollment, "submit", actor=_actor(principal), now=now)
+        if enrollment.state == approval.APPROVED and decision == APPROVE:
+            return "approved on submit (auto-approval)"
     approval.transition(session, enrollment, decision, actor=_actor(principal), note=note, now=now)
     return ""
 
@@ -187,6 +201,8 @@ def _decide_touch(
     note: str,
     principal: Principal,
     now: datetime,
+    *,
+    own: bool,
 ) -> str:
     spec = enrollment_spec(session, enrollment)
     if touch_key not in {touch.key for touch in spec.touches}:
@@ -197,6 +213,8 @@ def _decide_touch(
     if decision == DECLINE:
         declined.append(touch_key)
     elif decision == REQUEST_CHANGES:
+        if own and enrollment.state in SUBMITTABLE:
+            approval.transition(session, enrollment, "submit", actor=_actor(principal), now=now)
         approval.transition(
             session,
             enrollment,

@@ -46,7 +46,7 @@ class FieldState:
     label: str
     hint: str
     type: str
-    value: str
+    value: str  # typed, else saved, else the campaign's default text
     default: str
     required: bool
     max_length: int | None
@@ -120,7 +120,9 @@ def live_preview(
     fields: list[FieldState] = []
     for name, definition in spec.editable_fields.items():
         saved = _text(localize(candidate.get(name), chosen, spec.default_locale))
-        value = saved if typed is None or name not in typed else typed[name]
+        default = _text(localize(definition.default, chosen, spec.default_locale))
+        shown = saved if name in candidate else default  # what the partner's words replace
+        value = shown if typed is None or name not in typed else typed[name]
         problems: list[str] = []
         if typed is not None and name in typed:
             problems, merged = _check_field(
@@ -303,3 +305,25 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def current_texts(spec: CampaignSpec, saved: Mapping[str, Any], locale: str) -> dict[str, str]:
+    """Each editable field's text in ``locale`` as the form shows it before any typing:
+    the saved value, else the campaign's default."""
+    texts = {}
+    for name, definition in spec.editable_fields.items():
+        value = saved.get(name, definition.default)
+        texts[name] = _text(localize(value, locale, spec.default_locale))
+    return texts
+
+
+def changed_fields(
+    spec: CampaignSpec, saved: Mapping[str, Any], typed: Mapping[str, str], locale: str
+) -> dict[str, str]:
+    """Of ``typed``, the editable fields whose text differs from what the form showed."""
+    shown = current_texts(spec, saved, locale)
+    return {
+        name: text
+        for name, text in typed.items()
+        if name in spec.editable_fields and text.replace("\r\n", "\n") != shown[name]
+    }

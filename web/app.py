@@ -35,6 +35,7 @@ from partnercast.web import crm, outgoing_events, partner_page, signin, tracking
 from partnercast.web.api.app import PREFIX as API_PREFIX
 from partnercast.web.api.app import create_api
 from partnercast.web.host import EngineHost
+from partnercast.web.portal import install as install_portal
 from partnercast.web.server import HttpServer, ServeOptions
 from partnercast.web.templating import page
 
@@ -73,6 +74,7 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     # The REST API is an application of its own: its OpenAPI document is the API's only.
     app.mount(API_PREFIX, create_api(engine, settings))
     signin.install(app)  # sign-in, sign-out, the shell's /static/ (web/signin.py)
+    install_portal(app)  # the partner portal, /portal/{tenant}/ (web/portal.py)
     app.add_exception_handler(HTTPException, _not_found)
     app.add_exception_handler(RequestValidationError, _not_found)
     app.add_exception_handler(ClientDisconnect, _gone)
