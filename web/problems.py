@@ -169,6 +169,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
         "description": TITLES[status],
     }
-    for status in (401, 403, 404, 422, 429)
+    for status in (400, 401, 403, 404, 422, 429)
 }
 """The error answers every API route may give, for its OpenAPI description."""
