@@ -151,7 +151,8 @@ def _task_lines(
             (
                 f"#{task.id}",
                 due,
-                partners.get(task.partner_id, "?"),
+                # A task about the vendor as a whole (a disabled webhook) has no partner.
+                partners.get(task.partner_id, "?") if task.partner_id else "(vendor)",
                 task.kind,
                 owners.get(task.owner_id, "unassigned"),
                 task.status.replace("_", " "),

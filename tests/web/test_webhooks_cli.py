@@ -79,3 +79,20 @@ def test_mistakes_are_one_line(cli: Cli, tenant_a: int, tenant_b: int) -> None:
     assert "no webhook endpoint 1" in other.stderr  # another tenant's id is not found
     bad_state = cli("webhooks", "deliveries", "--tenant", "vendor-a", "--state", "x", expect=1)
     assert "--state" in bad_state.stderr
+
+
+def test_a_disabled_endpoint_is_a_task_in_the_concierges_list(
+    cli: Cli, engine: Engine, tenant_a: int, receiver: Receiver
+) -> None:
+    from datetime import timedelta
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    cli("webhooks", "add", receiver.url, "--events", "*", "--tenant", "vendor-a")
+    receiver.up = False
+    _task_opened(engine, tenant_a, now)
+    for hours in range(0, 24 * 6, 12):
+        cli("webhooks", "deliver", "--now", (now + timedelta(hours=hours)).isoformat())
+    listed = cli("webhooks", "list", "--tenant", "vendor-a").stdout
+    assert "disabled (every delivery failed since" in listed
+    tasks = cli("tasks", "--tenant", "vendor-a", "--now", (now + timedelta(days=6)).isoformat())
+    assert "(vendor)" in tasks.stdout and "webhook_disabled" in tasks.stdout
