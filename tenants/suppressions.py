@@ -18,11 +18,14 @@ one-click endpoint needs no login and cannot be used to unsubscribe anyone else.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, cast, delete, func, literal, update
+from sqlalchemy import String, cast, delete, func, literal, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -213,7 +216,8 @@ leads) in the session's tenant, and says how many rows it anonymised. Handed to
 @dataclass(frozen=True)
 class Erased:
     """What an erasure did: contacts anonymised, suppressions and consent records cleared,
-    and what each eraser from above anonymised (``others``: its name and row count)."""
+    and what else it anonymised (``others``: a name and a row count: the events whose data
+    held the address, and what each eraser from above anonymised)."""
 
     contacts: int
     suppressions: int
@@ -231,8 +235,10 @@ def erase(
     also: Mapping[str, Eraser] | None = None,
 ) -> Erased:
     """Erase ``email`` from the session's tenant: its contacts (every partner's) lose their
-    address, names and company and their consent; their deliveries lose the address; the
-    suppressions naming it are replaced by its hash; consent records keep only the hash.
+    address, names and company and their consent; their deliveries lose the address (and
+    their error texts it); the events whose data holds it (a bounce's recipient and
+    diagnostic, a form's fields) lose it; the suppressions naming it are replaced by its
+    hash; consent records keep only the hash.
 
     A later import of the address is refused, and no send reaches it. ``also`` erases it
     from what the layers above keep (by name: the funnel's leads), in the same transaction.
@@ -293,6 +299,8 @@ def erase(
             recorded_at=now,
         )
     )
+    events = _erase_from_events(session, address)
+    _erase_from_delivery_errors(session, address, contact_ids)
     others = tuple((name, eraser(session, address, now)) for name, eraser in (also or {}).items())
     session.flush()
     return Erased(
@@ -300,8 +308,68 @@ def erase(
         suppressions=suppressions,
         consent_records=int(getattr(records, "rowcount", 0) or 0),
         already=already is not None,
-        others=others,
+        others=(("events", events), *others) if events else others,
     )
+
+
+ERASED_TEXT = "[erased]"
+"""What an erased address becomes inside a longer text (a bounce's diagnostic, say)."""
+
+
+def _erase_from_events(session: Session, address: str) -> int:
+    """Remove the address from the data of the tenant's events that hold it (a bounce's
+    recipient and diagnostic, a form's fields, a webhook's payload); how many changed."""
+    # The stored JSON text holds the address as written, or \u-escaped when it is not
+    # ASCII: either form, in any case, finds the event; the data itself is then searched.
+    forms = {address, json.dumps(address)[1:-1].lower()}
+    text = func.lower(cast(col(Event.data), String))
+    query = select(Event).where(or_(*(text.contains(form, autoescape=True) for form in forms)))
+    changed = 0
+    for event in session.exec(query):
+        data, found = _without(event.data, address)
+        if found:
+            event.data = data
+            changed += 1
+    return changed
+
+
+def _without(value: Any, address: str) -> tuple[Any, bool]:
+    """``value`` (JSON data) with every string holding ``address`` (in any case) cleared,
+    or the address in it replaced by :data:`ERASED_TEXT`; and whether there was one."""
+    if isinstance(value, str):
+        if address not in value.lower():
+            return value, False
+        if value.strip().lower() == address:
+            return "", True
+        return _erased_in(value, address), True
+    if isinstance(value, list):
+        parts = [_without(item, address) for item in value]
+        return [part for part, _ in parts], any(found for _, found in parts)
+    if isinstance(value, dict):
+        entries = {key: _without(item, address) for key, item in value.items()}
+        keys = {key: _erased_in(key, address) if isinstance(key, str) else key for key in value}
+        found = any(found for _, found in entries.values()) or any(
+            keys[key] != key for key in value
+        )
+        return {keys[key]: item for key, (item, _) in entries.items()}, found
+    return value, False
+
+
+def _erased_in(text: str, address: str) -> str:
+    return re.sub(re.escape(address), ERASED_TEXT, text, flags=re.IGNORECASE)
+
+
+def _erase_from_delivery_errors(session: Session, address: str, contact_ids: list[int]) -> None:
+    """Replace the address in the error texts of the erased contacts' deliveries (a
+    server's "550 <anna@...>: no such user")."""
+    if not contact_ids:
+        return
+    query = select(Delivery).where(
+        col(Delivery.contact_id).in_(contact_ids),
+        func.lower(col(Delivery.error)).contains(address, autoescape=True),
+    )
+    for delivery in session.exec(query):
+        delivery.error = _without(delivery.error, address)[0]
 
 
 def consent_records(session: Session) -> list[ConsentRecord]:
