@@ -1,0 +1,97 @@
+"""A concierge at the dashboard in a real browser (Debian's chromium, headless): signs in,
+clears the approvals queue by deciding on the partners' behalf with a reason, closes a
+task (an htmx fragment), and every dashboard page passes axe-core and fits 390 px."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from support.browser import LiveServer, assert_accessible, screenshots
+from support.dashboard_world import COOKIE, DashboardWorld, build_dashboard_world
+
+from partnercast.campaigns.decisions import records_for
+from partnercast.campaigns.models import Enrollment
+from partnercast.concierge.models import ConciergeTask
+from partnercast.core.tenancy import tenant_session
+from partnercast.demo.smtp_sink import SmtpSink
+
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "dashboard"
+"""The folder the screenshots go to (build/ is not committed)."""
+
+
+@pytest.fixture
+def desk(engine: Engine, tmp_path: Path, sink: SmtpSink) -> DashboardWorld:
+    return build_dashboard_world(engine, tmp_path, sink.port)
+
+
+def _sign_in(page: Any, server: LiveServer, cookie: str) -> None:
+    page.context.add_cookies([{"name": COOKIE, "value": cookie, "url": server.url}])
+
+
+def _check(page: Any, name: str) -> None:
+    assert_accessible(page)
+    screenshots(page, SHOTS, name)
+
+
+def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
+    live_server: LiveServer, page: Any, desk: DashboardWorld
+) -> None:
+    north = desk.north
+    _sign_in(page, live_server, desk.cookies["anna"])
+    page.goto(live_server.path("/dashboard"))
+    assert page.url.endswith("/dashboard/northwind/approvals")
+    rows = page.locator("table.stack tbody tr")
+    assert rows.count() == len(north.covered)  # Anna's three partners wait
+    _check(page, "approvals")
+
+    actions = 0
+    while rows.count():
+        row = rows.first
+        row.locator("summary").click()
+        approve = row.get_by_label("Approve")
+        (approve if approve.count() else row.get_by_label("Decline")).check()
+        row.get_by_label("Reason (the partner sees it)").fill("Agreed with the partner by phone")
+        row.get_by_role("button", name="Record decision").click()
+        page.wait_for_load_state()
+        actions += 1
+        assert page.get_by_role("status").first.inner_text().startswith("Decision recorded")
+    assert actions == len(north.covered)
+    assert page.get_by_text("Nothing is waiting for a partner.").is_visible()
+    _check(page, "approvals-cleared")
+
+    with tenant_session(desk.engine, north.world.tenant_id) as session:
+        ids = [e.id or 0 for e in session.exec(select(Enrollment)).all()]
+        records = records_for(session, ids)
+    assert len(records) == len(north.covered)
+    assert all(r.on_behalf and r.reason == "Agreed with the partner by phone" for r in records)
+    assert {r.partner_id for r in records} == {north.partners[p] for p in north.covered}
+
+    page.get_by_role("link", name="Tasks").click()
+    page.wait_for_load_state()
+    task_id = north.tasks[north.covered[0]]
+    row = page.locator(f"#task-{task_id}")
+    row.get_by_label("Note").fill("Called: they launch next week")
+    row.get_by_role("button", name="Add note").click()
+    page.locator(f"#task-{task_id} summary", has_text="Notes").wait_for()
+    _check(page, "tasks")
+    page.locator(f"#task-{task_id}").get_by_role("button", name="Close as done").click()
+    page.locator(f"#task-{task_id}", has_text="Closed.").wait_for()
+    with tenant_session(desk.engine, north.world.tenant_id) as session:
+        task = session.get(ConciergeTask, task_id)
+        assert task is not None
+        assert task.status == "done" and "they launch next week" in task.notes
+
+    for name in ("partners", "capacity"):
+        page.get_by_role("link", name=name.title()).click()
+        page.wait_for_load_state()
+        _check(page, name)
+    page.goto(live_server.path(f"/dashboard/northwind/partners/{north.partners[north.covered[0]]}"))
+    page.get_by_label("Notes of the review held today").fill("Agreed: two posts a week")
+    page.get_by_role("button", name="Record the review").click()
+    page.wait_for_load_state()
+    assert page.get_by_text("Agreed: two posts a week").first.is_visible()
+    _check(page, "partner")
