@@ -31,7 +31,15 @@ from starlette.requests import ClientDisconnect
 from partnercast.core.settings import Settings, load_settings
 from partnercast.funnel import rollups
 from partnercast.plugins.manager import Plugins, default_plugins
-from partnercast.web import crm, outgoing_events, partner_page, signin, tracking, unsubscribe
+from partnercast.web import (
+    crm,
+    dashboard,
+    outgoing_events,
+    partner_page,
+    signin,
+    tracking,
+    unsubscribe,
+)
 from partnercast.web.api.app import PREFIX as API_PREFIX
 from partnercast.web.api.app import create_api
 from partnercast.web.host import EngineHost
@@ -75,6 +83,7 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
     app.mount(API_PREFIX, create_api(engine, settings))
     signin.install(app)  # sign-in, sign-out, the shell's /static/ (web/signin.py)
     install_portal(app)  # the partner portal, /portal/{tenant}/ (web/portal.py)
+    dashboard.install(app)  # the concierge dashboard, /dashboard/{tenant}/ (web/dashboard.py)
     app.add_exception_handler(HTTPException, _not_found)
     app.add_exception_handler(RequestValidationError, _not_found)
     app.add_exception_handler(ClientDisconnect, _gone)
