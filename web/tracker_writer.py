@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns.models import Enrollment, Touch
@@ -105,6 +106,9 @@ class HitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        # SQLAlchemy configures the mappers at the first ORM query; here, before serving,
+        # rather than inside the first batch (a second of CPU there, under load: py-spy).
+        configure_mappers()
 
     def submit(self, pending: PendingHit, future: asyncio.Future[bool]) -> None:
         """Record the hit; ``future`` (of the running event loop) is set, in its loop, to
