@@ -32,7 +32,7 @@ Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or lo
    client count against a static answer (bench/tracker_static.py: a bare ASGI application
    served by uvicorn as ``partnercast serve`` serves, with the same number of processes).
 5. ``--compare-with TREE``: the same replay at 50 clients (its first ``--old-requests``
-   requests) against ``partnercast serve`` from another package tree (``python
+   requests) against ``partnercast serve`` (one process) from another package tree (``python
    tools/package_tree.py TREE`` in a git worktree of an older commit), on a copy of the
    same send, for the old figure in the same run.
 6. ``--py-spy FILE``: py-spy records the server's processes through the levels (a
@@ -207,7 +207,7 @@ class Server:
         self.log = log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "partnercast", "serve", "--port", "0"]
-            + (["--workers", str(workers)] if workers > 1 else []),  # the old server has none
+            + (["--workers", str(workers)] if workers > 1 else []),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -557,7 +557,7 @@ def main() -> None:
     olds: list[tuple[Path, Run]] = []
     for n, tree in enumerate(args.compare_with):
         old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
-        old_server = Server(old_env, args.workers, folder / f"serve-old{n}.log")
+        old_server = Server(old_env, 1, folder / f"serve-old{n}.log")  # wsgiref has no workers
         try:
             old_plan = _first_requests(plans[0][0], args.old_requests)
             old = replay_costed(old_server, old_plan, levels[0], folder, generator)
