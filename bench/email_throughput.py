@@ -1,7 +1,13 @@
 """Email throughput: the engine end to end against the machine's ceiling and a naive loop.
 
     python bench/email_throughput.py [--contacts 20000] [--partners 20] [--connections 2]
-        [--database sqlite|postgresql] [--postgres-url URL] [--reuse] [--workers 1,2]
+        [--database sqlite|postgresql|both] [--postgres-url URL] [--reuse] [--workers 1,2]
+        [--window 32[,1,...]]
+
+``--database both`` measures PostgreSQL and then SQLite in the same run, against the same
+ceiling and naive loop. ``--window`` is the delivery window (``Settings.delivery_window``,
+core/journal.py): each value given is measured in turn (``--window 1`` is the old rule,
+one journal commit a message).
 
 ``--reuse`` keeps the built world (a SQLite file under the temp folder, or a PostgreSQL
 template database ``emailbench_tpl_*``) for the next run with the same sizes and schema;
@@ -22,7 +28,11 @@ Prints, from the same run:
   processes and connections to the same sink;
 * naive: a loop that renders Jinja and then MJML for each recipient and builds an
   email.message.EmailMessage for each (no sending);
-* each worker process's peak memory (ru_maxrss).
+* each worker process's peak memory (ru_maxrss);
+* the database statements per 1,000 messages the workers ran, and the transactions
+  (commits): counted by the engine itself (a SQLAlchemy ``before_cursor_execute`` and
+  ``commit`` listener, plus core.journal.TALLY for the journal's own driver statements,
+  each its own commit). Unlike the rates it does not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import Environment
 from mjml import mjml2html
@@ -163,7 +173,37 @@ def build_world(folder: Path, partners: int, contacts: int, smtp_port: int, url:
     return engine, settings
 
 
-def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out: Any) -> None:
+class _Counter:
+    """The engine's own count of database statements and commits in this process."""
+
+    def __init__(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        self.statements = 0
+        self.commits = 0
+        self._lock = threading.Lock()
+        event.listen(Engine, "before_cursor_execute", self._statement)
+        event.listen(Engine, "commit", self._commit)
+
+    def _statement(self, *_: Any) -> None:
+        with self._lock:
+            self.statements += 1
+
+    def _commit(self, *_: Any) -> None:
+        with self._lock:
+            self.commits += 1
+
+    def totals(self) -> tuple[int, int]:
+        """(statements, commits) so far, the journal's own included."""
+        from partnercast.core.journal import TALLY
+
+        return self.statements + TALLY.statements, self.commits + TALLY.statements
+
+
+def _worker(
+    url: str, port: int, connections: int, window: int, worker_id: str, go: Any, out: Any
+) -> None:
     """One worker process: set up, wait for the start, tick() once; report what it did.
 
     Timing starts when every worker is ready, so interpreter start-up and imports (which
@@ -176,9 +216,11 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
     from partnercast.core.settings import load_settings
     from partnercast.plugins.manager import default_plugins
 
+    extra = {"delivery_window": window} if window else {}
     settings = load_settings(
         database_url=url,
         smtp=SmtpSettings(host="127.0.0.1", port=port, connections=connections),
+        **extra,
     )
     engine = make_engine(url)
     plugins = default_plugins()
@@ -187,8 +229,10 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
 
     install()  # the worker composes the engine: its sends keep the rollups
 
+    counter = _Counter()
     out.put(("ready", worker_id))
     go.wait()
+    before = counter.totals()
     started = time.time()
     report = tick(
         engine,
@@ -202,16 +246,29 @@ def _worker(url: str, port: int, connections: int, worker_id: str, go: Any, out:
         after=[scan_after_tick],
     )
     finished = time.time()
+    after = counter.totals()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.put(("done", report.sent, started, finished, rss))
+    statements, commits = after[0] - before[0], after[1] - before[1]
+    out.put(("done", report.sent, started, finished, rss, statements, commits))
 
 
-def engine_rate(url: str, port: int, workers: int, connections: int) -> tuple[int, float, float]:
-    """(messages, seconds, worst peak RSS in MB) for ``workers`` processes on one database."""
+class EngineRun(NamedTuple):
+    sent: int
+    seconds: float
+    rss: float  # the worst worker's peak, MB
+    statements: int  # all workers'
+    commits: int
+
+
+def engine_rate(url: str, port: int, workers: int, connections: int, window: int) -> EngineRun:
+    """One measurement of ``workers`` processes on one database (``window``: the delivery
+    window; 0 keeps the engine's default)."""
     context = multiprocessing.get_context("spawn")
     out, go = context.Queue(), context.Event()
     processes = [
-        context.Process(target=_worker, args=(url, port, connections, f"bench-{n}", go, out))
+        context.Process(
+            target=_worker, args=(url, port, connections, window, f"bench-{n}", go, out)
+        )
         for n in range(workers)
     ]
     for process in processes:
@@ -223,7 +280,13 @@ def engine_rate(url: str, port: int, workers: int, connections: int) -> tuple[in
     for process in processes:
         process.join()
     seconds = max(r[3] for r in results) - min(r[2] for r in results)
-    return sum(r[1] for r in results), seconds, max(r[4] for r in results)
+    return EngineRun(
+        sent=sum(r[1] for r in results),
+        seconds=seconds,
+        rss=max(r[4] for r in results),
+        statements=sum(r[5] for r in results),
+        commits=sum(r[6] for r in results),
+    )
 
 
 def _receive(out: Any, processes: list[Any]) -> Any:
@@ -367,8 +430,8 @@ class Worlds:
     schema) and kept (SQLite: under the temp folder; PostgreSQL: a template database).
     """
 
-    def __init__(self, args: argparse.Namespace, folder: Path, port: int) -> None:
-        self.postgres = args.database == "postgresql"
+    def __init__(self, args: argparse.Namespace, database: str, folder: Path, port: int) -> None:
+        self.postgres = database == "postgresql"
         self.server = args.postgres_url.rsplit("/", 1)[0]
         key = f"{args.contacts}c{args.partners}p_{_schema_key()}"
         self.template = f"emailbench_tpl_{key}" if args.reuse else "emailbench_tpl"
@@ -444,10 +507,20 @@ class Worlds:
                 self._drop(self.template)
 
 
+class Row(NamedTuple):
+    database: str
+    window: int
+    workers: int
+    run: EngineRun
+    ceiling: float  # measured right after, with as many processes and connections
+    load: str  # the load average when this measurement ended
+
+
 def main() -> None:
     # Keys of its own for the run (there is no default key), inherited by the workers it
     # spawns, unless the environment has them already.
     from partnercast.core.keys import generate_keys
+    from partnercast.core.settings import DEFAULT_DELIVERY_WINDOW
 
     keys = generate_keys()
     os.environ.setdefault("PARTNERCAST_SECRET_KEY", keys.secret_key)
@@ -457,7 +530,18 @@ def main() -> None:
     parser.add_argument("--partners", type=int, default=20)
     parser.add_argument("--connections", type=int, default=2, help="SMTP connections a worker")
     parser.add_argument("--workers", default="1,2", help="worker process counts to measure")
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="both: PostgreSQL, then SQLite, in the same run",
+    )
+    parser.add_argument(
+        "--window",
+        default=str(DEFAULT_DELIVERY_WINDOW),
+        help="delivery windows to measure, e.g. 1,8,32 (messages a connection notes in "
+        f"flight at once; the engine's default is {DEFAULT_DELIVERY_WINDOW})",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
@@ -470,53 +554,99 @@ def main() -> None:
     )
     parser.add_argument("--skip-ceiling", action="store_true", help="engine figures only")
     args = parser.parse_args()
+    databases = ["postgresql", "sqlite"] if args.database == "both" else [args.database]
+    windows = [int(n) for n in args.window.split(",")]
+    counts = [int(n) for n in args.workers.split(",")]
     port = _free_port()
     sink = start_sink(port)
     folder = Path(tempfile.mkdtemp(prefix="pc-bench-"))
-    rows: list[tuple[int, int, float, float, float]] = []
-    names: list[str] = []
-    worlds: Worlds | None = None
+    rows: list[Row] = []
     naive = float("nan")
+    started_load = _load()
     try:
         size = message_size(folder / "probe")
-        worlds = Worlds(args, folder, port)
-        for workers in [int(n) for n in args.workers.split(",")]:
-            names.append(f"w{workers}")
-            url = worlds.fresh(folder / names[-1], names[-1])
-            sent, seconds, rss = engine_rate(url, port, workers, args.connections)
-            ceiling = (
-                float("nan")
-                if args.skip_ceiling
-                else ceiling_rate(port, size, 12_000, workers, args.connections)
-            )
-            rows.append((workers, sent, seconds, ceiling, rss))
+        for database in databases:
+            names: list[str] = []
+            worlds = Worlds(args, database, folder / database, port)
+            try:
+                for window in windows:
+                    for workers in counts:
+                        names.append(f"{database[:2]}_k{window}_w{workers}")
+                        url = worlds.fresh(folder / names[-1], names[-1])
+                        run = engine_rate(url, port, workers, args.connections, window)
+                        ceiling = (
+                            float("nan")
+                            if args.skip_ceiling
+                            else ceiling_rate(port, size, 12_000, workers, args.connections)
+                        )
+                        rows.append(Row(database, window, workers, run, ceiling, _load()))
+                        print(f"  {_line(rows[-1], naive)}", file=sys.stderr)
+            finally:
+                worlds.cleanup(names, args.reuse)
         if not args.skip_ceiling:
             naive = naive_rate(300)
     finally:
         sink.kill()
-        if worlds is not None:
-            worlds.cleanup(names, args.reuse)
         shutil.rmtree(folder, ignore_errors=True)
     print(
-        f"{args.database}, {args.contacts:,} contacts; message size: {size:,} bytes; "
-        f"{args.connections} SMTP connections per worker; load average {_load()}"
+        f"{args.contacts:,} contacts, {args.partners} partners; message size: {size:,} bytes; "
+        f"{args.connections} SMTP connections per worker; load average at the start "
+        f"{started_load}, at the end {_load()}"
     )
-    for workers, sent, seconds, ceiling, rss in rows:
-        rate = sent / seconds
-        compared = (
-            f"ceiling {ceiling:,.0f} msg/s ({workers * args.connections} connections); "
-            f"engine/ceiling {rate / ceiling:.0%}; engine/naive {rate / naive:.1f}x; "
-            if not args.skip_ceiling
-            else ""
-        )
-        print(
-            f"{workers} worker(s): engine {sent:,} msgs in {seconds:.1f} s = {rate:,.0f} msg/s; "
-            f"{compared}peak RSS {rss:,.0f} MB a worker"
-        )
     if not args.skip_ceiling:
         print(
             f"naive loop: {naive:,.0f} msg/s (Jinja + MJML + EmailMessage per recipient, no send)"
         )
+    for row in rows:
+        print(_line(row, naive))
+    if not args.skip_ceiling:
+        for line in _verdicts(rows, naive):
+            print(line)
+
+
+def _line(row: Row, naive: float) -> str:
+    run = row.run
+    rate = run.sent / run.seconds
+    compared = (
+        f"ceiling {row.ceiling:,.0f} msg/s; engine/ceiling {rate / row.ceiling:.0%}; "
+        if row.ceiling == row.ceiling  # not NaN
+        else ""
+    )
+    if naive == naive:
+        compared += f"engine/naive {rate / naive:.1f}x; "
+    per_thousand = 1000 / max(run.sent, 1)
+    return (
+        f"{row.database}, window {row.window}, {row.workers} worker(s): engine "
+        f"{run.sent:,} msgs in {run.seconds:.1f} s = {rate:,.0f} msg/s; {compared}"
+        f"{run.statements * per_thousand:,.0f} statements and "
+        f"{run.commits * per_thousand:,.0f} commits per 1,000 messages; "
+        f"peak RSS {run.rss:,.0f} MB a worker; load {row.load}"
+    )
+
+
+def _verdicts(rows: list[Row], naive: float) -> list[str]:
+    """The targets of issue 16 for each PostgreSQL window measured, met or not."""
+    rate = {(r.database, r.window, r.workers): r.run.sent / r.run.seconds for r in rows}
+    ceilings = {(r.database, r.window, r.workers): r.ceiling for r in rows}
+    lines = []
+    for database, window, workers in rate:
+        if database != "postgresql":
+            continue
+        mine = rate[(database, window, workers)]
+        ceiling = ceilings[(database, window, workers)]
+        checks = [
+            (f"half the ceiling ({mine / ceiling:.0%})", mine >= ceiling / 2),
+            (f"5x naive ({mine / naive:.1f}x)", mine >= 5 * naive),
+        ]
+        one = rate.get((database, window, 1))
+        if workers > 1 and one is not None:
+            checks.append((f"not slower than 1 worker ({mine / one:.2f}x)", mine >= one))
+        lite = rate.get(("sqlite", window, workers))
+        if lite is not None:
+            checks.append((f"at least SQLite's rate ({mine / lite:.2f}x)", mine >= lite))
+        said = "; ".join(f"{what}: {'met' if ok else 'NOT met'}" for what, ok in checks)
+        lines.append(f"targets, postgresql, window {window}, {workers} worker(s): {said}")
+    return lines
 
 
 def _load() -> str:

@@ -526,7 +526,9 @@ def _send_to_audience(
         raise PermanentError(f"the partner has no {channel.title} sender set up (sender_email)")
     at_most_once = prepared.view.tenant.delivery_guarantee == AT_MOST_ONCE
     journal = (
-        LedgerJournal(ctx.engine, tenant_id, dispatch_id, ctx.held())
+        LedgerJournal(
+            ctx.engine, tenant_id, dispatch_id, ctx.held(), window=ctx.settings.delivery_window
+        )
         if channel.journals_deliveries
         else None
     )

@@ -1,30 +1,36 @@
-"""The delivery journal: each email is noted in the ledger as it goes on the wire.
+"""The delivery journal: each email is noted in the ledger before it goes on the wire.
 
-The ledger rows of a batch are committed ``pending`` before anything is sent. Then, for
-each SMTP connection, the channel calls :meth:`LedgerJournal.record` before handing a
-message over: ONE committed UPDATE marks the previous message of that connection with its
-outcome (``sent``, or back to ``pending`` when the server did not take it) and the next one
-``sending``. So at any instant a connection has at most one ``sending`` row, and after a
-crash the ledger says exactly which contacts got the message (``sent``), which did not
-(``pending``) and which are uncertain (``sending``: on the wire when the worker died).
-core.outbox.open_deliveries then resends the uncertain ones with the same Message-ID, or,
-for an at-most-once tenant, leaves them ``uncertain`` and tells the concierge.
+The ledger rows of a batch are committed ``pending`` before anything is sent. Then each
+SMTP connection works through a *window* of up to N messages at a time (N is
+``Settings.delivery_window``): ONE committed UPDATE marks the previous window's messages
+with their outcomes (``sent``, or back to ``pending`` when the server did not take them)
+and the next window's ``sending``; the connection then sends them, and the next UPDATE
+settles them and opens the window after. So at any instant a connection has at most N
+``sending`` rows, and after a crash the ledger says exactly which contacts got the message
+(``sent``), which did not (``pending``) and which are uncertain (``sending``: noted in
+flight when the worker died, some of them may have reached the server). core.outbox.
+open_deliveries then resends the uncertain ones with the same Message-ID, flagged
+``uncertain``, or, for an at-most-once tenant, leaves them ``uncertain`` and tells the
+concierge. A window of 1 is the old rule (one uncertain message per connection, one
+durable commit per message); a window of N divides the journal's statements (and on
+PostgreSQL its WAL flushes) by N and bounds a crash's repeats to N per connection
+(docs/performance.md says why the default is what it is).
 
 The UPDATE is also a fence: it matches rows only while this worker's lease on the
 dispatch is live, so a worker whose lease was taken over stops after at most the one
-message per connection it had on the wire (``record`` returns False).
+window per connection it had noted (``note`` returns False).
 
 It runs on a raw driver connection per live sender thread (a new thread takes over an
-ended one's), outside the ORM, for speed (once per message); on SQLite the sender threads
-of every worker on the machine take turns on a lock (:class:`WriteTurns`) rather than on
-the database's own write lock. It is
-tenant-scoped by its WHERE clause (tenant_id and dispatch_id).
+ended one's), outside the ORM, for speed; on SQLite the sender threads of every worker on
+the machine take turns on a lock (:class:`WriteTurns`) rather than on the database's own
+write lock. It is tenant-scoped by its WHERE clause (tenant_id and dispatch_id).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 try:
@@ -37,6 +43,7 @@ from sqlalchemy.engine import Engine
 
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.outbox import Lease
+from partnercast.core.settings import DEFAULT_DELIVERY_WINDOW
 from partnercast.core.sql import table_of
 
 SENDING = "sending"
@@ -54,10 +61,18 @@ class Outcome(Protocol):
     def status(self) -> str: ...
 
 
-def _statement() -> Any:
+DEFAULT_WINDOW = DEFAULT_DELIVERY_WINDOW  # messages a connection notes in flight at once
+
+
+def _statement(slots: int) -> Any:
+    """The journal's one UPDATE, with ``slots`` ids in each of its three sets: sent
+    (settled ``sent``, dated), not sent (back to ``pending``) and handed over (``sending``).
+    Unused slots hold an id no row has, so one compiled statement serves every window of
+    up to ``slots`` messages."""
     delivery, dispatch = table_of(Delivery), table_of(Dispatch)
-    done_id: BindParameter[int] = bindparam("j_done_id")
-    next_id: BindParameter[int] = bindparam("j_next_id")
+    sent: list[BindParameter[int]] = [bindparam(f"j_sent_{n}") for n in range(slots)]
+    back: list[BindParameter[int]] = [bindparam(f"j_back_{n}") for n in range(slots)]
+    going: list[BindParameter[int]] = [bindparam(f"j_next_{n}") for n in range(slots)]
     now = bindparam("j_now", type_=DateTime())
     dispatch_id: BindParameter[int] = bindparam("j_dispatch_id")
     lease_live = (
@@ -70,18 +85,17 @@ def _statement() -> Any:
         update(delivery)
         .where(delivery.c.tenant_id == bindparam("j_tenant_id"))
         .where(delivery.c.dispatch_id == dispatch_id)
-        .where(delivery.c.id.in_([done_id, next_id]))
+        .where(delivery.c.id.in_([*sent, *back, *going]))
         .where(lease_live)
         .values(
             state=case(
-                (delivery.c.id == done_id, bindparam("j_done_state")), else_=literal(SENDING)
+                (delivery.c.id.in_(sent), literal("sent")),
+                (delivery.c.id.in_(back), literal("pending")),
+                else_=literal(SENDING),
             ),
-            sent_at=case((delivery.c.id == bindparam("j_sent_id"), now), else_=delivery.c.sent_at),
+            sent_at=case((delivery.c.id.in_(sent), now), else_=delivery.c.sent_at),
         )
     )
-
-
-_RECORD = _statement()
 
 
 def _renewal() -> Any:
@@ -182,15 +196,59 @@ def write_turns(database: str | None) -> WriteTurns:
         return turns
 
 
-class LedgerJournal:
-    """The :class:`~partnercast.plugins.DeliveryJournal` of one dispatch run."""
+_COMPILED: dict[tuple[str, str, int], _DriverStatement] = {}
+_COMPILED_LOCK = threading.Lock()
 
-    def __init__(self, engine: Engine, tenant_id: int, dispatch_id: int, lease: Lease) -> None:
+
+def _compiled(dialect: Any, slots: int) -> _DriverStatement:
+    """The journal's UPDATE of ``slots`` slots compiled for ``dialect``, once a process."""
+    key = (dialect.name, dialect.driver, slots)
+    with _COMPILED_LOCK:
+        found = _COMPILED.get(key)
+        if found is None:
+            found = _COMPILED[key] = _DriverStatement(_statement(slots), dialect)
+        return found
+
+
+class _Tally:
+    """Statements the journals of this process ran (each its own commit): what the
+    benchmark adds to the engine's own statements for its per-1,000-messages figure."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.statements = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.statements += 1
+
+
+TALLY = _Tally()
+
+
+class LedgerJournal:
+    """The :class:`~partnercast.plugins.DeliveryJournal` of one dispatch run.
+
+    ``window``: how many messages a connection may note in flight at once (at least 1).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        tenant_id: int,
+        dispatch_id: int,
+        lease: Lease,
+        *,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if window < 1:
+            raise ValueError("the delivery window is at least one message")
+        self.window = window
         self._engine = engine
         self._tenant_id = tenant_id
         self._dispatch_id = dispatch_id
         self._lease = lease
-        self._record = _DriverStatement(_RECORD, engine.dialect)
+        self._record = _compiled(engine.dialect, window)
         self._renewal = _DriverStatement(_RENEW, engine.dialect)
         self._local = threading.local()
         self._slots: list[list[Any]] = []  # [thread using it, connection, cursor]
@@ -237,41 +295,73 @@ class LedgerJournal:
         return cursor
 
     def record(self, done: Outcome | None, handing_over: int | None) -> bool:
-        """Note ``done``'s outcome and that ``handing_over`` goes on the wire now."""
-        done_id = done.delivery_id if done is not None else _NONE
-        next_id = handing_over if handing_over is not None else _NONE
-        expected = (done is not None) + (handing_over is not None)
+        """Note ``done``'s outcome and that ``handing_over`` goes on the wire now (a window
+        of one message: :meth:`note`)."""
+        return self.note(
+            [done] if done is not None else [], [handing_over] if handing_over is not None else []
+        )
+
+    def note(
+        self,
+        done: Sequence[Outcome],
+        handing_over: Sequence[int] = (),
+        released: Sequence[int] = (),
+    ) -> bool:
+        """In one committed statement: settle the outcomes ``done`` (``sent``, or
+        ``pending`` when the server did not take the message), put ``released`` back to
+        ``pending`` (noted in flight, never handed to the server) and note the deliveries
+        ``handing_over`` ``sending`` (the connection hands them over next). False when the
+        lease is lost: nothing was written and nothing more may be sent.
+
+        ``handing_over`` holds at most ``window`` ids; so do ``done`` and ``released``
+        together (they are what is left of the window before).
+        """
+        sent = [o.delivery_id for o in done if o.status == "sent"]
+        back = [o.delivery_id for o in done if o.status != "sent"]
+        back.extend(released)
+        going = list(handing_over)
+        expected = len(sent) + len(back) + len(going)
         if not expected:
             return True
-        sent = done is not None and done.status == "sent"
+        slots = self.window
+        if max(len(sent), len(back), len(going)) > slots:
+            raise ValueError(f"more than the journal's window of {slots} messages at once")
         cursor = self._cursor()
         if self._write_lock is None:
-            return self._write(cursor, done_id, next_id, sent, expected)
+            return self._write(cursor, sent, back, going, expected)
         with self._write_lock:
-            return self._write(cursor, done_id, next_id, sent, expected)
+            return self._write(cursor, sent, back, going, expected)
 
-    def _write(self, cursor: Any, done_id: int, next_id: int, sent: bool, expected: int) -> bool:
+    def _write(
+        self, cursor: Any, sent: list[int], back: list[int], going: list[int], expected: int
+    ) -> bool:
         now = self._lease.now()
         if not self._renew(cursor, now):
             self.lost = True
             return False
-        matched = self._record.run(
-            cursor,
-            {
-                "j_tenant_id": self._tenant_id,
-                "j_dispatch_id": self._dispatch_id,
-                "j_owner": self._lease.owner,
-                "j_now": now,
-                "j_done_id": done_id,
-                "j_next_id": next_id,
-                "j_done_state": "sent" if sent else "pending",
-                "j_sent_id": done_id if sent else _NONE,
-            },
-        )
+        values: dict[str, Any] = {
+            "j_tenant_id": self._tenant_id,
+            "j_dispatch_id": self._dispatch_id,
+            "j_owner": self._lease.owner,
+            "j_now": now,
+        }
+        for prefix, ids in (("j_sent_", sent), ("j_back_", back), ("j_next_", going)):
+            for n in range(self.window):
+                values[f"{prefix}{n}"] = ids[n] if n < len(ids) else _NONE
+        matched = self._record.run(cursor, values)
+        TALLY.add()
         if matched != expected:
             self.lost = True
             return False
         return True
+
+    def renewal_due(self) -> bool:
+        """True when the lease is due for renewal (a third of it has passed since the
+        last): a connection whose window is slow to go (a slow server) notes what it has
+        sent so far, and the note renews the lease, as a note per message did."""
+        with self._lock:
+            renewed_at = self._renewed_at
+        return (self._lease.now() - renewed_at).total_seconds() >= self._lease.seconds / 3
 
     def _renew(self, cursor: Any, now: Any) -> bool:
         """Extend the lease every third of its length while messages keep going out.
@@ -286,6 +376,7 @@ class LedgerJournal:
                 self._renewed_at = now
         if not due:
             return True
+        TALLY.add()
         renewed = self._renewal.run(
             cursor,
             {

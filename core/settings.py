@@ -38,6 +38,8 @@ from partnercast.core.keys import (
 )
 
 DEFAULT_CONFIG_FILE = "partnercast.toml"
+DEFAULT_DELIVERY_WINDOW = 32
+"""Settings.delivery_window's default, chosen from measurements (docs/performance.md)."""
 
 
 class PluginSources(BaseModel):
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     # Provider-wide caps per channel, shared by every tenant and worker (core/ratelimit.py):
     # {"google_ads": {"per_day": 15000}}; from the environment as JSON.
     rate_limits: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Messages an SMTP connection notes in flight at once (core/journal.py): one database
+    # statement a window instead of one a message; a crash repeats at most this many a
+    # connection, each with its own Message-ID and flagged uncertain (1: one at a time).
+    delivery_window: int = Field(default=DEFAULT_DELIVERY_WINDOW, ge=1, le=1000)
     # Each plugin's own section, raw (they may hold secrets: never printed nor dumped).
     plugin_sources: PluginSources = Field(default_factory=PluginSources, repr=False, exclude=True)
 

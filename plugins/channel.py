@@ -149,19 +149,39 @@ class PublishResult:
 
 
 class DeliveryJournal(Protocol):
-    """Where an audience channel notes each message as it goes on the wire.
+    """Where an audience channel notes its messages as they go on the wire.
 
     The engine passes one to ``publish(journal=...)`` when the channel declares
-    ``journals_deliveries = True``. Before handing recipient k to a connection, the channel
-    calls ``record(done, handing_over=k)`` with the outcome of the previous message on
-    that same connection (None for the first), and ``record(done, None)`` after the last.
-    Each call is one committed write, so if the process dies, the only messages whose fate
-    is unknown are the one per connection that was on the wire: they are resent with the
-    same Message-ID (or, at most once, not at all), every other contact is known sent or
-    not sent. ``record`` returns False when the engine may no longer send for this
-    dispatch (its lease was taken over): the channel stops that connection at once.
-    Called from the channel's sender threads; implementations are thread-safe.
+    ``journals_deliveries = True``. Each connection works in windows of at most
+    ``window`` recipients: before handing a window's messages to the server it calls
+    ``note(done, handing_over=[ids of the window])`` with the outcomes of its previous
+    window (empty for the first), and after its last ``note(done, [], released)``, where
+    ``released`` are ids it noted but never handed over (it was stopped). Each call is ONE
+    committed write, so if the process dies, the only messages whose fate is unknown are
+    those of the window in flight on each connection (at most ``window`` a connection):
+    they are resent with the same Message-ID, flagged uncertain (or, at most once, not at
+    all); every other contact is known sent or not sent. ``note`` returns False when the
+    engine may no longer send for this dispatch (its lease was taken over): the channel
+    stops that connection at once. Called from the channel's sender threads;
+    implementations are thread-safe.
+
+    ``renewal_due()`` is True when the engine's lease wants renewing: a connection whose
+    window is slow to go (a slow server) then notes what it has sent so far
+    (``note(done, [])``), which renews it. ``record(done, handing_over)`` is ``note`` for a
+    window of one message (``done``: the previous message's outcome or None,
+    ``handing_over``: the next id or None).
     """
+
+    window: int
+
+    def renewal_due(self) -> bool: ...
+
+    def note(
+        self,
+        done: Sequence[RecipientOutcome],
+        handing_over: Sequence[int] = (),
+        released: Sequence[int] = (),
+    ) -> bool: ...
 
     def record(self, done: RecipientOutcome | None, handing_over: int | None) -> bool: ...
 

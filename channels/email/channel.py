@@ -3,6 +3,8 @@ per-recipient step (merge markers filled, MIME built) over reused SMTP connectio
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import smtplib
 import threading
@@ -20,6 +22,7 @@ from partnercast.channels.email.smtp import SmtpConnection
 from partnercast.plugins import (
     AuthError,
     Channel,
+    ChannelError,
     DeliveryJournal,
     Draft,
     PermanentError,
@@ -76,9 +79,36 @@ class EmailContent(BaseModel):
 class _PlainText(html2text.HTML2Text):
     """html2text for people, not for a Markdown renderer: text is taken as it is, without
     the backslashes Markdown would need ('1. Alles sehen' stays '1. Alles sehen', not
-    '1\\. Alles sehen')."""
+    '1\\. Alles sehen'), and a link reads as its text and then its address in brackets
+    ('the guide (https://...)', not '[the guide](https://...)'); a link whose text is its
+    address, or that has no text (an image), is the address alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._links: list[tuple[str, list[str]]] = []  # (href, its text so far) per open <a>
+
+    def handle_tag(self, tag: str, attrs: dict[str, str | None], start: bool) -> None:
+        if tag != "a":
+            super().handle_tag(tag, attrs, start)
+            return
+        if start:
+            self._links.append(((attrs or {}).get("href") or "", []))
+            return
+        if not self._links:
+            return
+        href, parts = self._links.pop()
+        text = " ".join("".join(parts).split())
+        if not href or href.startswith("#"):
+            return
+        shown = href.removeprefix("mailto:")
+        if not text:
+            self.o(shown)
+        elif text not in (href, shown):
+            self.o(f" ({shown})")
 
     def handle_data(self, data: str, entity_char: bool = False) -> None:
+        for _href, parts in self._links:
+            parts.append(data)
         super().handle_data(data, entity_char=True)  # html2text escapes all but entities
 
 
@@ -95,7 +125,10 @@ def plain_text(html: str) -> str:
     """The text part of an email from its HTML: no Markdown escapes, no trailing spaces
     (html2text's line breaks end in two), one newline at the end."""
     text = _text_converter().handle(html)
-    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    # One blank line between blocks: html2text leaves two or three after a list or table.
+    kept = [line for at, line in enumerate(lines) if line or (at and lines[at - 1])]
+    return "\n".join(kept) + "\n"
 
 
 class EmailChannel(Channel):
@@ -222,8 +255,9 @@ class EmailChannel(Channel):
         The message template is made once per call (bytes split at the merge markers).
         One sender thread per connection takes the next recipient from a shared iterator,
         builds its message and talks SMTP: a thread waiting on the network (or on the
-        journal's database) lets the others build. Each connection has at most one
-        message on the wire, noted in ``journal`` before it goes (see DeliveryJournal).
+        journal's database) lets the others build. Each connection notes a window of
+        messages in ``journal`` before they go, at most ``journal.window`` at once (see
+        DeliveryJournal), and settles them in its next note.
         No queue between a builder and the senders: handing each message from one
         thread to another cost more (locks, wake-ups, GIL hand-offs) than building it.
         """
@@ -299,7 +333,8 @@ class EmailChannel(Channel):
 
 
 class _Lane:
-    """One SMTP connection's sender: builds the next message, notes it, sends it."""
+    """One SMTP connection's sender: builds a window of messages, notes them in flight,
+    sends them one by one, and settles them in the journal's next note."""
 
     def __init__(
         self,
@@ -316,24 +351,82 @@ class _Lane:
         self.error: BaseException | None = None
 
     def run(self, work: Iterator[Recipient], stop: threading.Event) -> None:
-        previous: RecipientOutcome | None = None
         journal = self.journal
+        note = getattr(journal, "note", None) if journal is not None else None
+        if journal is not None and note is None:  # a journal of one message at a time
+            self._run_one_by_one(journal, work, stop)
+            return
+        window = max(1, journal.window) if journal is not None else 64
+        renewal_due = getattr(journal, "renewal_due", None)
+        done: list[RecipientOutcome] = []  # sent (or refused), not yet settled in the journal
+        flying: list[Recipient] = []  # noted in flight, not yet handed to the server
+        on_the_wire = False  # flying[0] is being handed over
+        try:
+            while not stop.is_set():
+                # next() on the shared list iterator is atomic: each recipient goes once
+                chunk = list(itertools.islice(work, window))
+                if not chunk:
+                    break
+                if note is not None and not note(done, [r.delivery_id for r in chunk]):
+                    done = []
+                    stop.set()  # the lease is lost: nothing of this window goes
+                    break
+                done, flying = [], list(chunk)
+                for recipient in chunk:
+                    if stop.is_set():
+                        break  # another lane failed or the lease was lost
+                    payload = self.template.render(recipient)
+                    on_the_wire = True
+                    outcome = _send_one(self.connection, self.account, recipient, payload)
+                    on_the_wire = False
+                    del flying[0]
+                    self.outcomes.append(outcome)
+                    done.append(outcome)
+                    if renewal_due is not None and note is not None and renewal_due():
+                        # a slow window (a slow server): settle what went, keep the lease
+                        if not note(done, []):
+                            stop.set()
+                        done = []
+            if note is not None and (done or flying):
+                # the last settlement; ``flying``: noted but never handed over (stopped)
+                note(done, [], [r.delivery_id for r in flying])
+        except BaseException as error:  # handed to publish(), which raises it
+            self.error = error
+            stop.set()
+            if note is not None and isinstance(error, Exception):
+                gone = on_the_wire and not isinstance(error, ChannelError)
+                _settle_after(note, done, flying[1:] if gone else flying)
+
+    def _run_one_by_one(
+        self, journal: DeliveryJournal, work: Iterator[Recipient], stop: threading.Event
+    ) -> None:
+        """With a journal that has only ``record``: one message in flight at a time."""
+        previous: RecipientOutcome | None = None
         try:
             for recipient in work:
                 if stop.is_set():
                     break  # another lane failed or the lease was lost
                 payload = self.template.render(recipient)
-                if journal is not None and not journal.record(previous, recipient.delivery_id):
+                if not journal.record(previous, recipient.delivery_id):
                     previous = None
                     stop.set()
                     break
                 previous = _send_one(self.connection, self.account, recipient, payload)
                 self.outcomes.append(previous)
-            if journal is not None and previous is not None:
+            if previous is not None:
                 journal.record(previous, None)
         except BaseException as error:  # handed to publish(), which raises it
             self.error = error
             stop.set()
+
+
+def _settle_after(note: Any, done: list[RecipientOutcome], flying: list[Recipient]) -> None:
+    """An error stopped a lane mid-window (the process lives on): settle what is known
+    (``done``) and release what never went (``flying``), so that only a message whose fate
+    is unknown stays ``sending``: one an error other than a channel's (a refused sender or
+    login: not taken) interrupted on the wire."""
+    with contextlib.suppress(Exception):  # the error that stopped the lane is the one raised
+        note(done, [], [r.delivery_id for r in flying])
 
 
 def _send_one(
