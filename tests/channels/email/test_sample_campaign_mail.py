@@ -1,5 +1,5 @@
 """The sample campaign's emails as a recipient's mail client shows them: one sign-off, a
-text part without Markdown escapes, a Date in UTC that says so, a Message-ID in the
+text part without Markdown escapes or link syntax, a Date in UTC that says so, a Message-ID in the
 sender's domain."""
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def test_the_sample_campaign_reads_right(world: World, sink: SmtpSink) -> None:
             assert "\\." not in text and "\\-" not in text, text
             assert re.search(r"^1\. ", text, re.M), text
             assert not [row for row in text.splitlines() if row != row.rstrip()]
+            # links read as their text and then the address, not Markdown's [text](url)
+            assert "](" not in text and "\\(" not in text and "<http" not in text, text
+            unsubscribe = re.search(r"<(http[^>]+)>", str(message["List-Unsubscribe"]))
+            assert unsubscribe and f"({unsubscribe.group(1)})" in text, text
+            assert "\n\n\n" not in text, text
             # the Date header in UTC, said so (-0000 would mean "zone unknown")
             assert str(message["Date"]).endswith("+0000"), message["Date"]
             # the Message-ID names the sender's domain, not the engine's host
