@@ -31,6 +31,7 @@ from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.access import DECIDE, INVITE, TASKS_WRITE
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.web.context import Engine
+from partnercast.web.i18n import gettext_for
 from partnercast.web.identity import SignedIn, Visitor, tenant_for
 from partnercast.web.shell import PAGE_HEADERS, environment, render_page, shell_context
 
@@ -79,6 +80,10 @@ class Desk:
     @property
     def may_invite(self) -> bool:
         return self.may(INVITE)
+
+    def gettext(self, message: str) -> str:
+        """``message`` in the visitor's language (the dashboard's catalogue)."""
+        return gettext_for(self.visitor.locale, DOMAIN)(message)
 
     def require(self, action: str) -> None:
         """403 unless the visitor may do ``action`` here (a vendor marketer reading)."""

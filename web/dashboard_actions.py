@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 from starlette.exceptions import HTTPException
 
 from partnercast.campaigns import decisions
+from partnercast.campaigns.approval import TransitionRefused
 from partnercast.campaigns.models import Enrollment
 from partnercast.concierge import capacity, review, tasks
 from partnercast.concierge.approval_queue import Waiting, record_reminder, waiting_enrollment
@@ -68,15 +69,16 @@ def remind(
         waiting = _waiting(session, desk, enrollment_id)
         desk.require(TASKS_WRITE)
         if not waiting.contact_email:
-            error = "This partner names no point of contact to remind."
+            error = desk.gettext("This partner names no point of contact.")
             return approvals_page(
                 request, desk, now, status=422, error=error, error_for=enrollment_id
             )
         try:
             send_reminder(request, settings, desk, waiting, now=now)
-        except UserError as error:
+        except UserError:
+            error = desk.gettext("The reminder could not be sent: the mail server did not take it.")
             return approvals_page(
-                request, desk, now, status=503, error=error.message, error_for=enrollment_id
+                request, desk, now, status=503, error=error, error_for=enrollment_id
             )
         record_reminder(
             session,
@@ -127,9 +129,30 @@ def decide_on_behalf(
         except UserError as error:
             session.rollback()
             return approvals_page(
-                request, desk, now, status=422, error=error.message, error_for=enrollment_id
+                request,
+                desk,
+                now,
+                status=422,
+                error=desk.gettext(_refusal(error)),
+                error_for=enrollment_id,
             )
     return _back(desk, f"/approvals?decided={enrollment_id}")
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; :meth:`Desk.gettext` translates it when shown."""
+    return message
+
+
+def _refusal(error: UserError) -> str:
+    """What the page says (translated) when ``decide`` refuses."""
+    if isinstance(error, decisions.ReasonRequired):
+        return N_("Give a reason: the partner sees it.")
+    if isinstance(error, decisions.ContentChanged):
+        return N_("The content changed since this page was shown: look at it again.")
+    if isinstance(error, TransitionRefused):
+        return N_("This enrollment's state does not allow that decision any more.")
+    return N_("That decision was refused.")
 
 
 def _waiting(session: Session, desk: Desk, enrollment_id: int) -> Waiting:
@@ -278,5 +301,10 @@ def invite(
             smtp=mail.smtp_server(request.app.state.host.config.sections),
         )
     except UserError as error:
-        return partner_view(request, desk, now, partner_id, error=error.message, status=422)
+        text = (
+            N_("This partner names no point of contact.")
+            if "no point of contact" in error.message
+            else N_("The invitation could not be sent: the mail server did not take it.")
+        )
+        return partner_view(request, desk, now, partner_id, error=desk.gettext(text), status=422)
     return _back(desk, f"/partners/{partner_id}?invited=1#people")

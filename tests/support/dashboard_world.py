@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from support.world import World, build_world, respond
 
 from partnercast.concierge import tasks
 from partnercast.concierge.models import PartnerAssignment
@@ -21,6 +20,7 @@ from partnercast.tenants.access import Role
 from partnercast.tenants.partners import list_partners
 from partnercast.tenants.users import ensure_user, grant
 from partnercast.web.sessions import COOKIE, open_session
+from support.world import World, build_world, respond
 
 
 @dataclass

@@ -186,7 +186,7 @@ def test_a_decision_on_behalf_needs_a_reason_and_is_recorded(clients, desk) -> N
     enrollment = _enrollment(desk, "north", north.covered[0])
     path = f"/dashboard/northwind/approvals/{enrollment}/decide"
     refused = anna.post(path, data={"csrf_token": token, "decision": "approve", "reason": " "})
-    assert refused.status_code == 422
+    assert refused.status_code == 422 and "Give a reason: the partner sees it." in refused.text
     done = anna.post(
         path, data={"csrf_token": token, "decision": "approve", "reason": "approved by phone"}
     )

@@ -38,7 +38,7 @@ def _check(page: Any, name: str) -> None:
 
 
 def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
-    live_server: LiveServer, page: Any, desk: DashboardWorld
+    live_server: LiveServer, page: Any, desk: DashboardWorld, sink: SmtpSink
 ) -> None:
     north = desk.north
     _sign_in(page, live_server, desk.cookies["anna"])
@@ -47,6 +47,14 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     rows = page.locator("table.stack tbody tr")
     assert rows.count() == len(north.covered)  # Anna's three partners wait
     _check(page, "approvals")
+
+    invited = rows.filter(has_text="invited").first  # not customised yet: remind them
+    contact = invited.locator("[id^=who-]").inner_text().removeprefix("to ")
+    invited.get_by_role("button", name="Send reminder").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("status").first.inner_text() == "Reminder sent and recorded."
+    assert [m for m in sink.received.messages if m["To"] == contact]
+    assert "1 time" in rows.filter(has_text="invited").first.inner_text()
 
     actions = 0
     while rows.count():
@@ -74,6 +82,9 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     page.wait_for_load_state()
     task_id = north.tasks[north.covered[0]]
     row = page.locator(f"#task-{task_id}")
+    row.get_by_label("Assign to").select_option(label="Ben")
+    row.get_by_role("button", name="Assign").click()
+    page.locator(f"#task-{task_id} td", has_text="Ben").first.wait_for()
     row.get_by_label("Note").fill("Called: they launch next week")
     row.get_by_role("button", name="Add note").click()
     page.locator(f"#task-{task_id} summary", has_text="Notes").wait_for()
@@ -84,6 +95,7 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
         task = session.get(ConciergeTask, task_id)
         assert task is not None
         assert task.status == "done" and "they launch next week" in task.notes
+        assert task.owner_id == north.concierges["Ben"]
 
     for name in ("partners", "capacity"):
         page.get_by_role("link", name=name.title()).click()

@@ -14,7 +14,7 @@ METHODS = [
     ("dashboard*.py", "python"),
     ("templates/dashboard/**.html", "jinja2"),
 ]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 
 def _used() -> set[str]:
