@@ -278,3 +278,50 @@ def test_inviting_a_partner_mails_its_contact_and_shows_who_accepted(clients, de
     marketer = clients["marketer"]
     answer = marketer.post(path + "/invite", data={"csrf_token": _token(marketer, path)})
     assert answer.status_code == 403
+
+
+def test_a_proposed_capacity_move_is_applied_alone(clients, desk) -> None:
+    from partnercast.concierge import capacity
+
+    anna, north = clients["anna"], desk.north
+    world = north.world
+    with tenant_session(world.engine, world.tenant_id) as session:
+        proposal = capacity.propose_balance(session)
+    mine = [m for m in proposal.moves if m.partner in north.covered]
+    assert mine, "the world's balance moves one of Anna's partners"
+    move = mine[0]
+    page = anna.get("/dashboard/northwind/capacity").text
+    assert f"/capacity/moves/{move.partner_id}" in page
+    token = _token(anna, "/dashboard/northwind/capacity")
+    answer = clients["marketer"].post(
+        f"/dashboard/northwind/capacity/moves/{move.partner_id}",
+        data={"csrf_token": _token(clients["marketer"], "/dashboard/northwind/capacity")},
+    )
+    assert answer.status_code == 403
+    answer = anna.post(
+        f"/dashboard/northwind/capacity/moves/{move.partner_id}", data={"csrf_token": token}
+    )
+    assert answer.status_code == 303
+    with tenant_session(world.engine, world.tenant_id) as session:
+        assigned = capacity.assignments(session)[move.partner_id]
+        again = capacity.propose_balance(session)
+    assert assigned.concierge_id == move.to_id and assigned.language == move.language
+    assert move.partner_id not in {m.partner_id for m in again.moves}
+    assert "The partner was moved." in anna.get(answer.headers["location"]).text
+    # The partner is Ben's now: no longer Anna's to see, move or open.
+    stale = anna.post(
+        f"/dashboard/northwind/capacity/moves/{move.partner_id}", data={"csrf_token": token}
+    )
+    assert stale.status_code == 404
+    admin = clients["admin"]
+    stale = admin.post(
+        f"/dashboard/northwind/capacity/moves/{move.partner_id}",
+        data={"csrf_token": _token(admin, "/dashboard/northwind/capacity")},
+    )
+    assert stale.status_code == 303  # the admin sees it, but the move is not proposed now
+    assert "no longer proposed" in admin.get(stale.headers["location"]).text
+    south_partner = desk.south.partners[desk.south.covered[0]]
+    answer = anna.post(
+        f"/dashboard/northwind/capacity/moves/{south_partner}", data={"csrf_token": token}
+    )
+    assert answer.status_code == 404
