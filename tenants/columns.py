@@ -38,6 +38,9 @@ CONTACT_ALIASES = _aliases(
         "locale": "language lang language_code preferred_language sprache langue idioma",
         "consent": "opt_in optin email_opt_in marketing_opt_in marketing_consent "
         "email_consent gdpr_consent subscribed einwilligung consentement consentimiento",
+        "opt_out": "email_opt_out optout opted_out email_optout has_opted_out_of_email "
+        "hasoptedoutofemail hs_email_optout unsubscribed unsubscribed_from_all_email "
+        "do_not_email donotemail",
         "consent_date": "consent_at consented_at consent_given_at consent_timestamp "
         "opt_in_date optin_date einwilligungsdatum date_consentement",
         "consent_text": "consent_wording consent_statement opt_in_text einwilligungstext",
@@ -85,6 +88,7 @@ PARTNER_OPTIONAL = (
 )
 CONTACT_REQUIRED = ("external_id", "email", "consent")
 CONTACT_OPTIONAL = (
+    "opt_out",
     "first_name",
     "last_name",
     "company",
@@ -96,9 +100,22 @@ CONTACT_OPTIONAL = (
 
 PARTNERS = Schema(PARTNER_REQUIRED, PARTNER_OPTIONAL, PARTNER_ALIASES, IGNORED)
 # With a partner named on the command line, a partner column is read only to refuse it.
-CONTACTS = Schema(CONTACT_REQUIRED, (*CONTACT_OPTIONAL, PARTNER_COLUMN), CONTACT_ALIASES, IGNORED)
+# Consent may come the other way round, as an opt-out ("Email Opt Out" in Salesforce's
+# exports, true meaning no consent): the file needs one of the two.
+OPPOSITES = {"consent": "opt_out"}
+CONTACTS = Schema(
+    CONTACT_REQUIRED,
+    (*CONTACT_OPTIONAL, PARTNER_COLUMN),
+    CONTACT_ALIASES,
+    IGNORED,
+    alternatives=OPPOSITES,
+)
 CONTACTS_WITH_PARTNER = Schema(
-    (*CONTACT_REQUIRED, PARTNER_COLUMN), CONTACT_OPTIONAL, CONTACT_ALIASES, IGNORED
+    (*CONTACT_REQUIRED, PARTNER_COLUMN),
+    CONTACT_OPTIONAL,
+    CONTACT_ALIASES,
+    IGNORED,
+    alternatives=OPPOSITES,
 )
 KINDS = {"partners": PARTNERS, "contacts": CONTACTS_WITH_PARTNER}
 

@@ -73,6 +73,9 @@ class Schema:
     """Header keys known to carry nothing to import -> why (HubSpot's record id)."""
     refuse_unknown: bool = False
     """Whether a column matching no field is an error (else it is ignored, with a note)."""
+    alternatives: Mapping[str, str] = field(default_factory=dict)
+    """Required field -> an optional field that gives it the other way round (consent ->
+    opt_out): the file needs one of the two columns, not both."""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -243,7 +246,17 @@ def _match_header(
         listed = ", ".join(repr(name) for name in dict.fromkeys(ignored))
         problems.append(f"unknown columns {listed} (known: {', '.join(schema.fields)})")
         ignored = []
-    missing = [name for name in schema.required if name not in first]
+    for name, other in schema.alternatives.items():
+        if name in first and other in first:
+            problems.append(
+                f"columns {first[name]!r} and {first[other]!r} both give {name} ({other} is "
+                f'its opposite; ignore one with --map "{first[other]}=-")'
+            )
+    missing = [
+        name if name not in schema.alternatives else f"{name} (or {schema.alternatives[name]})"
+        for name in schema.required
+        if name not in first and schema.alternatives.get(name) not in first
+    ]
     if missing:
         hint = "" if schema.refuse_unknown else "name yours with --map COLUMN=FIELD; "
         problems.append(

@@ -35,6 +35,7 @@ from partnercast.tenants.bulk import insert_rows, select_rows
 from partnercast.tenants.columns import (
     CONTACTS,
     CONTACTS_WITH_PARTNER,
+    OPPOSITES,
     PARTNER_COLUMN,
     PARTNER_REQUIRED,
     PARTNERS,
@@ -310,7 +311,7 @@ def import_contacts(
             where=str(path),
         )
     report = ImportReport(notes=list(csv_file.notes))
-    present = tuple(name for name in CONTACT_FIELDS if name in csv_file.columns)
+    present = tuple(name for name in CONTACT_FIELDS if _column_of(csv_file, name) is not None)
     known = _Known.load(session, named, present)
     erased = erased_hashes(session)
     tell = progress or _no_progress
@@ -358,12 +359,13 @@ class _Checker:
     def __init__(
         self, csv_file: CsvStream, partners: dict[str, int], named: int | None, locale: str
     ) -> None:
-        self.positions = [
-            csv_file.columns.index(name) if name in csv_file.columns else -1
-            for name in (PARTNER_COLUMN, "external_id", *CONTACT_FIELDS, *_CONSENT_EXTRAS)
-        ]
+        columns = (PARTNER_COLUMN, "external_id", *CONTACT_FIELDS, *_CONSENT_EXTRAS)
+        found = [_column_of(csv_file, name) for name in columns]
+        self.positions = [-1 if at is None else csv_file.columns.index(at) for at in found]
+        # Consent given as an opt-out column: a yes there is a no to consent.
+        self.opt_out = "consent" not in csv_file.columns and OPT_OUT in csv_file.columns
         self.partners, self.named, self.locale = partners, named, locale
-        self.parsers = _parsers(locale)
+        self.parsers = _parsers(locale, opt_out=self.opt_out)
         # Keyed by hash((partner, external id)): an int, not a tuple and its string, per
         # row of a large file (two keys in 2**64 alike would reject a row as a duplicate).
         self.first_seen: dict[int, int] = {}
@@ -390,7 +392,7 @@ class _Checker:
                 consent = values.CONSENT_VALUES.get(text.lower())
                 if consent is None:
                     return False
-                raw.append(consent)
+                raw.append(consent is not self.opt_out)
             else:
                 raw.append(text)
         if hash(tuple(raw)) != stored[1]:
@@ -486,6 +488,8 @@ def _erased(tenant_id: int, row: _Contact, erased: set[str]) -> str:
 
 
 _CONSENT_INDEX = CONTACT_FIELDS.index("consent")
+OPT_OUT = OPPOSITES["consent"]
+"""The column that gives consent the other way round (Salesforce's "Email Opt Out")."""
 _CONSENT_EXTRAS = ("consent_date", "consent_text", "consent_source")
 
 
@@ -546,9 +550,19 @@ def _check_contact(
     )
 
 
-def _parsers(default_locale: str) -> tuple[Callable[[str], Any], ...]:
+def _column_of(csv_file: CsvStream, name: str) -> str | None:
+    """The file's column that gives field ``name`` (consent: its own, else the opt-out
+    column), or None."""
+    if name in csv_file.columns:
+        return name
+    if name == "consent" and OPT_OUT in csv_file.columns:
+        return OPT_OUT
+    return None
+
+
+def _parsers(default_locale: str, *, opt_out: bool = False) -> tuple[Callable[[str], Any], ...]:
     """For each of :data:`CONTACT_FIELDS`, what turns its (stripped) cell into the stored
-    value, or raises BadValue."""
+    value, or raises BadValue; with ``opt_out``, the consent cell is an opt-out's."""
 
     def limited(name: str) -> Callable[[str], str]:
         limit = _TEXT_LIMITS[name]
@@ -576,7 +590,22 @@ def _parsers(default_locale: str) -> tuple[Callable[[str], Any], ...]:
     def locale(text: str) -> str:
         return values.contact_locale(text) if text else default_locale
 
-    by_name = {"email": email, "consent": consent, "locale": locale}
+    def opted_out(text: str) -> bool:
+        found = values.CONSENT_VALUES.get(text.lower())
+        if found is not None:
+            return not found
+        if not text:
+            raise values.BadValue(
+                f"{OPT_OUT} is empty (write yes if the person opted out, else no)"
+            )
+        try:
+            return not values.consent(text)
+        except values.BadValue:
+            raise values.BadValue(
+                f"{OPT_OUT} {text!r} is not a yes or a no (such as true, false, 1, 0)"
+            ) from None
+
+    by_name = {"email": email, "consent": opted_out if opt_out else consent, "locale": locale}
     return tuple(by_name.get(name) or limited(name) for name in CONTACT_FIELDS)
 
 

@@ -243,3 +243,69 @@ def test_two_columns_for_one_field_is_one_clear_error(engine, tenant_a, partner,
     path.write_text("external_id,Email,E-mail,consent\nC1,a@x.example,b@x.example,yes\n")
     with pytest.raises(UserError, match="columns 'Email' and 'E-mail' both give email"):
         run(engine, tenant_a, path)
+
+
+def test_salesforce_export_email_opt_out_is_consent_the_other_way_round(
+    engine, tenant_a, partner, tmp_path
+) -> None:
+    """A Salesforce report export: every cell quoted, "Contact ID", a language field, and
+    no consent column but "Email Opt Out" (1 or true: the person opted out)."""
+    header = ["Contact ID", "First Name", "Last Name", "Account Name", "Email",
+              "Email Opt Out", "Preferred Language"]  # fmt: skip
+    rows = [
+        ["0035g00000AaAaA", "Anna", "Müller", "Brauhaus", "anna@brauhaus.example", "0",
+         "de_DE.UTF-8"],
+        ["0035g00000BbBbB", "Jonas", "Weiß", "Elbe", "jonas@elbe.example", "1", "German"],
+        ["0035g00000CcCcC", "Léa", "Dubois", "Hanse", "lea@hanse.example", "false", "fr"],
+        ["0035g00000DdDdD", "Ole", "Hansen", "Fjord", "ole@fjord.example", "true", "da"],
+        ["0035g00000EeEeE", "Eve", "Null", "Void", "eve@void.example", "", "en"],
+        ["0035g00000FfFfF", "Max", "Maybe", "Perhaps", "max@perhaps.example", "vielleicht",
+         "de"],
+    ]  # fmt: skip
+    path = tmp_path / "salesforce.csv"
+    path.write_bytes(excel_csv([header, *rows], quote_all=True).encode("utf-8"))
+    report = run(engine, tenant_a, path)
+    assert report.created == 4 and report.withdrawn == 2, report
+    assert report.rejected == [
+        Rejection(6, "opt_out is empty (write yes if the person opted out, else no)"),
+        Rejection(7, "opt_out 'vielleicht' is not a yes or a no (such as true, false, 1, 0)"),
+    ]
+    contacts = stored(engine, tenant_a)
+    consent = {key[-5:]: (c.consent, c.locale) for key, c in contacts.items()}
+    assert consent == {
+        "AaAaA": (True, "de"),
+        "BbBbB": (False, "de"),
+        "CcCcC": (True, "fr"),
+        "DdDdD": (False, "da"),
+    }
+    # The same file again changes nothing (its opt-outs read as stored).
+    again = run(engine, tenant_a, path)
+    assert (again.created, again.updated, again.unchanged, again.withdrawn) == (0, 0, 4, 0)
+    # A Data Loader export's API name for it too; 'false' in capitals.
+    loader = tmp_path / "dataloader.csv"
+    loader.write_text(
+        '"ID","EMAIL","HASOPTEDOUTOFEMAIL"\n"0035g00000AaAaA","anna@brauhaus.example","TRUE"\n',
+        encoding="utf-8",
+    )
+    changed = run(engine, tenant_a, loader)
+    assert (changed.updated, changed.withdrawn) == (1, 1)
+    assert stored(engine, tenant_a)["0035g00000AaAaA"].consent is False
+
+
+def test_a_file_with_consent_and_an_opt_out_column_is_refused(
+    engine, tenant_a, partner, tmp_path
+) -> None:
+    path = tmp_path / "both.csv"
+    path.write_text(
+        "external_id,email,consent,Email Opt Out\nC1,anna@brauhaus.example,yes,0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(UserError) as refused:
+        run(engine, tenant_a, path)
+    assert "columns 'consent' and 'Email Opt Out' both give consent" in refused.value.message
+    assert '--map "Email Opt Out=-"' in refused.value.message
+    neither = tmp_path / "neither.csv"
+    neither.write_text("external_id,email\nC1,anna@brauhaus.example\n", encoding="utf-8")
+    with pytest.raises(UserError) as missing:
+        run(engine, tenant_a, neither)
+    assert "missing required columns consent (or opt_out)" in missing.value.message
