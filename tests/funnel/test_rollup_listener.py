@@ -96,10 +96,13 @@ def test_a_process_that_never_composed_the_engine_cannot_record_an_event(
     assert "no keeper of the event totals is registered" in found["refused"]
 
 
-def test_the_cli_composes_the_engine() -> None:
-    """``partnercast ...`` (and the worker it starts) records events with the rollups kept."""
+def test_the_cli_composes_the_engine(database_url: str, engine: Engine) -> None:
+    """``partnercast ...`` (and the worker it starts) records events with the rollups kept:
+    the keeper is installed before the command's first engine opens (not when the command
+    line is read, so that a command's --help imports no funnel)."""
     code = "from partnercast.cli import build_app; from partnercast.core import keepers; "
-    code += "build_app(); print(keepers.registered())"
+    code += "from partnercast.core.cli import opened_engine; build_app(); "
+    code += "opened_engine().__enter__(); print(keepers.registered())"
     child = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
