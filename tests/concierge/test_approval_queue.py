@@ -70,3 +70,28 @@ def test_partners_by_campaign_filters_by_state_and_coverage(world) -> None:
     assert board.partner_ids == {first: ids[first], second: ids[second]}
     assert [row.external_id for row in approved.rows] == [first]
     assert none == []
+
+
+def test_the_queue_and_reminders_on_postgresql(postgres_engine, tmp_path, sink) -> None:
+    from support.world import build_world
+
+    world = build_world(postgres_engine, tmp_path / "pg", sink.port)
+    ids = _ids(world)
+    first, second, *_rest = sorted(ids)
+    respond(world, {first: "silent"})
+    now = utcnow() + timedelta(days=2)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        enrollment = find_enrollment(session, "cloud-security", first)
+        waiting = queue.waiting_enrollment(session, enrollment.id or 0, None)
+        queue.record_reminder(
+            session, waiting, actor="a", to="x@example.com", language="en", now=now
+        )
+        queue.record_reminder(
+            session, waiting, actor="a", to="x@example.com", language="en", now=now
+        )
+    with tenant_session(world.engine, world.tenant_id) as session:
+        rows = {w.partner: w for w in queue.approval_queue(session, None, now=now)}
+        (board,) = queue.partners_by_campaign(session, {ids[first]}, state="submitted")
+    assert rows[first].reminders == 2 and rows[first].last_reminded_at == now
+    assert rows[first].days == 2 and rows[second].state == "invited"
+    assert [row.external_id for row in board.rows] == [first]
