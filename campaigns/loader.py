@@ -50,6 +50,7 @@ from partnercast.campaigns.spec import (
     localized_parts,
 )
 from partnercast.campaigns.template_syntax import unclosed_block
+from partnercast.core.boundedread import read_bounded
 from partnercast.core.errors import Problems, UserError
 from partnercast.core.yamlfile import BoundedLoader
 from partnercast.plugins import Channel
@@ -229,11 +230,16 @@ def _spec_path(folder: Path) -> Path:
 
 def _read_text(path: Path, name: str, report: _Report) -> str | None:
     """A file's text (UTF-8, line endings normalised), or None with a problem."""
-    if path.stat().st_size > MAX_FILE_BYTES:
-        report.add(name, None, f"file is larger than {MAX_FILE_BYTES:,} bytes")
+    try:
+        # A regular file, and no more than the limit of it: a template that is a named
+        # pipe, a device or grows while read is a problem, not a read that never ends.
+        data = read_bounded(path, MAX_FILE_BYTES)
+    except UserError as error:
+        why = error.message
+        report.add(name, None, f"file is {why}" if why.startswith("larger") else why)
         return None
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         report.add(name, None, f"not UTF-8 text ({error.reason} at byte {error.start})")
         return None

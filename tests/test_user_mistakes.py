@@ -88,6 +88,10 @@ def _bad_files(folder: Path) -> Path:
     shutil.copytree(CAMPAIGN, zero)
     (zero / "campaign.yaml").unlink()
     (zero / "campaign.yaml").symlink_to("/dev/zero")
+    piped = folder / "campaign-pipe"  # a template that is a named pipe
+    shutil.copytree(CAMPAIGN, piped)
+    (piped / "templates" / "email" / "intro.en.mjml").unlink()
+    os.mkfifo(piped / "templates" / "email" / "intro.en.mjml")
     for name, mutate in {
         "campaign-deep": lambda text: text + "\nextra: " + "[" * 5000 + "]" * 5000 + "\n",
         "campaign-nul": lambda text: text + '\nextra: "a\x00b"\n',
@@ -171,6 +175,7 @@ CASES = [
     Case(("campaign", "validate", "{bad}/campaign-nul"), 1, "invalid YAML: unacceptable character #x0000"),
     Case(("campaign", "validate", "{bad}/campaign-alias"), 1, "aliases (*name) are not allowed"),
     Case(("campaign", "validate", "{bad}/campaign-zero"), 1, "campaign-zero: no campaign.yaml in the campaign folder"),  # a link to /dev/zero
+    Case(("campaign", "validate", "{bad}/campaign-pipe"), 1, "templates/email/intro.en.mjml: not a regular file (a device, a pipe or a socket)"),
     Case(("campaign", "load", "{bad}/campaign-deep", *T), 1, "invalid YAML: nested deeper than 64 levels"),
     Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/values-deep.yaml"), 1, "nested deeper than 64 levels"),
     Case(("customise", "cloud-security", "P1001", *T, "--file", "{bad}/values-alias.yaml"), 1, "values-alias.yaml:2: not valid YAML: aliases (*name) are not allowed"),
