@@ -26,7 +26,8 @@ from partnercast.campaigns.approval import CUSTOMISING, INVITED, SUBMITTED
 from partnercast.campaigns.models import Campaign, Enrollment
 from partnercast.campaigns.reporting import PartnerRow, partner_rows
 from partnercast.campaigns.store import list_campaigns
-from partnercast.concierge.tasks import language_of
+from partnercast.concierge.models import ConciergeTask
+from partnercast.concierge.tasks import language_of, note_task
 from partnercast.core.errors import NotFound
 from partnercast.core.models import Event
 from partnercast.core.timeutil import as_utc
@@ -196,7 +197,8 @@ def waiting_enrollment(
 def record_reminder(
     session: Session, waiting: Waiting, *, actor: str, to: str, language: str, now: datetime
 ) -> Event:
-    """Record that ``actor`` reminded the partner (at ``to``, in ``language``) at ``now``."""
+    """Record that ``actor`` reminded the partner (at ``to``, in ``language``) at ``now``,
+    and note it on the open approval task the scan made for this enrollment, if any."""
     event = Event(
         kind=REMINDED,
         occurred_at=as_utc(now),
@@ -207,5 +209,11 @@ def record_reminder(
         data={"to": to, "language": language, "state": waiting.state, "by": actor[:254]},
     )
     session.add(event)
+    prefix = f"approval:e{waiting.enrollment_id}:"  # the scan's approval_pending cause
+    for task in session.exec(
+        select(ConciergeTask).where(col(ConciergeTask.open_cause).startswith(prefix))
+    ).all():
+        note_task(session, task, f"reminder sent to {to}", author=actor, now=as_utc(now))
+        session.add(task)
     session.flush()
     return event

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 from support.world import World, respond
 
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.concierge import approval_queue as queue
+from partnercast.concierge.models import ConciergeTask
 from partnercast.core.errors import NotFound
 from partnercast.core.tenancy import tenant_session
 from partnercast.core.timeutil import utcnow
@@ -40,10 +42,13 @@ def test_queue_lists_waiting_enrollments_longest_first_for_covered_partners(worl
 
 
 def test_a_reminder_is_recorded_and_an_uncovered_enrollment_is_not_found(world) -> None:
+    from partnercast.concierge.task_scan import scan
+
     ids = _ids(world)
     first, second, *_rest = sorted(ids)
-    now = utcnow()
+    now = utcnow() + timedelta(days=10)  # pending long enough for the scan's approval task
     with tenant_session(world.engine, world.tenant_id) as session:
+        scan(session, now)
         enrollment = find_enrollment(session, "cloud-security", first)
         waiting = queue.waiting_enrollment(session, enrollment.id or 0, {ids[first]})
         queue.record_reminder(
@@ -53,6 +58,13 @@ def test_a_reminder_is_recorded_and_an_uncovered_enrollment_is_not_found(world) 
             queue.waiting_enrollment(session, enrollment.id or 0, {ids[second]})
         (row,) = [w for w in queue.approval_queue(session, {ids[first]}, now=now)]
     assert row.reminders == 1 and row.last_reminded_at is not None
+    with tenant_session(world.engine, world.tenant_id) as session:
+        (task,) = session.exec(
+            select(ConciergeTask).where(
+                ConciergeTask.partner_id == ids[first], ConciergeTask.kind == "approval_pending"
+            )
+        ).all()
+    assert "anna@agency.test: reminder sent to x@y.test" in task.notes
 
 
 def test_partners_by_campaign_filters_by_state_and_coverage(world) -> None:
