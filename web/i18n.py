@@ -25,15 +25,14 @@ from collections.abc import Callable
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+
+from partnercast.plugins.catalogues import catalogue
 
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 SOURCE_LANGUAGE = "en"
@@ -60,18 +59,9 @@ def babel_locale(locale: str | None) -> Locale:
         return Locale.parse(SOURCE_LANGUAGE)
 
 
-@lru_cache(maxsize=64)
 def _catalogue(language: str, domain: str) -> gettext.NullTranslations | None:
     """The compiled catalogue of one language and domain, or None if there is none."""
-    path = LOCALES_DIR / language / "LC_MESSAGES" / f"{domain}.po"
-    if language == SOURCE_LANGUAGE or not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=language, domain=domain)
-    buffer = BytesIO()
-    write_mo(buffer, catalog, use_fuzzy=False)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    return catalogue(LOCALES_DIR, language, domain)
 
 
 @lru_cache(maxsize=64)
@@ -181,7 +171,7 @@ def best_locale(*candidates: str | None, accept_language: str = "") -> str:
 
 def clear_cache() -> None:
     """Forget the compiled catalogues (a test that rewrites a .po file)."""
-    _catalogue.cache_clear()
+    catalogue.cache_clear()
     translations.cache_clear()
 
 

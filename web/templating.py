@@ -23,14 +23,22 @@ def environment() -> Environment:
     )
 
 
-def render(name: str, **values: Any) -> str:
-    """The template ``name`` (a path under web/templates/) rendered with ``values``."""
-    return environment().get_template(name).render(**values)
+def render(name: str, *, locale: str = "en", **values: Any) -> str:
+    """The template ``name`` (a path under web/templates/) rendered with ``values``, in
+    ``locale``'s language: ``_`` and ``lang`` from the ``pages`` catalogues
+    (:mod:`partnercast.web.i18n`)."""
+    from partnercast.web.i18n import template_globals
+
+    texts = template_globals(locale, "pages")
+    return environment().get_template(name).render(**texts, **values)
 
 
-def page(status: int, title: str, template: str = "heading.html", **values: Any) -> Response:
-    """One of the engine's short pages (unsubscribe, not found), never cached."""
-    body = render(template, title=title, **values)
+def page(
+    status: int, title: str, template: str = "heading.html", *, locale: str = "en", **values: Any
+) -> Response:
+    """One of the engine's short pages (unsubscribe, not found), never cached; ``title``
+    and any text passed in are already in ``locale``'s language."""
+    body = render(template, locale=locale, title=title, **values)
     return Response(
         body,
         status_code=status,

@@ -1,71 +1,69 @@
 """The words of the microsite's own parts (form labels, messages), per locale.
 
 The campaign's templates carry the page's content; these are only the engine's form
-and its messages. A locale without its own words falls back to English.
+and its messages. The English words are the source (:data:`SOURCE`); their translations
+are gettext catalogues of the domain ``pages`` in this channel's ``locales`` folder
+(``locales/<language>/LC_MESSAGES/pages.po``, read directly: nothing to compile), so a
+German or French page shows no English label, error or button. A locale without a
+catalogue falls back to English.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
 
-TEXTS: Mapping[str, Mapping[str, str]] = {
-    "en": {
-        "form_heading": "Talk to {partner}",
-        "email": "Work email",
-        "name": "Your name",
-        "company": "Company",
-        "message": "Message (optional)",
-        "consent": (
-            "I agree that {partner} may contact me about this offer. "
-            "I can withdraw my consent at any time."
-        ),
-        "honeypot": "Leave this field empty",
-        "submit": "Send",
-        "required": "Please fill in this field.",
-        "too_long": "Please keep this under {max} characters.",
-        "bad_email": "Please enter a valid email address: {reason}",
-        "consent_needed": "Please tick the box so that {partner} may contact you.",
-        "fix_below": "Please check the fields marked below.",
-        "expired": "This form has expired. Please send it again.",
-        "invalid": "This form could not be checked. Please send it again.",
-        "rate_limited": (
-            "Too many attempts from your address. Please try again in {minutes} minutes."
-        ),
-        "thanks_title": "Thank you",
-        "thanks": "Thank you. {partner} will be in touch soon.",
-        "not_found": "This page does not exist.",
-    },
-    "de": {
-        "form_heading": "Sprechen Sie mit {partner}",
-        "email": "Geschäftliche E-Mail",
-        "name": "Ihr Name",
-        "company": "Unternehmen",
-        "message": "Nachricht (optional)",
-        "consent": (
-            "Ich bin einverstanden, dass {partner} mich zu diesem Angebot kontaktiert. "
-            "Ich kann meine Einwilligung jederzeit widerrufen."
-        ),
-        "honeypot": "Dieses Feld bitte leer lassen",
-        "submit": "Senden",
-        "required": "Bitte füllen Sie dieses Feld aus.",
-        "too_long": "Bitte höchstens {max} Zeichen.",
-        "bad_email": "Bitte geben Sie eine gültige E-Mail-Adresse ein: {reason}",
-        "consent_needed": "Bitte setzen Sie das Häkchen, damit {partner} Sie kontaktieren darf.",
-        "fix_below": "Bitte prüfen Sie die markierten Felder.",
-        "expired": "Dieses Formular ist abgelaufen. Bitte senden Sie es erneut.",
-        "invalid": "Dieses Formular konnte nicht geprüft werden. Bitte senden Sie es erneut.",
-        "rate_limited": (
-            "Zu viele Versuche von Ihrer Adresse. "
-            "Bitte versuchen Sie es in {minutes} Minuten erneut."
-        ),
-        "thanks_title": "Vielen Dank",
-        "thanks": "Vielen Dank. {partner} meldet sich in Kürze bei Ihnen.",
-        "not_found": "Diese Seite gibt es nicht.",
-    },
+from partnercast.plugins.catalogues import gettext_in, language_of, languages_in
+
+LOCALES = Path(__file__).resolve().parent / "locales"
+DOMAIN = "pages"
+
+
+def N_(message: str) -> str:  # gettext's marker: extracted, translated later
+    return message
+
+
+SOURCE: Mapping[str, str] = {
+    "form_heading": N_("Talk to {partner}"),
+    "email": N_("Work email"),
+    "name": N_("Your name"),
+    "company": N_("Company"),
+    "message": N_("Message (optional)"),
+    "consent": N_(
+        "I agree that {partner} may contact me about this offer. "
+        "I can withdraw my consent at any time."
+    ),
+    "honeypot": N_("Leave this field empty"),
+    "submit": N_("Send"),
+    "required": N_("Please fill in this field."),
+    "too_long": N_("Please keep this under {max} characters."),
+    "bad_email": N_("Please enter a valid email address: {reason}"),
+    "consent_needed": N_("Please tick the box so that {partner} may contact you."),
+    "fix_below": N_("Please check the fields marked below."),
+    "expired": N_("This form has expired. Please send it again."),
+    "invalid": N_("This form could not be checked. Please send it again."),
+    "rate_limited": N_(
+        "Too many attempts from your address. Please try again in {minutes} minutes."
+    ),
+    "thanks_title": N_("Thank you"),
+    "thanks": N_("Thank you. {partner} will be in touch soon."),
+    "not_found": N_("This page does not exist."),
 }
+
+
+@lru_cache(maxsize=1)
+def languages() -> tuple[str, ...]:
+    """The languages the microsite's words exist in (English first)."""
+    return languages_in(LOCALES, DOMAIN)
+
+
+@lru_cache(maxsize=32)
+def _texts(language: str) -> Mapping[str, str]:
+    _ = gettext_in(LOCALES, language, DOMAIN)
+    return {key: _(english) for key, english in SOURCE.items()}
 
 
 def texts(locale: str) -> Mapping[str, str]:
     """The words for ``locale`` (``de_AT`` reads ``de``), English when there are none."""
-    language = locale.replace("-", "_").split("_")[0]
-    return TEXTS.get(locale) or TEXTS.get(language) or TEXTS["en"]
+    return _texts(language_of(locale, languages()))

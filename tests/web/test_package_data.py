@@ -17,12 +17,20 @@ TEMPLATES = {
     "partnercast/channels/microsite/templates/shell.html",
     "partnercast/channels/microsite/templates/form.html",
     "partnercast/channels/microsite/templates/site.css",
+    "partnercast/web/templates/shell/base.html",
+    "partnercast/web/static/portal.css",
+    "partnercast/web/locales/de/LC_MESSAGES/shell.po",
+    "partnercast/web/locales/fr/LC_MESSAGES/pages.po",
+    "partnercast/channels/microsite/locales/fr/LC_MESSAGES/pages.po",
 }
 RENDER = """
 from partnercast.channels.microsite import pages
 from partnercast.web import partner_template, templating
 assert partner_template.__file__.startswith(sys.argv[1]), partner_template.__file__
-print(templating.render("unsubscribe.html", title="Unsubscribe", token="T"))
+print(templating.render("unsubscribe.html", title="Unsubscribe", token="T", sender=None))
+print(templating.render("unsubscribe.html", title="-", token="T", sender=None, locale="fr"))
+from partnercast.channels.microsite.texts import texts
+print(texts("de")["submit"], texts("fr")["submit"])
 print(pages.site_css({}))
 print(partner_template.csp())
 """
@@ -55,5 +63,7 @@ def test_the_wheel_carries_the_templates_and_they_render(tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert 'action="/u/T"' in done.stdout
+    assert "Se désabonner" in done.stdout  # the catalogues ship too
+    assert "Senden Envoyer" in done.stdout
     assert "--pc-primary:#1f4e79" in done.stdout
     assert "style-src 'sha256-" in done.stdout

@@ -62,3 +62,23 @@ def test_a_partner_signs_in_from_the_email_in_the_browser(
         "link-refused-1280.png",
         "link-refused-390.png",
     ]
+
+
+def test_the_sign_in_pages_speak_german_and_french(
+    live_server: LiveServer, browser: Any, tmp_path: Path
+) -> None:
+    for language, button in (
+        ("de-DE", "Anmeldelink per E-Mail senden"),
+        ("fr-FR", "Recevoir un lien de connexion"),
+    ):
+        context = browser.new_context(locale=language)
+        try:
+            page = context.new_page()
+            page.goto(live_server.path("/sign-in"))
+            assert page.get_by_role("button", name=button).is_visible()
+            assert page.locator("html").get_attribute("lang") == language[:2]
+            assert "Sign in" not in page.content()
+            assert_accessible(page)
+            screenshots(page, tmp_path, f"sign-in-{language}")
+        finally:
+            context.close()

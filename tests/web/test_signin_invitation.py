@@ -21,7 +21,7 @@ from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.tenants.access_models import User
 from partnercast.tenants.users import principal_for_user
-from partnercast.web.invitations import partner_users
+from partnercast.web.invitations import invite_partner, partner_users
 from partnercast.web.sessions import COOKIE
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -71,6 +71,42 @@ def test_an_invited_partner_signs_in_from_the_email(
     assert [c for c in page.context.cookies() if c["name"] == COOKIE]
     (accepted,) = partner_users(engine, tenant_a, partner)
     assert accepted.accepted_at is not None and accepted.invited_by == "partnercast partners invite"
+
+
+def test_an_invitation_is_written_in_the_partners_language(
+    engine: Engine, tenant_a: int, sink: SmtpSink, live_server: LiveServer
+) -> None:
+    partner = add_partner(
+        engine,
+        tenant_a,
+        "Gamma GmbH",
+        NOW,
+        contact_email="greta@gamma.example",
+        contact_name="Greta",
+        languages=["de", "en"],
+    )
+    from partnercast.web.mail import SmtpServer
+
+    made = invite_partner(
+        live_server.engine,
+        live_server.settings,
+        tenant_id=tenant_a,
+        partner_id=partner,
+        now=NOW,
+        invited_by="anna@agency.example",
+        smtp=SmtpServer(port=sink.port),
+    )
+    assert made.sent and made.locale == "de"
+    (message,) = wait_for_mail(sink, 1)
+    assert message["Subject"] == "Vendor-A lädt Sie in sein Partnerportal ein"
+    assert message["Content-Language"] == "de"
+    text = message.get_body(("plain",)).get_content()
+    assert text.startswith("Hallo Greta,") and "7 Tagen" in text
+    with plain_session(engine) as session:
+        assert (
+            session.exec(select(User).where(User.email == "greta@gamma.example")).one().locale
+            == "de"
+        )
 
 
 def test_inviting_a_partner_without_a_contact_says_how(
