@@ -95,7 +95,13 @@ class LivePreview:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not any(f.problems for f in self.fields)
+        """Nothing to fix: no field's problem, and no problem in a touch that goes out
+        (one the partner declined does not)."""
+        return (
+            not self.problems
+            and not any(f.problems for f in self.fields)
+            and not any(t.problems for t in self.touches if not t.declined)
+        )
 
     def touch(self, key: str) -> TouchPreview | None:
         return next((touch for touch in self.touches if touch.key == key), None)

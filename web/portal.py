@@ -52,7 +52,7 @@ from partnercast.campaigns.models import Campaign, Enrollment
 from partnercast.campaigns.rendering import pick_locale
 from partnercast.campaigns.send_windows import partner_zone
 from partnercast.core import accounts
-from partnercast.core.errors import NotFound, Problems, UserError
+from partnercast.core.errors import NotFound, UserError
 from partnercast.core.secrets import secret_box
 from partnercast.core.settings import Settings as EngineSettings
 from partnercast.core.tenancy import tenant_session
@@ -63,6 +63,7 @@ from partnercast.tenants.access import Role
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.web import portal_data as data
 from partnercast.web.context import Engine, Now, Settings
+from partnercast.web.contrast import readable_colour
 from partnercast.web.identity import CsrfProtected, SignedIn, Visitor, tenant_for
 from partnercast.web.shell import PAGE_HEADERS, environment, shell_context
 
@@ -103,6 +104,18 @@ def place(visitor: Visitor, slug: str, engine: SqlEngine) -> Place:
     return Place(visitor, tenant, partners[0])
 
 
+SOFT_BACKGROUND = "#f4f5f7"
+"""The lightest background the brand colour is drawn on besides white (the shell's header
+and cards, --soft in portal.css): the accent must read on it too."""
+
+
+def _brand(partner: Partner | None) -> str | None:
+    """The partner's brand colour made readable on the shell's backgrounds (web/contrast)."""
+    if partner is None or not partner.primary_color:
+        return None
+    return readable_colour(partner.primary_color, SOFT_BACKGROUND)
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """The posted form's text fields (line ends as \\n, each cut at MAX_FIELD)."""
     form = await request.form()
@@ -135,7 +148,7 @@ def _context(
         engine=engine,
         domain=DOMAIN,
         tenant=where.tenant,
-        brand_colour=(partner.primary_color if partner else None) or None,
+        brand_colour=_brand(partner),
     )
     values["say"] = problem_text(values["_"])
     values["slug"] = where.tenant.slug
@@ -311,26 +324,39 @@ def approve_all(
     fingerprints of what the page showed; nothing is saved when any campaign has a
     problem or changed since the page was shown."""
     where = place(visitor, slug, engine)
-    with tenant_session(engine, where.tenant_id) as session:
-        home = data.home(session, where.partner_id)
-        waiting = _waiting(session, settings, home, form)
-        changed = [
-            offer
-            for offer, preview in waiting.previews
-            if form.get(f"shown-{offer.id}") != approval.fingerprint(offer.enrollment)
-            or form.get(f"content-{offer.id}") != data.combined_fingerprint(preview)
-        ]
-        if not waiting.ok or changed:
-            session.rollback()
+    try:
+        with tenant_session(engine, where.tenant_id) as session:
+            home = data.home(session, where.partner_id)
+            waiting = _waiting(session, settings, home, form)
+            changed = [
+                offer
+                for offer, preview in waiting.previews
+                if form.get(f"shown-{offer.id}") != approval.fingerprint(offer.enrollment)
+                or form.get(f"content-{offer.id}") != data.combined_fingerprint(preview)
+            ]
+            if changed:
+                raise Again(409, "changed")
+            if not waiting.ok:
+                raise Again(422)
+            for offer, preview in waiting.previews:
+                try:
+                    _save_and_decide(
+                        session, offer.enrollment, where, request, now, preview,
+                        decisions.APPROVE,
+                    )  # fmt: skip
+                except decisions.ContentChanged as error:
+                    raise Again(409, "changed") from error
+                except UserError as error:
+                    raise Again(422, str(error)) from error
+    except Again as again:  # nothing was saved: the page again, saying why
+        with tenant_session(engine, where.tenant_id) as session:
+            home = data.home(session, where.partner_id)
+            waiting = _waiting(session, settings, home, form)
             return _page(
                 request, where, engine, "portal/home.html", partner=home.partner, home=home,
-                waiting=waiting, now=now, section="home", status=409 if changed else 422,
-                refused=bool(changed),
+                waiting=waiting, now=now, section="home", status=again.status,
+                refused=again.status == 409, message=again.message,
             )  # fmt: skip
-        for offer, preview in waiting.previews:
-            _save_and_decide(
-                session, offer.enrollment, where, request, now, preview, decisions.APPROVE
-            )
     return RedirectResponse(f"/portal/{slug}?done=approved", status_code=303, headers=PAGE_HEADERS)
 
 
@@ -485,63 +511,82 @@ def campaign_decide(
     """Save (``act=save``) or decide: ``act`` is a decision, or ``decision@touch``."""
     where = place(visitor, slug, engine)
     act = form.get("act", "")
-    decision, _, touch_key = act.partition("@")
-    if act != "save" and decision not in ACTS:
+    if act != "save" and act.partition("@")[0] not in ACTS:
         raise HTTPException(404)
-    with tenant_session(engine, where.tenant_id) as session:
-        enrollment = _enrollment(session, where, enrollment_id)
-        spec = enrollment_spec(session, enrollment)
-        locale = _locale(spec.locales, form.get("locale"), spec.default_locale)
-        mine = changed_fields(spec, enrollment.customization, form, locale)
-        preview = live_preview(session, settings, enrollment, mine, locale=locale)
-
-        def again(status: int, message: str = "") -> HTMLResponse:
-            session.rollback()
+    locale = form.get("locale", "")
+    try:
+        with tenant_session(engine, where.tenant_id) as session:
+            enrollment = _enrollment(session, where, enrollment_id)
+            spec = enrollment_spec(session, enrollment)
+            locale = _locale(spec.locales, locale, spec.default_locale)
+            done = _decide_here(session, settings, enrollment, where, request, now, form, locale)
+    except Again as again:  # nothing was saved (the transaction rolled back): say why
+        with tenant_session(engine, where.tenant_id) as session:
+            enrollment = _enrollment(session, where, enrollment_id)
             return _campaign_page(
                 request, where, engine, session, settings, enrollment, typed=form,
-                locale=locale, status=status, message=message,
+                locale=locale, status=again.status, message=again.message,
             )  # fmt: skip
-
-        if any(field.problems for field in preview.fields):
-            return again(422)
-        if form.get("shown") != approval.fingerprint(enrollment):
-            return again(409, "changed")
-        try:
-            if act == "save":
-                if mine:
-                    customise(
-                        session,
-                        enrollment,
-                        typed_customization(spec, enrollment.customization, mine, locale),
-                        actor=visitor.principal.label,
-                        now=now,
-                    )
-                done = "saved"
-            else:
-                shown_touch = preview.touch(touch_key) if touch_key else None
-                if touch_key and shown_touch is None:
-                    raise HTTPException(404)
-                expected = (
-                    shown_touch.fingerprint
-                    if shown_touch is not None
-                    else data.combined_fingerprint(preview)
-                )
-                field = f"content@{touch_key}" if touch_key else "content"
-                if form.get(field) != expected:
-                    return again(409, "changed")
-                if ACTS[decision] == decisions.APPROVE and not touch_key and not preview.ok:
-                    return again(422)
-                _save_and_decide(
-                    session, enrollment, where, request, now, preview, ACTS[decision],
-                    touch_key=touch_key or None, note=form.get("note", "")[:2000],
-                )  # fmt: skip
-                done = decision
-        except decisions.ContentChanged:
-            return again(409, "changed")
-        except (Problems, UserError) as error:
-            return again(422, str(error))
     target = f"/portal/{slug}/campaigns/{enrollment_id}?locale={locale}&done={done}"
     return RedirectResponse(target, status_code=303, headers=PAGE_HEADERS)
+
+
+class Again(Exception):
+    """Show the page again (nothing saved) with this status and message."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _decide_here(
+    session: Session,
+    settings: EngineSettings,
+    enrollment: Enrollment,
+    where: Place,
+    request: Request,
+    now: datetime,
+    form: Mapping[str, str],
+    locale: str,
+) -> str:
+    """Apply the form's ``act`` in ``session``; what was done, or :class:`Again`."""
+    act = form.get("act", "")
+    decision, _, touch_key = act.partition("@")
+    spec = enrollment_spec(session, enrollment)
+    mine = changed_fields(spec, enrollment.customization, form, locale)
+    preview = live_preview(session, settings, enrollment, mine, locale=locale)
+    if any(field.problems for field in preview.fields):
+        raise Again(422)
+    if form.get("shown") != approval.fingerprint(enrollment):
+        raise Again(409, "changed")
+    if act == "save":
+        if mine:
+            values = typed_customization(spec, enrollment.customization, mine, locale)
+            try:
+                customise(session, enrollment, values, actor=where.visitor.principal.label, now=now)
+            except UserError as error:
+                raise Again(422, str(error)) from error
+        return "saved"
+    shown_touch = preview.touch(touch_key) if touch_key else None
+    if touch_key and shown_touch is None:
+        raise HTTPException(404)
+    expected = (
+        shown_touch.fingerprint if shown_touch is not None else data.combined_fingerprint(preview)
+    )
+    if form.get(f"content@{touch_key}" if touch_key else "content") != expected:
+        raise Again(409, "changed")
+    if ACTS[decision] == decisions.APPROVE and not touch_key and not preview.ok:
+        raise Again(422)
+    try:
+        _save_and_decide(
+            session, enrollment, where, request, now, preview, ACTS[decision],
+            touch_key=touch_key or None, note=form.get("note", "")[:2000],
+        )  # fmt: skip
+    except decisions.ContentChanged as error:
+        raise Again(409, "changed") from error
+    except UserError as error:
+        raise Again(422, str(error)) from error
+    return decision
 
 
 # --- channel accounts ---------------------------------------------------------------------

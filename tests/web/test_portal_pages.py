@@ -13,7 +13,7 @@ import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from support.browser import LiveServer
-from support.portal_world import DIGITAL_KEY, PortalWorld, build_portal_world
+from support.portal_world import DIGITAL_KEY, EMAIL_KEY, PortalWorld, build_portal_world
 
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.campaigns.models import ApprovalRecord
@@ -101,3 +101,139 @@ def test_customise_preview_and_approve_with_evidence(browsers, portal: PortalWor
     assert record.actor_label == "ann@p001.example" and not record.on_behalf
     assert record.user_agent == "PortalTest/1.0" and record.client_address == "127.0.0.1"
     assert record.fingerprint and record.content_fingerprint == content["content"]
+
+
+@pytest.fixture
+def vendor_b(engine: Engine, tmp_path: Path, sink: SmtpSink, portal: PortalWorld) -> PortalWorld:
+    """A second tenant with the same partner ids and campaigns."""
+    return build_portal_world(engine, tmp_path / "b", sink.port, slug="vendor-b")
+
+
+def _paths(eid: int) -> list[tuple[str, str]]:
+    base = f"/portal/{{slug}}/campaigns/{eid}"
+    return [("GET", base), ("POST", base + "/preview"), ("POST", base + "/decide")]
+
+
+def test_another_partners_and_another_tenants_ids_are_not_found(
+    browsers, portal: PortalWorld, vendor_b: PortalWorld
+) -> None:
+    ann = browsers["p1"]
+    token = ann.form("/portal/northwind")["csrf_token"]
+    own = portal.enrollment_id(EMAIL_KEY, "P001")
+    others = {
+        "partner Q's": portal.enrollment_id(EMAIL_KEY, "P002"),
+        "tenant B's": vendor_b.enrollment_id(EMAIL_KEY, "P001"),
+        "none": 999_999,
+    }
+    for what, eid in others.items():
+        for method, path in _paths(eid):
+            url = path.format(slug="northwind")
+            if method == "GET":
+                answer = ann.get(url)
+            else:
+                answer = ann.post(url, {"csrf_token": token, "act": "approve"})
+            assert answer.status_code == 404, (what, url, answer.status_code)
+    for path in ("", "/accounts", "/results", f"/campaigns/{own}"):
+        assert ann.get(f"/portal/vendor-b{path}").status_code == 404, path
+    assert ann.get(f"/portal/northwind/campaigns/{own}").status_code == 200
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        assert session.exec(select(ApprovalRecord)).all() == []
+
+
+def test_a_form_without_its_csrf_token_is_refused(browsers, portal: PortalWorld) -> None:
+    eid = portal.enrollment_id(EMAIL_KEY, "P001")
+    answer = browsers["p1"].post(f"/portal/northwind/campaigns/{eid}/decide", {"act": "decline"})
+    assert answer.status_code == 403
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        assert find_enrollment(session, EMAIL_KEY, "P001").state == "invited"
+
+
+def test_a_decision_on_content_changed_since_the_page_was_shown_is_refused(
+    browsers, portal: PortalWorld, cli
+) -> None:
+    ann = browsers["p1"]
+    eid = portal.enrollment_id(EMAIL_KEY, "P001")
+    path = f"/portal/northwind/campaigns/{eid}"
+    hidden = ann.form(path)
+    # Meanwhile, someone at the agency changes the partner's words.
+    cli("customise", EMAIL_KEY, "P001", "--tenant", "northwind", "--set", "signature_line=Z")
+    answer = ann.post(path + "/decide", {**hidden, "act": "approve"})
+    assert answer.status_code == 409
+    assert "look at it again" in answer.text
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        assert find_enrollment(session, EMAIL_KEY, "P001").state == "customising"
+        assert session.exec(select(ApprovalRecord)).all() == []
+
+
+def test_a_decision_on_the_partners_behalf_shows_in_their_portal(
+    browsers, portal: PortalWorld, cli
+) -> None:
+    cli("customise", EMAIL_KEY, "P001", "--tenant", "northwind", "--set", "signature_line=A")
+    cli("submit", EMAIL_KEY, "P001", "--tenant", "northwind")
+    cli("approve", EMAIL_KEY, "P001", "--tenant", "northwind", "--reason", "agreed by phone")
+    home = browsers["p1"].get("/portal/northwind").text
+    assert "Decided on your behalf" in home and "agreed by phone" in home
+    assert "agreed by phone" not in browsers["p2"].get("/portal/northwind").text
+
+
+def test_declining_one_touch_and_german_pages(browsers, portal: PortalWorld) -> None:
+    bob = browsers["p2"]  # a German partner user
+    eid = portal.enrollment_id(DIGITAL_KEY, "P002")
+    path = f"/portal/northwind/campaigns/{eid}"
+    page = bob.get(path)
+    assert 'lang="de"' in page.text and "Speichern und freigeben" in page.text
+    assert "Save and approve" not in page.text and "Decline this touch" not in page.text
+    hidden = bob.form(path)
+    live = bob.post(path + "/preview", {**hidden, "page_headline": "x" * 120})
+    assert "zu lang (120 Zeichen, höchstens 100)" in live.text
+    hidden = {**hidden, **dict(HIDDEN.findall(bob.get(path).text))}
+    done = bob.post(path + "/decide", {**hidden, "act": "decline@launch-x"})
+    assert done.status_code == 303, done.text[:2000]
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        enrollment = find_enrollment(session, DIGITAL_KEY, "P002")
+        assert enrollment.declined_touches == ["launch-x"]
+        (record,) = session.exec(select(ApprovalRecord)).all()
+    assert record.touch_key == "launch-x" and record.decision == "decline"
+    assert record.content_fingerprint == hidden["content@launch-x"]
+    assert "Von Ihnen abgelehnt" in bob.get(path).text
+
+
+def test_accounts_never_show_a_secret_back(browsers, portal: PortalWorld) -> None:
+    ann = browsers["p1"]
+    token = ann.form("/portal/northwind/accounts")["csrf_token"]
+    answer = ann.post(
+        "/portal/northwind/accounts/linkedin",
+        {
+            "csrf_token": token,
+            "access_token": "li-secret-token-123",
+            "author_urn": "urn:li:person:abc123",
+        },
+    )
+    assert answer.status_code == 303, answer.text[:2000]
+    page = ann.get("/portal/northwind/accounts").text
+    assert "li-secret-token-123" not in page and "urn:li:person:abc123" in page
+    assert "The access token is valid until" in page
+    bad = ann.post("/portal/northwind/accounts/x", {"csrf_token": token, "consumer_key": ""})
+    assert bad.status_code == 422
+    assert ann.post("/portal/northwind/accounts/nope", {"csrf_token": token}).status_code == 404
+
+
+def test_results_are_the_partners_own(browsers, portal: PortalWorld) -> None:
+    from partnercast.funnel.leads import Lead
+
+    now = utcnow()
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        for external_id, name in (("P001", "Lena Own"), ("P002", "Otto Other")):
+            session.add(
+                Lead(
+                    partner_id=portal.partner_id(external_id),
+                    email=f"{name.split()[0].lower()}@example.com",
+                    name=name,
+                    created_at=now,
+                    stage_changed_at=now,
+                )
+            )
+    page = browsers["p1"].get("/portal/northwind/results")
+    assert page.status_code == 200, page.text[:2000]
+    assert "Lena Own" in page.text and "Otto Other" not in page.text
+    assert "20" in page.text  # the return against the 20x target
