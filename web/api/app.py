@@ -17,7 +17,16 @@ def create_api(
     engine: Engine, settings: Settings, *, rate_limit: RateLimit | None = None
 ) -> FastAPI:
     """The API application (mount it at :data:`PREFIX`)."""
-    from partnercast.web.api import contacts, partners, tenant
+    from partnercast.web.api import (
+        campaigns,
+        contacts,
+        cycles,
+        enrollments,
+        funnel,
+        partners,
+        tasks,
+        tenant,
+    )
 
     api = FastAPI(
         title="partnercast REST API",
@@ -35,7 +44,16 @@ def create_api(
     api.state.engine = engine
     api.state.settings = settings
     api.state.rate_limit = rate_limit or RateLimit()
-    for router in (tenant.router, partners.router, contacts.router):
+    for router in (
+        tenant.router,
+        partners.router,
+        contacts.router,
+        campaigns.router,
+        enrollments.router,
+        cycles.router,
+        tasks.router,
+        funnel.router,
+    ):
         api.include_router(router)
     problems.install(api)
     return api
