@@ -146,6 +146,9 @@ def test_a_vendor_marketer_reads_but_may_not_close_a_task(clients, desk) -> None
     page = marketer.get("/dashboard/northwind/tasks")
     assert page.status_code == 200
     assert "Close as done" not in page.text  # read-only: no forms for concierge work
+    queue = marketer.get("/dashboard/northwind/approvals").text
+    assert "Send reminder" not in queue and "Record decision" not in queue
+    assert all(partner in queue for partner in north.partners)  # the whole tenant, read-only
     token = _token(marketer, "/dashboard/northwind/approvals")
     task = north.tasks[north.covered[0]]
     answer = marketer.post(f"/dashboard/northwind/tasks/{task}/close", data={"csrf_token": token})

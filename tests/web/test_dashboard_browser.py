@@ -87,7 +87,9 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     page.locator(f"#task-{task_id} td", has_text="Ben").first.wait_for()
     row.get_by_label("Note").fill("Called: they launch next week")
     row.get_by_role("button", name="Add note").click()
-    page.locator(f"#task-{task_id} summary", has_text="Notes").wait_for()
+    page.locator(f"#task-{task_id} pre.notes", has_text="they launch next week").wait_for(
+        state="attached"
+    )
     _check(page, "tasks")
     page.locator(f"#task-{task_id}").get_by_role("button", name="Close as done").click()
     page.locator(f"#task-{task_id}", has_text="Closed.").wait_for()
