@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from partnercast.campaigns import approval
+from partnercast.campaigns import approval, decisions
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.enrollment import (
     customise,
@@ -358,8 +358,8 @@ def _partners_respond(
                 _show_refused_customisation(session, enrollment, partner, now)
             if role.startswith("decline"):
                 note = DECLINE_NOTES[int(role.split(":")[1])]
-                approval.transition(
-                    session, enrollment, "decline", actor="partner", note=note, now=now
+                demo_digital.partner_decides(
+                    session, enrollment, partner, decisions.DECLINE, now, note=note
                 )
             elif role == "silent":
                 approval.transition(session, enrollment, "submit", actor="concierge", now=now)
@@ -370,16 +370,18 @@ def _partners_respond(
                     set_auto_approve(session, enrollment, True)
                 approval.transition(session, enrollment, "submit", actor="concierge", now=now)
                 if role == "changes":
-                    approval.transition(
+                    demo_digital.partner_decides(
                         session,
                         enrollment,
-                        "request_changes",
-                        actor="partner",
+                        partner,
+                        decisions.REQUEST_CHANGES,
+                        now,
                         note="Please add our own event date before we approve.",
-                        now=now,
                     )
                 elif enrollment.state == approval.SUBMITTED:
-                    approval.transition(session, enrollment, "approve", actor="partner", now=now)
+                    demo_digital.partner_decides(
+                        session, enrollment, partner, decisions.APPROVE, now
+                    )
             counts[enrollment.state] = counts.get(enrollment.state, 0) + 1
     _step(
         "partners responded: "

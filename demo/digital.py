@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns import approval
+from partnercast.campaigns import approval, decisions
 from partnercast.campaigns.cycles import start_cycle
 from partnercast.campaigns.enrollment import customise, enroll_partners, set_auto_approve
 from partnercast.campaigns.loader import read_campaign
@@ -37,11 +37,32 @@ from partnercast.demo.search_standin import GoogleAdsStandIn
 from partnercast.demo.social_standin import SocialStandIn
 from partnercast.funnel.leads import Lead
 from partnercast.plugins.manager import channel_template_suffixes
+from partnercast.tenants.access import Grant, Principal, Role
 from partnercast.tenants.models import Partner
 
 CAMPAIGN = "cloud-security-digital"
+DEMO_CLIENT = decisions.Client(address="demo", user_agent="partnercast demo")
 KEEPS_VENDOR_POST = 6  # every sixth approving partner leaves the suggested post as it is
 _TOKEN = re.compile(r'name="token" value="([^"]+)"')
+
+
+def partner_decides(
+    session: Session,
+    enrollment: Enrollment,
+    partner: Partner,
+    decision: str,
+    now: datetime,
+    note: str = "",
+) -> None:
+    """The partner's own decision, recorded with its evidence as the portal records it
+    (campaigns/decisions.py): the partner's point of contact, the demo as the client."""
+    principal = Principal(
+        label=partner.contact_email or f"partner {partner.external_id}",
+        grants=(Grant(Role.PARTNER, enrollment.tenant_id, partner_id=enrollment.partner_id),),
+    )
+    decisions.decide(
+        session, enrollment, decision, principal=principal, now=now, note=note, client=DEMO_CLIENT
+    )
 
 
 def _folder() -> Path:
@@ -73,7 +94,7 @@ def set_up(
         for position, (enrollment, partner) in enumerate(enrolled):
             role = roles.get(position, "approve")
             if role.startswith("decline") or role in ("silent", "changes"):
-                approval.transition(session, enrollment, "decline", actor="partner", now=starts_at)
+                partner_decides(session, enrollment, partner, decisions.DECLINE, starts_at)
                 continue
             _answer(session, enrollment, partner, position, role, starts_at)
             _connect(session, partner, social, ads, box, starts_at)
@@ -104,7 +125,7 @@ def _answer(
         set_auto_approve(session, enrollment, True)
     approval.transition(session, enrollment, "submit", actor="concierge", now=now)
     if enrollment.state == approval.SUBMITTED:
-        approval.transition(session, enrollment, "approve", actor="partner", now=now)
+        partner_decides(session, enrollment, partner, decisions.APPROVE, now)
 
 
 def _connect(
