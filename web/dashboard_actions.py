@@ -166,7 +166,11 @@ def _waiting(session: Session, desk: Desk, enrollment_id: int) -> Waiting:
 
 
 def _task(session: Session, desk: Desk, task_id: int) -> ConciergeTask:
-    task = session.exec(select(ConciergeTask).where(ConciergeTask.id == task_id)).first()
+    # Locked (PostgreSQL) so that two changes to one task (a note and a close) do not lose
+    # one another's note: concierge.tasks appends notes by read-modify-write.
+    task = session.exec(
+        select(ConciergeTask).where(ConciergeTask.id == task_id).with_for_update()
+    ).first()
     if task is None or not desk.covers(task.partner_id):
         raise HTTPException(404)
     return task
