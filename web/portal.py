@@ -179,33 +179,38 @@ def _page(
     return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
 
+def N_(message: str) -> str:
+    """Marks a text for the catalogues (tools/catalogues.py); translated where shown."""
+    return message
+
+
 PROBLEMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"too long \((?P<n>\d+) characters, at most (?P<max>\d+)\)"),
-     "too long (%(n)s characters, at most %(max)s)"),
-    (re.compile(r"field '.*' is required|is required"), "this field is required"),
+     N_("too long (%(n)s characters, at most %(max)s)")),
+    (re.compile(r"field '.*' is required|is required"), N_("this field is required")),
     (re.compile(r"template code is not allowed.*"),
-     "write plain text: template code is not allowed"),
+     N_("write plain text: template code is not allowed")),
     (re.compile(r"merge token (?P<token>.+) is not allowed here \(allowed: (?P<allowed>.*)\)"),
-     "%(token)s is not allowed here (allowed: %(allowed)s)"),
-    (re.compile(r"'.*' is not one of .*"), "choose one of the offered values"),
-    (re.compile(r"'.*' is not a date.*"), "not a date (YYYY-MM-DD)"),
-    (re.compile(r"'.*' is not an http\(s\) URL"), "not a web address (https://...)"),
+     N_("%(token)s is not allowed here (allowed: %(allowed)s)")),
+    (re.compile(r"'.*' is not one of .*"), N_("choose one of the offered values")),
+    (re.compile(r"'.*' is not a date.*"), N_("not a date (YYYY-MM-DD)")),
+    (re.compile(r"'.*' is not an http\(s\) URL"), N_("not a web address (https://...)")),
     (re.compile(r"the partner must write or edit the post text.*"),
-     "write the post in your own words: this is the suggested text word for word"),
+     N_("write the post in your own words: this is the suggested text word for word")),
     (re.compile(r"the post is (?P<n>[\d,]+) characters, (?P<network>.+) allows (?P<max>[\d,]+)"),
-     "the post is %(n)s characters, %(network)s allows %(max)s"),
-    (re.compile(r"the post is empty"), "the post is empty"),
+     N_("the post is %(n)s characters, %(network)s allows %(max)s")),
+    (re.compile(r"the post is empty"), N_("the post is empty")),
     (re.compile(r"the post contains a contact field.*"),
-     "a post is read by everyone: it cannot hold a contact's name"),
+     N_("a post is read by everyone: it cannot hold a contact's name")),
     (re.compile(r"the subject is (?P<n>\d+) characters \(at most (?P<max>\d+)\)"),
-     "the subject is %(n)s characters (at most %(max)s)"),
-    (re.compile(r"the subject is empty"), "the subject is empty"),
+     N_("the subject is %(n)s characters (at most %(max)s)")),
+    (re.compile(r"the subject is empty"), N_("the subject is empty")),
     (re.compile(r"the partner has no (?P<what>.+): add it to the partner's brand"),
-     "your brand has no %(what)s yet: ask your partner manager to add it"),
+     N_("your brand has no %(what)s yet: ask your partner manager to add it")),
     (re.compile(r"the page title is (?P<n>\d+) characters \(at most (?P<max>\d+)\)"),
-     "the page title is %(n)s characters (at most %(max)s)"),
+     N_("the page title is %(n)s characters (at most %(max)s)")),
     (re.compile(r"the content changed since it was shown.*"),
-     "the content changed since you saw it: look at it again before deciding"),
+     N_("the content changed since you saw it: look at it again before deciding")),
 ]  # fmt: skip
 
 
