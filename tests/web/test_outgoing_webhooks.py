@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from standardwebhooks import Webhook
+from support.webhook_receiver import Receiver
 
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.tasks import add_task
@@ -29,7 +30,6 @@ from partnercast.funnel.models import LeadStage
 from partnercast.tenants.models import Partner
 from partnercast.tenants.suppressions import suppress
 from partnercast.web import outgoing_events
-from tests.support.webhook_receiver import Receiver
 
 
 @pytest.fixture
@@ -251,8 +251,9 @@ def test_on_both_databases_one_happening_is_one_delivery_and_two_workers_share(
 ) -> None:
     """PostgreSQL takes the same ON CONFLICT DO NOTHING and the same leases as SQLite:
     the same happening enqueued twice is one delivery; two workers never both send one."""
+    from conftest import make_tenant
+
     from partnercast.core.webhook_outbox import Happening, enqueue
-    from tests.conftest import make_tenant
 
     now = datetime.now(UTC)
     tenant = make_tenant(any_engine, "vendor-pg")

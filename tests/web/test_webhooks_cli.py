@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from conftest import Cli
 from sqlalchemy.engine import Engine
+from support.webhook_receiver import Receiver
 
 from partnercast.concierge.tasks import add_task
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
-from tests.conftest import Cli
-from tests.support.webhook_receiver import Receiver
 
 
 @pytest.fixture

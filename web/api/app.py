@@ -26,6 +26,7 @@ def create_api(
         partners,
         tasks,
         tenant,
+        webhooks,
     )
 
     api = FastAPI(
@@ -53,6 +54,7 @@ def create_api(
         cycles.router,
         tasks.router,
         funnel.router,
+        webhooks.router,
     ):
         api.include_router(router)
     problems.install(api)
