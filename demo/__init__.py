@@ -56,6 +56,7 @@ from partnercast.demo import digital as demo_digital
 from partnercast.demo import engagement as demo_engagement
 from partnercast.demo import feedback as demo_feedback
 from partnercast.demo import funnel as demo_funnel
+from partnercast.demo import people as demo_people
 from partnercast.demo.data import TENANT_BRAND, TENANT_NAME, TENANT_SLUG, contact_rows, write_csv
 from partnercast.demo.data import partner_rows as make_partner_rows
 from partnercast.demo.search_standin import GoogleAdsStandIn
@@ -199,6 +200,7 @@ def run_demo(folder: Path, *, now: datetime, partners: int = 40, contacts: int =
             try:
                 tenant_id = _set_up_tenant(engine, folder, partners, contacts, timeline.set_up)
                 _staff(engine, tenant_id, timeline.staffed)
+                _people(engine, tenant_id, timeline.staffed)
                 _load_campaign(engine, tenant_id, timeline.campaign)
                 _partners_respond(engine, settings, tenant_id, folder, timeline.responses)
                 approved = demo_digital.set_up(
@@ -241,10 +243,11 @@ def run_demo(folder: Path, *, now: datetime, partners: int = 40, contacts: int =
         f"MDF spend recorded and {stages} lead stages imported from a CRM export; reports "
         f"written: {reports.programme} and {len(reports.partners)} partner reports"
     )
+    links = demo_people.sign_in_links(engine, settings, tenant_id, now)
     engine.dispose()
     for extra in sink.saved()[SAMPLE:]:
         extra.unlink()
-    _try_next(folder, review, timeline)
+    _try_next(folder, review, timeline, links)
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -570,7 +573,16 @@ def _staff(engine: Engine, tenant_id: int, now: datetime) -> None:
         console.print(f"    [yellow]capacity:[/] {warning}", highlight=False)
 
 
-def _try_next(folder: Path, review: str, timeline: Timeline) -> None:
+def _people(engine: Engine, tenant_id: int, now: datetime) -> None:
+    people = demo_people.set_up(engine, tenant_id, now)
+    _step(
+        f"people who sign in to the portal and dashboard: an agency admin, "
+        f"{people.concierges} concierges, a vendor marketer and {people.partner_users} "
+        "partner users (each partner's point of contact)"
+    )
+
+
+def _try_next(folder: Path, review: str, timeline: Timeline, links: list[demo_people.Link]) -> None:
     console.rule("[bold]try next")
     partner = review or "P001"
     next_review = timeline.cycle_start + timedelta(days=REVIEW_DAY + 7, hours=1)
@@ -592,3 +604,11 @@ def _try_next(folder: Path, review: str, timeline: Timeline) -> None:
         "  partnercast serve   # then open /p/northwind/P001/cloud-security-digital/",
         highlight=False,
     )
+    if links:
+        console.print(
+            "  and sign in (each link works once, for 7 days; `partnercast serve` first):",
+            highlight=False,
+        )
+    for link in links:
+        console.print(f"    {link.who}, {link.email}:", highlight=False, markup=False)
+        console.print(f"    {link.url}", highlight=False, markup=False, soft_wrap=True)
