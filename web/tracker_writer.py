@@ -22,10 +22,11 @@ client may ask again. The database's own log is the durable buffer: no second st
 recover, and events are visible to everything as soon as the reader has the answer.
 
 The outcome of each hit is exactly what a hit recorded alone would get: the first genuine
-hit of a message and kind in batch order is the unique one, a unique click on a message
-with no recorded open also records that open (``data["implied"] = "click"``), and a hit
-whose dispatch is not the link's partner and touch, or whose message was never sent, is
-not ours (the request answers the neutral 404) and writes nothing.
+hit of a message and kind in batch order (between batches written at once, on PostgreSQL:
+the first to commit) is the unique one, a unique click on a message with no recorded open
+also records that open (``data["implied"] = "click"``), and a hit whose dispatch is not
+the link's partner and touch, or whose message was never sent, is not ours (the request
+answers the neutral 404) and writes nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ from partnercast.funnel.engagement import EngagementKey, claim_first
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+WRITERS = 4
+WRITERS_SQLITE = 1
+LINGER_BELOW = 32
+LINGER_SECONDS = 0.002
+"""A batch of fewer hits than LINGER_BELOW waits up to LINGER_SECONDS, once, for more: under
+a steady load the readers answered by one commit come back within a millisecond or two,
+and a batch taken at the first of them would commit alone what the next one repeats."""
 PLACES_KEPT = 100_000
 """Dispatch places cached per process (a few hundred bytes each); the cache starts over
 when full."""
@@ -95,15 +103,18 @@ Outcome = tuple["asyncio.Future[bool]", bool | BaseException]
 
 
 class HitWriter:
-    """Records the hits of one process in batches on its own thread (started at the first
-    hit, stopped by :meth:`close` after recording what is waiting)."""
+    """Records the hits of one process in batches on its own threads (started at the first
+    hit, stopped by :meth:`close` after recording what is waiting): one on SQLite, which
+    takes one writer at a time, :data:`WRITERS` on PostgreSQL, where a batch's round trips
+    and commit are mostly waiting and several batches are written at once."""
 
-    def __init__(self, engine: Engine, bot_reason: BotReason) -> None:
+    def __init__(self, engine: Engine, bot_reason: BotReason, writers: int = 0) -> None:
         self.engine = engine
         self.bot_reason = bot_reason
+        self.writers = writers or (WRITERS_SQLITE if engine.dialect.name == "sqlite" else WRITERS)
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._places: dict[tuple[int, int], Place | None] = {}
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
         # SQLAlchemy configures the mappers at the first ORM query; here, before serving,
@@ -117,20 +128,23 @@ class HitWriter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the tracker is stopped")
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="partnercast-tracker", daemon=True
-                )
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._run, name=f"partnercast-tracker-{n}", daemon=True)
+                    for n in range(self.writers)
+                ]
+                for thread in self._threads:
+                    thread.start()
         self._queue.put((pending, future))
 
     def close(self) -> None:
-        """Record every hit submitted so far, then stop the thread."""
+        """Record every hit submitted so far, then stop the threads."""
         with self._lock:
             self._closed = True
-            thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)  # one each: a thread takes one and stops
+        for thread in threads:
             thread.join()
 
     def _run(self) -> None:
@@ -140,11 +154,18 @@ class HitWriter:
             if first is None:
                 break
             batch = [first]
+            lingered = False
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if lingered or len(batch) >= LINGER_BELOW:
+                        break
+                    lingered = True  # a small batch waits once for the hits on their way
+                    try:
+                        item = self._queue.get(timeout=LINGER_SECONDS)
+                    except queue.Empty:
+                        break
                 if item is None:
                     stopping = True
                     break
@@ -197,12 +218,11 @@ class HitWriter:
         self, session: Session, tenant_id: int, hits: list[PendingHit]
     ) -> dict[int, Place | None]:
         wanted = {pending.rcpt.dispatch_id for pending in hits}
-        missing = [d for d in wanted if (tenant_id, d) not in self._places]
+        found = {d: self._places[(tenant_id, d)] for d in wanted if (tenant_id, d) in self._places}
+        missing = [d for d in wanted if d not in found]
         if missing:
             if len(self._places) > PLACES_KEPT:
                 self._places.clear()
-            for dispatch in missing:
-                self._places[(tenant_id, dispatch)] = None
             rows = session.exec(
                 select(  # type: ignore[call-overload]  # six columns: past the stubs' overloads
                     Dispatch.id,
@@ -216,10 +236,13 @@ class HitWriter:
                 .join(Touch, col(Touch.id) == Dispatch.touch_id)
                 .where(col(Dispatch.id).in_(missing), Dispatch.tenant_id == tenant_id)
             ).all()
+            for dispatch in missing:
+                found[dispatch] = None
             for dispatch_id, partner, campaign, enrollment, cycle, touch in rows:
-                place = Place(partner, campaign, enrollment, cycle or 0, touch)
-                self._places[(tenant_id, dispatch_id or 0)] = place
-        return {d: self._places.get((tenant_id, d)) for d in wanted}
+                found[dispatch_id or 0] = Place(partner, campaign, enrollment, cycle or 0, touch)
+            for dispatch in missing:  # stored once known: another writer may be reading
+                self._places[(tenant_id, dispatch)] = found[dispatch]
+        return found
 
 
 def _settle_in_their_loops(settled: list[Outcome]) -> None:
