@@ -24,6 +24,7 @@ def create_api(
         enrollments,
         funnel,
         partners,
+        segments,
         tasks,
         tenant,
         webhooks,
@@ -54,6 +55,7 @@ def create_api(
         cycles.router,
         tasks.router,
         funnel.router,
+        segments.router,
         webhooks.router,
     ):
         api.include_router(router)
