@@ -237,3 +237,36 @@ def test_results_are_the_partners_own(browsers, portal: PortalWorld) -> None:
     assert page.status_code == 200, page.text[:2000]
     assert "Lena Own" in page.text and "Otto Other" not in page.text
     assert "20" in page.text  # the return against the 20x target
+
+
+def test_content_changed_after_the_portal_approval_is_not_sent_under_it(
+    browsers, portal: PortalWorld, sink: SmtpSink
+) -> None:
+    """Approved in the portal; then the words change without a new approval (a hand edit
+    of the stored customisation): the tick sends nothing of that partner's, and the
+    record still holds the fingerprint of what was approved."""
+    from support.world import run_days, start
+
+    ann = browsers["p1"]
+    eid = portal.enrollment_id(EMAIL_KEY, "P001")
+    path = f"/portal/northwind/campaigns/{eid}"
+    hidden = ann.form(path)
+    typed = {**hidden, "signature_line": "Ann"}
+    shown = dict(HIDDEN.findall(ann.post(path + "/preview", typed).text))
+    done = ann.post(path + "/decide", {**typed, **shown, "act": "approve"})
+    assert done.status_code == 303, done.text[:2000]
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        enrollment = find_enrollment(session, EMAIL_KEY, "P001")
+        (record,) = session.exec(select(ApprovalRecord)).all()
+        assert record.fingerprint == enrollment.approved_fingerprint
+        enrollment.customization = {**enrollment.customization, "signature_line": "Not Ann"}
+        session.add(enrollment)
+    start(portal.world)
+    run_days(portal.world, 0, 2)
+    assert sink.received.count == 0  # P001 was the only partner that approved
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        from partnercast.core.models import Dispatch
+
+        mine = session.exec(select(Dispatch).where(Dispatch.enrollment_id == eid)).all()
+    assert mine and all(d.sent_count == 0 for d in mine)
+    assert any(d.held_for == "approval" for d in mine)
