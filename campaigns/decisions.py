@@ -159,7 +159,7 @@ def decide(
 
 
 def _actor(principal: Principal) -> str:
-    return principal.label[:100]
+    return principal.label[:64]  # Event.source holds 64 characters
 
 
 def _decide_campaign(

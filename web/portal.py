@@ -387,7 +387,7 @@ def _save_and_decide(
     if changed or removed:
         kept = {k: v for k, v in enrollment.customization.items() if k not in removed}
         enrollment.customization = kept
-        customise(session, enrollment, changed, actor=where.visitor.principal.label, now=now)
+        customise(session, enrollment, changed, actor=where.visitor.principal.label[:64], now=now)
     shown = preview.touch(touch_key) if touch_key else None
     decisions.decide(
         session,
@@ -568,7 +568,9 @@ def _decide_here(
         if mine:
             values = typed_customization(spec, enrollment.customization, mine, locale)
             try:
-                customise(session, enrollment, values, actor=where.visitor.principal.label, now=now)
+                customise(
+                    session, enrollment, values, actor=where.visitor.principal.label[:64], now=now
+                )
             except UserError as error:
                 raise Again(422, str(error)) from error
         return "saved"

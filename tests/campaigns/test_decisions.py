@@ -180,3 +180,25 @@ def test_the_cli_decides_on_the_partners_behalf_with_a_reason(cli, world: World)
         (row,) = session.exec(select(ApprovalRecord)).all()
     assert row.on_behalf and row.reason == "by phone" and row.actor_label.startswith("cli (")
     assert row.client_address == "cli"
+
+
+def test_a_decision_is_recorded_on_sqlite_and_postgresql(any_engine, tmp_path, sink) -> None:
+    """Every column holds what a decision records, a 100-character address included."""
+    from support.world import build_world
+
+    world = build_world(any_engine, tmp_path / "w", sink.port)
+    _submit(world, "P001")
+    with tenant_session(world.engine, world.tenant_id) as session:
+        partner_id = find_enrollment(session, "cloud-security", "P001").partner_id
+    label = "a" * 80 + "@partner-with-a-long-name.example"
+    principal = Principal(label=label, grants=(Grant(Role.PARTNER, world.tenant_id, partner_id),))
+    _decide(world, "P001", "decline", principal, touch_key="follow-up", client=CLIENT)
+    _decide(world, "P001", "approve", principal, client=CLIENT)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        rows = session.exec(select(ApprovalRecord).order_by(ApprovalRecord.id)).all()
+        assert find_enrollment(session, "cloud-security", "P001").declined_touches == ["follow-up"]
+    assert [(r.decision, r.touch_key) for r in rows] == [
+        ("decline", "follow-up"),
+        ("approve", None),
+    ]
+    assert all(r.actor_label == label for r in rows)
