@@ -292,3 +292,29 @@ def test_a_token_over_its_rate_limit_is_429_with_retry_after(
     assert int(answer.headers["retry-after"]) >= 1
     # Another token of the tenant is not held back.
     assert client.get("/tenant", token=a.tokens["admin"]).status_code == 200
+
+
+def test_an_agency_admin_changes_the_tenants_settings(
+    client: Client, sides: tuple[Side, Side]
+) -> None:
+    a, b = sides
+    read = client.get("/tenant", token=a.tokens["admin"])
+    assert read.json()["unsubscribe_scope"] == "vendor"
+    body = {"unsubscribe_scope": "partner"}
+    problem(client.patch("/tenant", token=a.tokens["admin"], json=body), 428)
+    problem(
+        client.patch("/tenant", token=a.tokens["concierge"], json=body, headers={"If-Match": "*"}),
+        403,
+    )
+    changed = client.patch(
+        "/tenant", token=a.tokens["admin"], json=body, headers={"If-Match": read.headers["etag"]}
+    )
+    assert changed.status_code == 200 and changed.json()["unsubscribe_scope"] == "partner"
+    assert client.get("/tenant", token=b.tokens["admin"]).json()["unsubscribe_scope"] == "vendor"
+    bad = client.patch(
+        "/tenant",
+        token=a.tokens["admin"],
+        json={"unsubscribe_scope": "all"},
+        headers={"If-Match": "*"},
+    )
+    assert problem(bad, 422)["errors"][0]["field"] == "body.unsubscribe_scope"
