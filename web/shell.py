@@ -93,11 +93,19 @@ def render_page(
     tenant: Tenant | None = None,
     locale: str | None = None,
     status: int = 200,
+    brand_colour: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
-    """``template`` rendered in the layout, never cached."""
+    """``template`` rendered in the layout, never cached (``brand_colour``: the accent and
+    button colours, made readable by :mod:`partnercast.web.contrast`)."""
     context = shell_context(
-        request, visitor=visitor, engine=engine, domain=domain, tenant=tenant, locale=locale
+        request,
+        visitor=visitor,
+        engine=engine,
+        domain=domain,
+        tenant=tenant,
+        locale=locale,
+        brand_colour=brand_colour,
     )
     body = environment().get_template(template).render(**context, **values)
     return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)

@@ -102,3 +102,33 @@ def test_the_landing_pages_words_exist_in_german_and_french() -> None:
         assert [key for key in SOURCE if words[key] == SOURCE[key]] == []  # no English left
         assert words["consent"].format(partner="P").count("P") >= 1
     assert texts("pt")["submit"] == "Send"
+
+
+@pytest.mark.parametrize(
+    ("choice", "german"),
+    [("Book a demo", "Demo vereinbaren"), ("Get the checklist", "Checkliste anfordern")],
+)
+def test_the_german_landing_page_shows_the_call_to_action_in_german(
+    choice: str, german: str
+) -> None:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    folder = REPO / "examples" / "campaigns" / "cloud-security-digital" / "templates"
+    source = (folder / "microsite" / "landing.de.html").read_text(encoding="utf-8")
+    page = (
+        SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+        .from_string(source)
+        .render(
+            brand={"logo_url": "", "name": "P", "legal_name": "P", "postal_address": "A"},
+            vars={"vendor": "V", "product": "S", "demo_minutes": 20, "discount": "10%"},
+            fields={
+                "page_headline": "H",
+                "page_intro": "I",
+                "call_to_action": choice,
+                "signature_line": "",
+            },
+            locked={"offer_terms": "T", "legal": "L"},
+        )
+    )
+    assert f'href="#contact">{german}</a>' in page and choice not in page
