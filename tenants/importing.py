@@ -30,6 +30,7 @@ from sqlmodel import Session, SQLModel, col, select
 from partnercast.core.errors import NotFound, UserError
 from partnercast.core.sql import table_of
 from partnercast.core.tenancy import session_tenant
+from partnercast.core.webhook_outbox import enqueue
 from partnercast.tenants import values
 from partnercast.tenants.bulk import insert_rows, select_rows
 from partnercast.tenants.columns import (
@@ -62,6 +63,7 @@ from partnercast.tenants.suppressions import (
     email_hasher,
     erased_hashes,
     normalise_email,
+    suppressed_happening,
 )
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -790,9 +792,32 @@ def _suppress_withdrawn(
                 rows.append({"email": address, **_why(file_name, row, now)})
         model = Suppression
     if rows:
-        session.connection().execute(
-            table_of(model).insert(), [{"tenant_id": tenant.id, **row} for row in rows]
+        table = table_of(model)
+        written = session.connection().execute(
+            table.insert().returning(table.c.id, sort_by_parameter_order=True),
+            [{"tenant_id": tenant.id, **row} for row in rows],
         )
+        ids = [row_id for (row_id,) in written.all()]
+        _report_suppressed(session, tenant.id or 0, ids, rows)
+
+
+def _report_suppressed(
+    session: Session, tenant_id: int, ids: list[int], rows: list[dict[str, Any]]
+) -> None:
+    """Tell the tenant's webhooks (``contact.suppressed``), in this transaction: rows
+    written in bulk are not seen by the flush keeper that reports a session's rows."""
+    happenings = [
+        suppressed_happening(
+            row_id=row_id,
+            email=row["email"],
+            reason=row["reason"],
+            source=row["source"],
+            partner_id=row.get("partner_id"),
+            created_at=row["created_at"],
+        )
+        for row_id, row in zip(ids, rows, strict=True)
+    ]
+    enqueue(session.connection(), tenant_id, happenings)
 
 
 def _why(file_name: str, row: _Contact, now: datetime) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from partnercast.core.models import Delivery, Event
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken, read_recipient_token, recipient_token, unsign
 from partnercast.core.tenancy import session_tenant, tenant_session
+from partnercast.core.webhook_outbox import Happening
 from partnercast.tenants.models import (
     ConsentRecord,
     Contact,
@@ -462,3 +463,27 @@ def unsubscribe_by_token(
                 )
             )
         return UnsubscribeResult(contact.email, added)
+
+
+def suppressed_happening(
+    *,
+    row_id: int,
+    email: str,
+    reason: str,
+    source: str,
+    partner_id: int | None,
+    created_at: datetime,
+) -> Happening:
+    """What the outgoing webhooks report of a suppression (``contact.suppressed``): one
+    shape whether the row was written by a session (web.outgoing_events) or in bulk by an
+    import (:mod:`partnercast.tenants.importing`)."""
+    table = "partner" if partner_id is not None else "tenant"
+    data = {
+        "email": email,
+        "reason": reason,
+        "source": source,
+        "partner_id": partner_id,  # None: no partner of the vendor mails the address
+    }
+    return Happening(
+        "contact.suppressed", f"suppression:{table}:{row_id}", f"contact:{email}", data, created_at
+    )

@@ -29,6 +29,7 @@ from partnercast.core.webhook_outbox import Happening, enqueue
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.models import LeadStage
 from partnercast.tenants.models import PartnerSuppression, Suppression
+from partnercast.tenants.suppressions import suppressed_happening
 
 KEEPER = "partnercast.outgoing-webhooks"
 
@@ -161,20 +162,13 @@ def _lead_data(lead: Lead) -> dict[str, Any]:
 
 
 def _suppressed(row: Suppression | PartnerSuppression) -> Happening:
-    partner_id = row.partner_id if isinstance(row, PartnerSuppression) else None
-    table = "partner" if partner_id is not None else "tenant"
-    data = {
-        "email": row.email,
-        "reason": row.reason,
-        "source": row.source,
-        "partner_id": partner_id,  # None: no partner of the vendor mails the address
-    }
-    return Happening(
-        "contact.suppressed",
-        f"suppression:{table}:{row.id}",
-        f"contact:{row.email}",
-        data,
-        row.created_at,
+    return suppressed_happening(
+        row_id=row.id or 0,
+        email=row.email,
+        reason=row.reason,
+        source=row.source,
+        partner_id=row.partner_id if isinstance(row, PartnerSuppression) else None,
+        created_at=row.created_at,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from conftest import Cli
@@ -96,3 +97,30 @@ def test_a_disabled_endpoint_is_a_task_in_the_concierges_list(
     assert "disabled (every delivery failed since" in listed
     tasks = cli("tasks", "--tenant", "vendor-a", "--now", (now + timedelta(days=6)).isoformat())
     assert "(vendor)" in tasks.stdout and "webhook_disabled" in tasks.stdout
+
+
+def test_a_consent_withdrawn_in_an_import_is_reported_as_a_suppression(
+    cli: Cli, engine: Engine, tenant_a: int, receiver: Receiver, tmp_path: Path
+) -> None:
+    """An import writes its suppressions in bulk, beside the flush the keeper watches: it
+    reports them itself, in the same transaction."""
+    partners = tmp_path / "partners.csv"
+    partners.write_text("external_id,name,legal_name,postal_address\nP1,Alpha,Alpha Ltd,1 Road\n")
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "external_id,email,consent\nC1,ann@example.com,yes\nC2,bob@example.com,yes\n"
+    )
+    cli("partners", "import", str(partners), "--tenant", "vendor-a")
+    cli("contacts", "import", "P1", str(contacts), "--tenant", "vendor-a")
+    secret = cli(
+        "webhooks", "add", receiver.url, "--events", "contact.suppressed", "--tenant", "vendor-a"
+    ).stdout.strip()
+    contacts.write_text(
+        "external_id,email,consent\nC1,ann@example.com,no\nC2,bob@example.com,yes\n"
+    )
+    cli("contacts", "import", "P1", str(contacts), "--tenant", "vendor-a")
+    cli("webhooks", "deliver")
+
+    (body,) = receiver.verified(secret)
+    assert body["type"] == "contact.suppressed"
+    assert body["data"]["email"] == "ann@example.com" and body["data"]["reason"] == "withdrawn"
