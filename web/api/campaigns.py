@@ -241,3 +241,44 @@ async def load_campaign(
         once, caller, idempotency_key, fingerprint(request, {"file": digest}), work
     )
     return answer
+
+
+class EnrollOut(BaseModel):
+    invited: list[str]
+    already: list[str]
+    not_targeted: int
+    not_ready: dict[str, list[str]]
+
+
+@router.post(
+    "/{campaign_id}/enrollments",
+    response_model=EnrollOut,
+    summary="Invite every active partner of the target segments (as `enroll`)",
+)
+def enroll(
+    caller: Authenticated,
+    request: Request,
+    campaign_id: Id,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    from partnercast.campaigns.enrollment import enroll_partners
+    from partnercast.concierge.readiness import missing_by_partner
+
+    caller.require(CAMPAIGNS_WRITE)
+
+    def work(session: Session) -> Response:
+        if caller.partners(session, CAMPAIGNS_WRITE) is not None:
+            raise Problem(403, "enrolling reaches every partner: staff tokens that see them all")
+        campaign = visible_campaign(session, caller, campaign_id)
+        report = enroll_partners(session, campaign, now=caller.now, readiness=missing_by_partner)
+        return json_response(
+            200,
+            EnrollOut(
+                invited=report.invited,
+                already=report.already,
+                not_targeted=report.not_targeted,
+                not_ready=report.not_ready,
+            ),
+        )
+
+    return once(caller, idempotency_key, fingerprint(request, {"campaign": campaign_id}), work)
