@@ -16,6 +16,10 @@ decision goes through :func:`decide`, which
   its label), on whose behalf and why, when, from which address and browser, and the
   fingerprint of what was decided on.
 
+The partner deciding on what they see submits it first (approve, ask for changes, opt
+into auto-approval, which then approves it); on the partner's behalf only what was
+submitted is decided on, as the state machine says.
+
 Per touch: declining one touch keeps it from going out for this partner
 (``Enrollment.declined_touches``; the dispatcher skips it), approving it again lifts that;
 asking for changes to one touch asks for changes to the campaign, naming the touch. The
@@ -174,6 +178,8 @@ def _decide_campaign(
 ) -> str:
     if decision == AUTO_APPROVE:
         set_auto_approve(session, enrollment, True)
+        if own and enrollment.state in SUBMITTABLE:  # what they see is submitted: approved
+            approval.transition(session, enrollment, "submit", actor=_actor(principal), now=now)
         if enrollment.state == approval.SUBMITTED:  # the choice covers what waits now
             approval.transition(
                 session, enrollment, APPROVE, actor=_actor(principal), note=note, now=now

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from support.browser import LiveServer
 from support.portal_world import DIGITAL_KEY, EMAIL_KEY, PortalWorld, build_portal_world
 
+from partnercast.campaigns import approval
 from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.campaigns.models import ApprovalRecord
 from partnercast.core.tenancy import tenant_session
@@ -270,3 +271,32 @@ def test_content_changed_after_the_portal_approval_is_not_sent_under_it(
         mine = session.exec(select(Dispatch).where(Dispatch.enrollment_id == eid)).all()
     assert mine and all(d.sent_count == 0 for d in mine)
     assert any(d.held_for == "approval" for d in mine)
+
+
+def test_auto_approval_and_changes_to_one_touch(browsers, portal: PortalWorld) -> None:
+    ann = browsers["p1"]
+    eid = portal.enrollment_id(EMAIL_KEY, "P001")
+    path = f"/portal/northwind/campaigns/{eid}"
+    hidden = ann.form(path)
+    asked = ann.post(
+        path + "/decide",
+        {**hidden, "act": "request_changes@follow-up", "note": "Our event date, please"},
+    )
+    assert asked.status_code == 303, asked.text[:2000]
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        assert find_enrollment(session, EMAIL_KEY, "P001").state == "changes_requested"
+    hidden = ann.form(path)
+    typed = {**hidden, "signature_line": "Ann"}
+    shown = dict(HIDDEN.findall(ann.post(path + "/preview", typed).text))
+    auto = ann.post(path + "/decide", {**typed, **shown, "act": "auto_approve"})
+    assert auto.status_code == 303, auto.text[:2000]
+    with tenant_session(portal.engine, portal.tenant_id) as session:
+        enrollment = find_enrollment(session, EMAIL_KEY, "P001")
+        records = session.exec(select(ApprovalRecord).order_by(col(ApprovalRecord.id))).all()
+    assert enrollment.auto_approve and enrollment.customization["signature_line"] == "Ann"
+    assert approval.is_approved_as_is(enrollment)  # what the partner saw, approved
+    assert [(r.decision, r.touch_key, r.note) for r in records] == [
+        ("request_changes", "follow-up", "Our event date, please"),
+        ("auto_approve", None, "auto-approval on"),
+    ]
+    assert "auto-approval on" in ann.get(path).text
