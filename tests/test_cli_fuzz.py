@@ -77,6 +77,10 @@ COMMANDS: list[Any] = [
                "--postal-address", "1 Main St"),
     lambda v: ("tenants", "set", "northwind", "--delivery-guarantee", v[0]),
     lambda v: ("leads", *T),
+    lambda v: ("users", "add", v[0], "--role", v[1], *T, "--partner", v[2]),
+    lambda v: ("users", "add", v[0], "--role", "concierge", *T, "--concierge", v[1]),
+    lambda v: ("users", "remove", v[0], *T, "--partner", v[1]),
+    lambda v: ("partners", "invite", v[0], *T, "--now", v[1]),
 ]  # fmt: skip
 
 

@@ -77,8 +77,8 @@ def invite_partner(
     False) through ``smtp`` (default: the configured email channel's server).
 
     A partner of another tenant is NotFound; no contact email is a UserError; a refused
-    or unreachable SMTP server is a UserError after the user and link were made (inviting
-    again sends a new link)."""
+    or unreachable SMTP server is a UserError and nothing is kept (the mail is sent before
+    the user, membership and link are committed)."""
     with plain_session(engine) as session:
         tenant = session.get(Tenant, tenant_id)
     if tenant is None:
@@ -114,7 +114,6 @@ def invite_partner(
             now=now,
             purpose=magic_links.INVITATION,
             lifetime=lifetime,
-            requested_from=invited_by[:64],
         )
         assert user.id is not None
         invitation = Invitation(
@@ -126,26 +125,27 @@ def invite_partner(
             partner_id=partner_id,
             url=link.url,
             expires_at=link.expires_at,
-            sent=False,
+            sent=send,
         )
-    if not send:
-        return invitation
-    message = invitation_message(
-        settings,
-        to=invitation.email,
-        name=invitation.name,
-        locale=locale,
-        url=link.url,
-        vendor=tenant.name,
-        partner=partner.name,
-        days=max(1, round(lifetime / timedelta(days=1))),
-        now=now,
-    )
-    try:
-        mail.send(smtp or mail.smtp_server_for(settings), message)
-    except (OSError, smtplib.SMTPException) as error:
-        raise UserError(f"the invitation to {invitation.email} was not sent: {error}") from None
-    return Invitation(**{**invitation.__dict__, "sent": True})
+        if send:  # inside the transaction: mail that was not sent leaves no user nor link
+            message = invitation_message(
+                settings,
+                to=invitation.email,
+                name=invitation.name,
+                locale=locale,
+                url=link.url,
+                vendor=tenant.name,
+                partner=partner.name,
+                days=max(1, round(lifetime / timedelta(days=1))),
+                now=now,
+            )
+            try:
+                mail.send(smtp or mail.smtp_server_for(settings), message)
+            except (OSError, smtplib.SMTPException) as error:
+                raise UserError(
+                    f"the invitation to {invitation.email} was not sent: {error}"
+                ) from None
+    return invitation
 
 
 @dataclass(frozen=True)

@@ -209,3 +209,27 @@ def test_users_add_list_remove(cli: Cli, engine: Engine, tenant_a: int, tenant_b
         assert not principal_for_user(session, ids["pat@alpha.example"] or 0).grants
         assert session.get(User, ids["boss@agency.example"]).disabled  # type: ignore[union-attr]
     assert "pat@alpha.example" not in cli("users", "list").stdout
+
+
+def test_an_invitation_that_could_not_be_sent_leaves_nothing(
+    engine: Engine, tenant_a: int, live_server: LiveServer
+) -> None:
+    from partnercast.core.errors import UserError
+    from partnercast.demo.smtp_sink import free_port
+    from partnercast.web.mail import SmtpServer
+
+    partner = add_partner(
+        engine, tenant_a, "Epsilon", NOW, contact_email="eve@epsilon.example", languages=["fr"]
+    )
+    with pytest.raises(UserError, match="was not sent"):
+        invite_partner(
+            engine,
+            live_server.settings,
+            tenant_id=tenant_a,
+            partner_id=partner,
+            now=NOW,
+            smtp=SmtpServer(port=free_port(), timeout_seconds=5),  # nobody listens there
+        )
+    assert partner_users(engine, tenant_a, partner) == []
+    with plain_session(engine) as session:
+        assert session.exec(select(User)).all() == []
