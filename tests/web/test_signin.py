@@ -376,3 +376,31 @@ def test_one_person_switches_between_vendors_and_sees_only_their_own(
     assert refused.value.status_code == 404
     scope = principal.partner_scope(people.tenant_a)
     assert scope.partner_ids == {people.partner_a2}  # not Alpha Systems, a sibling partner
+
+
+def test_two_presses_of_one_link_at_once_sign_in_once(any_engine: Engine) -> None:
+    """The link is used by UPDATE ... WHERE used_at IS NULL: on SQLite and PostgreSQL, of
+    several requests racing with the same link exactly one signs in."""
+    import threading
+
+    from partnercast.core.settings import load_settings
+
+    settings = load_settings(database_url=any_engine.url.render_as_string(hide_password=False))
+    user_id = add_user(any_engine, PAT, Role.AGENCY_ADMIN, NOW)
+    with plain_session(any_engine) as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        token = magic_links.issue(session, settings, user, now=NOW).token
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def press() -> None:
+        start.wait()
+        results.append(magic_links.redeem(any_engine, settings, token, now=NOW))
+
+    threads = [threading.Thread(target=press) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(result is not None for result in results) == 1
