@@ -136,16 +136,18 @@ async def _upload(file: UploadFile) -> bytes:
     return content
 
 
-def _enrolled_only(caller: Caller, query: Any) -> Any:
+def _enrolled_only(session: Session, caller: Caller, query: Any) -> Any:
     """A partner token sees the campaigns its partner is enrolled in, no others."""
     if caller.partner_id is None:
         return query
-    enrolled = select(Enrollment.campaign_id).where(Enrollment.partner_id == caller.partner_id)
-    return query.where(col(Campaign.id).in_(enrolled))
+    enrolled = session.exec(
+        select(Enrollment.campaign_id).where(Enrollment.partner_id == caller.partner_id)
+    ).all()
+    return query.where(col(Campaign.id).in_(list(enrolled)))
 
 
 def visible_campaign(session: Session, caller: Caller, campaign_id: int) -> Campaign:
-    query = _enrolled_only(caller, select(Campaign).where(Campaign.id == campaign_id))
+    query = _enrolled_only(session, caller, select(Campaign).where(Campaign.id == campaign_id))
     found = session.exec(query).first()
     if not isinstance(found, Campaign):
         raise Problem(404, f"no campaign {campaign_id}")
@@ -159,7 +161,7 @@ def list_campaigns(
     start = after_id(caller, request, cursor)
     with tenant_session(caller.engine, caller.tenant_id) as session:
         rows = session.exec(
-            _enrolled_only(caller, select(Campaign))
+            _enrolled_only(session, caller, select(Campaign))
             .where(col(Campaign.id) > start)
             .order_by(col(Campaign.id))
             .limit(limit + 1)

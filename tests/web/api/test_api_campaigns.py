@@ -74,6 +74,8 @@ def test_a_campaign_folder_is_validated_and_loaded_from_an_archive(
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "file"
     answer = client.post("/campaigns", token=admin, files={"file": ("c.zip", b"not an archive")})
     assert answer.status_code == 422
+    mine = client.get("/campaigns", token=tokens["partner"])
+    assert mine.status_code == 200 and [c["id"] for c in mine.json()["data"]] == [campaign_id]
     enrolled = client.post(f"/campaigns/{campaign_id}/enrollments", token=admin)
     assert enrolled.status_code == 200 and enrolled.json()["invited"] == []
     assert len(enrolled.json()["already"]) == 6
