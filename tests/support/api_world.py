@@ -3,6 +3,9 @@ role, and a small client for the API's base URL."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -112,3 +115,19 @@ class Client:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def served(engine: Engine) -> Iterator[str]:
+    """The engine's own HTTP server for ``engine`` on a free port: the API's base URL."""
+    from partnercast.core.settings import load_settings
+    from partnercast.web.app import make_http_server
+
+    http = make_http_server(engine, load_settings(), "127.0.0.1", 0)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}/api/v1"
+    finally:
+        http.shutdown()
+        http.server_close()

@@ -4,35 +4,19 @@ SQLite and on PostgreSQL, through the engine's own server."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import requests
 from conftest import make_tenant
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
-from support.api_world import build_side
+from support.api_world import build_side, served
 
-from partnercast.core.settings import load_settings
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Contact
 from partnercast.web.api.models import IdempotencyKey
-from partnercast.web.app import make_http_server
 
 REQUESTS = 6
-
-
-@contextmanager
-def served(engine: Engine) -> Iterator[str]:
-    http = make_http_server(engine, load_settings(), "127.0.0.1", 0)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}/api/v1"
-    finally:
-        http.shutdown()
-        http.server_close()
 
 
 def test_concurrent_posts_with_one_key_create_one_contact(any_engine: Engine) -> None:
