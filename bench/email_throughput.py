@@ -229,10 +229,14 @@ def _worker(
 
     install()  # the worker composes the engine: its sends keep the rollups
 
+    from partnercast.core.worker import settle_heap
+
+    settle_heap()  # as `partnercast worker` does once it has started (core/worker.py)
     counter = _Counter()
     out.put(("ready", worker_id))
     go.wait()
     before = counter.totals()
+    cpu_before = _cpu()
     started = time.time()
     report = tick(
         engine,
@@ -247,9 +251,16 @@ def _worker(
     )
     finished = time.time()
     after = counter.totals()
+    cpu = _cpu() - cpu_before
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     statements, commits = after[0] - before[0], after[1] - before[1]
-    out.put(("done", report.sent, started, finished, rss, statements, commits))
+    out.put(("done", report.sent, started, finished, rss, statements, commits, cpu))
+
+
+def _cpu() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class EngineRun(NamedTuple):
@@ -258,6 +269,7 @@ class EngineRun(NamedTuple):
     rss: float  # the worst worker's peak, MB
     statements: int  # all workers'
     commits: int
+    cpu: float  # CPU seconds of the workers (not of the database server)
 
 
 def engine_rate(url: str, port: int, workers: int, connections: int, window: int) -> EngineRun:
@@ -286,6 +298,7 @@ def engine_rate(url: str, port: int, workers: int, connections: int, window: int
         rss=max(r[4] for r in results),
         statements=sum(r[5] for r in results),
         commits=sum(r[6] for r in results),
+        cpu=sum(r[7] for r in results),
     )
 
 
@@ -620,6 +633,7 @@ def _line(row: Row, naive: float) -> str:
         f"{run.sent:,} msgs in {run.seconds:.1f} s = {rate:,.0f} msg/s; {compared}"
         f"{run.statements * per_thousand:,.0f} statements and "
         f"{run.commits * per_thousand:,.0f} commits per 1,000 messages; "
+        f"worker CPU {run.cpu * 1e6 / max(run.sent, 1):,.0f} us a message; "
         f"peak RSS {run.rss:,.0f} MB a worker; load {row.load}"
     )
 

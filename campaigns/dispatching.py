@@ -555,7 +555,9 @@ def _send_to_audience(
             results = _publish_batch(ctx, prepared, account, pending, by_contact, journal)
             if journal is not None and journal.lost:
                 raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
-            settled = _record_outcomes(ctx, tenant_id, dispatch_id, results, now)
+            settled = _record_outcomes(
+                ctx, tenant_id, dispatch_id, results, now, journaled=journal is not None
+            )
             run.sent += settled.sent
             run.bounced += settled.bounced
             transient += settled.transient
@@ -723,11 +725,15 @@ def _record_outcomes(
     dispatch_id: int,
     results: list[PublishResult],
     now: datetime,
+    *,
+    journaled: bool = False,
 ) -> _Settled:
     """Settle one batch's outcomes in the ledger (set-based: sent rows in one UPDATE).
 
-    ``sent`` rows may already say so (the journal notes them as they go); bounces
-    suppress the address and become events; transient ones wait for the retry.
+    With ``journaled`` the journal has noted every sent row already (core/journal.py: a
+    publish that returns has settled all its windows, or the lease was lost and this is
+    not reached), so there is no UPDATE of them; bounces suppress the address and become
+    events; transient ones wait for the retry.
     """
     settled = _Settled()
     outcomes = [o for result in results for o in result.outcomes]
@@ -735,7 +741,7 @@ def _record_outcomes(
     others = {o.delivery_id: o for o in outcomes if o.status != "sent"}
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = _fenced_row(session, dispatch_id)
-        if sent_ids:
+        if sent_ids and not journaled:
             session.execute(
                 update(Delivery)
                 # Only rows still open: a bounce report may already have settled one

@@ -38,7 +38,18 @@ try:
 except ImportError:  # not on Windows: the threads of one worker still take turns
     fcntl = None  # type: ignore[assignment]  # the module, or None where it does not exist
 
-from sqlalchemy import BindParameter, DateTime, bindparam, case, exists, literal, update
+from sqlalchemy import (
+    BindParameter,
+    DateTime,
+    Integer,
+    any_,
+    bindparam,
+    case,
+    exists,
+    literal,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
 from partnercast.core.models import Delivery, Dispatch
@@ -65,14 +76,32 @@ DEFAULT_WINDOW = DEFAULT_DELIVERY_WINDOW  # messages a connection notes in fligh
 
 
 def _statement(slots: int) -> Any:
-    """The journal's one UPDATE, with ``slots`` ids in each of its three sets: sent
-    (settled ``sent``, dated), not sent (back to ``pending``) and handed over (``sending``).
-    Unused slots hold an id no row has, so one compiled statement serves every window of
-    up to ``slots`` messages."""
+    """The journal's one UPDATE, with three sets of delivery ids: sent (settled ``sent``,
+    dated), not sent (back to ``pending``) and handed over (``sending``).
+
+    ``slots`` > 0: each set is ``slots`` parameters, the unused ones holding an id no row
+    has, so one compiled statement serves every window of up to ``slots`` messages
+    (SQLite). ``slots`` == 0: each set is one array parameter (PostgreSQL's ``= ANY``): a
+    short statement whatever the window, which psycopg converts once and prepares (a long
+    one it converts again at every execution).
+    """
     delivery, dispatch = table_of(Delivery), table_of(Dispatch)
-    sent: list[BindParameter[int]] = [bindparam(f"j_sent_{n}") for n in range(slots)]
-    back: list[BindParameter[int]] = [bindparam(f"j_back_{n}") for n in range(slots)]
-    going: list[BindParameter[int]] = [bindparam(f"j_next_{n}") for n in range(slots)]
+    sets: list[Any] = []
+    every: list[BindParameter[int]] = []
+    for name in ("j_sent", "j_back", "j_next"):
+        if slots:
+            members: list[BindParameter[int]] = [bindparam(f"{name}_{n}") for n in range(slots)]
+            every.extend(members)
+            sets.append(lambda column, members=members: column.in_(members))
+        else:
+            array = bindparam(name, type_=ARRAY(Integer))
+            sets.append(lambda column, array=array: column == any_(array))
+    sent, back, _ = sets
+    anyone = (
+        delivery.c.id.in_(every)
+        if slots
+        else delivery.c.id == any_(bindparam("j_all", type_=ARRAY(Integer)))
+    )
     now = bindparam("j_now", type_=DateTime())
     dispatch_id: BindParameter[int] = bindparam("j_dispatch_id")
     lease_live = (
@@ -81,19 +110,20 @@ def _statement(slots: int) -> Any:
         .where(dispatch.c.lease_owner == bindparam("j_owner"))
         .where(dispatch.c.lease_until > now)
     )
+    ids = delivery.c.id
     return (
         update(delivery)
         .where(delivery.c.tenant_id == bindparam("j_tenant_id"))
         .where(delivery.c.dispatch_id == dispatch_id)
-        .where(delivery.c.id.in_([*sent, *back, *going]))
+        .where(anyone)
         .where(lease_live)
         .values(
             state=case(
-                (delivery.c.id.in_(sent), literal("sent")),
-                (delivery.c.id.in_(back), literal("pending")),
+                (sent(ids), literal("sent")),
+                (back(ids), literal("pending")),
                 else_=literal(SENDING),
             ),
-            sent_at=case((delivery.c.id.in_(sent), now), else_=delivery.c.sent_at),
+            sent_at=case((sent(ids), now), else_=delivery.c.sent_at),
         )
     )
 
@@ -201,7 +231,10 @@ _COMPILED_LOCK = threading.Lock()
 
 
 def _compiled(dialect: Any, slots: int) -> _DriverStatement:
-    """The journal's UPDATE of ``slots`` slots compiled for ``dialect``, once a process."""
+    """The journal's UPDATE compiled for ``dialect``, once a process: with arrays on
+    PostgreSQL, with ``slots`` parameters a set elsewhere."""
+    if dialect.name == "postgresql":
+        slots = 0
     key = (dialect.name, dialect.driver, slots)
     with _COMPILED_LOCK:
         found = _COMPILED.get(key)
@@ -249,6 +282,7 @@ class LedgerJournal:
         self._dispatch_id = dispatch_id
         self._lease = lease
         self._record = _compiled(engine.dialect, window)
+        self._arrays = engine.dialect.name == "postgresql"
         self._renewal = _DriverStatement(_RENEW, engine.dialect)
         self._local = threading.local()
         self._slots: list[list[Any]] = []  # [thread using it, connection, cursor]
@@ -345,9 +379,13 @@ class LedgerJournal:
             "j_owner": self._lease.owner,
             "j_now": now,
         }
-        for prefix, ids in (("j_sent_", sent), ("j_back_", back), ("j_next_", going)):
+        for name, ids in (("j_sent", sent), ("j_back", back), ("j_next", going)):
+            if self._arrays:
+                values[name] = ids
+                values["j_all"] = [*values.get("j_all", ()), *ids]
+                continue
             for n in range(self.window):
-                values[f"{prefix}{n}"] = ids[n] if n < len(ids) else _NONE
+                values[f"{name}_{n}"] = ids[n] if n < len(ids) else _NONE
         matched = self._record.run(cursor, values)
         TALLY.add()
         if matched != expected:

@@ -37,7 +37,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, or_, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -375,14 +386,20 @@ def open_deliveries(
     every 500 contacts on the path that sends thousands of emails a second.
     """
     tenant_id = session_tenant(session)
-    ids = [addressee.contact_id for addressee in addressees]
+    ids = {addressee.contact_id for addressee in addressees}
+    # A range, not ``IN (500 ids)``: the batch is a keyset page of contacts, so its rows
+    # are the dispatch's rows between its first and last contact (the unique index on
+    # (dispatch_id, contact_id) serves it), and the statement stays short (psycopg parses
+    # a long one again at every execution: it was a tenth of a worker's time).
     existing = {
         row.contact_id: row
         for row in session.execute(
             select(Delivery.id, Delivery.contact_id, Delivery.state, Delivery.message_id).where(
-                col(Delivery.dispatch_id) == dispatch.id, col(Delivery.contact_id).in_(ids)
+                col(Delivery.dispatch_id) == dispatch.id,
+                col(Delivery.contact_id).between(min(ids, default=0), max(ids, default=0)),
             )
         ).all()
+        if row.contact_id in ids
     }
     new_rows: list[dict[str, Any]] = []
     opened = Opened(pending=[])
@@ -421,12 +438,7 @@ def open_deliveries(
     if new_rows:
         # Core on the session's connection (and transaction): the ORM's bulk insert path
         # costs several times as much per row. Every row carries the session's tenant.
-        table = table_of(Delivery)
-        inserted = (
-            session.connection()
-            .execute(insert(table).returning(table.c.id, table.c.contact_id), new_rows)
-            .all()
-        )
+        inserted = _insert_ledger_rows(session, new_rows, tenant_id, dispatch.id or 0, now)
         by_contact = {int(contact_id): int(delivery_id) for delivery_id, contact_id in inserted}
         for new in new_rows:
             if new["state"] == PENDING:
@@ -455,6 +467,75 @@ def open_deliveries(
     dispatch.suppressed_count += len(now_suppressed)
     opened.uncertain_resent, opened.uncertain_kept = len(resend), len(keep)
     return opened
+
+
+def _insert_ledger_rows(
+    session: Session, rows: list[dict[str, Any]], tenant_id: int, dispatch_id: int, now: datetime
+) -> list[tuple[int, int]]:
+    """Insert a batch's new ledger rows; (delivery id, contact id) of each.
+
+    On PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays)``: four array parameters
+    whatever the batch size, where a multi-row VALUES has seven parameters a row and a
+    statement psycopg converts anew every time (the insert was 60% of a batch's opening).
+    Elsewhere a multi-row INSERT (SQLite runs it in-process, nothing to parse twice).
+    """
+    table = table_of(Delivery)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        statement = insert(table).returning(table.c.id, table.c.contact_id)
+        return [(int(a), int(b)) for a, b in connection.execute(statement, rows).all()]
+    result = connection.execute(
+        _ledger_insert(),
+        {
+            "d_tenant_id": tenant_id,
+            "d_dispatch_id": dispatch_id,
+            "d_created_at": now,
+            "d_contacts": [row["contact_id"] for row in rows],
+            "d_emails": [row["email"] for row in rows],
+            "d_states": [row["state"] for row in rows],
+            "d_message_ids": [row["message_id"] for row in rows],
+        },
+    )
+    return [(int(a), int(b)) for a, b in result.all()]
+
+
+def _ledger_insert() -> Any:
+    """PostgreSQL's ledger INSERT from four arrays (built once)."""
+    global _LEDGER_INSERT
+    if _LEDGER_INSERT is None:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        table = table_of(Delivery)
+        arrays = [
+            bindparam("d_contacts", type_=ARRAY(Integer)),
+            bindparam("d_emails", type_=ARRAY(String)),
+            bindparam("d_states", type_=ARRAY(String)),
+            bindparam("d_message_ids", type_=ARRAY(String)),
+        ]
+        rows = (
+            func.unnest(*arrays)
+            .table_valued("contact_id", "email", "state", "message_id")
+            .render_derived("new_rows", with_types=False)
+        )
+        values = select_columns(
+            bindparam("d_tenant_id", type_=Integer),
+            bindparam("d_dispatch_id", type_=Integer),
+            rows.c.contact_id,
+            rows.c.email,
+            rows.c.state,
+            rows.c.message_id,
+            bindparam("d_created_at", type_=table.c.created_at.type),
+        )
+        columns = ["tenant_id", "dispatch_id", "contact_id", "email", "state", "message_id"]
+        _LEDGER_INSERT = (
+            insert(table)
+            .from_select([*columns, "created_at"], values)
+            .returning(table.c.id, table.c.contact_id)
+        )
+    return _LEDGER_INSERT
+
+
+_LEDGER_INSERT: Any = None
 
 
 def record_event(

@@ -5,10 +5,12 @@ Kept in one place so that the rest of the code needs no ``type: ignore`` for the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, inspect
+from sqlalchemy import ColumnElement, Table, any_, bindparam, inspect
 from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 
@@ -16,6 +18,19 @@ def rowcount(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE matched. ``Session.execute`` is typed to return a plain
     Result; for a DML statement it is a CursorResult, which has ``rowcount``."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN values``, written for the session's database: on PostgreSQL ``column
+    = ANY(:array)``, one parameter whatever the number of values. psycopg converts a
+    statement of more than 4 KB anew at every execution (no cache), and ``IN`` with 500
+    values is such a statement: on the send path that cost a sixth of a worker's CPU."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+        return cast(ColumnElement[bool], column == any_(array))
+    return cast(ColumnElement[bool], column.in_(list(values)))
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -33,6 +33,7 @@ from partnercast.core.errors import UserError
 from partnercast.core.models import Delivery, Event
 from partnercast.core.settings import Settings
 from partnercast.core.signing import InvalidToken, read_recipient_token, recipient_token, unsign
+from partnercast.core.sql import among
 from partnercast.core.tenancy import session_tenant, tenant_session
 from partnercast.core.webhook_outbox import Happening
 from partnercast.tenants.models import (
@@ -181,15 +182,18 @@ def suppressed_among(
     addresses = {normalise_email(email) for email in emails}
     if not addresses:
         return set()
+    # ``among``: one array parameter on PostgreSQL (this runs for every batch of 500 sent)
     found = set(
-        session.exec(select(Suppression.email).where(col(Suppression.email).in_(addresses)))
+        session.exec(
+            select(Suppression.email).where(among(session, col(Suppression.email), addresses))
+        )
     )
     if partner_id is not None:
         found |= set(
             session.exec(
                 select(PartnerSuppression.email).where(
                     PartnerSuppression.partner_id == partner_id,
-                    col(PartnerSuppression.email).in_(addresses),
+                    among(session, col(PartnerSuppression.email), addresses),
                 )
             )
         )
@@ -197,7 +201,7 @@ def suppressed_among(
     hashes = {email_hash(tenant_id, address): address for address in addresses - found}
     if hashes:
         erased = session.exec(
-            select(Erasure.email_hash).where(col(Erasure.email_hash).in_(list(hashes)))
+            select(Erasure.email_hash).where(among(session, col(Erasure.email_hash), hashes))
         )
         found |= {hashes[value] for value in erased}
     return found
