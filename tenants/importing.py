@@ -689,6 +689,7 @@ def _insert(session: Session, writes: _Writes, known: _Known, report: ImportRepo
     taken ones."""
     if not writes.inserts:
         return 0
+    wanted = {(row.partner_id, row.external_id) for row in writes.new_rows}
     try:
         with session.begin_nested():
             insert_rows(session, Contact, _INSERTED, writes.inserts)
@@ -700,9 +701,9 @@ def _insert(session: Session, writes: _Writes, known: _Known, report: ImportRepo
             except SQLAlchemyError as error:
                 cause = getattr(error, "orig", None) or error
                 report.rejected.append(Rejection(row.line, f"not saved: {cause}"))
-    # The chunk's contacts are the ones above the floor with its keys (a key is unique in
-    # the tenant: another import's new contact cannot have one of them).
-    wanted = {(row.partner_id, row.external_id) for row in writes.new_rows}
+                wanted.discard((row.partner_id, row.external_id))  # the other import's
+    # The chunk's contacts are the ones above the floor with the keys it inserted (a key
+    # is unique in the tenant: another import's new contact cannot have one of them).
     ids: dict[tuple[int, str], int] = {}
     columns = ("id", "partner_id", "external_id")
     for id_, partner_id, external_id in select_rows(

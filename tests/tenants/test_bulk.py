@@ -76,3 +76,40 @@ def test_a_session_without_a_tenant_writes_and_reads_nothing(engine: Engine) -> 
             list(select_rows(session, ConsentRecord, ("email",)))
     with tenant_session(engine, 1) as session, pytest.raises(ValueError):
         list(select_rows(session, ConsentRecord, ("email",), where=[("id", "; --", 1)]))
+
+
+def test_a_contact_another_import_wrote_first_is_rejected_and_the_rest_kept(
+    any_engine: Engine, tmp_path, write_csv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reading the stored contacts and writing its chunk, another import stores
+    C2: the chunk's one statement fails on the unique key, so its rows go one by one; C2
+    is rejected with the database's reason, C1 and C3 are kept with their consent records."""
+    from partnercast.tenants import importing
+    from partnercast.tenants.models import Contact
+
+    tenant_id = make_tenant(any_engine, "vendor-a")
+    partner_id = _partner(any_engine, tenant_id)
+    load = importing._Known.load
+
+    def load_then_lose_a_race(session, named, present):  # type: ignore[no-untyped-def]
+        known = load(session, named, present)
+        columns = ("partner_id", "external_id", "email", "first_name", "last_name", "company",
+                   "locale", "consent", "created_at", "updated_at")  # fmt: skip
+        row = (partner_id, "C2", "other@x.example", "", "", "", "en", True, AT, AT)
+        insert_rows(session, Contact, columns, [row])
+        return known
+
+    monkeypatch.setattr(importing._Known, "load", staticmethod(load_then_lose_a_race))
+    rows = [
+        {"external_id": key, "email": f"{key.lower()}@x.example", "consent": "yes"}
+        for key in ("C1", "C2", "C3")
+    ]
+    with tenant_session(any_engine, tenant_id) as session:
+        report = importing.import_contacts(session, write_csv("c.csv", rows), "P1", now=AT)
+    assert report.created == 2
+    assert [(r.line, r.reason.startswith("not saved: ")) for r in report.rejected] == [(3, True)]
+    with tenant_session(any_engine, tenant_id) as session:
+        stored = {c.external_id: c.email for c in session.exec(select(Contact)).all()}
+        records = session.exec(select(ConsentRecord.email)).all()
+    assert stored == {"C1": "c1@x.example", "C2": "other@x.example", "C3": "c3@x.example"}
+    assert sorted(records) == ["c1@x.example", "c3@x.example"]
