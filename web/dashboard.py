@@ -36,7 +36,7 @@ from partnercast.tenants.models import Tenant
 from partnercast.web import dashboard_actions
 from partnercast.web.context import Engine, Now
 from partnercast.web.dashboard_access import DeskOf, NotAllowed, not_allowed, render
-from partnercast.web.dashboard_views import approvals_page, partner_names, partner_view
+from partnercast.web.dashboard_views import SHOWN, approvals_page, partner_names, partner_view
 from partnercast.web.identity import SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -116,6 +116,7 @@ def task_list(request: Request, desk: DeskOf, now: Now, owner: str = "") -> Resp
             for task in tasks.list_tasks(session, query, now=now)
             if desk.covers(task.partner_id)
         ]
+        total, rows = len(rows), rows[:SHOWN]
         partners = partner_names(session, {t.partner_id or 0 for t in rows})
     return render(
         request,
@@ -123,6 +124,7 @@ def task_list(request: Request, desk: DeskOf, now: Now, owner: str = "") -> Resp
         "tasks.html",
         section="tasks",
         tasks=rows,
+        total=total,
         partners=partners,
         concierges=concierges,
         owners={c.id: c.name for c in concierges},

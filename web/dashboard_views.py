@@ -26,6 +26,10 @@ def partner_names(session: Session, ids: Collection[int]) -> dict[int, Partner]:
     return {row.id or 0: row for row in rows}
 
 
+SHOWN = 200
+"""The most rows a list shows (the longest waiting, the earliest due): a filter narrows it."""
+
+
 def approvals_page(
     request: Request,
     desk: Desk,
@@ -38,7 +42,8 @@ def approvals_page(
     error_for: int | None = None,
 ) -> Response:
     with desk.session() as session:
-        waiting = approval_queue(session, desk.covered, now=now, campaign=campaign)
+        everything = approval_queue(session, desk.covered, now=now, campaign=campaign)
+        waiting = everything[:SHOWN]
         fingerprints = {
             enrollment.id: fingerprint(enrollment)
             for enrollment in session.exec(
@@ -53,6 +58,7 @@ def approvals_page(
         status=status,
         section="approvals",
         waiting=waiting,
+        total=len(everything),
         fingerprints=fingerprints,
         campaigns=campaigns,
         campaign=campaign,

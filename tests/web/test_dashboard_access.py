@@ -328,3 +328,16 @@ def test_a_proposed_capacity_move_is_applied_alone(clients, desk) -> None:
         f"/dashboard/northwind/capacity/moves/{south_partner}", data={"csrf_token": token}
     )
     assert answer.status_code == 404
+
+
+def test_a_long_queue_shows_the_longest_waiting_first_and_says_so(clients, monkeypatch) -> None:
+    from partnercast.web import dashboard, dashboard_views
+
+    monkeypatch.setattr(dashboard_views, "SHOWN", 2)
+    monkeypatch.setattr(dashboard, "SHOWN", 2)
+    queue = clients["admin"].get("/dashboard/northwind/approvals").text
+    assert queue.count('id="enrollment-') == 2
+    assert "6 enrollments are waiting" in queue and "The 2 longest waiting are shown" in queue
+    tasks_page = clients["admin"].get("/dashboard/northwind/tasks").text
+    assert tasks_page.count('<tr id="task-') == 2
+    assert "The 2 earliest due of 6 open tasks are shown" in tasks_page
