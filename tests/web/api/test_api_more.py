@@ -222,3 +222,43 @@ def test_segments_load_and_a_partner_report(client: Client, ids: dict[str, Any])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert ids["first"].name in report.text and ids["second"].name not in report.text
     assert client.get(f"/partners/{ids['second'].id}/report", token=partner).status_code == 404
+
+
+def test_ids_in_bodies_of_another_tenant_are_not_found(client: Client, ids: dict[str, Any]) -> None:
+    stranger = ids["stranger"]
+    partner_id, campaign_id = ids["second"].id, ids["campaign"].id
+    due = (utcnow() + timedelta(days=1)).isoformat()
+    asked = {
+        "/spend": {"partner_id": partner_id, "campaign_id": campaign_id, "amount": 5},
+        "/tasks": {"partner_id": partner_id, "kind": "call", "due_at": due},
+        "/cycles": {"campaign_id": campaign_id},
+        "/contacts/suppressions": {"emails": ["a@example.com"], "partner_id": partner_id},
+        "/contacts": {
+            "partner_id": partner_id,
+            "external_id": "S",
+            "email": "s@example.com",
+            "consent": True,
+        },
+    }
+    for path, body in asked.items():
+        answer = client.post(path, token=stranger, json=body)
+        assert answer.status_code == 404, (path, answer.text)
+    upload = client.post(
+        "/contacts/imports",
+        token=stranger,
+        files={"file": ("c.csv", b"external_id,email,consent\nX,x@example.com,yes\n")},
+        data={"partner_id": str(partner_id)},
+    )
+    assert upload.status_code == 404
+    # Filters naming another tenant's ids find nothing.
+    for path, name in (
+        ("/contacts", "partner_id"),
+        ("/enrollments", "campaign_id"),
+        ("/dispatches", "partner_id"),
+    ):
+        answer = client.get(
+            path, token=stranger, params={name: partner_id if name == "partner_id" else campaign_id}
+        )
+        assert answer.status_code == 200 and answer.json()["data"] == []
+    metrics = client.get("/metrics", token=stranger, params={"partner_id": partner_id})
+    assert metrics.status_code == 404
