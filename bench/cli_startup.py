@@ -13,8 +13,11 @@ machine is doing) of:
   SQLite database with one tenant (a whole, real command).
 
 Each tree runs as ``python -m partnercast`` with ``PYTHONPATH`` set to a package tree of it
-(tools/package_tree.py): the installed, editable package is looked up after it. Prints
-the median of ``--runs`` runs per command and tree, and the load average.
+(tools/package_tree.py): the installed, editable package is looked up after it. Each
+command runs once unmeasured first (Python compiles the tree's modules then), then
+``--runs`` times per tree, alternating trees; prints the median per command and tree, the
+load average, and for reference the floor every command pays: the interpreter with typer
+and its rich help (``python -c "import typer.rich_utils"``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ def cpu_seconds(command: tuple[str, ...], env: dict[str, str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def floor_seconds() -> float:
+    """CPU time of an interpreter that imports typer and its rich help formatter."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", "import typer.rich_utils"], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -108,11 +119,16 @@ def main() -> None:
         print(f"CPU time per command (median of {args.runs}), load average {load_average()}")
         print(f"{'command':<34}" + "".join(f"{name:>22}" for name in trees))
         for command in COMMANDS:
-            cells = []
+            runs: dict[str, list[float]] = {name: [] for name in trees}
             for name in trees:
-                runs = [cpu_seconds(command, envs[name]) for _ in range(args.runs)]
-                cells.append(f"{statistics.median(runs):>20.2f} s")
-            print(f"{'partnercast ' + ' '.join(command):<34}" + "".join(cells))
+                cpu_seconds(command, envs[name])  # unmeasured: compiles what it imports
+            for _ in range(args.runs):  # alternating, so that a burst of load hits both
+                for name in trees:
+                    runs[name].append(cpu_seconds(command, envs[name]))
+            cells = [f"{statistics.median(runs[name]):>20.2f} s" for name in trees]
+            print(f"{'partnercast ' + ' '.join(command):<34}" + "".join(cells), flush=True)
+        floor = [floor_seconds() for _ in range(args.runs)]
+        print(f"{'(floor: python + typer + rich help)':<34}{statistics.median(floor):>20.2f} s")
         print(f"load average at the end: {load_average()}")
     finally:
         subprocess.run(
