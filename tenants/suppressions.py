@@ -305,7 +305,7 @@ def erase(
         )
     )
     events = _erase_from_events(session, address)
-    _erase_from_delivery_errors(session, address, contact_ids)
+    _erase_from_delivery_errors(session, address, [i for i in contact_ids if i is not None])
     others = tuple((name, eraser(session, address, now)) for name, eraser in (also or {}).items())
     session.flush()
     return Erased(
