@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
@@ -30,6 +31,7 @@ from partnercast.core.errors import UserError
 from partnercast.core.signing import sign as sign_token
 from partnercast.core.signing import unsign
 from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import as_utc
 from partnercast.web.api.auth import Caller
 from partnercast.web.api.models import IdempotencyKey
 from partnercast.web.problems import Problem
@@ -165,6 +167,11 @@ def fingerprint(request: Request, payload: Any) -> str:
 KEPT_HEADERS = ("etag", "location", "content-type")
 
 
+KEY_LIFETIME = timedelta(hours=24)
+"""How long a key is remembered: the same key after that is a new request (its old row is
+replaced when the key comes again)."""
+
+
 def once(
     caller: Caller,
     key: str | None,
@@ -192,12 +199,12 @@ def once(
             fingerprint=request_fingerprint,
             created_at=caller.now,
         )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            return _replay(session, caller, key, request_fingerprint)
+        if not _claim(session, row):
+            found = _found(session, caller, key)
+            if as_utc(found.created_at) > caller.now - KEY_LIFETIME:
+                return _replay(found, request_fingerprint)
+            if not _forget(session, found, row):
+                return _replay(_found(session, caller, key), request_fingerprint)
         answer = work(session)
         row.status = answer.status_code
         row.body = bytes(answer.body).decode("utf-8")
@@ -208,12 +215,35 @@ def once(
         return answer
 
 
-def _replay(session: Session, caller: Caller, key: str, request_fingerprint: str) -> Response:
-    found = session.exec(
+def _claim(session: Session, row: IdempotencyKey) -> bool:
+    """Insert the key's row (waiting for a concurrent one); False when it is there."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _found(session: Session, caller: Caller, key: str) -> IdempotencyKey:
+    return session.exec(
         select(IdempotencyKey).where(
             IdempotencyKey.token_id == caller.token_id, IdempotencyKey.key == key
         )
     ).one()
+
+
+def _forget(session: Session, expired: IdempotencyKey, row: IdempotencyKey) -> bool:
+    """Replace a key older than :data:`KEY_LIFETIME` by ``row``; False when another
+    request replaced it first."""
+    with session.begin_nested():
+        session.delete(expired)
+        session.flush()
+    return _claim(session, row)
+
+
+def _replay(found: IdempotencyKey, request_fingerprint: str) -> Response:
     if found.fingerprint != request_fingerprint:
         raise Problem(
             422,

@@ -4,6 +4,7 @@ pagination, ETag/If-Match, Idempotency-Key, problem documents, rate limits."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -16,6 +17,7 @@ from partnercast.core.timeutil import utcnow
 from partnercast.tenants.access import Role
 from partnercast.tenants.access_models import ApiToken
 from partnercast.tenants.api_tokens import revoke_token
+from partnercast.web.api.models import IdempotencyKey
 
 PROBLEM = "application/problem+json"
 
@@ -228,6 +230,18 @@ def test_the_same_idempotency_key_does_the_work_once(
         "/contacts", token=a.tokens["concierge"], json={**body, "company": "C"}, headers=key
     )
     assert mine.status_code == 200 and mine.json()["company"] == "C"
+    # After 24 hours a key is new again.
+    with tenant_session(engine, a.tenant_id) as session:
+        for row in session.exec(select(IdempotencyKey)).all():
+            row.created_at = row.created_at - timedelta(hours=25)
+            session.add(row)
+    later = client.post("/contacts", token=token, json={**body, "first_name": "Kay"}, headers=key)
+    assert later.status_code == 200 and later.json()["first_name"] == "Kay"
+    assert "idempotent-replayed" not in later.headers
+    replayed = client.post(
+        "/contacts", token=token, json={**body, "first_name": "Kay"}, headers=key
+    )
+    assert replayed.headers["idempotent-replayed"] == "true"
     # A refused request leaves no key: corrected, it goes through under the same key.
     key2 = {"Idempotency-Key": "second"}
     bad = client.post("/contacts", token=token, json={**body, "email": "nope@x"}, headers=key2)
