@@ -153,6 +153,7 @@ def capacity_page(request: Request, desk: DeskOf, moved: int | None = None) -> R
         cap=cap,
         languages=languages,
         moves=moves,
+        hidden_moves=len(proposal.moves) - len(moves),
         explanations=proposal.explanations,
         uncovered=proposal.uncovered if desk.covered is None else {},
         overloads=over,

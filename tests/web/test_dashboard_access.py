@@ -295,6 +295,9 @@ def test_a_proposed_capacity_move_is_applied_alone(clients, desk) -> None:
     move = mine[0]
     page = anna.get("/dashboard/northwind/capacity").text
     assert f"/capacity/moves/{move.partner_id}" in page
+    others = [m for m in proposal.moves if m.partner not in north.covered]
+    assert ("you do not cover" in page) == bool(others)  # counted, not shown
+    assert all(f"/capacity/moves/{m.partner_id}" not in page for m in others)
     token = _token(anna, "/dashboard/northwind/capacity")
     answer = clients["marketer"].post(
         f"/dashboard/northwind/capacity/moves/{move.partner_id}",
