@@ -1,0 +1,90 @@
+"""Several writer threads (PostgreSQL's default) record the same message's hits in batches
+written at once, and still count each message opened and clicked once: the first to
+commit is the unique one, every hit is an event, and the rollups equal the event log."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+from support.world import build_world, respond, run_days, start
+
+from partnercast.campaigns.tracking_links import LinkToken
+from partnercast.core.models import Delivery, Dispatch, Event
+from partnercast.core.signing import RecipientToken
+from partnercast.core.tenancy import tenant_session
+from partnercast.core.timeutil import utcnow
+from partnercast.demo.smtp_sink import SmtpSink
+from partnercast.funnel.rollups import scan_rollups, stored_rollups
+from partnercast.tenants.models import Partner
+from partnercast.web.tracker_writer import Hit, HitWriter, PendingHit
+from partnercast.web.tracking import bot_reason
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+TRACKED = ("opens", "opened", "clicks", "clicked")
+
+
+def test_concurrent_writers_count_each_message_once(
+    any_engine: Engine, sink: SmtpSink, tmp_path: Path
+) -> None:
+    world = build_world(any_engine, tmp_path / "world", sink.port)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        keys = sorted(p.external_id for p in session.exec(select(Partner)).all())
+    respond(world, dict.fromkeys(keys, "approve"))
+    start(world)
+    assert run_days(world, 0, 0) > 20
+    with tenant_session(world.engine, world.tenant_id) as session:
+        messages = session.exec(
+            select(Delivery.dispatch_id, Delivery.contact_id, Dispatch.partner_id)
+            .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
+            .order_by(col(Delivery.id))
+        ).all()[:12]
+    at = utcnow() + timedelta(minutes=5)  # well after the send: no hit is a scanner's
+    pending = []
+    for dispatch, contact, partner in messages:
+        rcpt = RecipientToken(world.tenant_id, dispatch, contact)
+        link = LinkToken(world.tenant_id, partner, "cloud-security", "intro", 0, "https://e.x/")
+        for _ in range(10):  # each message opened 10 times and clicked 10 times at once
+            pending.append(PendingHit(rcpt, None, Hit("opened", "GET", BROWSER, at)))
+            pending.append(PendingHit(rcpt, link, Hit("clicked", "GET", BROWSER, at)))
+
+    writer = HitWriter(world.engine, bot_reason, writers=4)
+
+    async def burst() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for hit in pending:
+            future: asyncio.Future[bool] = loop.create_future()
+            writer.submit(hit, future)
+            futures.append(future)
+            if len(futures) % 7 == 0:
+                await asyncio.sleep(0)  # let batches form and be written side by side
+        return list(await asyncio.gather(*futures))
+
+    try:
+        outcomes = asyncio.run(burst())
+    finally:
+        writer.close()
+    assert all(outcomes)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        events = session.exec(
+            select(Event.kind, Event.dispatch_id, Event.contact_id, Event.data).where(
+                col(Event.kind).in_(("opened", "clicked")), Event.source == "email-tracking"
+            )
+        ).all()
+        stored = {k: v for k, v in stored_rollups(session).items() if k[4] in TRACKED}
+        scanned = {k: v for k, v in scan_rollups(session).items() if k[4] in TRACKED}
+    opened = [e for e in events if e[0] == "opened"]
+    clicked = [e for e in events if e[0] == "clicked"]
+    assert len(clicked) == 10 * len(messages)
+    # Ten pixel hits each, and an implied open for a message whose click committed first.
+    assert 10 * len(messages) <= len(opened) <= 11 * len(messages)
+    for kind in ("opened", "clicked"):
+        unique = [(d, c) for k, d, c, data in events if k == kind and data["unique"]]
+        assert sorted(unique) == sorted({(d, c) for d, c, _ in messages}), kind
+    implied = [e for e in opened if e[3].get("implied")]
+    assert all(e[3]["unique"] for e in implied)
+    assert stored == scanned
