@@ -44,7 +44,13 @@ class NotAllowed(Exception):
 
 
 async def not_allowed(request: Request, error: Exception) -> HTMLResponse:
-    response: HTMLResponse = render_page(request, "shell/refused.html", visitor=None, status=403)
+    response: HTMLResponse = render_page(
+        request,
+        "dashboard/not_allowed.html",
+        visitor=getattr(request.state, "visitor", None),
+        domain=DOMAIN,
+        status=403,
+    )
     return response
 
 

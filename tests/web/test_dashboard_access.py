@@ -115,6 +115,14 @@ def test_another_tenants_ids_are_not_found(clients, desk) -> None:
         )
         assert answer.status_code == 404, action
     assert _task(desk, "south", south.covered[0]).status == "open"
+    mine = desk.north.tasks[desk.north.covered[0]]
+    their_concierge = south.concierges["Sara"]
+    answer = anna.post(
+        f"/dashboard/northwind/tasks/{mine}/assign",
+        data={"csrf_token": token, "concierge": str(their_concierge)},
+    )
+    assert answer.status_code == 404
+    assert _task(desk, "north", desk.north.covered[0]).owner_id != their_concierge
     # The admin moves between both tenants.
     admin = clients["admin"]
     assert admin.get("/dashboard/southwind/approvals").status_code == 200
