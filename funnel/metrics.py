@@ -12,8 +12,9 @@ that one partner, so it cannot return another partner's numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, func
 from sqlalchemy import select as sa_select
@@ -128,12 +129,22 @@ class FunnelRow:
 
     def add(self, cell: Cell) -> None:
         self.counts[cell.metric] = self.counts.get(cell.metric, 0) + cell.count
-        if cell.metric == "opportunity":
-            self.pipeline += cell.value
-        elif cell.metric == "won":
-            self.won_value += cell.value
-        elif cell.metric in CHANNEL_VALUES:
-            self.values[cell.metric] = self.values.get(cell.metric, 0.0) + cell.value
+        if cell.metric in _VALUED:
+            self.add_value(cell.metric, cell.value)
+
+    def add_value(self, metric: str, value: float) -> None:
+        """Add the money (or conversions) a metric's rollups carry."""
+        if metric == "opportunity":
+            self.pipeline += value
+        elif metric == "won":
+            self.won_value += value
+        elif metric in CHANNEL_VALUES:
+            self.values[metric] = self.values.get(metric, 0.0) + value
+
+
+_VALUED = frozenset(("opportunity", "won", *CHANNEL_VALUES))
+"""The metrics whose rollups carry a value that a FunnelRow adds up."""
+_PLACE = ("partner_id", "campaign_id", "cycle_id")
 
 
 # The rollup columns each grouping needs; the others are summed away in the database.
@@ -144,6 +155,34 @@ GROUP_COLUMNS = {
     "cycle": ("cycle_id",),
     "total": (),
 }
+
+
+def sums(
+    session: Session,
+    keep: tuple[str, ...],
+    *,
+    partner_id: int | None = None,
+    campaign_id: int | None = None,
+    metrics: tuple[str, ...] | None = None,
+) -> Sequence[Sequence[Any]]:
+    """Rows of (the ``keep`` columns..., metric, summed count, summed value) of the
+    session's tenant's rollups, summed in the database over every other column."""
+    # A Core query (ORM row loading costs ten times more per row), scoped by hand to the
+    # session's tenant, which session_tenant() insists on.
+    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    kept = [table.c[name] for name in keep]
+    query = (
+        sa_select(*kept, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
+        .where(table.c.tenant_id == session_tenant(session))
+        .group_by(*kept, table.c.metric)
+    )
+    if partner_id is not None:
+        query = query.where(table.c.partner_id == partner_id)
+    if campaign_id is not None:
+        query = query.where(table.c.campaign_id == campaign_id)
+    if metrics is not None:
+        query = query.where(table.c.metric.in_(metrics))
+    return session.connection().execute(query).all()
 
 
 def cells(
@@ -161,26 +200,12 @@ def cells(
     ``keep`` (those come back as 0), optionally only ``metrics``: one indexed, grouped
     query whatever the size of the event log.
     """
-    # A Core query (ORM row loading costs ten times more per row), scoped by hand to the
-    # session's tenant, which session_tenant() insists on.
-    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
-    kept = [table.c[name] for name in keep]
-    query = (
-        sa_select(*kept, table.c.metric, func.sum(table.c.count), func.sum(table.c.value))
-        .where(table.c.tenant_id == session_tenant(session))
-        .group_by(*kept, table.c.metric)
-    )
-    if partner_id is not None:
-        query = query.where(table.c.partner_id == partner_id)
-    if campaign_id is not None:
-        query = query.where(table.c.campaign_id == campaign_id)
-    if metrics is not None:
-        query = query.where(table.c.metric.in_(metrics))
     width = len(keep)
     at = {name: keep.index(name) for name in keep}
-    p_at, c_at, y_at = (at.get(name, -1) for name in ("partner_id", "campaign_id", "cycle_id"))
+    p_at, c_at, y_at = (at.get(name, -1) for name in _PLACE)
     out: list[Cell] = []
-    for row in session.connection().execute(query).all():
+    summed = sums(session, keep, partner_id=partner_id, campaign_id=campaign_id, metrics=metrics)
+    for row in summed:
         out.append(
             Cell(
                 row[p_at] if p_at >= 0 else 0,
@@ -224,8 +249,11 @@ def funnel(
     by: str = "partner",
     campaign_id: int | None = None,
     partner_id: int | None = None,
+    metrics: tuple[str, ...] | None = None,
 ) -> list[FunnelRow]:
-    """Funnel rows grouped ``by`` partner, campaign, segment, cycle, or one total row.
+    """Funnel rows grouped ``by`` partner, campaign, segment, cycle, or one total row;
+    with ``metrics``, only those are read (the others stay 0: what the score needs of
+    10,000 partners is a fifth of their funnel).
 
     Spend belongs to a partner and campaign, not to a cycle: grouped by cycle, spend and
     ROI are left out (None).
@@ -242,12 +270,28 @@ def funnel(
         return rows[key]
 
     if by == "segment":
-        for segment, cell in _segment_cells(session, partner_id, campaign_id):
+        for segment, cell in _segment_cells(session, partner_id, campaign_id, metrics):
             rows.setdefault("s" + segment, FunnelRow("s" + segment, segment)).add(cell)
     else:
+        # The hot loop of a large tenant (10,000 partners: 170,000 summed rows): each
+        # group's row is found once, and no Cell is made per row.
         keep = GROUP_COLUMNS[by]
-        for cell in cells(session, partner_id=partner_id, campaign_id=campaign_id, keep=keep):
-            row_for(cell.partner_id, cell.campaign_id, cell.cycle_id).add(cell)
+        width = len(keep)
+        at = [keep.index(name) if name in keep else -1 for name in _PLACE]
+        found: dict[tuple[int, ...], FunnelRow] = {}
+        summed_rows = sums(
+            session, keep, partner_id=partner_id, campaign_id=campaign_id, metrics=metrics
+        )
+        for summed in summed_rows:
+            group = tuple(summed[:width])
+            target = found.get(group)
+            if target is None:
+                target = found[group] = row_for(*(group[i] if i >= 0 else 0 for i in at))
+            metric, count, value = summed[width], int(summed[width + 1] or 0), summed[width + 2]
+            counts = target.counts
+            counts[metric] = counts.get(metric, 0) + count
+            if metric in _VALUED:
+                target.add_value(metric, float(value or 0.0))
     if by != "cycle":
         for partner, campaign, amount in spend_cells(
             session, partner_id=partner_id, campaign_id=campaign_id
@@ -258,7 +302,10 @@ def funnel(
 
 
 def _segment_cells(
-    session: Session, partner_id: int | None, campaign_id: int | None
+    session: Session,
+    partner_id: int | None,
+    campaign_id: int | None,
+    metrics: tuple[str, ...] | None = None,
 ) -> list[tuple[str, Cell]]:
     """(segment, summed cell) per segment and metric, joined and grouped in the database.
 
@@ -287,6 +334,8 @@ def _segment_cells(
         query = query.where(table.c.partner_id == partner_id)
     if campaign_id is not None:
         query = query.where(table.c.campaign_id == campaign_id)
+    if metrics is not None:
+        query = query.where(table.c.metric.in_(metrics))
     return [
         (name, Cell(0, 0, 0, metric, int(count or 0), float(value or 0.0)))
         for name, metric, count, value in session.connection().execute(query).all()
@@ -331,11 +380,13 @@ def _keyer(session: Session, by: str) -> Callable[[int, int, int], tuple[str, st
     if by == "total":
         return lambda p, c, y: ("total", "total")
     if by == "partner":
+        partner = Partner.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+        query = sa_select(partner.c.id, partner.c.external_id, partner.c.name).where(
+            partner.c.tenant_id == session_tenant(session)
+        )  # Core, scoped by hand: 10,000 partners through the ORM cost 50 ms more
         names = {
             pid: f"{external_id} {name}"
-            for pid, external_id, name in session.exec(
-                select(Partner.id, Partner.external_id, Partner.name)
-            ).all()
+            for pid, external_id, name in session.connection().execute(query).all()
         }
         return lambda p, c, y: (f"p{p:09d}", names.get(p, "(no partner)"))
     campaigns = {c.id: c.key for c in session.exec(select(Campaign)).all()}

@@ -23,7 +23,7 @@ from partnercast.campaigns.models import Campaign, CampaignVersion, Cycle, Enrol
 from partnercast.campaigns.spec import localize
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
-from partnercast.funnel.metrics import ROI_TARGET, FunnelRow, cells, funnel
+from partnercast.funnel.metrics import ROI_TARGET, FunnelRow, funnel, sums
 from partnercast.tenants.models import Partner
 from partnercast.tenants.partners import find_partner
 
@@ -45,6 +45,8 @@ GROUPS = {
     "pipeline per spend": "outcomes",
     "trend": "trend",
 }
+SCORED_METRICS = ("leads", "mql", "sql", "opportunity")
+"""The funnel metrics the score reads (leads, MQL to SQL, pipeline per spend)."""
 FAST_DAYS, SLOW_DAYS = 1.0, 14.0
 ADVICE = {
     "approval speed": "review and approve each campaign within a day or two of the invitation",
@@ -137,6 +139,9 @@ class _Facts:
     approvals: dict[int, list[tuple[str, int, Any]]] = field(default_factory=dict)
     enrollments: dict[int, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     versions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Per version: its default locale and each editable text field with its default text
+    # in that locale (worked out once, not once per partner).
+    fields: dict[int, tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
     finished: dict[int, dict[str, int]] = field(default_factory=dict)
     per_cycle: dict[int, dict[str, int]] = field(default_factory=dict)
 
@@ -146,27 +151,36 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
     facts = _Facts()
     # A Core query scoped by hand to the session's tenant: through the ORM the same 4,000
     # rows took 215 ms instead of 30 (PostgreSQL, bench/funnel_scale.py).
+    # The same for the enrollments and dispatches (20,000 and 180,000 rows for 10,000
+    # partners: ORM row loading was a third of the score).
+    tenant_id = session_tenant(session)
     event = Event.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    enrollment = Enrollment.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    dispatch = Dispatch.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     approvals = sa_select(
         event.c.partner_id, event.c.enrollment_id, event.c.kind, event.c.occurred_at
     ).where(
-        event.c.tenant_id == session_tenant(session),
+        event.c.tenant_id == tenant_id,
         event.c.kind.in_(("enrollment.invited", "enrollment.approved")),
     )
-    enrollments = select(Enrollment.partner_id, Enrollment.version_id, Enrollment.customization)
+    enrollments = sa_select(
+        enrollment.c.partner_id, enrollment.c.version_id, enrollment.c.customization
+    ).where(enrollment.c.tenant_id == tenant_id)
     finished = (
-        select(Dispatch.partner_id, Dispatch.state, func.count())
-        .where(col(Dispatch.state).in_(("done", "skipped", "failed")))
-        .group_by(col(Dispatch.partner_id), col(Dispatch.state))
+        sa_select(dispatch.c.partner_id, dispatch.c.state, func.count())
+        .where(dispatch.c.tenant_id == tenant_id)
+        .where(dispatch.c.state.in_(("done", "skipped", "failed")))
+        .group_by(dispatch.c.partner_id, dispatch.c.state)
     )
     if partner_id is not None:
         approvals = approvals.where(event.c.partner_id == partner_id)
-        enrollments = enrollments.where(Enrollment.partner_id == partner_id)
-        finished = finished.where(Dispatch.partner_id == partner_id)
+        enrollments = enrollments.where(enrollment.c.partner_id == partner_id)
+        finished = finished.where(dispatch.c.partner_id == partner_id)
+    connection = session.connection()
     ordered = approvals.order_by(event.c.occurred_at, event.c.id)
-    for pid, enrollment_id, kind, at in session.connection().execute(ordered).all():
+    for pid, enrollment_id, kind, at in connection.execute(ordered).all():
         facts.approvals.setdefault(pid or 0, []).append((kind, enrollment_id or 0, at))
-    for pid, version_id, customization in session.exec(enrollments).all():
+    for pid, version_id, customization in connection.execute(enrollments).all():
         facts.enrollments.setdefault(pid, []).append((version_id, dict(customization or {})))
     version_ids = {version for rows in facts.enrollments.values() for version, _ in rows}
     if version_ids:
@@ -174,7 +188,15 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
             select(CampaignVersion).where(col(CampaignVersion.id).in_(version_ids))
         ).all():
             facts.versions[version.id or 0] = version.spec or {}
-    for pid, state, count in session.exec(finished).all():
+    for version_id, spec in facts.versions.items():
+        locale = spec.get("default_locale", "en")
+        texts = [
+            (name, str(localize(definition.get("default") or "", locale, locale) or ""))
+            for name, definition in (spec.get("editable_fields") or {}).items()
+            if definition.get("type") in ("text", None)
+        ]
+        facts.fields[version_id] = (locale, texts)
+    for pid, state, count in connection.execute(finished).all():
         facts.finished.setdefault(pid, {})[state] = count
     cycles = {
         cycle.id: f"{key}#{cycle.number:05d}"
@@ -183,13 +205,14 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
         ).all()
     }
     trend = ("leads", "opportunity")
-    for cell in cells(
-        session, partner_id=partner_id, keep=("partner_id", "cycle_id"), metrics=trend
+    keep = ("partner_id", "cycle_id")
+    for pid, cycle_id, _metric, count, _value in sums(
+        session, keep, partner_id=partner_id, metrics=trend
     ):
-        if cell.cycle_id in cycles:
-            mine = facts.per_cycle.setdefault(cell.partner_id, {})
-            key = cycles[cell.cycle_id]
-            mine[key] = mine.get(key, 0) + cell.count
+        if cycle_id in cycles:
+            mine = facts.per_cycle.setdefault(pid, {})
+            key = cycles[cycle_id]
+            mine[key] = mine.get(key, 0) + int(count or 0)
     return facts
 
 
@@ -201,20 +224,31 @@ def score_partners(session: Session, external_id: str | None = None) -> list[Sco
     grouped queries (not a few per partner), so 1,000 partners score in well under a
     second (bench/funnel_scale.py).
     """
-    query = select(Partner).order_by(col(Partner.external_id))
+    # Three columns, not Partner objects: loading 10,000 through the ORM cost more than
+    # scoring them.
+    table = Partner.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    query = (
+        sa_select(table.c.id, table.c.external_id, table.c.name)
+        .where(table.c.tenant_id == session_tenant(session))
+        .order_by(table.c.external_id)
+    )
     if external_id is not None:
         found = find_partner(session, external_id)  # p1001 is P1001
-        query = query.where(Partner.id == (found.id if found else -1))
-    partners = list(session.exec(query).all())
-    rows = {row.key: row for row in funnel(session, by="partner")}
+        query = query.where(table.c.id == (found.id if found else -1))
+    partners = [
+        (pid or 0, external, name)
+        for pid, external, name in session.connection().execute(query).all()
+    ]
+    read = funnel(session, by="partner", metrics=SCORED_METRICS)
+    rows = {row.key: row for row in read}
     best_leads = max((row.counts["leads"] for row in rows.values()), default=0)
     best_pipeline = max((row.pipeline for row in rows.values()), default=0.0)
-    one = partners[0].id if external_id is not None and partners else None
+    one = partners[0][0] if external_id is not None and partners else None
     facts = _facts(session, one)
     cards = []
-    for partner in partners:
-        row = rows.get(f"p{partner.id:09d}") or FunnelRow("", partner.name)
-        cards.append(_card(facts, partner, row, best_leads, best_pipeline))
+    for pid, external, name in partners:
+        row = rows.get(f"p{pid:09d}") or FunnelRow("", name)
+        cards.append(_card(facts, pid, external, name, row, best_leads, best_pipeline))
     scores = {card.partner_id: card.score for card in cards}
     return sorted(cards, key=lambda card: (-scores[card.partner_id], card.external_id))
 
@@ -223,23 +257,30 @@ def score_partner(
     session: Session, partner: Partner, row: FunnelRow, best_leads: int, best_pipeline: float
 ) -> ScoreCard:
     """One partner's card, given its funnel row and the tenant's best figures."""
-    return _card(_facts(session, partner.id or 0), partner, row, best_leads, best_pipeline)
+    pid = partner.id or 0
+    facts = _facts(session, pid)
+    return _card(facts, pid, partner.external_id, partner.name, row, best_leads, best_pipeline)
 
 
 def _card(
-    facts: _Facts, partner: Partner, row: FunnelRow, best_leads: int, best_pipeline: float
+    facts: _Facts,
+    pid: int,
+    external_id: str,
+    name: str,
+    row: FunnelRow,
+    best_leads: int,
+    best_pipeline: float,
 ) -> ScoreCard:
-    pid = partner.id or 0
     components = (
         _approval_speed(facts.approvals.get(pid, [])),
-        _customisation(facts.enrollments.get(pid, []), facts.versions),
+        _customisation(facts.enrollments.get(pid, []), facts.fields),
         _activity(facts.finished.get(pid, {})),
         _leads(row, best_leads),
         _mql_to_sql(row),
         _pipeline_per_spend(row, best_pipeline),
         _trend(facts.per_cycle.get(pid, {})),
     )
-    return ScoreCard(pid, partner.external_id, partner.name, components)
+    return ScoreCard(pid, external_id, name, components)
 
 
 def _component(
@@ -265,24 +306,21 @@ def _approval_speed(events: list[tuple[str, int, Any]]) -> Component:
 
 
 def _customisation(
-    enrollments: list[tuple[int, dict[str, Any]]], versions: dict[int, dict[str, Any]]
+    enrollments: list[tuple[int, dict[str, Any]]],
+    fields: dict[int, tuple[str, list[tuple[str, str]]]],
 ) -> Component:
     """How far the partner's text is from the fields' defaults (rapidfuzz ratio)."""
     changes: list[float] = []
     for version_id, customization in enrollments:
-        if version_id not in versions:
+        if version_id not in fields:
             continue
-        spec = versions[version_id]
-        locale = spec.get("default_locale", "en")
-        for name, definition in (spec.get("editable_fields") or {}).items():
-            if definition.get("type") not in ("text", None):
-                continue
-            default = str(localize(definition.get("default") or "", locale, locale) or "")
+        locale, texts = fields[version_id]
+        for name, default in texts:
             given = customization.get(name)
             if given in (None, ""):
                 changes.append(0.0)
                 continue
-            text = str(localize(given, locale, locale))
+            text = given if isinstance(given, str) else str(localize(given, locale, locale))
             changes.append(1 - fuzz.ratio(text, default) / 100)
     if not changes:
         return _component("customisation", 0.0, "no editable text fields")
