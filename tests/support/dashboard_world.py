@@ -17,6 +17,7 @@ from partnercast.concierge.models import PartnerAssignment
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import utcnow
 from partnercast.tenants.access import Role
+from partnercast.tenants.models import Tenant
 from partnercast.tenants.partners import list_partners
 from partnercast.tenants.users import ensure_user, grant
 from partnercast.web.sessions import COOKIE, open_session
@@ -47,6 +48,11 @@ class DashboardWorld:
 
 def _vendor(engine: Engine, folder: Path, port: int, slug: str, names: tuple[str, str]) -> Vendor:
     world = build_world(engine, folder / slug, port, slug=slug)
+    with plain_session(engine) as session:
+        tenant = session.get(Tenant, world.tenant_id)
+        assert tenant is not None
+        tenant.name = f"{slug.title()} Cloud"
+        session.add(tenant)
     with tenant_session(engine, world.tenant_id) as session:
         partners = {p.external_id: p.id or 0 for p in list_partners(session)}
         partners = dict(sorted(partners.items()))

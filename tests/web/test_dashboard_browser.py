@@ -109,3 +109,18 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     page.wait_for_load_state()
     assert page.get_by_text("Agreed: two posts a week").first.is_visible()
     _check(page, "partner")
+
+
+def test_an_agency_admin_moves_between_tenants(
+    live_server: LiveServer, page: Any, desk: DashboardWorld
+) -> None:
+    _sign_in(page, live_server, desk.cookies["admin"])
+    page.goto(live_server.path("/dashboard/northwind/approvals"))
+    assert page.locator("table.stack tbody tr").count() == len(desk.north.partners)
+    page.get_by_text("Switch vendor").click()
+    page.get_by_role("link", name="Southwind Cloud").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/dashboard/southwind/approvals")
+    assert page.locator(".brand").inner_text() == "Southwind Cloud"
+    assert all(p in page.content() for p in desk.south.covered)
+    _check(page, "admin-southwind")
