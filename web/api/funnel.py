@@ -29,7 +29,7 @@ from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.crm_import import apply_records
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.metrics import funnel
-from partnercast.funnel.models import Spend
+from partnercast.funnel.models import LeadStage, Spend
 from partnercast.funnel.score import score_partners
 from partnercast.funnel.spend import add_spend
 from partnercast.tenants.access import FUNNEL_WRITE
@@ -68,6 +68,18 @@ class LeadOut(BaseModel):
     locale: str
     created_at: datetime
     stage_changed_at: datetime
+
+
+class StageOut(BaseModel):
+    stage: str
+    value: float
+    currency: str
+    occurred_at: datetime
+    source: str
+
+
+class LeadDetail(LeadOut):
+    stages: list[StageOut] = Field(description="Every stage reached, in order, with its value.")
 
 
 class LeadRecords(BaseModel):
@@ -181,13 +193,22 @@ def list_leads(
     return json_response(200, page(caller, request, items, [i.id for i in items], limit))
 
 
-@router.get("/leads/{lead_id}", response_model=LeadOut, summary="One lead")
+@router.get("/leads/{lead_id}", response_model=LeadDetail, summary="One lead and its stages")
 def get_lead(caller: Authenticated, lead_id: Id) -> Response:
     with tenant_session(caller.engine, caller.tenant_id) as session:
         lead = session.exec(select(Lead).where(Lead.id == lead_id)).first()
         if lead is None or not caller.sees_partner(session, lead.partner_id):
             raise Problem(404, f"no lead {lead_id}")
-    return json_response(200, LeadOut.model_validate(lead, from_attributes=True))
+        stages = session.exec(
+            select(LeadStage)
+            .where(LeadStage.lead_id == lead_id)
+            .order_by(col(LeadStage.occurred_at), col(LeadStage.id))
+        ).all()
+    detail = LeadDetail(
+        **LeadOut.model_validate(lead, from_attributes=True).model_dump(),
+        stages=[StageOut.model_validate(stage, from_attributes=True) for stage in stages],
+    )
+    return json_response(200, detail)
 
 
 @router.post(

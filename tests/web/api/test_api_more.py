@@ -106,6 +106,8 @@ def test_cycles_tasks_leads_spend_metrics_and_scores(client: Client, ids: dict[s
     assert moved.json()["updated"] == 1
     leads = client.get("/leads", token=admin, params={"stage": "sql"}).json()["data"]
     assert [lead["email"] for lead in leads] == ["lead@example.com"]
+    detail = client.get(f"/leads/{leads[0]['id']}", token=admin).json()
+    assert [stage["stage"] for stage in detail["stages"]][-1] == "sql"
     assert client.get("/leads", token=partner).json()["data"] == []
     assert client.get(f"/leads/{leads[0]['id']}", token=partner).status_code == 404
     rejected = client.post(
