@@ -52,6 +52,7 @@ DOMAINS = (
         (
             "web/templates/*.html",
             "web/unsubscribe.py",
+            "web/app.py",
         ),
     ),
     Domain(

@@ -91,8 +91,14 @@ def create_app(engine: Engine, settings: Settings, *, plugins: Plugins | None = 
 
 
 async def _not_found(request: Request, error: Exception) -> Response:
-    """Every address no route knows, and every malformed one, is the same short page."""
-    return page(404, "Not found", heading="Not found")
+    """Every address no route knows, and every malformed one, is the same short page (in
+    the browser's language: a German visitor asking for another tenant's page reads
+    "Nicht gefunden")."""
+    from partnercast.web.i18n import best_locale, gettext_for
+
+    locale = best_locale(accept_language=request.headers.get("accept-language", ""))
+    _ = gettext_for(locale, "pages")
+    return page(404, _("Not found"), heading=_("Not found"), locale=locale)
 
 
 async def _gone(request: Request, error: Exception) -> Response:

@@ -132,3 +132,14 @@ def test_the_german_landing_page_shows_the_call_to_action_in_german(
         )
     )
     assert f'href="#contact">{german}</a>' in page and choice not in page
+
+
+def test_not_found_speaks_the_browsers_language(live_server: LiveServer) -> None:
+    for language, words in (("de-DE,de;q=0.9", "Nicht gefunden"), ("fr", "Introuvable")):
+        answer = requests.get(
+            live_server.path("/portal/no-such-vendor/x"),
+            headers={"Accept-Language": language},
+            timeout=60,
+        )
+        assert answer.status_code == 404 and f"<h1>{words}</h1>" in answer.text
+    assert "<h1>Not found</h1>" in requests.get(live_server.path("/nothing"), timeout=60).text
