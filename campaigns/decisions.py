@@ -16,7 +16,8 @@ decision goes through :func:`decide`, which
   its label), on whose behalf and why, when, from which address and browser, and the
   fingerprint of what was decided on.
 
-The partner deciding on what they see submits it first (approve, ask for changes, opt
+A partner who declined a campaign and then approves it (or asks for changes) is invited
+again first. The partner deciding on what they see submits it first (approve, ask for changes, opt
 into auto-approval, which then approves it); on the partner's behalf only what was
 submitted is decided on, as the state machine says.
 
@@ -176,6 +177,10 @@ def _decide_campaign(
     *,
     own: bool,
 ) -> str:
+    if own and decision != DECLINE and enrollment.state == approval.DECLINED:
+        # The partner changing their mind about a campaign they declined: invited again,
+        # then decided on as below.
+        approval.transition(session, enrollment, "reinvite", actor=_actor(principal), now=now)
     if decision == AUTO_APPROVE:
         set_auto_approve(session, enrollment, True)
         if own and enrollment.state in SUBMITTABLE:  # what they see is submitted: approved

@@ -209,6 +209,10 @@ PROBLEMS: list[tuple[re.Pattern[str], str]] = [
      N_("your brand has no %(what)s yet: ask your partner manager to add it")),
     (re.compile(r"the page title is (?P<n>\d+) characters \(at most (?P<max>\d+)\)"),
      N_("the page title is %(n)s characters (at most %(max)s)")),
+    (re.compile(r"cannot (?P<action>.+) an enrollment that is (?P<state>.+)"),
+     N_("this is not possible in the campaign's current state")),
+    (re.compile(r"this campaign does not allow auto-approval"),
+     N_("this campaign does not allow auto-approval")),
     (re.compile(r"the content changed since it was shown.*"),
      N_("the content changed since you saw it: look at it again before deciding")),
 ]  # fmt: skip

@@ -202,3 +202,16 @@ def test_a_decision_is_recorded_on_sqlite_and_postgresql(any_engine, tmp_path, s
         ("approve", None),
     ]
     assert all(r.actor_label == label for r in rows)
+
+
+def test_a_partner_who_declined_may_change_their_mind(world: World) -> None:
+    _submit(world, "P001")
+    partner = _partner(world, "P001")
+    _, state = _decide(world, "P001", "decline", partner)
+    assert state == "declined"
+    _, state = _decide(world, "P001", "approve", partner)
+    assert state == "approved"
+    concierge = Principal(label="c", grants=(Grant(Role.CONCIERGE, world.tenant_id),))
+    _decide(world, "P001", "decline", partner)
+    with pytest.raises(approval.TransitionRefused):  # on their behalf: no such reversal
+        _decide(world, "P001", "approve", concierge, reason="r")
