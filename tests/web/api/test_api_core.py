@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -332,3 +333,19 @@ def test_an_agency_admin_changes_the_tenants_settings(
         headers={"If-Match": "*"},
     )
     assert problem(bad, 422)["errors"][0]["field"] == "body.unsubscribe_scope"
+
+
+def test_no_token_is_ever_logged(
+    client: Client, sides: tuple[Side, Side], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = sides
+    caplog.set_level("DEBUG")
+    token = a.tokens["admin"]
+    altered = token[:-1] + ("x" if token[-1] != "x" else "y")
+    for used in (token, altered):
+        client.get("/partners", token=used)
+        client.get("/nothing", token=used)
+        client.post("/contacts", token=used, json={"partner_id": "x"})
+    secret = token[17:]
+    assert any(r.name == "uvicorn.access" for r in caplog.records)  # the server logged
+    assert secret[:20] not in caplog.text and altered[17:37] not in caplog.text
