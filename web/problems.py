@@ -172,3 +172,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status in (400, 401, 403, 404, 422, 429)
 }
 """The error answers every API route may give, for its OpenAPI description."""
+PROBLEM_RESPONSES[429]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds until the token may ask again.",
+        "schema": {"type": "integer"},
+    }
+}
+PROBLEM_RESPONSES[401]["headers"] = {
+    "WWW-Authenticate": {"description": 'Bearer realm="partnercast"', "schema": {"type": "string"}}
+}
