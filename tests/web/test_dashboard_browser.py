@@ -1,4 +1,5 @@
-"""A concierge at the dashboard in a real browser (Debian's chromium, headless): signs in,
+"""A concierge at the dashboard in a real browser (Debian's chromium, headless): signs in
+by magic link,
 clears the approvals queue by deciding on the partners' behalf with a reason, closes a
 task (an htmx fragment), and every dashboard page passes axe-core and fits 390 px."""
 
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from support.browser import LiveServer, assert_accessible, screenshots
 from support.dashboard_world import COOKIE, DashboardWorld, build_dashboard_world
+from support.signin_world import link_in, wait_for_mail
 
 from partnercast.campaigns.decisions import records_for
 from partnercast.campaigns.models import Enrollment
@@ -41,9 +43,16 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     live_server: LiveServer, page: Any, desk: DashboardWorld, sink: SmtpSink
 ) -> None:
     north = desk.north
-    _sign_in(page, live_server, desk.cookies["anna"])
+    # Signs in by magic link, as a concierge does: asks for a link, opens it from the mail.
     page.goto(live_server.path("/dashboard"))
-    assert page.url.endswith("/dashboard/northwind/approvals")
+    assert "/sign-in" in page.url
+    page.get_by_label("Email address").fill("anna@agency.example.com")
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.get_by_role("status").wait_for()
+    (mail,) = [m for m in wait_for_mail(sink, 1) if m["To"] == "anna@agency.example.com"]
+    page.goto(link_in(mail))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard/northwind/approvals")
     rows = page.locator("table.stack tbody tr")
     assert rows.count() == len(north.covered)  # Anna's three partners wait
     _check(page, "approvals")
@@ -84,7 +93,7 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
     row = page.locator(f"#task-{task_id}")
     row.get_by_label("Assign to").select_option(label="Ben")
     row.get_by_role("button", name="Assign").click()
-    page.locator(f"#task-{task_id} td", has_text="Ben").first.wait_for()
+    page.locator(f'#task-{task_id} td[data-label="Owner"]', has_text="Ben").wait_for()
     row.get_by_label("Note").fill("Called: they launch next week")
     row.get_by_role("button", name="Add note").click()
     page.locator(f"#task-{task_id} pre.notes", has_text="they launch next week").wait_for(
