@@ -95,6 +95,24 @@ def test_groupings_add_up_to_the_same_total(results: Funnel) -> None:
     assert all(counts == first for counts in totals.values())
 
 
+def test_some_metrics_read_are_those_of_the_whole_funnel(results: Funnel) -> None:
+    """funnel(metrics=...) (what the score reads of 10,000 partners): the same numbers
+    for those metrics, in every grouping, and 0 for the others."""
+    some = ("leads", "mql", "sql", "opportunity")
+    with results.session() as session:
+        for by in ("partner", "campaign", "segment", "cycle", "total"):
+            whole = {row.key: row for row in funnel_rows(session, by=by)}
+            part = {row.key: row for row in funnel_rows(session, by=by, metrics=some)}
+            assert set(part) <= set(whole), by
+            for key, row in part.items():
+                assert {m: row.counts[m] for m in some} == {
+                    m: whole[key].counts[m] for m in some
+                }, (by, key)
+                assert (row.pipeline, row.spend) == (whole[key].pipeline, whole[key].spend)
+                assert not any(n for m, n in row.counts.items() if m not in some), (by, key)
+            assert any(row.counts["leads"] for row in part.values()), by
+
+
 def test_partner_metrics_never_show_another_partners_numbers(results: Funnel) -> None:
     p3 = results.partners["P003"]
     with results.session() as session:
