@@ -82,3 +82,31 @@ def test_the_sign_in_pages_speak_german_and_french(
             screenshots(page, tmp_path, f"sign-in-{language}")
         finally:
             context.close()
+
+
+def test_signed_in_without_access_then_signing_out(
+    live_server: LiveServer, page: Any, engine: Engine, tmp_path: Path
+) -> None:
+    from sqlmodel import select
+
+    from partnercast.core.tenancy import plain_session
+    from partnercast.tenants.access_models import User
+    from partnercast.tenants.users import ensure_user
+    from partnercast.web import magic_links
+
+    with plain_session(engine) as session:
+        ensure_user(session, "new@agency.example", now=NOW, locale="de")
+        user = session.exec(select(User).where(User.email == "new@agency.example")).one()
+        link = magic_links.issue(session, live_server.settings, user, now=NOW).url
+    page.goto(link)
+    page.get_by_role("button", name="Anmelden").click()
+    page.get_by_role("heading", name="Noch kein Zugang").wait_for()
+    assert page.url == live_server.path("/home")
+    assert page.get_by_text("new@agency.example").is_visible()
+    assert_accessible(page)
+    screenshots(page, tmp_path, "no-access")
+    page.get_by_role("button", name="Abmelden").click()
+    page.wait_for_url(live_server.path("/sign-in?signed_out=1"))
+    assert not [c for c in page.context.cookies() if c["name"] == COOKIE]
+    page.goto(live_server.path("/home"))
+    assert page.url == live_server.path("/sign-in?next=/home")
