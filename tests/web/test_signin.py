@@ -367,6 +367,13 @@ def test_one_person_switches_between_vendors_and_sees_only_their_own(
         ).status_code
         == 404
     )
+    for path in ("/portal/vendor-b", "/portal/vendor-b/results", "/portal/vendor-b/campaigns/1"):
+        # Vendor B's portal, asked by a partner user of vendor A only: not found.
+        assert (
+            solo.get(live_server.path(path), allow_redirects=False, timeout=60).status_code == 404
+        )
+    assert solo.get(live_server.path("/portal/vendor-a"), timeout=60).status_code == 200
+    assert browser.get(live_server.path("/portal/vendor-b"), timeout=60).status_code == 200
     with plain_session(engine) as session:
         solo_user = session.exec(select(User).where(User.email == "solo@partner-a.example")).one()
         principal = principal_for_user(session, solo_user.id or 0)
