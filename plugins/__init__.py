@@ -3,8 +3,8 @@
 A plugin writes ``from partnercast.plugins import hookimpl`` and implements hooks named as
 in ``partnercast.plugins.hookspecs``; a channel subclasses :class:`Channel`. Everything a
 plugin needs is importable from here (and from ``partnercast.plugins.personalization``,
-``partnercast.plugins.utm`` and, in tests, ``partnercast.plugins.testing``); nothing else of
-partnercast is a plugin's to import.
+``partnercast.plugins.utm``, ``partnercast.plugins.catalogues`` and, in tests,
+``partnercast.plugins.testing``); nothing else of partnercast is a plugin's to import.
 """
 
 from __future__ import annotations
