@@ -21,6 +21,7 @@ from partnercast.campaigns.partner_text import partner_text
 from partnercast.campaigns.sandbox import TemplateSet, render_limited, template_environment
 from partnercast.campaigns.spec import CampaignSpec, TouchSpec, localize
 from partnercast.plugins import Channel, Draft, RenderRequest
+from partnercast.plugins.contrast import button_colours, readable_colour
 from partnercast.plugins.personalization import marker, new_nonce
 from partnercast.tenants.models import Partner, Tenant
 
@@ -85,6 +86,21 @@ def _brand(view: PartnerView) -> dict[str, Any]:
         if value:
             brand[key] = value
     brand["name"] = view.partner.name
+    return _readable(brand)
+
+
+def _readable(brand: dict[str, Any]) -> dict[str, Any]:
+    """Brand colours that read on white (WCAG 2.1 AA, 4.5:1), whether as headings, links
+    or white text on a button of that colour (contrast is symmetric): a colour that fails
+    keeps its hue and is darkened until it passes; the colour given stays in
+    ``<key>_given``. ``on_primary_color`` is the text colour for a primary button."""
+    for key in ("primary_color", "secondary_color"):
+        given = brand.get(key) or ""
+        brand[f"{key}_given"] = given
+        if given:
+            brand[key] = readable_colour(given)
+    primary = brand["primary_color"]
+    brand["on_primary_color"] = button_colours(primary)[1] if primary else "#ffffff"
     return brand
 
 

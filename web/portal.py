@@ -58,12 +58,12 @@ from partnercast.core.settings import Settings as EngineSettings
 from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.leads import Lead
 from partnercast.funnel.partner_results import partner_results
+from partnercast.plugins.contrast import readable_colour
 from partnercast.plugins.manager import default_plugins
 from partnercast.tenants.access import Role
 from partnercast.tenants.models import Partner, Tenant
 from partnercast.web import portal_data as data
 from partnercast.web.context import Engine, Now, Settings
-from partnercast.web.contrast import readable_colour
 from partnercast.web.identity import CsrfProtected, SignedIn, Visitor, tenant_for
 from partnercast.web.shell import PAGE_HEADERS, environment, shell_context
 
@@ -110,7 +110,7 @@ and cards, --soft in portal.css): the accent must read on it too."""
 
 
 def _brand(partner: Partner | None) -> str | None:
-    """The partner's brand colour made readable on the shell's backgrounds (web/contrast)."""
+    """The partner's brand colour made readable on the shell's backgrounds (plugins/contrast.py)."""
     if partner is None or not partner.primary_color:
         return None
     return readable_colour(partner.primary_color, SOFT_BACKGROUND)

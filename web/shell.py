@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.engine import Engine
 
 from partnercast.tenants.models import Tenant
-from partnercast.web.contrast import button_colours, readable_colour
+from partnercast.plugins.contrast import button_colours, readable_colour
 from partnercast.web.csrf import csrf_field, csrf_token
 from partnercast.web.i18n import template_globals
 from partnercast.web.identity import Visitor, home_path, visible_tenants
@@ -97,7 +97,7 @@ def render_page(
     **values: Any,
 ) -> HTMLResponse:
     """``template`` rendered in the layout, never cached (``brand_colour``: the accent and
-    button colours, made readable by :mod:`partnercast.web.contrast`)."""
+    button colours, made readable by :mod:`partnercast.plugins.contrast`)."""
     context = shell_context(
         request,
         visitor=visitor,

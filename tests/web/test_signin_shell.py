@@ -15,7 +15,7 @@ from partnercast.concierge.models import Concierge, PartnerAssignment
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.access import PartnerScope
 from partnercast.tenants.models import Partner
-from partnercast.web.contrast import button_colours, contrast_ratio, readable_colour
+from partnercast.plugins.contrast import button_colours, contrast_ratio, readable_colour
 from partnercast.web.i18n import language_of, template_globals
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

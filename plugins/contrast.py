@@ -7,6 +7,10 @@ colour passes against the background, and :func:`button_colours` picks white or
 near-black text for a button of the brand colour, darkening (or lightening) the button
 when neither passes. A colour that cannot be read at all (not a colour) is replaced by the
 engine's default.
+
+It lives with the plugin API because every page and message that shows a brand uses it:
+the web's own pages, the rendering context of every campaign touch (campaigns.rendering:
+``brand.primary_color`` is the readable one), and any channel plugin's templates.
 """
 
 from __future__ import annotations
