@@ -103,6 +103,46 @@ def write_partner_report(session: Session, external_id: str, out: Path, *, now: 
     return _partner_report(session, tenant, partner, cards[0] if cards else None, out, now)
 
 
+def write_programme_report(
+    session: Session,
+    out: Path,
+    *,
+    now: datetime,
+    partner_href: Callable[[Partner], str] | None = None,
+) -> Path:
+    """Write the vendor's programme report only (its page, charts and CSVs, no partner's
+    own report) into ``out``, stamped as written at ``now``; its list of partners links each
+    to ``partner_href(partner)`` (by default where :func:`write_reports` puts that report)."""
+    tenant = session.get(Tenant, session_tenant(session))
+    if tenant is None:
+        raise NotFound("the session's tenant does not exist")
+    out.mkdir(parents=True, exist_ok=True)
+    everyone = list(session.exec(select(Partner).order_by(col(Partner.external_id))).all())
+    rows = funnel(session, by="partner")
+    return _programme(
+        session, tenant, rows, score_partners(session), out, now, everyone, partner_href
+    )
+
+
+PROGRAMME_CSV = ("funnel", "cycles", "scores")
+"""The programme report's data files, as ``<name>.csv`` beside its page."""
+
+
+def write_programme_csv(session: Session, name: str, path: Path) -> Path:
+    """Write one of the programme report's data files (:data:`PROGRAMME_CSV`) to ``path``,
+    as :func:`write_reports` writes it (formulas neutralised by plugins.spreadsheet)."""
+    if name == "funnel":
+        rows = funnel(session, by="partner")
+        _write_funnel_csv(path, [*rows, total(rows)])
+    elif name == "cycles":
+        _write_cycles_csv(path, funnel(session, by="cycle"))
+    elif name == "scores":
+        _write_scores_csv(path, score_partners(session))
+    else:
+        raise NotFound(f"no programme data file {name!r}: {', '.join(PROGRAMME_CSV)}")
+    return path
+
+
 def _programme(
     session: Session,
     tenant: Tenant,
@@ -111,6 +151,7 @@ def _programme(
     out: Path,
     now: datetime,
     partners: list[Partner],
+    partner_href: Callable[[Partner], str] | None = None,
 ) -> Path:
     overall = total(rows)
     cycles = funnel(session, by="cycle")
@@ -158,7 +199,7 @@ def _programme(
         '<p>Data: <a href="funnel.csv">funnel.csv</a>, <a href="cycles.csv">cycles.csv</a>, '
         '<a href="scores.csv">scores.csv</a></p>',
         "<h2>Each partner's own report</h2>",
-        _partner_links(partners),
+        _partner_links(partners, partner_href),
     ]
     return _page(out / "index.html", f"{tenant.name} programme report", body)
 
@@ -219,10 +260,13 @@ def _partner_folder(external_id: str) -> str:
     return f"partners/{_safe(external_id)}/index.html"
 
 
-def _partner_links(partners: list[Partner]) -> str:
+def _partner_links(
+    partners: list[Partner], partner_href: Callable[[Partner], str] | None = None
+) -> str:
     """A link to every partner's report (to hand it over, or to read it as they will)."""
+    href = partner_href or (lambda p: _partner_folder(p.external_id))
     items = "".join(
-        f'<li><a href="{html.escape(_partner_folder(p.external_id))}">'
+        f'<li><a href="{html.escape(href(p))}">'
         f"{html.escape(p.external_id)} {html.escape(p.name)}</a></li>"
         for p in partners
     )

@@ -24,6 +24,7 @@ def create_api(
         enrollments,
         funnel,
         partners,
+        reports,
         segments,
         tasks,
         tenant,
@@ -56,6 +57,7 @@ def create_api(
         tasks.router,
         funnel.router,
         segments.router,
+        reports.router,
         webhooks.router,
     ):
         api.include_router(router)

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import re
 import tempfile
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +37,8 @@ from partnercast.web.problems import Problem
 
 router = APIRouter(tags=["segments and reports"], responses=ERRORS)
 MAX_YAML = 4_000_000
+CHARTS_LOCK = threading.Lock()
+"""matplotlib's pyplot is one state machine per process: one report draws at a time."""
 
 
 class SegmentOut(BaseModel):
@@ -117,16 +120,16 @@ async def load_segments(
 def partner_report(caller: Authenticated, partner_id: Id) -> Response:
     with tenant_session(caller.engine, caller.tenant_id) as session:
         partner = visible_partner(session, caller, partner_id)
-        with tempfile.TemporaryDirectory(prefix="partnercast-api-") as folder:
+        with tempfile.TemporaryDirectory(prefix="partnercast-api-") as folder, CHARTS_LOCK:
             written = write_partner_report(
                 session, partner.external_id, Path(folder), now=caller.now
             )
             page = written if written.is_file() else written / "index.html"
-            html = _inline_images(page.read_text(encoding="utf-8"), page.parent)
+            html = inline_images(page.read_text(encoding="utf-8"), page.parent)
     return Response(html, media_type="text/html; charset=utf-8")
 
 
-def _inline_images(html: str, folder: Path) -> str:
+def inline_images(html: str, folder: Path) -> str:
     """The report's charts as data: URIs, so that the one HTML answer is the whole report."""
 
     def inline(match: re.Match[str]) -> str:
