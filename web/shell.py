@@ -21,8 +21,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.engine import Engine
 
-from partnercast.tenants.models import Tenant
 from partnercast.plugins.contrast import button_colours, readable_colour
+from partnercast.tenants.models import Tenant
 from partnercast.web.csrf import csrf_field, csrf_token
 from partnercast.web.i18n import template_globals
 from partnercast.web.identity import Visitor, home_path, visible_tenants

@@ -13,9 +13,9 @@ from support.browser import LiveServer, assert_accessible, screenshots
 from partnercast.concierge.coverage import covered_partner_ids
 from partnercast.concierge.models import Concierge, PartnerAssignment
 from partnercast.core.tenancy import tenant_session
+from partnercast.plugins.contrast import button_colours, contrast_ratio, readable_colour
 from partnercast.tenants.access import PartnerScope
 from partnercast.tenants.models import Partner
-from partnercast.plugins.contrast import button_colours, contrast_ratio, readable_colour
 from partnercast.web.i18n import language_of, template_globals
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
