@@ -17,24 +17,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from partnercast.core.errors import UserError
+from partnercast.core.scheduler import PeriodicJob
 from partnercast.core.signing import sign as sign_token
 from partnercast.core.signing import unsign
-from partnercast.core.tenancy import tenant_session
+from partnercast.core.tenancy import system_session, tenant_session
 from partnercast.core.timeutil import as_utc
 from partnercast.web.api.auth import Caller
 from partnercast.web.api.models import IdempotencyKey
 from partnercast.web.problems import Problem
+
+log = logging.getLogger(__name__)
 
 CURSOR_PURPOSE = "api.cursor"
 CURSOR_AGE = 30 * 86400
@@ -169,7 +175,10 @@ KEPT_HEADERS = ("etag", "location", "content-type")
 
 KEY_LIFETIME = timedelta(hours=24)
 """How long a key is remembered: the same key after that is a new request (its old row is
-replaced when the key comes again)."""
+replaced when the key comes again, or deleted by :func:`purge_expired_keys` before)."""
+
+PURGE_JOB = "partnercast.api.idempotency_purge"
+PURGE_EVERY = timedelta(hours=1)
 
 
 def once(
@@ -199,12 +208,15 @@ def once(
             fingerprint=request_fingerprint,
             created_at=caller.now,
         )
-        if not _claim(session, row):
+        claimed = _claim(session, row)
+        while not claimed:
             found = _found(session, caller, key)
-            if as_utc(found.created_at) > caller.now - KEY_LIFETIME:
+            if found is None:  # expired and purged since the claim: the key is free again
+                claimed = _claim(session, row)
+            elif as_utc(found.created_at) > caller.now - KEY_LIFETIME:
                 return _replay(found, request_fingerprint)
-            if not _forget(session, found, row):
-                return _replay(_found(session, caller, key), request_fingerprint)
+            else:  # False: another request replaced it first; its row is found next
+                claimed = _forget(session, found, row)
         answer = work(session)
         row.status = answer.status_code
         row.body = bytes(answer.body).decode("utf-8")
@@ -226,12 +238,12 @@ def _claim(session: Session, row: IdempotencyKey) -> bool:
     return True
 
 
-def _found(session: Session, caller: Caller, key: str) -> IdempotencyKey:
+def _found(session: Session, caller: Caller, key: str) -> IdempotencyKey | None:
     return session.exec(
         select(IdempotencyKey).where(
             IdempotencyKey.token_id == caller.token_id, IdempotencyKey.key == key
         )
-    ).one()
+    ).first()
 
 
 def _forget(session: Session, expired: IdempotencyKey, row: IdempotencyKey) -> bool:
@@ -254,3 +266,25 @@ def _replay(found: IdempotencyKey, request_fingerprint: str) -> Response:
     headers = dict(found.headers)
     headers["Idempotent-Replayed"] = "true"
     return Response(found.body, status_code=found.status, headers=headers)
+
+
+def purge_expired_keys(engine: Engine, now: datetime) -> int:
+    """Delete every tenant's Idempotency-Key rows older than :data:`KEY_LIFETIME` at
+    ``now`` (their keys are new requests already); returns how many went."""
+    cutoff = now - KEY_LIFETIME
+    with system_session(engine, reason="expired Idempotency-Keys of every tenant") as session:
+        result = session.execute(
+            delete(IdempotencyKey).where(col(IdempotencyKey.created_at) <= cutoff)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def idempotency_purge_job(engine: Engine, every: timedelta = PURGE_EVERY) -> PeriodicJob:
+    """The worker's periodic purge of expired Idempotency-Keys (one worker a slot): without
+    it a key that never comes again keeps its row, and its stored answer, for ever."""
+
+    def run(now: datetime) -> None:
+        purged = purge_expired_keys(engine, now)
+        log.info("idempotency keys: %d expired purged at %s", purged, as_utc(now).isoformat())
+
+    return PeriodicJob(PURGE_JOB, run, every)
