@@ -295,6 +295,7 @@ def worker(
     from partnercast.core.worker import Worker, new_worker_id
     from partnercast.funnel import channel_metrics
     from partnercast.plugins.manager import default_plugins
+    from partnercast.web.api.conventions import idempotency_purge_job
     from partnercast.web.webhooks_cli import webhook_job
 
     if now and not once:
@@ -340,6 +341,7 @@ def worker(
         jobs.append(channel_metrics.job(engine, settings, plugins))  # daily social/search metrics
         jobs.append(task_scan_job(engine))  # concierge tasks, once a minute across workers
         jobs.append(webhook_job(engine, settings, worker_id))  # every few seconds
+        jobs.append(idempotency_purge_job(engine))  # expired API Idempotency-Keys, hourly
         running = Worker(
             engine,
             run_tick,
