@@ -1,0 +1,98 @@
+"""What a concierge does at the dashboard beyond the first version, over real HTTP through
+the engine's server: dismiss a task (not only close it as done), see the enrollments
+waiting on the agency (changes requested) in their own section of the queue, decide one
+touch on the partner's behalf, and read the capacity page's reasons in German."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy.engine import Engine
+from support.browser import LiveServer
+from support.dashboard_world import COOKIE, DashboardWorld, build_dashboard_world
+
+from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.concierge.models import ConciergeTask
+from partnercast.core.tenancy import plain_session, tenant_session
+from partnercast.demo.smtp_sink import SmtpSink
+from partnercast.tenants.users import find_user
+
+
+@pytest.fixture
+def desk(engine: Engine, tmp_path: Path, sink: SmtpSink) -> DashboardWorld:
+    return build_dashboard_world(engine, tmp_path, sink.port)
+
+
+class Client:
+    """One browser's requests to the live server (its session cookie; no redirects followed)."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.base, self.http = base, requests.Session()
+        self.http.cookies.set(COOKIE, cookie)
+
+    def get(self, path: str) -> requests.Response:
+        return self.http.get(self.base + path, allow_redirects=False, timeout=60)
+
+    def post(
+        self, path: str, data: dict[str, str], headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        return self.http.post(
+            self.base + path, data=data, headers=headers, allow_redirects=False, timeout=60
+        )
+
+    def token(self, path: str) -> str:
+        page = self.get(path)
+        assert page.status_code == 200, page.text[:500]
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found, "no CSRF field on " + path
+        return found.group(1)
+
+
+@pytest.fixture
+def clients(live_server: LiveServer, desk: DashboardWorld) -> Iterator[dict[str, Client]]:
+    made = {who: Client(live_server.url, value) for who, value in desk.cookies.items()}
+    yield made
+    for client in made.values():
+        client.http.close()
+
+
+def _speaks(desk: DashboardWorld, email: str, locale: str) -> None:
+    with plain_session(desk.engine) as session:
+        user = find_user(session, email)
+        assert user is not None
+        user.locale = locale
+        session.add(user)
+
+
+def test_a_concierge_dismisses_a_task(clients, desk) -> None:
+    anna, north = clients["anna"], desk.north
+    task_id = north.tasks[north.covered[0]]
+    path = "/dashboard/northwind/tasks"
+    page = anna.get(path).text
+    assert f'/tasks/{task_id}/close' in page and 'value="dismissed"' in page
+    answer = anna.post(
+        f"{path}/{task_id}/close",
+        data={"csrf_token": anna.token(path), "status": "dismissed", "text": "not needed"},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 200 and "Dismissed." in answer.text  # the row htmx swaps in
+    world = north.world
+    with tenant_session(world.engine, world.tenant_id) as session:
+        task = session.get(ConciergeTask, task_id)
+        assert task is not None
+        assert task.status == "dismissed" and "not needed" in task.notes
+    assert f'id="task-{task_id}"' not in anna.get(path).text  # no longer open
+    other = north.tasks[north.covered[1]]
+    refused = anna.post(
+        f"{path}/{other}/close", data={"csrf_token": anna.token(path), "status": "forgotten"}
+    )
+    assert refused.status_code >= 400  # a task closes as done or dismissed, nothing else
+    with tenant_session(world.engine, world.tenant_id) as session:
+        still = session.get(ConciergeTask, other)
+        assert still is not None and still.status == "open"
+    _speaks(desk, "anna@agency.example.com", "fr_FR")
+    assert "Écarter" in anna.get(path).text
