@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # statement a window instead of one a message; a crash repeats at most this many a
     # connection, each with its own Message-ID and flagged uncertain (1: one at a time).
     delivery_window: int = Field(default=DEFAULT_DELIVERY_WINDOW, ge=1, le=1000)
+    # Each REST API token's own limit (a token bucket in the database, core/ratelimit.py):
+    # this many requests at once, refilled at api_rate_per_second; over it, 429.
+    api_rate_burst: int = Field(default=120, ge=1, le=1_000_000)
+    api_rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
     # Each plugin's own section, raw (they may hold secrets: never printed nor dumped).
     plugin_sources: PluginSources = Field(default_factory=PluginSources, repr=False, exclude=True)
 

@@ -46,7 +46,9 @@ def create_api(
     )
     api.state.engine = engine
     api.state.settings = settings
-    api.state.rate_limit = rate_limit or RateLimit()
+    api.state.rate_limit = rate_limit or RateLimit(
+        settings.api_rate_burst, settings.api_rate_per_second
+    )
     for router in (
         tenant.router,
         partners.router,

@@ -36,8 +36,9 @@ LAST_USED_EVERY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class RateLimit:
-    """``burst`` requests at once, refilled at ``per_second``: the default allows a
-    client 120 requests in a burst and 20 a second after."""
+    """``burst`` requests at once, refilled at ``per_second``: the settings
+    ``api_rate_burst`` and ``api_rate_per_second`` (by default 120 in a burst and 20 a
+    second after)."""
 
     burst: int = 120
     per_second: float = 20.0

@@ -11,11 +11,10 @@ import pytest
 import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from support.api_world import Client, Side, make_token
+from support.api_world import Client, Side
 
 from partnercast.core.tenancy import system_session, tenant_session
 from partnercast.core.timeutil import utcnow
-from partnercast.tenants.access import Role
 from partnercast.tenants.access_models import ApiToken
 from partnercast.tenants.api_tokens import revoke_token
 from partnercast.web.api.models import IdempotencyKey
@@ -282,31 +281,36 @@ def test_the_openapi_document_describes_the_api_only(client: Client) -> None:
 
 
 def test_a_token_over_its_rate_limit_is_429_with_retry_after(
-    engine: Engine, sides: tuple[Side, Side], client: Client
+    engine: Engine, sides: tuple[Side, Side]
 ) -> None:
-    from partnercast.core.ratelimit import acquire
+    """Each token's limit is the settings api_rate_burst / api_rate_per_second
+    (PARTNERCAST_API_RATE_*): here 2 at once, refilled so slowly that no request of the
+    test gets a refill however loaded the machine is."""
+    import threading
 
+    from partnercast.core.settings import load_settings
+    from partnercast.web.app import make_http_server
+
+    assert load_settings().api_rate_burst == 120
+    assert load_settings().api_rate_per_second == 20.0
     a, _ = sides
-    token = make_token(engine, a.tokens and sides[0].tenant_id, Role.CONCIERGE, name="busy")
-    assert client.get("/tenant", token=token).status_code == 200
-    with system_session(engine, reason="test") as session:
-        row = session.exec(select(ApiToken).where(ApiToken.public_id == token[4:16])).one()
-    # Empty the token's bucket (120 at once), as a burst of requests would.
-    acquire(
-        engine,
-        f"api-token:{row.id}",
-        1000,
-        utcnow(),
-        20.0,
-        120,
-        tenant_id=a.tenant_id,
-        channel="api",
-    )
-    answer = client.get("/tenant", token=token)
-    problem(answer, 429)
-    assert int(answer.headers["retry-after"]) >= 1
-    # Another token of the tenant is not held back.
-    assert client.get("/tenant", token=a.tokens["admin"]).status_code == 200
+    settings = load_settings(api_rate_burst=2, api_rate_per_second=0.001)
+    http = make_http_server(engine, settings, "127.0.0.1", 0)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = Client(f"http://127.0.0.1:{http.server_port}/api/v1")
+        token = a.tokens["marketer"]
+        assert [api.get("/tenant", token=token).status_code for _ in range(2)] == [200, 200]
+        answer = api.get("/tenant", token=token)
+        assert "2 at once" in problem(answer, 429)["detail"]
+        assert int(answer.headers["retry-after"]) >= 1
+        # Another token of the tenant is not held back.
+        assert api.get("/tenant", token=a.tokens["admin"]).status_code == 200
+        api.http.close()
+    finally:
+        http.shutdown()
+        http.server_close()
 
 
 def test_an_agency_admin_changes_the_tenants_settings(
