@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from partnercast.core.settings import Settings
 from partnercast.web import problems
 from partnercast.web.api.auth import RateLimit
+from partnercast.web.api.conventions import describe_conventions
 
 PREFIX = "/api/v1"
 VERSION = "1.0.0"
@@ -64,4 +67,12 @@ def create_api(
     ):
         api.include_router(router)
     problems.install(api)
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = describe_conventions(generate())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
     return api

@@ -288,3 +288,55 @@ def idempotency_purge_job(engine: Engine, every: timedelta = PURGE_EVERY) -> Per
         log.info("idempotency keys: %d expired purged at %s", purged, as_utc(now).isoformat())
 
     return PeriodicJob(PURGE_JOB, run, every)
+
+
+# --- The conventions in the OpenAPI document -------------------------------------------------
+
+ETAG_HEADER = {
+    "description": "The representation's entity tag: send it as If-Match to change it.",
+    "schema": {"type": "string"},
+}
+REPLAYED_HEADER = {
+    "description": (
+        "`true` when this is the stored answer of an earlier request with the same "
+        "Idempotency-Key (within 24 hours): the work was not done again."
+    ),
+    "schema": {"type": "string", "enum": ["true"]},
+}
+ETAG_POSTS = frozenset(
+    {
+        ("post", "/partners"),
+        ("post", "/contacts"),
+        ("post", "/enrollments/{enrollment_id}/submissions"),
+    }
+)
+"""POSTs that answer with the resource and its ETag (the GETs and PATCHes of a resource
+that can be changed are found by their path)."""
+
+
+def describe_conventions(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the response headers the routes send to the OpenAPI ``document`` (in place):
+    ``ETag`` on the GET and PATCH answers of every resource that has a PATCH (and the POSTs
+    of :data:`ETAG_POSTS`), ``Idempotent-Replayed`` on the answers of every POST that takes
+    an ``Idempotency-Key``. (``Retry-After`` on 429 and ``WWW-Authenticate`` on 401 are
+    in web/problems.py's responses; ``Idempotency-Key`` and ``If-Match`` are the routes'
+    own header parameters.)"""
+    for path, operations in document.get("paths", {}).items():
+        changeable = "patch" in operations
+        for method, operation in operations.items():
+            etag = (changeable and method in ("get", "patch")) or (method, path) in ETAG_POSTS
+            keyed = method == "post" and any(
+                parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key"
+                for parameter in operation.get("parameters", [])
+            )
+            for status, answer in operation.get("responses", {}).items():
+                if not str(status).startswith("2"):
+                    continue
+                headers = answer.setdefault("headers", {})
+                if etag:
+                    headers["ETag"] = ETAG_HEADER
+                if keyed:
+                    headers["Idempotent-Replayed"] = REPLAYED_HEADER
+                if not headers:
+                    del answer["headers"]
+    return document
