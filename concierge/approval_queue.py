@@ -8,7 +8,10 @@ asker may not see, and :func:`waiting_enrollment` answers another partner's enro
 
 The queue is the enrollments waiting for the *partner*: invited (not customised yet),
 customising (not submitted yet) and submitted (not decided yet), longest waiting first,
-with when the partner was last reminded. A reminder is recorded as an event
+with when the partner was last reminded. :func:`agency_queue` is the other side: the
+enrollments whose partner asked for changes, waiting for the agency (the concierge's own
+work), with what was asked. Each row names its campaign's touches and which of them the
+partner left out, so a decision may be about one touch. A reminder is recorded as an event
 (``enrollment.reminded``) on the enrollment, so the queue, the audit trail and the weekly
 review read the same record.
 """
@@ -22,10 +25,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from partnercast.campaigns.approval import CUSTOMISING, INVITED, SUBMITTED
-from partnercast.campaigns.models import Campaign, Enrollment
+from partnercast.campaigns.approval import CHANGES_REQUESTED, CUSTOMISING, INVITED, SUBMITTED
+from partnercast.campaigns.models import Campaign, CampaignVersion, Enrollment
 from partnercast.campaigns.reporting import PartnerRow, partner_rows
-from partnercast.campaigns.store import list_campaigns
+from partnercast.campaigns.store import list_campaigns, version_spec
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.tasks import language_of, note_task
 from partnercast.core.errors import NotFound
@@ -34,6 +37,7 @@ from partnercast.core.timeutil import as_utc
 from partnercast.tenants.models import Partner
 
 WAITING_FOR_PARTNER = (SUBMITTED, CUSTOMISING, INVITED)
+WAITING_FOR_AGENCY = (CHANGES_REQUESTED,)
 REMINDED = "enrollment.reminded"
 
 
@@ -80,8 +84,18 @@ def _visible_partners(session: Session, partner_ids: Collection[int] | None) -> 
 
 
 @dataclass(frozen=True)
+class QueueTouch:
+    """One touch of a waiting enrollment's campaign version."""
+
+    key: str
+    channel: str
+    day: int
+    declined: bool  # the partner (or the agency on their behalf) left it out
+
+
+@dataclass(frozen=True)
 class Waiting:
-    """One enrollment waiting for its partner."""
+    """One enrollment waiting for its partner (or, in :func:`agency_queue`, for us)."""
 
     enrollment_id: int
     partner_id: int
@@ -98,6 +112,8 @@ class Waiting:
     language: str  # the partner's first language: what a reminder is written in
     reminders: int
     last_reminded_at: datetime | None
+    note: str = ""  # the enrollment's last note: for changes requested, what was asked
+    touches: tuple[QueueTouch, ...] = ()
 
     @property
     def days(self) -> int:
@@ -112,11 +128,34 @@ def approval_queue(
     campaign: str = "",
 ) -> list[Waiting]:
     """The enrollments waiting for their partner, longest waiting first."""
+    return _queue(session, partner_ids, WAITING_FOR_PARTNER, now=now, campaign=campaign)
+
+
+def agency_queue(
+    session: Session,
+    partner_ids: Collection[int] | None,
+    *,
+    now: datetime,
+    campaign: str = "",
+) -> list[Waiting]:
+    """The enrollments waiting for the agency (their partner asked for changes), longest
+    waiting first, each with the note saying what was asked."""
+    return _queue(session, partner_ids, WAITING_FOR_AGENCY, now=now, campaign=campaign)
+
+
+def _queue(
+    session: Session,
+    partner_ids: Collection[int] | None,
+    states: tuple[str, ...],
+    *,
+    now: datetime,
+    campaign: str,
+) -> list[Waiting]:
     query = (
         select(Enrollment, Partner, Campaign)
         .join(Partner, col(Partner.id) == Enrollment.partner_id)
         .join(Campaign, col(Campaign.id) == Enrollment.campaign_id)
-        .where(col(Enrollment.state).in_(WAITING_FOR_PARTNER))
+        .where(col(Enrollment.state).in_(states))
         .order_by(col(Enrollment.state_changed_at), col(Enrollment.id))
     )
     if partner_ids is not None:
@@ -125,11 +164,36 @@ def approval_queue(
         query = query.where(Campaign.key == campaign)
     rows = session.exec(query).all()
     reminded = _reminders(session, [enrollment.id or 0 for enrollment, _p, _c in rows])
+    touches = _touches(session, {enrollment.version_id for enrollment, _p, _c in rows})
     moment = as_utc(now)
     return [
-        _waiting(enrollment, partner, found, moment, reminded.get(enrollment.id or 0))
+        _waiting(
+            enrollment,
+            partner,
+            found,
+            moment,
+            reminded.get(enrollment.id or 0),
+            touches.get(enrollment.version_id, ()),
+        )
         for enrollment, partner, found in rows
     ]
+
+
+def _touches(
+    session: Session, version_ids: Collection[int]
+) -> dict[int, tuple[tuple[str, str, int], ...]]:
+    """Per campaign version, its touches (key, channel, day); each version read once."""
+    if not version_ids:
+        return {}
+    versions = session.exec(
+        select(CampaignVersion).where(col(CampaignVersion.id).in_(list(version_ids)))
+    ).all()
+    return {
+        version.id or 0: tuple(
+            (touch.key, touch.channel, touch.day) for touch in version_spec(version).touches
+        )
+        for version in versions
+    }
 
 
 def _waiting(
@@ -138,6 +202,7 @@ def _waiting(
     campaign: Campaign,
     now: datetime,
     reminded: tuple[int, datetime] | None,
+    touches: tuple[tuple[str, str, int], ...] = (),
 ) -> Waiting:
     since = as_utc(enrollment.state_changed_at)
     count, last = reminded or (0, None)
@@ -157,6 +222,11 @@ def _waiting(
         language=partner_language(partner),
         reminders=count,
         last_reminded_at=as_utc(last) if last else None,
+        note=enrollment.note,
+        touches=tuple(
+            QueueTouch(key, channel, day, key in enrollment.declined_touches)
+            for key, channel, day in touches
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from partnercast.campaigns.approval import fingerprint
 from partnercast.campaigns.models import Enrollment
 from partnercast.campaigns.store import list_campaigns
 from partnercast.concierge import review
-from partnercast.concierge.approval_queue import approval_queue
+from partnercast.concierge.approval_queue import agency_queue, approval_queue
 from partnercast.tenants.models import Partner
 from partnercast.web.dashboard_access import Desk, render
 from partnercast.web.invitations import partner_users
@@ -44,10 +44,14 @@ def approvals_page(
     with desk.session() as session:
         everything = approval_queue(session, desk.covered, now=now, campaign=campaign)
         waiting = everything[:SHOWN]
+        # Waiting for us: the partner asked for changes, the concierge's own work.
+        all_ours = agency_queue(session, desk.covered, now=now, campaign=campaign)
+        ours = all_ours[:SHOWN]
+        shown = [w.enrollment_id for w in waiting + ours]
         fingerprints = {
             enrollment.id: fingerprint(enrollment)
             for enrollment in session.exec(
-                select(Enrollment).where(col(Enrollment.id).in_([w.enrollment_id for w in waiting]))
+                select(Enrollment).where(col(Enrollment.id).in_(shown))
             ).all()
         }
         campaigns = [(c.key, c.name) for c in list_campaigns(session)]
@@ -59,6 +63,8 @@ def approvals_page(
         section="approvals",
         waiting=waiting,
         total=len(everything),
+        ours=ours,
+        ours_total=len(all_ours),
         fingerprints=fingerprints,
         campaigns=campaigns,
         campaign=campaign,

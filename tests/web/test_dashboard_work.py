@@ -15,7 +15,9 @@ from sqlalchemy.engine import Engine
 from support.browser import LiveServer
 from support.dashboard_world import COOKIE, DashboardWorld, build_dashboard_world
 
+from partnercast.campaigns import approval, decisions
 from partnercast.campaigns.enrollment import find_enrollment
+from partnercast.campaigns.models import Enrollment
 from partnercast.concierge.models import ConciergeTask
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.demo.smtp_sink import SmtpSink
@@ -73,7 +75,7 @@ def test_a_concierge_dismisses_a_task(clients, desk) -> None:
     task_id = north.tasks[north.covered[0]]
     path = "/dashboard/northwind/tasks"
     page = anna.get(path).text
-    assert f'/tasks/{task_id}/close' in page and 'value="dismissed"' in page
+    assert f"/tasks/{task_id}/close" in page and 'value="dismissed"' in page
     answer = anna.post(
         f"{path}/{task_id}/close",
         data={"csrf_token": anna.token(path), "status": "dismissed", "text": "not needed"},
@@ -96,3 +98,64 @@ def test_a_concierge_dismisses_a_task(clients, desk) -> None:
         assert still is not None and still.status == "open"
     _speaks(desk, "anna@agency.example.com", "fr_FR")
     assert "Écarter" in anna.get(path).text
+
+
+def _enrollment(desk: DashboardWorld, partner: str) -> int:
+    world = desk.north.world
+    with tenant_session(world.engine, world.tenant_id) as session:
+        return find_enrollment(session, "cloud-security", partner).id or 0
+
+
+def _row(page: str, enrollment: int) -> str:
+    found = re.search(rf'<tr id="enrollment-{enrollment}">.*?</tr>', page, re.S)
+    assert found, f"no row of enrollment {enrollment}"
+    return found.group(0)
+
+
+def _section(page: str) -> str:
+    found = re.search(r'<section id="waiting-for-us".*?</section>', page, re.S)
+    assert found, "no 'Waiting for us' section"
+    return found.group(0)
+
+
+def test_partners_who_asked_for_changes_wait_for_us_in_their_own_section(clients, desk) -> None:
+    anna, north = clients["anna"], desk.north
+    path = "/dashboard/northwind/approvals"
+    assert "No partner is waiting for changes from us." in _section(anna.get(path).text)
+    world = north.world
+    asked = {}
+    for partner in (north.covered[0], north.uncovered[0]):  # Anna's and Ben's, both submitted
+        asked[partner] = _enrollment(desk, partner)
+        with tenant_session(world.engine, world.tenant_id) as session:
+            enrollment = session.get(Enrollment, asked[partner])
+            assert enrollment is not None
+            if enrollment.state != "submitted":  # Ben's partner had not submitted yet
+                approval.transition(
+                    session, enrollment, "submit", actor="test", now=enrollment.state_changed_at
+                )
+            decisions.decide(
+                session,
+                enrollment,
+                decisions.REQUEST_CHANGES,
+                principal=decisions.cli_principal("test"),
+                now=enrollment.state_changed_at,
+                reason="the partner called",
+                note="Use our new logo",
+            )
+    page = anna.get(path).text
+    ours = _section(page)
+    mine, bens = asked[north.covered[0]], asked[north.uncovered[0]]
+    assert "1 partner asked for changes and waits for us." in ours
+    assert "Use our new logo" in _row(ours, mine)
+    assert f"enrollment-{bens}" not in page  # Ben's partner: not Anna's to see
+    partners_table = page.split('<section id="waiting-for-us"')[0]
+    assert f"enrollment-{mine}" not in partners_table  # no longer waiting for the partner
+    assert "Record decision" in _row(ours, mine)  # decline on their behalf stays possible
+    admin_ours = _section(clients["admin"].get(path).text)
+    assert "2 partners asked for changes and wait for us." in admin_ours
+    marketer_ours = _section(clients["marketer"].get(path).text)
+    assert f"enrollment-{mine}" in marketer_ours and "Record decision" not in marketer_ours
+    assert f"enrollment-{mine}" not in _section(anna.get(path + "?campaign=nothing-such").text)
+    _speaks(desk, "anna@agency.example.com", "de_DE")
+    assert "Wartet auf uns" in anna.get(path).text
+
