@@ -8,11 +8,12 @@ vendor marketer). What it changes goes through the engine's own functions:
 * a reminder: an email to the partner's point of contact in the partner's language
   (:mod:`partnercast.web.dashboard_mail`), recorded on the enrollment
   (:func:`partnercast.concierge.approval_queue.record_reminder`);
-* a decision on the partner's behalf: :func:`partnercast.campaigns.decisions.decide`, with
-  the reason it requires, the address and browser, and the fingerprint of the content the
-  page showed;
-* tasks: :mod:`partnercast.concierge.tasks` (assign, note, close), answered with the
-  task's row for htmx to swap in, or a redirect back to the list without JavaScript;
+* a decision on the partner's behalf, for the campaign or one of its touches:
+  :func:`partnercast.campaigns.decisions.decide`, with the reason it requires, the
+  address and browser, and the fingerprint of the content the page showed;
+* tasks: :mod:`partnercast.concierge.tasks` (assign, note, close as done or dismiss),
+  answered with the task's row for htmx to swap in, or a redirect back to the list
+  without JavaScript;
 * a proposed capacity move: :func:`partnercast.concierge.capacity.apply_balance` with that
   one move of a proposal made afresh;
 * a weekly review held: :func:`partnercast.concierge.review.hold_review`;
@@ -101,7 +102,10 @@ def decide_on_behalf(
     decision: Annotated[str, Form()],
     reason: Text = "",
     shown: Annotated[str, Form(max_length=64)] = "",
+    touch: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    """The whole campaign, or the one touch named by ``touch`` (approved: it goes out;
+    declined: it is left out for this partner), on the partner's behalf with a reason."""
     with desk.session() as session:
         _waiting(session, desk, enrollment_id)
         desk.require(DECIDE)
@@ -120,6 +124,7 @@ def decide_on_behalf(
                 decision,
                 principal=desk.visitor.principal,
                 now=now,
+                touch_key=touch or None,
                 reason=reason,
                 client=client,
                 shown_fingerprint=shown or None,

@@ -67,10 +67,10 @@ def test_a_concierge_clears_the_approval_queue_and_closes_a_task(
 
     actions = 0
     while rows.count():
-        row = rows.first
+        row = rows.first.locator("details.campaign-decision")  # not the one-touch form
         row.locator("summary").click()
-        approve = row.get_by_label("Approve")
-        (approve if approve.count() else row.get_by_label("Decline")).check()
+        approve = row.get_by_label("Approve", exact=True)
+        (approve if approve.count() else row.get_by_label("Decline", exact=True)).check()
         row.get_by_label("Reason (the partner sees it)").fill("Agreed with the partner by phone")
         row.get_by_role("button", name="Record decision").click()
         page.wait_for_load_state()

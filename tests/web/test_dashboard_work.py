@@ -159,3 +159,55 @@ def test_partners_who_asked_for_changes_wait_for_us_in_their_own_section(clients
     _speaks(desk, "anna@agency.example.com", "de_DE")
     assert "Wartet auf uns" in anna.get(path).text
 
+
+def test_one_touch_is_decided_on_the_partners_behalf_with_a_reason(clients, desk) -> None:
+    anna, north = clients["anna"], desk.north
+    path = "/dashboard/northwind/approvals"
+    enrollment = _enrollment(desk, north.covered[2])  # still invited
+    row = _row(anna.get(path).text, enrollment)
+    touches = re.findall(r'name="touch" value="([^"]+)"', row)
+    assert len(touches) >= 2, row
+    shown = re.search(r'name="shown" value="([^"]+)"', row)
+    assert shown
+    touch = touches[-1]
+    decide = f"{path}/{enrollment}/decide"
+    form = {"csrf_token": anna.token(path), "shown": shown.group(1), "touch": touch}
+    refused = anna.post(decide, data={**form, "decision": "decline", "reason": " "})
+    assert refused.status_code == 422 and "Give a reason: the partner sees it." in refused.text
+    unknown = anna.post(
+        decide, data={**form, "touch": "no-such", "decision": "decline", "reason": "r"}
+    )
+    assert unknown.status_code == 422
+    done = anna.post(decide, data={**form, "decision": "decline", "reason": "no ads this month"})
+    assert done.status_code == 303
+    world = north.world
+    with tenant_session(world.engine, world.tenant_id) as session:
+        row_now = session.get(Enrollment, enrollment)
+        assert row_now is not None
+        assert row_now.declined_touches == [touch] and row_now.state == "invited"
+        (record,) = decisions.records_for(session, [enrollment])
+    assert record.touch_key == touch and record.on_behalf and record.reason == "no ads this month"
+    assert record.decision == "decline" and record.actor_label == "anna@agency.example.com"
+    row = _row(anna.get(path).text, enrollment)
+    assert re.search(rf'value="{touch}"[^<]*<strong>left out</strong>', row), row
+    again = anna.post(decide, data={**form, "decision": "approve", "reason": "they agreed"})
+    assert again.status_code == 303
+    with tenant_session(world.engine, world.tenant_id) as session:
+        row_now = session.get(Enrollment, enrollment)
+        assert row_now is not None and row_now.declined_touches == []
+        assert [r.decision for r in decisions.records_for(session, [enrollment])] == [
+            "approve",
+            "decline",
+        ]
+    assert "<strong>left out</strong>" not in _row(anna.get(path).text, enrollment)
+    marketer = clients["marketer"]
+    answer = marketer.post(
+        decide,
+        data={
+            "csrf_token": marketer.token(path),
+            "touch": touch,
+            "decision": "decline",
+            "reason": "r",
+        },
+    )
+    assert answer.status_code == 403
