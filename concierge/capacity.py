@@ -6,11 +6,16 @@ language over its current assignments (an assignment lasts the quarter it is mad
 so current assignments are this quarter's load). Over the tenant's cap, the engine warns;
 :func:`propose_balance` spreads each language's partners evenly over the concierges who
 cover it, keeping current assignments where it can, and says why each move is made.
+
+The reasons are data (:class:`Reason`: a code and its values), so that whoever shows them
+words them in the reader's language (the dashboard, through its catalogue); the English
+sentences of the CLI are made from them here (:func:`english`).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -108,6 +113,38 @@ def assign_partner(
 
 # --- balancing ----------------------------------------------------------------------------
 
+# The codes of a Reason and the values each carries.
+SPREAD = "spread"  # language, partners, concierges (how many), names, target
+OVER_CAP = "over_cap"  # language, cap, needed: the even share is over the cap
+NOT_ASSIGNED = "not_assigned"  # (a move) the partner has no concierge yet
+OVER_SHARE = "over_share"  # concierge, share: its concierge holds more than the even share
+NOT_COVERED = "not_covered"  # language: its concierge does not cover the language
+MOST_ROOM = "most_room"  # concierge, language: where the move goes
+
+ENGLISH = {
+    SPREAD: "{language}: {partners} partners over {concierges} concierge(s) ({names}): "
+    "at most {target} each",
+    OVER_CAP: "over the cap of {cap}: {language} needs {needed} concierges",
+    NOT_ASSIGNED: "not assigned yet",
+    OVER_SHARE: "{concierge} is over the even share of {share}",
+    NOT_COVERED: "its concierge does not cover {language}",
+    MOST_ROOM: "{concierge} has the most room in {language}",
+}
+"""The CLI's sentences (English; the dashboard words the codes itself)."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why, as data: a code (:data:`ENGLISH` lists them) and the values it names."""
+
+    code: str
+    values: Mapping[str, str | int] = field(default_factory=dict, hash=False)
+
+
+def english(reasons: tuple[Reason, ...] | list[Reason]) -> str:
+    """The reasons as the CLI prints them: English sentences joined by '; '."""
+    return "; ".join(ENGLISH[reason.code].format(**reason.values) for reason in reasons)
+
 
 @dataclass(frozen=True)
 class Move:
@@ -117,7 +154,11 @@ class Move:
     from_concierge: str | None
     to_concierge: str
     to_id: int
-    reason: str
+    why: tuple[Reason, ...] = ()  # why it moves, then where to (MOST_ROOM)
+
+    @property
+    def reason(self) -> str:
+        return english(self.why)
 
 
 @dataclass
@@ -125,8 +166,13 @@ class Proposal:
     """A balanced assignment: the moves to make and, per language, how it was reasoned."""
 
     moves: list[Move] = field(default_factory=list)
-    explanations: list[str] = field(default_factory=list)
+    reasoning: list[tuple[Reason, ...]] = field(default_factory=list)  # one per language
     uncovered: dict[str, list[str]] = field(default_factory=dict)  # language -> partners
+
+    @property
+    def explanations(self) -> list[str]:
+        """Per language, how it was balanced, in English (the CLI's lines)."""
+        return [english(reasons) for reasons in self.reasoning]
 
 
 def propose_balance(session: Session) -> Proposal:
@@ -182,16 +228,27 @@ def _balance_language(
     base, extra = divmod(count, k)
     names = ", ".join(c.name for c in covering)
     target = base + (1 if extra else 0)
-    line = f"{language}: {count} partners over {k} concierge(s) ({names}): at most {target} each"
+    reasoning = [
+        Reason(
+            SPREAD,
+            {
+                "language": language,
+                "partners": count,
+                "concierges": k,
+                "names": names,
+                "target": target,
+            },
+        )
+    ]
     if target > cap:
         needed = -(-count // cap)
-        line += f"; over the cap of {cap}: {language} needs {needed} concierges"
-    proposal.explanations.append(line)
+        reasoning.append(Reason(OVER_CAP, {"cap": cap, "language": language, "needed": needed}))
+    proposal.reasoning.append(tuple(reasoning))
     ids = {c.id for c in covering}
     # Concierges in name order get the one extra partner first: the split is deterministic.
     targets = {c.id: base + (1 if i < extra else 0) for i, c in enumerate(covering)}
     kept: Counter[int | None] = Counter()
-    homeless: list[tuple[Partner, str | None, str]] = []
+    homeless: list[tuple[Partner, str | None, Reason]] = []
     for partner in partners:
         row = current.get(partner.id or 0)
         holder = row.concierge_id if row and row.language == language else None
@@ -200,11 +257,11 @@ def _balance_language(
             continue
         name = next((c.name for c in covering if c.id == holder), None)
         if row is None:
-            why = "not assigned yet"
+            why = Reason(NOT_ASSIGNED)
         elif holder in ids:
-            why = f"{name} is over the even share of {targets[holder]}"
+            why = Reason(OVER_SHARE, {"concierge": name or "", "share": targets[holder]})
         else:
-            why = f"its concierge does not cover {language}"
+            why = Reason(NOT_COVERED, {"language": language})
         homeless.append((partner, name, why))
     for partner, from_name, why in homeless:
         to = min(covering, key=lambda c: (kept[c.id] - targets[c.id], kept[c.id], c.name))
@@ -217,7 +274,7 @@ def _balance_language(
                 from_name,
                 to.name,
                 to.id or 0,
-                f"{why}; {to.name} has the most room in {language}",
+                (why, Reason(MOST_ROOM, {"concierge": to.name, "language": language})),
             )
         )
 

@@ -9,7 +9,8 @@
   (:mod:`partnercast.concierge.tasks`; the forms are htmx fragments,
   :mod:`partnercast.web.dashboard_actions`);
 * ``capacity``: the load per concierge and language against the cap, and the proposed
-  balance (:mod:`partnercast.concierge.capacity`), each move applicable on its own;
+  balance (:mod:`partnercast.concierge.capacity`), each move applicable on its own, its
+  reasons worded in the visitor's language (:mod:`partnercast.web.dashboard_reasons`);
 * ``partners/{id}``: one partner's weekly review agenda and the notes of the reviews
   held (:mod:`partnercast.concierge.review`), its users and whether they accepted their
   invitation, and the invite button.
@@ -36,6 +37,7 @@ from partnercast.tenants.models import Tenant
 from partnercast.web import dashboard_actions
 from partnercast.web.context import Engine, Now
 from partnercast.web.dashboard_access import DeskOf, NotAllowed, not_allowed, render
+from partnercast.web.dashboard_reasons import worded
 from partnercast.web.dashboard_views import SHOWN, approvals_page, partner_names, partner_view
 from partnercast.web.identity import SignedIn
 
@@ -142,6 +144,7 @@ def capacity_page(request: Request, desk: DeskOf, moved: int | None = None) -> R
         proposal = capacity.propose_balance(session)
         over = capacity.overloads(session)
     moves = [move for move in proposal.moves if desk.covers(move.partner_id)]
+    locale = desk.visitor.locale
     languages = sorted({lang for c in concierges for lang in c.languages})
     return render(
         request,
@@ -154,7 +157,8 @@ def capacity_page(request: Request, desk: DeskOf, moved: int | None = None) -> R
         languages=languages,
         moves=moves,
         hidden_moves=len(proposal.moves) - len(moves),
-        explanations=proposal.explanations,
+        explanations=[worded(reasons, locale) for reasons in proposal.reasoning],
+        reasons={move.partner_id: worded(move.why, locale) for move in moves},
         uncovered=proposal.uncovered if desk.covered is None else {},
         overloads=over,
         message="" if moved is None else ("moved" if moved else "stale"),

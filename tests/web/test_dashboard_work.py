@@ -211,3 +211,46 @@ def test_one_touch_is_decided_on_the_partners_behalf_with_a_reason(clients, desk
         },
     )
     assert answer.status_code == 403
+
+
+def test_the_dashboard_words_the_reasons_in_german_and_french() -> None:
+    from partnercast.concierge import capacity
+    from partnercast.web.dashboard_reasons import worded
+
+    spread = capacity.Reason(
+        capacity.SPREAD,
+        {"language": "de", "partners": 1200, "concierges": 1, "names": "Anna", "target": 1200},
+    )
+    over = capacity.Reason(capacity.OVER_CAP, {"cap": 100, "language": "de", "needed": 12})
+    assert worded([spread, over], "de_DE") == (
+        "de: 1.200 Partner auf 1 Concierge (Anna): höchstens 1.200 je Concierge; "
+        "über der Obergrenze von 100: de braucht 12 Concierges"
+    )
+    share = capacity.Reason(capacity.OVER_SHARE, {"concierge": "Anna", "share": 3})
+    room = capacity.Reason(capacity.MOST_ROOM, {"concierge": "Ben", "language": "fr"})
+    assert worded([share, room], "fr") == (
+        "Anna dépasse la part égale de 3 ; Ben a le plus de place en fr"
+    )
+    assert worded([capacity.Reason(capacity.NOT_ASSIGNED), room], "en") == (
+        "not assigned yet; Ben has the most room in fr"
+    )
+
+
+def test_the_capacity_page_gives_its_reasons_in_the_visitors_language(clients, desk) -> None:
+    from partnercast.concierge import capacity
+
+    world = desk.north.world
+    with tenant_session(world.engine, world.tenant_id) as session:
+        proposal = capacity.propose_balance(session)
+    assert proposal.moves and proposal.explanations
+    admin, path = clients["admin"], "/dashboard/northwind/capacity"
+    english = admin.get(path).text
+    assert all(move.reason in english for move in proposal.moves)  # the CLI's words
+    assert "concierge(s)" not in english and " concierges (" in english  # but plurals
+    _speaks(desk, "admin@agency.example.com", "de_DE")
+    german = admin.get(path).text
+    assert "den meisten Platz" in german and "höchstens" in german
+    for english_word in ("has the most room", "at most", "not assigned yet", "even share"):
+        assert english_word not in german
+    _speaks(desk, "admin@agency.example.com", "fr_FR")
+    assert "a le plus de place" in admin.get(path).text
