@@ -47,6 +47,14 @@ DOMAINS = (
         ),
     ),
     Domain(
+        "dashboard",
+        WEB_LOCALES,
+        (
+            "web/templates/dashboard/*.html",
+            "web/dashboard*.py",
+        ),
+    ),
+    Domain(
         "pages",
         WEB_LOCALES,
         (

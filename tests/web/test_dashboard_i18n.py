@@ -43,3 +43,20 @@ def test_every_dashboard_message_is_translated(language: str) -> None:
         )
     )
     assert missing == []
+
+
+def test_the_catalogue_tool_checks_the_dashboard_domain(monkeypatch) -> None:
+    """tools/catalogues.py (update|check) extracts the dashboard's texts like the shell's
+    and checks each has a translation with the same placeholders."""
+    import importlib.util
+    import sys
+
+    path = WEB.parent / "tools" / "catalogues.py"
+    spec = importlib.util.spec_from_file_location("catalogues_tool", path)
+    assert spec and spec.loader
+    tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, tool)  # its dataclasses look themselves up
+    spec.loader.exec_module(tool)
+    (dashboard,) = [d for d in tool.DOMAINS if d.name == "dashboard"]
+    assert len(tool.extract(dashboard)) > 100
+    assert tool.problems(dashboard) == []
