@@ -15,7 +15,9 @@ from support.browser import LiveServer, assert_accessible, screenshots
 from support.dashboard_world import COOKIE, DashboardWorld, build_dashboard_world
 from support.signin_world import link_in, wait_for_mail
 
+from partnercast.campaigns import decisions
 from partnercast.campaigns.decisions import records_for
+from partnercast.campaigns.enrollment import find_enrollment
 from partnercast.campaigns.models import Enrollment
 from partnercast.concierge.models import ConciergeTask
 from partnercast.core.tenancy import tenant_session
@@ -144,3 +146,39 @@ def test_an_agency_admin_moves_between_tenants(
     assert page.locator(".brand").inner_text() == "Southwind Cloud"
     assert all(p in page.content() for p in desk.south.covered)
     _check(page, "admin-southwind")
+
+
+def test_waiting_for_us_and_one_touch_on_behalf_read_well(
+    live_server: LiveServer, page: Any, desk: DashboardWorld
+) -> None:
+    """A partner who asked for changes waits in 'Waiting for us'; the one-touch form, opened,
+    passes axe-core and fits 390 px; a touch declined there is marked left out."""
+    north = desk.north
+    world = north.world
+    with tenant_session(desk.engine, world.tenant_id) as session:
+        enrollment = find_enrollment(session, "cloud-security", north.covered[0])
+        decisions.decide(
+            session,
+            enrollment,
+            decisions.REQUEST_CHANGES,
+            principal=decisions.cli_principal("test"),
+            now=enrollment.state_changed_at,
+            reason="the partner called",
+            note="Use our new logo",
+        )
+        asked = enrollment.id
+    _sign_in(page, live_server, desk.cookies["anna"])
+    page.goto(live_server.path("/dashboard/northwind/approvals"), timeout=SLOW)
+    ours = page.locator("#waiting-for-us")
+    row = ours.locator(f"#enrollment-{asked}")
+    assert "Use our new logo" in row.inner_text()
+    form = row.locator("details.touch-decision")
+    form.locator("summary").click()
+    _check(page, "approvals-waiting-for-us")
+    form.locator("input[name=touch]").first.check()
+    form.get_by_label("Decline the touch (it is left out)").check()
+    form.get_by_label("Why, for the partner to read").fill("No posts this month")
+    _submit(page, form.get_by_role("button", name="Record the touch's decision"))
+    assert page.get_by_role("status").first.inner_text().startswith("Decision recorded")
+    marked = page.locator(f"#waiting-for-us #enrollment-{asked} details.touch-decision strong")
+    assert marked.first.text_content() == "left out"  # inside the closed form
