@@ -67,3 +67,23 @@ def test_serve_on_a_taken_port_is_one_clear_line(cli, engine) -> None:
         result = cli("serve", "--port", str(port), expect=1)
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_folder_with_code_is_a_package_the_wheel_ships() -> None:
+    """pyproject.toml lists the packages by hand (they are mapped from top-level folders):
+    a sub-package missing from the list is left out of a real install (web/api/ was, and
+    `pip install .` then failed to serve), while an editable install hides it."""
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    setup = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {folder: package for package, folder in setup["package-dir"].items()}
+    del folders["examples"]  # data, and an example plugin that is a project of its own
+    needed = set()
+    for folder, package in folders.items():
+        for init in (repo / folder).rglob("__init__.py"):
+            inner = init.parent.relative_to(repo / folder).parts
+            needed.add(".".join((package, *inner)))
+    missing = sorted(needed - set(setup["packages"]))
+    assert not missing, f"add to [tool.setuptools] packages: {missing}"
