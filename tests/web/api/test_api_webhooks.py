@@ -121,3 +121,14 @@ def test_a_bad_receiver_is_a_problem_naming_the_field(
         "/webhooks", token=admin, json={"url": "https://h.example", "event_types": ["lead.won"]}
     )
     assert unknown.status_code == 422
+
+
+def test_the_api_offers_exactly_the_event_types_the_engine_reports() -> None:
+    """The schema's enum is spelled out for the OpenAPI document; it must not drift from
+    the engine's list."""
+    from typing import get_args
+
+    from partnercast.core.webhook_outbox import ALL, EVENT_TYPES
+    from partnercast.web.api.webhooks import EventType
+
+    assert set(get_args(EventType)) == {ALL, *EVENT_TYPES}
