@@ -13,6 +13,10 @@ from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
 
+# ApprovalRecord.user_id names the table person: importing its model here makes the key
+# resolvable wherever a decision is recorded (a command imports only what it uses).
+from partnercast.tenants import access_models as _people  # noqa: F401
+
 
 class Campaign(TenantOwned, SQLModel, table=True):
     """A campaign, identified by its key; its content lives in versions."""

@@ -18,6 +18,9 @@ from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
 
+# The tables these keys name (tenant, partner) are mapped wherever these are used.
+from partnercast.tenants import models as _tenant_models  # noqa: F401
+
 
 class Concierge(TenantOwned, SQLModel, table=True):
     """A person of the concierge agency who looks after partners in some languages."""

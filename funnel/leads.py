@@ -14,6 +14,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, func, update
 from sqlmodel import Field, Session, SQLModel, col
 
+# The tables these keys name (tenant, partner, campaign, touch, ...) are mapped wherever
+# these are used (campaigns.models imports the tenants' models).
+from partnercast.campaigns import models as _campaign_models  # noqa: F401
 from partnercast.core.tenancy import TenantOwned
 
 STAGES = ("lead", "mql", "sql", "opportunity", "won", "lost")

@@ -20,6 +20,10 @@ from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
 
+# The tables these keys name (lead, campaign, partner, tenant) are mapped wherever these
+# are used (funnel.leads imports the campaigns' and tenants' models).
+from partnercast.funnel import leads as _leads  # noqa: F401
+
 
 class LeadStage(TenantOwned, SQLModel, table=True):
     """A funnel stage one lead has reached, with the deal value the CRM gave for it.

@@ -26,6 +26,10 @@ from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned
 
+# Memberships and tokens name the tables tenant and partner: their models are imported so
+# the keys resolve wherever only these tables are used.
+from partnercast.tenants import models as _tenant_models  # noqa: F401
+
 
 class User(SQLModel, table=True):
     """A person who signs in: agency staff, a vendor's marketer or a partner's user.

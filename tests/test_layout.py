@@ -87,3 +87,34 @@ def test_every_folder_with_code_is_a_package_the_wheel_ships() -> None:
             needed.add(".".join((package, *inner)))
     missing = sorted(needed - set(setup["packages"]))
     assert not missing, f"add to [tool.setuptools] packages: {missing}"
+
+
+def test_each_models_module_alone_resolves_its_foreign_keys() -> None:
+    """A command imports only the models it uses (the CLI starts lazily): a table whose
+    foreign key names a table no imported model defines fails at its first flush
+    ('could not find table person'), as `approve` did. Each models module above core,
+    imported alone with what it imports, must define every table its keys name (core's
+    models name tables of the layers above it, which it may not import: every command
+    that writes them imports those)."""
+    modules = [
+        "partnercast.tenants.models",
+        "partnercast.tenants.access_models",
+        "partnercast.campaigns.models",
+        "partnercast.concierge.models",
+        "partnercast.funnel.models",
+        "partnercast.funnel.leads",
+    ]
+    probe = (
+        "import importlib, sys\n"
+        "from sqlmodel import SQLModel\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "tables = SQLModel.metadata.tables\n"
+        "keys = [key for table in tables.values() for key in table.foreign_keys]\n"
+        "named = {key.target_fullname.split('.')[0] for key in keys}\n"
+        "print(sorted(named - set(tables)))\n"
+    )
+    for module in modules:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, module], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == "[]", f"{module} alone lacks tables {done.stdout.strip()}"
