@@ -58,6 +58,14 @@ def _csv_writers(path: Path) -> list[int]:
     ]
 
 
+# Files a person never opens, where neutralising would change the data: the reason each.
+NOT_EXPORTS = {
+    # An API upsert is fed to the contact and partner import as a one-row file: its cells
+    # are the client's values, which must reach the import as sent.
+    "web/api/rows.py": "a request handed to the import reader",
+}
+
+
 def test_no_module_writes_csv_around_the_shared_writer() -> None:
     folders = ("app", "core", "plugins", "channels", "tenants", "campaigns", "concierge")
     folders += ("funnel", "web", "demo", "examples", "bench")
@@ -65,6 +73,8 @@ def test_no_module_writes_csv_around_the_shared_writer() -> None:
         str(path.relative_to(REPO)): lines
         for folder in folders
         for path in sorted((REPO / folder).rglob("*.py"))
-        if path.name != "spreadsheet.py" and (lines := _csv_writers(path))
+        if path.name != "spreadsheet.py"
+        and str(path.relative_to(REPO)) not in NOT_EXPORTS
+        and (lines := _csv_writers(path))
     }
     assert not found, f"write CSV through partnercast.plugins.spreadsheet: {found}"
