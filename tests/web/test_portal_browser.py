@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -45,10 +46,25 @@ class Actions:
         locator.click()
 
     def fill(self, locator: Any, text: str) -> None:
-        """Type into a field, then wait for the live preview it triggers (not an action)."""
+        """Type into a field, then wait for the live preview of what was typed, swapped in
+        (not an action). Any earlier preview will not do: leaving the previous field fires
+        its own, without this text, and a click before the right one lands sends the
+        fingerprint of a preview the partner never saw (409, "look again"), as it should."""
         self.count += 1
-        with self.page.expect_response(lambda r: r.url.endswith("/preview") and r.ok, timeout=SLOW):
+        name = locator.get_attribute("name")
+
+        def previews_this(response: Any) -> bool:
+            if not (response.url.endswith("/preview") and response.ok):
+                return False
+            sent = parse_qs(response.request.post_data or "", keep_blank_values=True)
+            return sent.get(name) == [text]
+
+        with self.page.expect_response(previews_this, timeout=SLOW):
             locator.fill(text)
+        self.page.wait_for_function(
+            "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')",
+            timeout=SLOW,
+        )
 
 
 @pytest.fixture
