@@ -27,6 +27,16 @@ from partnercast.web.identity import tenant_for
 from partnercast.web.sessions import COOKIE
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_runs() -> None:
+    """NOW is read when each test starts, not when the module is imported: links live 15
+    minutes, and in the whole suite a test runs long after its module was collected."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"|"X-CSRF-Token": "([^"]+)"')
 PAT = "pat@partner-a.example"
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from support.browser import LiveServer, assert_accessible, screenshots
 from support.signin_world import add_partner, add_user, link_in, wait_for_mail
@@ -17,6 +18,14 @@ from partnercast.tenants.access import Role
 from partnercast.web.sessions import COOKIE
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_runs() -> None:
+    """NOW is read when each test starts, not when the module is imported: links live 15
+    minutes, and in the whole suite a test runs long after its module was collected."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def test_a_partner_signs_in_from_the_email_in_the_browser(

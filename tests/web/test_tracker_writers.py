@@ -5,6 +5,7 @@ commit is the unique one, every hit is an event, and the rollups equal the event
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,7 +66,10 @@ def test_concurrent_writers_count_each_message_once(
         return list(await asyncio.gather(*futures))
 
     try:
-        outcomes = asyncio.run(burst())
+        # A thread of its own: the browser tests' Playwright (sync API) keeps an event loop
+        # running in the main thread for the session, and asyncio.run refuses to nest.
+        with ThreadPoolExecutor(1) as pool:
+            outcomes = pool.submit(asyncio.run, burst()).result()
     finally:
         writer.close()
     assert all(outcomes)
