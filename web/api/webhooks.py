@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from partnercast.core.errors import NotFound, UserError
+from partnercast.core.tenancy import tenant_session
 from partnercast.core.webhook_models import WebhookDelivery, WebhookEndpoint
 from partnercast.core.webhook_outbox import (
     EVENT_TYPES,
@@ -154,7 +155,7 @@ def list_webhooks(
 ) -> Response:
     _admin(caller)
     start = after_id(caller, request, cursor)
-    with caller_session(caller) as session:
+    with tenant_session(caller.engine, caller.tenant_id) as session:
         rows = session.exec(
             select(WebhookEndpoint)
             .where(col(WebhookEndpoint.id) > start)
@@ -202,7 +203,7 @@ def add_webhook(
 @router.get("/{endpoint_id}", response_model=EndpointOut, summary="One webhook endpoint")
 def get_webhook(caller: Authenticated, endpoint_id: Id) -> Response:
     _admin(caller)
-    with caller_session(caller) as session:
+    with tenant_session(caller.engine, caller.tenant_id) as session:
         return with_etag(200, _out(_endpoint(session, endpoint_id)))
 
 
@@ -216,7 +217,7 @@ def patch_webhook(
     caller: Authenticated, endpoint_id: Id, body: EndpointChange, if_match: IfMatch = None
 ) -> Response:
     _admin(caller)
-    with caller_session(caller) as session:
+    with tenant_session(caller.engine, caller.tenant_id) as session:
         endpoint = _endpoint(session, endpoint_id)
         check_if_match(if_match, etag_of(_out(endpoint)))
         try:
@@ -238,7 +239,7 @@ def patch_webhook(
 @router.delete("/{endpoint_id}", status_code=204, summary="Remove an endpoint")
 def delete_webhook(caller: Authenticated, endpoint_id: Id) -> Response:
     _admin(caller)
-    with caller_session(caller) as session:
+    with tenant_session(caller.engine, caller.tenant_id) as session:
         _endpoint(session, endpoint_id)
         delete_endpoint(session, endpoint_id)
     return Response(status_code=204)
@@ -259,7 +260,7 @@ def list_deliveries(
 ) -> Response:
     _admin(caller)
     start = after_id(caller, request, cursor)
-    with caller_session(caller) as session:
+    with tenant_session(caller.engine, caller.tenant_id) as session:
         _endpoint(session, endpoint_id)
         query = select(WebhookDelivery).where(
             WebhookDelivery.endpoint_id == endpoint_id, col(WebhookDelivery.id) > start
@@ -294,15 +295,6 @@ def replay_delivery(
         found = session.get(WebhookDelivery, delivery_id)
         if found is None or found.endpoint_id != endpoint_id:
             raise Problem(404, f"no delivery {delivery_id} of webhook endpoint {endpoint_id}")
-        try:
-            return json_response(200, _delivery(replay(session, delivery_id, now=caller.now)))
-        except NotFound:
-            raise Problem(404, f"no delivery {delivery_id}") from None
+        return json_response(200, _delivery(replay(session, delivery_id, now=caller.now)))
 
     return once(caller, idempotency_key, fingerprint(request, ReplayIn()), work)
-
-
-def caller_session(caller: Caller) -> Any:
-    from partnercast.core.tenancy import tenant_session
-
-    return tenant_session(caller.engine, caller.tenant_id)
