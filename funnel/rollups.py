@@ -157,6 +157,15 @@ def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
     connection.execute(statement, rows)
 
 
+def add_events(connection: Connection, events: Iterable[Any]) -> None:
+    """Add events written outside a session's flush (a Core INSERT) to their rollups, on
+    the caller's connection and so in its transaction. ``events`` are Event objects or
+    rows with the same attributes (``tenant_id``, ``kind``, ``data``, ``value``,
+    ``partner_id``, ``campaign_id``, ``dispatch_id``)."""
+    totals = _totals(connection, events)
+    _upsert(connection, {key: v for key, v in totals.items() if v[0] or v[1]})
+
+
 def _sent_changes(session: Session) -> list[tuple[Dispatch, int]]:
     """(dispatch, change) for every dispatch whose ``sent_count`` this flush changed.
 
