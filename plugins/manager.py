@@ -30,25 +30,25 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import pluggy
-from pydantic import BaseModel
 
 from partnercast.core.errors import PartnercastError, UserError
 from partnercast.plugins import hookspecs
-from partnercast.plugins.channel import Channel, Draft, PublishResult
 from partnercast.plugins.hooktypes import DispatchInfo, EventInfo, JobFunction
-from partnercast.plugins.sections import build_config, check_namespace
-from partnercast.plugins.settings import PluginConfig
 
 if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
+    from pydantic import BaseModel
 
     from partnercast.core.models import Dispatch, Event
     from partnercast.core.settings import Settings
+    from partnercast.plugins.channel import Channel, Draft, PublishResult
     from partnercast.plugins.host import Host
+    from partnercast.plugins.settings import PluginConfig
 
 # The CLI loads the plugins to list their commands in `partnercast --help`: the database
-# models and the settings are imported where they are used, not with this module.
+# models, the settings and everything pydantic-based (the Channel contract, the settings
+# sections) are imported where they are used, not with this module.
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,13 @@ class Plugins:
     def settings_models(self) -> dict[str, type[BaseModel]]:
         """Every plugin's settings model, by namespace (checked, duplicates refused)."""
         if self._settings_models is None:
+            from pydantic import BaseModel
+
+            from partnercast.core.settings import Settings
+            from partnercast.plugins.sections import check_namespace
+
             found: dict[str, type[BaseModel]] = {}
             owners: dict[str, str] = {}
-            from partnercast.core.settings import Settings
 
             for impl in self.pm.hook.register_settings.get_hookimpls():
 
@@ -168,6 +172,8 @@ class Plugins:
         """What channels are built with: the engine's public settings, every plugin's
         section, validated (a bad value is one UserError naming ``<namespace>.<field>``),
         and the caller's ``clock``."""
+        from partnercast.plugins.sections import build_config
+
         return build_config(settings, self.settings_models(), clock)
 
     def channel(
@@ -306,6 +312,8 @@ def _row_id(row_id: int | None, what: str) -> int:
 
 
 def _check_channel_class(channel_class: object) -> None:
+    from partnercast.plugins.channel import Channel
+
     if not (isinstance(channel_class, type) and issubclass(channel_class, Channel)):
         raise PartnercastError(f"{channel_class!r} is not a partnercast Channel subclass")
     for attribute in ("name", "title", "Account"):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from partnercast.channels.email.settings import NAMESPACE, SmtpSettings
 from partnercast.plugins import RegisterChannel, RegisterSettings, hookimpl
 
 if TYPE_CHECKING:
     import typer
 
+    from partnercast.channels.email.settings import SmtpSettings
     from partnercast.plugins.host import Host
     from partnercast.plugins.web import RegisterRouter
 
@@ -28,7 +28,19 @@ def register_channels(register: RegisterChannel) -> None:
 
 @hookimpl
 def register_settings(register: RegisterSettings) -> None:
+    from partnercast.channels.email.settings import NAMESPACE, SmtpSettings
+
     register(NAMESPACE, SmtpSettings)
+
+
+def __getattr__(name: str) -> object:
+    """``SmtpSettings`` (pydantic) is imported when first asked for, not when the CLI
+    loads this plugin to list its command."""
+    if name == "SmtpSettings":
+        from partnercast.channels.email.settings import SmtpSettings
+
+        return SmtpSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- the mail-feedback endpoint and command (helper A) -----------------------------------

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from partnercast.plugins import Channel, RegisterSettings, hookimpl
+from partnercast.plugins import RegisterSettings, hookimpl
 
 if TYPE_CHECKING:
     import typer
 
+    from partnercast.plugins import Channel
     from partnercast.plugins.host import Host
     from partnercast.plugins.web import RegisterRouter
 
