@@ -4,12 +4,17 @@ Any code path that records an :class:`~partnercast.core.models.Event` (a send, a
 an approval, an unsubscribe) just adds the row. When its transaction commits, every
 subscriber is called with each new event; a rolled-back event is never announced. The
 plugin manager subscribes its ``on_event`` hook here, so core never imports plugins.
+
+A path that writes its events without the ORM (a Core INSERT: the tracker's writer, which
+records thousands of hits a second) announces them the same way with
+:func:`announce_after_commit`, and can skip making Event objects at all when
+:func:`has_subscribers` says nobody listens.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +38,19 @@ def subscribe(callback: Subscriber) -> None:
 def unsubscribe(callback: Subscriber) -> None:
     if callback in _subscribers:
         _subscribers.remove(callback)
+
+
+def has_subscribers() -> bool:
+    """Whether anyone listens (a writer that skips the ORM makes Event objects only then)."""
+    return bool(_subscribers)
+
+
+def announce_after_commit(session: Session, events: Iterable[Event]) -> None:
+    """Announce ``events``, written in ``session``'s transaction outside a flush (a Core
+    INSERT), when it commits, exactly as flushed ones are: after the commit, in order,
+    never if it rolls back. Each must carry its row's id."""
+    if _subscribers:
+        session.info.setdefault(_PENDING, []).extend(events)
 
 
 @contextmanager

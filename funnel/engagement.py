@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import UniqueConstraint
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -52,7 +53,7 @@ def claim_first(
     One INSERT ... ON CONFLICT DO NOTHING RETURNING executed for the whole batch (SQLAlchemy
     sends it as multi-row statements from one cached compilation): the unique (dispatch,
     contact, kind) makes it exact under concurrent writers (other batches, other
-    processes) on SQLite and PostgreSQL alike.
+    processes) on SQLite and PostgreSQL alike. The statement is built once per dialect.
     """
     rows = [
         {
@@ -66,12 +67,25 @@ def claim_first(
     ]
     if not rows:
         return set()
-    table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
-        .returning(table.c.dispatch_id, table.c.contact_id, table.c.kind)
-    )
-    found = session.connection().execute(statement, rows)
+    connection = session.connection()
+    found = connection.execute(_claim_statement(connection.dialect.name), rows)
     return {(row[0], row[1], row[2]) for row in found}
+
+
+_claims: dict[str, Any] = {}
+
+
+def _claim_statement(dialect: str) -> Any:
+    """The claim's statement for a dialect, built once (built per batch, it was built and
+    cache-keyed for every batch of the tracker's writer: py-spy, issue 16)."""
+    statement = _claims.get(dialect)
+    if statement is None:
+        table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
+            .returning(table.c.dispatch_id, table.c.contact_id, table.c.kind)
+        )
+        _claims[dialect] = statement
+    return statement

@@ -11,8 +11,16 @@ hit, with its lock and condition, and a thread-safe call per hit, were a quarter
 server's CPU under load: py-spy, 2026-12-06). A batch reads the dispatches' places once
 (and caches them: a dispatch's partner, touch and cycle never change), the messages'
 deliveries in one query, claims the first
-engagements in one INSERT (:func:`partnercast.funnel.engagement.claim_first`), and adds the
-events in one flush (the rollups keeper adds them to their rollups in that flush).
+engagements in one INSERT (:func:`partnercast.funnel.engagement.claim_first`), and writes the
+events with one Core INSERT, no ORM objects: building Event objects and flushing them was
+most of the writer's time (py-spy, issue 16). What the flush set off is done explicitly:
+the rollups add the events in the same transaction
+(:func:`partnercast.funnel.rollups.add_events`), and the event bus announces them after
+the commit (:func:`partnercast.core.event_bus.announce_after_commit`; the ids are
+returned and Event objects made only when anyone listens). The outgoing webhooks report
+no opened or clicked event; a keeper added later that should see them must be fed here
+too. Every statement is built once, at import, and names its tenant explicitly: they run
+on the tenant session's connection, below the ORM's tenant scope.
 While one batch commits, the next gathers: the busier the tracker, the larger its batches.
 
 Durability: a request is answered only after its batch has committed, so a hit that was
@@ -39,18 +47,21 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import configure_mappers
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from partnercast.campaigns.models import Enrollment, Touch
 from partnercast.campaigns.tracking_links import LinkToken
+from partnercast.core.event_bus import announce_after_commit, has_subscribers
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.signing import RecipientToken
 from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.engagement import EngagementKey, claim_first
+from partnercast.funnel.rollups import add_events
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +73,7 @@ LINGER_SECONDS = 0.002
 """A batch of fewer hits than LINGER_BELOW waits up to LINGER_SECONDS, once, for more: under
 a steady load the readers answered by one commit come back within a millisecond or two,
 and a batch taken at the first of them would commit alone what the next one repeats."""
+SOURCE = "email-tracking"
 PLACES_KEPT = 100_000
 """Dispatch places cached per process (a few hundred bytes each); the cache starts over
 when full."""
@@ -196,8 +208,9 @@ class HitWriter:
     def record(self, tenant_id: int, hits: list[PendingHit]) -> list[bool]:
         """Record ``hits`` of one tenant in one transaction; whether each was ours."""
         with tenant_session(self.engine, tenant_id) as session:
-            places = self._dispatch_places(session, tenant_id, hits)
-            sent = _sent_at(session, tenant_id, hits)
+            connection = session.connection()
+            places = self._dispatch_places(connection, tenant_id, hits)
+            sent = _sent_at(connection, tenant_id, hits)
             ours: list[tuple[PendingHit, Place, str]] = []
             outcomes: list[bool] = []
             for pending in hits:
@@ -211,11 +224,11 @@ class HitWriter:
                 if mine and place is not None:
                     ours.append((pending, place, self.bot_reason(pending.hit, sent[key])))
             if ours:
-                session.add_all(_events(session, tenant_id, ours))
+                _write_events(session, tenant_id, _events(session, tenant_id, ours))
         return outcomes
 
     def _dispatch_places(
-        self, session: Session, tenant_id: int, hits: list[PendingHit]
+        self, connection: Connection, tenant_id: int, hits: list[PendingHit]
     ) -> dict[int, Place | None]:
         wanted = {pending.rcpt.dispatch_id for pending in hits}
         found = {d: self._places[(tenant_id, d)] for d in wanted if (tenant_id, d) in self._places}
@@ -223,23 +236,11 @@ class HitWriter:
         if missing:
             if len(self._places) > PLACES_KEPT:
                 self._places.clear()
-            rows = session.exec(
-                select(  # type: ignore[call-overload]  # six columns: past the stubs' overloads
-                    Dispatch.id,
-                    Dispatch.partner_id,
-                    Enrollment.campaign_id,
-                    Dispatch.enrollment_id,
-                    Dispatch.cycle_id,
-                    Touch.key,
-                )
-                .join(Enrollment, col(Enrollment.id) == Dispatch.enrollment_id)
-                .join(Touch, col(Touch.id) == Dispatch.touch_id)
-                .where(col(Dispatch.id).in_(missing), Dispatch.tenant_id == tenant_id)
-            ).all()
+            rows = connection.execute(_PLACES, {"tenant": tenant_id, "dispatches": missing})
             for dispatch in missing:
                 found[dispatch] = None
             for dispatch_id, partner, campaign, enrollment, cycle, touch in rows:
-                found[dispatch_id or 0] = Place(partner, campaign, enrollment, cycle or 0, touch)
+                found[dispatch_id] = Place(partner, campaign, enrollment, cycle or 0, touch)
             for dispatch in missing:  # stored once known: another writer may be reading
                 self._places[(tenant_id, dispatch)] = found[dispatch]
         return found
@@ -266,26 +267,26 @@ def _settle(outcomes: list[Outcome]) -> None:
 
 
 def _sent_at(
-    session: Session, tenant_id: int, hits: list[PendingHit]
+    connection: Connection, tenant_id: int, hits: list[PendingHit]
 ) -> dict[tuple[int, int], datetime | None]:
     """The deliveries of the hits' messages: (dispatch, contact) -> sent_at."""
-    dispatches = {pending.rcpt.dispatch_id for pending in hits}
-    contacts = {pending.rcpt.contact_id for pending in hits}
     wanted = {(pending.rcpt.dispatch_id, pending.rcpt.contact_id) for pending in hits}
-    rows = session.exec(
-        select(col(Delivery.dispatch_id), col(Delivery.contact_id), col(Delivery.sent_at)).where(
-            col(Delivery.dispatch_id).in_(dispatches),
-            col(Delivery.contact_id).in_(contacts),
-            Delivery.tenant_id == tenant_id,
-        )
-    ).all()
+    rows = connection.execute(
+        _DELIVERIES,
+        {
+            "tenant": tenant_id,
+            "dispatches": list({d for d, _ in wanted}),
+            "contacts": list({c for _, c in wanted}),
+        },
+    )
     return {(d, c): at for d, c, at in rows if (d, c) in wanted}
 
 
 def _events(
     session: Session, tenant_id: int, ours: list[tuple[PendingHit, Place, str]]
-) -> list[Event]:
-    """The batch's events, with the unique and implied ones decided in batch order."""
+) -> list[dict[str, Any]]:
+    """The batch's events (rows of the event table), with the unique and implied ones
+    decided in batch order."""
     candidates: dict[EngagementKey, datetime] = {}
     for pending, _, bot in ours:
         if not bot:
@@ -300,10 +301,11 @@ def _events(
             opened = (rcpt.dispatch_id, rcpt.contact_id, "opened")
             if opened not in candidates:
                 implied.setdefault(opened, pending.hit.at)
-    new |= claim_first(session, tenant_id, implied.items())
+    if implied:
+        new |= claim_first(session, tenant_id, implied.items())
 
     claimed: set[EngagementKey] = set()
-    events: list[Event] = []
+    events: list[dict[str, Any]] = []
     for pending, place, bot in ours:
         rcpt, hit = pending.rcpt, pending.hit
         key = (rcpt.dispatch_id, rcpt.contact_id, hit.kind)
@@ -316,7 +318,7 @@ def _events(
             data |= {"link": pending.link.index, "url": pending.link.target[:500]}
         if bot:
             data["bot"] = bot
-        events.append(_event(rcpt, place, hit.kind, hit.at, data))
+        events.append(_event(tenant_id, rcpt, place, hit.kind, hit.at, data))
         opened = (rcpt.dispatch_id, rcpt.contact_id, "opened")
         if unique and hit.kind == "clicked" and opened in new and opened not in claimed:
             # A reader clicked a message with no recorded open: the pixel was blocked (most
@@ -324,21 +326,109 @@ def _events(
             claimed.add(opened)
             implied_data = {"cycle_id": place.cycle_id, "touch": place.touch_key}
             implied_data |= {"unique": True, "implied": "click"}
-            events.append(_event(rcpt, place, "opened", hit.at, implied_data))
+            events.append(_event(tenant_id, rcpt, place, "opened", hit.at, implied_data))
     return events
 
 
 def _event(
-    rcpt: RecipientToken, place: Place, kind: str, at: datetime, data: dict[str, Any]
-) -> Event:
-    return Event(
-        kind=kind,
-        occurred_at=at,
-        partner_id=place.partner_id,
-        campaign_id=place.campaign_id,
-        enrollment_id=place.enrollment_id,
-        dispatch_id=rcpt.dispatch_id,
-        contact_id=rcpt.contact_id,
-        source="email-tracking",
-        data=data,
+    tenant_id: int,
+    rcpt: RecipientToken,
+    place: Place,
+    kind: str,
+    at: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "occurred_at": at,
+        "partner_id": place.partner_id,
+        "campaign_id": place.campaign_id,
+        "enrollment_id": place.enrollment_id,
+        "dispatch_id": rcpt.dispatch_id,
+        "contact_id": rcpt.contact_id,
+        "value": None,
+        "source": SOURCE,
+        "data": data,
+    }
+
+
+class _Counted(NamedTuple):
+    """What the rollups read of an event (funnel.rollups.add_events)."""
+
+    tenant_id: int
+    kind: str
+    data: dict[str, Any]
+    value: float | None
+    partner_id: int
+    campaign_id: int
+    dispatch_id: int
+
+
+def _write_events(session: Session, tenant_id: int, events: list[dict[str, Any]]) -> None:
+    """Insert the batch's events with one Core statement and do, explicitly, what a flush
+    of Event objects would have set off: add them to the funnel's rollups (in this
+    transaction) and have the event bus announce them once it commits (only when anyone
+    listens: then the statement returns the ids, in the rows' order, for the objects).
+    The outgoing webhooks report no opened or clicked event (web/outgoing_events.py), so
+    they have nothing to be told."""
+    connection = session.connection()
+    if has_subscribers():
+        ids = connection.execute(_EVENTS_RETURNING_IDS, events).scalars().all()
+        announce_after_commit(
+            session, [Event(id=id_, **row) for id_, row in zip(ids, events, strict=True)]
+        )
+    else:
+        connection.execute(_EVENTS, events)
+    add_events(
+        connection,
+        [
+            _Counted(
+                tenant_id,
+                row["kind"],
+                row["data"],
+                None,
+                row["partner_id"],
+                row["campaign_id"],
+                row["dispatch_id"],
+            )
+            for row in events
+        ],
     )
+
+
+# The batch's statements, built once (built per batch, each was built and cache-keyed for
+# every batch: py-spy, issue 16). They run on the tenant session's connection, below
+# the ORM's tenant scope, so each names its tenant explicitly.
+_dispatch = Dispatch.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+_enrollment = Enrollment.__table__  # type: ignore[attr-defined]
+_touch = Touch.__table__  # type: ignore[attr-defined]
+_delivery = Delivery.__table__  # type: ignore[attr-defined]
+_event_table = Event.__table__  # type: ignore[attr-defined]
+_PLACES = (
+    select(
+        _dispatch.c.id,
+        _dispatch.c.partner_id,
+        _enrollment.c.campaign_id,
+        _dispatch.c.enrollment_id,
+        _dispatch.c.cycle_id,
+        _touch.c.key,
+    )
+    .join(_enrollment, _enrollment.c.id == _dispatch.c.enrollment_id)
+    .join(_touch, _touch.c.id == _dispatch.c.touch_id)
+    .where(
+        _dispatch.c.id.in_(bindparam("dispatches", expanding=True)),
+        _dispatch.c.tenant_id == bindparam("tenant"),
+        _enrollment.c.tenant_id == bindparam("tenant"),
+        _touch.c.tenant_id == bindparam("tenant"),
+    )
+)
+_DELIVERIES = select(_delivery.c.dispatch_id, _delivery.c.contact_id, _delivery.c.sent_at).where(
+    _delivery.c.dispatch_id.in_(bindparam("dispatches", expanding=True)),
+    _delivery.c.contact_id.in_(bindparam("contacts", expanding=True)),
+    _delivery.c.tenant_id == bindparam("tenant"),
+)
+_EVENTS = insert(_event_table)
+_EVENTS_RETURNING_IDS = insert(_event_table).returning(
+    _event_table.c.id, sort_by_parameter_order=True
+)

@@ -9,11 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from support.world import build_world, respond, run_days, start
 
 from partnercast.campaigns.tracking_links import LinkToken
+from partnercast.core.event_bus import subscribed
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.signing import RecipientToken
 from partnercast.core.tenancy import tenant_session
@@ -21,6 +24,7 @@ from partnercast.core.timeutil import utcnow
 from partnercast.demo.smtp_sink import SmtpSink
 from partnercast.funnel.rollups import scan_rollups, stored_rollups
 from partnercast.tenants.models import Partner
+from partnercast.web import tracker_writer
 from partnercast.web.tracker_writer import Hit, HitWriter, PendingHit
 from partnercast.web.tracking import bot_reason
 
@@ -91,4 +95,77 @@ def test_concurrent_writers_count_each_message_once(
         assert sorted(unique) == sorted({(d, c) for d, c, _ in messages}), kind
     implied = [e for e in opened if e[3].get("implied")]
     assert all(e[3]["unique"] for e in implied)
+    assert stored == scanned
+
+
+def test_the_event_bus_hears_the_tracker_events_once_committed(
+    any_engine: Engine, sink: SmtpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer inserts its events with a Core statement, not a flush: a subscriber of the
+    event bus still gets each of them, with its id, only after its batch committed (the
+    row is visible to another connection when the subscriber is called), and never one of
+    a batch that rolled back; the rollups still equal the event log."""
+    world = build_world(any_engine, tmp_path / "world", sink.port)
+    with tenant_session(world.engine, world.tenant_id) as session:
+        keys = sorted(p.external_id for p in session.exec(select(Partner)).all())
+    respond(world, dict.fromkeys(keys, "approve"))
+    start(world)
+    assert run_days(world, 0, 0) > 20
+    with tenant_session(world.engine, world.tenant_id) as session:
+        messages = session.exec(
+            select(Delivery.dispatch_id, Delivery.contact_id, Dispatch.partner_id)
+            .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
+            .order_by(col(Delivery.id))
+        ).all()[:9]
+    at = utcnow() + timedelta(minutes=5)
+
+    def hits(some: list[tuple[int, int, int]]) -> list[PendingHit]:
+        found = []
+        for dispatch, contact, partner in some:
+            rcpt = RecipientToken(world.tenant_id, dispatch, contact)
+            link = LinkToken(world.tenant_id, partner, "cloud-security", "intro", 1, "https://e.x/")
+            found.append(PendingHit(rcpt, link, Hit("clicked", "GET", BROWSER, at)))  # + implied
+            found.append(PendingHit(rcpt, None, Hit("opened", "GET", BROWSER, at)))
+            found.append(PendingHit(rcpt, None, Hit("opened", "HEAD", BROWSER, at)))  # a bot
+        return found
+
+    heard: list[tuple[Event, bool]] = []
+
+    def listener(event: Event) -> None:
+        with world.engine.connect() as other:  # committed: another connection sees it
+            row = other.execute(sa_select(Event.__table__).where(col(Event.id) == event.id))
+            heard.append((event, row.first() is not None))
+
+    writer = HitWriter(world.engine, bot_reason, writers=1)
+    with subscribed(listener):
+        assert all(writer.record(world.tenant_id, hits(messages[:3])))
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("the rollups failed")
+
+        monkeypatch.setattr(tracker_writer, "add_events", broken)  # the batch rolls back
+        with pytest.raises(RuntimeError):
+            writer.record(world.tenant_id, hits(messages[3:6]))
+        monkeypatch.undo()
+        # Nobody listening (as far as the writer knows): no ids asked for, nothing heard.
+        monkeypatch.setattr(tracker_writer, "has_subscribers", lambda: False)
+        assert all(writer.record(world.tenant_id, hits(messages[6:9])))
+    with tenant_session(world.engine, world.tenant_id) as session:
+        rows = session.exec(
+            select(Event).where(Event.source == "email-tracking").order_by(col(Event.id))
+        ).all()
+        stored = {k: v for k, v in stored_rollups(session).items() if k[4] in TRACKED}
+        scanned = {k: v for k, v in scan_rollups(session).items() if k[4] in TRACKED}
+    first = {(d, c) for d, c, _ in messages[:3]}
+    last = {(d, c) for d, c, _ in messages[6:9]}
+    # 3 hits and an implied open a message, for the first and last three; none of the middle.
+    assert len(rows) == 24
+    assert {(e.dispatch_id, e.contact_id) for e in rows} == first | last
+    announced = [e for e in rows if (e.dispatch_id, e.contact_id) in first]
+    assert all(visible for _, visible in heard)
+    assert [event.model_dump() for event, _ in heard] == [e.model_dump() for e in announced]
+    assert [e.kind for e in announced[:4]] == ["clicked", "opened", "opened", "opened"]
+    assert [e.data.get("implied") for e in announced[:4]] == [None, "click", None, None]
+    assert [e.data["unique"] for e in announced[:4]] == [True, True, False, False]
+    assert announced[3].data["bot"] == "head"
     assert stored == scanned
