@@ -14,11 +14,11 @@ records thousands of hits a second) announces them the same way with
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from partnercast.core.models import Event
@@ -45,12 +45,24 @@ def has_subscribers() -> bool:
     return bool(_subscribers)
 
 
-def announce_after_commit(session: Session, events: Iterable[Event]) -> None:
-    """Announce ``events``, written in ``session``'s transaction outside a flush (a Core
-    INSERT), when it commits, exactly as flushed ones are: after the commit, in order,
-    never if it rolls back. Each must carry its row's id."""
+def announce_after_commit(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Announce the events ``rows`` (each an event row's column values, its id included)
+    written in ``session``'s transaction outside a flush (a Core INSERT) when it commits,
+    exactly as flushed ones are: after the commit, in order, never if it rolls back.
+
+    Nothing is made when nobody listens. Otherwise each row becomes an Event the way the
+    ORM makes the rows it loads (the class manager's new instance, its values set), not
+    through the model's constructor, which cost the tracker's writer a fifth of its
+    process's time (py-spy, issue 16): 3 microseconds an event instead of 50.
+    """
     if _subscribers:
-        session.info.setdefault(_PENDING, []).extend(events)
+        new_instance = inspect(Event).class_manager.new_instance
+        made = []
+        for row in rows:
+            event_row = new_instance()
+            event_row.__dict__.update(row)
+            made.append(event_row)
+        session.info.setdefault(_PENDING, []).extend(made)
 
 
 @contextmanager

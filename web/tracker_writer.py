@@ -375,9 +375,9 @@ def _write_events(session: Session, tenant_id: int, events: list[dict[str, Any]]
     connection = session.connection()
     if has_subscribers():
         ids = connection.execute(_EVENTS_RETURNING_IDS, events).scalars().all()
-        announce_after_commit(
-            session, [Event(id=id_, **row) for id_, row in zip(ids, events, strict=True)]
-        )
+        for row, id_ in zip(events, ids, strict=True):
+            row["id"] = id_
+        announce_after_commit(session, events)
     else:
         connection.execute(_EVENTS, events)
     add_events(
