@@ -265,19 +265,9 @@ class TrackerFront:
                     status, headers, body = await answer
                 except TrackerUnavailable:
                     status, headers, body = _UNAVAILABLE
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [
-                            (b"content-length", str(len(body)).encode("ascii")),
-                            *(
-                                (k.lower().encode("latin-1"), v.encode("latin-1"))
-                                for k, v in headers.items()
-                            ),
-                        ],
-                    }
-                )
+                start = {"type": "http.response.start", "status": status}
+                start["headers"] = _raw_headers(headers, body)
+                await send(start)
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -290,3 +280,22 @@ class TrackerFront:
                 break
         now = self.app.dependency_overrides.get(request_now, request_now)()
         return Hit(kind, scope["method"], agent, now)
+
+
+_ENCODED: dict[tuple[int, int], list[tuple[bytes, bytes]]] = {}
+
+
+def _raw_headers(headers: dict[str, str], body: bytes) -> list[tuple[bytes, bytes]]:
+    """The answer's headers as ASGI wants them, content-length first; those of the answers
+    that never change (the GIF, the 404, the 503: module constants) encoded once."""
+    key = (id(headers), len(body))
+    known = _ENCODED.get(key)
+    if known is None:
+        known = [(b"content-length", str(len(body)).encode("ascii"))]
+        known += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if any(headers is constant for constant in _CONSTANT_HEADERS):
+            _ENCODED[key] = known
+    return known
+
+
+_CONSTANT_HEADERS = (_GIF_HEADERS, _NOT_FOUND_HEADERS, _UNAVAILABLE[1])
