@@ -2,7 +2,7 @@
 
     python bench/tracker_load.py [--contacts 30000] [--clients 50,200,500] [--workers 1]
         [--database sqlite|postgresql] [--postgres-url URL] [--compare-with TREE]
-        [--generator wrk|locust] [--py-spy FILE]
+        [--generator wrk|locust] [--py-spy FILE] [--open-loop 0.5,1]
 
 Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or locust,
 ``pip install -e ".[bench]"``, with ``--generator locust``).
@@ -37,6 +37,13 @@ Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or lo
    same send, for the old figure in the same run.
 6. ``--py-spy FILE``: py-spy records the server's processes through the levels (a
    flame graph in FILE; collapsed stacks for a .txt, speedscope for a .json).
+7. Beside the closed loop (which it does not replace), an open loop
+   (bench/tracker_openloop.py): the requests of one level's plan arrive at a fixed rate,
+   ``--open-loop`` times the engine's send rate measured in step 1 (default 0.5 and 1),
+   each on a connection of its own (one mail client, one request), every latency counted
+   from when its request was due (no coordinated omission), on a copy of the send made
+   before any hit, with the same exactly-once check; and the same against the static
+   answer, the generator's own floor. ``--open-loop ''`` skips it.
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tracker_openloop import OpenLoopRun  # bench/, this script's folder
 
 REPO = Path(__file__).resolve().parent.parent
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
@@ -355,6 +364,38 @@ def replay(
     )
 
 
+def replay_open(
+    server: Server, plan: list[list[list[str]]], rate: float, folder: Path
+) -> OpenLoopRun:
+    """The plan's requests (in wrk's order) arriving at ``rate`` a second, each on a
+    connection of its own (bench/tracker_openloop.py, in a process of its own), with the
+    server's CPU time per request."""
+    plan_file = folder / f"open-{rate:.0f}.txt"
+    requests = in_send_order(plan, gap=2000)
+    plan_file.write_text("".join(f"{method} {path} {agent}\n" for method, path, agent in requests))
+    before = cpu_seconds(server.process.pid)
+    command = [sys.executable, str(REPO / "bench" / "tracker_openloop.py")]
+    command += [server.base, str(plan_file), f"{rate:.3f}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        sys.exit(f"the open loop failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    data = json.loads(lines[-1])
+    data.pop("wall", None)
+    result = OpenLoopRun(**data)
+    result.cpu_ms = (cpu_seconds(server.process.pid) - before) * 1000 / max(result.requests, 1)
+    return result
+
+
+def _open_figures(result: OpenLoopRun) -> str:
+    return (
+        f"answered {result.answered_rate:,.0f} req/s, from due: p50 {result.p50:.1f} ms, "
+        f"p99 {result.p99:.1f} ms, worst {result.worst:.0f} ms; {result.errors} errors "
+        f"{result.first_errors or ''}; generator late by {result.send_lag_p99:.1f} ms (p99); "
+        f"server CPU {result.cpu_ms:.2f} ms/request"
+    )
+
+
 def replay_locust(base: str, plan: list[list[list[str]]], clients: int, folder: Path) -> Run:
     """The plan replayed by ``clients`` locust readers against ``base``."""
     plan_file, result = folder / f"plan-{clients}.json", folder / f"result-{clients}.json"
@@ -438,6 +479,11 @@ def main() -> None:
     )
     parser.add_argument("--py-spy", type=Path, help="a flame graph of the server, to this file")
     parser.add_argument(
+        "--open-loop",
+        default="0.5,1",
+        help="open-loop arrival rates, as fractions of the engine's send rate ('' for none)",
+    )
+    parser.add_argument(
         "--compare-with",
         type=Path,
         action="append",
@@ -446,6 +492,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
+    fractions = [float(f) for f in args.open_loop.split(",") if f.strip()]
+    if len(fractions) > len(levels):
+        sys.exit("at most one open-loop rate per level (each replays one level's plan)")
 
     from sqlalchemy import create_engine
 
@@ -458,6 +507,8 @@ def main() -> None:
 
     def compare_url(n: int) -> str:
         return f"{server_url}/trackerbench_old{n}" if postgres else f"sqlite:///{folder}/old{n}.db"
+
+    open_url = f"{server_url}/trackerbench_open" if postgres else f"sqlite:///{folder}/open.db"
 
     admin = (
         create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT") if postgres else None
@@ -503,6 +554,11 @@ def main() -> None:
             recreate(f"trackerbench_old{n}", "trackerbench")
         else:
             shutil.copy(folder / "world" / "bench.db", folder / f"old{n}.db")
+    if fractions:  # the open loop's copy of the send, before any hit
+        if postgres:
+            recreate("trackerbench_open", "trackerbench")
+        else:
+            shutil.copy(folder / "world" / "bench.db", folder / "open.db")
 
     env = {**os.environ, "PARTNERCAST_DATABASE_URL": url, "COLUMNS": "200"}
     generator = args.generator
@@ -519,6 +575,13 @@ def main() -> None:
                 f"(p50 {ceiling.p50:.1f} ms, p99 {ceiling.p99:.1f} ms, {ceiling.errors} errors, "
                 f"server CPU {ceiling.cpu_ms:.3f} ms/request); "
                 f"load {load_average()}"
+            )
+        for fraction, (_, expected) in zip(fractions, plans, strict=False):
+            static_plan = [[["GET", f"/static/{n}", BROWSER]] for n in range(expected.requests)]
+            floor = replay_open(static, static_plan, fraction * send_rate, folder)
+            print(
+                f"open loop against the static answer at {floor.rate:,.0f} req/s "
+                f"({fraction:g} x the send rate): {_open_figures(floor)}; load {load_average()}"
             )
     finally:
         static.stop()
@@ -554,6 +617,29 @@ def main() -> None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
         server.stop()
+    opens: list[tuple[float, OpenLoopRun, bool]] = []
+    if fractions:
+        open_env = {**env, "PARTNERCAST_DATABASE_URL": open_url}
+        open_server = Server(open_env, args.workers, folder / "serve-open.log")
+        open_engine = create_engine(open_url)
+        try:
+            want = Expected()
+            for fraction, (plan, expected) in zip(fractions, plans, strict=False):
+                result = replay_open(open_server, plan, fraction * send_rate, folder)
+                want = want.add(expected)
+                have = counted(open_engine)
+                exact = vars(have) | {"requests": want.requests} == vars(want)
+                opens.append((fraction, result, exact))
+                print(
+                    f"open loop, {result.rate:,.0f} req/s arriving ({fraction:g} x the send "
+                    f"rate), {result.requests} requests, a connection each: "
+                    f"{_open_figures(result)}; counted exactly once: "
+                    f"{'yes' if exact else f'NO: sent {want}, counted {have}'}; "
+                    f"load {load_average()}"
+                )
+        finally:
+            open_server.stop()
+            open_engine.dispose()
     olds: list[tuple[Path, Run]] = []
     for n, tree in enumerate(args.compare_with):
         old_env = {**env, "PARTNERCAST_DATABASE_URL": compare_url(n), "PYTHONPATH": str(tree)}
@@ -602,13 +688,20 @@ def main() -> None:
             f"  {run.clients} clients: {run.rps:,.0f} req/s is {run.rps / ceiling.rps:.0%} of "
             f"the load generator's ceiling against a static answer ({ceiling.rps:,.0f} req/s)"
         )
+    for fraction, result, exact in opens:
+        print(
+            f"  open loop (not the target's measure) at {fraction:g} x the send rate: "
+            f"p99 {result.p99:.1f} ms from when each request was due, "
+            f"{result.errors} errors, exactly once: {exact}"
+        )
     print(f"  load average at the end: {load_average()}")
     if postgres and admin is not None:
         engine.dispose()
         from sqlalchemy import text
 
         with admin.connect() as connection:
-            for name in ["trackerbench"] + [f"trackerbench_old{n}" for n in range(len(olds))]:
+            names = ["trackerbench", "trackerbench_open"]
+            for name in names + [f"trackerbench_old{n}" for n in range(len(olds))]:
                 connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     shutil.rmtree(folder, ignore_errors=True)
 
