@@ -16,6 +16,15 @@ durable commit per message); a window of N divides the journal's statements (and
 PostgreSQL its WAL flushes) by N and bounds a crash's repeats to N per connection
 (docs/performance.md says why the default is what it is).
 
+Noted ahead (``ahead`` = 1, the default): a connection need not wait for its note. It
+hands the note of its NEXT window (which also settles the window before the one it is
+sending) to a writer thread of its own (:meth:`LedgerJournal.begin`) and sends the
+current window meanwhile; it waits for that note's answer only before it sends the next
+window. The round trip and the commit's WAL flush (5 ms on this project's machine) then
+overlap the sending instead of stopping it, and a crash's bound becomes two windows per
+connection: the one being sent and the one noted after it. ``ahead`` = 0 is a note then
+a window, one at a time (a window per connection).
+
 The UPDATE is also a fence: it matches rows only while this worker's lease on the
 dispatch is live, so a worker whose lease was taken over stops after at most the one
 window per connection it had noted (``note`` returns False).
@@ -29,8 +38,9 @@ write lock. It is tenant-scoped by its WHERE clause (tenant_id and dispatch_id).
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 try:
@@ -73,6 +83,9 @@ class Outcome(Protocol):
 
 
 DEFAULT_WINDOW = DEFAULT_DELIVERY_WINDOW  # messages a connection notes in flight at once
+DEFAULT_AHEAD = 1
+"""Windows a connection notes ahead of the one it sends (0 or 1): with 1 a crash may repeat
+two windows per connection (docs/performance.md, "Sending on PostgreSQL", says why 1)."""
 
 
 def _statement(slots: int) -> Any:
@@ -259,10 +272,66 @@ class _Tally:
 TALLY = _Tally()
 
 
+class Ticket:
+    """A note handed to a connection's writer thread: :meth:`result` waits for its answer
+    (``note``'s: False when the lease is lost) and raises what the note raised."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._answer = False
+        self._error: BaseException | None = None
+
+    def _settle(self, answer: bool, error: BaseException | None) -> None:
+        self._answer, self._error = answer, error
+        self._done.set()
+
+    def result(self) -> bool:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._answer
+
+
+class _Writer:
+    """A thread that runs one connection's notes, in the order they were handed over, on
+    a database connection of its own: the sender goes on while the note's round trip and
+    commit run. Serves one sender thread at a time (the next sender of the same slot takes
+    it over once that one has ended)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], bool], Ticket] | None] = (
+            queue.SimpleQueue()
+        )
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, job: Callable[[], bool]) -> Ticket:
+        ticket = Ticket()
+        self._jobs.put((job, ticket))
+        return ticket
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, ticket = item
+            try:
+                answer = job()
+            except BaseException as error:  # handed to the sender, which raises it
+                ticket._settle(False, error)
+            else:
+                ticket._settle(answer, None)
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self.thread.join()
+
+
 class LedgerJournal:
     """The :class:`~partnercast.plugins.DeliveryJournal` of one dispatch run.
 
     ``window``: how many messages a connection may note in flight at once (at least 1).
+    ``ahead``: windows a connection may note ahead of the one it sends (0 or 1; see the
+    module's docstring): a crash repeats at most ``window * (1 + ahead)`` messages per
+    connection.
     """
 
     def __init__(
@@ -273,10 +342,15 @@ class LedgerJournal:
         lease: Lease,
         *,
         window: int = DEFAULT_WINDOW,
+        ahead: int | None = None,
     ) -> None:
         if window < 1:
             raise ValueError("the delivery window is at least one message")
+        ahead = DEFAULT_AHEAD if ahead is None else ahead
+        if ahead not in (0, 1):
+            raise ValueError("a connection notes at most one window ahead")
         self.window = window
+        self.ahead = ahead
         self._engine = engine
         self._tenant_id = tenant_id
         self._dispatch_id = dispatch_id
@@ -286,6 +360,7 @@ class LedgerJournal:
         self._renewal = _DriverStatement(_RENEW, engine.dialect)
         self._local = threading.local()
         self._slots: list[list[Any]] = []  # [thread using it, connection, cursor]
+        self._writers: list[list[Any]] = []  # [sender thread it serves, _Writer]
         self._lock = threading.Lock()
         # SQLite has one writer at a time, and a connection that finds the file locked
         # sleeps in its busy handler (1 ms, then more): the sender threads of every
@@ -328,6 +403,31 @@ class LedgerJournal:
         self._local.cursor = cursor
         return cursor
 
+    def begin(
+        self,
+        done: Sequence[Outcome],
+        handing_over: Sequence[int] = (),
+        released: Sequence[int] = (),
+    ) -> Ticket:
+        """:meth:`note`, run by the calling sender's writer thread (one a sender, on a
+        connection of its own; a new sender takes over an ended one's): the sender goes on
+        and asks ``result()`` when it needs the answer. A sender's notes run in the order
+        it began them. The caller keeps the lists unchanged until the answer."""
+        me = threading.current_thread()
+        writer: _Writer | None = getattr(self._local, "writer", None)
+        if writer is None:
+            with self._lock:
+                for slot in self._writers:
+                    if not slot[0].is_alive():
+                        slot[0] = me
+                        writer = slot[1]
+                        break
+                if writer is None:
+                    writer = _Writer(f"journal-{self._dispatch_id}-{len(self._writers)}")
+                    self._writers.append([me, writer])
+            self._local.writer = writer
+        return writer.submit(lambda: self.note(done, handing_over, released))
+
     def record(self, done: Outcome | None, handing_over: int | None) -> bool:
         """Note ``done``'s outcome and that ``handing_over`` goes on the wire now (a window
         of one message: :meth:`note`)."""
@@ -347,28 +447,39 @@ class LedgerJournal:
         ``handing_over`` ``sending`` (the connection hands them over next). False when the
         lease is lost: nothing was written and nothing more may be sent.
 
-        ``handing_over`` holds at most ``window`` ids; so do ``done`` and ``released``
-        together (they are what is left of the window before).
+        ``handing_over`` holds at most ``window`` ids. ``done`` and ``released`` are what
+        is left of the windows before (up to two with ``ahead``): where the statement has
+        a parameter a message (SQLite), more than a window of them is written in pieces
+        of a window, each its own commit (only when a lane stops or fails).
         """
         sent = [o.delivery_id for o in done if o.status == "sent"]
         back = [o.delivery_id for o in done if o.status != "sent"]
         back.extend(released)
         going = list(handing_over)
-        expected = len(sent) + len(back) + len(going)
-        if not expected:
+        if not (sent or back or going):
             return True
         slots = self.window
-        if max(len(sent), len(back), len(going)) > slots:
+        if len(going) > slots:
             raise ValueError(f"more than the journal's window of {slots} messages at once")
+        pieces = [(sent, back, going)]
+        if not self._arrays and max(len(sent), len(back)) > slots:
+            pieces = [(sent[:slots], back[:slots], going)] + [
+                (sent[at : at + slots], back[at : at + slots], [])
+                for at in range(slots, max(len(sent), len(back)), slots)
+            ]
         cursor = self._cursor()
-        if self._write_lock is None:
-            return self._write(cursor, sent, back, going, expected)
-        with self._write_lock:
-            return self._write(cursor, sent, back, going, expected)
+        for piece in pieces:
+            if self._write_lock is None:
+                written = self._write(cursor, *piece)
+            else:
+                with self._write_lock:
+                    written = self._write(cursor, *piece)
+            if not written:
+                return False
+        return True
 
-    def _write(
-        self, cursor: Any, sent: list[int], back: list[int], going: list[int], expected: int
-    ) -> bool:
+    def _write(self, cursor: Any, sent: list[int], back: list[int], going: list[int]) -> bool:
+        expected = len(sent) + len(back) + len(going)
         now = self._lease.now()
         if not self._renew(cursor, now):
             self.lost = True
@@ -427,6 +538,11 @@ class LedgerJournal:
         return bool(renewed)
 
     def close(self) -> None:
+        with self._lock:
+            writers = [slot[1] for slot in self._writers]
+            self._writers = []
+        for writer in writers:  # after the notes handed to them (each answered by now)
+            writer.stop()
         with self._lock:
             connections = [slot[1] for slot in self._slots]
             self._slots = []

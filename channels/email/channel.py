@@ -358,20 +358,39 @@ class _Lane:
             return
         window = max(1, journal.window) if journal is not None else 64
         renewal_due = getattr(journal, "renewal_due", None)
+        # The journal's writer thread takes this lane's notes: with ``ahead`` the note of
+        # the next window is in flight while this one is sent (core/journal.py).
+        begin: Any = getattr(journal, "begin", None)
+        ahead = begin is not None and getattr(journal, "ahead", 0) > 0
+        if begin is None and note is not None:
+            begin = _Answered.of(note)
         done: list[RecipientOutcome] = []  # sent (or refused), not yet settled in the journal
         flying: list[Recipient] = []  # noted in flight, not yet handed to the server
+        upcoming: list[Recipient] = []  # noted ahead (or being noted), to go next
+        ticket: Any = None  # the note of ``upcoming`` and of the outcomes before ``done``
+        settling: list[RecipientOutcome] = []  # outcomes ``ticket`` settles
         on_the_wire = False  # flying[0] is being handed over
         try:
-            while not stop.is_set():
-                # next() on the shared list iterator is atomic: each recipient goes once
-                chunk = list(itertools.islice(work, window))
-                if not chunk:
-                    break
-                if note is not None and not note(done, [r.delivery_id for r in chunk]):
-                    done = []
-                    stop.set()  # the lease is lost: nothing of this window goes
-                    break
-                done, flying = [], list(chunk)
+            # next() on the shared list iterator is atomic: each recipient goes once
+            upcoming = list(itertools.islice(work, window))
+            if upcoming and begin is not None:
+                ticket = begin([], [r.delivery_id for r in upcoming])
+            while upcoming and not stop.is_set():
+                if ticket is not None:
+                    answered, ticket = ticket.result(), None
+                    if not answered:
+                        upcoming = []
+                        stop.set()  # the lease is lost: nothing of this window goes
+                        break
+                    settling = []
+                chunk, upcoming = upcoming, []
+                flying = list(chunk)
+                if ahead:  # note the next window while this one goes
+                    upcoming = list(itertools.islice(work, window))
+                    if upcoming:  # (else the last note settles the window before too)
+                        settling = done
+                        ticket = begin(settling, [r.delivery_id for r in upcoming])
+                        done = []
                 for recipient in chunk:
                     if stop.is_set():
                         break  # another lane failed or the lease was lost
@@ -382,20 +401,36 @@ class _Lane:
                     del flying[0]
                     self.outcomes.append(outcome)
                     done.append(outcome)
-                    if renewal_due is not None and note is not None and renewal_due():
+                    if renewal_due is not None and begin is not None and renewal_due():
                         # a slow window (a slow server): settle what went, keep the lease
-                        if not note(done, []):
+                        if not begin(done, []).result():
                             stop.set()
                         done = []
-            if note is not None and (done or flying):
-                # the last settlement; ``flying``: noted but never handed over (stopped)
-                note(done, [], [r.delivery_id for r in flying])
+                if not ahead and not stop.is_set():
+                    upcoming = list(itertools.islice(work, window))
+                    if upcoming and begin is not None:
+                        settling = done
+                        ticket = begin(settling, [r.delivery_id for r in upcoming])
+                        done = []
+            if ticket is not None:  # stopped with the next window's note in flight
+                answered, ticket = ticket.result(), None
+                if not answered:  # nothing of it was written: what it settled is not
+                    done, upcoming = settling + done, []
+            if begin is not None and (done or flying or upcoming):
+                # the last settlement; ``flying`` and ``upcoming``: noted, never handed over
+                begin(done, [], [r.delivery_id for r in flying + upcoming]).result()
         except BaseException as error:  # handed to publish(), which raises it
             self.error = error
             stop.set()
-            if note is not None and isinstance(error, Exception):
+            if begin is not None and isinstance(error, Exception):
                 gone = on_the_wire and not isinstance(error, ChannelError)
-                _settle_after(note, done, flying[1:] if gone else flying)
+                if ticket is not None:
+                    with contextlib.suppress(Exception):
+                        if ticket.result():
+                            settling = []
+                    done = settling + done
+                released = (flying[1:] if gone else flying) + upcoming
+                _settle_after(begin, done, released)
 
     def _run_one_by_one(
         self, journal: DeliveryJournal, work: Iterator[Recipient], stop: threading.Event
@@ -420,13 +455,28 @@ class _Lane:
             stop.set()
 
 
-def _settle_after(note: Any, done: list[RecipientOutcome], flying: list[Recipient]) -> None:
+class _Answered:
+    """A note already written (a journal without ``begin``): its answer, at once."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer = answer
+
+    def result(self) -> bool:
+        return self.answer
+
+    @staticmethod
+    def of(note: Any) -> Any:
+        return lambda *args: _Answered(note(*args))
+
+
+def _settle_after(begin: Any, done: list[RecipientOutcome], flying: list[Recipient]) -> None:
     """An error stopped a lane mid-window (the process lives on): settle what is known
-    (``done``) and release what never went (``flying``), so that only a message whose fate
-    is unknown stays ``sending``: one an error other than a channel's (a refused sender or
-    login: not taken) interrupted on the wire."""
+    (``done``) and release what never went (``flying``: of this window and of the one
+    noted ahead), so that only a message whose fate is unknown stays ``sending``: one an
+    error other than a channel's (a refused sender or login: not taken) interrupted on the
+    wire."""
     with contextlib.suppress(Exception):  # the error that stopped the lane is the one raised
-        note(done, [], [r.delivery_id for r in flying])
+        begin(done, [], [r.delivery_id for r in flying]).result()
 
 
 def _send_one(

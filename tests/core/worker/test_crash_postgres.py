@@ -9,9 +9,10 @@ never killed; at the end, counting only what the sink received:
 * every contact got every touch (100 partners x 34 contacts x 3 touches = 10,200), each
   touch under one Message-ID;
 * a Message-ID arrives more than once only for a message its worker had noted in flight
-  when it died (core/journal.py): at most a delivery window (WINDOW, 8: a lane's share of
-  a dispatch is 17, so its windows turn over) per SMTP connection per kill, kills x
-  connections (SmtpSettings().connections, 2) x WINDOW in all, each under its original
+  when it died (core/journal.py): at most two delivery windows (WINDOW, 8: a lane's share
+  of a dispatch is 17, so its windows turn over) per SMTP connection per kill, the one it
+  was sending and the one it had noted ahead (DEFAULT_AHEAD), kills x connections
+  (SmtpSettings().connections, 2) x WINDOW x 2 in all, each under its original
   Message-ID, and every repeated one is a delivery the ledger marked ``uncertain``;
 * the dispatches a killed worker held were claimed by another worker within the lease
   (5 s) plus one poll, counted from the moment a worker was up to take them: a worker
@@ -48,6 +49,7 @@ from support.crash_world import build_crash_world
 from support.recording_sink import RecordingSink
 
 from partnercast.channels.email import SmtpSettings
+from partnercast.core.journal import DEFAULT_AHEAD
 
 pytestmark = [pytest.mark.crash, pytest.mark.postgres]
 
@@ -65,6 +67,7 @@ MIN_KILLS = 50
 MAX_KILLS = MIN_KILLS
 CONNECTIONS_PER_WORKER = SmtpSettings().connections  # parallel SMTP connections, each reused
 WINDOW = 8  # Settings.delivery_window: messages a connection notes in flight at once
+IN_FLIGHT = WINDOW * (1 + DEFAULT_AHEAD)  # a connection's window and the one noted ahead
 
 
 def test_four_workers_survive_fifty_sigkills(postgres_engine: Engine, tmp_path: Path) -> None:
@@ -109,6 +112,6 @@ def test_four_workers_survive_fifty_sigkills(postgres_engine: Engine, tmp_path: 
     assert codes == [0] * WORKERS, fleet.logs()
     assert run.kills >= MIN_KILLS, f"only {run.kills} kills before delivery completed"
     assert any(arrival.at > run.last_kill for arrival in arrivals)  # killed while delivering
-    check_delivery(engine, crash, arrivals, run.kills * CONNECTIONS_PER_WORKER * WINDOW)
+    check_delivery(engine, crash, arrivals, run.kills * CONNECTIONS_PER_WORKER * IN_FLIGHT)
     check_takeover(run.orphans, LEASE, INTERVAL + DISPATCH_SECONDS + MACHINE_SLACK)
     check_logs(fleet.logs())

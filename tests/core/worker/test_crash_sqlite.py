@@ -7,9 +7,10 @@ one started at once. All the while the worker's scheduler writes its job store a
 of `partnercast` commands in subprocesses writes to the same file: concierge tasks in the
 worker's tenant, contact imports and approvals in a second tenant. At the end, counted at
 the sink: every contact got every touch under one Message-ID per touch; a Message-ID
-arrives twice only for a message noted in flight at a kill (core/journal.py: at most a
-delivery window, WINDOW = 8, per SMTP connection per kill, kills x 2 connections x WINDOW
-in all; a lane's share of a dispatch is 19, so its windows turn over), under its original
+arrives twice only for a message noted in flight at a kill (core/journal.py: at most two
+delivery windows, WINDOW = 8, per SMTP connection per kill, the one being sent and the one
+noted ahead, kills x 2 connections x WINDOW x 2 in all; a lane's share of a dispatch is
+19, so its windows turn over), under its original
 Message-ID, and each such delivery is marked ``uncertain`` in the ledger; the dispatch the dead
 worker held was claimed again within the lease (5 s) plus one poll (1 s tick, 2 s for the
 dispatch in hand, 1 s for the shared machine) once a worker was up; no worker log shows
@@ -45,6 +46,7 @@ from support.world import build_world, respond
 
 from partnercast.campaigns.models import Enrollment
 from partnercast.channels.email import SmtpSettings
+from partnercast.core.journal import DEFAULT_AHEAD
 from partnercast.core.tenancy import tenant_session
 from partnercast.tenants.models import Partner
 
@@ -59,6 +61,7 @@ SINK_DELAY = 0.05
 LEASE, INTERVAL, DISPATCH_SECONDS, MACHINE_SLACK = 5.0, 1.0, 2.0, 1.0
 KILLS = 20
 WINDOW = 8  # Settings.delivery_window: messages a connection notes in flight at once
+IN_FLIGHT = WINDOW * (1 + DEFAULT_AHEAD)  # a connection's window and the one noted ahead
 
 
 def _submitted_bystander(engine: Engine, folder: Path, port: int) -> list[str]:
@@ -118,7 +121,7 @@ def test_one_worker_survives_twenty_sigkills_beside_the_cli(engine: Engine, tmp_
     assert codes == [0], fleet.logs()
     assert run.kills == KILLS
     assert any(arrival.at > run.last_kill for arrival in arrivals)  # killed while delivering
-    check_delivery(engine, crash, arrivals, run.kills * SmtpSettings().connections * WINDOW)
+    check_delivery(engine, crash, arrivals, run.kills * SmtpSettings().connections * IN_FLIGHT)
     check_takeover(run.orphans, LEASE, INTERVAL + DISPATCH_SECONDS + MACHINE_SLACK)
     check_logs(fleet.logs())
     assert len(writer.runs) >= 10, "the CLI barely wrote during the run"

@@ -29,6 +29,7 @@ from partnercast.channels.email.channel import EmailChannel
 from partnercast.concierge.models import ConciergeTask
 from partnercast.concierge.scan_schedule import scan_after_tick
 from partnercast.concierge.task_scan import UNCERTAIN_DELIVERY
+from partnercast.core.journal import LedgerJournal
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.tenancy import plain_session, tenant_session
 from partnercast.core.timeutil import utcnow
@@ -268,18 +269,24 @@ class _Thief:
                 self.count_at_theft = self.sink.received.count
         return bool(self.journal.note(done, handing_over, released))
 
+    def begin(self, *args: Any) -> Any:
+        """The journal's own writer threads, running this wrapper's ``note``."""
+        return LedgerJournal.begin(self, *args)  # type: ignore[arg-type]
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.journal, name)
 
 
-def test_a_journal_whose_lease_was_taken_over_stops_after_one_window_per_connection(
+def test_a_journal_whose_lease_was_taken_over_stops_after_two_windows_per_connection(
     uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = uworld
     world.settings.delivery_window = WINDOW
     connections = SmtpSettings().connections  # the world's SMTP settings keep the default
     assert connections >= 2
-    in_flight = connections * WINDOW  # what may have been noted when the lease went
+    # What may have been noted when the lease went: a connection's window on the wire and
+    # the one it noted ahead (core/journal.py, ``ahead``).
+    in_flight = connections * WINDOW * 2
     original = EmailChannel.publish
     thieves: list[_Thief] = []
 
@@ -310,7 +317,7 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_window_per_connect
         rows = session.exec(select(Delivery).where(Delivery.dispatch_id == dispatch.id)).all()
         assert dispatch.state == "running"  # the loser changed nothing after the theft
     states = Counter(d.state for d in rows)
-    assert states["sending"] <= in_flight  # at most one window of uncertain a connection
+    assert states["sending"] <= in_flight  # at most two windows of uncertain a connection
     assert states["pending"] > 0
     on_the_wire = {d.email for d in rows if d.state == "sending"}
 
@@ -326,16 +333,19 @@ def test_a_journal_whose_lease_was_taken_over_stops_after_one_window_per_connect
 
 
 class _DiesMidWindow:
-    """Wraps the journal: the ``at``-th window of a connection is noted ``sending``, then
-    ``arrive`` of its messages reach the server and the worker dies (a BaseException in
-    the sender thread: nothing after it runs, as with SIGKILL)."""
+    """Wraps the journal: the ``at``-th window noted ``sending`` is the dying one: once
+    ``arrive`` of its messages reached the server the worker dies (a BaseException in the
+    sender thread: nothing after it runs, as with SIGKILL). By then its connection has
+    noted the window after it too (``ahead``), which never went: ``after``."""
 
     def __init__(self, journal: Any, at: int, arrive: int) -> None:
         self.journal, self.at, self.arrive = journal, at, arrive
         self.calls = 0
         self.lock = threading.Lock()
         self.noted: list[int] = []  # the dying window's delivery ids
-        self.dying = threading.local()
+        self.after: list[int] = []  # the window its connection noted next
+        self.writer: threading.Thread | None = None  # the thread that notes for that lane
+        self.left = arrive
 
     def note(self, done: Any, handing_over: Any = (), released: Any = ()) -> bool:
         noted = bool(self.journal.note(done, handing_over, released))
@@ -343,16 +353,22 @@ class _DiesMidWindow:
             self.calls += 1
             if self.calls == self.at and handing_over:
                 self.noted = list(handing_over)
-                self.dying.left = self.arrive  # this thread sends that many, then dies
+                self.writer = threading.current_thread()
+            elif self.writer is threading.current_thread() and handing_over and not self.after:
+                self.after = list(handing_over)
         return noted
 
-    def sent_one(self) -> None:
-        left = getattr(self.dying, "left", None)
-        if left is None:
-            return
-        if left == 0:
-            raise KeyboardInterrupt("the worker died with a window on the wire")
-        self.dying.left = left - 1
+    def begin(self, *args: Any) -> Any:
+        """The journal's own writer threads, running this wrapper's ``note``."""
+        return LedgerJournal.begin(self, *args)  # type: ignore[arg-type]
+
+    def sent_one(self, recipient: Any) -> None:
+        with self.lock:
+            if recipient.delivery_id not in self.noted:
+                return
+            if self.left == 0:
+                raise KeyboardInterrupt("the worker died with a window on the wire")
+            self.left -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.journal, name)
@@ -362,13 +378,14 @@ class _DiesMidWindow:
     ("guarantee", "arrive"),
     [("at_least_once", 0), ("at_most_once", 0), ("at_least_once", 3), ("at_most_once", 3)],
 )
-def test_a_real_crash_leaves_one_window_sending_which_is_resent_or_kept(
+def test_a_real_crash_leaves_two_windows_sending_which_are_resent_or_kept(
     uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, guarantee: str, arrive: int
 ) -> None:
-    """No row set by hand: the journal itself leaves the window on the wire ``sending``;
-    ``arrive`` of its messages reached the server before the worker died. At least once,
-    the window is resent flagged uncertain, each with its original Message-ID (those that
-    had arrived arrive twice, the only repeats); at most once it is never resent."""
+    """No row set by hand: the journal itself leaves the window on the wire ``sending``,
+    and the one its connection noted ahead; ``arrive`` of the first window's messages
+    reached the server before the worker died. At least once, both windows are resent
+    flagged uncertain, each with its original Message-ID (those that had arrived arrive
+    twice, the only repeats); at most once they are never resent."""
     from partnercast.channels.email import channel as email_channel
 
     world = uworld
@@ -394,7 +411,7 @@ def test_a_real_crash_leaves_one_window_sending_which_is_resent_or_kept(
 
     def counted_send(*args: Any) -> Any:
         if dying:
-            dying[0].sent_one()
+            dying[0].sent_one(args[2])
         return send_one(*args)
 
     monkeypatch.setattr(EmailChannel, "publish", dies)
@@ -405,11 +422,12 @@ def test_a_real_crash_leaves_one_window_sending_which_is_resent_or_kept(
     monkeypatch.setattr(email_channel, "_send_one", send_one)
     (crash,) = dying
     assert len(crash.noted) == WINDOW
+    assert len(crash.after) == WINDOW  # the bound: two windows on that connection
     with tenant_session(world.engine, world.tenant_id) as session:
         dispatch = session.exec(select(Dispatch).where(Dispatch.state == "running")).one()
         rows = session.exec(select(Delivery).where(Delivery.dispatch_id == dispatch.id)).all()
-    on_the_wire = [d for d in rows if d.state == "sending"]  # the dead lane's window
-    assert sorted(d.id for d in on_the_wire) == sorted(crash.noted)
+    on_the_wire = [d for d in rows if d.state == "sending"]  # the dead lane's windows
+    assert sorted(d.id for d in on_the_wire) == sorted(crash.noted + crash.after)
     by_id = {d.id: d for d in rows}
     went = {by_id[i].email for i in crash.noted[:arrive]}  # handed over in order
     first = Counter(str(m["To"]) for m in sink.received.messages)
@@ -434,12 +452,12 @@ def test_a_real_crash_leaves_one_window_sending_which_is_resent_or_kept(
     lost = {d.email for d in on_the_wire} - went  # noted in flight, never reached the server
     if guarantee == "at_least_once":
         assert set(received) == _mailable(world)
-        assert event.data == {"resent": WINDOW, "not_resent": 0}
+        assert event.data == {"resent": 2 * WINDOW, "not_resent": 0}
     else:
         assert set(received) == _mailable(world) - lost
-        assert event.data == {"resent": 0, "not_resent": WINDOW}
+        assert event.data == {"resent": 0, "not_resent": 2 * WINDOW}
         (task,) = _uncertain_tasks(world)
-        assert task.title.startswith(f"{WINDOW} messages of dispatch {dispatch.id} ")
+        assert task.title.startswith(f"{2 * WINDOW} messages of dispatch {dispatch.id} ")
 
 
 def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progress(
@@ -481,7 +499,6 @@ def test_the_journal_holds_a_connection_per_live_sender_thread_not_per_thread_it
     dispatch of 100,000 recipients has 50 batches. The journal must hand an ended
     thread's connection to the next one: holding one per thread ever seen emptied the
     engine's pool (QueuePool limit reached) in the benchmark."""
-    from partnercast.core.journal import LedgerJournal
     from partnercast.core.outbox import Lease
 
     world = uworld
