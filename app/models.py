@@ -30,7 +30,7 @@ from partnercast.core.scheduler import JobRun
 from partnercast.core.webhook_models import WebhookDelivery, WebhookEndpoint
 from partnercast.funnel.engagement import Engagement
 from partnercast.funnel.leads import Lead
-from partnercast.funnel.models import CrmSecret, LeadStage, Rollup, Spend
+from partnercast.funnel.models import CrmSecret, LeadStage, PartnerRollup, Rollup, Spend
 from partnercast.tenants.access_models import ApiToken, Membership, SignInLink, User, WebSession
 from partnercast.tenants.models import (
     ConsentRecord,
@@ -73,6 +73,7 @@ __all__ = [
     "Partner",
     "PartnerAssignment",
     "PartnerReadiness",
+    "PartnerRollup",
     "PartnerSuppression",
     "ProviderBucket",
     "RateBucket",

@@ -4,21 +4,26 @@
 every new Event and every change of a dispatch's tally of messages sent to its Rollup rows
 in the same transaction (an atomic upsert on the unique key): a rolled-back event never
 counts and a committed one counts exactly once. A flushed row is new only once, which
-makes the rollups idempotent. :func:`install` registers it; whatever composes the engine
-calls it before recording anything (the CLI's ``build_app``, the web application, the
-demo, the test suite, an embedding application), and a process that forgot cannot write
-an event at all (core refuses it), so the rollups are never silently left behind.
+makes the rollups idempotent. Every addition also goes to the partner's sum of them
+(:class:`~partnercast.funnel.models.PartnerRollup`, one row per partner and metric, what
+the funnel by partner and the contender score read), in the same statement batch
+(:func:`_upsert`, which :func:`add_events` also goes through). :func:`install` registers
+it; whatever composes the engine calls it before recording anything (the CLI's
+``build_app``, the web application, the demo, the test suite, an embedding application),
+and a process that forgot cannot write an event at all (core refuses it), so the rollups
+are never silently left behind.
 
 :func:`scan_rollups` computes the same totals from the event log and the dispatches;
 it is the reference the tests compare against, and :func:`rebuild_rollups` uses it to
 recompute a tenant after a bulk import that went around the ORM (``partnercast metrics
-rebuild``).
+rebuild``). :func:`partner_sums` turns either into the partner-level totals, which
+:func:`stored_partner_rollups` reads back.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event, func, insert, inspect, select
@@ -35,9 +40,10 @@ from partnercast.core import keepers
 from partnercast.core.models import Dispatch, Event
 from partnercast.core.tenancy import session_tenant
 from partnercast.funnel.leads import STAGES, Lead
-from partnercast.funnel.models import Rollup
+from partnercast.funnel.models import PartnerRollup, Rollup
 
 Key = tuple[int, int, int, int, str]  # tenant, partner, campaign, cycle, metric
+PartnerKey = tuple[int, int, str]  # tenant, partner, metric
 
 STAGE_METRIC = {"lead": "leads", "mql": "mql", "sql": "sql", "opportunity": "opportunity"}
 STAGE_METRIC |= {"won": "won", "lost": "lost"}
@@ -133,18 +139,29 @@ def _totals(
     return totals
 
 
-def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
-    """One upsert statement executed for every key (built once: building it per key was
-    most of a batch's cost in the tracker), keys in sorted order so that concurrent
-    writers take the rows' locks in the same order on PostgreSQL."""
-    if not totals:
-        return
-    table = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+def partner_sums(
+    totals: Mapping[Key, Sequence[float]],
+) -> dict[PartnerKey, list[float]]:
+    """The partner-level sums (tenant, partner, metric) of rollup totals."""
+    out: dict[PartnerKey, list[float]] = {}
+    for (tenant, partner, _campaign, _cycle, metric), (count, value) in totals.items():
+        entry = out.setdefault((tenant, partner, metric), [0, 0.0])
+        entry[0] += count
+        entry[1] += value
+    return out
+
+
+_FINE_KEYS = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
+_PARTNER_KEYS = ("tenant_id", "partner_id", "metric")
+
+
+def _upsert_rows(
+    connection: Connection, table: Any, keys: tuple[str, ...], totals: Mapping[Any, Any]
+) -> None:
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    keys = ["tenant_id", "partner_id", "campaign_id", "cycle_id", "metric"]
     statement = insert(table)
     statement = statement.on_conflict_do_update(
-        index_elements=keys,
+        index_elements=list(keys),
         set_={
             "count": table.c.count + statement.excluded.count,
             "value": table.c.value + statement.excluded.value,
@@ -155,6 +172,22 @@ def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
         for key, (count, value) in sorted(totals.items())
     ]
     connection.execute(statement, rows)
+
+
+def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
+    """Add ``totals`` to the rollups and to their partners' sums: the one place every
+    addition goes through (the flush keeper and :func:`add_events`).
+
+    One upsert statement per table executed for every key (built once: building it per key
+    was most of a batch's cost in the tracker), keys in sorted order and the fine rows
+    before the partner rows, so that concurrent writers take the rows' locks in the same
+    order on PostgreSQL."""
+    if not totals:
+        return
+    fine = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    _upsert_rows(connection, fine, _FINE_KEYS, totals)
+    partner = PartnerRollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+    _upsert_rows(connection, partner, _PARTNER_KEYS, partner_sums(totals))
 
 
 def add_events(connection: Connection, events: Iterable[Any]) -> None:
@@ -321,27 +354,58 @@ def stored_rollups(session: SqlModelSession) -> dict[Key, tuple[int, float]]:
     }
 
 
+def stored_partner_rollups(session: SqlModelSession) -> dict[PartnerKey, tuple[int, float]]:
+    """The session's tenant's partner-level rollup rows as a dict, in the shape of
+    :func:`scanned_partner_rollups`."""
+    rows = session.exec(sm_select(PartnerRollup)).all()
+    return {
+        (r.tenant_id, r.partner_id, r.metric): (r.count, round(r.value, 6))
+        for r in rows
+        if r.count or r.value
+    }
+
+
+def scanned_partner_rollups(
+    totals: Mapping[Key, Sequence[float]],
+) -> dict[PartnerKey, tuple[int, float]]:
+    """The partner-level rollups that ``totals`` (what :func:`scan_rollups` or
+    :func:`stored_rollups` returns) add up to, in the shape of
+    :func:`stored_partner_rollups`: what the tests and the benchmark compare it with."""
+    return {
+        key: (int(count), round(value, 6))
+        for key, (count, value) in partner_sums(totals).items()
+        if count or round(value, 6)
+    }
+
+
 def rebuild_rollups(
     session: SqlModelSession, on_progress: Callable[[int, int], None] | None = None
 ) -> int:
-    """Recompute the tenant's rollups from its events and deliveries; returns rows written
-    (``on_progress(done, total)`` as they are).
+    """Recompute the tenant's rollups and their partner-level sums from its events and
+    deliveries; returns rows written (``on_progress(done, total)`` as they are).
 
     What an operator runs (``partnercast metrics rebuild``) after a bulk import that went
     around the ORM, or after a fix to how events count.
     """
     tenant_id = session_tenant(session)
-    totals = scan_rollups(session)
+    totals = {key: v for key, v in scan_rollups(session).items() if key[0] == tenant_id}
     session.execute(delete(Rollup))
-    keys = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
+    session.execute(delete(PartnerRollup))
     rows = [
-        {**dict(zip(keys, key, strict=True)), "count": count, "value": value}
+        {**dict(zip(_FINE_KEYS, key, strict=True)), "count": count, "value": value}
         for key, (count, value) in totals.items()
-        if key[0] == tenant_id
     ]
-    for start in range(0, len(rows), 5_000):
-        session.execute(insert(Rollup), rows[start : start + 5_000])
-        if on_progress:
-            on_progress(min(start + 5_000, len(rows)), len(rows))
+    partner_rows = [
+        {**dict(zip(_PARTNER_KEYS, key, strict=True)), "count": int(count), "value": value}
+        for key, (count, value) in partner_sums(totals).items()
+    ]
+    done, size = 0, len(rows) + len(partner_rows)
+    for model, batch in (Rollup, rows), (PartnerRollup, partner_rows):
+        for start in range(0, len(batch), 5_000):
+            chunk = batch[start : start + 5_000]
+            session.execute(insert(model), chunk)
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, size)
     session.flush()
-    return len(rows)
+    return size
