@@ -2,12 +2,14 @@
 
     python bench/email_throughput.py [--contacts 20000] [--partners 20] [--connections 2]
         [--database sqlite|postgresql|both] [--postgres-url URL] [--reuse] [--workers 1,2]
-        [--window 32[,1,...]]
+        [--window 32[,1,...]] [--ahead 0,1] [--prefetch on,off]
 
 ``--database both`` measures PostgreSQL and then SQLite in the same run, against the same
 ceiling and naive loop. ``--window`` is the delivery window (``Settings.delivery_window``,
 core/journal.py): each value given is measured in turn (``--window 1`` is the old rule,
-one journal commit a message).
+one journal commit a message). ``--ahead`` and ``--prefetch`` measure the engine with
+that many windows noted ahead per connection (core.journal.DEFAULT_AHEAD) and with the
+next batch opened while the current one goes, or not (campaigns.dispatching.PREFETCH).
 
 ``--reuse`` keeps the built world (a SQLite file under the temp folder, or a PostgreSQL
 template database ``emailbench_tpl_*``) for the next run with the same sizes and schema;
@@ -202,13 +204,28 @@ class _Counter:
 
 
 def _worker(
-    url: str, port: int, connections: int, window: int, worker_id: str, go: Any, out: Any
+    url: str,
+    port: int,
+    connections: int,
+    window: int,
+    worker_id: str,
+    go: Any,
+    out: Any,
+    variant: Variant | None = None,
 ) -> None:
     """One worker process: set up, wait for the start, tick() once; report what it did.
 
     Timing starts when every worker is ready, so interpreter start-up and imports (which
-    a long-running worker pays once) are not counted as sending time.
+    a long-running worker pays once) are not counted as sending time. ``variant``: the
+    windows noted ahead and the batch prefetch, where not the engine's defaults.
     """
+    from partnercast.campaigns import dispatching
+    from partnercast.core import journal
+
+    if variant is not None and variant.ahead is not None:
+        journal.DEFAULT_AHEAD = variant.ahead
+    if variant is not None and variant.prefetch is not None:
+        dispatching.PREFETCH = variant.prefetch
     from partnercast.campaigns.ticking import tick
     from partnercast.channels.email import SmtpSettings
     from partnercast.concierge.scan_schedule import scan_after_tick
@@ -272,14 +289,34 @@ class EngineRun(NamedTuple):
     cpu: float  # CPU seconds of the workers (not of the database server)
 
 
-def engine_rate(url: str, port: int, workers: int, connections: int, window: int) -> EngineRun:
+class Variant(NamedTuple):
+    """Where a measurement leaves the engine's defaults: windows a connection notes ahead
+    (core.journal.DEFAULT_AHEAD), batches opened while the one before goes
+    (campaigns.dispatching.PREFETCH); None keeps the default."""
+
+    ahead: int | None = None
+    prefetch: bool | None = None
+
+    def label(self) -> str:
+        said = []
+        if self.ahead is not None:
+            said.append(f"ahead {self.ahead}")
+        if self.prefetch is not None:
+            said.append(f"prefetch {'on' if self.prefetch else 'off'}")
+        return ", ".join(said)
+
+
+def engine_rate(
+    url: str, port: int, workers: int, connections: int, window: int, variant: Variant = Variant()
+) -> EngineRun:
     """One measurement of ``workers`` processes on one database (``window``: the delivery
     window; 0 keeps the engine's default)."""
     context = multiprocessing.get_context("spawn")
     out, go = context.Queue(), context.Event()
     processes = [
         context.Process(
-            target=_worker, args=(url, port, connections, window, f"bench-{n}", go, out)
+            target=_worker,
+            args=(url, port, connections, window, f"bench-{n}", go, out, variant),
         )
         for n in range(workers)
     ]
@@ -527,6 +564,7 @@ class Row(NamedTuple):
     run: EngineRun
     ceiling: float  # measured right after, with as many processes and connections
     load: str  # the load average when this measurement ended
+    variant: Variant = Variant()
 
 
 def main() -> None:
@@ -565,8 +603,28 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the built world and reuse it next time"
     )
+    parser.add_argument(
+        "--ahead",
+        default="",
+        help="windows a connection notes ahead to measure, e.g. 0,1 (default: the engine's)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        default="",
+        help="batch prefetch to measure, e.g. on,off (default: the engine's, on for "
+        "PostgreSQL, off for SQLite)",
+    )
     parser.add_argument("--skip-ceiling", action="store_true", help="engine figures only")
     args = parser.parse_args()
+    variants = [
+        Variant(ahead, prefetch)
+        for ahead in ([int(n) for n in args.ahead.split(",")] if args.ahead else [None])
+        for prefetch in (
+            [{"on": True, "off": False}[w] for w in args.prefetch.split(",")]
+            if args.prefetch
+            else [None]
+        )
+    ]
     databases = ["postgresql", "sqlite"] if args.database == "both" else [args.database]
     windows = [int(n) for n in args.window.split(",")]
     counts = [int(n) for n in args.workers.split(",")]
@@ -583,17 +641,19 @@ def main() -> None:
             worlds = Worlds(args, database, folder / database, port)
             try:
                 for window in windows:
-                    for workers in counts:
-                        names.append(f"{database[:2]}_k{window}_w{workers}")
-                        url = worlds.fresh(folder / names[-1], names[-1])
-                        run = engine_rate(url, port, workers, args.connections, window)
-                        ceiling = (
-                            float("nan")
-                            if args.skip_ceiling
-                            else ceiling_rate(port, size, 12_000, workers, args.connections)
-                        )
-                        rows.append(Row(database, window, workers, run, ceiling, _load()))
-                        print(f"  {_line(rows[-1], naive)}", file=sys.stderr)
+                    for number, variant in enumerate(variants):
+                        for workers in counts:
+                            names.append(f"{database[:2]}_k{window}_v{number}_w{workers}")
+                            url = worlds.fresh(folder / names[-1], names[-1])
+                            run = engine_rate(url, port, workers, args.connections, window, variant)
+                            ceiling = (
+                                float("nan")
+                                if args.skip_ceiling
+                                else ceiling_rate(port, size, 12_000, workers, args.connections)
+                            )
+                            row = Row(database, window, workers, run, ceiling, _load(), variant)
+                            rows.append(row)
+                            print(f"  {_line(rows[-1], naive)}", file=sys.stderr)
             finally:
                 worlds.cleanup(names, args.reuse)
         if not args.skip_ceiling:
@@ -628,8 +688,9 @@ def _line(row: Row, naive: float) -> str:
     if naive == naive:
         compared += f"engine/naive {rate / naive:.1f}x; "
     per_thousand = 1000 / max(run.sent, 1)
+    variant = f", {row.variant.label()}" if row.variant.label() else ""
     return (
-        f"{row.database}, window {row.window}, {row.workers} worker(s): engine "
+        f"{row.database}, window {row.window}{variant}, {row.workers} worker(s): engine "
         f"{run.sent:,} msgs in {run.seconds:.1f} s = {rate:,.0f} msg/s; {compared}"
         f"{run.statements * per_thousand:,.0f} statements and "
         f"{run.commits * per_thousand:,.0f} commits per 1,000 messages; "
@@ -640,26 +701,30 @@ def _line(row: Row, naive: float) -> str:
 
 def _verdicts(rows: list[Row], naive: float) -> list[str]:
     """The targets of issue 16 for each PostgreSQL window measured, met or not."""
-    rate = {(r.database, r.window, r.workers): r.run.sent / r.run.seconds for r in rows}
-    ceilings = {(r.database, r.window, r.workers): r.ceiling for r in rows}
+    rate = {(r.database, r.window, r.variant, r.workers): r.run.sent / r.run.seconds for r in rows}
+    ceilings = {(r.database, r.window, r.variant, r.workers): r.ceiling for r in rows}
     lines = []
-    for database, window, workers in rate:
+    for database, window, variant, workers in rate:
         if database != "postgresql":
             continue
-        mine = rate[(database, window, workers)]
-        ceiling = ceilings[(database, window, workers)]
+        mine = rate[(database, window, variant, workers)]
+        ceiling = ceilings[(database, window, variant, workers)]
         checks = [
             (f"half the ceiling ({mine / ceiling:.0%})", mine >= ceiling / 2),
             (f"5x naive ({mine / naive:.1f}x)", mine >= 5 * naive),
         ]
-        one = rate.get((database, window, 1))
+        one = rate.get((database, window, variant, 1))
         if workers > 1 and one is not None:
             checks.append((f"not slower than 1 worker ({mine / one:.2f}x)", mine >= one))
-        lite = rate.get(("sqlite", window, workers))
+        # SQLite as the engine runs it (its defaults), else the same variant
+        lite = rate.get(("sqlite", window, Variant(), workers)) or rate.get(
+            ("sqlite", window, variant, workers)
+        )
         if lite is not None:
             checks.append((f"at least SQLite's rate ({mine / lite:.2f}x)", mine >= lite))
         said = "; ".join(f"{what}: {'met' if ok else 'NOT met'}" for what, ok in checks)
-        lines.append(f"targets, postgresql, window {window}, {workers} worker(s): {said}")
+        label = f", {variant.label()}" if variant.label() else ""
+        lines.append(f"targets, postgresql, window {window}{label}, {workers} worker(s): {said}")
     return lines
 
 

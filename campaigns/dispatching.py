@@ -12,13 +12,15 @@ taken over gets :class:`LeaseLost` there, changes nothing, and drops the dispatc
 from __future__ import annotations
 
 import logging
+import queue
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select as select_columns
@@ -68,6 +70,7 @@ from partnercast.tenants.suppressions import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(minutes=5)
@@ -533,42 +536,54 @@ def _send_to_audience(
         else None
     )
     run = DispatchRun(dispatch_id, outbox.DONE)
-    transient = 0
-    deferred_why = ""
     come_back: throttle.Allowance | None = None
+    batches = _contact_batches(ctx, tenant_id, dispatch.partner_id)
+    journaled = journal is not None
+
+    def next_batch() -> _Opened | None:
+        contacts = next(batches, None)
+        if contacts is None:
+            return None
+        pending, by_contact = _open_batch(
+            ctx,
+            tenant_id,
+            dispatch_id,
+            contacts,
+            now=now,
+            journaled=journaled,
+            at_most_once=at_most_once,
+            sender_email=prepared.view.partner.sender_email,
+        )
+        return _Opened(len(contacts), pending, by_contact)
+
+    def settle(results: list[PublishResult], contacts: int) -> tuple[_Settled, int]:
+        settled = _record_outcomes(ctx, tenant_id, dispatch_id, results, now, journaled=journaled)
+        return settled, contacts
+
+    prefetch = _prefetches(ctx)
+    helper = _Helper(prefetch=prefetch)
+    tally = _Tally(run, ctx.on_progress, wait=not prefetch)
     try:
-        for contacts in _contact_batches(ctx, tenant_id, dispatch.partner_id):
-            pending, by_contact = _open_batch(
-                ctx,
-                tenant_id,
-                dispatch_id,
-                contacts,
-                now=now,
-                journaled=journal is not None,
-                at_most_once=at_most_once,
-                sender_email=prepared.view.partner.sender_email,
-            )
+        coming = helper.submit(next_batch)
+        while (batch := coming.result()) is not None:
+            pending = batch.pending
             if pending:
                 allowance = _allowance(ctx, dispatch, channel, account, len(pending), now)
                 if not allowance.all:
                     pending, come_back = pending[: allowance.may_send], allowance
-            results = _publish_batch(ctx, prepared, account, pending, by_contact, journal)
+            # the next batch is opened (its ledger rows committed ``pending``) while this
+            # one goes: a database server's round trips then overlap the sending
+            coming = helper.submit(next_batch) if come_back is None else _Result[_Opened | None]()
+            results = _publish_batch(ctx, prepared, account, pending, batch.by_contact, journal)
             if journal is not None and journal.lost:
                 raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
-            settled = _record_outcomes(
-                ctx, tenant_id, dispatch_id, results, now, journaled=journal is not None
-            )
-            run.sent += settled.sent
-            run.bounced += settled.bounced
-            transient += settled.transient
-            deferred_why = deferred_why or settled.deferred_why
-            if ctx.on_progress:
-                ctx.on_progress(len(contacts))
-            if come_back is not None:
-                break
+            tally.add(helper.submit(settle, results, batch.contacts))
+        tally.drain()
     finally:
+        helper.close()  # waits for what it was given: nothing of this dispatch runs after
         if journal is not None:
             journal.close()
+    transient, deferred_why = tally.transient, tally.deferred_why
     if come_back is not None and come_back.retry_at is not None:
         reason = f"rate limited by {come_back.limited_by}"
         return _put_back(ctx, tenant_id, dispatch_id, come_back.retry_at, reason, run)
@@ -579,6 +594,121 @@ def _send_to_audience(
         )
         return _retry(ctx, tenant_id, dispatch_id, now, why, None)
     return _finish(ctx, tenant_id, dispatch_id, outbox.DONE, now, "", run)
+
+
+PREFETCH: bool | None = None
+"""Open each batch of an audience while the one before it goes (None: on a database
+server, not on SQLite, whose writes meet the journal's at its one write lock). The
+benchmark sets it to compare; docs/performance.md, "Sending on PostgreSQL", says why."""
+
+
+def _prefetches(ctx: RunContext) -> bool:
+    if PREFETCH is not None:
+        return PREFETCH
+    return ctx.engine.dialect.name != "sqlite"
+
+
+class _Opened(NamedTuple):
+    contacts: int
+    pending: list[outbox.Pending]
+    by_contact: dict[int, AudienceMember]
+
+
+class _Result(Generic[T]):
+    """What a job of :class:`_Helper` gave (or raised); :meth:`result` waits for it. With
+    no job: None at once."""
+
+    def __init__(self, job: Callable[[], T] | None = None, *, queued: bool = False) -> None:
+        self._job = job
+        self._queued = queued  # a thread runs it: result() waits
+        self._ready = threading.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        if job is None:
+            self._ready.set()
+
+    def run(self) -> None:
+        try:
+            if self._job is not None:
+                self._value = self._job()
+        except BaseException as error:  # raised again by result(), in the caller's thread
+            self._error = error
+        finally:
+            self._job = None
+            self._ready.set()
+
+    def done(self) -> bool:
+        return self._ready.is_set()
+
+    def result(self) -> T:
+        if not self._queued and not self._ready.is_set():
+            self.run()  # not handed to a thread: run now, in the caller's thread
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set by the job
+
+
+class _Helper:
+    """One thread that runs a dispatch's batch openings and settlements in the order
+    given, beside the sending (``prefetch``); without ``prefetch`` each job runs when its
+    result is asked for, in the caller's thread (the order of the steps is the same)."""
+
+    def __init__(self, *, prefetch: bool) -> None:
+        self._jobs: queue.SimpleQueue[_Result[Any] | None] | None = None
+        self._thread: threading.Thread | None = None
+        if prefetch:
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="dispatch-ahead", daemon=True)
+            self._thread.start()
+
+    def submit(self, job: Callable[..., T], *args: Any) -> _Result[T]:
+        result: _Result[T] = _Result(lambda: job(*args), queued=self._jobs is not None)
+        if self._jobs is not None:
+            self._jobs.put(result)
+        return result
+
+    def _run(self) -> None:
+        assert self._jobs is not None
+        while (result := self._jobs.get()) is not None:
+            result.run()
+
+    def close(self) -> None:
+        if self._jobs is not None and self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+
+
+class _Tally:
+    """A dispatch's settled batches, added up in order as their settlements end."""
+
+    def __init__(
+        self, run: DispatchRun, on_progress: Callable[[int], None] | None, *, wait: bool
+    ) -> None:
+        self.run = run
+        self.wait = wait  # settle each batch as it is added (not prefetching)
+        self.on_progress = on_progress
+        self.waiting: list[_Result[tuple[_Settled, int]]] = []
+        self.transient = 0
+        self.deferred_why = ""
+
+    def add(self, settling: _Result[tuple[_Settled, int]]) -> None:
+        self.waiting.append(settling)
+        while self.waiting and (self.waiting[0].done() or self.wait):
+            self._count(self.waiting.pop(0).result())
+
+    def drain(self) -> None:
+        while self.waiting:
+            self._count(self.waiting.pop(0).result())
+
+    def _count(self, settled_batch: tuple[_Settled, int]) -> None:
+        settled, contacts = settled_batch
+        self.run.sent += settled.sent
+        self.run.bounced += settled.bounced
+        self.transient += settled.transient
+        self.deferred_why = self.deferred_why or settled.deferred_why
+        if self.on_progress:
+            self.on_progress(contacts)
 
 
 def _allowance(

@@ -10,6 +10,7 @@ worker then claims the dispatch with a later clock and resumes it.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -526,3 +527,38 @@ def test_the_journal_holds_a_connection_per_live_sender_thread_not_per_thread_it
     assert held[:12] == [before + 1] * 12
     assert max(held) <= before + 2
     assert world.engine.pool.checkedout() == before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_batches_opened_while_the_one_before_goes_reach_each_contact_once(
+    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, prefetch: bool
+) -> None:
+    """campaigns.dispatching opens each batch (its ledger rows committed ``pending``)
+    while the one before it goes (``PREFETCH``, on by default on PostgreSQL): with
+    batches of 7, P001's audience is many batches, each opened, sent and settled once;
+    the progress adds up to the audience, and a later tick has nothing left to send."""
+    from partnercast.campaigns import dispatching, ticking
+
+    world = uworld
+    monkeypatch.setattr(dispatching, "PREFETCH", prefetch)
+    monkeypatch.setattr(
+        ticking, "RunContext", functools.partial(dispatching.RunContext, batch_size=7)
+    )
+    progress: list[int] = []
+    report = tick(world.engine, world.settings, FIRST_TICK, on_progress=progress.append, after=[])
+    (run,) = [run for run in report.runs if run.sent]
+    assert run.state == "done", run
+    received = Counter(str(m["To"]) for m in sink.received.messages)
+    assert set(received) == _mailable(world) and set(received.values()) == {1}
+    with tenant_session(world.engine, world.tenant_id) as session:
+        audience = session.exec(
+            select(Contact.id)
+            .join(Partner, col(Partner.id) == Contact.partner_id)
+            .where(Partner.external_id == "P001", Contact.consent == True)  # noqa: E712
+        ).all()
+        rows = _deliveries(world, run.dispatch_id)
+    assert sum(progress) == len(audience) and max(progress) == 7
+    assert len(rows) == len(audience) and not [d for d in rows if d.state == "sending"]
+    count = sink.received.count
+    tick(world.engine, world.settings, AFTER_LEASE, after=[])
+    assert sink.received.count == count
