@@ -2,7 +2,7 @@
 
     python bench/tracker_load.py [--contacts 30000] [--clients 50,200,500] [--workers 1]
         [--database sqlite|postgresql] [--postgres-url URL] [--compare-with TREE]
-        [--generator wrk|locust] [--py-spy FILE] [--open-loop 0.5,1]
+        [--generator wrk|locust] [--py-spy FILE] [--open-loop 0.25,0.5,1]
 
 Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or locust,
 ``pip install -e ".[bench]"``, with ``--generator locust``).
@@ -39,7 +39,7 @@ Needs postfix's ``smtp-sink`` (the send) and wrk (``apt-get install wrk``; or lo
    flame graph in FILE; collapsed stacks for a .txt, speedscope for a .json).
 7. Beside the closed loop (which it does not replace), an open loop
    (bench/tracker_openloop.py): the requests of one level's plan arrive at a fixed rate,
-   ``--open-loop`` times the engine's send rate measured in step 1 (default 0.5 and 1),
+   ``--open-loop`` times the engine's send rate measured in step 1 (default 0.25, 0.5, 1),
    each on a connection of its own (one mail client, one request), every latency counted
    from when its request was due (no coordinated omission), on a copy of the send made
    before any hit, with the same exactly-once check; and the same against the static
@@ -480,7 +480,7 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="a flame graph of the server, to this file")
     parser.add_argument(
         "--open-loop",
-        default="0.5,1",
+        default="0.25,0.5,1",
         help="open-loop arrival rates, as fractions of the engine's send rate ('' for none)",
     )
     parser.add_argument(
