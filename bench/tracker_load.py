@@ -493,8 +493,9 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(n) for n in args.clients.split(",")]
     fractions = [float(f) for f in args.open_loop.split(",") if f.strip()]
-    if len(fractions) > len(levels):
-        sys.exit("at most one open-loop rate per level (each replays one level's plan)")
+    if len(fractions) > len(levels):  # each rate replays one level's plan
+        print(f"open loop: only the first {len(levels)} rate(s), one per level's plan")
+        fractions = fractions[: len(levels)]
 
     from sqlalchemy import create_engine
 
