@@ -119,7 +119,11 @@ def served_from_settings() -> tracking.TrackerFront:
     """What each ``serve --workers N`` process runs (uvicorn imports it by name): the
     application for the configured database behind the tracker's front
     (:class:`~partnercast.web.tracking.TrackerFront`)."""
-    return tracking.TrackerFront(app_from_settings())
+    from partnercast.web.server import settle_serving_process
+
+    front = tracking.TrackerFront(app_from_settings())
+    settle_serving_process()  # the process serves until uvicorn's supervisor stops it
+    return front
 
 
 def make_http_server(

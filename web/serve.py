@@ -17,7 +17,13 @@ from contextlib import contextmanager
 from partnercast.core.cli import open_engine
 from partnercast.core.settings import load_settings
 from partnercast.web.app import create_app
-from partnercast.web.server import HttpServer, ServeOptions, bind, serve_workers
+from partnercast.web.server import (
+    HttpServer,
+    ServeOptions,
+    bind,
+    serve_workers,
+    settle_serving_process,
+)
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -38,7 +44,9 @@ def serve(options: ServeOptions, *, ready: Callable[[int], None]) -> None:
                     serve_workers(options, sock)
                 else:
                     app = create_app(engine, settings)
-                    HttpServer(app, options, sock=sock).serve_forever()
+                    server = HttpServer(app, options, sock=sock)
+                    settle_serving_process()
+                    server.serve_forever()
         finally:
             sock.close()
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -124,6 +125,27 @@ class HttpServer:
 
     def server_close(self) -> None:
         self.socket.close()
+
+
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+A serving process has two busy threads, the event loop answering requests and the
+tracker's writer recording hits: at 5 ms every answer that comes due while the writer
+builds a batch waits up to 5 ms for the loop's next turn, and at 200 clients those waits
+are most of the tail latency (bench/tracker_load.py, docs/performance.md)."""
+
+
+def settle_serving_process() -> None:
+    """What a process that will serve until stopped does once the application is built,
+    just before it serves: the GIL handed over every millisecond rather than every five,
+    and start-up's objects kept out of the garbage collector's full passes (as
+    ``partnercast worker`` does, :func:`~partnercast.core.worker.settle_heap`). Never
+    called in a process that serves for a while and goes on (tests, the demo): both are
+    settings of the whole process."""
+    from partnercast.core.worker import settle_heap
+
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    settle_heap()
 
 
 def serve_workers(options: ServeOptions, sock: socket.socket) -> None:
