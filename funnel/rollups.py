@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import event, func, insert, inspect, select
+from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -174,20 +174,61 @@ def _upsert_rows(
     connection.execute(statement, rows)
 
 
+# PostgreSQL: both upserts in one statement, one round trip (a second one cost 1.5 ms a
+# transaction at load 4-5, a third more for one event a transaction). The rows come as
+# arrays, in sorted order; the partner rows are locked first (an unreferenced
+# data-modifying WITH runs after the main statement), the same order in every writer.
+_PG_UPSERT = text(
+    """
+    WITH fine AS (
+        INSERT INTO rollup (tenant_id, partner_id, campaign_id, cycle_id, metric, count, value)
+        SELECT * FROM unnest(CAST(:t AS integer[]), CAST(:p AS integer[]),
+            CAST(:c AS integer[]), CAST(:y AS integer[]), CAST(:m AS varchar[]),
+            CAST(:n AS integer[]), CAST(:v AS double precision[]))
+        ON CONFLICT (tenant_id, partner_id, campaign_id, cycle_id, metric) DO UPDATE
+        SET count = rollup.count + excluded.count, value = rollup.value + excluded.value
+    )
+    INSERT INTO partner_rollup (tenant_id, partner_id, metric, count, value)
+    SELECT * FROM unnest(CAST(:pt AS integer[]), CAST(:pp AS integer[]),
+        CAST(:pm AS varchar[]), CAST(:pn AS integer[]), CAST(:pv AS double precision[]))
+    ON CONFLICT (tenant_id, partner_id, metric) DO UPDATE
+    SET count = partner_rollup.count + excluded.count,
+        value = partner_rollup.value + excluded.value
+    """
+)
+
+
+def _columns(totals: Mapping[Any, Sequence[float]], names: str) -> dict[str, list[Any]]:
+    """The sorted ``totals`` as one list per column, named ``names`` (keys..., count, value)."""
+    rows = sorted(totals.items())
+    out: dict[str, list[Any]] = {name: [] for name in names.split()}
+    lists = list(out.values())
+    for key, (count, value) in rows:
+        for column, item in zip(lists, (*key, int(count), float(value)), strict=True):
+            column.append(item)
+    return out
+
+
 def _upsert(connection: Connection, totals: dict[Key, list[float]]) -> None:
     """Add ``totals`` to the rollups and to their partners' sums: the one place every
     addition goes through (the flush keeper and :func:`add_events`).
 
-    One upsert statement per table executed for every key (built once: building it per key
-    was most of a batch's cost in the tracker), keys in sorted order and the fine rows
-    before the partner rows, so that concurrent writers take the rows' locks in the same
-    order on PostgreSQL."""
+    Keys in sorted order, so that concurrent writers take the rows' locks in the same
+    order on PostgreSQL, where both go in one statement (:data:`_PG_UPSERT`). On SQLite
+    (one writer at a time, no round trips) one upsert statement per table executed for
+    every key (built once: building it per key was most of a batch's cost in the
+    tracker)."""
     if not totals:
+        return
+    by_partner = partner_sums(totals)
+    if connection.dialect.name == "postgresql":
+        parameters = _columns(totals, "t p c y m n v") | _columns(by_partner, "pt pp pm pn pv")
+        connection.execute(_PG_UPSERT, parameters)
         return
     fine = Rollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
     _upsert_rows(connection, fine, _FINE_KEYS, totals)
     partner = PartnerRollup.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
-    _upsert_rows(connection, partner, _PARTNER_KEYS, partner_sums(totals))
+    _upsert_rows(connection, partner, _PARTNER_KEYS, by_partner)
 
 
 def add_events(connection: Connection, events: Iterable[Any]) -> None:
