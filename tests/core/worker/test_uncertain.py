@@ -562,3 +562,43 @@ def test_batches_opened_while_the_one_before_goes_reach_each_contact_once(
     count = sink.received.count
     tick(world.engine, world.settings, AFTER_LEASE, after=[])
     assert sink.received.count == count
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_lease_lost_while_a_batch_opens_drops_the_dispatch_within_two_batches(
+    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, prefetch: bool
+) -> None:
+    """Another worker takes the lease over just before the third batch is opened (by the
+    helper thread, with ``prefetch``, while the second batch goes): the opening's fence
+    raises LeaseLost, which reaches the dispatching thread; the run is dropped and
+    nothing beyond the two batches opened before the theft went."""
+    from partnercast.campaigns import dispatching, ticking
+
+    world = uworld
+    batch = 7
+    monkeypatch.setattr(dispatching, "PREFETCH", prefetch)
+    monkeypatch.setattr(
+        ticking, "RunContext", functools.partial(dispatching.RunContext, batch_size=batch)
+    )
+    opened: list[int] = []
+    open_batch = dispatching._open_batch
+
+    def stolen_at_the_third(ctx: Any, tenant_id: int, dispatch_id: int, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
+        opened.append(dispatch_id)
+        if len(opened) == 3:
+            with world.engine.begin() as connection:
+                connection.execute(
+                    update(Dispatch)
+                    .where(col(Dispatch.id) == dispatch_id)
+                    .values(lease_owner=OTHER_WORKER, lease_until=START + timedelta(days=30))
+                )
+        return open_batch(ctx, tenant_id, dispatch_id, *args, **kw)
+
+    monkeypatch.setattr(dispatching, "_open_batch", stolen_at_the_third)
+    report = tick(world.engine, world.settings, FIRST_TICK, after=[])
+    assert report.states["lease_lost"] == 1, report.runs
+    assert len(opened) == 3
+    assert 0 < sink.received.count <= 2 * batch
+    with tenant_session(world.engine, world.tenant_id) as session:
+        dispatch = session.exec(select(Dispatch).where(Dispatch.lease_owner == OTHER_WORKER)).one()
+        assert dispatch.state == "running"  # the loser changed nothing after the theft
