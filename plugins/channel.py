@@ -158,9 +158,17 @@ class DeliveryJournal(Protocol):
     window (empty for the first), and after its last ``note(done, [], released)``, where
     ``released`` are ids it noted but never handed over (it was stopped). Each call is ONE
     committed write, so if the process dies, the only messages whose fate is unknown are
-    those of the window in flight on each connection (at most ``window`` a connection):
-    they are resent with the same Message-ID, flagged uncertain (or, at most once, not at
-    all); every other contact is known sent or not sent. ``note`` returns False when the
+    those noted in flight on each connection: they are resent with the same Message-ID,
+    flagged uncertain (or, at most once, not at all); every other contact is known sent or
+    not sent.
+
+    The engine's journal also offers ``ahead`` (0 or 1) and ``begin(done, handing_over,
+    released)``: ``note`` run on a writer thread of the calling connection, returning a
+    ticket whose ``result()`` is ``note``'s answer. With ``ahead`` 1 a connection notes its
+    next window while it sends the current one and asks the ticket's answer only before
+    sending the window noted, so at most two windows a connection are in flight (one
+    with ``ahead`` 0). A channel that uses only ``note`` keeps the one-window bound; the
+    built-in email channel uses ``begin`` when the journal has it. ``note`` returns False when the
     engine may no longer send for this dispatch (its lease was taken over): the channel
     stops that connection at once. Called from the channel's sender threads;
     implementations are thread-safe.
