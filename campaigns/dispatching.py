@@ -530,7 +530,12 @@ def _send_to_audience(
     at_most_once = prepared.view.tenant.delivery_guarantee == AT_MOST_ONCE
     journal = (
         LedgerJournal(
-            ctx.engine, tenant_id, dispatch_id, ctx.held(), window=ctx.settings.delivery_window
+            ctx.engine,
+            tenant_id,
+            dispatch_id,
+            ctx.held(),
+            window=ctx.settings.delivery_window,
+            ahead=ctx.settings.delivery_ahead,
         )
         if channel.journals_deliveries
         else None

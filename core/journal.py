@@ -26,8 +26,8 @@ connection: the one being sent and the one noted after it. ``ahead`` = 0 is a no
 a window, one at a time (a window per connection).
 
 The UPDATE is also a fence: it matches rows only while this worker's lease on the
-dispatch is live, so a worker whose lease was taken over stops after at most the one
-window per connection it had noted (``note`` returns False).
+dispatch is live, so a worker whose lease was taken over stops after at most the windows
+per connection it had noted, two with ``ahead`` (``note`` returns False).
 
 It runs on a raw driver connection per live sender thread (a new thread takes over an
 ended one's), outside the ORM, for speed; on SQLite the sender threads of every worker on
@@ -64,7 +64,7 @@ from sqlalchemy.engine import Engine
 
 from partnercast.core.models import Delivery, Dispatch
 from partnercast.core.outbox import Lease
-from partnercast.core.settings import DEFAULT_DELIVERY_WINDOW
+from partnercast.core.settings import DEFAULT_DELIVERY_AHEAD, DEFAULT_DELIVERY_WINDOW
 from partnercast.core.sql import table_of
 
 SENDING = "sending"
@@ -83,9 +83,10 @@ class Outcome(Protocol):
 
 
 DEFAULT_WINDOW = DEFAULT_DELIVERY_WINDOW  # messages a connection notes in flight at once
-DEFAULT_AHEAD = 1
-"""Windows a connection notes ahead of the one it sends (0 or 1): with 1 a crash may repeat
-two windows per connection (docs/performance.md, "Sending on PostgreSQL", says why 1)."""
+DEFAULT_AHEAD = DEFAULT_DELIVERY_AHEAD
+"""Windows a connection notes ahead of the one it sends (0 or 1, ``Settings.delivery_ahead``):
+with 1 a crash may repeat two windows per connection (docs/performance.md, "Sending on
+PostgreSQL", says why 1)."""
 
 
 def _statement(slots: int) -> Any:

@@ -40,6 +40,8 @@ from partnercast.core.keys import (
 DEFAULT_CONFIG_FILE = "partnercast.toml"
 DEFAULT_DELIVERY_WINDOW = 32
 """Settings.delivery_window's default, chosen from measurements (docs/performance.md)."""
+DEFAULT_DELIVERY_AHEAD = 1
+"""Settings.delivery_ahead's default, chosen from measurements (docs/performance.md)."""
 
 
 class PluginSources(BaseModel):
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     # statement a window instead of one a message; a crash repeats at most this many a
     # connection, each with its own Message-ID and flagged uncertain (1: one at a time).
     delivery_window: int = Field(default=DEFAULT_DELIVERY_WINDOW, ge=1, le=1000)
+    # Windows a connection notes ahead of the one it sends (core/journal.py): 1 overlaps a
+    # note's round trip and commit with the sending, and doubles the bound above (two
+    # windows a connection per crash); 0 is one window at a time.
+    delivery_ahead: int = Field(default=DEFAULT_DELIVERY_AHEAD, ge=0, le=1)
     # Each REST API token's own limit (a token bucket in the database, core/ratelimit.py):
     # this many requests at once, refilled at api_rate_per_second; over it, 429.
     api_rate_burst: int = Field(default=120, ge=1, le=1_000_000)

@@ -376,21 +376,36 @@ class _DiesMidWindow:
 
 
 @pytest.mark.parametrize(
-    ("guarantee", "arrive"),
-    [("at_least_once", 0), ("at_most_once", 0), ("at_least_once", 3), ("at_most_once", 3)],
+    ("guarantee", "arrive", "ahead"),
+    [
+        ("at_least_once", 0, 1),
+        ("at_most_once", 0, 1),
+        ("at_least_once", 3, 1),
+        ("at_most_once", 3, 1),
+        ("at_least_once", 3, 0),
+        ("at_most_once", 3, 0),
+    ],
 )
 def test_a_real_crash_leaves_two_windows_sending_which_are_resent_or_kept(
-    uworld: World, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch, guarantee: str, arrive: int
+    uworld: World,
+    sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+    guarantee: str,
+    arrive: int,
+    ahead: int,
 ) -> None:
     """No row set by hand: the journal itself leaves the window on the wire ``sending``,
     and the one its connection noted ahead; ``arrive`` of the first window's messages
     reached the server before the worker died. At least once, both windows are resent
     flagged uncertain, each with its original Message-ID (those that had arrived arrive
-    twice, the only repeats); at most once they are never resent."""
+    twice, the only repeats); at most once they are never resent. With the setting
+    ``delivery_ahead = 0`` the connection noted nothing ahead: one window, the old bound."""
     from partnercast.channels.email import channel as email_channel
 
     world = uworld
     world.settings.delivery_window = WINDOW
+    world.settings.delivery_ahead = ahead
+    windows = 1 + ahead
     _guarantee(world, guarantee)
     original = EmailChannel.publish
     send_one = email_channel._send_one
@@ -423,7 +438,7 @@ def test_a_real_crash_leaves_two_windows_sending_which_are_resent_or_kept(
     monkeypatch.setattr(email_channel, "_send_one", send_one)
     (crash,) = dying
     assert len(crash.noted) == WINDOW
-    assert len(crash.after) == WINDOW  # the bound: two windows on that connection
+    assert len(crash.after) == WINDOW * ahead  # the bound: 1 + ahead windows a connection
     with tenant_session(world.engine, world.tenant_id) as session:
         dispatch = session.exec(select(Dispatch).where(Dispatch.state == "running")).one()
         rows = session.exec(select(Delivery).where(Delivery.dispatch_id == dispatch.id)).all()
@@ -453,12 +468,12 @@ def test_a_real_crash_leaves_two_windows_sending_which_are_resent_or_kept(
     lost = {d.email for d in on_the_wire} - went  # noted in flight, never reached the server
     if guarantee == "at_least_once":
         assert set(received) == _mailable(world)
-        assert event.data == {"resent": 2 * WINDOW, "not_resent": 0}
+        assert event.data == {"resent": windows * WINDOW, "not_resent": 0}
     else:
         assert set(received) == _mailable(world) - lost
-        assert event.data == {"resent": 0, "not_resent": 2 * WINDOW}
+        assert event.data == {"resent": 0, "not_resent": windows * WINDOW}
         (task,) = _uncertain_tasks(world)
-        assert task.title.startswith(f"{2 * WINDOW} messages of dispatch {dispatch.id} ")
+        assert task.title.startswith(f"{windows * WINDOW} messages of dispatch {dispatch.id} ")
 
 
 def test_a_batch_that_takes_longer_than_the_lease_keeps_it_while_it_makes_progress(
