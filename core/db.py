@@ -54,7 +54,12 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
             where="database_url",
         ) from error
     if parsed.get_backend_name() != "sqlite":
-        return _create(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
+        return _create(
+            parsed,
+            pool_pre_ping=True,
+            max_overflow=SERVER_POOL_OVERFLOW,
+            connect_args=_connect_args(parsed),
+        )
     if parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         if create:
@@ -71,6 +76,15 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     event.listen(engine, "commit", _sqlite_end)
     event.listen(engine, "rollback", _sqlite_end)
     return engine
+
+
+SERVER_POOL_OVERFLOW = 30
+"""Connections a process may open beyond the pool's 5 kept ones, on a database server.
+SQLAlchemy's default (10) is fewer than one email dispatch can hold at once: a journal
+writer per SMTP connection (up to 16 an account), the batch opener, the dispatch's own
+session, and beside them the worker's other jobs or the tracker's writers; a 16th lane
+would wait 30 s for a connection and fail. Overflow connections are closed when given
+back, so an idle process still keeps 5."""
 
 
 def _create(url: URL, **options: Any) -> Engine:

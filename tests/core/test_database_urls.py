@@ -112,3 +112,26 @@ def test_db_upgrade_creates_the_sqlite_database_it_is_told_to(tmp_path: Path) ->
     assert (tmp_path / "data" / "partnercast.db").is_file()
     listed = _run(tmp_path, url)
     assert listed.returncode == 0, listed.stderr
+
+
+def test_a_server_engine_lends_every_lane_of_a_dispatch_a_connection(postgres_server: str) -> None:
+    """An email dispatch on PostgreSQL may hold a journal connection per SMTP connection
+    (up to 16 an account), the batch opener's and its own session's, beside the worker's
+    other jobs: the engine lends that many at once instead of making the 16th lane wait
+    for the pool (30 s, then an error)."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from partnercast.core.db import make_engine
+
+    engine = make_engine(postgres_server)
+    engine.pool._timeout = 0.5  # type: ignore[attr-defined]  # fail fast if it would wait
+    held = []
+    try:
+        for _ in range(16 + 2 + 4):
+            held.append(engine.raw_connection())
+    except PoolTimeout:
+        pytest.fail(f"the pool lent only {len(held)} connections at once")
+    finally:
+        for connection in held:
+            connection.close()
+        engine.dispose()
