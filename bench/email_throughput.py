@@ -8,7 +8,7 @@
 ceiling and naive loop. ``--window`` is the delivery window (``Settings.delivery_window``,
 core/journal.py): each value given is measured in turn (``--window 1`` is the old rule,
 one journal commit a message). ``--ahead`` and ``--prefetch`` measure the engine with
-that many windows noted ahead per connection (core.journal.DEFAULT_AHEAD) and with the
+that many windows noted ahead per connection (the setting delivery_ahead) and with the
 next batch opened while the current one goes, or not (campaigns.dispatching.PREFETCH).
 
 ``--reuse`` keeps the built world (a SQLite file under the temp folder, or a PostgreSQL
@@ -220,10 +220,7 @@ def _worker(
     windows noted ahead and the batch prefetch, where not the engine's defaults.
     """
     from partnercast.campaigns import dispatching
-    from partnercast.core import journal
 
-    if variant is not None and variant.ahead is not None:
-        journal.DEFAULT_AHEAD = variant.ahead
     if variant is not None and variant.prefetch is not None:
         dispatching.PREFETCH = variant.prefetch
     from partnercast.campaigns.ticking import tick
@@ -233,7 +230,9 @@ def _worker(
     from partnercast.core.settings import load_settings
     from partnercast.plugins.manager import default_plugins
 
-    extra = {"delivery_window": window} if window else {}
+    extra: dict[str, int] = {"delivery_window": window} if window else {}
+    if variant is not None and variant.ahead is not None:
+        extra["delivery_ahead"] = variant.ahead  # the setting (core/settings.py)
     settings = load_settings(
         database_url=url,
         smtp=SmtpSettings(host="127.0.0.1", port=port, connections=connections),
@@ -291,7 +290,7 @@ class EngineRun(NamedTuple):
 
 class Variant(NamedTuple):
     """Where a measurement leaves the engine's defaults: windows a connection notes ahead
-    (core.journal.DEFAULT_AHEAD), batches opened while the one before goes
+    (the setting ``delivery_ahead``), batches opened while the one before goes
     (campaigns.dispatching.PREFETCH); None keeps the default."""
 
     ahead: int | None = None
