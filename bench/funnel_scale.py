@@ -1023,15 +1023,18 @@ def measure(
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'measure':32} {'median':>9} {'worst':>9} {'cpu':>9}")
     for name, fn in measurements(engine, bench):
+        if args.only and not any(part in name for part in args.only):
+            continue
         median, worst, _ = timed(fn, args.runs)
         results["timings"].append((name, median, worst))
         cpu = CPU_SECONDS[0] * 1000
         print(f"{name:32} {median * 1000:8.0f}ms {worst * 1000:8.0f}ms {cpu:8.0f}ms", flush=True)
-    median, worst = cli_timing(url, "bench", args.runs)
-    results["timings"].append(("partnercast metrics (CLI)", median, worst))
-    cpu = CPU_SECONDS[0] * 1000
-    cli = "partnercast metrics (CLI)"
-    print(f"{cli:32} {median * 1000:8.0f}ms {worst * 1000:8.0f}ms {cpu:8.0f}ms")
+    if not args.only or any(part in "partnercast metrics (CLI)" for part in args.only):
+        median, worst = cli_timing(url, "bench", args.runs)
+        results["timings"].append(("partnercast metrics (CLI)", median, worst))
+        cpu = CPU_SECONDS[0] * 1000
+        cli = "partnercast metrics (CLI)"
+        print(f"{cli:32} {median * 1000:8.0f}ms {worst * 1000:8.0f}ms {cpu:8.0f}ms")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     return results
 
@@ -1065,6 +1068,13 @@ def main() -> None:
         action="store_true",
         help="with --reuse: first sum the rollups in SQL again (a database whose build "
         "was stopped after the load)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="time only the measures whose name contains TEXT (repeatable), e.g. "
+        "--only score --only segment; the CLI is 'partnercast metrics'",
     )
     args = parser.parse_args()
     urls: list[str] = []
