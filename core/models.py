@@ -38,6 +38,7 @@ class Dispatch(TenantOwned, SQLModel, table=True):
         UniqueConstraint("enrollment_id", "touch_id", "cycle_id"),
         Index("ix_dispatch_due", "state", "scheduled_at"),
         Index("ix_dispatch_lease", "state", "lease_until"),
+        Index("ix_dispatch_state_partner", "tenant_id", "state", "partner_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
