@@ -53,8 +53,28 @@ def claim_first(
     One INSERT ... ON CONFLICT DO NOTHING RETURNING executed for the whole batch (SQLAlchemy
     sends it as multi-row statements from one cached compilation): the unique (dispatch,
     contact, kind) makes it exact under concurrent writers (other batches, other
-    processes) on SQLite and PostgreSQL alike. The statement is built once per dialect.
+    processes) on SQLite and PostgreSQL alike. The statement is built once per dialect;
+    on PostgreSQL it takes the rows as four arrays (``INSERT ... SELECT FROM unnest``), one
+    short statement whatever the batch, which psycopg converts once and prepares: a
+    multi-row VALUES is a statement of another length each batch, converted anew every
+    time (an eighth of ``partnercast serve``'s CPU under wrk, py-spy).
     """
+    firsts = list(firsts)
+    if not firsts:
+        return set()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        found = connection.execute(
+            _pg_claim_statement(),
+            {
+                "e_tenant_id": tenant_id,
+                "e_dispatches": [dispatch for (dispatch, _, _), _ in firsts],
+                "e_contacts": [contact for (_, contact, _), _ in firsts],
+                "e_kinds": [kind for (_, _, kind), _ in firsts],
+                "e_firsts": [at for _, at in firsts],
+            },
+        )
+        return {(row[0], row[1], row[2]) for row in found}
     rows = [
         {
             "tenant_id": tenant_id,
@@ -65,9 +85,6 @@ def claim_first(
         }
         for (dispatch, contact, kind), at in firsts
     ]
-    if not rows:
-        return set()
-    connection = session.connection()
     found = connection.execute(_claim_statement(connection.dialect.name), rows)
     return {(row[0], row[1], row[2]) for row in found}
 
@@ -89,3 +106,42 @@ def _claim_statement(dialect: str) -> Any:
         )
         _claims[dialect] = statement
     return statement
+
+
+_pg_claim: list[Any] = []
+
+
+def _pg_claim_statement() -> Any:
+    """PostgreSQL's claim from four arrays (built once)."""
+    if not _pg_claim:
+        from sqlalchemy import Integer, String, bindparam, func
+        from sqlalchemy import select as select_columns
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
+        arrays = [
+            bindparam("e_dispatches", type_=ARRAY(Integer)),
+            bindparam("e_contacts", type_=ARRAY(Integer)),
+            bindparam("e_kinds", type_=ARRAY(String)),
+            bindparam("e_firsts", type_=ARRAY(table.c.first_at.type)),
+        ]
+        rows = (
+            func.unnest(*arrays)
+            .table_valued("dispatch_id", "contact_id", "kind", "first_at")
+            .render_derived("new_rows", with_types=False)
+        )
+        values = select_columns(
+            bindparam("e_tenant_id", type_=Integer),
+            rows.c.dispatch_id,
+            rows.c.contact_id,
+            rows.c.kind,
+            rows.c.first_at,
+        )
+        columns = ["tenant_id", "dispatch_id", "contact_id", "kind", "first_at"]
+        _pg_claim.append(
+            pg_insert(table)
+            .from_select(columns, values)
+            .on_conflict_do_nothing(index_elements=["dispatch_id", "contact_id", "kind"])
+            .returning(table.c.dispatch_id, table.c.contact_id, table.c.kind)
+        )
+    return _pg_claim[0]
