@@ -49,8 +49,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, any_, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session
@@ -272,9 +271,8 @@ def _sent_at(
 ) -> dict[tuple[int, int], datetime | None]:
     """The deliveries of the hits' messages: (dispatch, contact) -> sent_at."""
     wanted = {(pending.rcpt.dispatch_id, pending.rcpt.contact_id) for pending in hits}
-    statement = _PG_DELIVERIES if connection.dialect.name == "postgresql" else _DELIVERIES
     rows = connection.execute(
-        statement,
+        _DELIVERIES,
         {
             "tenant": tenant_id,
             "dispatches": list({d for d, _ in wanted}),
@@ -428,14 +426,6 @@ _PLACES = (
 _DELIVERIES = select(_delivery.c.dispatch_id, _delivery.c.contact_id, _delivery.c.sent_at).where(
     _delivery.c.dispatch_id.in_(bindparam("dispatches", expanding=True)),
     _delivery.c.contact_id.in_(bindparam("contacts", expanding=True)),
-    _delivery.c.tenant_id == bindparam("tenant"),
-)
-# PostgreSQL: the id sets as two arrays (``= ANY``), one short statement whatever the
-# batch, which psycopg converts once and prepares; an IN list is a statement of another
-# length each batch, converted anew every time (py-spy, issue 16).
-_PG_DELIVERIES = select(_delivery.c.dispatch_id, _delivery.c.contact_id, _delivery.c.sent_at).where(
-    _delivery.c.dispatch_id == any_(bindparam("dispatches", type_=ARRAY(Integer))),
-    _delivery.c.contact_id == any_(bindparam("contacts", type_=ARRAY(Integer))),
     _delivery.c.tenant_id == bindparam("tenant"),
 )
 _EVENTS = insert(_event_table)
