@@ -155,18 +155,31 @@ _FINE_KEYS = ("tenant_id", "partner_id", "campaign_id", "cycle_id", "metric")
 _PARTNER_KEYS = ("tenant_id", "partner_id", "metric")
 
 
+_upserts: dict[tuple[str, str], Any] = {}
+
+
+def _upsert_statement(dialect: str, table: Any, keys: tuple[str, ...]) -> Any:
+    """The upsert of ``table`` for a dialect, built once (built per call, it was built and
+    cache-keyed for every batch of the tracker's writer: py-spy, issue 16)."""
+    statement = _upserts.get((dialect, table.name))
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={
+                "count": table.c.count + statement.excluded.count,
+                "value": table.c.value + statement.excluded.value,
+            },
+        )
+        _upserts[(dialect, table.name)] = statement
+    return statement
+
+
 def _upsert_rows(
     connection: Connection, table: Any, keys: tuple[str, ...], totals: Mapping[Any, Any]
 ) -> None:
-    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={
-            "count": table.c.count + statement.excluded.count,
-            "value": table.c.value + statement.excluded.value,
-        },
-    )
+    statement = _upsert_statement(connection.dialect.name, table, keys)
     rows = [
         {**dict(zip(keys, key, strict=True)), "count": int(count), "value": float(value)}
         for key, (count, value) in sorted(totals.items())
