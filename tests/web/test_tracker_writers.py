@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
-from support.world import build_world, respond, run_days, start
+from support.world import World, build_world, respond, run_days, start
 
 from partnercast.campaigns.tracking_links import LinkToken
 from partnercast.core.event_bus import subscribed
@@ -32,10 +32,12 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safar
 TRACKED = ("opens", "opened", "clicks", "clicked")
 
 
-def test_concurrent_writers_count_each_message_once(
-    any_engine: Engine, sink: SmtpSink, tmp_path: Path
-) -> None:
-    world = build_world(any_engine, tmp_path / "world", sink.port)
+def _sent_world(
+    engine: Engine, sink: SmtpSink, tmp_path: Path, count: int
+) -> tuple[World, list[tuple[int, int, int]]]:
+    """A world whose partners all approved and whose first touch went out; the first
+    ``count`` messages sent, as (dispatch, contact, partner)."""
+    world = build_world(engine, tmp_path / "world", sink.port)
     with tenant_session(world.engine, world.tenant_id) as session:
         keys = sorted(p.external_id for p in session.exec(select(Partner)).all())
     respond(world, dict.fromkeys(keys, "approve"))
@@ -46,7 +48,14 @@ def test_concurrent_writers_count_each_message_once(
             select(Delivery.dispatch_id, Delivery.contact_id, Dispatch.partner_id)
             .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
             .order_by(col(Delivery.id))
-        ).all()[:12]
+        ).all()[:count]
+    return world, [(d, c, p) for d, c, p in messages]
+
+
+def test_concurrent_writers_count_each_message_once(
+    any_engine: Engine, sink: SmtpSink, tmp_path: Path
+) -> None:
+    world, messages = _sent_world(any_engine, sink, tmp_path, 12)
     at = utcnow() + timedelta(minutes=5)  # well after the send: no hit is a scanner's
     pending = []
     for dispatch, contact, partner in messages:
@@ -105,18 +114,7 @@ def test_the_event_bus_hears_the_tracker_events_once_committed(
     event bus still gets each of them, with its id, only after its batch committed (the
     row is visible to another connection when the subscriber is called), and never one of
     a batch that rolled back; the rollups still equal the event log."""
-    world = build_world(any_engine, tmp_path / "world", sink.port)
-    with tenant_session(world.engine, world.tenant_id) as session:
-        keys = sorted(p.external_id for p in session.exec(select(Partner)).all())
-    respond(world, dict.fromkeys(keys, "approve"))
-    start(world)
-    assert run_days(world, 0, 0) > 20
-    with tenant_session(world.engine, world.tenant_id) as session:
-        messages = session.exec(
-            select(Delivery.dispatch_id, Delivery.contact_id, Dispatch.partner_id)
-            .join(Dispatch, col(Dispatch.id) == Delivery.dispatch_id)
-            .order_by(col(Delivery.id))
-        ).all()[:9]
+    world, messages = _sent_world(any_engine, sink, tmp_path, 9)
     at = utcnow() + timedelta(minutes=5)
 
     def hits(some: list[tuple[int, int, int]]) -> list[PendingHit]:
