@@ -12,11 +12,10 @@ taken over gets :class:`LeaseLost` there, changes nothing, and drops the dispatc
 from __future__ import annotations
 
 import logging
-import queue
 import random
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -578,7 +577,7 @@ def _send_to_audience(
                     pending, come_back = pending[: allowance.may_send], allowance
             # the next batch is opened (its ledger rows committed ``pending``) while this
             # one goes: a database server's round trips then overlap the sending
-            coming = helper.submit(next_batch) if come_back is None else _Result[_Opened | None]()
+            coming = helper.submit(next_batch if come_back is None else _nothing)
             results = _publish_batch(ctx, prepared, account, pending, batch.by_contact, journal)
             if journal is not None and journal.lost:
                 raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
@@ -607,6 +606,10 @@ server, not on SQLite, whose writes meet the journal's at its one write lock). T
 benchmark sets it to compare; docs/performance.md, "Sending on PostgreSQL", says why."""
 
 
+def _nothing() -> None:
+    """No next batch (a batch cut short by the rate limits ends the run)."""
+
+
 def _prefetches(ctx: RunContext) -> bool:
     if PREFETCH is not None:
         return PREFETCH
@@ -619,69 +622,47 @@ class _Opened(NamedTuple):
     by_contact: dict[int, AudienceMember]
 
 
-class _Result(Generic[T]):
-    """What a job of :class:`_Helper` gave (or raised); :meth:`result` waits for it. With
-    no job: None at once."""
+class _Deferred(Generic[T]):
+    """A job run in the caller's thread when its result is first asked for (no prefetch:
+    the steps keep the order they had before batches were opened ahead); the two methods
+    of a :class:`~concurrent.futures.Future` that :func:`_send_to_audience` uses."""
 
-    def __init__(self, job: Callable[[], T] | None = None, *, queued: bool = False) -> None:
-        self._job = job
-        self._queued = queued  # a thread runs it: result() waits
-        self._ready = threading.Event()
+    def __init__(self, job: Callable[[], T]) -> None:
+        self._job: Callable[[], T] | None = job
         self._value: T | None = None
-        self._error: BaseException | None = None
-        if job is None:
-            self._ready.set()
-
-    def run(self) -> None:
-        try:
-            if self._job is not None:
-                self._value = self._job()
-        except BaseException as error:  # raised again by result(), in the caller's thread
-            self._error = error
-        finally:
-            self._job = None
-            self._ready.set()
 
     def done(self) -> bool:
-        return self._ready.is_set()
+        return self._job is None
 
     def result(self) -> T:
-        if not self._queued and not self._ready.is_set():
-            self.run()  # not handed to a thread: run now, in the caller's thread
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
+        if self._job is not None:
+            job, self._job = self._job, None
+            self._value = job()
         return self._value  # type: ignore[return-value]  # set by the job
 
 
+_Pending = Future[T] | _Deferred[T]
+
+
 class _Helper:
-    """One thread that runs a dispatch's batch openings and settlements in the order
-    given, beside the sending (``prefetch``); without ``prefetch`` each job runs when its
-    result is asked for, in the caller's thread (the order of the steps is the same)."""
+    """Runs a dispatch's batch openings and settlements in the order given: with
+    ``prefetch`` on one thread of its own beside the sending (a job's exception is raised
+    again by ``result()`` in the caller's thread); without, each job when its result is
+    asked for, in the caller's thread."""
 
     def __init__(self, *, prefetch: bool) -> None:
-        self._jobs: queue.SimpleQueue[_Result[Any] | None] | None = None
-        self._thread: threading.Thread | None = None
-        if prefetch:
-            self._jobs = queue.SimpleQueue()
-            self._thread = threading.Thread(target=self._run, name="dispatch-ahead", daemon=True)
-            self._thread.start()
+        self._pool = (
+            ThreadPoolExecutor(1, thread_name_prefix="dispatch-ahead") if prefetch else None
+        )
 
-    def submit(self, job: Callable[..., T], *args: Any) -> _Result[T]:
-        result: _Result[T] = _Result(lambda: job(*args), queued=self._jobs is not None)
-        if self._jobs is not None:
-            self._jobs.put(result)
-        return result
-
-    def _run(self) -> None:
-        assert self._jobs is not None
-        while (result := self._jobs.get()) is not None:
-            result.run()
+    def submit(self, job: Callable[..., T], *args: Any) -> _Pending[T]:
+        if self._pool is None:
+            return _Deferred(lambda: job(*args))
+        return self._pool.submit(job, *args)
 
     def close(self) -> None:
-        if self._jobs is not None and self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class _Tally:
@@ -693,11 +674,11 @@ class _Tally:
         self.run = run
         self.wait = wait  # settle each batch as it is added (not prefetching)
         self.on_progress = on_progress
-        self.waiting: list[_Result[tuple[_Settled, int]]] = []
+        self.waiting: list[_Pending[tuple[_Settled, int]]] = []
         self.transient = 0
         self.deferred_why = ""
 
-    def add(self, settling: _Result[tuple[_Settled, int]]) -> None:
+    def add(self, settling: _Pending[tuple[_Settled, int]]) -> None:
         self.waiting.append(settling)
         while self.waiting and (self.waiting[0].done() or self.wait):
             self._count(self.waiting.pop(0).result())

@@ -326,6 +326,16 @@ class _Writer:
         self.thread.join()
 
 
+def _take_over(slots: list[list[Any]], me: threading.Thread) -> list[Any] | None:
+    """The first of ``slots`` ([thread using it, ...]) whose thread has ended, now ``me``'s;
+    None when every one is in use. The caller holds the journal's lock."""
+    for slot in slots:
+        if not slot[0].is_alive():
+            slot[0] = me
+            return slot
+    return None
+
+
 class LedgerJournal:
     """The :class:`~partnercast.plugins.DeliveryJournal` of one dispatch run.
 
@@ -387,11 +397,8 @@ class LedgerJournal:
             return cursor
         me = threading.current_thread()
         with self._lock:
-            for slot in self._slots:
-                if not slot[0].is_alive():
-                    slot[0] = me
-                    cursor = slot[2]
-                    break
+            taken = _take_over(self._slots, me)
+        cursor = taken[2] if taken is not None else None
         if cursor is None:
             connection = self._engine.raw_connection()
             driver = connection.driver_connection
@@ -418,11 +425,8 @@ class LedgerJournal:
         writer: _Writer | None = getattr(self._local, "writer", None)
         if writer is None:
             with self._lock:
-                for slot in self._writers:
-                    if not slot[0].is_alive():
-                        slot[0] = me
-                        writer = slot[1]
-                        break
+                taken = _take_over(self._writers, me)
+                writer = taken[1] if taken is not None else None
                 if writer is None:
                     writer = _Writer(f"journal-{self._dispatch_id}-{len(self._writers)}")
                     self._writers.append([me, writer])

@@ -55,7 +55,7 @@ from sqlmodel import Session, col, select
 
 from partnercast.core.errors import PartnercastError
 from partnercast.core.models import HELD_FOR_APPROVAL, Delivery, Dispatch, Event
-from partnercast.core.sql import rowcount, table_of
+from partnercast.core.sql import rowcount, table_of, unnested
 from partnercast.core.tenancy import session_tenant, system_session
 from partnercast.core.timeutil import as_utc
 
@@ -503,19 +503,14 @@ def _ledger_insert() -> Any:
     """PostgreSQL's ledger INSERT from four arrays (built once)."""
     global _LEDGER_INSERT
     if _LEDGER_INSERT is None:
-        from sqlalchemy.dialects.postgresql import ARRAY
-
         table = table_of(Delivery)
-        arrays = [
-            bindparam("d_contacts", type_=ARRAY(Integer)),
-            bindparam("d_emails", type_=ARRAY(String)),
-            bindparam("d_states", type_=ARRAY(String)),
-            bindparam("d_message_ids", type_=ARRAY(String)),
-        ]
-        rows = (
-            func.unnest(*arrays)
-            .table_valued("contact_id", "email", "state", "message_id")
-            .render_derived("new_rows", with_types=False)
+        rows = unnested(
+            {
+                "contact_id": ("d_contacts", Integer),
+                "email": ("d_emails", String),
+                "state": ("d_states", String),
+                "message_id": ("d_message_ids", String),
+            }
         )
         values = select_columns(
             bindparam("d_tenant_id", type_=Integer),

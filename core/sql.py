@@ -5,7 +5,7 @@ Kept in one place so that the rest of the code needs no ``type: ignore`` for the
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, Table, any_, bindparam, inspect
@@ -31,6 +31,19 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
         array = bindparam(None, list(values), type_=ARRAY(column.type))
         return cast(ColumnElement[bool], column == any_(array))
     return cast(ColumnElement[bool], column.in_(list(values)))
+
+
+def unnested(columns: Mapping[str, tuple[str, Any]], name: str = "new_rows") -> Any:
+    """PostgreSQL's ``unnest(:a, :b, ...)`` as a derived table named ``name``: a column per
+    entry of ``columns`` (column -> (array parameter, item type)), a row per index of the
+    arrays. ``INSERT ... SELECT`` from it takes a batch as one array a column: a short
+    statement whatever the batch, which psycopg converts once and prepares, where a
+    multi-row VALUES is a statement of another length each time, converted anew."""
+    from sqlalchemy import func
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    arrays = [bindparam(param, type_=ARRAY(item)) for param, item in columns.values()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name, with_types=False)
 
 
 def table_of(model: type[SQLModel]) -> Table:

@@ -114,21 +114,19 @@ _pg_claim: list[Any] = []
 def _pg_claim_statement() -> Any:
     """PostgreSQL's claim from four arrays (built once)."""
     if not _pg_claim:
-        from sqlalchemy import Integer, String, bindparam, func
+        from sqlalchemy import Integer, String, bindparam
         from sqlalchemy import select as select_columns
-        from sqlalchemy.dialects.postgresql import ARRAY
+
+        from partnercast.core.sql import unnested
 
         table = Engagement.__table__  # type: ignore[attr-defined]  # not in SQLModel stubs
-        arrays = [
-            bindparam("e_dispatches", type_=ARRAY(Integer)),
-            bindparam("e_contacts", type_=ARRAY(Integer)),
-            bindparam("e_kinds", type_=ARRAY(String)),
-            bindparam("e_firsts", type_=ARRAY(table.c.first_at.type)),
-        ]
-        rows = (
-            func.unnest(*arrays)
-            .table_valued("dispatch_id", "contact_id", "kind", "first_at")
-            .render_derived("new_rows", with_types=False)
+        rows = unnested(
+            {
+                "dispatch_id": ("e_dispatches", Integer),
+                "contact_id": ("e_contacts", Integer),
+                "kind": ("e_kinds", String),
+                "first_at": ("e_firsts", table.c.first_at.type),
+            }
         )
         values = select_columns(
             bindparam("e_tenant_id", type_=Integer),
