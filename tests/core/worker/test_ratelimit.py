@@ -207,10 +207,10 @@ taken, first, last, calls = 0, None, None, 0
 while time.time() < start + seconds:
     now = time.time()
     first, last = first or now, now
-    grant = acquire(engine, "shared", 5, now, 10.0, 10, tenant_id=tenant)
+    grant = acquire(engine, "shared", 1, now, 10.0, 10, tenant_id=tenant)
     taken += grant.granted
     calls += 1
-    if grant.granted < 5:
+    if grant.granted < 1:
         time.sleep(min(grant.wait_seconds, 0.02))
 print(taken, first, last, calls)
 """
@@ -254,5 +254,8 @@ def test_worker_processes_sharing_one_bucket_never_exceed_it(
     calls = sum(int(line[3]) for line in lines)
     print(f"4 processes took {total} of at most {ceiling:.1f} in {elapsed:.2f} s, {calls} calls")
     assert total <= ceiling + 1e-6
-    assert total >= 0.8 * ceiling  # not starved (the machine may be busy: 5 tokens a call)
+    assert total >= 0.8 * ceiling  # not starved (the machine may be busy)
+    # A token a call: about 40 grants between 4 processes, so that one left with none is
+    # starved, not unlucky (at 5 tokens a call there were 8 grants, and on a loaded
+    # machine a process could miss all 8 by the timing of its polls).
     assert all(int(line[0]) > 0 for line in lines)
