@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -118,7 +119,9 @@ class RunContext:
     retry: RetryPolicy = DEFAULT_RETRY
     drafts: DraftCache = field(default_factory=DraftCache)
     channels: dict[str, Channel] = field(default_factory=dict)
+    turns: SendTurns = field(default_factory=lambda: SendTurns())
     _box: SecretBox | None = None
+    _channels_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.drafts.filters = self.plugins.template_filters()
@@ -137,11 +140,14 @@ class RunContext:
         return self.lease
 
     def channel(self, name: str) -> Channel:
-        if name not in self.channels:
-            # The lease's clock: what a channel stamps (an email's Date) is the run's time.
-            clock = self.lease.now if self.lease is not None else None
-            self.channels[name] = self.plugins.channel(name, self.settings, clock=clock)
-        return self.channels[name]
+        """The run's one instance of a channel (dispatches started beside each other share
+        it: the lock keeps them from building two)."""
+        with self._channels_lock:
+            if name not in self.channels:
+                # The lease's clock: what a channel stamps (an email's Date) is the run's time.
+                clock = self.lease.now if self.lease is not None else None
+                self.channels[name] = self.plugins.channel(name, self.settings, clock=clock)
+            return self.channels[name]
 
     def close(self) -> None:
         for channel in self.channels.values():
@@ -162,6 +168,34 @@ class DispatchRun:
     reason: str = ""
     tenant_id: int = 0
     attempts: int = 0  # set when it failed or will be retried: the attempts made so far
+
+
+class SendTurns:
+    """One dispatch of a run talks to its channel at a time; another gets ready beside it.
+
+    On a database server a worker starts the next dispatch (its lease fenced, its rows
+    read, its first batch of ledger rows committed) while the one before it sends, and
+    records that one's end while the next sends (campaigns.ticking runs two at a time):
+    the round trips that stopped the sending between two dispatches then overlap it.
+    The sending itself stays one dispatch at a time, on the SMTP connections the worker
+    is configured for, and a channel's render and publish are never called by two
+    dispatches at once (a plugin's channel need not be thread-safe). A dispatch waiting
+    for its turn keeps its lease: it is fenced (and so renewed) every third of it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def taken(self, ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[None]:
+        lease = ctx.held()
+        while not self._lock.acquire(timeout=lease.seconds / 3):
+            with fenced(ctx, tenant_id, dispatch_id):
+                pass  # LeaseLost if another worker took it over meanwhile
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 @dataclass(frozen=True)
@@ -300,7 +334,8 @@ def _run_claimed(
         if prepared.channel.audience:
             run = _send_to_audience(ctx, tenant_id, prepared, now)
         else:
-            run = _publish_once(ctx, tenant_id, prepared, now)
+            with ctx.turns.taken(ctx, tenant_id, dispatch_id):
+                run = _publish_once(ctx, tenant_id, prepared, now)
     except AccountNeedsReconnect as error:  # still waiting for the partner to reconnect
         _hold_for_reconnect(ctx, tenant_id, prepared, None, now)
         return _finish(ctx, tenant_id, dispatch_id, outbox.FAILED, now, str(error))
@@ -564,24 +599,30 @@ def _send_to_audience(
         settled = _record_outcomes(ctx, tenant_id, dispatch_id, results, now, journaled=journaled)
         return settled, contacts
 
-    prefetch = _prefetches(ctx)
+    prefetch = prefetches(ctx)
     helper = _Helper(prefetch=prefetch)
     tally = _Tally(run, ctx.on_progress, wait=not prefetch)
     try:
         coming = helper.submit(next_batch)
-        while (batch := coming.result()) is not None:
-            pending = batch.pending
-            if pending:
-                allowance = _allowance(ctx, dispatch, channel, account, len(pending), now)
-                if not allowance.all:
-                    pending, come_back = pending[: allowance.may_send], allowance
-            # the next batch is opened (its ledger rows committed ``pending``) while this
-            # one goes: a database server's round trips then overlap the sending
-            coming = helper.submit(next_batch if come_back is None else _nothing)
-            results = _publish_batch(ctx, prepared, account, pending, batch.by_contact, journal)
-            if journal is not None and journal.lost:
-                raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
-            tally.add(helper.submit(settle, results, batch.contacts))
+        batch = coming.result()
+        # The first batch is opened before this dispatch's turn to send: beside the
+        # dispatch before it, when a run has two going (SendTurns).
+        turn = ctx.turns.taken(ctx, tenant_id, dispatch_id) if batch is not None else nullcontext()
+        with turn:
+            while batch is not None:
+                pending = batch.pending
+                if pending:
+                    allowance = _allowance(ctx, dispatch, channel, account, len(pending), now)
+                    if not allowance.all:
+                        pending, come_back = pending[: allowance.may_send], allowance
+                # the next batch is opened (its ledger rows committed ``pending``) while
+                # this one goes: a database server's round trips then overlap the sending
+                coming = helper.submit(next_batch if come_back is None else _nothing)
+                results = _publish_batch(ctx, prepared, account, pending, batch.by_contact, journal)
+                if journal is not None and journal.lost:
+                    raise outbox.LeaseLost(f"the lease on dispatch {dispatch_id} was taken over")
+                tally.add(helper.submit(settle, results, batch.contacts))
+                batch = coming.result()
         tally.drain()
     finally:
         helper.close()  # waits for what it was given: nothing of this dispatch runs after
@@ -601,16 +642,18 @@ def _send_to_audience(
 
 
 PREFETCH: bool | None = None
-"""Open each batch of an audience while the one before it goes (None: on a database
-server, not on SQLite, whose writes meet the journal's at its one write lock). The
-benchmark sets it to compare; docs/performance.md, "Sending on PostgreSQL", says why."""
+"""Open each batch of an audience while the one before it goes, and get the next dispatch
+ready while one sends (campaigns.ticking, SendTurns) (None: on a database server, not on
+SQLite, whose writes meet the journal's at its one write lock). The benchmark sets it to
+compare; docs/performance.md, "Sending on PostgreSQL", says why."""
 
 
 def _nothing() -> None:
     """No next batch (a batch cut short by the rate limits ends the run)."""
 
 
-def _prefetches(ctx: RunContext) -> bool:
+def prefetches(ctx: RunContext) -> bool:
+    """Whether this run opens batches ahead and runs two dispatches at a time (PREFETCH)."""
     if PREFETCH is not None:
         return PREFETCH
     return ctx.engine.dialect.name != "sqlite"

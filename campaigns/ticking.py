@@ -17,8 +17,9 @@ once per slot across all workers, not once per tick per worker.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -36,6 +37,7 @@ from partnercast.campaigns.dispatching import (
     RunContext,
     describe,
     one_line,
+    prefetches,
     run_dispatch,
 )
 from partnercast.core import outbox
@@ -124,9 +126,10 @@ def tick(
     ``clock`` is what leases are checked against while the tick runs (default: ``now``
     itself, for a simulated clock; the worker passes real time). ``should_stop`` is
     polled between dispatches: once it is true nothing more is claimed, the claims not
-    yet started are released, and the dispatch in flight finishes. ``after``: steps run
-    once the due work is done, in order, each with (engine, ``now``, the tenants ticked),
-    even when stopped early (the concierge task scan: the state this tick left).
+    yet started are released, and the dispatches in flight finish (on a database server
+    two: one sending, the next getting ready beside it; see ``_InFlight``). ``after``:
+    steps run once the due work is done, in order, each with (engine, ``now``, the tenants
+    ticked), even when stopped early (the concierge task scan: the state this tick left).
 
     One tenant never stops another: a dispatch that fails fails alone (run_dispatch), a
     tenant whose cycles cannot advance is reported and the others go on, and so is a
@@ -185,32 +188,75 @@ def _run_due(
     lease = ctx.held()
     seen: set[int] = set()  # a dispatch left waiting is not claimed again in this tick
     last_tenant = 0  # claims take turns between tenants from the one after the last run
-    while not should_stop():
-        claims = outbox.claim_due(
-            ctx.engine,
-            # Not ``now`` itself: on real time a tick longer than the lease would hand out
-            # leases already expired (its fences fail) and never see others expire.
-            now + (lease.now() - began),
-            lease.owner,
-            limit=claim_batch,
-            lease_seconds=lease.seconds,
-            tenant_ids=tenants,
-            exclude=seen,
-            reclaim_own=True,
-            after_tenant=last_tenant,
-        )
-        if not claims:
-            return False
-        log.info("%s claimed dispatches %s", lease.owner, [c.dispatch_id for c in claims])
-        for index, claim in enumerate(claims):
-            if should_stop():
-                rest = [c.dispatch_id for c in claims[index:]]
-                outbox.release(ctx.engine, rest, lease)
-                return True
-            seen.add(claim.dispatch_id)
-            last_tenant = claim.tenant_id
-            report.runs.append(run_dispatch(ctx, claim.tenant_id, claim.dispatch_id, now))
+    with _InFlight(ctx, now, report.runs, two=prefetches(ctx)) as flight:
+        while not should_stop():
+            # Claimed only when it can start: a claim held while waiting is one that
+            # another worker, free now, could have run.
+            flight.make_room()
+            claims = outbox.claim_due(
+                ctx.engine,
+                # Not ``now`` itself: on real time a tick longer than the lease would hand
+                # out leases already expired (its fences fail) and never see others expire.
+                now + (lease.now() - began),
+                lease.owner,
+                limit=claim_batch,
+                lease_seconds=lease.seconds,
+                tenant_ids=tenants,
+                exclude=seen,
+                reclaim_own=True,
+                after_tenant=last_tenant,
+            )
+            if not claims:
+                return False
+            log.info("%s claimed dispatches %s", lease.owner, [c.dispatch_id for c in claims])
+            for index, claim in enumerate(claims):
+                if should_stop():
+                    rest = [c.dispatch_id for c in claims[index:]]
+                    outbox.release(ctx.engine, rest, lease)
+                    return True
+                seen.add(claim.dispatch_id)
+                last_tenant = claim.tenant_id
+                flight.start(claim)
     return True
+
+
+class _InFlight:
+    """The dispatches of a tick: run one after the other, or (``two``, on a database
+    server) two at a time, one sending while the next gets ready (campaigns.dispatching.
+    SendTurns: only one sends at a time). Their runs are reported in the order claimed;
+    leaving the block waits for the ones still going.
+    """
+
+    def __init__(
+        self, ctx: RunContext, now: datetime, runs: list[DispatchRun], *, two: bool
+    ) -> None:
+        self._ctx, self._now, self._runs = ctx, now, runs
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="dispatch") if two else None
+        self._going: deque[Future[DispatchRun]] = deque()
+
+    def make_room(self) -> None:
+        """Wait until another dispatch may start: one sending, one getting ready, no third."""
+        while len(self._going) >= 2:
+            self._runs.append(self._going.popleft().result())
+
+    def start(self, claim: outbox.Claim) -> None:
+        ctx, now = self._ctx, self._now
+        if self._pool is None:
+            self._runs.append(run_dispatch(ctx, claim.tenant_id, claim.dispatch_id, now))
+            return
+        self.make_room()
+        self._going.append(
+            self._pool.submit(run_dispatch, ctx, claim.tenant_id, claim.dispatch_id, now)
+        )
+
+    def __enter__(self) -> _InFlight:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._going:
+            self._runs.append(self._going.popleft().result())
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _tenant_slugs(engine: Engine, tenant_ids: list[int] | None) -> dict[int, str]:
