@@ -182,7 +182,7 @@ def suppressed_among(
     addresses = {normalise_email(email) for email in emails}
     if not addresses:
         return set()
-    # ``among``: one array parameter on PostgreSQL (this runs for every batch of 500 sent)
+    # ``among``: one array parameter on PostgreSQL (this runs for every batch of 2,000 sent)
     found = set(
         session.exec(
             select(Suppression.email).where(among(session, col(Suppression.email), addresses))
