@@ -189,6 +189,14 @@ class SendTurns:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._stopped: BaseException | None = None
+
+    def stop(self, why: BaseException) -> None:
+        """Nothing more is sent in this run: it is going down (an interrupt, SystemExit, a
+        crash). The dispatch waiting for its turn raises ``why`` instead of sending, as it
+        would have died with the process; the one sending, if any, ends its dispatch."""
+        if self._stopped is None:
+            self._stopped = why
 
     @contextmanager
     def taken(self, ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[None]:
@@ -197,7 +205,13 @@ class SendTurns:
             with fenced(ctx, tenant_id, dispatch_id):
                 pass  # LeaseLost if another worker took it over meanwhile
         try:
+            if self._stopped is not None:
+                raise self._stopped
             yield
+        except BaseException as error:
+            if not isinstance(error, Exception):  # not one dispatch's failure: the run's end
+                self.stop(error)
+            raise
         finally:
             self._lock.release()
 

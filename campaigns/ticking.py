@@ -235,7 +235,8 @@ class _InFlight:
         self._going: deque[Future[DispatchRun]] = deque()
 
     def make_room(self) -> None:
-        """Wait until another dispatch may start: one sending, one getting ready, no third."""
+        """Wait until another dispatch may start: one sending, one getting ready, no third.
+        What a dispatch raised beyond its own failure is raised here (see ``__exit__``)."""
         while len(self._going) >= 2:
             self._runs.append(self._going.popleft().result())
 
@@ -252,11 +253,24 @@ class _InFlight:
     def __enter__(self) -> _InFlight:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, _type: object, error: BaseException | None, _trace: object) -> None:
+        """Wait for the dispatches still going, report them, and raise what one of them
+        raised that was not its own failure (run_dispatch keeps those): an interrupt, a
+        SystemExit, a crash. Going down, nothing more is sent: the dispatch waiting for its
+        turn raises too (SendTurns.stop), as it would have died with the process."""
+        if error is not None:
+            self._ctx.turns.stop(error)
+        raised: BaseException | None = None
         while self._going:
-            self._runs.append(self._going.popleft().result())
+            try:
+                self._runs.append(self._going.popleft().result())
+            except BaseException as one:  # the run's end, not a dispatch's failure
+                self._ctx.turns.stop(one)
+                raised = raised or one
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if raised is not None and error is None:
+            raise raised
 
 
 def _tenant_slugs(engine: Engine, tenant_ids: list[int] | None) -> dict[int, str]:

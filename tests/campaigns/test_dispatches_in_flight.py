@@ -171,3 +171,27 @@ def test_a_dispatch_waiting_for_its_turn_keeps_its_lease(
     assert {run.state for run in report.runs} == {outbox.DONE}, report.why()
     assert publishes.most_at_once == 1
     assert report.sent == len(sink.received.messages) > 0
+
+
+class _Crash(BaseException):
+    """The process dying mid-send, as the crash tests of the channels simulate it."""
+
+
+def test_a_crash_while_one_sends_stops_the_one_waiting_before_it_sends(
+    world: World, sink: SmtpSink, monkeypatch
+) -> None:
+    """Run one at a time, a crash ended the tick and nothing more went out; with the next
+    dispatch ready beside the one sending, that one must not send either."""
+
+    def crash_in_the_first(key: str) -> None:
+        deadline = time.monotonic() + 20
+        while len(_opened(world.engine)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the next dispatch is ready and waiting for its turn
+        raise _Crash(key)
+
+    publishes = _Publishes(monkeypatch, crash_in_the_first)
+    with pytest.raises(_Crash):
+        tick(world.engine, world.settings, FIRST_TICK)
+    assert len(_opened(world.engine)) == 2  # the second had opened its first batch
+    assert len(publishes.keys) == 1  # and never sent
+    assert len(sink.received.messages) == 0
