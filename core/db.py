@@ -54,12 +54,15 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
             where="database_url",
         ) from error
     if parsed.get_backend_name() != "sqlite":
-        return _create(
+        server = _create(
             parsed,
             pool_pre_ping=True,
             max_overflow=SERVER_POOL_OVERFLOW,
             connect_args=_connect_args(parsed),
         )
+        if server.dialect.driver == "psycopg":
+            event.listen(server, "connect", _binary_arrays)
+        return server
     if parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         if create:
@@ -121,6 +124,20 @@ def _create(url: URL, **options: Any) -> Engine:
             f"it, or use SQLite or PostgreSQL ({POSTGRES_INSTALL})",
             where="database_url",
         ) from error
+
+
+def _binary_arrays(dbapi_connection: Any, _record: Any) -> None:
+    """psycopg sends a Python list in PostgreSQL's binary array format on this connection.
+
+    SQLAlchemy's placeholders let psycopg choose a list's format, and it chooses text: a
+    loop in Python that quotes and escapes each item, 1.6 ms for a thousand addresses
+    against 0.2 ms in binary. The send path passes such lists with every batch (its
+    ledger rows as arrays, the addresses checked against the suppression lists) and with
+    every journal note. The statements cast each array parameter to its column's type.
+    """
+    from psycopg.types.array import ListBinaryDumper
+
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def _connect_args(url: URL) -> dict[str, Any]:
