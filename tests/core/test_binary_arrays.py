@@ -21,8 +21,8 @@ from partnercast.tenants.suppressions import erase, suppress, suppressed_among
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
-# What a text array literal must quote or escape: quotes, backslashes, commas, braces,
-# spaces, the word NULL, and letters beyond ASCII.
+# What a text array literal must quote or escape (quotes, backslashes, commas, braces), an
+# item that begins like its NULL, letters beyond ASCII, an apostrophe.
 AWKWARD = [
     '"quoted"@example.com',
     "back\\slash@example.com",
