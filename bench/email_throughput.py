@@ -548,17 +548,22 @@ class Worlds:
         if self.postgres:
             self._create(f"emailbench_{name}", self.template)
             return f"{self.server}/emailbench_{name}"
-        shutil.rmtree(folder, ignore_errors=True)  # a round before may have left its -wal
         folder.mkdir(parents=True)
         shutil.copyfile(self.file, folder / "bench.db")
         return f"sqlite:///{folder / 'bench.db'}"
 
-    def cleanup(self, names: list[str], reuse: bool) -> None:
+    def discard(self, folder: Path, name: str) -> None:
+        """Remove a copy made by :meth:`fresh` once measured (a SQLite copy's folder with
+        its -wal file, which the next round's copy must not meet)."""
         if self.postgres:
-            for name in names:
-                self._drop(f"emailbench_{name}")
-            if not reuse:
-                self._drop(self.template)
+            self._drop(f"emailbench_{name}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self, reuse: bool) -> None:
+        """Drop the PostgreSQL template unless it is kept for the next run."""
+        if self.postgres and not reuse:
+            self._drop(self.template)
 
 
 class Row(NamedTuple):
@@ -668,7 +673,7 @@ def main() -> None:
                                     url, port, workers, args.connections, window, variant
                                 )
                             finally:
-                                worlds[database].cleanup([name], reuse=True)
+                                worlds[database].discard(folder / name, name)
                             ceiling = (
                                 float("nan")
                                 if args.skip_ceiling
@@ -694,7 +699,7 @@ def main() -> None:
     finally:
         sink.kill()
         for world in worlds.values():
-            world.cleanup([], args.reuse)
+            world.close(args.reuse)
         shutil.rmtree(folder, ignore_errors=True)
     print(
         f"{args.contacts:,} contacts, {args.partners} partners; message size: {size:,} bytes; "
@@ -737,6 +742,10 @@ def _line(row: Row, naive: float) -> str:
     )
 
 
+Measured = tuple[str, int, Variant, int]
+"""What a rate is of: database, window, variant, workers."""
+
+
 def _verdicts(rows: list[Row], naive: float) -> list[str]:
     """The targets of issue 16 for each PostgreSQL window measured, met or not: judged on
     the median of the rounds (one round: its figures). The comparison with SQLite is the
@@ -749,8 +758,18 @@ def _verdicts(rows: list[Row], naive: float) -> list[str]:
     keys = list(dict.fromkeys((r.database, r.window, r.variant, r.workers) for r in rows))
     rounds = sorted({r.round for r in rows})
 
-    def rates(key: tuple[str, int, Variant, int]) -> list[float]:
+    def rates(key: Measured) -> list[float]:
         return [by_round[(*key, n)] for n in rounds if (*key, n) in by_round]
+
+    def ratios(
+        key: tuple[str, int, Variant, int], base: tuple[str, int, Variant, int]
+    ) -> list[float]:
+        """``key``'s rate over ``base``'s, round by round (the rounds that have both)."""
+        return [
+            by_round[(*key, n)] / by_round[(*base, n)]
+            for n in rounds
+            if (*key, n) in by_round and (*base, n) in by_round
+        ]
 
     rate = {key: statistics.median(rates(key)) for key in keys}
     ceiling = {
@@ -770,21 +789,13 @@ def _verdicts(rows: list[Row], naive: float) -> list[str]:
         ]
         one = (database, window, variant, 1)
         if workers > 1 and one in rate:
-            ratio = statistics.median(
-                by_round[(*key, n)] / by_round[(*one, n)]
-                for n in rounds
-                if (*key, n) in by_round and (*one, n) in by_round
-            )
+            ratio = statistics.median(ratios(key, one))
             checks.append((f"not slower than 1 worker ({ratio:.2f}x)", ratio >= 1))
         # SQLite as the engine runs it (its defaults), else the same variant
         candidates = (("sqlite", window, Variant(), workers), ("sqlite", *key[1:]))
         lite = next((k for k in candidates if k in rate), None)
         if lite is not None:
-            pairs = [
-                by_round[(*key, n)] / by_round[(*lite, n)]
-                for n in rounds
-                if (*key, n) in by_round and (*lite, n) in by_round
-            ]
+            pairs = ratios(key, lite)
             ratio = statistics.median(pairs)
             each = ", ".join(f"{p:.2f}" for p in pairs) if len(pairs) > 1 else ""
             shown = f"{ratio:.2f}x" + (f"; rounds {each}" if each else "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,6 @@ from partnercast.demo.smtp_sink import SmtpSink
 
 FIRST_TICK = START + timedelta(hours=1)
 PARTNERS = ["P001", "P002", "P003", "P004", "P005", "P006"]
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
 
 
 @pytest.fixture
