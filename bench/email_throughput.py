@@ -57,6 +57,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -65,6 +66,7 @@ from typing import Any, NamedTuple
 
 from jinja2 import Environment
 from mjml import mjml2html
+from process_cpu import ProcessCpu, one_process, postgres_of  # bench/, this script's folder
 from sqlmodel import select
 
 REPO = Path(__file__).resolve().parent.parent
@@ -290,6 +292,8 @@ class EngineRun(NamedTuple):
     statements: int  # all workers'
     commits: int
     cpu: float  # CPU seconds of the workers (not of the database server)
+    around: dict[str, float] | None = None  # CPU seconds of the server and the sink
+    busy: float | None = None  # the machine's cores busy on average during the run
 
 
 class Variant(NamedTuple):
@@ -310,10 +314,17 @@ class Variant(NamedTuple):
 
 
 def engine_rate(
-    url: str, port: int, workers: int, connections: int, window: int, variant: Variant = Variant()
+    url: str,
+    port: int,
+    workers: int,
+    connections: int,
+    window: int,
+    variant: Variant = Variant(),
+    around: tuple[Callable[[int, str], str | None], ...] = (),
 ) -> EngineRun:
     """One measurement of ``workers`` processes on one database (``window``: the delivery
-    window; 0 keeps the engine's default)."""
+    window; 0 keeps the engine's default). ``around``: the other processes whose CPU
+    is measured over the same seconds (bench/process_cpu.py)."""
     context = multiprocessing.get_context("spawn")
     out, go = context.Queue(), context.Event()
     processes = [
@@ -327,8 +338,10 @@ def engine_rate(
         process.start()
     for _ in processes:
         _receive(out, processes)  # ready
+    sampler = ProcessCpu(*around).start()
     go.set()
     results = [_receive(out, processes) for _ in processes]
+    measured = sampler.stop()
     for process in processes:
         process.join()
     seconds = max(r[3] for r in results) - min(r[2] for r in results)
@@ -339,6 +352,8 @@ def engine_rate(
         statements=sum(r[5] for r in results),
         commits=sum(r[6] for r in results),
         cpu=sum(r[7] for r in results),
+        around=measured[0] if measured else None,
+        busy=measured[1] if measured else None,
     )
 
 
@@ -668,9 +683,12 @@ def main() -> None:
                         for database in databases:
                             name = f"{database[:2]}_k{window}_v{number}_w{workers}"
                             url = worlds[database].fresh(folder / name, name)
+                            around = (one_process(sink.pid, "SMTP sink"),)
+                            if database == "postgresql":
+                                around += (postgres_of(url.rsplit("/", 1)[1]),)
                             try:
                                 run = engine_rate(
-                                    url, port, workers, args.connections, window, variant
+                                    url, port, workers, args.connections, window, variant, around
                                 )
                             finally:
                                 worlds[database].discard(folder / name, name)
@@ -737,9 +755,21 @@ def _line(row: Row, naive: float) -> str:
         f"{run.sent:,} msgs in {run.seconds:.1f} s = {rate:,.0f} msg/s; {compared}"
         f"{run.statements * per_thousand:,.0f} statements and "
         f"{run.commits * per_thousand:,.0f} commits per 1,000 messages; "
-        f"worker CPU {run.cpu * 1e6 / max(run.sent, 1):,.0f} us a message; "
-        f"peak RSS {run.rss:,.0f} MB a worker; load {row.load}"
+        f"worker CPU {run.cpu * 1e6 / max(run.sent, 1):,.0f} us a message"
+        f"{_around(run)}; peak RSS {run.rss:,.0f} MB a worker; load {row.load}"
     )
+
+
+def _around(run: EngineRun) -> str:
+    """The CPU a message of the processes beside the workers, and how busy the machine's
+    cores were: whether the run was bound by the cores or by waiting."""
+    if run.around is None or run.busy is None:
+        return ""
+    sent = max(run.sent, 1)
+    parts = sorted(run.around.items())
+    each = "".join(f", {name} {cpu * 1e6 / sent:,.0f} us" for name, cpu in parts)
+    cores = os.cpu_count() or 1
+    return f"{each}; cores busy {run.busy:.2f} of {cores}"
 
 
 Measured = tuple[str, int, Variant, int]
