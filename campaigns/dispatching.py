@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import event, update
 from sqlalchemy import select as select_columns
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -317,7 +317,14 @@ class RenderCrashed(Exception):
 def fenced(ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[Session]:
     """A tenant session whose transaction first checks (and renews) our lease."""
     with tenant_session(ctx.engine, tenant_id) as session:
-        outbox.fence(session, dispatch_id, ctx.held())
+        # A session's identity map holds its objects weakly: one that nothing else holds
+        # is gone, and the next session.get of it is another SELECT. A dispatch's
+        # transaction reads its partner, touch, enrollment and version in several
+        # places, so it keeps every row it loads (a handful) until it ends, the
+        # dispatch's own row (the fence returns it) first: on PostgreSQL each statement
+        # saved is a round trip (docs/performance.md, "Small dispatches").
+        kept = [outbox.fence(session, dispatch_id, ctx.held())]
+        event.listen(session, "loaded_as_persistent", lambda _session, row: kept.append(row))
         yield session
 
 
