@@ -566,6 +566,8 @@ def _contact_batches(
             return
         batch = [AudienceMember(*row) for row in rows]
         yield batch
+        if len(batch) < ctx.batch_size:
+            return  # a short page is the last: asking again would be a transaction for nothing
         last_id = batch[-1].id
 
 
@@ -1079,13 +1081,15 @@ def _finish(
 ) -> DispatchRun:
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = _fenced_row(session, dispatch_id)
+        # Counted before the row changes: the count's SELECT would flush the changes
+        # first, and the counters would then be a second UPDATE of the row.
+        outbox.recount(session, dispatch)
         outbox.end_lease(dispatch)
         dispatch.state = state
         dispatch.last_error = reason[:2000]
         dispatch.finished_at = now
         if external_ids:
             dispatch.external_ids = list(external_ids)
-        outbox.recount(session, dispatch)
         outbox.record_event(
             session,
             f"dispatch.{state}",
