@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import event, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from partnercast.campaigns import approval, throttle
@@ -323,9 +324,22 @@ def fenced(ctx: RunContext, tenant_id: int, dispatch_id: int) -> Iterator[Sessio
         # places, so it keeps every row it loads (a handful) until it ends, the
         # dispatch's own row (the fence returns it) first: on PostgreSQL each statement
         # saved is a round trip (docs/performance.md, "Small dispatches").
-        kept = [outbox.fence(session, dispatch_id, ctx.held())]
-        event.listen(session, "loaded_as_persistent", lambda _session, row: kept.append(row))
+        session.info[_KEPT_ROWS] = [outbox.fence(session, dispatch_id, ctx.held())]
         yield session
+
+
+_KEPT_ROWS = "partnercast.kept_rows"
+
+
+@event.listens_for(OrmSession, "loaded_as_persistent")
+def _keep_row(session: OrmSession, row: object) -> None:
+    """Keep each row a fenced session loads (:func:`fenced`) until the session ends.
+
+    One listener on the class, registered once: registering one on each session would
+    change SQLAlchemy's global event registry from the threads that run dispatches."""
+    kept = session.info.get(_KEPT_ROWS)
+    if kept is not None:
+        kept.append(row)
 
 
 def _fenced_row(session: Session, dispatch_id: int) -> Dispatch:
