@@ -24,9 +24,14 @@ def _module() -> Any:
 
 def test_counts_what_the_selected_processes_used_during_the_run_and_nothing_else() -> None:
     process_cpu = _module()
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
     spinners: list[int] = []
     try:
+        assert idle.stdout is not None
+        idle.stdout.readline()  # its start-up (an interpreter's, and the tests' clock) done
         sampler = process_cpu.ProcessCpu(
             lambda pid, _command: "spinner" if pid in spinners else None,
             process_cpu.one_process(idle.pid, "idle"),
