@@ -44,6 +44,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,7 +71,7 @@ WRITERS = 4
 WRITERS_SQLITE = 1
 LINGER_BELOW = 32
 LINGER_SECONDS = 0.002
-"""A batch of fewer hits than LINGER_BELOW waits up to LINGER_SECONDS, once, for more: under
+"""A batch of fewer hits than LINGER_BELOW waits LINGER_SECONDS, once, for more: under
 a steady load the readers answered by one commit come back within a millisecond or two,
 and a batch taken at the first of them would commit alone what the next one repeats."""
 SOURCE = "email-tracking"
@@ -165,23 +166,7 @@ class HitWriter:
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            lingered = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    if lingered or len(batch) >= LINGER_BELOW:
-                        break
-                    lingered = True  # a small batch waits once for the hits on their way
-                    try:
-                        item = self._queue.get(timeout=LINGER_SECONDS)
-                    except queue.Empty:
-                        break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
+            batch, stopping = gather_batch(self._queue, first)
             settled: list[Outcome] = []
             self._write(batch, settled)
             _settle_in_their_loops(settled)
@@ -244,6 +229,36 @@ class HitWriter:
             for dispatch in missing:  # stored once known: another writer may be reading
                 self._places[(tenant_id, dispatch)] = found[dispatch]
         return found
+
+
+def gather_batch(
+    source: queue.SimpleQueue[Waiting | None], first: Waiting
+) -> tuple[list[Waiting], bool]:
+    """The batch that starts with ``first``: every hit waiting in ``source`` (up to
+    :data:`MAX_BATCH`), and, when that is fewer than :data:`LINGER_BELOW`, those that
+    arrive within :data:`LINGER_SECONDS` more; and whether a stop (None) was taken.
+
+    The linger is a sleep followed by a drain, not ``source.get(timeout=...)``: CPython's
+    SimpleQueue (3.11 and 3.12; reproduced on 3.11.7) recomputes a timed get's wait after it is woken,
+    and when another writer took the hit it was woken for and the deadline has passed by
+    the time it holds the GIL again, the wait becomes negative, which means for ever: the
+    writer held its batch, unanswered, until the next hit arrived (a CI hang, stop 23;
+    tests/web/test_tracker_batches.py)."""
+    batch = [first]
+    lingered = False
+    while len(batch) < MAX_BATCH:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            if lingered or len(batch) >= LINGER_BELOW:
+                break
+            lingered = True  # a small batch waits once for the hits on their way
+            time.sleep(LINGER_SECONDS)
+            continue
+        if item is None:
+            return batch, True
+        batch.append(item)
+    return batch, False
 
 
 def _settle_in_their_loops(settled: list[Outcome]) -> None:
