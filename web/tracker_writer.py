@@ -119,7 +119,9 @@ class HitWriter:
     """Records the hits of one process in batches on its own threads (started at the first
     hit, stopped by :meth:`close` after recording what is waiting): one on SQLite, which
     takes one writer at a time, :data:`WRITERS` on PostgreSQL, where a batch's round trips
-    and commit are mostly waiting and several batches are written at once."""
+    and commit are mostly waiting and several batches are written at once. One thread
+    gathers at a time (:func:`gather_batch`) while the others write: a hit waiting goes to
+    the batch being gathered, not to a batch of its own on an idle thread."""
 
     def __init__(self, engine: Engine, bot_reason: BotReason, writers: int = 0) -> None:
         self.engine = engine
@@ -129,6 +131,7 @@ class HitWriter:
         self._places: dict[tuple[int, int], Place | None] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._gathering = threading.Lock()
         self._closed = False
         # SQLAlchemy configures the mappers at the first ORM query; here, before serving,
         # rather than inside the first batch (a second of CPU there, under load: py-spy).
@@ -163,10 +166,11 @@ class HitWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch, stopping = gather_batch(self._queue, first)
+            with self._gathering:  # one writer gathers while the others write
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch, stopping = gather_batch(self._queue, first)
             settled: list[Outcome] = []
             self._write(batch, settled)
             _settle_in_their_loops(settled)
@@ -239,11 +243,11 @@ def gather_batch(
     arrive within :data:`LINGER_SECONDS` more; and whether a stop (None) was taken.
 
     The linger is a sleep followed by a drain, not ``source.get(timeout=...)``: CPython's
-    SimpleQueue (3.11 and 3.12; reproduced on 3.11.7) recomputes a timed get's wait after it is woken,
-    and when another writer took the hit it was woken for and the deadline has passed by
-    the time it holds the GIL again, the wait becomes negative, which means for ever: the
-    writer held its batch, unanswered, until the next hit arrived (a CI hang, stop 23;
-    tests/web/test_tracker_batches.py)."""
+    SimpleQueue (3.11 and 3.12; reproduced on 3.11.7) recomputes a timed get's wait after
+    it is woken, and when another consumer took the hit it was woken for and the deadline
+    has passed by the time it holds the GIL again, the wait becomes negative, which means
+    for ever: the writer held its batch, unanswered, until the next hit arrived (a CI hang,
+    stop 23; tests/web/test_tracker_batches.py)."""
     batch = [first]
     lingered = False
     while len(batch) < MAX_BATCH:
