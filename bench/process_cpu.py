@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -64,6 +65,16 @@ def one_process(pid: int, name: str) -> Callable[[int, str], str | None]:
     return lambda found, _command: name if found == pid else None
 
 
+@dataclass
+class _Seen:
+    """A process as the samples found it."""
+
+    group: str | None  # None: not one the groups select (yet)
+    first: float  # its CPU seconds at the first sample (0 for one born during the run)
+    last: float  # at the last sample
+    born: bool  # born during the run
+
+
 class ProcessCpu:
     """Samples the CPU of the processes the ``groups`` select, from :meth:`start` to
     :meth:`stop`; each group's seconds, and how many of the machine's cores were busy on
@@ -72,8 +83,7 @@ class ProcessCpu:
     def __init__(self, *groups: Callable[[int, str], str | None]) -> None:
         self._groups = groups
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        # pid: [group, first sample, last sample, born during the run]
-        self._seen: dict[int, list[object]] = {}
+        self._seen: dict[int, _Seen] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="process-cpu", daemon=True)
         self._busy_at_start = 0.0
@@ -101,9 +111,9 @@ class ProcessCpu:
         busy = _busy_seconds(self._ticks) - self._busy_at_start
         cores = busy / max(time.monotonic() - self._wall_at_start, 1e-9)
         used: dict[str, float] = {}
-        for group, first, last, _born in self._seen.values():
-            if isinstance(group, str):
-                used[group] = used.get(group, 0.0) + float(last) - float(first)  # type: ignore[arg-type]
+        for seen in self._seen.values():
+            if seen.group is not None:
+                used[seen.group] = used.get(seen.group, 0.0) + seen.last - seen.first
         return used, cores
 
     def _run(self) -> None:
@@ -116,18 +126,18 @@ class ProcessCpu:
                 continue
             pid = int(entry.name)
             seen = self._seen.get(pid)
-            if seen is not None and seen[0] is None and not seen[3]:
+            if seen is not None and seen.group is None and not seen.born:
                 continue  # there at the start and not one of ours: it stays so
             cpu = _cpu_seconds(pid, self._ticks)
             if cpu is None:
                 continue
-            if seen is None or seen[0] is None:
+            if seen is None or seen.group is None:
                 # One born during the run is asked again until it is one of ours: a fork
                 # shows its parent's command line until it sets its own (a PostgreSQL
                 # backend its title). All it used is the run's.
                 command = _command_line(pid)
                 group = next((g for pick in self._groups if (g := pick(pid, command))), None)
                 born = self._started if seen is None else True
-                self._seen[pid] = [group, 0.0 if born else cpu, cpu, born]
+                self._seen[pid] = _Seen(group, 0.0 if born else cpu, cpu, born)
             else:
-                seen[2] = cpu
+                seen.last = cpu

@@ -18,6 +18,7 @@ def _module() -> Any:
     spec = importlib.util.spec_from_file_location("process_cpu", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("process_cpu", module)  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
