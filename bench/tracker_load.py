@@ -64,7 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker_openloop import OpenLoopRun  # bench/, this script's folder
+from process_cpu import ProcessCpu, postgres_of  # bench/, this script's folder
+from tracker_openloop import OpenLoopRun
 
 REPO = Path(__file__).resolve().parent.parent
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Safari/605.1.15"
@@ -281,6 +282,8 @@ class Run:
     errors: int
     first_errors: list[str]
     cpu_ms: float = 0.0  # the server's CPU time (all its processes) per request
+    database_cpu_ms: float | None = None  # the PostgreSQL server's, for its database
+    cores_busy: float | None = None  # the machine's cores busy on average (of all)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -309,13 +312,37 @@ def _first_requests(plan: list[list[list[str]]], requests: int) -> list[list[lis
 
 
 def replay_costed(
-    server: Server, plan: list[list[list[str]]], clients: int, folder: Path, generator: str
+    server: Server,
+    plan: list[list[list[str]]],
+    clients: int,
+    folder: Path,
+    generator: str,
+    database: str = "",
 ) -> Run:
-    """:func:`replay`, with the server's CPU time per request."""
+    """:func:`replay`, with the server's CPU time per request; with ``database`` (a
+    PostgreSQL database's name), that of the PostgreSQL server's processes for it too, and
+    how many of the machine's cores were busy (bench/process_cpu.py): on two cores the
+    database server shares them with the tracker and the load generator."""
+    sampler = ProcessCpu(postgres_of(database)).start() if database else None
     before = cpu_seconds(server.process.pid)
     run = replay(server.base, plan, clients, folder, generator)
     run.cpu_ms = (cpu_seconds(server.process.pid) - before) * 1000 / max(run.requests, 1)
+    measured = sampler.stop() if sampler is not None else None
+    if measured is not None:
+        used, run.cores_busy = measured
+        run.database_cpu_ms = used.get("database server", 0.0) * 1000 / max(run.requests, 1)
     return run
+
+
+def _beside(run: Run) -> str:
+    """The database server's CPU a request and the cores busy, where measured."""
+    if run.database_cpu_ms is None or run.cores_busy is None:
+        return ""
+    cores = os.cpu_count() or 1
+    return (
+        f", database server CPU {run.database_cpu_ms:.2f} ms/request, "
+        f"cores busy {run.cores_busy:.2f} of {cores}"
+    )
 
 
 def in_send_order(plan: list[list[list[str]]], gap: int) -> list[list[str]]:
@@ -505,6 +532,7 @@ def main() -> None:
     postgres = args.database == "postgresql"
     server_url = args.postgres_url.rsplit("/", 1)[0]
     url = f"{server_url}/trackerbench" if postgres else f"sqlite:///{folder / 'world' / 'bench.db'}"
+    database = "trackerbench" if postgres else ""  # whose server processes are measured
 
     def compare_url(n: int) -> str:
         return f"{server_url}/trackerbench_old{n}" if postgres else f"sqlite:///{folder}/old{n}.db"
@@ -600,7 +628,7 @@ def main() -> None:
     try:
         want = Expected()
         for clients, (plan, expected) in zip(levels, plans, strict=True):
-            run = replay_costed(server, plan, clients, folder, generator)
+            run = replay_costed(server, plan, clients, folder, generator, database)
             want = want.add(expected)
             have = counted(engine)
             exact = vars(have) | {"requests": want.requests} == vars(want)
@@ -609,7 +637,7 @@ def main() -> None:
                 f"{clients:>4} clients: {run.requests} requests, {run.rps:,.0f} req/s, "
                 f"p50 {run.p50:.1f} ms, "
                 f"p99 {run.p99:.1f} ms, {run.errors} errors {run.first_errors or ''}, "
-                f"server CPU {run.cpu_ms:.2f} ms/request; "
+                f"server CPU {run.cpu_ms:.2f} ms/request{_beside(run)}; "
                 f"counted exactly once: {'yes' if exact else f'NO: sent {want}, counted {have}'}; "
                 f"load {load_average()}"
             )
