@@ -33,17 +33,21 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     return cast(ColumnElement[bool], column.in_(list(values)))
 
 
-def unnested(columns: Mapping[str, tuple[str, Any]], name: str = "new_rows") -> Any:
+def unnested(
+    columns: Mapping[str, tuple[str, Any]], name: str = "new_rows", ordinality: str = ""
+) -> Any:
     """PostgreSQL's ``unnest(:a, :b, ...)`` as a derived table named ``name``: a column per
     entry of ``columns`` (column -> (array parameter, item type)), a row per index of the
-    arrays. ``INSERT ... SELECT`` from it takes a batch as one array a column: a short
-    statement whatever the batch, which psycopg converts once and prepares, where a
-    multi-row VALUES is a statement of another length each time, converted anew."""
+    arrays, and with ``ordinality`` a column of that name numbering them from 1.
+    ``INSERT ... SELECT`` from it takes a batch as one array a column: a short statement
+    whatever the batch, which psycopg converts once and prepares, where a multi-row VALUES
+    is a statement of another length each time, converted anew."""
     from sqlalchemy import func
     from sqlalchemy.dialects.postgresql import ARRAY
 
     arrays = [bindparam(param, type_=ARRAY(item)) for param, item in columns.values()]
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name, with_types=False)
+    rows = func.unnest(*arrays).table_valued(*columns, with_ordinality=ordinality or None)
+    return rows.render_derived(name, with_types=False)
 
 
 def table_of(model: type[SQLModel]) -> Table:

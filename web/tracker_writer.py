@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -50,7 +51,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Integer, String, Text, bindparam, cast, insert, null, select
+from sqlalchemy.dialects.postgresql import JSON as pg_json
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session
@@ -60,6 +62,7 @@ from partnercast.campaigns.tracking_links import LinkToken
 from partnercast.core.event_bus import announce_after_commit, has_subscribers
 from partnercast.core.models import Delivery, Dispatch, Event
 from partnercast.core.signing import RecipientToken
+from partnercast.core.sql import unnested
 from partnercast.core.tenancy import tenant_session
 from partnercast.funnel.engagement import EngagementKey, claim_first
 from partnercast.funnel.rollups import add_events
@@ -390,13 +393,27 @@ def _write_events(session: Session, tenant_id: int, events: list[dict[str, Any]]
     transaction) and have the event bus announce them once it commits (only when anyone
     listens: then the statement returns the ids, in the rows' order, for the objects).
     The outgoing webhooks report no opened or clicked event (web/outgoing_events.py), so
-    they have nothing to be told."""
+    they have nothing to be told.
+
+    On PostgreSQL the rows go as one array a column (:data:`_PG_EVENTS`): one statement
+    executed once, where an executemany is an INSERT executed per event, each with its
+    own parameters converted by the client and its own execution on the server."""
     connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
     if has_subscribers():
-        ids = connection.execute(_EVENTS_RETURNING_IDS, events).scalars().all()
+        if postgres:
+            # Numbered from the sequence in the arrays' order (ORDER BY ordinality), so
+            # sorted they are the rows' ids in order, as SQLAlchemy's own insertmanyvalues
+            # takes them on PostgreSQL.
+            found = connection.execute(_PG_EVENTS_RETURNING_IDS, _event_arrays(tenant_id, events))
+            ids = sorted(found.scalars().all())
+        else:
+            ids = list(connection.execute(_EVENTS_RETURNING_IDS, events).scalars().all())
         for row, id_ in zip(events, ids, strict=True):
             row["id"] = id_
         announce_after_commit(session, events)
+    elif postgres:
+        connection.execute(_PG_EVENTS, _event_arrays(tenant_id, events))
     else:
         connection.execute(_EVENTS, events)
     add_events(
@@ -414,6 +431,23 @@ def _write_events(session: Session, tenant_id: int, events: list[dict[str, Any]]
             for row in events
         ],
     )
+
+
+def _event_arrays(tenant_id: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of :data:`_PG_EVENTS`: the events' columns as arrays (the data as
+    JSON text, cast by the statement), the tenant and the source once."""
+    return {
+        "ev_tenant": tenant_id,
+        "ev_source": SOURCE,
+        "ev_kinds": [row["kind"] for row in events],
+        "ev_ats": [row["occurred_at"] for row in events],
+        "ev_partners": [row["partner_id"] for row in events],
+        "ev_campaigns": [row["campaign_id"] for row in events],
+        "ev_enrollments": [row["enrollment_id"] for row in events],
+        "ev_dispatches": [row["dispatch_id"] for row in events],
+        "ev_contacts": [row["contact_id"] for row in events],
+        "ev_data": [json.dumps(row["data"]) for row in events],
+    }
 
 
 # The batch's statements, built once (built per batch, each was built and cache-keyed for
@@ -451,3 +485,42 @@ _EVENTS = insert(_event_table)
 _EVENTS_RETURNING_IDS = insert(_event_table).returning(
     _event_table.c.id, sort_by_parameter_order=True
 )
+
+
+def _pg_events_statement() -> Any:
+    """PostgreSQL's INSERT of a batch's events from one array a column, in the arrays'
+    order (every tracker event has no value and the tracker's source)."""
+    rows = unnested(
+        {
+            "kind": ("ev_kinds", String),
+            "occurred_at": ("ev_ats", _event_table.c.occurred_at.type),
+            "partner_id": ("ev_partners", Integer),
+            "campaign_id": ("ev_campaigns", Integer),
+            "enrollment_id": ("ev_enrollments", Integer),
+            "dispatch_id": ("ev_dispatches", Integer),
+            "contact_id": ("ev_contacts", Integer),
+            "data": ("ev_data", Text),
+        },
+        name="new_events",
+        ordinality="position",
+    )
+    values = select(
+        bindparam("ev_tenant", type_=Integer),
+        rows.c.kind,
+        rows.c.occurred_at,
+        rows.c.partner_id,
+        rows.c.campaign_id,
+        rows.c.enrollment_id,
+        rows.c.dispatch_id,
+        rows.c.contact_id,
+        null(),
+        bindparam("ev_source", type_=String),
+        cast(rows.c.data, pg_json),
+    ).order_by(rows.c.position)
+    columns = ["tenant_id", "kind", "occurred_at", "partner_id", "campaign_id"]
+    columns += ["enrollment_id", "dispatch_id", "contact_id", "value", "source", "data"]
+    return insert(_event_table).from_select(columns, values)
+
+
+_PG_EVENTS = _pg_events_statement()
+_PG_EVENTS_RETURNING_IDS = _pg_events_statement().returning(_event_table.c.id)
