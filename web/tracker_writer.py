@@ -317,6 +317,8 @@ def _sent_at(
     turn into a join; on SQLite the pairs are a VALUES list joined to the table
     (:func:`_sqlite_deliveries`)."""
     pairs = sorted({(pending.rcpt.dispatch_id, pending.rcpt.contact_id) for pending in hits})
+    if not pairs:
+        return {}
     if connection.dialect.name == "postgresql":
         rows = connection.execute(
             _PG_DELIVERIES,
@@ -327,14 +329,23 @@ def _sent_at(
             },
         )
         return {(d, c): at for d, c, at in rows}
-    size = 1 << (len(pairs) - 1).bit_length()  # padded with the last pair: 11 statements
-    padded = pairs + pairs[-1:] * (size - len(pairs))
-    parameters: dict[str, int] = {"tenant": tenant_id}
-    for n, (dispatch, contact) in enumerate(padded):
-        parameters[f"d{n}"] = dispatch
-        parameters[f"c{n}"] = contact
-    rows = connection.execute(_sqlite_deliveries(size), parameters)
-    return {(d, c): at for d, c, at in rows}
+    found: dict[tuple[int, int], datetime | None] = {}
+    for start in range(0, len(pairs), SQLITE_PAIRS):
+        chunk = pairs[start : start + SQLITE_PAIRS]
+        size = 1 << (len(chunk) - 1).bit_length()  # padded with the last pair: 9 statements
+        padded = chunk + chunk[-1:] * (size - len(chunk))
+        parameters: dict[str, int] = {"tenant": tenant_id}
+        for n, (dispatch, contact) in enumerate(padded):
+            parameters[f"d{n}"] = dispatch
+            parameters[f"c{n}"] = contact
+        rows = connection.execute(_sqlite_deliveries(size), parameters)
+        found.update(((d, c), at) for d, c, at in rows)
+    return found
+
+
+SQLITE_PAIRS = 256
+"""Pairs a SQLite lookup takes at most: 513 parameters, within the 999 that SQLite builds
+before 3.32 allow."""
 
 
 _SQLITE_DELIVERIES: dict[int, TextualSelect] = {}

@@ -173,9 +173,9 @@ def test_the_event_bus_hears_the_tracker_events_once_committed(
 
 def _more_deliveries(
     world: World, dispatch: int, partner: int, count: int, at: Any, first: int = 0
-) -> None:
+) -> list[int]:
     """``count`` more contacts of ``partner``, each sent a message of ``dispatch`` (written
-    with Core statements: the world's own send is a few dozen messages)."""
+    with Core statements: the world's own send is a few dozen messages); their ids."""
     contact, delivery = Contact.__table__, Delivery.__table__  # type: ignore[attr-defined]
     with tenant_session(world.engine, world.tenant_id) as session:
         connection = session.connection()
@@ -213,6 +213,7 @@ def _more_deliveries(
                 for n, id_ in enumerate(ids)
             ],
         )
+    return list(ids)
 
 
 def _rows_read(plan: dict[str, Any], table: str) -> int:
@@ -303,6 +304,17 @@ def test_a_batch_reads_only_the_deliveries_of_its_own_messages_on_sqlite(
 
     _more_deliveries(world, wanted[0][0], wanted[0][2], 3000, at=utcnow(), first=0)
     fewer = steps()
-    _more_deliveries(world, wanted[0][0], wanted[0][2], 3000, at=utcnow(), first=3000)
+    others = _more_deliveries(world, wanted[0][0], wanted[0][2], 3000, at=utcnow(), first=3000)
     more = steps()
     assert more <= fewer * 1.1 + 5, (fewer, more)
+
+    # More messages than one lookup takes (SQLITE_PAIRS): every one is found; none for none.
+    many = [
+        PendingHit(RecipientToken(world.tenant_id, wanted[0][0], c), None, hits[0].hit)
+        for c in others[: tracker_writer.SQLITE_PAIRS + 44]
+    ]
+    with tenant_session(world.engine, world.tenant_id) as session:
+        found = tracker_writer._sent_at(session.connection(), world.tenant_id, many)
+        assert tracker_writer._sent_at(session.connection(), world.tenant_id, []) == {}
+    assert set(found) == {(wanted[0][0], c) for c in others[: tracker_writer.SQLITE_PAIRS + 44]}
+    assert all(at is not None for at in found.values())
