@@ -216,6 +216,22 @@ def _more_deliveries(
     return list(ids)
 
 
+def _one_open_a_dispatch(
+    world: World, messages: list[tuple[int, int, int]]
+) -> tuple[list[tuple[int, int, int]], list[PendingHit]]:
+    """The first message of each dispatch, and a pixel hit on each, well after the send."""
+    first: dict[int, tuple[int, int, int]] = {}
+    for message in messages:
+        first.setdefault(message[0], message)
+    wanted = list(first.values())
+    at = utcnow() + timedelta(minutes=5)
+    hits = [
+        PendingHit(RecipientToken(world.tenant_id, d, c), None, Hit("opened", "GET", BROWSER, at))
+        for d, c, _ in wanted
+    ]
+    return wanted, hits
+
+
 def _rows_read(plan: dict[str, Any], table: str) -> int:
     """Rows an EXPLAIN ANALYZE plan read from ``table``: kept and filtered out, every loop."""
     read = 0
@@ -236,16 +252,8 @@ def test_a_batch_reads_only_the_deliveries_of_its_own_messages_on_postgresql(
     dispatches: 28,000 rows for 60 in bench/tracker_load.py. Rows read are counted by
     EXPLAIN ANALYZE, as the database executes the writer's own statement."""
     world, messages = _sent_world(postgres_engine, sink, tmp_path, 1000)
-    by_dispatch: dict[int, list[tuple[int, int, int]]] = {}
-    for message in messages:
-        by_dispatch.setdefault(message[0], []).append(message)
-    wanted = [found[0] for found in by_dispatch.values()]  # one message of each dispatch
+    wanted, hits = _one_open_a_dispatch(world, messages)
     _more_deliveries(world, wanted[0][0], wanted[0][2], 3000, at=utcnow())  # a real send's size
-    at = utcnow() + timedelta(minutes=5)
-    hits = [
-        PendingHit(RecipientToken(world.tenant_id, d, c), None, Hit("opened", "GET", BROWSER, at))
-        for d, c, _ in wanted
-    ]
     plans: list[dict[str, Any]] = []
 
     def explain(connection: Any, cursor: Any, statement: str, *rest: Any) -> Any:
@@ -273,15 +281,7 @@ def test_a_batch_reads_only_the_deliveries_of_its_own_messages_on_sqlite(
     other deliveries. ``dispatch IN (...) AND contact IN (...)`` was planned on the
     tenant's index, every delivery of the tenant read (9 ms a batch at 30,000)."""
     world, messages = _sent_world(engine, sink, tmp_path, 1000)
-    by_dispatch: dict[int, list[tuple[int, int, int]]] = {}
-    for message in messages:
-        by_dispatch.setdefault(message[0], []).append(message)
-    wanted = [found[0] for found in by_dispatch.values()]  # one message of each dispatch
-    at = utcnow() + timedelta(minutes=5)
-    hits = [
-        PendingHit(RecipientToken(world.tenant_id, d, c), None, Hit("opened", "GET", BROWSER, at))
-        for d, c, _ in wanted
-    ]
+    wanted, hits = _one_open_a_dispatch(world, messages)
 
     def steps() -> int:
         counted = [0]
