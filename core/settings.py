@@ -20,12 +20,13 @@ plugin declared (``register_settings``; docs/plugins.md, "Settings").
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from partnercast.core.errors import UserError
 from partnercast.core.keys import (
@@ -174,6 +175,8 @@ def load_settings(
         env_values = {k: v for k, v in Settings().model_dump().items() if _set_in_env(k)}
     except ValidationError as error:
         raise UserError(_summarise(error), where="environment") from error
+    except SettingsError as error:  # a list or table setting whose value is not JSON
+        raise UserError(_not_json(error), where="environment") from None
     keys_from = _keys_source(key_values, core_file, env_values, core_overrides, where, key_path)
     try:
         settings = Settings(
@@ -227,6 +230,19 @@ def _plugin_environ() -> dict[str, str]:
         for name, value in os.environ.items()
         if name.startswith("PARTNERCAST_") and name not in core
     }
+
+
+def _not_json(error: SettingsError) -> str:
+    """pydantic-settings' error for a variable that is not JSON, as one line that names the
+    variable and what it takes, never its value (it may be a key)."""
+    found = re.search(r'field "(\w+)"', str(error))
+    if found is None or found.group(1) not in Settings.model_fields:
+        return "a PARTNERCAST_* variable is not valid JSON"
+    name = found.group(1)
+    origin = get_origin(Settings.model_fields[name].annotation)
+    shapes: dict[object, str] = {list: 'a JSON list, e.g. ["..."]', dict: "a JSON object, e.g. {}"}
+    shape = shapes.get(origin, "JSON")
+    return f"PARTNERCAST_{name.upper()} must be {shape}"
 
 
 def _summarise(error: ValidationError, prefix: str = "") -> str:

@@ -84,6 +84,18 @@ def test_serve_without_keys_is_one_line_and_listens_on_nothing(no_keys: None) ->
         pytest.param(
             "PARTNERCAST_ENCRYPTION_KEYS", '["not-a-fernet-key"]', "not a Fernet key", id="fernet"
         ),
+        pytest.param(  # a bare key where a JSON list belongs: pydantic-settings' own error
+            "PARTNERCAST_ENCRYPTION_KEYS",
+            "ZmVybmV0LWtleS1ub3QtaW4tYS1saXN0LWF0LWFsbC0=",
+            "PARTNERCAST_ENCRYPTION_KEYS must be a JSON list",
+            id="not-a-list",
+        ),
+        pytest.param(
+            "PARTNERCAST_RATE_LIMITS",
+            "{google_ads",
+            "PARTNERCAST_RATE_LIMITS must be a JSON",
+            id="json",
+        ),
     ],
 )
 def test_a_key_that_is_not_a_real_one_is_one_line_that_does_not_show_it(
