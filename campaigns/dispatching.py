@@ -93,6 +93,7 @@ class RetryPolicy:
 
 DEFAULT_RETRY = RetryPolicy()
 RETRYING = "retrying"
+GONE = "gone"  # the dispatch was not pending nor running when its run began
 ERROR_EVENT = "dispatch.error"
 """Recorded at each attempt that failed with an error no channel classified (a template
 that raises, a bug): the concierge scan opens the dispatch's one task from the first."""
@@ -356,7 +357,7 @@ def _run_claimed(
     with fenced(ctx, tenant_id, dispatch_id) as session:
         dispatch = session.get(Dispatch, dispatch_id)
         if dispatch is None or dispatch.state not in (outbox.PENDING, outbox.RUNNING):
-            return DispatchRun(dispatch_id, "gone")
+            return DispatchRun(dispatch_id, GONE)
         cycle = session.get(Cycle, dispatch.cycle_id)
         verdict = _cycle_verdict(cycle, now) or _approval_verdict(session, dispatch)
         if verdict is not None:

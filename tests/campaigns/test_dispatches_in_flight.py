@@ -189,3 +189,35 @@ def test_a_crash_while_one_sends_stops_the_one_waiting_before_it_sends(
     assert len(_opened(world.engine)) == 2  # the second had opened its first batch
     assert len(publishes.keys) == 1  # and never sent
     assert len(sink.received.messages) == 0
+
+
+def test_a_tick_excludes_from_its_claims_only_the_dispatches_still_due(
+    any_engine: Engine, tmp_path: Path, sink: SmtpSink, monkeypatch
+) -> None:
+    """The claim leaves out what this tick has going or left waiting, not what finished
+    (no longer due): the list it sends stays short at a backlog of any size, and the
+    dispatch held for its partner's approval is still not claimed twice."""
+    monkeypatch.setattr(dispatching, "PREFETCH", True)
+    built = build_world(any_engine, tmp_path / "world", sink.port)
+    respond(built, dict.fromkeys(PARTNERS[:-1], "approve"))  # the last one stays silent
+    start(built)
+    excluded: list[set[int]] = []
+    claimed: list[int] = []
+    real = outbox.claim_due
+
+    def claim_due(*args: Any, exclude: Any = (), **kwargs: Any) -> list[outbox.Claim]:
+        excluded.append(set(exclude))
+        claims = real(*args, exclude=exclude, **kwargs)
+        claimed.extend(claim.dispatch_id for claim in claims)
+        return claims
+
+    monkeypatch.setattr(outbox, "claim_due", claim_due)
+    report = tick(built.engine, built.settings, FIRST_TICK, claim_batch=1)
+    states = {run.dispatch_id: run.state for run in report.runs}
+    waiting = [dispatch for dispatch, state in states.items() if state == "waiting"]
+    assert len(claimed) == len(set(claimed)) == 6  # each once, the one waiting included
+    assert len(waiting) == 1 and sorted(states.values()).count(outbox.DONE) == 5
+    assert all(len(ids - set(waiting)) <= 2 for ids in excluded)  # at most the two going
+    later = excluded[claimed.index(waiting[0]) + 1 :]
+    assert later and all(waiting[0] in ids for ids in later)
+    assert len(sink.received.messages) == report.sent > 0
