@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from partnercast.core.tenancy import TenantOwned
+from partnercast.core.tenancy import TenantOwned, TenantOwnedUnindexed
 
 HELD_FOR_APPROVAL = "approval"
 """Dispatch.held_for: pending, due, but the partner has not approved (yet); rechecked
@@ -74,13 +74,14 @@ class Dispatch(TenantOwned, SQLModel, table=True):
     publish_started_at: datetime | None = None
 
 
-class Delivery(TenantOwned, SQLModel, table=True):
+class Delivery(TenantOwnedUnindexed, SQLModel, table=True):
     """One message of one dispatch to one contact: the per-contact delivery ledger."""
 
     __table_args__ = (UniqueConstraint("dispatch_id", "contact_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    dispatch_id: int = Field(foreign_key="dispatch.id", index=True)
+    # Found through the unique (dispatch_id, contact_id) index: no index of its own.
+    dispatch_id: int = Field(foreign_key="dispatch.id")
     contact_id: int = Field(foreign_key="contact.id", index=True)
     email: str = Field(max_length=254)
     # pending -> sending (on the wire, outcome not yet noted) -> sent | bounced | failed;
@@ -96,7 +97,7 @@ class Delivery(TenantOwned, SQLModel, table=True):
     sent_at: datetime | None = None
 
 
-class Event(TenantOwned, SQLModel, table=True):
+class Event(TenantOwnedUnindexed, SQLModel, table=True):
     """Something that happened: sent, delivered, bounced, unsubscribed, approved, ..."""
 
     __table_args__ = (Index("ix_event_kind_partner", "tenant_id", "kind", "partner_id"),)

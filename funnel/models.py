@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from partnercast.core.tenancy import TenantOwned
+from partnercast.core.tenancy import TenantOwned, TenantOwnedUnindexed
 
 # The tables these keys name (lead, campaign, partner, tenant) are mapped wherever these
 # are used (funnel.leads imports the campaigns' and tenants' models).
@@ -61,7 +61,7 @@ class Spend(TenantOwned, SQLModel, table=True):
     created_at: datetime
 
 
-class Rollup(TenantOwned, SQLModel, table=True):
+class Rollup(TenantOwnedUnindexed, SQLModel, table=True):
     """A running total of one funnel metric for one partner, campaign and cycle."""
 
     __table_args__ = (
@@ -92,7 +92,7 @@ class Rollup(TenantOwned, SQLModel, table=True):
     value: float = Field(default=0.0)
 
 
-class PartnerRollup(TenantOwned, SQLModel, table=True):
+class PartnerRollup(TenantOwnedUnindexed, SQLModel, table=True):
     """A running total of one funnel metric for one partner, over all its campaigns and
     cycles: the sum of its :class:`Rollup` rows, kept by the same keeper in the same
     transaction (:mod:`partnercast.funnel.rollups`).

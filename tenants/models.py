@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from partnercast.core.tenancy import TenantOwned
+from partnercast.core.tenancy import TenantOwned, TenantOwnedUnindexed
 
 
 class Tenant(SQLModel, table=True):
@@ -72,7 +72,7 @@ class Partner(TenantOwned, SQLModel, table=True):
     updated_at: datetime
 
 
-class Contact(TenantOwned, SQLModel, table=True):
+class Contact(TenantOwnedUnindexed, SQLModel, table=True):
     """A partner's customer: someone the partner may email (with consent)."""
 
     __table_args__ = (UniqueConstraint("tenant_id", "partner_id", "external_id"),)

@@ -140,3 +140,41 @@ def test_a_released_savepoint_still_rolls_back_with_its_transaction(any_engine: 
             session.exec(select(Partner).where(Partner.external_id == "P-savepoint")).first()
             is None
         )
+
+
+def test_every_tenant_owned_model_gets_the_tenant_criterion(engine: Engine) -> None:
+    """Whichever mixin gives a model its tenant column (TenantOwned, or
+    TenantOwnedUnindexed where another index serves), its queries are scoped."""
+    from sqlalchemy import event
+    from sqlmodel import SQLModel
+
+    from partnercast.core.tenancy import TenantOwned, TenantOwnedUnindexed, TenantScoped
+
+    models = [
+        mapper.class_
+        for mapper in SQLModel._sa_registry.mappers
+        if issubclass(mapper.class_, TenantScoped)
+    ]
+    kinds = {TenantOwned: 0, TenantOwnedUnindexed: 0}
+    for model in models:
+        for kind in kinds:
+            kinds[kind] += issubclass(model, kind)
+    assert all(count >= 3 for count in kinds.values()), kinds  # both kinds in use
+    with plain_session(engine) as session:
+        tenant = Tenant(slug="only", name="Only", created_at=utcnow())
+        session.add(tenant)
+    sent: list[str] = []
+
+    def keep(_conn, _cursor, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        with tenant_session(engine, tenant.id) as session:
+            for model in models:
+                sent.clear()
+                session.exec(select(model).limit(1)).all()
+                where = sent[-1].split("WHERE", 1)[-1]
+                assert f"{model.__tablename__}.tenant_id = " in where, (model, sent[-1])
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
