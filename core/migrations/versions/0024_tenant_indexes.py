@@ -8,9 +8,10 @@ also serves every lookup by dispatch. One tenant's rows are most of a table, so 
 on the tenant alone is rarely worth reading; and before PostgreSQL has statistics of a
 table (a new database, a tenant just loaded) its planner took it for selective: finding
 a dispatch's ten deliveries, or a partner's contacts, it read the tenant's whole index
-(docs/performance.md, "Fifth pass"). Fewer indexes are also less work for every insert
-and every update that changes an indexed column (the rollups' counts, the tracker's
-events). Deleting a tenant row now reads these tables whole to check their foreign keys.
+(docs/performance.md, "The claim's list and the tenant-only indexes"). Fewer indexes are
+also less work for every insert and every update that changes an indexed column (the
+rollups' counts, the tracker's events). Deleting a tenant row now reads these tables whole
+to check their foreign keys.
 
 Revision ID: 0024
 Revises: 0023
