@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # note's round trip and commit with the sending, and doubles the bound above (two
     # windows a connection per crash); 0 is one window at a time.
     delivery_ahead: int = Field(default=DEFAULT_DELIVERY_AHEAD, ge=0, le=1)
+    # Outgoing webhooks may go to loopback, private and link-local addresses (a receiver on
+    # the same host or network, on premises). Off by default: a tenant's webhook could
+    # otherwise make the server call its own network (the database, a cloud's metadata
+    # service) and show it the answers (core/webhook_outbox.py).
+    webhook_private_targets: bool = False
     # Each REST API token's own limit (a token bucket in the database, core/ratelimit.py):
     # this many requests at once, refilled at api_rate_per_second; over it, 429.
     api_rate_burst: int = Field(default=120, ge=1, le=1_000_000)

@@ -23,9 +23,11 @@ and replayed (:func:`replay`: the same message, due again).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -96,8 +98,9 @@ def check_event_types(names: Iterable[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def check_url(url: str) -> str:
-    """An absolute http(s) URL without credentials; a UserError saying what is wrong."""
+def check_url(url: str, *, private_targets: bool = False) -> str:
+    """An absolute http(s) URL without credentials, and (unless ``private_targets``) not
+    an address of a private network; a UserError saying what is wrong."""
     parts = urlsplit(url.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UserError(f"{url.strip()!r} is not an http(s) URL", where="url")
@@ -105,7 +108,50 @@ def check_url(url: str) -> str:
         raise UserError("put no credentials in the URL; receivers check the signature", where="url")
     if len(url.strip()) > 2000:
         raise UserError("the URL is longer than 2,000 characters", where="url")
+    if not private_targets:
+        literal = _address(parts.hostname)
+        if literal is not None and not literal.is_global:
+            raise UserError(_private(str(literal)), where="url")
     return url.strip()
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone is not the address
+    except ValueError:
+        return None  # a name
+
+
+def _private(address: str) -> str:
+    return (
+        f"{address} is not a public address: webhooks go to public receivers unless the "
+        "setting webhook_private_targets is on (a receiver on the same host or network)"
+    )
+
+
+def refused_target(url: str, private_targets: bool) -> str | None:
+    """Why a POST to ``url`` is not made, or None: its host is, or resolves to, an address
+    that is not public (loopback, private, link-local, reserved), unless
+    ``private_targets``. Checked at each delivery, since a name may point elsewhere by then
+    (the HTTP client resolves it again to connect, so a name that changes between the two
+    is not caught). A name that does not resolve is left to the POST to report."""
+    if private_targets:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = _address(host)
+    if literal is not None:
+        return None if literal.is_global else _private(str(literal))
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return None
+    for *_, sockaddr in found:
+        address = _address(str(sockaddr[0]))
+        if address is not None and not address.is_global:
+            return f"{host} resolves to {address}: " + _private(str(address))
+    return None
 
 
 def create_endpoint(
@@ -121,7 +167,7 @@ def create_endpoint(
     session_tenant(session)
     secret = new_secret()
     endpoint = WebhookEndpoint(
-        url=check_url(url),
+        url=check_url(url, private_targets=settings.webhook_private_targets),
         description=description.strip()[:200],
         event_types=check_event_types(event_types),
         sealed_secret=secret_box(settings).seal({"secret": secret}),
@@ -417,7 +463,8 @@ def _deliver_one(
         msg_id, attempts = delivery.msg_id, delivery.attempts
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = signed_headers(secret_box(settings).open(sealed)["secret"], msg_id, now, body)
-    status, error = send(url, headers, body, TIMEOUT_SECONDS)
+    refused = refused_target(url, settings.webhook_private_targets)
+    status, error = (None, refused) if refused else send(url, headers, body, TIMEOUT_SECONDS)
     ok = status is not None and 200 <= status < 300
     _settle(engine, delivery_id, owner, now, ok, status, error, attempts + 1)
     return delivery.endpoint_id, ok

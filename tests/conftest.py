@@ -57,6 +57,9 @@ Tests of what happens without keys remove them (tests/core/test_keys.py)."""
 def _set_test_keys() -> None:
     os.environ["PARTNERCAST_SECRET_KEY"] = TEST_KEYS.secret_key
     os.environ["PARTNERCAST_ENCRYPTION_KEYS"] = json.dumps(TEST_KEYS.encryption_keys)
+    # The suite's webhook receivers listen on loopback, as an on-premises one would; the
+    # tests of the default (no private targets) remove it (tests/web/test_webhook_targets.py).
+    os.environ["PARTNERCAST_WEBHOOK_PRIVATE_TARGETS"] = "true"
 
 
 def pytest_configure(config: pytest.Config) -> None:
