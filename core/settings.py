@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     # Outgoing webhooks may go to loopback, private and link-local addresses (a receiver on
     # the same host or network, on premises). Off by default: a tenant's webhook could
     # otherwise make the server call its own network (the database, a cloud's metadata
-    # service) and show it the answers (core/webhook_outbox.py).
-    webhook_private_targets: bool = False
+    # service) and show it the answers (core/webhook_outbox.py). Not named webhook_*: that
+    # prefix stays free for a plugin's [webhook] section (plugins/sections.py).
+    private_webhook_receivers: bool = False
     # Each REST API token's own limit (a token bucket in the database, core/ratelimit.py):
     # this many requests at once, refilled at api_rate_per_second; over it, 429.
     api_rate_burst: int = Field(default=120, ge=1, le=1_000_000)

@@ -125,7 +125,7 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 def _private(address: str) -> str:
     return (
         f"{address} is not a public address: webhooks go to public receivers unless the "
-        "setting webhook_private_targets is on (a receiver on the same host or network)"
+        "setting private_webhook_receivers is on (a receiver on the same host or network)"
     )
 
 
@@ -167,7 +167,7 @@ def create_endpoint(
     session_tenant(session)
     secret = new_secret()
     endpoint = WebhookEndpoint(
-        url=check_url(url, private_targets=settings.webhook_private_targets),
+        url=check_url(url, private_targets=settings.private_webhook_receivers),
         description=description.strip()[:200],
         event_types=check_event_types(event_types),
         sealed_secret=secret_box(settings).seal({"secret": secret}),
@@ -463,7 +463,7 @@ def _deliver_one(
         msg_id, attempts = delivery.msg_id, delivery.attempts
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = signed_headers(secret_box(settings).open(sealed)["secret"], msg_id, now, body)
-    refused = refused_target(url, settings.webhook_private_targets)
+    refused = refused_target(url, settings.private_webhook_receivers)
     status, error = (None, refused) if refused else send(url, headers, body, TIMEOUT_SECONDS)
     ok = status is not None and 200 <= status < 300
     _settle(engine, delivery_id, owner, now, ok, status, error, attempts + 1)

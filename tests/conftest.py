@@ -59,7 +59,7 @@ def _set_test_keys() -> None:
     os.environ["PARTNERCAST_ENCRYPTION_KEYS"] = json.dumps(TEST_KEYS.encryption_keys)
     # The suite's webhook receivers listen on loopback, as an on-premises one would; the
     # tests of the default (no private targets) remove it (tests/web/test_webhook_targets.py).
-    os.environ["PARTNERCAST_WEBHOOK_PRIVATE_TARGETS"] = "true"
+    os.environ["PARTNERCAST_PRIVATE_WEBHOOK_RECEIVERS"] = "true"
 
 
 def pytest_configure(config: pytest.Config) -> None:

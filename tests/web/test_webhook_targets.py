@@ -1,5 +1,5 @@
 """Outgoing webhooks go to public receivers only, unless the deployment allows private ones
-(the setting webhook_private_targets): a tenant's webhook must not make the server call its
+(the setting private_webhook_receivers): a tenant's webhook must not make the server call its
 own network (the database, a cloud's metadata service) and report the answers back."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def public_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default: the suite allows private targets for its loopback receivers."""
-    monkeypatch.delenv("PARTNERCAST_WEBHOOK_PRIVATE_TARGETS")
+    monkeypatch.delenv("PARTNERCAST_PRIVATE_WEBHOOK_RECEIVERS")
 
 
 @pytest.fixture
@@ -57,11 +57,11 @@ def test_a_private_address_is_refused_when_added(
 ) -> None:
     with tenant_session(engine, tenant_a) as session, pytest.raises(UserError) as refused:
         create_endpoint(session, load_settings(), url=url, event_types=["*"], now=NOW)
-    assert "not a public address" in str(refused.value) and "webhook_private_targets" in str(
+    assert "not a public address" in str(refused.value) and "private_webhook_receivers" in str(
         refused.value
     )
     with tenant_session(engine, tenant_a) as session:  # nothing half-written
-        allowed = load_settings(webhook_private_targets=True)
+        allowed = load_settings(private_webhook_receivers=True)
         endpoint, _ = create_endpoint(session, allowed, url=url, event_types=["*"], now=NOW)
         assert endpoint.id is not None
 
@@ -93,7 +93,7 @@ def test_a_name_that_resolves_to_loopback_gets_no_post_and_says_why(
                 stage_changed_at=NOW,
             )
         )
-    monkeypatch.delenv("PARTNERCAST_WEBHOOK_PRIVATE_TARGETS")
+    monkeypatch.delenv("PARTNERCAST_PRIVATE_WEBHOOK_RECEIVERS")
     report = deliver_due(engine, load_settings(), NOW, owner="w1")
     assert (report.delivered, report.failed) == (0, 1)
     assert receiver.got == []
@@ -103,7 +103,7 @@ def test_a_name_that_resolves_to_loopback_gets_no_post_and_says_why(
     assert "localhost resolves to" in delivery.last_error
     assert "not a public address" in delivery.last_error
 
-    allowed = load_settings(webhook_private_targets=True)  # an on-premises deployment
+    allowed = load_settings(private_webhook_receivers=True)  # an on-premises deployment
     later = deliver_due(engine, allowed, delivery.next_attempt_at or NOW, owner="w1")
     assert (later.delivered, later.failed) == (1, 0) and len(receiver.got) == 1
 
