@@ -98,8 +98,8 @@ def check_event_types(names: Iterable[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def check_url(url: str, *, private_targets: bool = False) -> str:
-    """An absolute http(s) URL without credentials, and (unless ``private_targets``) not
+def check_url(url: str, *, private_receivers: bool = False) -> str:
+    """An absolute http(s) URL without credentials, and (unless ``private_receivers``) not
     an address of a private network; a UserError saying what is wrong."""
     parts = urlsplit(url.strip())
     if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -108,10 +108,8 @@ def check_url(url: str, *, private_targets: bool = False) -> str:
         raise UserError("put no credentials in the URL; receivers check the signature", where="url")
     if len(url.strip()) > 2000:
         raise UserError("the URL is longer than 2,000 characters", where="url")
-    if not private_targets:
-        literal = _address(parts.hostname)
-        if literal is not None and not literal.is_global:
-            raise UserError(_private(str(literal)), where="url")
+    if not private_receivers and (refused := _refused_literal(parts.hostname)):
+        raise UserError(refused, where="url")
     return url.strip()
 
 
@@ -122,26 +120,32 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None  # a name
 
 
-def _private(address: str) -> str:
+def _private(address: object) -> str:
     return (
         f"{address} is not a public address: webhooks go to public receivers unless the "
         "setting private_webhook_receivers is on (a receiver on the same host or network)"
     )
 
 
-def refused_target(url: str, private_targets: bool) -> str | None:
+def _refused_literal(host: str) -> str | None:
+    """Why ``host``, an IP address that is not public, is refused; None for a public
+    address or a name."""
+    address = _address(host)
+    return _private(address) if address is not None and not address.is_global else None
+
+
+def refused_target(url: str, private_receivers: bool) -> str | None:
     """Why a POST to ``url`` is not made, or None: its host is, or resolves to, an address
     that is not public (loopback, private, link-local, reserved), unless
-    ``private_targets``. Checked at each delivery, since a name may point elsewhere by then
+    ``private_receivers``. Checked at each delivery, since a name may point elsewhere by then
     (the HTTP client resolves it again to connect, so a name that changes between the two
     is not caught). A name that does not resolve is left to the POST to report."""
-    if private_targets:
+    if private_receivers:
         return None
     parts = urlsplit(url)
     host = parts.hostname or ""
-    literal = _address(host)
-    if literal is not None:
-        return None if literal.is_global else _private(str(literal))
+    if _address(host) is not None:
+        return _refused_literal(host)
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -150,7 +154,7 @@ def refused_target(url: str, private_targets: bool) -> str | None:
     for *_, sockaddr in found:
         address = _address(str(sockaddr[0]))
         if address is not None and not address.is_global:
-            return f"{host} resolves to {address}: " + _private(str(address))
+            return f"{host} resolves to {address}: " + _private(address)
     return None
 
 
@@ -167,7 +171,7 @@ def create_endpoint(
     session_tenant(session)
     secret = new_secret()
     endpoint = WebhookEndpoint(
-        url=check_url(url, private_targets=settings.private_webhook_receivers),
+        url=check_url(url, private_receivers=settings.private_webhook_receivers),
         description=description.strip()[:200],
         event_types=check_event_types(event_types),
         sealed_secret=secret_box(settings).seal({"secret": secret}),

@@ -58,7 +58,7 @@ def _set_test_keys() -> None:
     os.environ["PARTNERCAST_SECRET_KEY"] = TEST_KEYS.secret_key
     os.environ["PARTNERCAST_ENCRYPTION_KEYS"] = json.dumps(TEST_KEYS.encryption_keys)
     # The suite's webhook receivers listen on loopback, as an on-premises one would; the
-    # tests of the default (no private targets) remove it (tests/web/test_webhook_targets.py).
+    # tests of the default (public receivers only) remove it (tests/web/test_webhook_targets.py).
     os.environ["PARTNERCAST_PRIVATE_WEBHOOK_RECEIVERS"] = "true"
 
 

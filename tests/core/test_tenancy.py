@@ -155,10 +155,10 @@ def test_every_tenant_owned_model_gets_the_tenant_criterion(engine: Engine) -> N
         for mapper in SQLModel._sa_registry.mappers
         if issubclass(mapper.class_, TenantScoped)
     ]
-    kinds = {TenantOwned: 0, TenantOwnedUnindexed: 0}
-    for model in models:
-        for kind in kinds:
-            kinds[kind] += issubclass(model, kind)
+    kinds = {
+        kind: sum(issubclass(m, kind) for m in models)
+        for kind in (TenantOwned, TenantOwnedUnindexed)
+    }
     assert all(count >= 3 for count in kinds.values()), kinds  # both kinds in use
     with plain_session(engine) as session:
         tenant = Tenant(slug="only", name="Only", created_at=utcnow())

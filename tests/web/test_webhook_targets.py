@@ -30,7 +30,7 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def public_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The default: the suite allows private targets for its loopback receivers."""
+    """The default: the suite allows private receivers, for its loopback ones."""
     monkeypatch.delenv("PARTNERCAST_PRIVATE_WEBHOOK_RECEIVERS")
 
 
@@ -60,7 +60,7 @@ def test_a_private_address_is_refused_when_added(
     assert "not a public address" in str(refused.value) and "private_webhook_receivers" in str(
         refused.value
     )
-    with tenant_session(engine, tenant_a) as session:  # nothing half-written
+    with tenant_session(engine, tenant_a) as session:  # allowed where the setting is on
         allowed = load_settings(private_webhook_receivers=True)
         endpoint, _ = create_endpoint(session, allowed, url=url, event_types=["*"], now=NOW)
         assert endpoint.id is not None
