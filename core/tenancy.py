@@ -60,6 +60,16 @@ class TenantOwnedUnindexed(TenantScoped):
     tenant_id: int = Field(foreign_key="tenant.id", nullable=False)
 
 
+class TenantOwnedByParents(TenantScoped):
+    """A tenant-owned table whose rows are held to their tenant by composite foreign keys,
+    (tenant_id, parent_id) to each parent's (tenant_id, id): a row cannot name another
+    tenant's parent, and the parents' own keys on the tenant stand for one here. The model
+    declares the composite keys in its ``__table_args__``. No index on the tenant alone,
+    as :class:`TenantOwnedUnindexed` (revision 0025)."""
+
+    tenant_id: int = Field(nullable=False)
+
+
 _owned_cache: tuple[int, frozenset[str]] = (-1, frozenset())
 
 

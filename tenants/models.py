@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from partnercast.core.tenancy import TenantOwned, TenantOwnedUnindexed
@@ -75,7 +75,11 @@ class Partner(TenantOwned, SQLModel, table=True):
 class Contact(TenantOwnedUnindexed, SQLModel, table=True):
     """A partner's customer: someone the partner may email (with consent)."""
 
-    __table_args__ = (UniqueConstraint("tenant_id", "partner_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "partner_id", "external_id"),
+        # What the delivery ledger's composite foreign key refers to (revision 0025).
+        Index("uq_contact_tenant_id", "tenant_id", "id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     partner_id: int = Field(foreign_key="partner.id", index=True)
