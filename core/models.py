@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from partnercast.core.tenancy import TenantOwned, TenantOwnedByParents, TenantOwnedUnindexed
+from partnercast.core.tenancy import TenantOwnedByParents, TenantOwnedUnindexed
 
 HELD_FOR_APPROVAL = "approval"
 """Dispatch.held_for: pending, due, but the partner has not approved (yet); rechecked
@@ -31,7 +31,7 @@ HELD_FOR_RECONNECT = "reconnect"
 missing; resumed when the account is reconnected (core/accounts.py ``resume_held``)."""
 
 
-class Dispatch(TenantOwned, SQLModel, table=True):
+class Dispatch(TenantOwnedUnindexed, SQLModel, table=True):
     """One publication of one touch for one partner in one cycle."""
 
     __table_args__ = (
@@ -39,7 +39,8 @@ class Dispatch(TenantOwned, SQLModel, table=True):
         Index("ix_dispatch_due", "state", "scheduled_at"),
         Index("ix_dispatch_lease", "state", "lease_until"),
         Index("ix_dispatch_state_partner", "tenant_id", "state", "partner_id"),
-        # What the ledger's composite foreign key refers to (revision 0025).
+        # What the ledger's composite foreign key refers to (revision 0025); it also
+        # serves every lookup by the tenant alone.
         Index("uq_dispatch_tenant_id", "tenant_id", "id", unique=True),
     )
 

@@ -11,6 +11,13 @@ any key, 4.6 ms). The parents' (tenant_id, id) get a unique index each, which th
 refer to. Existing rows are checked when the keys are added: a row whose tenant is not its
 dispatch's and its contact's stops the upgrade.
 
+Two indexes go with them. dispatch's index on the tenant alone is dropped: the new unique
+(tenant_id, id) leads with it. contact's index on the partner becomes (tenant_id,
+partner_id, id), the shape of a dispatch's audience read (a partner's contacts in keyset
+pages by id): with (tenant_id, id) there and no statistics, PostgreSQL read the audience
+off that index, the tenant's every contact in id order, 1.9 ms for a partner of ten
+among 10,000 contacts.
+
 On SQLite the ledger is rebuilt (batch mode); the two unique indexes are added in place
 (a rebuilt parent table could not be dropped under its children's keys).
 
@@ -41,6 +48,9 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for parent in PARENTS:
         op.create_index(f"uq_{parent}_tenant_id", parent, ["tenant_id", "id"], unique=True)
+    op.drop_index("ix_dispatch_tenant_id", table_name="dispatch")
+    op.create_index("ix_contact_partner", "contact", ["tenant_id", "partner_id", "id"])
+    op.drop_index("ix_contact_partner_id", table_name="contact")
     with op.batch_alter_table(
         "delivery", naming_convention=SQLITE_NAMES if sqlite else None
     ) as batch_op:
@@ -62,5 +72,8 @@ def downgrade() -> None:
             batch_op.drop_constraint(f"fk_delivery_{parent}_tenant", type_="foreignkey")
         for parent in ("tenant", *PARENTS):
             batch_op.create_foreign_key(_old_key(parent, sqlite), parent, [f"{parent}_id"], ["id"])
+    op.create_index("ix_contact_partner_id", "contact", ["partner_id"])
+    op.drop_index("ix_contact_partner", table_name="contact")
+    op.create_index("ix_dispatch_tenant_id", "dispatch", ["tenant_id"])
     for parent in PARENTS:
         op.drop_index(f"uq_{parent}_tenant_id", table_name=parent)
