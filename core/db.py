@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from partnercast.core import keepers
 from partnercast.core.errors import UserError
@@ -231,6 +237,15 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
     except OperationalError as error:
         raise UserError(
             f"cannot migrate the database: {' '.join(str(error.orig).split())}",
+            where=engine.url.render_as_string(hide_password=True),
+        ) from error
+    except IntegrityError as error:
+        # A new constraint that rows already there break (revision 0025: a delivery whose
+        # tenant is not its dispatch's). The run's migrations are one transaction
+        # (migrations/env.py): nothing of them stays, the database is where it was.
+        raise UserError(
+            "cannot migrate the database: rows already there break a new constraint"
+            f" ({' '.join(str(error.orig).split())[:300]})",
             where=engine.url.render_as_string(hide_password=True),
         ) from error
 

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from support.world import World, build_world, start
 
-from partnercast.core.db import alembic_config, upgrade
+from partnercast.core.db import alembic_config, current_revision, upgrade
+from partnercast.core.errors import UserError
 
 INSERT = text(
     "INSERT INTO delivery (tenant_id, dispatch_id, contact_id, email, state, uncertain, "
@@ -96,3 +97,22 @@ def test_the_migration_keeps_the_ledger(any_engine: Engine, tmp_path: Path) -> N
         assert connection.execute(text("SELECT * FROM delivery ORDER BY id")).all() == before
     with pytest.raises(IntegrityError), any_engine.begin() as connection:
         connection.execute(INSERT, {**rows[0], "dispatch": rows[1]["dispatch"]})
+
+
+def test_an_upgrade_over_a_cross_tenant_row_stops_with_one_line_and_changes_nothing(
+    any_engine: Engine, tmp_path: Path
+) -> None:
+    north, south = _two_tenants(any_engine, tmp_path)
+    command.downgrade(alembic_config(any_engine), "0024")
+    crossed = {
+        "tenant": north.tenant_id,
+        "dispatch": _first(any_engine, "dispatch", south.tenant_id),
+        "contact": _first(any_engine, "contact", north.tenant_id),
+    }
+    with any_engine.begin() as connection:
+        connection.execute(INSERT, crossed)
+    with pytest.raises(UserError, match="rows already there break a new constraint") as caught:
+        upgrade(any_engine)
+    assert "\n" not in str(caught.value)
+    assert current_revision(any_engine) == "0024"
+    assert _count(any_engine) == 1
