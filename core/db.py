@@ -234,18 +234,15 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 
     try:
         command.upgrade(alembic_config(engine), revision)
-    except OperationalError as error:
+    except (OperationalError, IntegrityError) as error:
+        cause = " ".join(str(error.orig).split())
+        if isinstance(error, IntegrityError):
+            # A new constraint that rows already there break (revision 0025: a delivery
+            # whose tenant is not its dispatch's). The run's migrations are one transaction
+            # (migrations/env.py): nothing of them stays, the database is where it was.
+            cause = f"rows already there break a new constraint ({cause[:300]})"
         raise UserError(
-            f"cannot migrate the database: {' '.join(str(error.orig).split())}",
-            where=engine.url.render_as_string(hide_password=True),
-        ) from error
-    except IntegrityError as error:
-        # A new constraint that rows already there break (revision 0025: a delivery whose
-        # tenant is not its dispatch's). The run's migrations are one transaction
-        # (migrations/env.py): nothing of them stays, the database is where it was.
-        raise UserError(
-            "cannot migrate the database: rows already there break a new constraint"
-            f" ({' '.join(str(error.orig).split())[:300]})",
+            f"cannot migrate the database: {cause}",
             where=engine.url.render_as_string(hide_password=True),
         ) from error
 
